@@ -1,0 +1,179 @@
+"""The web layer: create_app() builds a Flask (flask-openapi3) app from small named steps."""
+
+from __future__ import annotations
+
+import logging
+
+from argon2 import PasswordHasher
+from flask import current_app, g, request
+from flask_openapi3 import Info, OpenAPI
+from flask_socketio import SocketIO
+from werkzeug.exceptions import BadRequest
+
+from config import Config
+from core.clock import Clock
+from core.errors import DomainError, Forbidden
+
+from .auth import Accounts, TokenSigner, authorize, declared_roles
+from .errors import register_errorhandlers, validation_response
+from .extensions import make_redis
+from .observability import configure_logging, register_observability
+
+log = logging.getLogger(__name__)
+
+# Framework endpoints that are public by nature: static files and the API docs.
+FRAMEWORK_PUBLIC_PREFIXES = ("static", "openapi.", "swagger.")
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "footfall-v1"},
+}
+
+
+def create_app(config: Config | None = None, *, clock: Clock | None = None) -> OpenAPI:
+    """Build the application from a configuration object."""
+    config = config if config is not None else Config()
+    config.finalize()
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="Footfall API",
+            version="0.1.0",
+            description="Shopper-companion backend: stores, geofences, location fixes and "
+            "geofence events. Every operation lists the roles that may call it.",
+        ),
+        security_schemes=SECURITY_SCHEMES,
+        doc_prefix="/api",
+        doc_url="/openapi.json",
+        validation_error_status=422,
+        validation_error_callback=validation_response,
+        static_folder="../static",
+        static_url_path="/static",
+    )
+    app.config.from_mapping(config.as_flask_mapping())
+    app.json.sort_keys = False
+    configure_logging(config.LOG_LEVEL)
+    register_extensions(app, config, clock or Clock())
+    register_observability(app)
+    register_security(app)
+    register_blueprints(app)
+    register_namespaces(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_background(app)
+    return app
+
+
+def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
+    """Connect Redis (starting the embedded server when REDIS_URL is unset), Socket.IO, domain."""
+    from geo.engine import EngineSettings, LocationEngine
+    from geo.stores import StoreCatalog
+
+    from .sinks import SocketEventSink
+
+    url = config.REDIS_URL
+    if not url:
+        from .redis_supervisor import ensure_embedded
+
+        server = ensure_embedded(config.VAR_DIR, config.REDIS_EMBEDDED_PORT)
+        app.extensions["embedded_redis"] = server
+        url = server.url
+        app.config["REDIS_URL"] = url
+    r = make_redis(url)
+    app.extensions["redis"] = r
+    app.extensions["clock"] = clock
+    socketio = SocketIO()
+    queue = url if app.config.get("SOCKETIO_MESSAGE_QUEUE", True) else None
+    socketio.init_app(
+        app,
+        message_queue=queue,
+        async_mode=app.config.get("SOCKETIO_ASYNC_MODE", "gevent"),
+        cors_allowed_origins=app.config.get("CORS_ORIGINS", "*"),
+        max_http_buffer_size=app.config.get("SOCKET_MAX_PAYLOAD", 64 * 1024),
+        ping_interval=25,
+        ping_timeout=20,
+    )
+    hasher = PasswordHasher(
+        time_cost=config.PASSWORD_HASH_TIME_COST, memory_cost=config.PASSWORD_HASH_MEMORY_KIB
+    )
+    app.extensions["accounts"] = Accounts(
+        r,
+        TokenSigner(config.SECRET_KEY),
+        clock,
+        token_ttl_s=config.TOKEN_TTL_S,
+        hasher=hasher,
+        login_max=config.LOGIN_MAX_ATTEMPTS,
+        login_window_s=config.LOGIN_WINDOW_S,
+        login_ip_max=config.LOGIN_IP_MAX_ATTEMPTS,
+    )
+    catalog = StoreCatalog(r, clock)
+    app.extensions["stores"] = catalog
+    app.extensions["geo"] = LocationEngine(
+        r, catalog, clock, EngineSettings.from_config(config), sink=SocketEventSink(socketio)
+    )
+
+
+def register_security(app: OpenAPI) -> None:
+    """Authenticate the bearer token and enforce the roles every endpoint declares."""
+
+    @app.before_request
+    def _authorize() -> None:
+        endpoint = request.endpoint
+        if endpoint is None:
+            return  # routing raises 404/405 next
+        g.principal = None
+        if endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES):
+            return
+        allowed = declared_roles(current_app.view_functions.get(endpoint))
+        if allowed is None:
+            raise Forbidden("this endpoint declares no roles", code="undeclared_roles")
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise DomainError(
+                    "Authorization must be 'Bearer <token>'", code="invalid_token", status=401
+                )
+            g.principal = current_app.extensions["accounts"].authenticate(token.strip())
+        authorize(g.principal, allowed)
+
+    @app.before_request
+    def _parse_json() -> None:
+        # A body that claims to be JSON but is not is a 400 naming the body, not a 422 later.
+        if request.method in {"POST", "PUT", "PATCH"} and request.is_json and request.content_length:
+            try:
+                request.get_json()
+            except BadRequest:
+                raise DomainError(
+                    "request body is not valid JSON", code="malformed_json", field="body"
+                ) from None
+
+
+def register_blueprints(app: OpenAPI) -> None:
+    """Mount the REST blueprints under /api."""
+    from .blueprints import auth, location, ops, stores
+
+    for module in (ops, auth, stores, location):
+        app.register_api(module.bp)
+
+
+def register_namespaces(app: OpenAPI) -> None:
+    """Register the Socket.IO namespaces."""
+    from .sockets.shopper import ShopperNamespace
+
+    app.extensions["socketio"].on_namespace(ShopperNamespace("/shopper"))
+
+
+def register_commands(app: OpenAPI) -> None:
+    """Add the flask CLI commands."""
+    from .cli import register
+
+    register(app)
+
+
+def register_background(app: OpenAPI) -> None:
+    """Start the periodic geofence sweeper in server processes (not in tests)."""
+    if not app.config.get("BACKGROUND_TASKS"):
+        return
+    from .background import start_background_tasks
+
+    start_background_tasks(app)

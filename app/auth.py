@@ -1,0 +1,317 @@
+"""Accounts, signed bearer tokens, login rate limits, and the role check every endpoint declares.
+
+Tokens are `v1.<payload>.<signature>`: the payload (user id, role, store, session id, expiry) is
+HMAC-SHA256 signed with a key derived from SECRET_KEY. A token is valid while its signature
+checks, it has not expired and its session key still exists in Redis: logout deletes that key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from core.errors import Conflict, DomainError, Forbidden, NotFound, RateLimited, Unauthorized
+
+ROLES = ("shopper", "staff", "marketer", "host", "admin")
+PUBLIC = "public"
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: str
+    role: str
+    store_id: str | None
+    session_id: str
+
+
+def roles(*allowed: str) -> Callable:
+    """Declare which roles may call an endpoint or socket event (the default is deny)."""
+    for role in allowed:
+        if role not in ROLES and role != PUBLIC:
+            raise ValueError(f"unknown role {role!r}")
+
+    def decorator(func: Callable) -> Callable:
+        func._footfall_roles = frozenset(allowed)
+        return func
+
+    return decorator
+
+
+def declared_roles(func: Callable | None) -> frozenset[str] | None:
+    """Return the roles a view or handler declared, or None when it declared none."""
+    return getattr(func, "_footfall_roles", None)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenSigner:
+    """Sign and verify bearer tokens with a key derived from the app secret."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._key = hashlib.sha256(b"footfall-token-v1:" + secret_key.encode()).digest()
+
+    def sign(self, payload: dict) -> str:
+        """Return a token carrying the payload."""
+        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+        sig = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+        return f"v1.{body}.{sig}"
+
+    def verify(self, token: str, now: float) -> dict:
+        """Return the payload of a well-signed, unexpired token, or raise Unauthorized."""
+        try:
+            version, body, sig = token.split(".")
+        except ValueError:
+            raise Unauthorized("malformed token", code="invalid_token") from None
+        if version != "v1":
+            raise Unauthorized("unknown token version", code="invalid_token")
+        expected = _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(expected, sig):
+            raise Unauthorized("bad token signature", code="invalid_token")
+        try:
+            payload = json.loads(_unb64(body))
+        except ValueError:
+            raise Unauthorized("malformed token", code="invalid_token") from None
+        if not isinstance(payload, dict) or payload.get("exp", 0) <= now:
+            raise Unauthorized("token expired", code="token_expired")
+        return payload
+
+
+def _user_key(user_id: str) -> str:
+    return f"user:{{u:{user_id}}}"
+
+
+def _session_key(session_id: str) -> str:
+    return f"auth:session:{session_id}"
+
+
+def _email_key(email: str) -> str:
+    return f"user:email:{email}"
+
+
+class Accounts:
+    """Account storage, password checks, sessions and login throttling on Redis."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        signer: TokenSigner,
+        clock,
+        *,
+        token_ttl_s: int,
+        hasher: PasswordHasher,
+        login_max: int,
+        login_window_s: int,
+        login_ip_max: int,
+    ) -> None:
+        self.r = r
+        self.signer = signer
+        self.clock = clock
+        self.token_ttl_s = token_ttl_s
+        self.hasher = hasher
+        self.login_max = login_max
+        self.login_window_s = login_window_s
+        self.login_ip_max = login_ip_max
+        # Hashing a dummy on unknown accounts keeps login time independent of existence.
+        self._dummy_hash = hasher.hash(secrets.token_hex(8))
+
+    # -- accounts ------------------------------------------------------------------------
+    def create_user(
+        self,
+        email: str,
+        password: str,
+        role: str,
+        *,
+        display_name: str | None = None,
+        store_id: str | None = None,
+    ) -> dict:
+        """Create an account; emails are unique, staff are bound to one store."""
+        email = normalize_email(email)
+        if role not in ROLES:
+            raise DomainError(f"unknown role {role!r}", code="invalid_role", field="role")
+        if role == "staff" and not store_id:
+            raise DomainError("staff accounts need a store", code="store_required", field="store_id")
+        if role != "staff" and store_id:
+            raise DomainError("only staff accounts belong to a store", field="store_id")
+        check_password_strength(password)
+        user_id = secrets.token_hex(8)
+        now = self.clock.now()
+        record = {
+            "id": user_id,
+            "email": email,
+            "role": role,
+            "display_name": display_name or email.split("@")[0],
+            "store_id": store_id or "",
+            "password": self.hasher.hash(password),
+            "created_at": f"{now:.3f}",
+        }
+        # The record goes first: if the email is taken, the orphan record is removed again,
+        # and an index entry never points at a record that does not exist.
+        self.r.hset(_user_key(user_id), mapping=record)
+        if not self.r.set(_email_key(email), user_id, nx=True):
+            self.r.delete(_user_key(user_id))
+            raise Conflict("an account with this email exists", code="email_taken", field="email")
+        return public_user(record)
+
+    def get_user(self, user_id: str) -> dict:
+        """Return an account's public fields."""
+        record = self.r.hgetall(_user_key(user_id))
+        if not record:
+            raise NotFound("no such account", code="user_not_found")
+        return public_user(record)
+
+    def find_by_email(self, email: str) -> dict | None:
+        """Return the full record for an email, or None."""
+        user_id = self.r.get(_email_key(normalize_email(email)))
+        if not user_id:
+            return None
+        return self.r.hgetall(_user_key(user_id)) or None
+
+    def delete_user(self, user_id: str) -> None:
+        """Remove the account record, its email index and every session."""
+        record = self.r.hgetall(_user_key(user_id))
+        if not record:
+            return
+        sessions = self.r.smembers(f"auth:user_sessions:{{u:{user_id}}}")
+        pipe = self.r.pipeline(transaction=False)
+        pipe.delete(_user_key(user_id), f"auth:user_sessions:{{u:{user_id}}}")
+        pipe.delete(_email_key(record["email"]))
+        for sid in sessions:
+            pipe.delete(_session_key(sid))
+        pipe.execute()
+
+    # -- sessions ------------------------------------------------------------------------
+    def login(self, email: str, password: str, ip: str) -> dict:
+        """Check the password (throttled per account and per IP) and open a session."""
+        email = normalize_email(email, field="email")
+        self._throttle(email, ip)
+        record = self.find_by_email(email)
+        if record is None:
+            self._verify_quietly(self._dummy_hash, password)
+            raise Unauthorized("wrong email or password", code="invalid_credentials")
+        if not self._verify_quietly(record["password"], password):
+            raise Unauthorized("wrong email or password", code="invalid_credentials")
+        if self.hasher.check_needs_rehash(record["password"]):
+            self.r.hset(_user_key(record["id"]), "password", self.hasher.hash(password))
+        self.r.delete(f"auth:fail:acct:{email}")
+        return self.open_session(record)
+
+    def _verify_quietly(self, hashed: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(hashed, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def _throttle(self, email: str, ip: str) -> None:
+        """Count this attempt; refuse when the account or the IP made too many recently."""
+        acct_key, ip_key = f"auth:fail:acct:{email}", f"auth:fail:ip:{ip}"
+        pipe = self.r.pipeline(transaction=True)
+        pipe.incr(acct_key)
+        pipe.expire(acct_key, self.login_window_s, nx=True)
+        pipe.incr(ip_key)
+        pipe.expire(ip_key, self.login_window_s, nx=True)
+        pipe.ttl(acct_key)
+        pipe.ttl(ip_key)
+        acct_n, _, ip_n, _, acct_ttl, ip_ttl = pipe.execute()
+        if acct_n > self.login_max:
+            raise RateLimited(
+                "too many login attempts for this account", retry_after=max(1, acct_ttl)
+            )
+        if ip_n > self.login_ip_max:
+            raise RateLimited("too many login attempts from this address", retry_after=max(1, ip_ttl))
+
+    def open_session(self, record: dict) -> dict:
+        """Issue a token for an account and remember its session for revocation."""
+        now = self.clock.now()
+        session_id = secrets.token_urlsafe(16)
+        payload = {
+            "u": record["id"],
+            "r": record["role"],
+            "s": record.get("store_id") or None,
+            "sid": session_id,
+            "iat": int(now),
+            "exp": int(now) + self.token_ttl_s,
+        }
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(_session_key(session_id), record["id"], ex=self.token_ttl_s)
+        pipe.sadd(f"auth:user_sessions:{{u:{record['id']}}}", session_id)
+        pipe.expire(f"auth:user_sessions:{{u:{record['id']}}}", self.token_ttl_s)
+        pipe.execute()
+        return {
+            "token": self.signer.sign(payload),
+            "token_type": "Bearer",
+            "expires_at": payload["exp"],
+            "user": public_user(record),
+        }
+
+    def authenticate(self, token: str) -> Principal:
+        """Return the principal of a valid token whose session is still open."""
+        payload = self.signer.verify(token, self.clock.now())
+        session_id = payload.get("sid")
+        if not session_id or not self.r.exists(_session_key(session_id)):
+            raise Unauthorized("session ended, sign in again", code="session_revoked")
+        return Principal(payload["u"], payload["r"], payload.get("s"), session_id)
+
+    def logout(self, principal: Principal) -> None:
+        """Revoke the caller's session."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.delete(_session_key(principal.session_id))
+        pipe.srem(f"auth:user_sessions:{{u:{principal.user_id}}}", principal.session_id)
+        pipe.execute()
+
+
+def normalize_email(email: str, field: str = "email") -> str:
+    """Lower-case and check an email address."""
+    email = (email or "").strip().lower()
+    if not EMAIL_RE.match(email):
+        raise DomainError("not a valid email address", code="invalid_email", field=field)
+    return email
+
+
+def check_password_strength(password: str) -> None:
+    """Refuse passwords that are too short or too long to hash sensibly."""
+    if not isinstance(password, str) or len(password) < 8:
+        raise DomainError("password needs at least 8 characters", code="weak_password",
+                          field="password")
+    if len(password) > 256:
+        raise DomainError("password is too long", code="invalid_password", field="password")
+
+
+def public_user(record: dict) -> dict:
+    """Return the fields of an account that may be shown to its owner."""
+    return {
+        "id": record["id"],
+        "email": record["email"],
+        "role": record["role"],
+        "display_name": record.get("display_name") or "",
+        "store_id": record.get("store_id") or None,
+    }
+
+
+def authorize(principal: Principal | None, allowed: Iterable[str]) -> None:
+    """Raise unless the principal holds one of the allowed roles."""
+    allowed = frozenset(allowed)
+    if PUBLIC in allowed:
+        return
+    if principal is None:
+        raise Unauthorized("sign in first: send Authorization: Bearer <token>")
+    if principal.role not in allowed:
+        raise Forbidden(f"role {principal.role!r} may not do this", code="forbidden_role")

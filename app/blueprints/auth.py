@@ -1,0 +1,108 @@
+"""Sign-up, sign-in, sign-out, the caller's account, location consent and erasure."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import RateLimited
+
+from ..api import endpoint, principal
+from ..auth import ROLES
+from ..extensions import get_redis
+
+bp = APIBlueprint("auth", __name__, url_prefix="/api", abp_tags=[Tag(name="accounts")])
+
+
+class SignupBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=8, max_length=256)
+    display_name: str | None = Field(default=None, min_length=1, max_length=80)
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class ConsentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    location: bool = Field(description="true to allow location fixes, false to withdraw "
+                           "(withdrawing deletes raw fixes and fence states)")
+
+
+def _accounts():
+    return current_app.extensions["accounts"]
+
+
+def _client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _throttle_signup() -> None:
+    r = get_redis()
+    key = f"auth:signup:ip:{_client_ip()}"
+    pipe = r.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, 3600, nx=True)
+    count, _ = pipe.execute()
+    if count > current_app.config["SIGNUP_IP_MAX"]:
+        raise RateLimited("too many sign-ups from this address", retry_after=3600)
+
+
+@endpoint(bp, "post", "/auth/signup", allow=["public"], summary="Create a shopper account",
+          responses={201: None})
+def signup(body: SignupBody):
+    _throttle_signup()
+    accounts = _accounts()
+    user = accounts.create_user(body.email, body.password, "shopper",
+                                display_name=body.display_name)
+    session = accounts.open_session(accounts.find_by_email(user["email"]))
+    return session, 201
+
+
+@endpoint(bp, "post", "/auth/login", allow=["public"],
+          summary="Sign in and get a bearer token",
+          description="Throttled per account and per client address (429 with Retry-After).")
+def login(body: LoginBody):
+    return _accounts().login(body.email, body.password, _client_ip())
+
+
+@endpoint(bp, "post", "/auth/logout", allow=ROLES, summary="Revoke this token")
+def logout():
+    _accounts().logout(principal())
+    return {"status": "signed_out"}
+
+
+@endpoint(bp, "get", "/me", allow=ROLES, summary="The caller's account")
+def me():
+    return _accounts().get_user(principal().user_id)
+
+
+@endpoint(bp, "delete", "/me", allow=["shopper"],
+          summary="Erase the caller's account and personal data",
+          description="Deletes the account, every session, raw fixes, position, fence states "
+          "and consent. Geofence events already in the event log keep only the opaque "
+          "shopper id, which no longer links to anyone.")
+def erase_me():
+    who = principal()
+    current_app.extensions["geo"].erase(who.user_id)
+    _accounts().delete_user(who.user_id)
+    return {"status": "erased"}
+
+
+@endpoint(bp, "get", "/me/consent", allow=["shopper"], summary="The caller's location consent")
+def get_consent():
+    return current_app.extensions["geo"].consent(principal().user_id)
+
+
+@endpoint(bp, "put", "/me/consent", allow=["shopper"],
+          summary="Grant or withdraw location consent")
+def put_consent(body: ConsentBody):
+    return current_app.extensions["geo"].set_consent(principal().user_id, body.location)

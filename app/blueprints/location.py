@@ -1,0 +1,95 @@
+"""Location fixes from the shopper's phone, and what the server concluded from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from geo.engine import Fix
+
+from ..api import endpoint, principal
+
+bp = APIBlueprint("location", __name__, url_prefix="/api/location",
+                  abp_tags=[Tag(name="location")])
+
+
+class FixIn(BaseModel):
+    """One fix: recorded_at is an ISO 8601 time with offset, or unix seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, strict=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    accuracy_m: float = Field(gt=0, le=100_000, allow_inf_nan=False,
+                              description="horizontal accuracy radius (68 %) in metres")
+    recorded_at: AwareDatetime | float = Field(description="when the phone recorded the fix")
+    speed_mps: float | None = Field(default=None, ge=0, le=1_000, allow_inf_nan=False)
+    mock: bool = Field(default=False, description="the OS reported a mock location provider")
+
+    def to_fix(self) -> Fix:
+        """Convert to the engine's Fix."""
+        at = self.recorded_at
+        ts = at.timestamp() if isinstance(at, datetime) else float(at)
+        return Fix(self.lat, self.lon, self.accuracy_m, ts, self.speed_mps, self.mock)
+
+
+class FixBatch(BaseModel):
+    """Up to 100 fixes buffered by the phone; processed in recorded order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fixes: list[FixIn] = Field(min_length=1, max_length=100)
+
+
+def record(fixes: list[Fix]) -> dict:
+    """Run fixes through the engine for the caller and count the outcome."""
+    engine = current_app.extensions["geo"]
+    results = engine.record_fixes(principal().user_id, fixes)
+    current_app.extensions["metrics"].count_fix_results(results)
+    return {
+        "results": [r.to_dict() for r in results],
+        "accepted": sum(1 for r in results if not r.ignored),
+        "ignored": sum(1 for r in results if r.ignored),
+    }
+
+
+@endpoint(bp, "post", "/fix", allow=["shopper"], summary="Send one location fix",
+          description="Refused with consent_required (403) before the shopper consented. "
+          "Answers the spoof verdict and any geofence events the fix caused.")
+def post_fix(body: FixIn):
+    return record([body.to_fix()])
+
+
+@endpoint(bp, "post", "/fixes", allow=["shopper"], summary="Send a batch of up to 100 fixes",
+          description="Fixes are processed in recorded order; duplicates and fixes older than "
+          "the last processed one are ignored (idempotent retries).")
+def post_fixes(body: FixBatch):
+    return record([f.to_fix() for f in body.fixes])
+
+
+@endpoint(bp, "get", "/inside", allow=["shopper"], summary="The fences the caller is inside now")
+def inside():
+    engine = current_app.extensions["geo"]
+    stores = current_app.extensions["stores"]
+    items = engine.inside(principal().user_id)
+    records = stores.get_many([i["store_id"] for i in items])
+    for item, record in zip(items, records, strict=True):
+        item["store"] = ({k: record[k] for k in ("id", "name", "brand", "city")}
+                         if record else None)
+    return {"items": items}
+
+
+@endpoint(bp, "get", "/fixes", allow=["shopper"],
+          summary="The caller's own raw fixes still kept (at most 24 h)")
+def my_fixes():
+    engine = current_app.extensions["geo"]
+    return {"items": engine.recent_fixes(principal().user_id),
+            "retention_s": engine.settings.retention_s}
+
+
+@endpoint(bp, "get", "/trust", allow=["shopper"], summary="The caller's location trust score")
+def my_trust():
+    return {"trust": current_app.extensions["geo"].trust(principal().user_id)}

@@ -1,0 +1,38 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import redis
+from flask import Response, current_app, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..api import endpoint
+from ..extensions import get_redis
+
+bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")])
+
+
+@endpoint(bp, "get", "/healthz", allow=["public"], summary="The process is alive")
+def healthz():
+    return {"status": "ok"}
+
+
+@endpoint(bp, "get", "/readyz", allow=["public"], summary="Redis is reachable")
+def readyz():
+    try:
+        get_redis().ping()
+    except redis.RedisError as exc:
+        response = jsonify({"status": "unavailable", "redis": False,
+                            "error": {"code": "service_unavailable", "message": str(exc),
+                                      "field": None}})
+        response.status_code = 503
+        response.headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER_S", 2))
+        return response
+    return {"status": "ok", "redis": True}
+
+
+@endpoint(bp, "get", "/metrics", allow=["public"], summary="Prometheus metrics of this process")
+def metrics():
+    registry = current_app.extensions["metrics"].registry
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

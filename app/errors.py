@@ -1,0 +1,110 @@
+"""One JSON error envelope for every failure: domain errors, framework errors, Redis outages."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, current_app, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from core.errors import DomainError, RateLimited
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def envelope(status: int, code: str, message: str, field: str | None = None, **extra):
+    """Build the JSON error response."""
+    body = {"code": code, "message": message, "field": field}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def field_path(loc: tuple) -> str | None:
+    """Turn a pydantic error location into a dotted field path like 'fixes[3].lat'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or None
+
+
+def validation_response(exc: ValidationError):
+    """Answer a pydantic validation failure with the first offending field."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    first = errors[0] if errors else {"loc": (), "msg": "invalid input", "type": "value_error"}
+    # flask-openapi3 validates body/query/path models; the location starts inside the model.
+    field = field_path(tuple(first.get("loc", ())))
+    kind = first.get("type", "")
+    code = "unknown_field" if kind == "extra_forbidden" else "validation_error"
+    message = first.get("msg", "invalid input")
+    if kind == "extra_forbidden":
+        message = "unknown field"
+    elif kind == "missing":
+        message = "field required"
+    details = [
+        {"field": field_path(tuple(e.get("loc", ()))), "message": e.get("msg"), "type": e.get("type")}
+        for e in errors[:20]
+    ]
+    return envelope(422, code, message, field, details=details)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Map every exception the app can meet to the envelope."""
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError):
+        response = jsonify(exc.to_dict())
+        response.status_code = exc.status
+        if isinstance(exc, RateLimited):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.errorhandler(ValidationError)
+    def _pydantic(exc: ValidationError):
+        return validation_response(exc)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        # flask-openapi3 aborts with a ready response for validation errors: keep it.
+        if exc.response is not None and exc.code is None:
+            return exc.response
+        status = exc.code or 500
+        code = _HTTP_CODES.get(status, "http_error")
+        response = envelope(status, code, exc.description or exc.name)
+        if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(redis.ConnectionError)
+    @app.errorhandler(redis.TimeoutError)
+    @app.errorhandler(redis.BusyLoadingError)
+    def _redis_down(exc: Exception):
+        log.warning("redis unavailable: %s", exc)
+        response = envelope(503, "service_unavailable", "storage is unavailable, retry shortly")
+        response.headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER_S", 2))
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return envelope(500, "internal_error", "internal server error")

@@ -1,0 +1,122 @@
+"""Prometheus metrics and structured JSON logs with a request id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import time
+
+from flask import Flask, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+class Metrics:
+    """The app's metric families, in a registry of its own (one per app instance)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "footfall_http_requests_total",
+            "HTTP requests by endpoint, method and status",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "footfall_http_request_duration_seconds",
+            "HTTP request latency by endpoint",
+            ["endpoint"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=self.registry,
+        )
+        self.fixes = Counter(
+            "footfall_location_fixes_total",
+            "Location fixes by spoof verdict (and 'ignored' for stale or duplicate fixes)",
+            ["verdict"],
+            registry=self.registry,
+        )
+        self.geofence_events = Counter(
+            "footfall_geofence_events_total",
+            "Geofence events by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def count_fix_results(self, results) -> None:
+        """Count location fix outcomes and the events they caused."""
+        for result in results:
+            self.fixes.labels(result.verdict if not result.ignored else "ignored").inc()
+            for event in result.events:
+                self.geofence_events.labels(event["kind"]).inc()
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line, with the request id when there is one."""
+
+    _skip = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        try:
+            rid = g.get("request_id")
+        except RuntimeError:
+            rid = None
+        if rid:
+            out["request_id"] = rid
+        for key, value in record.__dict__.items():
+            if key not in self._skip and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """Send JSON logs to stderr (idempotent across app instances)."""
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def register_observability(app: Flask) -> None:
+    """Give every request an id, time it, count it and log it."""
+    metrics = Metrics()
+    app.extensions["metrics"] = metrics
+    access_log = logging.getLogger("footfall.access")
+    log_requests = app.config.get("LOG_REQUESTS", True)
+
+    @app.before_request
+    def _start() -> None:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming[:64] if incoming.isprintable() and incoming else secrets.token_hex(8)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        endpoint = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(elapsed)
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        if log_requests:
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "ms": round(elapsed * 1000, 2),
+                },
+            )
+        return response

@@ -1,0 +1,117 @@
+"""A Namespace that authenticates at connect, checks each event's roles and never drops a client
+over bad input: every failure becomes an error ack (and an `error` event) with the envelope."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import redis
+from flask import current_app, request
+from flask_socketio import Namespace, emit
+from pydantic import ValidationError
+
+from core.errors import DomainError, Forbidden, Unauthorized
+
+from ..auth import Principal, authorize, declared_roles
+from ..errors import field_path
+
+log = logging.getLogger(__name__)
+
+LIFECYCLE = {"connect", "disconnect"}
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """Return the error envelope used by acks and `error` events."""
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def token_from_handshake(auth: Any) -> str | None:
+    """Find the bearer token in the auth payload, the Authorization header or ?token=."""
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+        return auth["token"]
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.args.get("token")
+
+
+class SecureNamespace(Namespace):
+    """Base of every namespace: roles at connect and per event, default deny."""
+
+    connect_roles: tuple[str, ...] = ()
+    max_payload_bytes = 16 * 1024
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        # Who is behind each connection of this process (connections live in one process).
+        self.principals: dict[str, Principal] = {}
+
+    def on_connect(self, auth: Any = None) -> None:
+        token = token_from_handshake(auth)
+        if not token:
+            raise ConnectionRefusedError(error_body("unauthorized", "a token is required"))
+        try:
+            who = current_app.extensions["accounts"].authenticate(token)
+            authorize(who, self.connect_roles)
+        except (Unauthorized, Forbidden) as exc:
+            raise ConnectionRefusedError(exc.to_dict()) from None
+        except redis.RedisError:
+            raise ConnectionRefusedError(
+                error_body("service_unavailable", "storage is unavailable, retry shortly")
+            ) from None
+        self.principals[request.sid] = who
+        self.joined(who)
+
+    def joined(self, who: Principal) -> None:
+        """Hook: put a new connection in its rooms."""
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        self.principals.pop(request.sid, None)
+
+    def principal(self) -> Principal:
+        """Return the principal of the connection handling this event."""
+        return self.principals[request.sid]
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in LIFECYCLE:
+            return super().trigger_event(event, *args)
+        try:
+            return self._dispatch(event, *args)
+        except DomainError as exc:
+            return self._fail(exc.to_dict(), event)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            code = "unknown_field" if first["type"] == "extra_forbidden" else "validation_error"
+            return self._fail(error_body(code, first["msg"], field_path(tuple(first["loc"]))),
+                              event)
+        except redis.RedisError:
+            return self._fail(error_body("service_unavailable",
+                                         "storage is unavailable, retry shortly"), event)
+        except Exception:
+            log.exception("socket handler failed", extra={"event": event})
+            return self._fail(error_body("internal_error", "internal error"), event)
+
+    def _dispatch(self, event: str, *args: Any) -> Any:
+        handler = getattr(self, f"on_{event}", None) if event.isidentifier() else None
+        if handler is None:
+            raise DomainError(f"unknown event {event!r}", code="unknown_event", field="event")
+        allowed = declared_roles(handler)
+        if allowed is None:
+            raise Forbidden("this event declares no roles", code="undeclared_roles")
+        who = self.principals.get(request.sid)
+        authorize(who, allowed)
+        if len(args) > 1:
+            raise DomainError("send one payload object", code="invalid_payload", field="payload")
+        payload = args[0] if args else None
+        if payload is not None:
+            size = len(json.dumps(payload, separators=(",", ":"), default=str))
+            if size > self.max_payload_bytes:
+                raise DomainError(f"payload over {self.max_payload_bytes} bytes",
+                                  code="payload_too_large", field="payload", status=413)
+        return handler(payload)
+
+    def _fail(self, body: dict[str, Any], event: str) -> dict[str, Any]:
+        emit("error", {**body, "event": event})
+        return body

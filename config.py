@@ -1,0 +1,143 @@
+"""Configuration from the environment, with development defaults; TestConfig for the suite."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Settings read from the environment when the class is instantiated."""
+
+    TESTING = False
+
+    def __init__(self) -> None:
+        self.ENV = os.environ.get("FOOTFALL_ENV", "development")
+        self.VAR_DIR = Path(os.environ.get("FOOTFALL_VAR_DIR", BASE_DIR / "var"))
+        self.REDIS_URL = os.environ.get("REDIS_URL") or None
+        self.REDIS_EMBEDDED_PORT = _env_int("REDIS_EMBEDDED_PORT", 6390)
+        self.HOST = os.environ.get("FOOTFALL_HOST", "127.0.0.1")
+        self.PORT = _env_int("FOOTFALL_PORT", 5000)
+        self.SECRET_KEY = os.environ.get("SECRET_KEY") or None
+        self.TOKEN_TTL_S = _env_int("TOKEN_TTL_S", 12 * 3600)
+        self.LOGIN_MAX_ATTEMPTS = _env_int("LOGIN_MAX_ATTEMPTS", 5)
+        self.LOGIN_WINDOW_S = _env_int("LOGIN_WINDOW_S", 300)
+        self.LOGIN_IP_MAX_ATTEMPTS = _env_int("LOGIN_IP_MAX_ATTEMPTS", 50)
+        self.SIGNUP_IP_MAX = _env_int("SIGNUP_IP_MAX", 20)
+        self.PASSWORD_HASH_TIME_COST = _env_int("PASSWORD_HASH_TIME_COST", 3)
+        self.PASSWORD_HASH_MEMORY_KIB = _env_int("PASSWORD_HASH_MEMORY_KIB", 65536)
+        self.RETRY_AFTER_S = _env_int("RETRY_AFTER_S", 2)
+        self.MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+        self.LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+        self.LOG_REQUESTS = _env_bool("LOG_REQUESTS", True)
+        self.METRICS_ENABLED = _env_bool("METRICS_ENABLED", True)
+        self.BACKGROUND_TASKS = _env_bool("BACKGROUND_TASKS", True)
+        self.SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "gevent")
+        # Fan-out between processes goes through Redis pub/sub on the same server.
+        self.SOCKETIO_MESSAGE_QUEUE = _env_bool("SOCKETIO_MESSAGE_QUEUE", True)
+        self.CORS_ORIGINS = os.environ.get("CORS_ORIGINS", "*")
+        self.SOCKET_MAX_PAYLOAD = _env_int("SOCKET_MAX_PAYLOAD", 64 * 1024)
+        # Geofence tunables (see README "Geofencing rules").
+        self.GEOFENCE_DWELL_S = _env_int("GEOFENCE_DWELL_S", 120)
+        self.GEOFENCE_MAX_ACCURACY_M = _env_float("GEOFENCE_MAX_ACCURACY_M", 150.0)
+        self.GEOFENCE_MIN_OVERLAP = _env_float("GEOFENCE_MIN_OVERLAP", 0.75)
+        self.GEOFENCE_EXIT_CONFIRM_S = _env_int("GEOFENCE_EXIT_CONFIRM_S", 60)
+        self.SPOOF_MAX_SPEED_MPS = _env_float("SPOOF_MAX_SPEED_MPS", 50.0)
+        self.SPOOF_JUMP_M = _env_float("SPOOF_JUMP_M", 10_000.0)
+        self.SPOOF_JUMP_WINDOW_S = _env_int("SPOOF_JUMP_WINDOW_S", 600)
+        self.FIX_RETENTION_S = _env_int("FIX_RETENTION_S", 24 * 3600)
+        self.FIX_MAX_AGE_S = _env_int("FIX_MAX_AGE_S", 7 * 24 * 3600)
+        self.FIX_MAX_FUTURE_S = _env_int("FIX_MAX_FUTURE_S", 300)
+
+    @property
+    def production(self) -> bool:
+        """Tell whether this configuration runs in production mode."""
+        return self.ENV == "production"
+
+    def finalize(self) -> None:
+        """Check the settings and fill in what development mode may generate."""
+        if not 0 < self.FIX_RETENTION_S <= 24 * 3600:
+            raise RuntimeError("FIX_RETENTION_S must be between 1 and 86400 seconds (24 h)")
+        if not 0.0 < self.GEOFENCE_MIN_OVERLAP <= 1.0:
+            raise RuntimeError("GEOFENCE_MIN_OVERLAP must be in (0, 1]")
+        if self.SECRET_KEY:
+            if self.production and len(self.SECRET_KEY) < 32:
+                raise RuntimeError("SECRET_KEY must be at least 32 characters in production")
+            return
+        if self.production:
+            raise RuntimeError(
+                "SECRET_KEY is not set. In production (FOOTFALL_ENV=production) the secret key "
+                "must come from the environment: export SECRET_KEY=$(python -c "
+                "'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        self.SECRET_KEY = _dev_secret_key(self.VAR_DIR)
+
+    def as_flask_mapping(self) -> dict:
+        """Return the upper-case settings as a plain mapping for app.config."""
+        names = {name for name in dir(type(self)) if name.isupper()} | set(vars(self))
+        return {name: getattr(self, name) for name in names if name.isupper()}
+
+
+def _dev_secret_key(var_dir: Path) -> str:
+    """Read the development secret key under var/, creating it on first use."""
+    path = Path(var_dir) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+class TestConfig(Config):
+    """Settings for the test suite: a throwaway Redis URL is set by the fixture."""
+
+    TESTING = True
+
+    def __init__(self, **overrides) -> None:
+        super().__init__()
+        self.ENV = "testing"
+        self.SECRET_KEY = "test-secret-key-" + "x" * 32
+        # Fast hashing keeps the suite quick; production uses the argon2 defaults above.
+        self.PASSWORD_HASH_TIME_COST = 1
+        self.PASSWORD_HASH_MEMORY_KIB = 1024
+        self.LOG_REQUESTS = False
+        self.BACKGROUND_TASKS = False
+        # The Flask-SocketIO test client runs in-process and refuses a message queue;
+        # cross-process behaviour is tested against real server processes instead.
+        self.SOCKETIO_ASYNC_MODE = "threading"
+        self.SOCKETIO_MESSAGE_QUEUE = False
+        for key, value in overrides.items():
+            setattr(self, key, value)

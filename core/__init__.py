@@ -1,0 +1,1 @@
+"""Small pieces every domain package shares: the error base and the clock. No flask here."""

@@ -1,0 +1,725 @@
+"""Location fixes in, geofence events out: spoof verdicts and the per-(shopper, fence) state machine.
+
+One call handles any number of shoppers with a fixed number of Redis round trips:
+1. read: catalog version, each shopper's state, position and fence states, and GEOSEARCH
+   candidates for every fix (one search per non-empty fence tier);
+2. commit: one Lua script per shopper checks the state version it read (compare-and-set), then
+   writes fence states, raw fixes, position, trust and an outbox of events together;
+3. only when there are events: append them to the event stream and empty the outbox.
+A shopper whose state changed between 1 and 2 (another process) is read and computed again.
+See README "Geofencing rules" for the rules themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from core.clock import Clock
+from core.errors import DomainError
+
+from . import keys
+from .geometry import fast_distance_m
+from .stores import StoreCatalog, StoreEntry, entry_from_record, tier_of
+
+log = logging.getLogger(__name__)
+
+VERDICTS = ("ok", "jump", "too_fast", "inaccurate", "mocked")
+TRUST_DELTA = {"ok": 1, "inaccurate": 0, "too_fast": -15, "mocked": -25, "jump": -30}
+TRUST_START = 100
+EVENT_KINDS = ("enter", "dwell", "exit", "transit")
+MAX_CAS_RETRIES = 20
+
+# KEYS: state, fence states, fixes, outbox, position.
+# ARGV: expected version, fixes cutoff, retention ttl, then counted groups:
+#   n, (field, value)* for fence states to set;  n, field* to delete;  n, (score, member)* fixes;
+#   n, (field, value)* state fields;  n, (field, value)* position fields;  n, event* outbox.
+# Returns 1 when written, 0 when the version moved (caller re-reads), -1 without consent.
+COMMIT_LUA = """
+local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
+if ver ~= tonumber(ARGV[1]) then return 0 end
+if redis.call('HGET', KEYS[1], 'consent') ~= '1' then return -1 end
+local cutoff, ttl = ARGV[2], tonumber(ARGV[3])
+local i = 4
+local n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HDEL', KEYS[2], ARGV[i]); i = i + 1 end
+if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ttl) end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
+if n > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. cutoff)
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
+if n > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
+n = tonumber(ARGV[i]); i = i + 1
+for _ = 1, n do redis.call('RPUSH', KEYS[4], ARGV[i]); i = i + 1 end
+if n > 0 then redis.call('HSET', KEYS[1], 'ob', '1') end
+redis.call('HSET', KEYS[1], 'ver', ver + 1)
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Tunables of the geofence rules and spoof checks."""
+
+    dwell_s: float = 120.0
+    max_accuracy_m: float = 150.0
+    min_overlap: float = 0.75
+    exit_confirm_s: float = 60.0
+    max_speed_mps: float = 50.0
+    jump_m: float = 10_000.0
+    jump_window_s: float = 600.0
+    retention_s: int = 24 * 3600
+    max_age_s: float = 24 * 3600
+    max_future_s: float = 300.0
+    transit_min_m: float = 20.0
+    stream_maxlen: int = 1_000_000
+
+    @classmethod
+    def from_config(cls, config: Any) -> EngineSettings:
+        """Take the GEOFENCE_/SPOOF_/FIX_ settings of an app configuration."""
+        return cls(
+            dwell_s=config.GEOFENCE_DWELL_S,
+            max_accuracy_m=config.GEOFENCE_MAX_ACCURACY_M,
+            min_overlap=config.GEOFENCE_MIN_OVERLAP,
+            exit_confirm_s=config.GEOFENCE_EXIT_CONFIRM_S,
+            max_speed_mps=config.SPOOF_MAX_SPEED_MPS,
+            jump_m=config.SPOOF_JUMP_M,
+            jump_window_s=config.SPOOF_JUMP_WINDOW_S,
+            retention_s=config.FIX_RETENTION_S,
+            max_age_s=min(config.FIX_MAX_AGE_S, config.FIX_RETENTION_S),
+            max_future_s=config.FIX_MAX_FUTURE_S,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One location fix as the phone recorded it."""
+
+    lat: float
+    lon: float
+    accuracy_m: float
+    recorded_at: float
+    speed_mps: float | None = None
+    mock: bool = False
+
+
+@dataclass(slots=True)
+class FixResult:
+    """What became of one fix."""
+
+    recorded_at: float
+    verdict: str
+    ignored: bool = False
+    reason: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the result for API answers."""
+        return {
+            "recorded_at": self.recorded_at,
+            "verdict": self.verdict,
+            "ignored": self.ignored,
+            "reason": self.reason,
+            "events": self.events,
+        }
+
+
+class EventSink:
+    """Where committed geofence events are pushed besides the stream (e.g. socket rooms)."""
+
+    def publish(self, shopper_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Deliver a shopper's new events."""
+
+
+@dataclass(slots=True)
+class _FenceState:
+    entered_at: float
+    dwelled: bool
+    pending_since: float  # 0 when no exit is pending
+
+    def encode(self) -> str:
+        return f"{self.entered_at:.3f}|{int(self.dwelled)}|{self.pending_since:.3f}"
+
+    @classmethod
+    def decode(cls, raw: str) -> _FenceState:
+        entered, dwelled, pending = raw.split("|")
+        return cls(float(entered), dwelled == "1", float(pending))
+
+
+@dataclass(slots=True)
+class _Point:
+    t: float
+    lat: float
+    lon: float
+    acc: float
+
+    def encode(self) -> str:
+        return f"{self.t:.3f},{self.lat:.7f},{self.lon:.7f},{self.acc:.1f}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> _Point | None:
+        if not raw:
+            return None
+        t, lat, lon, acc = raw.split(",")
+        return cls(float(t), float(lat), float(lon), float(acc))
+
+
+@dataclass(slots=True)
+class _Work:
+    """One shopper's pass through the engine."""
+
+    shopper_id: str
+    fixes: list[Fix]
+    results: list[FixResult] = field(default_factory=list)
+    error: DomainError | None = None
+    version: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    pending_add: dict[str, float] = field(default_factory=dict)
+    pending_del: list[str] = field(default_factory=list)
+    commit_args: list[Any] | None = None
+
+
+class LocationEngine:
+    """Process location fixes into spoof verdicts and geofence events."""
+
+    def __init__(
+        self,
+        r: redis.Redis,
+        catalog: StoreCatalog,
+        clock: Clock,
+        settings: EngineSettings | None = None,
+        sink: EventSink | None = None,
+    ) -> None:
+        self.r = r
+        self.catalog = catalog
+        self.clock = clock
+        self.settings = settings or EngineSettings()
+        self.sink = sink or EventSink()
+        self._commit = r.register_script(COMMIT_LUA)
+        self._cache_version = -1
+        self._entries: dict[str, StoreEntry] = {}
+        self._tiers: list[int] = []
+
+    # -- consent, trust, privacy -----------------------------------------------------------
+    def set_consent(self, shopper_id: str, granted: bool) -> dict[str, Any]:
+        """Record the shopper's consent to location use; withdrawing it erases location data."""
+        now = self.clock.now()
+        st = keys.shopper_state(shopper_id)
+        if granted:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(st, mapping={"consent": "1", "consent_at": f"{now:.3f}"})
+            pipe.hsetnx(st, "trust", TRUST_START)
+            pipe.hincrby(st, "ver", 1)
+            pipe.execute()
+        else:
+            self.erase_location(shopper_id)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(st, mapping={"consent": "0", "consent_at": f"{now:.3f}"})
+            pipe.hincrby(st, "ver", 1)
+            pipe.execute()
+        return {"location": granted, "updated_at": now}
+
+    def consent(self, shopper_id: str) -> dict[str, Any]:
+        """Return the shopper's consent state."""
+        consent, at = self.r.hmget(keys.shopper_state(shopper_id), "consent", "consent_at")
+        return {"location": consent == "1", "updated_at": float(at) if at else None}
+
+    def trust(self, shopper_id: str) -> int:
+        """Return the shopper's trust score, 0 (spoofer) to 100 (clean)."""
+        raw = self.r.hget(keys.shopper_state(shopper_id), "trust")
+        return int(raw) if raw is not None else TRUST_START
+
+    def erase_location(self, shopper_id: str) -> None:
+        """Delete the shopper's raw fixes, position and fence states."""
+        self.r.delete(
+            keys.shopper_fixes(shopper_id),
+            keys.shopper_fences(shopper_id),
+            keys.shopper_position(shopper_id),
+        )
+
+    def erase(self, shopper_id: str) -> None:
+        """Delete everything personal the geo package keeps about a shopper."""
+        self.r.delete(
+            keys.shopper_state(shopper_id),
+            keys.shopper_fixes(shopper_id),
+            keys.shopper_fences(shopper_id),
+            keys.shopper_position(shopper_id),
+            keys.shopper_outbox(shopper_id),
+        )
+
+    def recent_fixes(self, shopper_id: str) -> list[dict[str, Any]]:
+        """Return the shopper's raw fixes still within the retention, oldest first."""
+        cutoff = self.clock.now() - self.settings.retention_s
+        raw = self.r.zrangebyscore(keys.shopper_fixes(shopper_id), cutoff, "+inf")
+        return [json.loads(item) for item in raw]
+
+    def inside(self, shopper_id: str) -> list[dict[str, Any]]:
+        """Return the fences the shopper is inside now, with when they entered."""
+        states = self.r.hgetall(keys.shopper_fences(shopper_id))
+        out = []
+        for store_id, raw in sorted(states.items()):
+            state = _FenceState.decode(raw)
+            out.append({
+                "store_id": store_id,
+                "entered_at": state.entered_at,
+                "dwelled": state.dwelled,
+                "exit_pending": state.pending_since > 0,
+            })
+        return out
+
+    # -- the fence cache ---------------------------------------------------------------------
+    def _refresh(self, version: int) -> None:
+        if version == self._cache_version:
+            return
+        loaded_version, records = self.catalog.load_all()
+        self._entries = {sid: entry_from_record(rec) for sid, rec in records.items()}
+        self._tiers = sorted({tier_of(e.fence) for e in self._entries.values()})
+        self._cache_version = loaded_version
+
+    # -- fixes -------------------------------------------------------------------------------
+    def record_fixes(self, shopper_id: str, fixes: Sequence[Fix]) -> list[FixResult]:
+        """Process one shopper's fixes (one or a batch); raise when the shopper may not send."""
+        outcome = self.record_many([(shopper_id, list(fixes))])[shopper_id]
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    def record_many(
+        self, batches: Iterable[tuple[str, list[Fix]]]
+    ) -> dict[str, list[FixResult] | DomainError]:
+        """Process fixes of many shoppers with batched round trips; errors come back per shopper."""
+        now = self.clock.now()
+        pending: dict[str, _Work] = {}
+        for shopper_id, fixes in batches:
+            if shopper_id in pending:
+                pending[shopper_id].fixes.extend(fixes)
+            else:
+                pending[shopper_id] = _Work(shopper_id, list(fixes))
+        done: dict[str, list[FixResult] | DomainError] = {}
+        for _ in range(MAX_CAS_RETRIES):
+            if not pending:
+                break
+            works = list(pending.values())
+            self._read_and_compute(works, now)
+            committed = self._commit_all([w for w in works if w.error is None])
+            for work in works:
+                if work.error is not None:
+                    done[work.shopper_id] = work.error
+                    del pending[work.shopper_id]
+                elif work.shopper_id in committed:
+                    done[work.shopper_id] = work.results
+                    del pending[work.shopper_id]
+                else:
+                    # Another process moved this shopper's state: start over from a fresh read.
+                    work.results, work.events = [], []
+                    work.pending_add, work.pending_del = {}, []
+        for work in pending.values():
+            done[work.shopper_id] = DomainError(
+                "too much concurrent activity for this shopper, retry",
+                code="conflict", status=409,
+            )
+        return done
+
+    def _read_and_compute(self, works: list[_Work], now: float) -> None:
+        # Round trip 1, repeated only if the fence catalog changed under us.
+        while True:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.get(keys.VERSION)
+            tiers = list(self._tiers)
+            plans: list[tuple[_Work, list[Fix]]] = []
+            for work in works:
+                pipe.hgetall(keys.shopper_state(work.shopper_id))
+                pipe.hgetall(keys.shopper_fences(work.shopper_id))
+                pipe.hgetall(keys.shopper_position(work.shopper_id))
+                fixes = self._order(work, now)
+                plans.append((work, fixes))
+                for fix in fixes:
+                    for tier in tiers:
+                        pipe.geosearch(keys.fence_index(tier), longitude=fix.lon,
+                                       latitude=fix.lat, radius=keys.TIERS[tier], unit="m")
+            replies = pipe.execute()
+            version = int(replies[0] or 0)
+            if version != self._cache_version:
+                self._refresh(version)
+                if self._tiers != tiers:
+                    continue
+            break
+        pos = 1
+        extra: list[tuple[_Work, dict, dict, dict, list[Fix], list[set[str]]]] = []
+        for work, fixes in plans:
+            state, fences, position = replies[pos], replies[pos + 1], replies[pos + 2]
+            pos += 3
+            candidates = []
+            for _fix in fixes:
+                found: set[str] = set()
+                for _tier in tiers:
+                    found.update(replies[pos])
+                    pos += 1
+                candidates.append(found)
+            extra.append((work, state, fences, position, fixes, candidates))
+        self._add_segment_candidates(extra)
+        for work, state, fences, position, fixes, candidates in extra:
+            self._compute(work, state, fences, position, fixes, candidates, now)
+
+    def _order(self, work: _Work, now: float) -> list[Fix]:
+        """Sort a shopper's fixes by recorded time; refuse ones from the future."""
+        limit = now + self.settings.max_future_s
+        for index, fix in enumerate(work.fixes):
+            if fix.recorded_at > limit:
+                work.error = DomainError(
+                    "recorded_at is in the future", code="fix_in_future",
+                    field=f"fixes[{index}].recorded_at", status=422,
+                )
+                return []
+        return sorted(work.fixes, key=lambda f: f.recorded_at)
+
+    def _add_segment_candidates(self, extra: list) -> None:
+        """Search fences along long segments between fixes, which a point search can miss."""
+        asks: list[tuple[set[str], float, float, float]] = []
+        for _work, _state, _fences, position, fixes, candidates in extra:
+            prev = _Point.decode(position.get("anchor"))
+            for fix, found in zip(fixes, candidates, strict=True):
+                if prev is not None:
+                    length = fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon)
+                    if length > 50.0 and length < 200_000.0:
+                        mid_lat, mid_lon = (prev.lat + fix.lat) / 2, (prev.lon + fix.lon) / 2
+                        asks.append((found, mid_lat, mid_lon, length / 2))
+                prev = _Point(fix.recorded_at, fix.lat, fix.lon, fix.accuracy_m)
+        if not asks:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        tiers = list(self._tiers)
+        for _found, lat, lon, half in asks:
+            for tier in tiers:
+                pipe.geosearch(keys.fence_index(tier), longitude=lon, latitude=lat,
+                               radius=keys.TIERS[tier] + half, unit="m")
+        replies = iter(pipe.execute())
+        for found, *_ in asks:
+            for _tier in tiers:
+                found.update(next(replies))
+
+    def _verdict(self, fix: Fix, anchor: _Point | None) -> str:
+        s = self.settings
+        if fix.mock:
+            return "mocked"
+        if anchor is not None:
+            dt = fix.recorded_at - anchor.t
+            distance = fast_distance_m(anchor.lat, anchor.lon, fix.lat, fix.lon)
+            if distance > s.jump_m and dt < s.jump_window_s:
+                return "jump"
+            # The accuracy circles are slack: GPS noise alone must not look like speed.
+            slack = min(fix.accuracy_m, s.max_accuracy_m) + min(anchor.acc, s.max_accuracy_m)
+            if dt > 0 and max(0.0, distance - slack) / dt > s.max_speed_mps:
+                return "too_fast"
+        if fix.speed_mps is not None and fix.speed_mps > s.max_speed_mps:
+            return "too_fast"
+        if fix.accuracy_m > s.max_accuracy_m:
+            return "inaccurate"
+        return "ok"
+
+    def _compute(
+        self, work: _Work, state: dict, fences: dict, position: dict, fixes: list[Fix],
+        candidates: list[set[str]], now: float,
+    ) -> None:
+        """Run the spoof checks and the state machine over one shopper's ordered fixes."""
+        if work.error is not None:
+            return
+        if state.get("consent") != "1":
+            work.error = DomainError(
+                "the shopper has not consented to location use",
+                code="consent_required", field="consent", status=403,
+            )
+            return
+        s = self.settings
+        work.version = int(state.get("ver") or 0)
+        last_t = float(state.get("last_t") or 0.0)
+        trust = int(state.get("trust") or TRUST_START)
+        anchor = _Point.decode(position.get("anchor"))
+        last = _Point.decode(position.get("last"))
+        fs = {sid: _FenceState.decode(raw) for sid, raw in fences.items()}
+        touched: set[str] = set()
+        removed: set[str] = set()
+        fix_rows: list[tuple[float, str]] = []
+        oldest = now - s.max_age_s
+        for fix, found in zip(fixes, candidates, strict=True):
+            t = fix.recorded_at
+            if t <= last_t:
+                reason = "duplicate" if t == last_t else "older_than_last"
+                work.results.append(FixResult(t, "ignored", True, reason))
+                continue
+            if t < oldest:
+                work.results.append(FixResult(t, "ignored", True, "too_old"))
+                continue
+            verdict = self._verdict(fix, anchor)
+            trust = max(0, min(100, trust + TRUST_DELTA[verdict]))
+            result = FixResult(t, verdict)
+            work.results.append(result)
+            last_t = t
+            last = _Point(t, fix.lat, fix.lon, fix.accuracy_m)
+            fix_rows.append((t, json.dumps({
+                "t": t, "lat": fix.lat, "lon": fix.lon, "acc": fix.accuracy_m,
+                "speed": fix.speed_mps, "mock": fix.mock, "verdict": verdict,
+            }, separators=(",", ":"))))
+            if verdict != "ok":
+                continue  # suspicious fixes are kept with their verdict and change nothing
+            events = self._advance(work.shopper_id, fix, anchor, fs, found, touched, removed,
+                                   trust)
+            result.events.extend(events)
+            work.events.extend(events)
+            anchor = last
+        args_set = []
+        for sid in touched - removed:
+            args_set += [sid, fs[sid].encode()]
+        args_del = sorted(removed)
+        st_fields = ["last_t", f"{last_t:.3f}", "trust", str(trust)]
+        pos_fields = []
+        if last is not None:
+            pos_fields += ["last", last.encode()]
+        if anchor is not None:
+            pos_fields += ["anchor", anchor.encode()]
+        work.commit_args = [
+            work.version, f"{now - s.retention_s:.3f}", int(s.retention_s),
+            len(args_set) // 2, *args_set,
+            len(args_del), *args_del,
+            len(fix_rows), *[x for row in fix_rows for x in (f"{row[0]:.3f}", row[1])],
+            len(st_fields) // 2, *st_fields,
+            len(pos_fields) // 2, *pos_fields,
+            len(work.events), *[json.dumps(e, separators=(",", ":")) for e in work.events],
+        ]
+        for sid in touched - removed:
+            member = f"{work.shopper_id}|{sid}"
+            if fs[sid].pending_since > 0:
+                work.pending_add[member] = fs[sid].pending_since + s.exit_confirm_s
+            else:
+                work.pending_del.append(member)
+        work.pending_del += [f"{work.shopper_id}|{sid}" for sid in removed]
+
+    def _advance(
+        self, shopper_id: str, fix: Fix, prev: _Point | None, fs: dict[str, _FenceState],
+        found: set[str], touched: set[str], removed: set[str], trust: int,
+    ) -> list[dict[str, Any]]:
+        """Move every relevant fence's state for one trusted fix; return the events."""
+        s = self.settings
+        t = fix.recorded_at
+        events: list[dict[str, Any]] = []
+        usable = fix.accuracy_m <= s.max_accuracy_m
+        for sid in sorted(found | set(fs)):
+            entry = self._entries.get(sid)
+            if entry is None:
+                if sid in fs:  # the store was deleted: forget the state quietly
+                    del fs[sid]
+                    touched.add(sid)
+                    removed.add(sid)
+                continue
+            fence = entry.fence
+            state = fs.get(sid)
+            distance = fence.signed_distance_m(fix.lat, fix.lon)
+            if state is None:
+                if distance > fence.extent_m * 2 + 1_000 and prev is None:
+                    continue
+                if (usable and distance <= 0 and entry.active_at(t)
+                        and fence.overlap_fraction(fix.lat, fix.lon, fix.accuracy_m)
+                        >= s.min_overlap):
+                    fs[sid] = _FenceState(t, False, 0.0)
+                    touched.add(sid)
+                    removed.discard(sid)
+                    events.append(_event(shopper_id, sid, "enter", t, trust))
+                elif (prev is not None and distance > 0
+                      and fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon) >= s.transit_min_m
+                      and fence.signed_distance_m(prev.lat, prev.lon) > 0
+                      and fence.segment_crosses(prev.lat, prev.lon, fix.lat, fix.lon)):
+                    events.append(_event(shopper_id, sid, "transit", t, trust,
+                                         since=prev.t))
+                continue
+            if not usable:
+                continue
+            if distance > fence.hysteresis_m:
+                # Beyond the exit line: a second consecutive outside fix confirms the exit.
+                if state.pending_since > 0:
+                    events.append(_event(shopper_id, sid, "exit", state.pending_since, trust,
+                                         duration_s=round(state.pending_since
+                                                          - state.entered_at, 3)))
+                    del fs[sid]
+                    removed.add(sid)
+                else:
+                    state.pending_since = t
+                touched.add(sid)
+                continue
+            if state.pending_since > 0:
+                state.pending_since = 0.0
+                touched.add(sid)
+            if not state.dwelled and t - state.entered_at >= s.dwell_s and entry.active_at(t):
+                state.dwelled = True
+                touched.add(sid)
+                events.append(_event(shopper_id, sid, "dwell", t, trust,
+                                     dwell_s=round(t - state.entered_at, 3)))
+        return events
+
+    def _commit_all(self, works: list[_Work]) -> set[str]:
+        """Round trip 2 (and 3 when there are events); return the shoppers whose write landed."""
+        if not works:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for work in works:
+            sid = work.shopper_id
+            self._commit(
+                keys=[keys.shopper_state(sid), keys.shopper_fences(sid),
+                      keys.shopper_fixes(sid), keys.shopper_outbox(sid),
+                      keys.shopper_position(sid)],
+                args=work.commit_args, client=pipe,
+            )
+        replies = pipe.execute()
+        committed: set[str] = set()
+        with_events: list[_Work] = []
+        for work, reply in zip(works, replies, strict=True):
+            if reply == 1:
+                committed.add(work.shopper_id)
+                if work.events:
+                    with_events.append(work)
+            elif reply == -1:
+                work.error = DomainError(
+                    "the shopper has not consented to location use",
+                    code="consent_required", field="consent", status=403,
+                )
+                committed.add(work.shopper_id)
+        pipe = self.r.pipeline(transaction=False)
+        index_ops = False
+        for work in works:
+            if work.shopper_id in committed and work.error is None:
+                if work.pending_add:
+                    pipe.zadd(keys.PENDING_EXITS, work.pending_add)
+                    index_ops = True
+                if work.pending_del:
+                    pipe.zrem(keys.PENDING_EXITS, *work.pending_del)
+                    index_ops = True
+        for work in with_events:
+            self._append_events(pipe, work.shopper_id, work.events)
+        if index_ops or with_events:
+            pipe.execute()
+        for work in with_events:
+            self.sink.publish(work.shopper_id, work.events)
+        return committed
+
+    def _append_events(self, pipe, shopper_id: str, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            pipe.xadd(keys.EVENTS, {"event": json.dumps(event, separators=(",", ":"))},
+                      maxlen=self.settings.stream_maxlen, approximate=True)
+        pipe.delete(keys.shopper_outbox(shopper_id))
+        pipe.hdel(keys.shopper_state(shopper_id), "ob")
+
+    def flush_outboxes(self, shopper_ids: Iterable[str]) -> int:
+        """Append events a crashed process committed but never streamed; return how many."""
+        count = 0
+        for shopper_id in shopper_ids:
+            raw = self.r.lrange(keys.shopper_outbox(shopper_id), 0, -1)
+            if not raw:
+                continue
+            events = [json.loads(item) for item in raw]
+            pipe = self.r.pipeline(transaction=False)
+            self._append_events(pipe, shopper_id, events)
+            pipe.execute()
+            self.sink.publish(shopper_id, events)
+            count += len(events)
+        return count
+
+    # -- the sweeper -----------------------------------------------------------------------
+    def sweep(self, now: float | None = None, limit: int = 1_000) -> list[dict[str, Any]]:
+        """Confirm exits whose outside fix was not contradicted in time; return the events."""
+        now = self.clock.now() if now is None else now
+        due = self.r.zrangebyscore(keys.PENDING_EXITS, "-inf", now, start=0, num=limit)
+        by_shopper: dict[str, list[str]] = {}
+        for member in due:
+            shopper_id, _, store_id = member.rpartition("|")
+            by_shopper.setdefault(shopper_id, []).append(store_id)
+        emitted: list[dict[str, Any]] = []
+        for shopper_id, store_ids in by_shopper.items():
+            emitted += self._sweep_shopper(shopper_id, store_ids, now)
+        if due:
+            self.r.zrem(keys.PENDING_EXITS, *due)
+        return emitted
+
+    def _sweep_shopper(self, shopper_id: str, store_ids: list[str], now: float) -> list[dict]:
+        s = self.settings
+        for _ in range(MAX_CAS_RETRIES):
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hgetall(keys.shopper_state(shopper_id))
+            pipe.hgetall(keys.shopper_fences(shopper_id))
+            state, fences = pipe.execute()
+            if state.get("consent") != "1":
+                return []
+            trust = int(state.get("trust") or TRUST_START)
+            events, removed = [], []
+            for sid in store_ids:
+                raw = fences.get(sid)
+                if raw is None:
+                    continue
+                fstate = _FenceState.decode(raw)
+                if fstate.pending_since <= 0 or fstate.pending_since + s.exit_confirm_s > now:
+                    continue
+                removed.append(sid)
+                events.append(_event(shopper_id, sid, "exit", fstate.pending_since, trust,
+                                     duration_s=round(fstate.pending_since - fstate.entered_at, 3),
+                                     confirmed_by="timeout"))
+            if not events:
+                return []
+            args = [int(state.get("ver") or 0), f"{now - s.retention_s:.3f}", int(s.retention_s),
+                    0, len(removed), *removed, 0, 0, 0,
+                    len(events), *[json.dumps(e, separators=(",", ":")) for e in events]]
+            reply = self._commit(
+                keys=[keys.shopper_state(shopper_id), keys.shopper_fences(shopper_id),
+                      keys.shopper_fixes(shopper_id), keys.shopper_outbox(shopper_id),
+                      keys.shopper_position(shopper_id)],
+                args=args,
+            )
+            if reply == 1:
+                pipe = self.r.pipeline(transaction=False)
+                self._append_events(pipe, shopper_id, events)
+                pipe.execute()
+                self.sink.publish(shopper_id, events)
+                return events
+            if reply == -1:
+                return []
+        return []
+
+
+def _event(shopper_id: str, store_id: str, kind: str, at: float, trust: int,
+           **extra: Any) -> dict[str, Any]:
+    """Build an event; its id is deterministic so that consumers can deduplicate replays."""
+    event = {
+        "id": f"{shopper_id}:{store_id}:{kind}:{int(round(at * 1000))}",
+        "kind": kind,
+        "shopper_id": shopper_id,
+        "store_id": store_id,
+        "at": at,
+        "trust": trust,
+    }
+    event.update(extra)
+    return event
+
+
+def fix_from_dict(data: dict[str, Any]) -> Fix:
+    """Build a Fix from already validated fields."""
+    return Fix(
+        lat=float(data["lat"]), lon=float(data["lon"]), accuracy_m=float(data["accuracy_m"]),
+        recorded_at=float(data["recorded_at"]),
+        speed_mps=None if data.get("speed_mps") is None else float(data["speed_mps"]),
+        mock=bool(data.get("mock", False)),
+    )
+
+
+def _finite(value: float) -> bool:
+    return math.isfinite(value)

@@ -1,0 +1,46 @@
+"""Development server with demo data: gevent + websockets, embedded Redis unless REDIS_URL is set.
+
+    python run.py            # serve, loading the demo data first if it is not there
+    python run.py --no-demo  # serve without touching data
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo  # noqa: E402
+from config import Config  # noqa: E402
+
+
+def main() -> None:
+    """Start the server (and print what a newcomer needs to try it)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-demo", action="store_true", help="do not load demo data")
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args()
+    config = Config()
+    app = create_app(config)
+    host = args.host or config.HOST
+    port = args.port or config.PORT
+    base = f"http://{host}:{port}"
+    print(f"Footfall on {base}   (Redis: {app.config['REDIS_URL']})")
+    if not args.no_demo:
+        report = seed_demo(app)
+        print(f"demo data: {report['stores_total']} stores "
+              f"({report['stores_written']} written now); staff serve {report['staff_store']}")
+        print(f"demo accounts (password {DEMO_PASSWORD!r}):")
+        for email, role, _ in DEMO_ACCOUNTS:
+            print(f"  {role:9} {email}")
+    print(f"API docs      {base}/api/swagger   (OpenAPI: {base}/api/openapi.json)")
+    print(f"shopper demo  {base}/static/index.html")
+    print(f"health        {base}/healthz  {base}/readyz  {base}/metrics")
+    socketio = app.extensions["socketio"]
+    socketio.run(app, host=host, port=port, use_reloader=False, log_output=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Fixtures: a real Valkey/Redis server per test session, an app per test on an empty database."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from app import create_app
+from app.redis_supervisor import EmbeddedRedis, free_port
+from config import TestConfig
+from core.clock import FrozenClock
+
+T0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC, a Thursday; tests move the clock from here
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """Start a throwaway real server on a free port (or use TEST_REDIS_URL when given)."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port(), appendonly=False)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server):
+    client = redis.Redis.from_url(redis_server, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(T0)
+
+
+@pytest.fixture
+def make_app(redis_server, redis_client, clock, tmp_path):
+    """Build an app on the test server; keyword arguments override TestConfig settings."""
+
+    def factory(**overrides):
+        config = TestConfig(REDIS_URL=redis_server, VAR_DIR=tmp_path / "var", **overrides)
+        return create_app(config, clock=clock)
+
+    return factory
+
+
+@pytest.fixture
+def app(make_app):
+    yield make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class AuthActions:
+    """Multi-step account helpers: sign up shoppers, create staff/marketers, get headers."""
+
+    def __init__(self, app, client):
+        self.app = app
+        self.client = client
+        self._n = 0
+
+    def _email(self, role: str) -> str:
+        self._n += 1
+        return f"{role}{self._n}@example.test"
+
+    def signup(self, email: str | None = None, password: str = "correct-horse-1"):
+        email = email or self._email("shopper")
+        response = self.client.post("/api/auth/signup", json={"email": email,
+                                                              "password": password})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    def user(self, role: str, store_id: str | None = None, password: str = "correct-horse-1"):
+        """Create an account of any role directly and return its session."""
+        accounts = self.app.extensions["accounts"]
+        email = self._email(role)
+        accounts.create_user(email, password, role, store_id=store_id)
+        return accounts.open_session(accounts.find_by_email(email))
+
+    def headers(self, role: str = "shopper", store_id: str | None = None, consent: bool = True):
+        session = self.signup() if role == "shopper" else self.user(role, store_id)
+        if role == "shopper" and consent:
+            self.app.extensions["geo"].set_consent(session["user"]["id"], True)
+        return {"Authorization": f"Bearer {session['token']}"}, session["user"]
+
+
+@pytest.fixture
+def auth(app, client):
+    return AuthActions(app, client)
