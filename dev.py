@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Set up and run Footfall with nothing but Python 3.11+.
+
+    python3 dev.py demo    # set up, then serve with demo data on the embedded Redis
+    python3 dev.py test    # set up, then run the whole test suite
+    python3 dev.py bench   # set up, then run the benchmarks in bench/
+    python3 dev.py setup   # only set up (.venv with the project and its test tools)
+
+Setting up creates .venv/ next to this file and installs the project into it (again only when
+pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+STAMP = VENV / ".footfall-installed"
+
+
+def setup() -> None:
+    """Create the virtualenv and install the project with its test and bench extras."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Footfall needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print("creating .venv ...", flush=True)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        except Exception as exc:  # e.g. Debian without python3-venv
+            sys.exit(f"could not create a virtualenv ({exc}); install your distribution's "
+                     "python3-venv package (Debian/Ubuntu: apt-get install python3-venv)")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == digest:
+        return
+    print("installing Footfall and its dependencies into .venv ...", flush=True)
+    pip = [str(PY), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[test,bench]"], check=True, cwd=ROOT)
+    STAMP.write_text(digest)
+
+
+def run(args: list[str]) -> int:
+    """Run a command with the virtualenv's Python from the repository root."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.call([str(PY), *args], cwd=ROOT, env=env)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "bench", "setup"}:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    setup()
+    if command == "setup":
+        return 0
+    if command == "demo":
+        return run(["run.py", *rest])
+    if command == "bench":
+        return run(["bench/geo_bench.py", *rest])
+    return run(["-m", "pytest", *rest])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
