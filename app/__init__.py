@@ -139,7 +139,8 @@ def register_security(app: OpenAPI) -> None:
     @app.before_request
     def _parse_json() -> None:
         # A body that claims to be JSON but is not is a 400 naming the body, not a 422 later.
-        if request.method in {"POST", "PUT", "PATCH"} and request.is_json and request.content_length:
+        has_body = bool(request.content_length)
+        if request.method in {"POST", "PUT", "PATCH"} and request.is_json and has_body:
             try:
                 request.get_json()
             except BadRequest:

@@ -99,7 +99,8 @@ def register_observability(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming[:64] if incoming.isprintable() and incoming else secrets.token_hex(8)
+        valid = incoming and incoming.isprintable()
+        g.request_id = incoming[:64] if valid else secrets.token_hex(8)
         g.started = time.perf_counter()
 
     @app.after_request

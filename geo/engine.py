@@ -1,4 +1,4 @@
-"""Location fixes in, geofence events out: spoof verdicts and the per-(shopper, fence) state machine.
+"""Location fixes in, geofence events out: spoof verdicts and a per-(shopper, fence) state machine.
 
 One call handles any number of shoppers with a fixed number of Redis round trips:
 1. read: catalog version, each shopper's state, position and fence states, and GEOSEARCH
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -516,7 +515,7 @@ class LocationEngine:
         s = self.settings
         t = fix.recorded_at
         events: list[dict[str, Any]] = []
-        usable = fix.accuracy_m <= s.max_accuracy_m
+        # Only "ok" fixes get here, so the accuracy is within the limit.
         for sid in sorted(found | set(fs)):
             entry = self._entries.get(sid)
             if entry is None:
@@ -529,9 +528,7 @@ class LocationEngine:
             state = fs.get(sid)
             distance = fence.signed_distance_m(fix.lat, fix.lon)
             if state is None:
-                if distance > fence.extent_m * 2 + 1_000 and prev is None:
-                    continue
-                if (usable and distance <= 0 and entry.active_at(t)
+                if (distance <= 0 and entry.active_at(t)
                         and fence.overlap_fraction(fix.lat, fix.lon, fix.accuracy_m)
                         >= s.min_overlap):
                     fs[sid] = _FenceState(t, False, 0.0)
@@ -544,8 +541,6 @@ class LocationEngine:
                       and fence.segment_crosses(prev.lat, prev.lon, fix.lat, fix.lon)):
                     events.append(_event(shopper_id, sid, "transit", t, trust,
                                          since=prev.t))
-                continue
-            if not usable:
                 continue
             if distance > fence.hysteresis_m:
                 # Beyond the exit line: a second consecutive outside fix confirms the exit.
@@ -720,6 +715,3 @@ def fix_from_dict(data: dict[str, Any]) -> Fix:
         mock=bool(data.get("mock", False)),
     )
 
-
-def _finite(value: float) -> bool:
-    return math.isfinite(value)
