@@ -12,6 +12,7 @@ See README "Geofencing rules" for the rules themselves.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
@@ -36,38 +37,103 @@ EVENT_KINDS = ("enter", "dwell", "exit", "transit")
 MAX_CAS_RETRIES = 20
 
 # KEYS: state, fence states, fixes, outbox, position.
-# ARGV: expected version, fixes cutoff, retention ttl, then counted groups:
-#   n, (field, value)* for fence states to set;  n, field* to delete;  n, (score, member)* fixes;
-#   n, (field, value)* state fields;  n, (field, value)* position fields;  n, event* outbox.
+# ARGV: expected version, fixes cutoff, retention ttl, last_t, trust, last position, anchor,
+#   fence states to set ("store=state" lines), fence states to delete (lines), raw fixes (lines,
+#   each starting with its time before the first "|"), events (JSON lines). Few large arguments
+#   keep the client's packing cost low.
 # Returns 1 when written, 0 when the version moved (caller re-reads), -1 without consent.
 COMMIT_LUA = """
 local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
 if ver ~= tonumber(ARGV[1]) then return 0 end
 if redis.call('HGET', KEYS[1], 'consent') ~= '1' then return -1 end
-local cutoff, ttl = ARGV[2], tonumber(ARGV[3])
-local i = 4
-local n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('HDEL', KEYS[2], ARGV[i]); i = i + 1 end
+local ttl = tonumber(ARGV[3])
+for line in string.gmatch(ARGV[8], '[^\\n]+') do
+  local sid, state = string.match(line, '^([^=]+)=(.*)$')
+  redis.call('HSET', KEYS[2], sid, state)
+end
+for sid in string.gmatch(ARGV[9], '[^\\n]+') do redis.call('HDEL', KEYS[2], sid) end
 if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ttl) end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('ZADD', KEYS[3], ARGV[i], ARGV[i + 1]); i = i + 2 end
-if n > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. cutoff)
+if ARGV[10] ~= '' then
+  for row in string.gmatch(ARGV[10], '[^\\n]+') do
+    redis.call('ZADD', KEYS[3], string.match(row, '^[^|]+'), row)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
   redis.call('EXPIRE', KEYS[3], ttl)
 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1]); i = i + 2 end
-if n > 0 then redis.call('EXPIRE', KEYS[5], ttl) end
-n = tonumber(ARGV[i]); i = i + 1
-for _ = 1, n do redis.call('RPUSH', KEYS[4], ARGV[i]); i = i + 1 end
-if n > 0 then redis.call('HSET', KEYS[1], 'ob', '1') end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'last_t', ARGV[4], 'trust', ARGV[5]) end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[5], 'last', ARGV[6], 'anchor', ARGV[7])
+  redis.call('EXPIRE', KEYS[5], ttl)
+end
+if ARGV[11] ~= '' then
+  for event in string.gmatch(ARGV[11], '[^\\n]+') do redis.call('RPUSH', KEYS[4], event) end
+  redis.call('HSET', KEYS[1], 'ob', '1')
+end
 redis.call('HSET', KEYS[1], 'ver', ver + 1)
 return 1
 """
+
+# KEYS: state, fence states, position of one shopper. Returns the three hashes as flat arrays.
+READ_LUA = """
+return {redis.call('HMGET', KEYS[1], 'ver', 'consent', 'last_t', 'trust', 'ob'),
+        redis.call('HGETALL', KEYS[2]), redis.call('HMGET', KEYS[3], 'last', 'anchor')}
+"""
+STATE_FIELDS = ("ver", "consent", "last_t", "trust", "ob")
+
+# KEYS: the catalog version, then the fence GEO sets to search. ARGV: one radius per GEO set,
+# then (lon, lat, extra radius) per point. Returns the version, then per point the store ids
+# found in any set within that set's radius plus the extra. One call serves a whole batch.
+CANDIDATES_LUA = """
+local nsets = #KEYS - 1
+local out = {redis.call('GET', KEYS[1]) or '0'}
+local i = nsets + 1
+while i <= #ARGV do
+  local found = {}
+  for k = 1, nsets do
+    local radius = tonumber(ARGV[k]) + tonumber(ARGV[i + 2])
+    local hits = redis.call('GEOSEARCH', KEYS[k + 1], 'FROMLONLAT', ARGV[i], ARGV[i + 1],
+                            'BYRADIUS', radius, 'm')
+    for _, member in ipairs(hits) do found[#found + 1] = member end
+  end
+  out[#out + 1] = found
+  i = i + 3
+end
+return out
+"""
+
+
+class _Scripts:
+    """Lua scripts called by SHA inside pipelines, reloaded if the server lost them."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+        self.sources = {"read": READ_LUA, "candidates": CANDIDATES_LUA, "commit": COMMIT_LUA}
+        self.sha = {name: _sha1(src) for name, src in self.sources.items()}
+
+    def load(self) -> None:
+        """Load every script into the server's script cache."""
+        for name, src in self.sources.items():
+            self.sha[name] = self.r.script_load(src)
+
+    def call(self, pipe, name: str, keys_: list[str], args: list[Any]) -> None:
+        """Queue a script call on a pipeline (or run it on a client)."""
+        return pipe.evalsha(self.sha[name], len(keys_), *keys_, *args)
+
+    def run(self, fn):
+        """Run fn(), loading the scripts and retrying once if the server had lost them."""
+        try:
+            return fn()
+        except redis.exceptions.NoScriptError:
+            self.load()
+            return fn()
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _pairs(flat: list) -> dict:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +256,7 @@ class _Work:
     pending_add: dict[str, float] = field(default_factory=dict)
     pending_del: list[str] = field(default_factory=list)
     commit_args: list[Any] | None = None
+    stale_outbox: bool = False  # a crashed process left events that never reached the stream
 
 
 class LocationEngine:
@@ -208,7 +275,7 @@ class LocationEngine:
         self.clock = clock
         self.settings = settings or EngineSettings()
         self.sink = sink or EventSink()
-        self._commit = r.register_script(COMMIT_LUA)
+        self._scripts = _Scripts(r)
         self._cache_version = -1
         self._entries: dict[str, StoreEntry] = {}
         self._tiers: list[int] = []
@@ -264,7 +331,7 @@ class LocationEngine:
         """Return the shopper's raw fixes still within the retention, oldest first."""
         cutoff = self.clock.now() - self.settings.retention_s
         raw = self.r.zrangebyscore(keys.shopper_fixes(shopper_id), cutoff, "+inf")
-        return [json.loads(item) for item in raw]
+        return [_decode_fix(item) for item in raw]
 
     def inside(self, shopper_id: str) -> list[dict[str, Any]]:
         """Return the fences the shopper is inside now, with when they entered."""
@@ -334,45 +401,52 @@ class LocationEngine:
         return done
 
     def _read_and_compute(self, works: list[_Work], now: float) -> None:
-        # Round trip 1, repeated only if the fence catalog changed under us.
+        """Round trip 1: every shopper's state and every fix's candidate fences."""
+        plans = [(work, self._order(work, now)) for work in works]
         while True:
-            pipe = self.r.pipeline(transaction=False)
-            pipe.get(keys.VERSION)
             tiers = list(self._tiers)
-            plans: list[tuple[_Work, list[Fix]]] = []
-            for work in works:
-                pipe.hgetall(keys.shopper_state(work.shopper_id))
-                pipe.hgetall(keys.shopper_fences(work.shopper_id))
-                pipe.hgetall(keys.shopper_position(work.shopper_id))
-                fixes = self._order(work, now)
-                plans.append((work, fixes))
-                for fix in fixes:
-                    for tier in tiers:
-                        pipe.geosearch(keys.fence_index(tier), longitude=fix.lon,
-                                       latitude=fix.lat, radius=keys.TIERS[tier], unit="m")
-            replies = pipe.execute()
-            version = int(replies[0] or 0)
+            points = [(fix.lon, fix.lat, 0.0) for _, fixes in plans for fix in fixes]
+            # Searches along a batch's own long segments go in the same call.
+            for _, fixes in plans:
+                points += _segment_points(fixes)
+
+            def read(tiers=tiers, points=points):
+                pipe = self.r.pipeline(transaction=False)
+                self._candidates(pipe, tiers, points)
+                for work, _ in plans:
+                    self._scripts.call(pipe, "read", _read_keys(work.shopper_id), [])
+                return pipe.execute()
+
+            replies = self._scripts.run(read)
+            found_lists = replies[0]
+            version = int(found_lists[0])
             if version != self._cache_version:
                 self._refresh(version)
                 if self._tiers != tiers:
-                    continue
+                    continue  # a new tier appeared: search again with it
             break
-        pos = 1
-        extra: list[tuple[_Work, dict, dict, dict, list[Fix], list[set[str]]]] = []
-        for work, fixes in plans:
-            state, fences, position = replies[pos], replies[pos + 1], replies[pos + 2]
-            pos += 3
-            candidates = []
-            for _fix in fixes:
-                found: set[str] = set()
-                for _tier in tiers:
-                    found.update(replies[pos])
-                    pos += 1
-                candidates.append(found)
-            extra.append((work, state, fences, position, fixes, candidates))
-        self._add_segment_candidates(extra)
-        for work, state, fences, position, fixes, candidates in extra:
-            self._compute(work, state, fences, position, fixes, candidates, now)
+        per_point = [set(found) for found in found_lists[1:]]
+        position = 0
+        staged = []
+        for (work, fixes), (state, fences, pos) in zip(plans, replies[1:], strict=True):
+            candidates = per_point[position:position + len(fixes)]
+            position += len(fixes)
+            staged.append((work, dict(zip(STATE_FIELDS, state, strict=True)), _pairs(fences),
+                           {"last": pos[0], "anchor": pos[1]}, fixes, candidates))
+        segment_sets = iter(per_point[position:])
+        for _work, _state, _fences, _pos, fixes, candidates in staged:
+            for index in _segment_indexes(fixes):
+                candidates[index] |= next(segment_sets)
+        self._add_first_segment_candidates(staged)
+        for work, state, fences, pos, fixes, candidates in staged:
+            self._compute(work, state, fences, pos, fixes, candidates, now)
+
+    def _candidates(self, pipe, tiers: list[int], points: list[tuple[float, float, float]]):
+        keys_ = [keys.VERSION] + [keys.fence_index(t) for t in tiers]
+        args: list[Any] = [keys.TIERS[t] for t in tiers]
+        for lon, lat, extra in points:
+            args += [lon, lat, extra]
+        self._scripts.call(pipe, "candidates", keys_, args)
 
     def _order(self, work: _Work, now: float) -> list[Fix]:
         """Sort a shopper's fixes by recorded time; refuse ones from the future."""
@@ -386,30 +460,27 @@ class LocationEngine:
                 return []
         return sorted(work.fixes, key=lambda f: f.recorded_at)
 
-    def _add_segment_candidates(self, extra: list) -> None:
-        """Search fences along long segments between fixes, which a point search can miss."""
-        asks: list[tuple[set[str], float, float, float]] = []
-        for _work, _state, _fences, position, fixes, candidates in extra:
-            prev = _Point.decode(position.get("anchor"))
-            for fix, found in zip(fixes, candidates, strict=True):
-                if prev is not None:
-                    length = fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon)
-                    if length > 50.0 and length < 200_000.0:
-                        mid_lat, mid_lon = (prev.lat + fix.lat) / 2, (prev.lon + fix.lon) / 2
-                        asks.append((found, mid_lat, mid_lon, length / 2))
-                prev = _Point(fix.recorded_at, fix.lat, fix.lon, fix.accuracy_m)
+    def _add_first_segment_candidates(self, staged: list) -> None:
+        """Search along the segment from the stored anchor to a batch's first fix, if long."""
+        asks: list[tuple[set[str], tuple[float, float, float]]] = []
+        for _work, _state, _fences, position, fixes, candidates in staged:
+            anchor = _Point.decode(position.get("anchor"))
+            if anchor is None or not fixes:
+                continue
+            point = _midpoint_search(anchor.lat, anchor.lon, fixes[0].lat, fixes[0].lon)
+            if point is not None:
+                asks.append((candidates[0], point))
         if not asks:
             return
-        pipe = self.r.pipeline(transaction=False)
-        tiers = list(self._tiers)
-        for _found, lat, lon, half in asks:
-            for tier in tiers:
-                pipe.geosearch(keys.fence_index(tier), longitude=lon, latitude=lat,
-                               radius=keys.TIERS[tier] + half, unit="m")
-        replies = iter(pipe.execute())
-        for found, *_ in asks:
-            for _tier in tiers:
-                found.update(next(replies))
+
+        def search():
+            pipe = self.r.pipeline(transaction=False)
+            self._candidates(pipe, list(self._tiers), [point for _, point in asks])
+            return pipe.execute()
+
+        (reply,) = self._scripts.run(search)
+        for (found, _), hits in zip(asks, reply[1:], strict=True):
+            found.update(hits)
 
     def _verdict(self, fix: Fix, anchor: _Point | None) -> str:
         s = self.settings
@@ -445,6 +516,7 @@ class LocationEngine:
             return
         s = self.settings
         work.version = int(state.get("ver") or 0)
+        work.stale_outbox = state.get("ob") == "1"
         last_t = float(state.get("last_t") or 0.0)
         trust = int(state.get("trust") or TRUST_START)
         anchor = _Point.decode(position.get("anchor"))
@@ -469,10 +541,7 @@ class LocationEngine:
             work.results.append(result)
             last_t = t
             last = _Point(t, fix.lat, fix.lon, fix.accuracy_m)
-            fix_rows.append((t, json.dumps({
-                "t": t, "lat": fix.lat, "lon": fix.lon, "acc": fix.accuracy_m,
-                "speed": fix.speed_mps, "mock": fix.mock, "verdict": verdict,
-            }, separators=(",", ":"))))
+            fix_rows.append(_encode_fix(fix, verdict))
             if verdict != "ok":
                 continue  # suspicious fixes are kept with their verdict and change nothing
             events = self._advance(work.shopper_id, fix, anchor, fs, found, touched, removed,
@@ -480,24 +549,15 @@ class LocationEngine:
             result.events.extend(events)
             work.events.extend(events)
             anchor = last
-        args_set = []
-        for sid in touched - removed:
-            args_set += [sid, fs[sid].encode()]
-        args_del = sorted(removed)
-        st_fields = ["last_t", f"{last_t:.3f}", "trust", str(trust)]
-        pos_fields = []
-        if last is not None:
-            pos_fields += ["last", last.encode()]
-        if anchor is not None:
-            pos_fields += ["anchor", anchor.encode()]
         work.commit_args = [
             work.version, f"{now - s.retention_s:.3f}", int(s.retention_s),
-            len(args_set) // 2, *args_set,
-            len(args_del), *args_del,
-            len(fix_rows), *[x for row in fix_rows for x in (f"{row[0]:.3f}", row[1])],
-            len(st_fields) // 2, *st_fields,
-            len(pos_fields) // 2, *pos_fields,
-            len(work.events), *[json.dumps(e, separators=(",", ":")) for e in work.events],
+            f"{last_t:.3f}" if fix_rows else "", trust,
+            last.encode() if fix_rows and last is not None else "",
+            anchor.encode() if anchor is not None else "",
+            "\n".join(f"{sid}={fs[sid].encode()}" for sid in touched - removed),
+            "\n".join(sorted(removed)),
+            "\n".join(fix_rows),
+            "\n".join(json.dumps(e, separators=(",", ":")) for e in work.events),
         ]
         for sid in touched - removed:
             member = f"{work.shopper_id}|{sid}"
@@ -568,22 +628,24 @@ class LocationEngine:
         """Round trip 2 (and 3 when there are events); return the shoppers whose write landed."""
         if not works:
             return set()
-        pipe = self.r.pipeline(transaction=False)
-        for work in works:
-            sid = work.shopper_id
-            self._commit(
-                keys=[keys.shopper_state(sid), keys.shopper_fences(sid),
-                      keys.shopper_fixes(sid), keys.shopper_outbox(sid),
-                      keys.shopper_position(sid)],
-                args=work.commit_args, client=pipe,
-            )
-        replies = pipe.execute()
+
+        def commit():
+            pipe = self.r.pipeline(transaction=False)
+            for work in works:
+                self._scripts.call(pipe, "commit", _commit_keys(work.shopper_id),
+                                   work.commit_args)
+            return pipe.execute()
+
+        replies = self._scripts.run(commit)
         committed: set[str] = set()
         with_events: list[_Work] = []
+        stale: list[str] = []
         for work, reply in zip(works, replies, strict=True):
             if reply == 1:
                 committed.add(work.shopper_id)
-                if work.events:
+                if work.stale_outbox:
+                    stale.append(work.shopper_id)
+                elif work.events:
                     with_events.append(work)
             elif reply == -1:
                 work.error = DomainError(
@@ -607,6 +669,8 @@ class LocationEngine:
             pipe.execute()
         for work in with_events:
             self.sink.publish(work.shopper_id, work.events)
+        if stale:
+            self.flush_outboxes(stale)
         return committed
 
     def _append_events(self, pipe, shopper_id: str, events: list[dict[str, Any]]) -> None:
@@ -672,13 +736,11 @@ class LocationEngine:
             if not events:
                 return []
             args = [int(state.get("ver") or 0), f"{now - s.retention_s:.3f}", int(s.retention_s),
-                    0, len(removed), *removed, 0, 0, 0,
-                    len(events), *[json.dumps(e, separators=(",", ":")) for e in events]]
-            reply = self._commit(
-                keys=[keys.shopper_state(shopper_id), keys.shopper_fences(shopper_id),
-                      keys.shopper_fixes(shopper_id), keys.shopper_outbox(shopper_id),
-                      keys.shopper_position(shopper_id)],
-                args=args,
+                    "", "", "", "", "", "\n".join(removed), "",
+                    "\n".join(json.dumps(e, separators=(",", ":")) for e in events)]
+            reply = self._scripts.run(
+                lambda args=args: self._scripts.call(self.r, "commit", _commit_keys(shopper_id),
+                                                     args)
             )
             if reply == 1:
                 pipe = self.r.pipeline(transaction=False)
@@ -689,6 +751,31 @@ class LocationEngine:
             if reply == -1:
                 return []
         return []
+
+
+def _encode_fix(fix: Fix, verdict: str) -> str:
+    """Encode a raw fix as the sorted-set member (its time first, as the script expects)."""
+    speed = "" if fix.speed_mps is None else f"{fix.speed_mps:.2f}"
+    return (f"{fix.recorded_at:.3f}|{fix.lat:.7f}|{fix.lon:.7f}|{fix.accuracy_m:.1f}|"
+            f"{speed}|{int(fix.mock)}|{verdict}")
+
+
+def _decode_fix(raw: str) -> dict[str, Any]:
+    t, lat, lon, acc, speed, mock, verdict = raw.split("|")
+    return {"t": float(t), "lat": float(lat), "lon": float(lon), "accuracy_m": float(acc),
+            "speed_mps": float(speed) if speed else None, "mock": mock == "1",
+            "verdict": verdict}
+
+
+def _read_keys(shopper_id: str) -> list[str]:
+    return [keys.shopper_state(shopper_id), keys.shopper_fences(shopper_id),
+            keys.shopper_position(shopper_id)]
+
+
+def _commit_keys(shopper_id: str) -> list[str]:
+    return [keys.shopper_state(shopper_id), keys.shopper_fences(shopper_id),
+            keys.shopper_fixes(shopper_id), keys.shopper_outbox(shopper_id),
+            keys.shopper_position(shopper_id)]
 
 
 def _event(shopper_id: str, store_id: str, kind: str, at: float, trust: int,
@@ -704,6 +791,30 @@ def _event(shopper_id: str, store_id: str, kind: str, at: float, trust: int,
     }
     event.update(extra)
     return event
+
+
+SEGMENT_SEARCH_MIN_M = 50.0
+SEGMENT_SEARCH_MAX_M = 200_000.0
+
+
+def _midpoint_search(lat1: float, lon1: float, lat2: float, lon2: float):
+    """Return (lon, lat, extra radius) of a search around a long segment's midpoint, or None."""
+    length = fast_distance_m(lat1, lon1, lat2, lon2)
+    if not SEGMENT_SEARCH_MIN_M < length < SEGMENT_SEARCH_MAX_M:
+        return None
+    return ((lon1 + lon2) / 2, (lat1 + lat2) / 2, length / 2)
+
+
+def _segment_indexes(fixes: list[Fix]) -> list[int]:
+    """Return the indexes of fixes whose segment from the previous fix needs its own search."""
+    return [i for i in range(1, len(fixes))
+            if _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon,
+                                fixes[i].lat, fixes[i].lon) is not None]
+
+
+def _segment_points(fixes: list[Fix]) -> list[tuple[float, float, float]]:
+    return [_midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
+            for i in _segment_indexes(fixes)]
 
 
 def fix_from_dict(data: dict[str, Any]) -> Fix:

@@ -433,3 +433,15 @@ def test_two_processes_racing_on_one_shopper(engine, catalog, redis_server, redi
     assert sum(accepted) == 20
     assert [e["kind"] for e in stream_events(redis_client)] == ["enter"]
     assert redis_client.zcard(keys.shopper_fixes("racer")) == 20
+
+
+def test_next_fix_flushes_events_a_crash_left_in_the_outbox(engine, catalog, shopper, clock,
+                                                            redis_client):
+    add_store(catalog)
+    left = {"id": "u1:s9:exit:1", "kind": "exit", "shopper_id": shopper, "store_id": "s9"}
+    redis_client.rpush(keys.shopper_outbox(shopper), json.dumps(left))
+    redis_client.hset(keys.shopper_state(shopper), "ob", "1")
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, clock.now())])
+    assert [e["kind"] for e in stream_events(redis_client)] == ["exit", "enter"]
+    assert redis_client.exists(keys.shopper_outbox(shopper)) == 0
+    assert redis_client.hget(keys.shopper_state(shopper), "ob") is None
