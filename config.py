@@ -76,7 +76,6 @@ class Config:
         self.SPOOF_JUMP_M = _env_float("SPOOF_JUMP_M", 10_000.0)
         self.SPOOF_JUMP_WINDOW_S = _env_int("SPOOF_JUMP_WINDOW_S", 600)
         self.FIX_RETENTION_S = _env_int("FIX_RETENTION_S", 24 * 3600)
-        self.FIX_MAX_AGE_S = _env_int("FIX_MAX_AGE_S", 7 * 24 * 3600)
         self.FIX_MAX_FUTURE_S = _env_int("FIX_MAX_FUTURE_S", 300)
 
     @property

@@ -165,7 +165,7 @@ class EngineSettings:
             jump_m=config.SPOOF_JUMP_M,
             jump_window_s=config.SPOOF_JUMP_WINDOW_S,
             retention_s=config.FIX_RETENTION_S,
-            max_age_s=min(config.FIX_MAX_AGE_S, config.FIX_RETENTION_S),
+            max_age_s=config.FIX_RETENTION_S,
             max_future_s=config.FIX_MAX_FUTURE_S,
         )
 
@@ -191,6 +191,7 @@ class FixResult:
     ignored: bool = False
     reason: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    trust: int | None = None  # the shopper's trust score after this fix
 
     def to_dict(self) -> dict[str, Any]:
         """Return the result for API answers."""
@@ -199,6 +200,7 @@ class FixResult:
             "verdict": self.verdict,
             "ignored": self.ignored,
             "reason": self.reason,
+            "trust": self.trust,
             "events": self.events,
         }
 
@@ -537,7 +539,7 @@ class LocationEngine:
                 continue
             verdict = self._verdict(fix, anchor)
             trust = max(0, min(100, trust + TRUST_DELTA[verdict]))
-            result = FixResult(t, verdict)
+            result = FixResult(t, verdict, trust=trust)
             work.results.append(result)
             last_t = t
             last = _Point(t, fix.lat, fix.lon, fix.accuracy_m)
