@@ -20,7 +20,7 @@ import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from core.errors import Conflict, DomainError, Forbidden, NotFound, RateLimited, Unauthorized
+from core.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 
 ROLES = ("shopper", "staff", "marketer", "host", "admin")
 PUBLIC = "public"
@@ -146,11 +146,13 @@ class Accounts:
         """Create an account; emails are unique, staff are bound to one store."""
         email = normalize_email(email)
         if role not in ROLES:
-            raise DomainError(f"unknown role {role!r}", code="invalid_role", field="role")
+            raise ValidationFailed(f"unknown role {role!r}", code="invalid_role", field="role")
         if role == "staff" and not store_id:
-            raise DomainError("staff accounts need a store", code="store_required", field="store_id")
+            raise ValidationFailed("staff accounts need a store", code="store_required",
+                                   field="store_id")
         if role != "staff" and store_id:
-            raise DomainError("only staff accounts belong to a store", field="store_id")
+            raise ValidationFailed("only staff accounts belong to a store",
+                                   code="store_not_allowed", field="store_id")
         check_password_strength(password)
         user_id = secrets.token_hex(8)
         now = self.clock.now()
@@ -236,7 +238,8 @@ class Accounts:
                 "too many login attempts for this account", retry_after=max(1, acct_ttl)
             )
         if ip_n > self.login_ip_max:
-            raise RateLimited("too many login attempts from this address", retry_after=max(1, ip_ttl))
+            raise RateLimited("too many login attempts from this address",
+                              retry_after=max(1, ip_ttl))
 
     def open_session(self, record: dict) -> dict:
         """Issue a token for an account and remember its session for revocation."""
@@ -282,17 +285,18 @@ def normalize_email(email: str, field: str = "email") -> str:
     """Lower-case and check an email address."""
     email = (email or "").strip().lower()
     if not EMAIL_RE.match(email):
-        raise DomainError("not a valid email address", code="invalid_email", field=field)
+        raise ValidationFailed("not a valid email address", code="invalid_email", field=field)
     return email
 
 
 def check_password_strength(password: str) -> None:
     """Refuse passwords that are too short or too long to hash sensibly."""
     if not isinstance(password, str) or len(password) < 8:
-        raise DomainError("password needs at least 8 characters", code="weak_password",
-                          field="password")
+        raise ValidationFailed("password needs at least 8 characters", code="weak_password",
+                               field="password")
     if len(password) > 256:
-        raise DomainError("password is too long", code="invalid_password", field="password")
+        raise ValidationFailed("password is too long", code="invalid_password",
+                               field="password")
 
 
 def public_user(record: dict) -> dict:

@@ -53,7 +53,9 @@ def validation_response(exc: ValidationError):
     errors = exc.errors(include_url=False, include_context=False, include_input=False)
     first = errors[0] if errors else {"loc": (), "msg": "invalid input", "type": "value_error"}
     # flask-openapi3 validates body/query/path models; the location starts inside the model.
-    field = field_path(tuple(first.get("loc", ())))
+    loc = tuple(first.get("loc", ()))
+    # An empty location is the body as a whole: missing, null, an array instead of an object.
+    field = field_path(loc) or "body"
     kind = first.get("type", "")
     code = "unknown_field" if kind == "extra_forbidden" else "validation_error"
     message = first.get("msg", "invalid input")
@@ -61,8 +63,11 @@ def validation_response(exc: ValidationError):
         message = "unknown field"
     elif kind == "missing":
         message = "field required"
+    elif kind == "model_type" and not loc:
+        message = "the request body must be a JSON object"
     details = [
-        {"field": field_path(tuple(e.get("loc", ()))), "message": e.get("msg"), "type": e.get("type")}
+        {"field": field_path(tuple(e.get("loc", ()))) or "body", "message": e.get("msg"),
+         "type": e.get("type")}
         for e in errors[:20]
     ]
     return envelope(422, code, message, field, details=details)
@@ -108,3 +113,11 @@ def register_errorhandlers(app: Flask) -> None:
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
         return envelope(500, "internal_error", "internal server error")
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(exc: RecursionError):
+        # json.loads gives up on a deeply nested document with RecursionError, not ValueError,
+        # so it slips past the malformed-JSON check; any other recursion is our own bug.
+        if "decoding a JSON" not in str(exc):
+            return _unexpected(exc)
+        return envelope(400, "malformed_json", "request body is nested too deeply", "body")

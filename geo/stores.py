@@ -231,14 +231,27 @@ class StoreCatalog:
         brand: str | None = None, open_now: bool = False, now: float | None = None,
     ) -> list[dict[str, Any]]:
         """Return stores within a radius, nearest first, with geodesic distances."""
-        found = self.r.geosearch(
-            keys.STORE_LOC, longitude=lon, latitude=lat, radius=radius_m * 1.01 + 1, unit="m",
-            sort="ASC", count=limit * 4 if (brand or open_now) else limit, withdist=True,
-        )
+        now = self.clock.now() if now is None else now
+        count = limit * 4 if (brand or open_now) else limit
+        while True:
+            found = self.r.geosearch(
+                keys.STORE_LOC, longitude=lon, latitude=lat, radius=radius_m * 1.01 + 1,
+                unit="m", sort="ASC", count=count, withdist=True,
+            )
+            out = self._nearby_items(found, lat, lon, radius_m, brand, open_now, now)
+            # The filters may drop most candidates (a brand behind many others): widen the
+            # search until enough are left or the circle holds no more stores.
+            if len(out) >= limit or len(found) < count:
+                return out[:limit]
+            count *= 4
+
+    def _nearby_items(
+        self, found: list, lat: float, lon: float, radius_m: float, brand: str | None,
+        open_now: bool, now: float,
+    ) -> list[dict[str, Any]]:
         if not found:
             return []
         records = self.get_many([member for member, _ in found])
-        now = self.clock.now() if now is None else now
         out = []
         for record in records:
             if record is None:
@@ -257,7 +270,7 @@ class StoreCatalog:
             item["open_now"] = is_open
             out.append(item)
         out.sort(key=lambda item: item["distance_m"])
-        return out[:limit]
+        return out
 
     # -- writes --------------------------------------------------------------------------
     def create(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -283,6 +296,13 @@ class StoreCatalog:
                                           "opening_hours", "fence")}
         merged.update({k: v for k, v in patch.items()})
         merged["id"] = store_id
+        fence = current["fence"]
+        moved = (merged["lat"], merged["lon"]) != (current["lat"], current["lon"])
+        if (moved and "fence" not in patch and fence.get("type") == "circle"
+                and fence.get("center") == [current["lon"], current["lat"]]):
+            # A circle around the store point moves with the store (the stored form always
+            # carries a center, so without this it would stay behind at the old point).
+            merged["fence"] = {k: v for k, v in fence.items() if k != "center"}
         return self.replace(store_id, merged)
 
     def delete(self, store_id: str) -> None:
@@ -362,7 +382,7 @@ class StoreCatalog:
     def import_rows(
         self, rows: Iterable[tuple[str, dict[str, Any] | Exception]], *, partial: bool = False
     ) -> ImportReport:
-        """Validate every row first, then write all of them together (or, if partial, the good ones).
+        """Validate every row first, then write them all together (or, if partial, the good ones).
 
         Each row comes with its label ("line 7", "features[3]") or a parse error for it.
         """
@@ -385,8 +405,8 @@ class StoreCatalog:
                 errors.append({"at": label, "field": exc.field, "reason": exc.message})
                 continue
             if record["id"] in seen:
-                errors.append({"at": label, "field": "id",
-                               "reason": f"duplicate id {record['id']!r} (also {seen[record['id']]})"})
+                reason = f"duplicate id {record['id']!r} (also {seen[record['id']]})"
+                errors.append({"at": label, "field": "id", "reason": reason})
                 continue
             seen[record["id"]] = label
             good.append(record)
@@ -443,7 +463,7 @@ class RowError(ValueError):
 def _json_cell(text: str, column: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # the latter for deeply nested arrays or objects
         raise RowError(f"column {column!r} is not valid JSON", field=column) from None
 
 
@@ -464,6 +484,14 @@ def parse_csv(text: str) -> list[tuple[str, dict[str, Any] | Exception]]:
     an empty `fence` means a 100 m circle. Rows are labelled by their line number.
     """
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _read_csv(reader)
+    except csv.Error as exc:  # e.g. a cell over the csv module's 128 KiB field limit
+        raise ValidationFailed(f"line {reader.line_num}: unreadable CSV ({exc})",
+                               code="invalid_csv", field="file") from None
+
+
+def _read_csv(reader: csv.DictReader) -> list[tuple[str, dict[str, Any] | Exception]]:
     header = reader.fieldnames or []
     missing = [c for c in ("name", "brand", "city", "lat", "lon") if c not in header]
     if missing:

@@ -105,7 +105,7 @@ def import_stores(query: ImportQuery):
     else:
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # a deeply nested document raises the latter
             raise DomainError("the body is not valid JSON", code="malformed_json",
                               field="body") from None
         rows = parse_geojson(doc)

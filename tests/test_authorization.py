@@ -1,0 +1,154 @@
+"""Every endpoint declares its roles, and every role outside the declaration is refused."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import config
+from app import FRAMEWORK_PUBLIC_PREFIXES, create_app
+from app.auth import PUBLIC, ROLES, declared_roles
+
+CALLERS = ("anonymous", *ROLES)
+DUMMY_ID = "st-dummy"
+
+# The policy as reviewed. A new endpoint only has to declare its roles (checked below for every
+# rule); an endpoint listed here must keep exactly these roles.
+POLICY = {
+    "ops.healthz": {PUBLIC},
+    "ops.readyz": {PUBLIC},
+    "ops.metrics": {PUBLIC},
+    "auth.signup": {PUBLIC},
+    "auth.login": {PUBLIC},
+    "auth.logout": set(ROLES),
+    "auth.me": set(ROLES),
+    "auth.erase_me": {"shopper"},
+    "auth.get_consent": {"shopper"},
+    "auth.put_consent": {"shopper"},
+    "stores.create_store": {"marketer", "admin"},
+    "stores.list_stores": {"marketer", "admin"},
+    "stores.nearby": {"shopper", "marketer", "admin"},
+    "stores.import_stores": {"marketer", "admin"},
+    "stores.export_geojson": {"marketer", "admin"},
+    "stores.get_store": {"staff", "marketer", "admin"},
+    "stores.replace_store": {"marketer", "admin"},
+    "stores.patch_store": {"marketer", "admin"},
+    "stores.delete_store": {"marketer", "admin"},
+    "location.post_fix": {"shopper"},
+    "location.post_fixes": {"shopper"},
+    "location.my_fixes": {"shopper"},
+    "location.inside": {"shopper"},
+    "location.my_trust": {"shopper"},
+}
+
+
+def _routes() -> list[tuple[str, str, str]]:
+    """Return (endpoint, method, url) for every API rule of a freshly built app."""
+    # Building an app touches no server: the Redis client connects on first use.
+    app = create_app(config.TestConfig(REDIS_URL="redis://127.0.0.1:1/0"))
+    routes = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES):
+            continue
+        url = re.sub(r"<(?:[^:<>]+:)?[^<>]+>", DUMMY_ID, rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            routes.append((rule.endpoint, method, url))
+    app.extensions["redis"].close()
+    return sorted(routes)
+
+
+ROUTES = _routes()
+
+
+def _id(route: tuple[str, str, str]) -> str:
+    return f"{route[1]} {route[2]}"
+
+
+def _allowed(app, endpoint: str) -> frozenset[str]:
+    return declared_roles(app.view_functions[endpoint])
+
+
+def _headers(auth, caller: str) -> dict:
+    if caller == "anonymous":
+        return {}
+    headers, _ = auth.headers(caller, store_id=DUMMY_ID if caller == "staff" else None)
+    return headers
+
+
+def test_every_rule_is_in_the_matrix(app):
+    rules = {r.endpoint for r in app.url_map.iter_rules()
+             if not r.endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES)}
+    assert rules == {endpoint for endpoint, _, _ in ROUTES}
+    assert rules, "no API rules found"
+
+
+def test_only_docs_and_static_files_skip_the_role_check(app):
+    docs = re.compile(r"^/(static/|api/(openapi\.json|swagger(/.*)?|static/.*|"
+                      r"oauth2-redirect\.html)?$)")
+    skipped = [rule.rule for rule in app.url_map.iter_rules()
+               if rule.endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES)]
+    assert "/api/openapi.json" in skipped
+    assert [url for url in skipped if not docs.match(url)] == []
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=_id)
+def test_every_endpoint_declares_its_roles(app, route):
+    allowed = _allowed(app, route[0])
+    assert allowed, f"{route[0]} declares no roles"
+    assert allowed <= {*ROLES, PUBLIC}
+    assert PUBLIC not in allowed or allowed == {PUBLIC}, "public plus roles is ambiguous"
+
+
+@pytest.mark.parametrize("endpoint", sorted(POLICY))
+def test_reviewed_policy_is_unchanged(app, endpoint):
+    assert set(_allowed(app, endpoint)) == POLICY[endpoint]
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("route", ROUTES, ids=_id)
+def test_role_matrix(app, client, auth, route, caller):
+    endpoint, method, url = route
+    allowed = _allowed(app, endpoint)
+    response = client.open(url, method=method, headers=_headers(auth, caller))
+    body = response.get_json(silent=True) or {}
+    error = body.get("error") or {}
+    if PUBLIC in allowed or caller in allowed:
+        # Let through: whatever the answer is, it is not the role check.
+        assert error.get("code") not in ("unauthorized", "forbidden_role", "undeclared_roles",
+                                         "invalid_token", "session_revoked"), body
+        return
+    expected = (401, "unauthorized") if caller == "anonymous" else (403, "forbidden_role")
+    assert (response.status_code, error.get("code")) == expected, body
+    assert set(error) >= {"code", "message", "field"}
+    assert response.headers["X-Request-ID"]
+
+
+def test_refusal_comes_before_input_validation(client, auth):
+    """A refused caller learns nothing about the input rules or the data."""
+    headers, _ = auth.headers("shopper")
+    response = client.post("/api/stores", json={"lat": "north"}, headers=headers)
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden_role"
+    response = client.get("/api/stores/%20bad%20id", headers=headers)
+    assert response.get_json()["error"]["code"] == "forbidden_role"
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_view_without_declared_roles_is_refused(make_app, caller):
+    app = make_app()
+    app.add_url_rule("/api/throwaway", "throwaway", lambda: {"secret": True})
+    client = app.test_client()
+    headers = {}
+    if caller != "anonymous":
+        accounts = app.extensions["accounts"]
+        accounts.create_user(f"{caller}@example.test", "correct-horse-1", caller,
+                             store_id=DUMMY_ID if caller == "staff" else None)
+        session = accounts.open_session(accounts.find_by_email(f"{caller}@example.test"))
+        headers = {"Authorization": f"Bearer {session['token']}"}
+    response = client.get("/api/throwaway", headers=headers)
+    assert response.status_code == 403
+    error = response.get_json()["error"]
+    assert error["code"] == "undeclared_roles"
+    assert set(error) >= {"code", "message", "field"}
+    assert "secret" not in response.get_data(as_text=True)
