@@ -22,7 +22,8 @@ from .observability import configure_logging, register_observability
 log = logging.getLogger(__name__)
 
 # Framework endpoints that are public by nature: static files and the API docs.
-FRAMEWORK_PUBLIC_PREFIXES = ("static", "openapi.", "swagger.")
+FRAMEWORK_PUBLIC = ("static",)
+FRAMEWORK_PUBLIC_PREFIXES = ("openapi.", "swagger.")
 
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "footfall-v1"},
@@ -121,8 +122,10 @@ def register_security(app: OpenAPI) -> None:
         if endpoint is None:
             return  # routing raises 404/405 next
         g.principal = None
-        if endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES):
+        if endpoint in FRAMEWORK_PUBLIC or endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES):
             return
+        if request.method == "OPTIONS":
+            return  # Flask's automatic answer to a CORS preflight carries no data
         allowed = declared_roles(current_app.view_functions.get(endpoint))
         if allowed is None:
             raise Forbidden("this endpoint declares no roles", code="undeclared_roles")
@@ -143,7 +146,7 @@ def register_security(app: OpenAPI) -> None:
         if request.method in {"POST", "PUT", "PATCH"} and request.is_json and has_body:
             try:
                 request.get_json()
-            except BadRequest:
+            except (BadRequest, RecursionError):
                 raise DomainError(
                     "request body is not valid JSON", code="malformed_json", field="body"
                 ) from None

@@ -277,12 +277,15 @@ class CircleFence(_Frozen):
         """Return a GeoJSON Polygon approximating the circle, for map display."""
         if segments < 3:
             raise ValueError("segments must be >= 3")
-        g = geodesic(meters=self.radius_m)
+        # The local frame is exact enough for display (well under a metre at 5 km) and about
+        # a hundred times cheaper than geodesic destinations: exports hold thousands of circles.
+        frame = LocalFrame(self.lat, self.lon)
         ring = []
-        # Bearings run clockwise; walk them backwards for RFC 7946's counter-clockwise shell.
-        for i in range(segments):
-            p = g.destination((self.lat, self.lon), -360.0 * i / segments)
-            ring.append([_wrap_deg(p.longitude), p.latitude])
+        for i in range(segments):  # counter-clockwise, as RFC 7946 asks of a shell
+            angle = 2.0 * math.pi * i / segments
+            lat, lon = frame.to_latlon(self.radius_m * math.cos(angle),
+                                       self.radius_m * math.sin(angle))
+            ring.append([_wrap_deg(lon), lat])
         ring.append(ring[0])
         return {"type": "Polygon", "coordinates": [ring]}
 

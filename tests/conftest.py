@@ -46,7 +46,8 @@ def make_app(redis_server, redis_client, clock, tmp_path):
     """Build an app on the test server; keyword arguments override TestConfig settings."""
 
     def factory(**overrides):
-        config = TestConfig(REDIS_URL=redis_server, VAR_DIR=tmp_path / "var", **overrides)
+        config = TestConfig(**{"REDIS_URL": redis_server, "VAR_DIR": tmp_path / "var",
+                               **overrides})
         return create_app(config, clock=clock)
 
     return factory

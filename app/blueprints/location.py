@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from geo.engine import Fix
 
@@ -25,15 +26,34 @@ class FixIn(BaseModel):
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
     accuracy_m: float = Field(gt=0, le=100_000, allow_inf_nan=False,
                               description="horizontal accuracy radius (68 %) in metres")
-    recorded_at: AwareDatetime | float = Field(description="when the phone recorded the fix")
+    recorded_at: float = Field(
+        gt=0, allow_inf_nan=False,
+        description="when the phone recorded the fix: unix seconds, or an ISO 8601 string "
+        "with an offset (e.g. 2026-11-11T20:00:05+08:00), answered as unix seconds",
+    )
     speed_mps: float | None = Field(default=None, ge=0, le=1_000, allow_inf_nan=False)
     mock: bool = Field(default=False, description="the OS reported a mock location provider")
 
+    @field_validator("recorded_at", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be unix seconds or an ISO 8601 time with an offset")
+        if isinstance(value, str):
+            try:
+                at = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError("must be unix seconds or an ISO 8601 time with an offset") \
+                    from None
+            if at.tzinfo is None:
+                raise ValueError("an ISO 8601 time needs an offset, e.g. +08:00 or Z")
+            return at.timestamp()
+        return value
+
     def to_fix(self) -> Fix:
         """Convert to the engine's Fix."""
-        at = self.recorded_at
-        ts = at.timestamp() if isinstance(at, datetime) else float(at)
-        return Fix(self.lat, self.lon, self.accuracy_m, ts, self.speed_mps, self.mock)
+        return Fix(self.lat, self.lon, self.accuracy_m, self.recorded_at, self.speed_mps,
+                   self.mock)
 
 
 class FixBatch(BaseModel):
