@@ -124,6 +124,7 @@ class TestConfig(Config):
     """Settings for the test suite: a throwaway Redis URL is set by the fixture."""
 
     TESTING = True
+    __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, **overrides) -> None:
         super().__init__()

@@ -9,6 +9,9 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import signal  # noqa: E402
+
+import gevent  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo  # noqa: E402
@@ -39,6 +42,14 @@ def main() -> None:
     print(f"shopper demo  {base}/static/index.html")
     print(f"health        {base}/healthz  {base}/readyz  {base}/metrics")
     socketio = app.extensions["socketio"]
+
+    def stop_serving() -> None:
+        # SIGTERM (docker stop, systemd, kill) ends like Ctrl-C: serve_forever returns, and the
+        # atexit hook shuts the embedded Redis down cleanly instead of leaving it orphaned.
+        if socketio.wsgi_server is not None:
+            socketio.wsgi_server.stop(timeout=5)
+
+    gevent.signal_handler(signal.SIGTERM, stop_serving)
     socketio.run(app, host=host, port=port, use_reloader=False, log_output=False)
 
 

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 FRAMEWORK_PUBLIC = ("static",)
 FRAMEWORK_PUBLIC_PREFIXES = ("openapi.", "swagger.")
 
+
+def is_framework_public(endpoint: str) -> bool:
+    """Tell whether an endpoint is framework-owned and public (static files, API docs)."""
+    return endpoint in FRAMEWORK_PUBLIC or endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES)
+
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "footfall-v1"},
 }
@@ -69,7 +74,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     from geo.engine import EngineSettings, LocationEngine
     from geo.stores import StoreCatalog
 
-    from .sinks import SocketEventSink
+    from .sinks import RedisQueueManager, SocketEventSink
 
     url = config.REDIS_URL
     if not url:
@@ -83,10 +88,14 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     app.extensions["redis"] = r
     app.extensions["clock"] = clock
     socketio = SocketIO()
-    queue = url if app.config.get("SOCKETIO_MESSAGE_QUEUE", True) else None
+    options = {}
+    if app.config.get("SOCKETIO_MESSAGE_QUEUE", True):
+        # Fan-out between processes through Redis pub/sub, with a listener that notices a
+        # dead connection and re-subscribes quickly (see RedisQueueManager).
+        options["client_manager"] = RedisQueueManager(url)
     socketio.init_app(
         app,
-        message_queue=queue,
+        **options,
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE", "gevent"),
         cors_allowed_origins=app.config.get("CORS_ORIGINS", "*"),
         max_http_buffer_size=app.config.get("SOCKET_MAX_PAYLOAD", 64 * 1024),
@@ -122,7 +131,7 @@ def register_security(app: OpenAPI) -> None:
         if endpoint is None:
             return  # routing raises 404/405 next
         g.principal = None
-        if endpoint in FRAMEWORK_PUBLIC or endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES):
+        if is_framework_public(endpoint):
             return
         if request.method == "OPTIONS":
             return  # Flask's automatic answer to a CORS preflight carries no data

@@ -13,6 +13,11 @@ log = logging.getLogger(__name__)
 def start_background_tasks(app: Flask, interval_s: float = 5.0) -> None:
     """Start the exit sweeper as a Socket.IO background task (a greenlet under gevent)."""
     socketio = app.extensions["socketio"]
+    try:
+        # Build the fence cache before the first fix, not inside it.
+        app.extensions["geo"].warm()
+    except redis.RedisError as exc:
+        log.warning("fence cache not warmed, redis unavailable: %s", exc)
 
     def sweeper() -> None:
         engine = app.extensions["geo"]

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class EmbeddedRedis:
         self.extra_args = extra_args or []
         self.process: subprocess.Popen | None = None
         self.owned = False
+        self._atexit = False
 
     @property
     def url(self) -> str:
@@ -96,16 +99,21 @@ class EmbeddedRedis:
         return self.data_dir / "server.pid"
 
     def _client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0)
+        # No retries: redis-py >= 6 retries a refused connection 10 times with backoff (~4 s),
+        # and a probe of a port that is not answering yet must fail at once so we can poll.
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0,
+                           socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0))
 
     def _is_ours_running(self) -> bool:
         """Tell whether a server from this data directory already answers on our port."""
+        client = self._client()
         try:
-            client = self._client()
             client.ping()
             found = client.config_get("dir").get("dir", "")
         except redis.RedisError:
             return False
+        finally:
+            client.close()
         if Path(found).resolve() != self.data_dir:
             raise SupervisorError(
                 f"port {self.port} is used by another Redis server (data dir {found}); "
@@ -150,11 +158,15 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         client = self._client()
         while True:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                log_tail = _tail(self.data_dir / "server.log")
+            code = self.process.poll()
+            if code is not None:
+                stderr = self.process.stderr
+                err = stderr.read().decode(errors="replace") if stderr else ""
+                self.stop()
+                detail = err.strip() or _tail(self.data_dir / "server.log")
                 raise SupervisorError(
-                    f"redis server exited with {self.process.returncode}: {err or log_tail}"
+                    f"redis server on port {self.port} exited with {code} at start "
+                    f"(is the port used by another program?): {detail}"
                 )
             try:
                 client.ping()
@@ -162,9 +174,14 @@ class EmbeddedRedis:
             except redis.RedisError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise SupervisorError(f"redis server did not answer on port {self.port}")
+                    raise SupervisorError(
+                        f"redis server did not answer on port {self.port} within {timeout} s"
+                    ) from None
                 time.sleep(0.02)
-        atexit.register(self.stop)
+        client.close()
+        if not self._atexit:
+            atexit.register(self.stop)
+            self._atexit = True
 
     def stop(self, timeout: float = 10.0) -> None:
         """Shut the server down cleanly if this process started it."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +36,13 @@ TRUST_DELTA = {"ok": 1, "inaccurate": 0, "too_fast": -15, "mocked": -25, "jump":
 TRUST_START = 100
 EVENT_KINDS = ("enter", "dwell", "exit", "transit")
 MAX_CAS_RETRIES = 20
+OUTBOX_GRACE_S = 10.0
 
 # KEYS: state, fence states, fixes, outbox, position.
 # ARGV: expected version, fixes cutoff, retention ttl, last_t, trust, last position, anchor,
 #   fence states to set ("store=state" lines), fence states to delete (lines), raw fixes (lines,
-#   each starting with its time before the first "|"), events (JSON lines). Few large arguments
+#   each starting with its time before the first "|"), events (JSON lines), the time the
+#   outbox was written (for crash detection). Few large arguments
 #   keep the client's packing cost low.
 # Returns 1 when written, 0 when the version moved (caller re-reads), -1 without consent.
 COMMIT_LUA = """
@@ -67,7 +70,7 @@ if ARGV[6] ~= '' then
 end
 if ARGV[11] ~= '' then
   for event in string.gmatch(ARGV[11], '[^\\n]+') do redis.call('RPUSH', KEYS[4], event) end
-  redis.call('HSET', KEYS[1], 'ob', '1')
+  redis.call('HSET', KEYS[1], 'ob', ARGV[12])
 end
 redis.call('HSET', KEYS[1], 'ver', ver + 1)
 return 1
@@ -280,7 +283,8 @@ class LocationEngine:
         self._scripts = _Scripts(r)
         self._cache_version = -1
         self._entries: dict[str, StoreEntry] = {}
-        self._tiers: list[int] = []
+        self._tiers: list[tuple[int, float]] = []  # (tier, search radius) of non-empty tiers
+        self._refresh_lock = threading.Lock()
 
     # -- consent, trust, privacy -----------------------------------------------------------
     def set_consent(self, shopper_id: str, granted: bool) -> dict[str, Any]:
@@ -350,12 +354,30 @@ class LocationEngine:
         return out
 
     # -- the fence cache ---------------------------------------------------------------------
+    def warm(self) -> None:
+        """Load the fence cache now (server start) instead of on the first fix."""
+        self._refresh(self.catalog.version())
+
     def _refresh(self, version: int) -> None:
         if version == self._cache_version:
             return
+        with self._refresh_lock:
+            if version == self._cache_version:
+                return  # another request of this process reloaded it meanwhile
+            self._load_cache()
+
+    def _load_cache(self) -> None:
         loaded_version, records = self.catalog.load_all()
-        self._entries = {sid: entry_from_record(rec) for sid, rec in records.items()}
-        self._tiers = sorted({tier_of(e.fence) for e in self._entries.values()})
+        hours_cache: dict = {}
+        entries = {sid: entry_from_record(rec, hours_cache) for sid, rec in records.items()}
+        # Each tier is searched with the largest reach it actually holds, not its bound.
+        reach: dict[int, float] = {}
+        for entry in entries.values():
+            tier = tier_of(entry.fence)
+            reach[tier] = max(reach.get(tier, 0.0),
+                              entry.fence.extent_m + entry.fence.hysteresis_m + 1.0)
+        self._entries = entries
+        self._tiers = sorted(reach.items())
         self._cache_version = loaded_version
 
     # -- fixes -------------------------------------------------------------------------------
@@ -425,7 +447,7 @@ class LocationEngine:
             if version != self._cache_version:
                 self._refresh(version)
                 if self._tiers != tiers:
-                    continue  # a new tier appeared: search again with it
+                    continue  # tiers or their radii changed: search again with them
             break
         per_point = [set(found) for found in found_lists[1:]]
         position = 0
@@ -443,9 +465,10 @@ class LocationEngine:
         for work, state, fences, pos, fixes, candidates in staged:
             self._compute(work, state, fences, pos, fixes, candidates, now)
 
-    def _candidates(self, pipe, tiers: list[int], points: list[tuple[float, float, float]]):
-        keys_ = [keys.VERSION] + [keys.fence_index(t) for t in tiers]
-        args: list[Any] = [keys.TIERS[t] for t in tiers]
+    def _candidates(self, pipe, tiers: list[tuple[int, float]],
+                    points: list[tuple[float, float, float]]) -> None:
+        keys_ = [keys.VERSION] + [keys.fence_index(t) for t, _ in tiers]
+        args: list[Any] = [f"{radius:.1f}" for _, radius in tiers]
         for lon, lat, extra in points:
             args += [lon, lat, extra]
         self._scripts.call(pipe, "candidates", keys_, args)
@@ -518,7 +541,10 @@ class LocationEngine:
             return
         s = self.settings
         work.version = int(state.get("ver") or 0)
-        work.stale_outbox = state.get("ob") == "1"
+        # The writer streams its outbox right after committing; one much older than that was
+        # left by a process that died in between, and this pass streams it (ids deduplicate).
+        outbox_at = state.get("ob")
+        work.stale_outbox = outbox_at is not None and now - float(outbox_at) > OUTBOX_GRACE_S
         last_t = float(state.get("last_t") or 0.0)
         trust = int(state.get("trust") or TRUST_START)
         anchor = _Point.decode(position.get("anchor"))
@@ -560,6 +586,7 @@ class LocationEngine:
             "\n".join(sorted(removed)),
             "\n".join(fix_rows),
             "\n".join(json.dumps(e, separators=(",", ":")) for e in work.events),
+            f"{now:.3f}",
         ]
         for sid in touched - removed:
             member = f"{work.shopper_id}|{sid}"
@@ -577,8 +604,13 @@ class LocationEngine:
         s = self.settings
         t = fix.recorded_at
         events: list[dict[str, Any]] = []
+        # The segment from the previous trusted fix can only cross fences whose edge is within
+        # one step of this fix: the transit test is skipped for every other candidate.
+        step = (fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon)
+                if prev is not None else 0.0)
+        transit_possible = step >= s.transit_min_m
         # Only "ok" fixes get here, so the accuracy is within the limit.
-        for sid in sorted(found | set(fs)):
+        for sid in sorted(found | fs.keys()):
             entry = self._entries.get(sid)
             if entry is None:
                 if sid in fs:  # the store was deleted: forget the state quietly
@@ -597,8 +629,7 @@ class LocationEngine:
                     touched.add(sid)
                     removed.discard(sid)
                     events.append(_event(shopper_id, sid, "enter", t, trust))
-                elif (prev is not None and distance > 0
-                      and fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon) >= s.transit_min_m
+                elif (transit_possible and 0 < distance <= step
                       and fence.signed_distance_m(prev.lat, prev.lon) > 0
                       and fence.segment_crosses(prev.lat, prev.lon, fix.lat, fix.lon)):
                     events.append(_event(shopper_id, sid, "transit", t, trust,
@@ -739,7 +770,8 @@ class LocationEngine:
                 return []
             args = [int(state.get("ver") or 0), f"{now - s.retention_s:.3f}", int(s.retention_s),
                     "", "", "", "", "", "\n".join(removed), "",
-                    "\n".join(json.dumps(e, separators=(",", ":")) for e in events)]
+                    "\n".join(json.dumps(e, separators=(",", ":")) for e in events),
+                    f"{now:.3f}"]
             reply = self._scripts.run(
                 lambda args=args: self._scripts.call(self.r, "commit", _commit_keys(shopper_id),
                                                      args)

@@ -10,7 +10,9 @@ STORES = f"{CATALOG}:stores"  # hash: store id -> store JSON (with its fence)
 IDS = f"{CATALOG}:ids"  # sorted set (all scores 0): ids in lexical order, for paging
 STORE_LOC = f"{CATALOG}:loc"  # GEO set: store locations, for "nearby"
 VERSION = f"{CATALOG}:version"  # counter bumped by every catalog change (fence caches)
-TIERS = (400.0, 1_500.0, 6_000.0)  # reach (extent + hysteresis) bounds of the fence indexes
+# Reach (extent + hysteresis) bounds of the fence indexes. Fine tiers keep the candidate count
+# low in dense streets: a 60 m fence is searched within ~100 m, not within the largest reach.
+TIERS = (100.0, 200.0, 400.0, 1_500.0, 6_000.0)
 EVENTS = "geo:events"  # stream: enter / dwell / exit / transit, consumed by promotions and game
 PENDING_EXITS = "geo:pending_exits"  # sorted set: "shopper|store" -> exit deadline
 

@@ -117,14 +117,24 @@ def _finish(store: dict[str, Any], prefix: str) -> dict[str, Any]:
     return store
 
 
-def entry_from_record(record: dict[str, Any]) -> StoreEntry:
-    """Build the engine's view of a stored store record."""
-    hours = record.get("opening_hours")
-    return StoreEntry(
-        id=record["id"],
-        fence=fence_from_dict(record["fence"]),
-        hours=parse_hours(hours) if hours is not None else None,
-    )
+def entry_from_record(record: dict[str, Any], hours_cache: dict[str, Hours] | None = None,
+                      ) -> StoreEntry:
+    """Build the engine's view of a stored store record.
+
+    Thousands of stores share a few dozen opening-hours specs: a cache keyed by the spec's
+    JSON parses each once.
+    """
+    spec = record.get("opening_hours")
+    hours = None
+    if spec is not None:
+        if hours_cache is None:
+            hours = parse_hours(spec)
+        else:
+            key = json.dumps(spec, sort_keys=True)
+            hours = hours_cache.get(key)
+            if hours is None:
+                hours = hours_cache[key] = parse_hours(spec)
+    return StoreEntry(id=record["id"], fence=fence_from_dict(record["fence"]), hours=hours)
 
 
 def tier_of(fence: Fence) -> int:

@@ -7,7 +7,7 @@ import re
 import pytest
 
 import config
-from app import FRAMEWORK_PUBLIC_PREFIXES, create_app
+from app import create_app, is_framework_public
 from app.auth import PUBLIC, ROLES, declared_roles
 
 CALLERS = ("anonymous", *ROLES)
@@ -49,7 +49,7 @@ def _routes() -> list[tuple[str, str, str]]:
     app = create_app(config.TestConfig(REDIS_URL="redis://127.0.0.1:1/0"))
     routes = []
     for rule in app.url_map.iter_rules():
-        if rule.endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES):
+        if is_framework_public(rule.endpoint):
             continue
         url = re.sub(r"<(?:[^:<>]+:)?[^<>]+>", DUMMY_ID, rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
@@ -78,7 +78,7 @@ def _headers(auth, caller: str) -> dict:
 
 def test_every_rule_is_in_the_matrix(app):
     rules = {r.endpoint for r in app.url_map.iter_rules()
-             if not r.endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES)}
+             if not is_framework_public(r.endpoint)}
     assert rules == {endpoint for endpoint, _, _ in ROUTES}
     assert rules, "no API rules found"
 
@@ -87,7 +87,7 @@ def test_only_docs_and_static_files_skip_the_role_check(app):
     docs = re.compile(r"^/(static/|api/(openapi\.json|swagger(/.*)?|static/.*|"
                       r"oauth2-redirect\.html)?$)")
     skipped = [rule.rule for rule in app.url_map.iter_rules()
-               if rule.endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES)]
+               if is_framework_public(rule.endpoint)]
     assert "/api/openapi.json" in skipped
     assert [url for url in skipped if not docs.match(url)] == []
 

@@ -1,4 +1,3 @@
-from geo.engine import Fix
 
 
 def test_enter_dwell_exit(app, auth, clock):

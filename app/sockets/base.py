@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from typing import Any
 
 import redis
 from flask import current_app, request
-from flask_socketio import Namespace, emit
+from flask_socketio import ConnectionRefusedError, Namespace, emit
 from pydantic import ValidationError
 
 from core.errors import DomainError, Forbidden, Unauthorized
@@ -37,6 +38,16 @@ def token_from_handshake(auth: Any) -> str | None:
     return request.args.get("token")
 
 
+def refusal(body: dict[str, Any]) -> ConnectionRefusedError:
+    """Build the connect refusal a client reads as `err.message` and `err.data` (the envelope).
+
+    Socket.IO's own exception, not the builtin of the same name: python-socketio answers the
+    builtin with a bare "Connection refused by server". With a single argument it would send
+    str(body), a Python repr no client parses.
+    """
+    return ConnectionRefusedError(body["error"]["message"], body)
+
+
 class SecureNamespace(Namespace):
     """Base of every namespace: roles at connect and per event, default deny."""
 
@@ -51,14 +62,14 @@ class SecureNamespace(Namespace):
     def on_connect(self, auth: Any = None) -> None:
         token = token_from_handshake(auth)
         if not token:
-            raise ConnectionRefusedError(error_body("unauthorized", "a token is required"))
+            raise refusal(error_body("unauthorized", "a token is required"))
         try:
             who = current_app.extensions["accounts"].authenticate(token)
             authorize(who, self.connect_roles)
         except (Unauthorized, Forbidden) as exc:
-            raise ConnectionRefusedError(exc.to_dict()) from None
+            raise refusal(exc.to_dict()) from None
         except redis.RedisError:
-            raise ConnectionRefusedError(
+            raise refusal(
                 error_body("service_unavailable", "storage is unavailable, retry shortly")
             ) from None
         self.principals[request.sid] = who
@@ -75,8 +86,22 @@ class SecureNamespace(Namespace):
         return self.principals[request.sid]
 
     def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in LIFECYCLE:
+        # A client may send an ordinary event named "connect" or "disconnect", and
+        # python-socketio routes it here like the real ones: re-authenticating with another
+        # token, or dropping the principal. Clients' events only run while the connection is
+        # established; the real lifecycle calls come while it is pending (always_connect off).
+        if event in LIFECYCLE and not self.server.manager.is_connected(args[0], self.namespace):
             return super().trigger_event(event, *args)
+        # python-socketio passes (sid, *data). Flask-SocketIO's _handle_event (what its own
+        # Namespace.trigger_event uses) pushes the request context that gives request.sid,
+        # current_app and emit() their meaning; calling handlers directly would run without it.
+        # (Given the name "connect", _handle_event passes only what it takes for `auth`.)
+        sid, *data = args
+        return self.socketio._handle_event(partial(self._guarded, event), event,
+                                           self.namespace, sid, *data)
+
+    def _guarded(self, event: str, *args: Any) -> Any:
+        """Run one event inside the request context; every failure becomes an error ack."""
         try:
             return self._dispatch(event, *args)
         except DomainError as exc:
@@ -94,7 +119,8 @@ class SecureNamespace(Namespace):
             return self._fail(error_body("internal_error", "internal error"), event)
 
     def _dispatch(self, event: str, *args: Any) -> Any:
-        handler = getattr(self, f"on_{event}", None) if event.isidentifier() else None
+        callable_by_clients = event.isidentifier() and event not in LIFECYCLE
+        handler = getattr(self, f"on_{event}", None) if callable_by_clients else None
         if handler is None:
             raise DomainError(f"unknown event {event!r}", code="unknown_event", field="event")
         allowed = declared_roles(handler)

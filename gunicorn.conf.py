@@ -1,0 +1,24 @@
+"""Gunicorn settings, read from the working directory: `gunicorn wsgi:app` (or `-b HOST:PORT`).
+
+Socket.IO needs the gevent worker (long-lived websockets, one greenlet per connection); scale out
+with more processes behind the load balancer, which Redis fans events out between.
+"""
+
+import os
+
+wsgi_app = "wsgi:app"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+# The app must be built inside the worker, after gevent patched it, never in the master.
+preload_app = False
+# Open websockets keep a worker busy until this runs out on SIGTERM; clients reconnect to
+# another process, so a long drain only delays deploys.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "10"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+keepalive = 5
+# Gunicorn >= 25.1 opens a control socket at one fixed path per user ($XDG_RUNTIME_DIR or
+# ~/.gunicorn/gunicorn.ctl): several instances on one host would unlink each other's socket.
+control_socket_disable = os.environ.get("GUNICORN_CONTROL_SOCKET", "") == ""
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
