@@ -14,7 +14,7 @@ from config import Config
 from core.clock import Clock
 from core.errors import DomainError, Forbidden
 
-from .auth import Accounts, TokenSigner, authorize, declared_roles
+from .auth import Accounts, TokenSigner, authorize, declared_roles, defers_session_check
 from .errors import register_errorhandlers, validation_response
 from .extensions import make_redis
 from .observability import configure_logging, register_observability
@@ -135,7 +135,8 @@ def register_security(app: OpenAPI) -> None:
             return
         if request.method == "OPTIONS":
             return  # Flask's automatic answer to a CORS preflight carries no data
-        allowed = declared_roles(current_app.view_functions.get(endpoint))
+        view = current_app.view_functions.get(endpoint)
+        allowed = declared_roles(view)
         if allowed is None:
             raise Forbidden("this endpoint declares no roles", code="undeclared_roles")
         header = request.headers.get("Authorization", "")
@@ -145,14 +146,18 @@ def register_security(app: OpenAPI) -> None:
                 raise DomainError(
                     "Authorization must be 'Bearer <token>'", code="invalid_token", status=401
                 )
-            g.principal = current_app.extensions["accounts"].authenticate(token.strip())
+            # A view that checks the session inside its own first Redis round trip (the hot
+            # location endpoints) gets the principal from the signature alone here.
+            g.principal = current_app.extensions["accounts"].authenticate(
+                token.strip(), check_session=not defers_session_check(view)
+            )
         authorize(g.principal, allowed)
 
     @app.before_request
     def _parse_json() -> None:
         # A body that claims to be JSON but is not is a 400 naming the body, not a 422 later.
-        has_body = bool(request.content_length)
-        if request.method in {"POST", "PUT", "PATCH"} and request.is_json and has_body:
+        if (request.method in {"POST", "PUT", "PATCH"} and request.is_json
+                and request.content_length):
             try:
                 request.get_json()
             except (BadRequest, RecursionError):

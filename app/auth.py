@@ -50,6 +50,17 @@ def roles(*allowed: str) -> Callable:
     return decorator
 
 
+def defer_session_check(func: Callable) -> Callable:
+    """Mark a view that checks the session itself, inside its first Redis round trip."""
+    func._footfall_defer_session = True
+    return func
+
+
+def defers_session_check(func: Callable | None) -> bool:
+    """Tell whether a view checks the session itself."""
+    return bool(getattr(func, "_footfall_defer_session", False))
+
+
 def declared_roles(func: Callable | None) -> frozenset[str] | None:
     """Return the roles a view or handler declared, or None when it declared none."""
     return getattr(func, "_footfall_roles", None)
@@ -265,13 +276,25 @@ class Accounts:
             "user": public_user(record),
         }
 
-    def authenticate(self, token: str) -> Principal:
-        """Return the principal of a valid token whose session is still open."""
+    def authenticate(self, token: str, *, check_session: bool = True) -> Principal:
+        """Return the principal of a valid token whose session is still open.
+
+        With check_session=False only the signature and expiry are checked here, and the
+        caller must check session_guard() in its own first round trip.
+        """
         payload = self.signer.verify(token, self.clock.now())
         session_id = payload.get("sid")
-        if not session_id or not self.r.exists(_session_key(session_id)):
+        if not session_id:
+            raise Unauthorized("malformed token", code="invalid_token")
+        if check_session and not self.r.exists(_session_key(session_id)):
             raise Unauthorized("session ended, sign in again", code="session_revoked")
         return Principal(payload["u"], payload["r"], payload.get("s"), session_id)
+
+    @staticmethod
+    def session_guard(principal: Principal) -> tuple[str, Unauthorized]:
+        """Return the key that must exist for the principal's session, and the error if not."""
+        return (_session_key(principal.session_id),
+                Unauthorized("session ended, sign in again", code="session_revoked"))
 
     def logout(self, principal: Principal) -> None:
         """Revoke the caller's session."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+
 import redis
 from flask import current_app
 from flask_socketio import SocketIO
@@ -21,12 +23,52 @@ def get_clock() -> Clock:
     return current_app.extensions["clock"]
 
 
+def _os_poll():
+    """Return the operating system's poll(), even when gevent has patched select."""
+    try:
+        from gevent import monkey
+
+        if monkey.is_module_patched("select"):
+            return monkey.get_original("select", "poll")
+    except ImportError:
+        pass
+    return select.poll
+
+
+_OS_POLL = _os_poll() if hasattr(select, "poll") else None
+
+
+class QuickCheckConnection(redis.Connection):
+    """A pool connection whose zero-timeout "is anything pending?" check skips the gevent hub.
+
+    redis-py asks every connection it takes from the pool whether unread data is waiting. Under
+    gevent that zero-timeout poll goes through the hub and cost about a tenth of a location
+    request in the benchmark's profile. A zero-timeout poll never blocks, so the OS poll is
+    safe here; when it reports anything, redis-py's own check decides.
+    """
+
+    def can_read(self, timeout: float = 0) -> bool:
+        sock = self._sock
+        if timeout or sock is None or _OS_POLL is None:
+            return super().can_read(timeout)
+        poller = _OS_POLL()
+        poller.register(sock.fileno(), select.POLLIN)
+        if poller.poll(0):
+            return super().can_read(timeout)
+        reader = getattr(self._parser, "_reader", None)  # hiredis keeps parsed-ahead data here
+        return bool(reader is not None and reader.has_data())
+
+
 def make_redis(url: str) -> redis.Redis:
     """Build a Redis client that fails fast while the server is down and reconnects after."""
+    options = {}
+    if url.startswith("redis://"):
+        options["connection_class"] = QuickCheckConnection
     return redis.Redis.from_url(
         url,
         decode_responses=True,
         socket_connect_timeout=1.0,
         socket_timeout=5.0,
         health_check_interval=30,
+        **options,
     )

@@ -381,18 +381,28 @@ class LocationEngine:
         self._cache_version = loaded_version
 
     # -- fixes -------------------------------------------------------------------------------
-    def record_fixes(self, shopper_id: str, fixes: Sequence[Fix]) -> list[FixResult]:
-        """Process one shopper's fixes (one or a batch); raise when the shopper may not send."""
-        outcome = self.record_many([(shopper_id, list(fixes))])[shopper_id]
+    def record_fixes(
+        self, shopper_id: str, fixes: Sequence[Fix], *,
+        guard: tuple[str, DomainError] | None = None,
+    ) -> list[FixResult]:
+        """Process one shopper's fixes (one or a batch); raise when the shopper may not send.
+
+        guard: a key that must exist for the fixes to count (e.g. the caller's session), and
+        the error to raise if it does not; checked within the first round trip.
+        """
+        guards = {shopper_id: guard} if guard is not None else None
+        outcome = self.record_many([(shopper_id, list(fixes))], guards=guards)[shopper_id]
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome
 
     def record_many(
-        self, batches: Iterable[tuple[str, list[Fix]]]
+        self, batches: Iterable[tuple[str, list[Fix]]],
+        guards: dict[str, tuple[str, DomainError]] | None = None,
     ) -> dict[str, list[FixResult] | DomainError]:
         """Process fixes of many shoppers with batched round trips; errors come back per shopper."""
         now = self.clock.now()
+        guards = guards or {}
         pending: dict[str, _Work] = {}
         for shopper_id, fixes in batches:
             if shopper_id in pending:
@@ -404,7 +414,7 @@ class LocationEngine:
             if not pending:
                 break
             works = list(pending.values())
-            self._read_and_compute(works, now)
+            self._read_and_compute(works, now, guards)
             committed = self._commit_all([w for w in works if w.error is None])
             for work in works:
                 if work.error is not None:
@@ -424,7 +434,8 @@ class LocationEngine:
             )
         return done
 
-    def _read_and_compute(self, works: list[_Work], now: float) -> None:
+    def _read_and_compute(self, works: list[_Work], now: float,
+                          guards: dict[str, tuple[str, DomainError]]) -> None:
         """Round trip 1: every shopper's state and every fix's candidate fences."""
         plans = [(work, self._order(work, now)) for work in works]
         while True:
@@ -439,6 +450,9 @@ class LocationEngine:
                 self._candidates(pipe, tiers, points)
                 for work, _ in plans:
                     self._scripts.call(pipe, "read", _read_keys(work.shopper_id), [])
+                for work, _ in plans:
+                    if work.shopper_id in guards:
+                        pipe.exists(guards[work.shopper_id][0])
                 return pipe.execute()
 
             replies = self._scripts.run(read)
@@ -449,10 +463,15 @@ class LocationEngine:
                 if self._tiers != tiers:
                     continue  # tiers or their radii changed: search again with them
             break
+        guard_replies = iter(replies[1 + len(plans):])
+        for work, _ in plans:
+            if work.shopper_id in guards and not next(guard_replies):
+                work.error = guards[work.shopper_id][1]
         per_point = [set(found) for found in found_lists[1:]]
         position = 0
         staged = []
-        for (work, fixes), (state, fences, pos) in zip(plans, replies[1:], strict=True):
+        for (work, fixes), (state, fences, pos) in zip(plans, replies[1:1 + len(plans)],
+                                                       strict=True):
             candidates = per_point[position:position + len(fixes)]
             position += len(fixes)
             staged.append((work, dict(zip(STATE_FIELDS, state, strict=True)), _pairs(fences),

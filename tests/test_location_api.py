@@ -78,3 +78,13 @@ def test_future_fix_names_its_index(client, shopper):
     response = client.post("/api/location/fixes", json={"fixes": batch}, headers=shopper)
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] == "fixes[1].recorded_at"
+
+
+def test_fix_after_logout_is_refused(client, shopper):
+    # The location endpoints check the session inside the engine's first round trip.
+    assert client.post("/api/auth/logout", headers=shopper).status_code == 200
+    response = client.post("/api/location/fix", json=FIX, headers=shopper)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "session_revoked"
+    batch = client.post("/api/location/fixes", json={"fixes": [FIX]}, headers=shopper)
+    assert batch.status_code == 401

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from geo.engine import Fix
 
 from ..api import endpoint, principal
+from ..auth import defer_session_check
 
 bp = APIBlueprint("location", __name__, url_prefix="/api/location",
                   abp_tags=[Tag(name="location")])
@@ -67,7 +68,10 @@ class FixBatch(BaseModel):
 def record(fixes: list[Fix]) -> dict:
     """Run fixes through the engine for the caller and count the outcome."""
     engine = current_app.extensions["geo"]
-    results = engine.record_fixes(principal().user_id, fixes)
+    who = principal()
+    # The session check rides in the engine's first round trip (see defer_session_check).
+    guard = current_app.extensions["accounts"].session_guard(who)
+    results = engine.record_fixes(who.user_id, fixes, guard=guard)
     current_app.extensions["metrics"].count_fix_results(results)
     return {
         "results": [r.to_dict() for r in results],
@@ -79,6 +83,7 @@ def record(fixes: list[Fix]) -> dict:
 @endpoint(bp, "post", "/fix", allow=["shopper"], summary="Send one location fix",
           description="Refused with consent_required (403) before the shopper consented. "
           "Answers the spoof verdict and any geofence events the fix caused.")
+@defer_session_check
 def post_fix(body: FixIn):
     return record([body.to_fix()])
 
@@ -86,6 +91,7 @@ def post_fix(body: FixIn):
 @endpoint(bp, "post", "/fixes", allow=["shopper"], summary="Send a batch of up to 100 fixes",
           description="Fixes are processed in recorded order; duplicates and fixes older than "
           "the last processed one are ignored (idempotent retries).")
+@defer_session_check
 def post_fixes(body: FixBatch):
     return record([f.to_fix() for f in body.fixes])
 
