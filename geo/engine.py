@@ -259,7 +259,6 @@ class _Work:
     version: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     pending_add: dict[str, float] = field(default_factory=dict)
-    pending_del: list[str] = field(default_factory=list)
     commit_args: list[Any] | None = None
     stale_outbox: bool = False  # a crashed process left events that never reached the stream
 
@@ -426,7 +425,7 @@ class LocationEngine:
                 else:
                     # Another process moved this shopper's state: start over from a fresh read.
                     work.results, work.events = [], []
-                    work.pending_add, work.pending_del = {}, []
+                    work.pending_add = {}
         for work in pending.values():
             done[work.shopper_id] = DomainError(
                 "too much concurrent activity for this shopper, retry",
@@ -571,7 +570,7 @@ class LocationEngine:
         fs = {sid: _FenceState.decode(raw) for sid, raw in fences.items()}
         touched: set[str] = set()
         removed: set[str] = set()
-        fix_rows: list[tuple[float, str]] = []
+        fix_rows: list[str] = []
         oldest = now - s.max_age_s
         for fix, found in zip(fixes, candidates, strict=True):
             t = fix.recorded_at
@@ -608,12 +607,9 @@ class LocationEngine:
             f"{now:.3f}",
         ]
         for sid in touched - removed:
-            member = f"{work.shopper_id}|{sid}"
             if fs[sid].pending_since > 0:
+                member = f"{work.shopper_id}|{sid}"
                 work.pending_add[member] = fs[sid].pending_since + s.exit_confirm_s
-            else:
-                work.pending_del.append(member)
-        work.pending_del += [f"{work.shopper_id}|{sid}" for sid in removed]
 
     def _advance(
         self, shopper_id: str, fix: Fix, prev: _Point | None, fs: dict[str, _FenceState],
@@ -686,7 +682,12 @@ class LocationEngine:
             for work in works:
                 self._scripts.call(pipe, "commit", _commit_keys(work.shopper_id),
                                    work.commit_args)
-            return pipe.execute()
+            # The pending-exit index is only a hint for the sweeper, which re-checks the state
+            # (and repairs the index), so it rides along even if a commit loses its CAS.
+            for work in works:
+                if work.pending_add:
+                    pipe.zadd(keys.PENDING_EXITS, work.pending_add)
+            return pipe.execute()[:len(works)]
 
         replies = self._scripts.run(commit)
         committed: set[str] = set()
@@ -705,19 +706,10 @@ class LocationEngine:
                     code="consent_required", field="consent", status=403,
                 )
                 committed.add(work.shopper_id)
-        pipe = self.r.pipeline(transaction=False)
-        index_ops = False
-        for work in works:
-            if work.shopper_id in committed and work.error is None:
-                if work.pending_add:
-                    pipe.zadd(keys.PENDING_EXITS, work.pending_add)
-                    index_ops = True
-                if work.pending_del:
-                    pipe.zrem(keys.PENDING_EXITS, *work.pending_del)
-                    index_ops = True
-        for work in with_events:
-            self._append_events(pipe, work.shopper_id, work.events)
-        if index_ops or with_events:
+        if with_events:
+            pipe = self.r.pipeline(transaction=False)
+            for work in with_events:
+                self._append_events(pipe, work.shopper_id, work.events)
             pipe.execute()
         for work in with_events:
             self.sink.publish(work.shopper_id, work.events)
@@ -757,13 +749,21 @@ class LocationEngine:
             shopper_id, _, store_id = member.rpartition("|")
             by_shopper.setdefault(shopper_id, []).append(store_id)
         emitted: list[dict[str, Any]] = []
+        not_yet: dict[str, float] = {}
         for shopper_id, store_ids in by_shopper.items():
-            emitted += self._sweep_shopper(shopper_id, store_ids, now)
+            emitted += self._sweep_shopper(shopper_id, store_ids, now, not_yet)
         if due:
-            self.r.zrem(keys.PENDING_EXITS, *due)
+            # Entries are hints: drop the due ones, and put back those whose exit is still
+            # pending with a later deadline than the index said.
+            pipe = self.r.pipeline(transaction=False)
+            pipe.zrem(keys.PENDING_EXITS, *due)
+            if not_yet:
+                pipe.zadd(keys.PENDING_EXITS, not_yet)
+            pipe.execute()
         return emitted
 
-    def _sweep_shopper(self, shopper_id: str, store_ids: list[str], now: float) -> list[dict]:
+    def _sweep_shopper(self, shopper_id: str, store_ids: list[str], now: float,
+                       not_yet: dict[str, float]) -> list[dict]:
         s = self.settings
         for _ in range(MAX_CAS_RETRIES):
             pipe = self.r.pipeline(transaction=False)
@@ -779,7 +779,11 @@ class LocationEngine:
                 if raw is None:
                     continue
                 fstate = _FenceState.decode(raw)
-                if fstate.pending_since <= 0 or fstate.pending_since + s.exit_confirm_s > now:
+                if fstate.pending_since <= 0:
+                    continue
+                deadline = fstate.pending_since + s.exit_confirm_s
+                if deadline > now:
+                    not_yet[f"{shopper_id}|{sid}"] = deadline
                     continue
                 removed.append(sid)
                 events.append(_event(shopper_id, sid, "exit", fstate.pending_since, trust,

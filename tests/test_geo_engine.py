@@ -445,3 +445,16 @@ def test_next_fix_flushes_events_a_crash_left_in_the_outbox(engine, catalog, sho
     assert [e["kind"] for e in stream_events(redis_client)] == ["exit", "enter"]
     assert redis_client.exists(keys.shopper_outbox(shopper)) == 0
     assert redis_client.hget(keys.shopper_state(shopper), "ob") is None
+
+
+def test_sweeper_repairs_an_early_index_entry(engine, catalog, shopper, clock, redis_client):
+    add_store(catalog)
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
+    engine.record_fixes(shopper, [fix_at(*offset(*SHANGHAI, 400, 0), t + 10)])
+    member = f"{shopper}|s1"
+    redis_client.zadd(keys.PENDING_EXITS, {member: t})  # a stale, too early hint
+    assert engine.sweep(now=t + 30) == []
+    assert redis_client.zscore(keys.PENDING_EXITS, member) == pytest.approx(t + 70)
+    assert [e["kind"] for e in engine.sweep(now=t + 70)] == ["exit"]
+    assert redis_client.zcard(keys.PENDING_EXITS) == 0
