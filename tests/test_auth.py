@@ -10,22 +10,13 @@ import pytest
 from app.auth import TokenSigner
 from geo import keys
 
+from .helpers import assert_error, bearer
+
 PASSWORD = "correct-horse-1"
 
 
-def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
-    """Check the status and the JSON error envelope, and return the error body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert {"code", "message", "field"} <= set(error)
-    assert error["code"] == code, error
-    assert error["field"] == field, error
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def login(client, email: str, password: str = PASSWORD, **kwargs):

@@ -11,21 +11,13 @@ from app import create_app
 from app.auth import PUBLIC, roles
 from app.redis_supervisor import EmbeddedRedis, free_port
 
+from .helpers import assert_error
+
 FIX = {"lat": 31.24, "lon": 121.48, "accuracy_m": 10, "recorded_at": 1_780_000_000}
 STORE = {"id": "st-1", "name": "S", "brand": "B", "city": "Shanghai", "lat": 31.24,
          "lon": 121.48}
 
 
-def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
-    """Check the status and the JSON error envelope, and return the error body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/json"
-    error = response.get_json()["error"]
-    assert {"code", "message", "field"} <= set(error)
-    assert error["code"] == code, error
-    assert error["field"] == field, error
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 @pytest.fixture

@@ -12,21 +12,14 @@ import pytest
 from geo import keys
 from geo.demo import generate_stores, stores_to_csv, stores_to_geojson
 
+from .helpers import assert_error
+
 N = 5000
 BOWTIE = {"type": "Polygon", "coordinates": [[[121.47, 31.23], [121.471, 31.231],
                                               [121.471, 31.23], [121.47, 31.231],
                                               [121.47, 31.23]]]}
 
 
-def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
-    """Check the status and the JSON error envelope, and return the error body."""
-    assert response.status_code == status, response.get_data(as_text=True)[:500]
-    error = response.get_json()["error"]
-    assert {"code", "message", "field"} <= set(error)
-    assert error["code"] == code, error
-    assert error["field"] == field, error
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,11 @@ from geopy.distance import geodesic
 
 from geo.geometry import geodesic_m
 
+from .helpers import assert_error
+
 CENTER = (31.2300, 121.4700)  # lat, lon: People's Square, Shanghai
 
 
-def assert_error(response, status: int, code: str, field: str | None = None) -> dict:
-    """Check the status and the JSON error envelope, and return the error body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    error = response.get_json()["error"]
-    assert {"code", "message", "field"} <= set(error)
-    assert error["code"] == code, error
-    assert error["field"] == field, error
-    assert isinstance(error["message"], str) and error["message"]
-    return error
 
 
 def store(store_id: str = "st-1", **fields) -> dict:
