@@ -33,6 +33,7 @@ def main() -> None:
     print(f"Footfall on {base}   (Redis: {app.config['REDIS_URL']})")
     if not args.no_demo:
         report = seed_demo(app)
+        app.extensions["geo"].warm()  # the fence cache holds the demo stores before any fix
         print(f"demo data: {report['stores_total']} stores "
               f"({report['stores_written']} written now); staff serve {report['staff_store']}")
         print(f"demo accounts (password {DEMO_PASSWORD!r}):")
