@@ -1,12 +1,14 @@
 """Location fixes in, geofence events out: spoof verdicts and a per-(shopper, fence) state machine.
 
-One call handles any number of shoppers with a fixed number of Redis round trips:
+One call handles any number of shoppers with a fixed number of Redis round trips per chunk of
+shoppers:
 1. read: catalog version, each shopper's state, position and fence states, and GEOSEARCH
-   candidates for every fix (one search per non-empty fence tier);
+   candidates for every fix (one search per non-empty fence tier, all in one script call);
 2. commit: one Lua script per shopper checks the state version it read (compare-and-set), then
    writes fence states, raw fixes, position, trust and an outbox of events together;
 3. only when there are events: append them to the event stream and empty the outbox.
 A shopper whose state changed between 1 and 2 (another process) is read and computed again.
+Chunks travel on two connections, so Redis works on one chunk while Python computes another.
 See README "Geofencing rules" for the rules themselves.
 """
 

@@ -38,7 +38,7 @@ def shopper(shopper_id: str) -> str:
 
 
 def shopper_state(shopper_id: str) -> str:
-    """Hash: consent, last fix, trust anchor, trust score, CAS version, outbox flag."""
+    """Hash: consent, last fix time, trust score, CAS version, outbox time (no coordinates)."""
     return f"{shopper(shopper_id)}:st"
 
 
