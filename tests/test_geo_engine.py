@@ -458,3 +458,16 @@ def test_sweeper_repairs_an_early_index_entry(engine, catalog, shopper, clock, r
     assert redis_client.zscore(keys.PENDING_EXITS, member) == pytest.approx(t + 70)
     assert [e["kind"] for e in engine.sweep(now=t + 70)] == ["exit"]
     assert redis_client.zcard(keys.PENDING_EXITS) == 0
+
+
+def test_scripts_reload_after_the_server_lost_them(engine, catalog, shopper, clock,
+                                                   redis_client):
+    add_store(catalog)
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*offset(*SHANGHAI, 400, 0), t)])
+    redis_client.script_flush()  # as after a Redis restart without the script cache
+    assert kinds(engine.record_fixes(shopper, [fix_at(*SHANGHAI, t + 300)])) == ["enter"]
+    redis_client.script_flush()
+    clock.advance(400)
+    engine.record_fixes(shopper, [fix_at(*offset(*SHANGHAI, 400, 0), t + 400)])
+    assert engine.inside(shopper)[0]["exit_pending"] is True
