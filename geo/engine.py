@@ -499,41 +499,32 @@ class LocationEngine:
              guards: dict[str, tuple[str, DomainError]]) -> set[str]:
         """Read, compute and commit chunk by chunk, overlapping Redis work with Python work.
 
-        Chunk i's reads and chunk i-1's commit travel on different connections, so Redis
-        executes one while this process computes the other. Returns the committed shoppers.
+        Every chunk's reads go out at once on one connection and the commits on another, so
+        Redis answers the next chunks' reads and runs the finished chunks' commits while this
+        process computes. Returns the committed shoppers.
         """
         chunks = [works[i:i + CHUNK] for i in range(0, len(works), CHUNK)]
-        links = (_Link(self.r), _Link(self.r))
+        reads, commits = _Link(self.r), _Link(self.r)
         committed: set[str] = set()
-        plans: dict[int, list[tuple[_Work, list[Fix]]]] = {}
-
-        def send_read(i: int) -> None:
-            plans[i] = [(work, self._order(work, now)) for work in chunks[i]]
-            tiers = list(self._tiers)
-            links[i % 2].send(self._read_commands(plans[i], tiers, guards), tiers)
-
         try:
-            send_read(0)
-            if len(chunks) > 1:
-                send_read(1)
-            for i in range(len(chunks)):
-                replies, tiers = links[i % 2].receive()
-                self._absorb_read(plans.pop(i), replies, tiers, now, guards)
-                ready = [w for w in chunks[i] if w.error is None and w.commit_args is not None]
-                links[i % 2].send(self._commit_commands(ready), ready)
-                if i >= 1:
-                    replies, done = links[(i - 1) % 2].receive()
-                    committed |= self._absorb_commit(done, replies)
-                    if i + 1 < len(chunks):
-                        send_read(i + 1)
-            replies, done = links[(len(chunks) - 1) % 2].receive()
-            committed |= self._absorb_commit(done, replies)
+            tiers = list(self._tiers)
+            plans = [[(work, self._order(work, now)) for work in chunk] for chunk in chunks]
+            for plan in plans:
+                reads.send(self._read_commands(plan, tiers, guards))
+            for plan in plans:
+                replies, _ = reads.receive()
+                self._absorb_read(plan, replies, tiers, now, guards)
+                ready = [w for w, _ in plan if w.error is None and w.commit_args is not None]
+                commits.send(self._commit_commands(ready), ready)
+            for _ in plans:
+                replies, done = commits.receive()
+                committed |= self._absorb_commit(done, replies)
         except BaseException:
-            for link in links:
-                link.close(broken=True)
+            reads.close(broken=True)
+            commits.close(broken=True)
             raise
-        for link in links:
-            link.close()
+        reads.close()
+        commits.close()
         return committed
 
     def _read_commands(self, plans: list[tuple[_Work, list[Fix]]],
@@ -563,10 +554,10 @@ class LocationEngine:
             self._scripts.load()
         elif failed is not None:
             raise failed
-        stale = failed is None and int(replies[0][0]) != self._cache_version
-        if stale:
+        else:
             self._refresh(int(replies[0][0]))
-        if failed is not None or (stale and self._tiers != tiers):
+        # Searched with tiers that no longer hold (the catalog changed): read this chunk again.
+        if failed is not None or self._tiers != tiers:
             for work, _ in plans:
                 work.error = None
             self._read_and_compute([work for work, _ in plans], now, guards)
