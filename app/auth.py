@@ -114,6 +114,10 @@ def _session_key(session_id: str) -> str:
     return f"auth:session:{session_id}"
 
 
+def _sockets_key(session_id: str) -> str:
+    return f"auth:sockets:{session_id}"
+
+
 def _email_key(email: str) -> str:
     return f"user:email:{email}"
 
@@ -198,11 +202,15 @@ class Accounts:
             return None
         return self.r.hgetall(_user_key(user_id)) or None
 
-    def delete_user(self, user_id: str) -> None:
-        """Remove the account record, its email index and every session."""
+    def delete_user(self, user_id: str) -> list[tuple[str, str]]:
+        """Remove the account record, its email index and every session.
+
+        Returns the (namespace, socket id) pairs still connected with those sessions, for the
+        caller to disconnect.
+        """
         record = self.r.hgetall(_user_key(user_id))
         if not record:
-            return
+            return []
         sessions = self.r.smembers(f"auth:user_sessions:{{u:{user_id}}}")
         pipe = self.r.pipeline(transaction=False)
         pipe.delete(_user_key(user_id), f"auth:user_sessions:{{u:{user_id}}}")
@@ -210,6 +218,7 @@ class Accounts:
         for sid in sessions:
             pipe.delete(_session_key(sid))
         pipe.execute()
+        return self._take_sockets(sessions)
 
     # -- sessions ------------------------------------------------------------------------
     def login(self, email: str, password: str, ip: str) -> dict:
@@ -296,12 +305,41 @@ class Accounts:
         return (_session_key(principal.session_id),
                 Unauthorized("session ended, sign in again", code="session_revoked"))
 
-    def logout(self, principal: Principal) -> None:
-        """Revoke the caller's session."""
+    def logout(self, principal: Principal) -> list[tuple[str, str]]:
+        """Revoke the caller's session; return its sockets (namespace, id) to disconnect."""
         pipe = self.r.pipeline(transaction=False)
         pipe.delete(_session_key(principal.session_id))
         pipe.srem(f"auth:user_sessions:{{u:{principal.user_id}}}", principal.session_id)
         pipe.execute()
+        return self._take_sockets([principal.session_id])
+
+    def track_socket(self, principal: Principal, namespace: str, socket_id: str) -> None:
+        """Remember a socket opened with a session, so that ending the session closes it."""
+        key = _sockets_key(principal.session_id)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd(key, f"{namespace}|{socket_id}")
+        pipe.expire(key, self.token_ttl_s)
+        pipe.execute()
+
+    def forget_socket(self, principal: Principal, namespace: str, socket_id: str) -> None:
+        """Forget a socket that closed."""
+        self.r.srem(_sockets_key(principal.session_id), f"{namespace}|{socket_id}")
+
+    def _take_sockets(self, session_ids) -> list[tuple[str, str]]:
+        session_ids = list(session_ids)
+        if not session_ids:
+            return []
+        pipe = self.r.pipeline(transaction=False)
+        for session_id in session_ids:
+            pipe.smembers(_sockets_key(session_id))
+            pipe.delete(_sockets_key(session_id))
+        replies = pipe.execute()
+        out = []
+        for members in replies[::2]:
+            for member in members:
+                namespace, _, socket_id = member.partition("|")
+                out.append((namespace, socket_id))
+        return out
 
 
 def normalize_email(email: str, field: str = "email") -> str:

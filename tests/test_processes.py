@@ -343,6 +343,22 @@ def test_connect_refused_after_logout(servers, http, socket_shopper):
     assert refusal["data"]["error"]["code"] == "session_revoked"
 
 
+def test_logout_on_one_process_closes_the_socket_on_another(servers, http, socket_shopper,
+                                                             shared_redis):
+    server_a, server_b = servers
+    token = socket_shopper["token"]
+    socket = ShopperSocket(server_a.url, token)
+    try:
+        wait_for(lambda: queue_subscribers(shared_redis) >= 1, 10, "A's queue subscription")
+        response = http.post(server_b.url + "/api/auth/logout", headers=bearer(token),
+                             timeout=10)
+        assert response.status_code == 200, response.text
+        # B publishes the disconnect on the queue; A, which holds the socket, closes it.
+        wait_for(lambda: not socket.client.connected, 10, "the socket to be closed")
+    finally:
+        socket.close()
+
+
 @pytest.mark.parametrize(
     ("event", "payload", "code", "field"),
     [

@@ -103,3 +103,21 @@ def test_logout_then_connect_is_refused(socketio, app, client, auth):
     shopper, _ = auth.headers("shopper")
     assert client.post("/api/auth/logout", headers=shopper).status_code == 200
     assert not connect(socketio, app, client, token_of(shopper)).is_connected("/shopper")
+
+
+def test_logout_closes_the_sessions_sockets(socketio, app, client, auth):
+    shopper, _ = auth.headers("shopper")
+    sock = connect(socketio, app, client, token_of(shopper))
+    other, _ = auth.headers("shopper")
+    bystander = connect(socketio, app, client, token_of(other))
+    assert sock.is_connected("/shopper")
+    assert client.post("/api/auth/logout", headers=shopper).status_code == 200
+    assert not sock.is_connected("/shopper")
+    assert bystander.is_connected("/shopper")
+
+
+def test_erasure_closes_the_shoppers_sockets(socketio, app, client, auth):
+    shopper, _ = auth.headers("shopper")
+    sock = connect(socketio, app, client, token_of(shopper))
+    assert client.delete("/api/me", headers=shopper).status_code == 200
+    assert not sock.is_connected("/shopper")

@@ -41,6 +41,14 @@ def _accounts():
     return current_app.extensions["accounts"]
 
 
+def close_sockets(sockets: list[tuple[str, str]]) -> None:
+    """Disconnect sockets of ended sessions, on whichever process holds them."""
+    server = current_app.extensions["socketio"].server
+    for namespace, socket_id in sockets:
+        # Through the Redis message queue the process that holds the socket closes it.
+        server.disconnect(socket_id, namespace=namespace)
+
+
 def _client_ip() -> str:
     return request.remote_addr or "unknown"
 
@@ -76,7 +84,7 @@ def login(body: LoginBody):
 
 @endpoint(bp, "post", "/auth/logout", allow=ROLES, summary="Revoke this token")
 def logout():
-    _accounts().logout(principal())
+    close_sockets(_accounts().logout(principal()))
     return {"status": "signed_out"}
 
 
@@ -93,7 +101,7 @@ def me():
 def erase_me():
     who = principal()
     current_app.extensions["geo"].erase(who.user_id)
-    _accounts().delete_user(who.user_id)
+    close_sockets(_accounts().delete_user(who.user_id))
     return {"status": "erased"}
 
 

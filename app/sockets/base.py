@@ -73,13 +73,24 @@ class SecureNamespace(Namespace):
                 error_body("service_unavailable", "storage is unavailable, retry shortly")
             ) from None
         self.principals[request.sid] = who
+        try:
+            current_app.extensions["accounts"].track_socket(who, self.namespace, request.sid)
+        except redis.RedisError:
+            raise refusal(
+                error_body("service_unavailable", "storage is unavailable, retry shortly")
+            ) from None
         self.joined(who)
 
     def joined(self, who: Principal) -> None:
         """Hook: put a new connection in its rooms."""
 
     def on_disconnect(self, reason: Any = None) -> None:
-        self.principals.pop(request.sid, None)
+        who = self.principals.pop(request.sid, None)
+        if who is not None:
+            try:
+                current_app.extensions["accounts"].forget_socket(who, self.namespace, request.sid)
+            except redis.RedisError:
+                log.warning("could not forget socket %s: redis unavailable", request.sid)
 
     def principal(self) -> Principal:
         """Return the principal of the connection handling this event."""
