@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from openapi_spec_validator import validate as validate_spec
 
 import config
 from app import create_app
@@ -200,6 +201,9 @@ def test_openapi_document(client):
         "type": "http", "scheme": "bearer", "bearerFormat": "footfall-v1"}
     assert paths["/api/stores"]["post"]["security"] == [{"bearer": []}]
     assert paths["/api/location/fix"]["post"]["security"] == [{"bearer": []}]
+    assert "text/csv" in paths["/api/stores/import"]["post"]["requestBody"]["content"]
+    # The generated document is a valid OpenAPI 3.1 description, not just JSON.
+    validate_spec(spec)
     assert not paths["/api/auth/login"]["post"].get("security")
     assert "Roles: marketer, admin." in paths["/api/stores"]["post"]["description"]
 

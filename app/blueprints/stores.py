@@ -89,7 +89,12 @@ def nearby(query: NearbyQuery):
           "hours and fence hold JSON) or an RFC 7946 FeatureCollection of Point features "
           "(application/geo+json or application/json, coordinates [lon, lat]). Every row is "
           "validated first; if any is bad nothing is written and each bad row is reported "
-          "with its line or feature index, unless partial=true.")
+          "with its line or feature index, unless partial=true.",
+          openapi_extensions={"requestBody": {"required": True, "content": {
+              "text/csv": {"schema": {"type": "string"}},
+              "application/geo+json": {"schema": {"type": "object"}},
+              "application/json": {"schema": {"type": "object"}},
+          }}})
 def import_stores(query: ImportQuery):
     kind = query.format or _sniff_format()
     body = request.get_data(cache=True)
