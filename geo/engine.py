@@ -109,7 +109,10 @@ local out = {redis.call('GET', KEYS[1]) or '0'}
 local i = nsets + 1
 while i <= #ARGV do
   local found = {}
-  for k = 1, nsets do
+  local lat = tonumber(ARGV[i + 1])
+  -- GEO indexes end at +-85.05112878 degrees; no fence reaches beyond (stores stop at 85).
+  local searchable = lat <= 85.05112878 and lat >= -85.05112878
+  for k = 1, (searchable and nsets or 0) do
     local radius = tonumber(ARGV[k]) + tonumber(ARGV[i + 2])
     local hits = redis.call('GEOSEARCH', KEYS[k + 1], 'FROMLONLAT', ARGV[i], ARGV[i + 1],
                             'BYRADIUS', radius, 'm')

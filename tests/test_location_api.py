@@ -88,3 +88,16 @@ def test_fix_after_logout_is_refused(client, shopper):
     assert response.get_json()["error"]["code"] == "session_revoked"
     batch = client.post("/api/location/fixes", json={"fixes": [FIX]}, headers=shopper)
     assert batch.status_code == 401
+
+
+@pytest.mark.parametrize("lat", [89.0, -90.0, 85.06])
+def test_fix_beyond_the_geo_index_range(client, shopper, lat):
+    # Redis GEO indexes stop at +-85.05 degrees; such a fix is still a fix (found by fuzzing).
+    response = client.post("/api/location/fix", json={**FIX, "lat": lat, "lon": 0.0},
+                           headers=shopper)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["results"][0]["events"] == []
+    batch = [{**FIX, "lat": lat, "lon": 0.0, "recorded_at": T0 + 10},
+             {**FIX, "lat": lat, "lon": 1.0, "recorded_at": T0 + 200}]
+    response = client.post("/api/location/fixes", json={"fixes": batch}, headers=shopper)
+    assert response.status_code == 200, response.get_json()
