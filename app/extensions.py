@@ -8,19 +8,12 @@ import redis
 from flask import current_app
 from flask_socketio import SocketIO
 
-from core.clock import Clock
-
 socketio = SocketIO()
 
 
 def get_redis() -> redis.Redis:
     """Return the app's Redis client."""
     return current_app.extensions["redis"]
-
-
-def get_clock() -> Clock:
-    """Return the app's clock."""
-    return current_app.extensions["clock"]
 
 
 def _os_poll():

@@ -39,10 +39,8 @@ from .stores import StoreCatalog, StoreEntry, entry_from_record, tier_of
 
 log = logging.getLogger(__name__)
 
-VERDICTS = ("ok", "jump", "too_fast", "inaccurate", "mocked")
 TRUST_DELTA = {"ok": 1, "inaccurate": 0, "too_fast": -15, "mocked": -25, "jump": -30}
 TRUST_START = 100
-EVENT_KINDS = ("enter", "dwell", "exit", "transit")
 MAX_CAS_RETRIES = 20
 CHUNK = 250  # shoppers per read/commit batch in a call
 OUTBOX_GRACE_S = 10.0
@@ -137,10 +135,6 @@ class _Scripts:
         """Load every script into the server's script cache."""
         for name, src in self.sources.items():
             self.sha[name] = self.r.script_load(src)
-
-    def call(self, pipe, name: str, keys_: list[str], args: list[Any]) -> None:
-        """Queue a script call on a pipeline (or run it on a client)."""
-        return pipe.evalsha(self.sha[name], len(keys_), *keys_, *args)
 
     def run(self, fn):
         """Run fn(), loading the scripts and retrying once if the server had lost them."""
@@ -533,20 +527,24 @@ class LocationEngine:
     def _read_commands(self, plans: list[tuple[_Work, list[Fix]]],
                        tiers: list[tuple[int, float]],
                        guards: dict[str, tuple[str, DomainError]]) -> list[tuple]:
+        """Commands of round trip 1: candidates for every point, each state, each guard."""
         points = [(fix.lon, fix.lat, 0.0) for _, fixes in plans for fix in fixes]
         for _, fixes in plans:  # searches along a batch's own long segments
             points += _segment_points(fixes)
+        sha = self._scripts.sha["read"]
+        commands = [self._candidates_command(tiers, points)]
+        commands += [("EVALSHA", sha, 3, *_read_keys(work.shopper_id)) for work, _ in plans]
+        commands += [("EXISTS", guards[work.shopper_id][0])
+                     for work, _ in plans if work.shopper_id in guards]
+        return commands
+
+    def _candidates_command(self, tiers: list[tuple[int, float]],
+                            points: list[tuple[float, float, float]]) -> tuple:
         keys_ = [keys.VERSION] + [keys.fence_index(t) for t, _ in tiers]
         args: list[Any] = [f"{radius:.1f}" for _, radius in tiers]
         for lon, lat, extra in points:
             args += [lon, lat, extra]
-        sha = self._scripts.sha
-        commands = [("EVALSHA", sha["candidates"], len(keys_), *keys_, *args)]
-        commands += [("EVALSHA", sha["read"], 3, *_read_keys(work.shopper_id))
-                     for work, _ in plans]
-        commands += [("EXISTS", guards[work.shopper_id][0])
-                     for work, _ in plans if work.shopper_id in guards]
-        return commands
+        return ("EVALSHA", self._scripts.sha["candidates"], len(keys_), *keys_, *args)
 
     def _absorb_read(self, plans: list[tuple[_Work, list[Fix]]], replies: list[Any],
                      tiers: list[tuple[int, float]], now: float,
@@ -585,22 +583,8 @@ class LocationEngine:
         plans = [(work, self._order(work, now)) for work in works]
         while True:
             tiers = list(self._tiers)
-            points = [(fix.lon, fix.lat, 0.0) for _, fixes in plans for fix in fixes]
-            # Searches along a batch's own long segments go in the same call.
-            for _, fixes in plans:
-                points += _segment_points(fixes)
-
-            def read(tiers=tiers, points=points):
-                pipe = self.r.pipeline(transaction=False)
-                self._candidates(pipe, tiers, points)
-                for work, _ in plans:
-                    self._scripts.call(pipe, "read", _read_keys(work.shopper_id), [])
-                for work, _ in plans:
-                    if work.shopper_id in guards:
-                        pipe.exists(guards[work.shopper_id][0])
-                return pipe.execute()
-
-            replies = self._scripts.run(read)
+            commands = self._read_commands(plans, tiers, guards)
+            replies = self._scripts.run(lambda commands=commands: self._execute(commands))
             version = int(replies[0][0])
             if version != self._cache_version:
                 self._refresh(version)
@@ -636,13 +620,12 @@ class LocationEngine:
         for work, state, fences, pos, fixes, candidates in staged:
             self._compute(work, state, fences, pos, fixes, candidates, now)
 
-    def _candidates(self, pipe, tiers: list[tuple[int, float]],
-                    points: list[tuple[float, float, float]]) -> None:
-        keys_ = [keys.VERSION] + [keys.fence_index(t) for t, _ in tiers]
-        args: list[Any] = [f"{radius:.1f}" for _, radius in tiers]
-        for lon, lat, extra in points:
-            args += [lon, lat, extra]
-        self._scripts.call(pipe, "candidates", keys_, args)
+    def _execute(self, commands: list[tuple]) -> list[Any]:
+        """Run commands in one pipeline round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute()
 
     def _order(self, work: _Work, now: float) -> list[Fix]:
         """Sort a shopper's fixes by recorded time; refuse ones from the future."""
@@ -668,13 +651,8 @@ class LocationEngine:
                 asks.append((candidates[0], point))
         if not asks:
             return
-
-        def search():
-            pipe = self.r.pipeline(transaction=False)
-            self._candidates(pipe, list(self._tiers), [point for _, point in asks])
-            return pipe.execute()
-
-        (reply,) = self._scripts.run(search)
+        command = self._candidates_command(list(self._tiers), [point for _, point in asks])
+        (reply,) = self._scripts.run(lambda: self._execute([command]))
         for (found, _), hits in zip(asks, reply[1:], strict=True):
             if hits:
                 found.update(hits.split(","))
@@ -940,8 +918,8 @@ class LocationEngine:
                     "\n".join(json.dumps(e, separators=(",", ":")) for e in events),
                     f"{now:.3f}"]
             reply = self._scripts.run(
-                lambda args=args: self._scripts.call(self.r, "commit", _commit_keys(shopper_id),
-                                                     args)
+                lambda args=args: self.r.evalsha(self._scripts.sha["commit"], 5,
+                                                 *_commit_keys(shopper_id), *args)
             )
             if reply == 1:
                 pipe = self.r.pipeline(transaction=False)
@@ -1017,13 +995,4 @@ def _segment_points(fixes: list[Fix]) -> list[tuple[float, float, float]]:
     return [_midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
             for i in _segment_indexes(fixes)]
 
-
-def fix_from_dict(data: dict[str, Any]) -> Fix:
-    """Build a Fix from already validated fields."""
-    return Fix(
-        lat=float(data["lat"]), lon=float(data["lon"]), accuracy_m=float(data["accuracy_m"]),
-        recorded_at=float(data["recorded_at"]),
-        speed_mps=None if data.get("speed_mps") is None else float(data["speed_mps"]),
-        mock=bool(data.get("mock", False)),
-    )
 

@@ -107,6 +107,8 @@ def import_stores(query: ImportQuery):
                                field="body") from None
     if kind == "csv":
         rows = parse_csv(text)
+    elif request.is_json:
+        rows = parse_geojson(request.get_json())  # parsed once, before the view ran
     else:
         try:
             doc = json.loads(text)
