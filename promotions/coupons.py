@@ -1,0 +1,349 @@
+"""The wallet (a shopper's coupons), redemption at the till, voids, and expiry."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from core.errors import Forbidden, NotFound, RateLimited
+
+from . import keys
+from .campaigns import Campaigns, Refused, local_day_hour
+from .codes import CouponCodec, CouponRef, InvalidCode, split_coupon_id
+from .issuance import coupon_from, discount_for
+from .scripts import Scripts
+
+STATUSES = ("issued", "redeemed", "voided", "expired")
+WALLET_SCAN_MAX = 5_000  # coupons looked at per wallet page, at most
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts at the till or in the console."""
+
+    user_id: str
+    role: str
+    store_id: str | None = None
+
+
+@dataclass
+class RedeemSettings:
+    """Tunables of redemption (from the app's configuration)."""
+
+    void_window_s: int = 7 * 86_400
+    invalid_max: int = 10  # invalid codes per window, per till, staff member or shopper
+    invalid_window_s: int = 600
+
+
+class Coupons:
+    """Read coupons (applying expiry), list wallets, redeem, void and sweep expiries."""
+
+    def __init__(self, r: redis.Redis, clock, campaigns: Campaigns, scripts: Scripts,
+                 codec: CouponCodec, settings: RedeemSettings | None = None) -> None:
+        self.r = r
+        self.clock = clock
+        self.campaigns = campaigns
+        self.scripts = scripts
+        self.codec = codec
+        self.settings = settings or RedeemSettings()
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, coupon_id: str, *, field: str = "coupon_id") -> dict[str, Any]:
+        """Return one coupon; a coupon past its expiry is expired here (and in the ledger)."""
+        ref = split_coupon_id(coupon_id, field)
+        return self._load(ref, field=field)
+
+    def _load(self, ref: CouponRef, *, field: str = "coupon_id") -> dict[str, Any]:
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(keys.coupons(ref.campaign_id), ref.seq)
+        pipe.hget(keys.state(ref.campaign_id), ref.seq)
+        raw, state = pipe.execute()
+        if raw is None or state is None:
+            raise NotFound("no such coupon", code="NOT_FOUND", field=field)
+        coupon = coupon_from(raw, state)
+        if coupon["status"] == "issued" and self.clock.now() >= coupon["expires_at"]:
+            self._expire(ref.campaign_id, [ref.seq])
+            return self._load(ref, field=field)
+        return coupon
+
+    def present(self, coupon: dict[str, Any], *, owner: bool) -> dict[str, Any]:
+        """Add the codes: the owner sees the signed token and short code, others the short code."""
+        out = dict(coupon)
+        out["code"] = self.codec.short_code(coupon["id"])
+        if owner:
+            out["token"] = self.codec.token(coupon["id"])
+        return out
+
+    def owned(self, shopper_id: str, coupon_id: str) -> dict[str, Any]:
+        """Return a coupon of this shopper (404 for anyone else's)."""
+        coupon = self.get(coupon_id)
+        if coupon["shopper_id"] != shopper_id:
+            raise NotFound("no such coupon", code="NOT_FOUND", field="coupon_id")
+        return coupon
+
+    def wallet(self, shopper_id: str, *, status: str | None = None, cursor: str | None = None,
+               limit: int = 20) -> dict[str, Any]:
+        """List a shopper's coupons, newest first, by status, paged by cursor."""
+        cids = sorted(self.r.smembers(keys.shopper_campaigns(shopper_id)), key=int)
+        pipe = self.r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.zrevrange(keys.wallet(cid, shopper_id), 0, WALLET_SCAN_MAX - 1, withscores=True)
+        entries = []
+        for cid, rows in zip(cids, pipe.execute(), strict=True):
+            entries += [(score, int(cid), int(seq)) for seq, score in rows]
+        entries.sort(reverse=True)
+        if cursor:
+            position = _parse_cursor(cursor)
+            entries = [e for e in entries if e < position]
+        items: list[dict[str, Any]] = []
+        more = False
+        i = 0
+        while i < len(entries) and not more:
+            chunk = entries[i:i + max(limit * 2, 20)]
+            i += len(chunk)
+            pipe = self.r.pipeline(transaction=False)
+            for _, cid, seq in chunk:
+                pipe.hget(keys.coupons(str(cid)), seq)
+                pipe.hget(keys.state(str(cid)), seq)
+            replies = pipe.execute()
+            for n, entry in enumerate(chunk):
+                raw, state = replies[2 * n], replies[2 * n + 1]
+                if raw is None or state is None:
+                    continue
+                coupon = coupon_from(raw, state)
+                if coupon["status"] == "issued" and self.clock.now() >= coupon["expires_at"]:
+                    coupon = self._load(CouponRef(str(entry[1]), entry[2]))
+                if status and coupon["status"] != status:
+                    continue
+                if len(items) == limit:
+                    more = True
+                    break
+                items.append((entry, coupon))
+        next_cursor = None
+        if more:
+            score, cid, seq = items[-1][0]
+            next_cursor = f"{score!r}:{cid}-{seq}"
+        return {"items": [self.present(c, owner=True) for _, c in items],
+                "next_cursor": next_cursor}
+
+    # -- redemption ----------------------------------------------------------------------
+    def preview(self, code: str, basket_fen: int, actor: Actor) -> dict[str, Any]:
+        """Say whether a code applies to a basket at the actor's store, and the discount."""
+        ref, coupon = self._scan(code, actor)
+        reason = self._refusal(coupon, basket_fen, actor)
+        discount = 0 if reason else discount_for(coupon, basket_fen)
+        if reason:
+            self._count_invalid(actor, coupon["shopper_id"])
+        return {
+            "applies": reason is None,
+            "reason": reason,
+            "message": None if reason is None else _message(reason),
+            "discount_fen": discount,
+            "pay_fen": basket_fen - discount,
+            "gift_item": coupon["gift_item"] if reason is None else None,
+            "coupon": self._till_view(coupon),
+        }
+
+    def redeem(self, code: str, basket_fen: int, order_ref: str, actor: Actor) -> dict[str, Any]:
+        """Redeem a coupon for an order at the actor's store; the same order again is a no-op."""
+        ref, coupon = self._scan(code, actor)
+        repeat = (coupon["status"] == "redeemed"
+                  and coupon["redemption"]["order_ref"] == order_ref
+                  and coupon["redemption"]["store_id"] == actor.store_id)
+        if not repeat:
+            reason = self._refusal(coupon, basket_fen, actor, checks_state=False)
+            if reason:
+                self._count_invalid(actor, coupon["shopper_id"])
+                raise Refused(reason, status=403 if reason == "WRONG_STORE" else 409,
+                              field="code")
+        view = self.campaigns.view(ref.campaign_id)
+        now = self.clock.now()
+        _, hour = local_day_hour(now, view.tz)
+        reply = self.scripts.call("redeem", _redeem_keys(ref.campaign_id, coupon["offer_id"]), [
+            repr(now), ref.seq, order_ref, actor.store_id or "", actor.user_id, basket_fen,
+            discount_for(coupon, basket_fen), hour, ref.campaign_id, f"{actor.role}:{actor.user_id}",
+        ])
+        state = reply[2] if len(reply) > 2 else reply[1] if reply[0] != "no" else None
+        if reply[0] == "no":
+            if state is not None:
+                coupon = _with_state(coupon, state)
+            self._count_invalid(actor, coupon["shopper_id"])
+            details = None
+            if reply[1] == "ALREADY_REDEEMED":
+                r = coupon.get("redemption") or {}
+                details = {"store_id": r.get("store_id"), "at": r.get("at"),
+                           "order_ref": r.get("order_ref")}
+            raise Refused(reply[1], field="code", details=details)
+        coupon = _with_state(coupon, reply[1])
+        return {"outcome": "redeemed" if reply[0] == "ok" else "existing",
+                "redemption": coupon["redemption"], "discount_fen":
+                coupon["redemption"]["discount_fen"], "coupon": self._till_view(coupon)}
+
+    def void_redemption(self, coupon_id: str, order_ref: str | None,
+                        actor: Actor) -> dict[str, Any]:
+        """Undo a redemption (a refund) within the void window: the coupon is usable again."""
+        ref = split_coupon_id(coupon_id)
+        coupon = self._load(ref)
+        if coupon["status"] != "redeemed":
+            raise Refused("NOT_REDEEMED", field="coupon_id")
+        if actor.role == "staff" and coupon["redemption"]["store_id"] != actor.store_id:
+            raise Forbidden("staff void only their own store's redemptions",
+                            code="not_your_store", field="coupon_id")
+        view = self.campaigns.view(ref.campaign_id)
+        now = self.clock.now()
+        _, hour = local_day_hour(now, view.tz)
+        reply = self.scripts.call("unredeem", _redeem_keys(ref.campaign_id, coupon["offer_id"]), [
+            repr(now), ref.seq, order_ref or "", self.settings.void_window_s,
+            f"{actor.role}:{actor.user_id}", ref.campaign_id, hour,
+        ])
+        if reply[0] == "no":
+            raise Refused(reply[1], field="order_ref" if reply[1] == "ORDER_MISMATCH"
+                          else "coupon_id")
+        return self.present(_with_state(coupon, reply[1]), owner=False)
+
+    def void(self, coupon_id: str, actor: Actor, reason: str = "") -> dict[str, Any]:
+        """Void an unredeemed coupon: it is unusable and its caps are released."""
+        ref = split_coupon_id(coupon_id)
+        coupon = self._load(ref)
+        state = json.loads(self.r.hget(keys.state(ref.campaign_id), ref.seq))
+        cid = ref.campaign_id
+        reply = self.scripts.call("void", [
+            keys.meta(cid), keys.offer(cid, coupon["offer_id"]), keys.per_shopper(cid),
+            keys.per_shopper_day(cid, state["day"]), keys.per_store_day(cid, state["day"]),
+            keys.state(cid), keys.expiring(cid), keys.ledger(cid), keys.stats(cid),
+        ], [repr(self.clock.now()), ref.seq, f"{actor.role}:{actor.user_id}", cid, reason])
+        if reply[0] == "no":
+            raise Refused(reply[1], field="coupon_id",
+                          details={"status": json.loads(reply[2])["status"]}
+                          if len(reply) > 2 else None)
+        return self.present(_with_state(coupon, reply[1]), owner=False)
+
+    # -- expiry --------------------------------------------------------------------------
+    def sweep(self, limit: int = 1_000) -> int:
+        """Expire every coupon whose time has come, writing ledger entries; return how many."""
+        now = self.clock.now()
+        cids = self.r.zrange(keys.CAMPAIGNS, 0, -1)
+        pipe = self.r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.zcount(keys.expiring(cid), "-inf", now)
+        total = 0
+        for cid, due in zip(cids, pipe.execute(), strict=True):
+            while due:
+                done = self._expire(cid, [], limit=limit)
+                total += done
+                due = self.r.zcount(keys.expiring(cid), "-inf", now) if done else 0
+        return total
+
+    def _expire(self, cid: str, seqs: list[int], limit: int = 1_000) -> int:
+        now = self.clock.now()
+        try:
+            tz = self.campaigns.view(cid).tz
+        except Refused:
+            return 0
+        _, hour = local_day_hour(now, tz)
+        return int(self.scripts.call(
+            "expire", [keys.state(cid), keys.expiring(cid), keys.ledger(cid), keys.stats(cid)],
+            [repr(now), limit, cid, hour, *seqs]))
+
+    # -- helpers -------------------------------------------------------------------------
+    def _scan(self, code: str, actor: Actor) -> tuple[CouponRef, dict[str, Any]]:
+        """Verify a scanned/typed code (throttled) and load its coupon."""
+        self._check_throttle(actor)
+        try:
+            ref = self.codec.verify(code)
+            coupon = self._load(ref, field="code")
+        except (InvalidCode, NotFound):
+            self._count_invalid(actor, None)
+            raise
+        self._check_throttle(actor, coupon["shopper_id"])
+        return ref, coupon
+
+    def _refusal(self, coupon: dict[str, Any], basket_fen: int, actor: Actor,
+                 checks_state: bool = True) -> str | None:
+        now = self.clock.now()
+        if checks_state:
+            status = coupon["status"]
+            if status == "redeemed":
+                return "ALREADY_REDEEMED"
+            if status == "voided":
+                return "COUPON_VOIDED"
+            if status == "expired" or now >= coupon["expires_at"]:
+                return "COUPON_EXPIRED"
+            if now < coupon["valid_from"]:
+                return "NOT_YET_VALID"
+        store = self.campaigns.store(actor.store_id or "")
+        view = self.campaigns.view(coupon["campaign_id"])
+        if store is None or not view.offer_allows(coupon["offer_id"], store):
+            return "WRONG_STORE"
+        if basket_fen < coupon["min_spend_fen"]:
+            return "MIN_SPEND_NOT_MET"
+        return None
+
+    def _till_view(self, coupon: dict[str, Any]) -> dict[str, Any]:
+        """What the till sees: the terms and status, not the shopper."""
+        hidden = {"shopper_id", "source"}
+        out = {k: v for k, v in coupon.items() if k not in hidden}
+        out["code"] = self.codec.short_code(coupon["id"])
+        return out
+
+    def _throttle_keys(self, actor: Actor, shopper_id: str | None) -> list[str]:
+        window = int(self.clock.now() // self.settings.invalid_window_s)
+        found = [keys.throttle("staff", actor.user_id, window)]
+        if actor.store_id:
+            found.append(keys.throttle("till", actor.store_id, window))
+        if shopper_id:
+            found.append(keys.throttle("shopper", shopper_id, window))
+        return found
+
+    def _check_throttle(self, actor: Actor, shopper_id: str | None = None) -> None:
+        names = self._throttle_keys(actor, shopper_id)
+        if shopper_id:
+            names = names[-1:]
+        counts = self.r.mget(names)
+        if any(int(c or 0) >= self.settings.invalid_max for c in counts):
+            window = self.settings.invalid_window_s
+            retry = int(math.ceil(window - self.clock.now() % window))
+            raise RateLimited("too many invalid coupon codes; wait before scanning again",
+                              code="too_many_invalid_codes", retry_after=max(retry, 1),
+                              field="code")
+
+    def _count_invalid(self, actor: Actor, shopper_id: str | None) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for name in self._throttle_keys(actor, shopper_id):
+            pipe.incr(name)
+            pipe.expire(name, self.settings.invalid_window_s * 2)
+        pipe.execute()
+
+
+def _redeem_keys(cid: str, oid: str) -> list[str]:
+    return [keys.meta(cid), keys.offer(cid, oid), keys.state(cid), keys.expiring(cid),
+            keys.ledger(cid), keys.stats(cid)]
+
+
+def _with_state(coupon: dict[str, Any], raw_state: str) -> dict[str, Any]:
+    fixed = {k: v for k, v in coupon.items()
+             if k not in ("status", "redemption", "expired_at", "voided_at", "void_reason",
+                          "voided_redemptions", "valid_from", "expires_at")}
+    return coupon_from(json.dumps(fixed), raw_state)
+
+
+def _parse_cursor(cursor: str) -> tuple[float, int, int]:
+    try:
+        score, _, ident = cursor.partition(":")
+        ref = split_coupon_id(ident, "cursor")
+        return float(score), int(ref.campaign_id), ref.seq
+    except (ValueError, NotFound):
+        from core.errors import ValidationFailed
+
+        raise ValidationFailed("not a cursor from this list", code="invalid_cursor",
+                               field="cursor") from None
+
+
+def _message(reason: str) -> str:
+    from .campaigns import REASONS
+
+    return REASONS.get(reason, reason)
