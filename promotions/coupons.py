@@ -165,7 +165,8 @@ class Coupons:
         _, hour = local_day_hour(now, view.tz)
         reply = self.scripts.call("redeem", _redeem_keys(ref.campaign_id, coupon["offer_id"]), [
             repr(now), ref.seq, order_ref, actor.store_id or "", actor.user_id, basket_fen,
-            discount_for(coupon, basket_fen), hour, ref.campaign_id, f"{actor.role}:{actor.user_id}",
+            discount_for(coupon, basket_fen), hour, ref.campaign_id,
+            f"{actor.role}:{actor.user_id}",
         ])
         state = reply[2] if len(reply) > 2 else reply[1] if reply[0] != "no" else None
         if reply[0] == "no":
