@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -77,6 +79,13 @@ class Config:
         self.SPOOF_JUMP_WINDOW_S = _env_int("SPOOF_JUMP_WINDOW_S", 600)
         self.FIX_RETENTION_S = _env_int("FIX_RETENTION_S", 24 * 3600)
         self.FIX_MAX_FUTURE_S = _env_int("FIX_MAX_FUTURE_S", 300)
+        # Coupons (see README "Promotions"). Signing keys: "kid:secret,kid2:secret2", the first
+        # signs, all verify (rotation). Unset: one key derived from SECRET_KEY.
+        self.COUPON_SIGNING_KEYS = os.environ.get("COUPON_SIGNING_KEYS") or None
+        self.COUPON_VOID_WINDOW_S = _env_int("COUPON_VOID_WINDOW_S", 7 * 86_400)
+        self.COUPON_INVALID_MAX = _env_int("COUPON_INVALID_MAX", 10)
+        self.COUPON_INVALID_WINDOW_S = _env_int("COUPON_INVALID_WINDOW_S", 600)
+        self.PROMO_CLAIM_IDLE_MS = _env_int("PROMO_CLAIM_IDLE_MS", 60_000)
 
     @property
     def production(self) -> bool:
@@ -89,6 +98,13 @@ class Config:
             raise RuntimeError("FIX_RETENTION_S must be between 1 and 86400 seconds (24 h)")
         if not 0.0 < self.GEOFENCE_MIN_OVERLAP <= 1.0:
             raise RuntimeError("GEOFENCE_MIN_OVERLAP must be in (0, 1]")
+        if self.COUPON_SIGNING_KEYS:
+            from promotions.codes import parse_keys
+
+            try:
+                parse_keys(self.COUPON_SIGNING_KEYS)
+            except ValueError as exc:
+                raise RuntimeError(str(exc)) from None
         if self.SECRET_KEY:
             if self.production and len(self.SECRET_KEY) < 32:
                 raise RuntimeError("SECRET_KEY must be at least 32 characters in production")
@@ -100,6 +116,16 @@ class Config:
                 "'import secrets; print(secrets.token_urlsafe(48))')"
             )
         self.SECRET_KEY = _dev_secret_key(self.VAR_DIR)
+
+    def coupon_keys(self) -> list[tuple[str, bytes]]:
+        """Return the coupon signing keys: configured ones, or one derived from SECRET_KEY."""
+        from promotions.codes import parse_keys
+
+        if self.COUPON_SIGNING_KEYS:
+            return parse_keys(self.COUPON_SIGNING_KEYS)
+        derived = hmac.new(self.SECRET_KEY.encode(), b"footfall coupon signing key",
+                           hashlib.sha256).hexdigest()
+        return [("k0", derived.encode())]
 
     def as_flask_mapping(self) -> dict:
         """Return the upper-case settings as a plain mapping for app.config."""

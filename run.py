@@ -36,6 +36,10 @@ def main() -> None:
         app.extensions["geo"].warm()  # the fence cache holds the demo stores before any fix
         print(f"demo data: {report['stores_total']} stores "
               f"({report['stores_written']} written now); staff serve {report['staff_store']}")
+        campaign = report["campaign"]
+        print(f"demo campaign {campaign['id']} '{campaign['name']}' is {campaign['status']} on "
+              f"{len(campaign['targets']['stores'])} East Nanjing Road stores "
+              "(walk in: a coupon)")
         print(f"demo accounts (password {DEMO_PASSWORD!r}):")
         for email, role, _ in DEMO_ACCOUNTS:
             print(f"  {role:9} {email}")

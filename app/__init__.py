@@ -44,8 +44,9 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> O
         info=Info(
             title="Footfall API",
             version="0.1.0",
-            description="Shopper-companion backend: stores, geofences, location fixes and "
-            "geofence events. Every operation lists the roles that may call it.",
+            description="Shopper-companion backend: stores, geofences, location fixes, "
+            "geofence events, campaigns, coupons, the wallet and redemption. Every operation "
+            "lists the roles that may call it.",
         ),
         security_schemes=SECURITY_SCHEMES,
         doc_prefix="/api",
@@ -73,8 +74,9 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     """Connect Redis (starting the embedded server when REDIS_URL is unset), Socket.IO, domain."""
     from geo.engine import EngineSettings, LocationEngine
     from geo.stores import StoreCatalog
+    from promotions import CouponCodec, Promotions, RedeemSettings
 
-    from .sinks import RedisQueueManager, SocketEventSink
+    from .sinks import RedisQueueManager, SocketCouponNotifier, SocketEventSink
 
     url = config.REDIS_URL
     if not url:
@@ -119,6 +121,13 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     app.extensions["stores"] = catalog
     app.extensions["geo"] = LocationEngine(
         r, catalog, clock, EngineSettings.from_config(config), sink=SocketEventSink(socketio)
+    )
+    app.extensions["promotions"] = Promotions(
+        r, clock, catalog, CouponCodec(config.coupon_keys()),
+        notifier=SocketCouponNotifier(socketio),
+        settings=RedeemSettings(void_window_s=config.COUPON_VOID_WINDOW_S,
+                                invalid_max=config.COUPON_INVALID_MAX,
+                                invalid_window_s=config.COUPON_INVALID_WINDOW_S),
     )
 
 
@@ -168,9 +177,9 @@ def register_security(app: OpenAPI) -> None:
 
 def register_blueprints(app: OpenAPI) -> None:
     """Mount the REST blueprints under /api."""
-    from .blueprints import auth, location, ops, stores
+    from .blueprints import auth, campaigns, location, ops, redemptions, stores, wallet
 
-    for module in (ops, auth, stores, location):
+    for module in (ops, auth, stores, location, campaigns, wallet, redemptions):
         app.register_api(module.bp)
 
 
@@ -189,7 +198,7 @@ def register_commands(app: OpenAPI) -> None:
 
 
 def register_background(app: OpenAPI) -> None:
-    """Start the periodic geofence sweeper in server processes (not in tests)."""
+    """Start the sweepers and the promotions consumer in server processes (not in tests)."""
     if not app.config.get("BACKGROUND_TASKS"):
         return
     from .background import start_background_tasks

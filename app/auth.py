@@ -195,6 +195,10 @@ class Accounts:
             raise NotFound("no such account", code="user_not_found")
         return public_user(record)
 
+    def role_of(self, user_id: str) -> str | None:
+        """Return an account's role, or None if there is no such account."""
+        return self.r.hget(_user_key(user_id), "role")
+
     def find_by_email(self, email: str) -> dict | None:
         """Return the full record for an email, or None."""
         user_id = self.r.get(_email_key(normalize_email(email)))

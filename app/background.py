@@ -1,4 +1,5 @@
-"""Periodic work each server process runs: confirming geofence exits whose deadline passed."""
+"""Periodic work each server process runs: the exit sweeper, campaign clock and coupon expiry,
+and the promotions consumer of geofence events."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def start_background_tasks(app: Flask, interval_s: float = 5.0) -> None:
-    """Start the exit sweeper as a Socket.IO background task (a greenlet under gevent)."""
+    """Start the sweepers and the consumer as Socket.IO background tasks (greenlets)."""
     socketio = app.extensions["socketio"]
     try:
         # Build the fence cache before the first fix, not inside it.
@@ -21,6 +22,7 @@ def start_background_tasks(app: Flask, interval_s: float = 5.0) -> None:
 
     def sweeper() -> None:
         engine = app.extensions["geo"]
+        promotions = app.extensions["promotions"]
         while True:
             socketio.sleep(interval_s)
             try:
@@ -29,9 +31,30 @@ def start_background_tasks(app: Flask, interval_s: float = 5.0) -> None:
                     metrics = app.extensions["metrics"]
                     for event in events:
                         metrics.geofence_events.labels(event["kind"]).inc()
+                promotions.tick()
             except redis.RedisError as exc:
                 log.warning("sweeper: redis unavailable: %s", exc)
             except Exception:
                 log.exception("sweeper failed")
 
+    def consumer() -> None:
+        # Each process is one consumer of the group; a dead process's pending events are
+        # claimed by the survivors after PROMO_CLAIM_IDLE_MS.
+        visits = app.extensions["promotions"].consumer()
+        idle_ms = app.config.get("PROMO_CLAIM_IDLE_MS", 60_000)
+        rounds = 0
+        while True:
+            try:
+                if rounds % 30 == 0:
+                    visits.recover(min_idle_ms=idle_ms)
+                rounds += 1
+                visits.run_once(block_ms=1_000)
+            except redis.RedisError as exc:
+                log.warning("promotions consumer: redis unavailable: %s", exc)
+                socketio.sleep(1.0)
+            except Exception:
+                log.exception("promotions consumer failed")
+                socketio.sleep(1.0)
+
     socketio.start_background_task(sweeper)
+    socketio.start_background_task(consumer)

@@ -1,12 +1,16 @@
-"""Demo data: about 5,000 stores over 200 cities and one account for every role."""
+"""Demo data: about 5,000 stores over 200 cities, one account for every role, and a live
+coupon campaign on East Nanjing Road."""
 
 from __future__ import annotations
 
 from flask import Flask
 
 from geo.demo import generate_stores
+from promotions.models import CampaignIn, OfferIn, ProgramIn
 
 DEMO_PASSWORD = "footfall-demo"
+DEMO_STAFF_STORE = "st-00064"
+DEMO_CAMPAIGN_KEY = "demo:campaign"
 DEMO_ACCOUNTS = (
     ("shopper@demo.footfall.test", "shopper", None),
     ("staff@demo.footfall.test", "staff", "st-00001"),
@@ -29,7 +33,9 @@ def seed_demo(app: Flask, *, stores: int = 5000) -> dict:
         written = report.written
         if report.errors:
             raise RuntimeError(f"demo stores failed validation: {report.errors[:3]}")
-    staff_store = next(s for s in generated if s["city"] == "Shanghai")["id"]
+    nanjing = [s["id"] for s in generated if "East Nanjing Road" in s["address"]]
+    # Staff serve Lantern Street Snacks on East Nanjing Road (the README's walk-through).
+    staff_store = DEMO_STAFF_STORE if DEMO_STAFF_STORE in nanjing else nanjing[0]
     created = []
     for email, role, store in DEMO_ACCOUNTS:
         if accounts.find_by_email(email) is None:
@@ -38,5 +44,42 @@ def seed_demo(app: Flask, *, stores: int = 5000) -> dict:
             created.append(email)
     shopper = accounts.find_by_email(DEMO_ACCOUNTS[0][0])
     app.extensions["geo"].set_consent(shopper["id"], True)
+    campaign = seed_campaign(app, nanjing)
     return {"stores_written": written, "stores_total": len(generated),
-            "accounts_created": created, "staff_store": staff_store}
+            "accounts_created": created, "staff_store": staff_store, "campaign": campaign}
+
+
+def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
+    """Create the live East Nanjing Road campaign (once; again when the last one ended)."""
+    promos = app.extensions["promotions"]
+    r = app.extensions["redis"]
+    cid = r.get(DEMO_CAMPAIGN_KEY)
+    if cid:
+        campaign = promos.campaigns.get(cid)
+        if campaign["status"] in ("scheduled", "live"):
+            return campaign
+    now = app.extensions["clock"].now()
+    if not r.hexists("promo:programs", "bailian-club"):
+        promos.memberships.create_program(ProgramIn(
+            id="bailian-club", name="Bailian Club", number_pattern=r"^BL[0-9]{8}$"))
+    campaign = promos.campaigns.create(CampaignIn(
+        name="Nanjing Road Festival", starts_at=now - 3600, ends_at=now + 30 * 86_400,
+        timezone="Asia/Shanghai", targets={"stores": store_ids},
+        budget={"count": 100_000, "value_fen": 200_000_000}), actor="demo")
+    cid = campaign["id"]
+    promos.campaigns.create_offer(cid, OfferIn(
+        name="Walk-in: ¥20 off ¥100", kind="amount_off", amount_off_fen=2_000,
+        min_spend_fen=10_000, validity={"days": 7},
+        channels=["visit", "manual", "game", "live_drop"], visit_trigger="enter",
+        caps={"total": 50_000, "per_shopper_day": 3, "per_store_day": 500}), actor="demo")
+    promos.campaigns.create_offer(cid, OfferIn(
+        name="Stay a while: 15% off", kind="percent_off", percent_off=15, max_off_fen=5_000,
+        validity={"days": 3}, channels=["visit"], visit_trigger="dwell",
+        caps={"total": 20_000, "per_shopper_day": 1}), actor="demo")
+    promos.campaigns.create_offer(cid, OfferIn(
+        name="Bailian Club gift", kind="gift", gift_item="festival tote bag",
+        gift_value_fen=1_500, channels=["manual", "live_drop"],
+        membership_program="bailian-club", caps={"total": 1_000, "per_shopper": 1}),
+        actor="demo")
+    r.set(DEMO_CAMPAIGN_KEY, cid)
+    return promos.campaigns.transition(cid, "scheduled", actor="demo")

@@ -37,6 +37,18 @@ class SocketEventSink(EventSink):
                                namespace="/shopper")
 
 
+class SocketCouponNotifier:
+    """Announce a newly issued coupon to its shopper's room on /shopper (any process)."""
+
+    def __init__(self, socketio: SocketIO) -> None:
+        self.socketio = socketio
+
+    def coupon_issued(self, shopper_id: str, coupon: dict[str, Any]) -> None:
+        """Emit `coupon_issued` with the coupon (without its token: the wallet serves that)."""
+        self.socketio.emit("coupon_issued", coupon, to=shopper_room(shopper_id),
+                           namespace="/shopper")
+
+
 class RedisQueueManager(socketio.RedisManager):
     """python-socketio's RedisManager with a listener that notices a dead connection at once.
 

@@ -308,7 +308,9 @@ class Campaigns:
                         raise NotFound("no such offer", code="offer_not_found", field="offer_id")
                     doc = json.loads(raw)
                     for name, value in changes.items():
-                        if value is not None:
+                        if name == "caps":
+                            doc["caps"].update(value)  # caps not named keep their value
+                        elif value is not None:
                             doc[name] = value
                     fields = _offer_fields(doc)
                     fields["doc"] = json.dumps(doc)
@@ -323,10 +325,14 @@ class Campaigns:
         return self.get_offer(cid, oid)
 
     # -- cached views for the hot paths --------------------------------------------------
-    def view(self, cid: str) -> CampaignView:
-        """Return a cached view of a campaign and its offers (NotFound if missing)."""
+    def view(self, cid: str, *, fresh: bool = False) -> CampaignView:
+        """Return a cached view of a campaign and its offers (NotFound if missing).
+
+        Another process's changes show within CACHE_TTL_S; `fresh` reads Redis now (used when
+        the cached view lacks an offer that may have just been created elsewhere).
+        """
         self._maybe_invalidate()
-        view = self._views.get(cid)
+        view = None if fresh else self._views.get(cid)
         if view is None:
             pipe = self.r.pipeline(transaction=False)
             pipe.hget(keys.meta(cid), "doc")
@@ -344,7 +350,12 @@ class Campaigns:
         return view
 
     def active_views(self) -> list[CampaignView]:
-        """Return views of every campaign not yet ended (for the visit consumer)."""
+        """Return views of every campaign not yet ended (for the visit consumer).
+
+        Asks VERSION every time (one GET per event batch), so an offer created a moment
+        before a visit already applies to it.
+        """
+        self._checked = 0.0
         views = []
         for cid in sorted(self.r.smembers(keys.ACTIVE), key=int):
             try:

@@ -90,19 +90,22 @@ class Issuer:
         view = self.campaigns.view(cid)
         offer = view.offers.get(oid)
         if offer is None:
-            raise Refused("OFFER_NOT_FOUND", status=404, field="offer_id")
+            view = self.campaigns.view(cid, fresh=True)  # created since the cache was filled?
+            offer = view.offers.get(oid)
+            if offer is None:
+                raise Refused("OFFER_NOT_FOUND", status=404, field="offer_id")
+        day, hour = local_day_hour(now, view.tz)
         store = ""
         if store_id:
             record = self.campaigns.store(store_id)
             if record is None or not view.offer_allows(oid, record):
-                return IssueResult("refused", reason="NOT_ELIGIBLE")
+                return self._refuse(cid, oid, store_id, hour, channel, "NOT_ELIGIBLE")
             store = store_id
         if trust is not None and trust < view.doc["min_trust"]:
-            return IssueResult("refused", reason="UNTRUSTED")
+            return self._refuse(cid, oid, store, hour, channel, "UNTRUSTED")
         program = offer.get("membership_program")
         if program and not self.memberships.has(shopper_id, program):
-            return IssueResult("refused", reason="MEMBERSHIP_REQUIRED")
-        day, hour = local_day_hour(now, view.tz)
+            return self._refuse(cid, oid, store, hour, channel, "MEMBERSHIP_REQUIRED")
         validity = offer["validity"]
         if validity["days"]:
             valid_from, expires_at = now, now + validity["days"] * 86_400
@@ -152,6 +155,12 @@ class Issuer:
         except Exception:  # the coupon is safely stored; a lost notification is not fatal
             log.exception("coupon_issued notification failed")
         return IssueResult("issued", coupon)
+
+    def _refuse(self, cid: str, oid: str, store: str, hour: str, channel: str,
+                reason: str) -> IssueResult:
+        # Counted like the script's refusals, so analytics show every reason.
+        self.r.hincrby(keys.stats(cid), f"refused:{reason}|{oid}|{store}|{hour}|{channel}", 1)
+        return IssueResult("refused", reason=reason)
 
 
 def _issue_keys(cid: str, oid: str, shopper_id: str, day: str) -> list[str]:

@@ -1,0 +1,94 @@
+"""Redemption at the till: preview, redeem, and void (refund) — staff at their own store only."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.errors import Forbidden
+from promotions import Actor
+from promotions.models import MAX_FEN
+
+from ..api import endpoint, principal
+from .campaigns import COUPON_ID
+
+bp = APIBlueprint("redemptions", __name__, url_prefix="/api/redemptions",
+                  abp_tags=[Tag(name="redemption", description="coupons at the till")])
+
+ORDER_REF = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,63}$"
+
+
+class PreviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: str = Field(min_length=1, max_length=200,
+                      description="the scanned QR (signed token) or the typed short code")
+    basket_fen: int = Field(ge=0, le=MAX_FEN, description="the basket total in fen")
+
+
+class RedeemBody(PreviewBody):
+    order_ref: str = Field(pattern=ORDER_REF,
+                           description="the till's order reference; repeating a redemption "
+                           "with the same order returns the same redemption")
+
+
+class VoidBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    coupon_id: str | None = Field(default=None, pattern=COUPON_ID)
+    code: str | None = Field(default=None, min_length=1, max_length=200)
+    order_ref: str | None = Field(default=None, pattern=ORDER_REF,
+                                  description="if given, the redemption must be for it")
+
+    @model_validator(mode="after")
+    def _one(self) -> VoidBody:
+        if (self.coupon_id is None) == (self.code is None):
+            raise ValueError("give coupon_id or code")
+        return self
+
+
+def _coupons():
+    return current_app.extensions["promotions"].coupons
+
+
+def _till() -> Actor:
+    who = principal()
+    if who.role == "staff" and not who.store_id:
+        raise Forbidden("this staff account has no store", code="no_store")
+    return Actor(who.user_id, who.role, who.store_id)
+
+
+@endpoint(bp, "post", "/preview", allow=["staff"],
+          summary="Check a code against a basket at the caller's store",
+          description="Answers applies, the discount in fen and the amount to pay; when it does "
+          "not apply, reason is one of ALREADY_REDEEMED, COUPON_EXPIRED, COUPON_VOIDED, "
+          "NOT_YET_VALID, WRONG_STORE, MIN_SPEND_NOT_MET. A code that is not a valid coupon "
+          "code answers 422 INVALID_CODE; repeated invalid codes answer 429.")
+def preview(body: PreviewBody):
+    return _coupons().preview(body.code, body.basket_fen, _till())
+
+
+@endpoint(bp, "post", "", allow=["staff"],
+          summary="Redeem a coupon for an order at the caller's store",
+          description="201 with the redemption; 200 with the same redemption when this order "
+          "was already recorded (a repeated scan); 409 ALREADY_REDEEMED (with where and when) "
+          "for another order, 409 COUPON_EXPIRED / COUPON_VOIDED / NOT_YET_VALID / "
+          "MIN_SPEND_NOT_MET, 403 WRONG_STORE.",
+          responses={201: None})
+def redeem(body: RedeemBody):
+    result = _coupons().redeem(body.code, body.basket_fen, body.order_ref, _till())
+    return result, 201 if result["outcome"] == "redeemed" else 200
+
+
+@endpoint(bp, "post", "/void", allow=["staff", "marketer", "admin"],
+          summary="Void a redemption (refund): the coupon is usable again if still valid",
+          description="Staff of the store that redeemed it, or a marketer, within the void "
+          "window (COUPON_VOID_WINDOW_S).")
+def void(body: VoidBody):
+    coupons = _coupons()
+    actor = _till()
+    coupon_id = body.coupon_id
+    if coupon_id is None:
+        coupon_id = coupons.codec.verify(body.code).coupon_id
+    return coupons.void_redemption(coupon_id, body.order_ref, actor)

@@ -1,0 +1,133 @@
+"""The shopper's coupon wallet (list, open, QR and card images) and loyalty memberships."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from flask import Response, current_app
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, Field
+
+from promotions.images import coupon_card_png, qr_png, qr_svg
+from promotions.issuance import yuan
+from promotions.models import ID_PATTERN, ProgramIn
+
+from ..api import endpoint, principal
+from .campaigns import COUPON_ID
+
+bp = APIBlueprint("wallet", __name__, url_prefix="/api",
+                  abp_tags=[Tag(name="wallet", description="coupons and memberships")])
+
+
+class CouponPath(BaseModel):
+    coupon_id: str = Field(pattern=COUPON_ID)
+
+
+class ProgramPath(BaseModel):
+    program: str = Field(pattern=ID_PATTERN)
+
+
+class WalletQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["issued", "redeemed", "voided", "expired"] | None = None
+    cursor: str | None = Field(default=None, max_length=80,
+                               description="next_cursor of the previous page")
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class MembershipBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    member_number: str = Field(min_length=1, max_length=64)
+
+
+def _promotions():
+    return current_app.extensions["promotions"]
+
+
+def _own(coupon_id: str) -> dict:
+    return _promotions().coupons.owned(principal().user_id, coupon_id)
+
+
+@endpoint(bp, "get", "/wallet", allow=["shopper"],
+          summary="The caller's coupons, newest first, by status, paged")
+def wallet(query: WalletQuery):
+    return _promotions().coupons.wallet(principal().user_id, status=query.status,
+                                        cursor=query.cursor, limit=query.limit)
+
+
+@endpoint(bp, "get", "/wallet/<coupon_id>", allow=["shopper"],
+          summary="One of the caller's coupons, with its signed token and short code")
+def coupon(path: CouponPath):
+    return _promotions().coupons.present(_own(path.coupon_id), owner=True)
+
+
+@endpoint(bp, "get", "/wallet/<coupon_id>/qr.png", allow=["shopper"],
+          summary="The coupon's QR code (the signed token) as PNG")
+def coupon_qr_png(path: CouponPath):
+    token = _promotions().codec.token(_own(path.coupon_id)["id"])
+    return Response(qr_png(token), mimetype="image/png",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+@endpoint(bp, "get", "/wallet/<coupon_id>/qr.svg", allow=["shopper"],
+          summary="The coupon's QR code (the signed token) as SVG")
+def coupon_qr_svg(path: CouponPath):
+    token = _promotions().codec.token(_own(path.coupon_id)["id"])
+    return Response(qr_svg(token), mimetype="image/svg+xml",
+                    headers={"Cache-Control": "private, max-age=3600"})
+
+
+@endpoint(bp, "get", "/wallet/<coupon_id>/card.png", allow=["shopper"],
+          summary="A coupon card image: QR, offer, brand, short code, expiry and status")
+def coupon_card(path: CouponPath):
+    promos = _promotions()
+    c = _own(path.coupon_id)
+    view = promos.campaigns.view(c["campaign_id"])
+    terms = [f"min spend {yuan(c['min_spend_fen'])}" if c["min_spend_fen"] else "no minimum"]
+    terms.append(c["campaign_name"])
+    expires = datetime.fromtimestamp(c["expires_at"], ZoneInfo(view.doc["timezone"]))
+    png = coupon_card_png(
+        token=promos.codec.token(c["id"]), title=c["title"], brand=c["brand"],
+        terms=" · ".join(terms), short_code=promos.codec.short_code(c["id"]),
+        expires_label=f"valid until {expires:%Y-%m-%d %H:%M} ({view.doc['timezone']})",
+        status=c["status"],
+    )
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-cache"})
+
+
+@endpoint(bp, "get", "/me/memberships", allow=["shopper"],
+          summary="The caller's linked loyalty memberships")
+def memberships():
+    return {"items": _promotions().memberships.list(principal().user_id)}
+
+
+@endpoint(bp, "put", "/me/memberships/<program>", allow=["shopper"],
+          summary="Link (or change) the caller's member number of a program",
+          description="A member number belongs to one shopper per program: another account's "
+          "number answers 409 member_number_taken.")
+def link_membership(path: ProgramPath, body: MembershipBody):
+    return _promotions().memberships.link(principal().user_id, path.program,
+                                          body.member_number)
+
+
+@endpoint(bp, "delete", "/me/memberships/<program>", allow=["shopper"],
+          summary="Unlink the caller's membership of a program")
+def unlink_membership(path: ProgramPath):
+    _promotions().memberships.unlink(principal().user_id, path.program)
+    return {"status": "unlinked", "program": path.program}
+
+
+@endpoint(bp, "get", "/membership-programs", allow=["shopper", "marketer", "admin"],
+          summary="Loyalty programs a shopper can link")
+def programs():
+    return {"items": _promotions().memberships.programs()}
+
+
+@endpoint(bp, "post", "/membership-programs", allow=["marketer", "admin"],
+          summary="Add a loyalty program", responses={201: None})
+def create_program(body: ProgramIn):
+    return _promotions().memberships.create_program(body), 201

@@ -1,0 +1,39 @@
+"""The demo's live East Nanjing Road campaign: a walk into a store issues a coupon that the demo
+staff member redeems at the till."""
+
+from __future__ import annotations
+
+from app.demo import DEMO_PASSWORD, DEMO_STAFF_STORE, seed_demo
+
+from .conftest import T0
+
+
+def login(client, email):
+    response = client.post("/api/auth/login", json={"email": email, "password": DEMO_PASSWORD})
+    assert response.status_code == 200, response.get_json()
+    return {"Authorization": f"Bearer {response.get_json()['token']}"}
+
+
+def test_a_walk_on_nanjing_road_issues_a_coupon_the_staff_redeem(app, client):
+    report = seed_demo(app)
+    campaign = report["campaign"]
+    assert campaign["status"] == "live" and DEMO_STAFF_STORE in campaign["targets"]["stores"]
+    assert seed_demo(app)["campaign"]["id"] == campaign["id"]  # seeding twice changes nothing
+    store = app.extensions["stores"].get(DEMO_STAFF_STORE)
+    shopper = login(client, "shopper@demo.footfall.test")
+    response = client.post("/api/location/fix", headers=shopper, json={
+        "lat": store["lat"], "lon": store["lon"], "accuracy_m": 8, "recorded_at": T0})
+    entered = {e["store_id"] for e in response.get_json()["results"][0]["events"]
+               if e["kind"] == "enter"}
+    assert DEMO_STAFF_STORE in entered and len(entered) > 3  # the street's fences overlap
+    app.extensions["promotions"].consumer("demo-test").run_once()
+    coupons = client.get("/api/wallet", headers=shopper).get_json()["items"]
+    # One walk-in coupon per store entered, up to the offer's three per shopper and day.
+    assert len(coupons) == 3 and {c["title"] for c in coupons} == {"¥20 off"}
+    assert {c["store_id"] for c in coupons} <= entered
+    coupon = coupons[0]
+    staff = login(client, "staff@demo.footfall.test")
+    redeemed = client.post("/api/redemptions", headers=staff, json={
+        "code": coupon["code"], "basket_fen": 12_800, "order_ref": "demo-1"})
+    assert redeemed.status_code == 201, redeemed.get_json()
+    assert redeemed.get_json()["discount_fen"] == 2_000
