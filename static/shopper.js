@@ -220,6 +220,41 @@ async function signedIn() {
   }
   renderAccount();
   refresh();
+  loadWallet();
+}
+
+// ------------------------------------------------------------------------------ wallet
+
+/** Show the newest coupons of the wallet (GET /api/wallet). */
+async function loadWallet() {
+  try {
+    const page = await api("GET", "/api/wallet?limit=10");
+    $("coupons").replaceChildren();
+    for (const coupon of page.items.reverse()) showCoupon(coupon, false);
+  } catch (err) {
+    showError("wallet", err);
+  }
+}
+
+/** Add a coupon row; one announced over the socket is fetched for its short code. */
+async function showCoupon(coupon, fresh) {
+  if (document.getElementById(`coupon-${coupon.id}`)) return;
+  const row = el("li");
+  row.id = `coupon-${coupon.id}`;
+  const where = coupon.store_id ? ` · earned at ${storeName(coupon.store_id)}` : "";
+  const code = el("span", coupon.code || "…", "via");
+  row.append(el("span", clockTime(coupon.issued_at), "time"),
+    el("span", coupon.status, `kind ${coupon.status}`),
+    el("span", `${coupon.title} — ${coupon.campaign_name}${where}`, "detail"), code);
+  row.title = `coupon ${coupon.id}, valid until ${new Date(coupon.expires_at * 1000).toLocaleString()}`;
+  $("coupons").prepend(row);
+  if (fresh) {
+    try {
+      code.textContent = (await api("GET", `/api/wallet/${coupon.id}`)).code;
+    } catch (err) {
+      showError("wallet", err);
+    }
+  }
 }
 
 /** Forget the session locally (after sign-out, or when the server no longer knows the token). */
@@ -801,6 +836,7 @@ function connectSocket() {
     auth: () => ({ token: state.token }),
     onEvent: (name, data) => {
       if (name === "geofence") logEvent(data, "socket");
+      else if (name === "coupon_issued") showCoupon(data, true);
       else if (name === "error") showError("socket", (data && data.error) || {});
     },
     onState: (kind, detail) => {

@@ -85,7 +85,8 @@ def test_script_calls_only_api_routes_that_exist(app):
     adapter = app.url_map.bind("localhost")
     for path in sorted(paths):
         try:
-            adapter.match(path)
+            # A path built as `/api/wallet/${id}` is captured up to its trailing slash.
+            adapter.match(path + "1-1" if path.endswith("/") else path)
         except MethodNotAllowed:
             pass  # the route exists for another method (POST/PUT)
         except NotFound:
