@@ -364,6 +364,17 @@ class Campaigns:
                 continue
         return views
 
+    def live_ids(self, cids: list[str]) -> set[str]:
+        """Return which of these campaigns are live now (by the clock's transitions too)."""
+        if not cids:
+            return set()
+        pipe = self.r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.hmget(keys.meta(cid), "status", "starts", "ends")
+        now = self.clock.now()
+        return {cid for cid, (status, starts, ends) in zip(cids, pipe.execute(), strict=True)
+                if status and _effective(status, float(starts), float(ends), now) == "live"}
+
     def _maybe_invalidate(self) -> None:
         now = time.monotonic()
         if now - self._checked < CACHE_TTL_S:

@@ -5,7 +5,7 @@ The token is `FF1.<key id>.<coupon id>.<signature>`, the signature an HMAC-SHA25
 be configured: the first signs, all verify, so a key can be rotated without voiding coupons in
 wallets.
 
-The short code is for typing at the till when a QR will not scan: 11+ characters of an alphabet
+The short code is for typing at the till when a QR will not scan: 10+ characters of an alphabet
 without 0/O and 1/I, grouped by four. It packs the campaign id and the coupon's sequence
 number (so it is unique by construction, without an index), three characters of MAC (so a
 guessed code fails unless ~1 in 32,768 tries are spent, and invalid codes are throttled), and a
@@ -20,7 +20,7 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _INDEX = {ch: i for i, ch in enumerate(ALPHABET)}
@@ -74,7 +74,7 @@ def split_coupon_id(coupon_id: str, field: str = "coupon_id") -> CouponRef:
     """Split '<campaign>-<seq>' or raise a not-found error naming the field."""
     match = COUPON_ID.match(coupon_id or "")
     if not match:
-        raise DomainError("no such coupon", code="not_found", status=404, field=field)
+        raise NotFound("no such coupon", code="not_found", field=field)
     return CouponRef(match.group(1), int(match.group(2)))
 
 

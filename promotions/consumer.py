@@ -113,11 +113,12 @@ class VisitConsumer:
             return []
         results = []
         at = float(event["at"])
-        for view in self.campaigns.active_views():
-            if not view.targets(store):
-                continue
-            start, end = view.doc["starts_at"], view.doc["ends_at"]
-            if not start <= at < end:
+        targeting = [view for view in self.campaigns.active_views()
+                     if view.targets(store) and view.doc["starts_at"] <= at < view.doc["ends_at"]]
+        # Only live campaigns count visits and issue (a draft or paused one does neither).
+        live = self.campaigns.live_ids([view.id for view in targeting])
+        for view in targeting:
+            if view.id not in live:
                 continue
             day, hour = local_day_hour(at, view.tz)
             self.scripts.call("record_visit", [

@@ -19,6 +19,9 @@ from .scripts import Scripts
 
 STATUSES = ("issued", "redeemed", "voided", "expired")
 WALLET_SCAN_MAX = 5_000  # coupons looked at per wallet page, at most
+# Refusals that count towards the invalid-code throttle: a used, voided, expired or foreign
+# coupon presented again looks like fraud; a basket below the minimum spend does not.
+SUSPICIOUS = frozenset({"ALREADY_REDEEMED", "COUPON_VOIDED", "COUPON_EXPIRED", "WRONG_STORE"})
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class Coupons:
         ref = split_coupon_id(coupon_id, field)
         return self._load(ref, field=field)
 
-    def _load(self, ref: CouponRef, *, field: str = "coupon_id") -> dict[str, Any]:
+    def _load(self, ref: CouponRef, *, field: str = "coupon_id",
+              expire: bool = True) -> dict[str, Any]:
         pipe = self.r.pipeline(transaction=False)
         pipe.hget(keys.coupons(ref.campaign_id), ref.seq)
         pipe.hget(keys.state(ref.campaign_id), ref.seq)
@@ -65,9 +69,9 @@ class Coupons:
         if raw is None or state is None:
             raise NotFound("no such coupon", code="NOT_FOUND", field=field)
         coupon = coupon_from(raw, state)
-        if coupon["status"] == "issued" and self.clock.now() >= coupon["expires_at"]:
+        if expire and coupon["status"] == "issued" and self.clock.now() >= coupon["expires_at"]:
             self._expire(ref.campaign_id, [ref.seq])
-            return self._load(ref, field=field)
+            return self._load(ref, field=field, expire=False)
         return coupon
 
     def present(self, coupon: dict[str, Any], *, owner: bool) -> dict[str, Any]:
@@ -136,7 +140,7 @@ class Coupons:
         ref, coupon = self._scan(code, actor)
         reason = self._refusal(coupon, basket_fen, actor)
         discount = 0 if reason else discount_for(coupon, basket_fen)
-        if reason:
+        if reason in SUSPICIOUS:
             self._count_invalid(actor, coupon["shopper_id"])
         return {
             "applies": reason is None,
@@ -156,8 +160,9 @@ class Coupons:
                   and coupon["redemption"]["store_id"] == actor.store_id)
         if not repeat:
             reason = self._refusal(coupon, basket_fen, actor, checks_state=False)
-            if reason:
+            if reason in SUSPICIOUS:
                 self._count_invalid(actor, coupon["shopper_id"])
+            if reason:
                 raise Refused(reason, status=403 if reason == "WRONG_STORE" else 409,
                               field="code")
         view = self.campaigns.view(ref.campaign_id)
@@ -172,7 +177,8 @@ class Coupons:
         if reply[0] == "no":
             if state is not None:
                 coupon = _with_state(coupon, state)
-            self._count_invalid(actor, coupon["shopper_id"])
+            if reply[1] in SUSPICIOUS:
+                self._count_invalid(actor, coupon["shopper_id"])
             details = None
             if reply[1] == "ALREADY_REDEEMED":
                 r = coupon.get("redemption") or {}

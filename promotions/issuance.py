@@ -87,6 +87,8 @@ class Issuer:
         offer raises Refused (404).
         """
         now = self.clock.now() if now is None else now
+        # Keys are scoped to the offer: the same client key on two offers means two coupons.
+        idempotency_key = f"{oid}|{idempotency_key}"
         view = self.campaigns.view(cid)
         offer = view.offers.get(oid)
         if offer is None:
@@ -99,13 +101,16 @@ class Issuer:
         if store_id:
             record = self.campaigns.store(store_id)
             if record is None or not view.offer_allows(oid, record):
-                return self._refuse(cid, oid, store_id, hour, channel, "NOT_ELIGIBLE")
+                return self._refuse(cid, oid, store_id, hour, channel, "NOT_ELIGIBLE",
+                                    idempotency_key)
             store = store_id
         if trust is not None and trust < view.doc["min_trust"]:
-            return self._refuse(cid, oid, store, hour, channel, "UNTRUSTED")
+            return self._refuse(cid, oid, store, hour, channel, "UNTRUSTED",
+                                idempotency_key)
         program = offer.get("membership_program")
         if program and not self.memberships.has(shopper_id, program):
-            return self._refuse(cid, oid, store, hour, channel, "MEMBERSHIP_REQUIRED")
+            return self._refuse(cid, oid, store, hour, channel, "MEMBERSHIP_REQUIRED",
+                                idempotency_key)
         validity = offer["validity"]
         if validity["days"]:
             valid_from, expires_at = now, now + validity["days"] * 86_400
@@ -157,7 +162,17 @@ class Issuer:
         return IssueResult("issued", coupon)
 
     def _refuse(self, cid: str, oid: str, store: str, hour: str, channel: str,
-                reason: str) -> IssueResult:
+                reason: str, idempotency_key: str) -> IssueResult:
+        # A retry of an attempt that issued before (the membership was unlinked since, say)
+        # still gets its original coupon: the key decides first, as in the script.
+        seq = self.r.hget(keys.idempotency(cid), idempotency_key)
+        if seq is not None:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hget(keys.coupons(cid), seq)
+            pipe.hget(keys.state(cid), seq)
+            raw, state = pipe.execute()
+            if raw is not None and state is not None:
+                return IssueResult("existing", coupon_from(raw, state))
         # Counted like the script's refusals, so analytics show every reason.
         self.r.hincrby(keys.stats(cid), f"refused:{reason}|{oid}|{store}|{hour}|{channel}", 1)
         return IssueResult("refused", reason=reason)

@@ -75,6 +75,8 @@ class Reports:
 
     def analytics(self, cid: str, *, group: str = "campaign") -> dict[str, Any]:
         """Return the funnel and totals grouped by campaign, offer, store, hour or channel."""
+        if group not in GROUPS:
+            raise ValidationFailed(f"group is one of {', '.join(GROUPS)}", field="group")
         campaign = self.campaigns.get(cid)
         rows = self._rows(cid)
         buckets: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
