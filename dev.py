@@ -3,11 +3,12 @@
 
     python3 dev.py demo    # set up, then serve with demo data on the embedded Redis
     python3 dev.py test    # set up, then run the whole test suite
-    python3 dev.py bench   # set up, then run the benchmarks in bench/
+    python3 dev.py bench   # set up, then run the benchmarks in bench/ (bench geo|promo: one)
     python3 dev.py setup   # only set up (.venv with the project and its test tools)
 
 Setting up creates .venv/ next to this file and installs the project into it (again only when
-pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py.
+pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py,
+after `bench [geo|promo]` to the benchmark.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def setup() -> None:
     STAMP.write_text(digest)
 
 
+BENCHMARKS = ["geo", "promo"]
+
+
 def run(args: list[str]) -> int:
     """Run a command with the virtualenv's Python from the repository root."""
     env = dict(os.environ)
@@ -64,7 +68,10 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         return run(["run.py", *rest])
     if command == "bench":
-        return run(["bench/geo_bench.py", *rest])
+        names = BENCHMARKS
+        if rest and rest[0] in BENCHMARKS:
+            names, rest = [rest[0]], rest[1:]
+        return max(run([f"bench/{name}_bench.py", *rest]) for name in names)
     return run(["-m", "pytest", *rest])
 
 

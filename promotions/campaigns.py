@@ -134,7 +134,7 @@ class Campaigns:
 
     def _index(self, cid: str, now: float) -> None:
         pipe = self.r.pipeline(transaction=False)
-        pipe.zadd(keys.CAMPAIGNS, {cid: now})
+        pipe.zadd(keys.CAMPAIGNS, {cid: int(cid)})
         pipe.sadd(keys.ACTIVE, cid)
         pipe.incr(keys.VERSION)
         pipe.execute()
@@ -150,35 +150,33 @@ class Campaigns:
 
     def list(self, *, cursor: str | None = None, limit: int = 50,
              status: str | None = None) -> dict[str, Any]:
-        """Page through campaigns, newest first."""
-        top = f"({cursor}" if cursor else "+inf"
+        """Page through campaigns, newest first (ids grow with creation; cursor = last id)."""
+        top = f"({int(cursor)}" if cursor else "+inf"
         items: list[dict[str, Any]] = []
         more = False
-        while True:
-            ids = self.r.zrevrangebyscore(keys.CAMPAIGNS, top, "-inf", start=0, num=limit + 1,
-                                          withscores=True)
+        while not more:
+            ids = self.r.zrevrangebyscore(keys.CAMPAIGNS, top, "-inf", start=0,
+                                          num=limit + 1)
             if not ids:
                 break
             pipe = self.r.pipeline(transaction=False)
-            for cid, _ in ids:
+            for cid in ids:
                 pipe.hgetall(keys.meta(cid))
-            for _entry, meta in zip(ids, pipe.execute(), strict=True):
+            now = self.clock.now()
+            for meta in pipe.execute():
                 if not meta:
                     continue
-                view = _campaign_dict(meta, self.clock.now())
+                view = _campaign_dict(meta, now)
                 if status and view["status"] != status:
                     continue
                 if len(items) == limit:
                     more = True
                     break
                 items.append(view)
-            if more or len(ids) <= limit:
+            if len(ids) <= limit:
                 break
-            top = f"({ids[-1][1]}"
-        cursor_out = None
-        if more:
-            cursor_out = str(self.r.zscore(keys.CAMPAIGNS, items[-1]["id"]))
-        return {"items": items, "next_cursor": cursor_out}
+            top = f"({ids[-1]}"
+        return {"items": items, "next_cursor": items[-1]["id"] if more else None}
 
     def update(self, cid: str, patch: CampaignPatch) -> dict[str, Any]:
         """Change a campaign's name, window, zone, targets, budget or trust floor."""

@@ -9,7 +9,7 @@ program's member numbers under `{p:<program>}`.
 """
 
 CAMPAIGN_SEQ = "promo:campaign_seq"  # counter: the next campaign id
-CAMPAIGNS = "promo:campaigns"  # sorted set: campaign id -> created at (listing)
+CAMPAIGNS = "promo:campaigns"  # sorted set: campaign id -> the id as a number (listing)
 ACTIVE = "promo:active"  # set: campaigns not yet ended (scheduler, visit consumer, sweeper)
 VERSION = "promo:version"  # counter bumped by every campaign/offer change (process caches)
 PROGRAMS = "promo:programs"  # hash: membership program id -> program JSON

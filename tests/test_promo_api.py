@@ -337,3 +337,24 @@ def test_visit_to_coupon_through_the_api_and_consumer(app, client, auth, promo, 
     funnel = client.get(f"/api/campaigns/{promo.cid}/analytics",
                         headers=promo.marketer).get_json()["funnel"]
     assert funnel["visits"] == 2 and funnel["coupons_from_visits"] == 1
+
+
+def test_campaign_list_pages_newest_first_without_gaps(client, auth):
+    m, _ = auth.headers("marketer")
+    made = [client.post("/api/campaigns", headers=m, json={
+        "name": f"c{i}", "starts_at": T0 + 60, "ends_at": T0 + 600}).get_json()["id"]
+        for i in range(5)]
+    client.post(f"/api/campaigns/{made[1]}/transition", json={"to": "scheduled"}, headers=m)
+    seen, cursor = [], None
+    while True:
+        url = "/api/campaigns?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=m).get_json()
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made[::-1]
+    scheduled = client.get("/api/campaigns?status=scheduled", headers=m).get_json()
+    assert [c["id"] for c in scheduled["items"]] == [made[1]]
+    assert_error(client.get("/api/campaigns?cursor=abc", headers=m), 422, "validation_error",
+                 "cursor")

@@ -49,7 +49,7 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["draft", "scheduled", "live", "paused", "ended"] | None = None
-    cursor: str | None = Field(default=None, pattern=r"^[0-9.e+]{1,32}$",
+    cursor: str | None = Field(default=None, pattern=CAMPAIGN_ID,
                                description="next_cursor of the previous page")
     limit: int = Field(default=50, ge=1, le=200)
 
