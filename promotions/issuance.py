@@ -116,22 +116,14 @@ class Issuer:
             valid_from, expires_at = now, now + validity["days"] * 86_400
         else:
             valid_from, expires_at = validity["starts_at"], validity["ends_at"]
-        terms = {
-            "campaign_id": cid, "offer_id": oid, "shopper_id": shopper_id,
-            "title": offer_title(offer), "offer_name": offer["name"], "kind": offer["kind"],
-            "amount_off_fen": offer["amount_off_fen"], "percent_off": offer["percent_off"],
-            "max_off_fen": offer["max_off_fen"], "gift_item": offer["gift_item"],
-            "min_spend_fen": offer["min_spend_fen"], "currency": "CNY",
-            "campaign_name": view.doc["name"], "brand": _brand(view, offer),
-            "issued_at": now, "store_id": store or None,
-            "source": {"channel": channel, **(source or {})},
-        }
+        terms = coupon_terms(view, oid, shopper_id, now=now, store_id=store or None,
+                             source={"channel": channel, **(source or {})})
         tail = json.dumps(terms, separators=(",", ":"), ensure_ascii=False)[1:]
         pipe = self.r.pipeline(transaction=False)
         # The wallet's index first: if this process dies after it, the shopper has an empty
         # campaign in the index, never a coupon the wallet cannot find.
         pipe.sadd(keys.shopper_campaigns(shopper_id), cid)
-        self.scripts.queue(pipe, "issue", _issue_keys(cid, oid, shopper_id, day), [
+        self.scripts.queue(pipe, "issue", issue_keys(cid, oid, shopper_id, day), [
             repr(now), oid, shopper_id, store, channel, idempotency_key, cid, tail,
             repr(valid_from), repr(expires_at), hour, day, DAY_KEY_TTL_S, actor,
             json.dumps(source or {}, separators=(",", ":")),
@@ -140,7 +132,7 @@ class Issuer:
         reply = replies[1]
         if isinstance(reply, redis.exceptions.NoScriptError):
             self.scripts.load()
-            reply = self.scripts.call("issue", _issue_keys(cid, oid, shopper_id, day), [
+            reply = self.scripts.call("issue", issue_keys(cid, oid, shopper_id, day), [
                 repr(now), oid, shopper_id, store, channel, idempotency_key, cid, tail,
                 repr(valid_from), repr(expires_at), hour, day, DAY_KEY_TTL_S, actor,
                 json.dumps(source or {}, separators=(",", ":")),
@@ -178,7 +170,23 @@ class Issuer:
         return IssueResult("refused", reason=reason)
 
 
-def _issue_keys(cid: str, oid: str, shopper_id: str, day: str) -> list[str]:
+def coupon_terms(view, oid: str, shopper_id: str, *, now: float, store_id: str | None,
+                 source: dict[str, Any]) -> dict[str, Any]:
+    """Return a new coupon's fixed terms, copied from its offer (they never change later)."""
+    offer = view.offers[oid]
+    return {
+        "campaign_id": view.id, "offer_id": oid, "shopper_id": shopper_id,
+        "title": offer_title(offer), "offer_name": offer["name"], "kind": offer["kind"],
+        "amount_off_fen": offer["amount_off_fen"], "percent_off": offer["percent_off"],
+        "max_off_fen": offer["max_off_fen"], "gift_item": offer["gift_item"],
+        "min_spend_fen": offer["min_spend_fen"], "currency": "CNY",
+        "campaign_name": view.doc["name"], "brand": _brand(view, offer),
+        "issued_at": now, "store_id": store_id, "source": source,
+    }
+
+
+def issue_keys(cid: str, oid: str, shopper_id: str, day: str) -> list[str]:
+    """Return the keys of the ISSUE script, in its order (all under the campaign's tag)."""
     return [keys.meta(cid), keys.offer(cid, oid), keys.per_shopper(cid),
             keys.per_shopper_day(cid, day), keys.per_store_day(cid, day),
             keys.idempotency(cid), keys.coupons(cid), keys.state(cid),
