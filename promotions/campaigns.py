@@ -180,7 +180,11 @@ class Campaigns:
 
     def update(self, cid: str, patch: CampaignPatch) -> dict[str, Any]:
         """Change a campaign's name, window, zone, targets, budget or trust floor."""
-        changes = patch.model_dump(exclude_unset=True)
+        # null means "leave as is"; targets and budget given are replaced as a whole.
+        changes = {name: getattr(patch, name) for name in patch.model_fields_set
+                   if getattr(patch, name) is not None}
+        changes = {k: v.model_dump() if hasattr(v, "model_dump") else v
+                   for k, v in changes.items()}
         if "targets" in changes:
             self._check_stores(changes["targets"]["stores"], "targets.stores")
         key = keys.meta(cid)
@@ -296,7 +300,7 @@ class Campaigns:
         so every coupon of an offer means the same thing; make a new offer instead.
         """
         key = keys.offer(cid, oid)
-        changes = patch.model_dump(exclude_unset=True)
+        changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
         with self.r.pipeline(transaction=True) as pipe:
             while True:
                 try:

@@ -358,3 +358,29 @@ def test_campaign_list_pages_newest_first_without_gaps(client, auth):
     assert [c["id"] for c in scheduled["items"]] == [made[1]]
     assert_error(client.get("/api/campaigns?cursor=abc", headers=m), 422, "validation_error",
                  "cursor")
+
+
+def test_nulls_in_a_patch_change_nothing(client, promo):
+    m = promo.marketer
+    nulls = {"name": None, "starts_at": None, "ends_at": None, "timezone": None,
+             "targets": None, "budget": None, "min_trust": None}
+    response = client.patch(f"/api/campaigns/{promo.cid}", json=nulls, headers=m)
+    assert response.status_code == 200 and response.get_json()["name"] == "Double 11"
+    response = client.patch(f"/api/campaigns/{promo.cid}/offers/{promo.oid}", headers=m,
+                            json={"caps": None, "channels": None, "name": None,
+                                  "visit_trigger": None, "active": None})
+    assert response.status_code == 200 and response.get_json()["name"] == "20 off"
+    capped = client.patch(f"/api/campaigns/{promo.cid}/offers/{promo.oid}", headers=m,
+                          json={"caps": {"total": 5, "per_shopper": None}})
+    assert capped.get_json()["caps"]["total"] == 5
+
+
+def test_targets_and_budget_in_a_patch_replace_the_old_ones(client, promo):
+    m = promo.marketer
+    got = client.patch(f"/api/campaigns/{promo.cid}", headers=m,
+                       json={"targets": {"stores": ["acme-1"]}, "budget": {"count": 9}})
+    body = got.get_json()
+    assert body["targets"] == {"cities": [], "stores": ["acme-1"], "brands": []}
+    assert body["budget"] == {"count": 9, "value_fen": None}
+    emptied = client.patch(f"/api/campaigns/{promo.cid}", headers=m, json={"targets": {}})
+    assert emptied.get_json()["targets"] == {"cities": [], "stores": [], "brands": []}
