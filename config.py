@@ -86,6 +86,15 @@ class Config:
         self.COUPON_INVALID_MAX = _env_int("COUPON_INVALID_MAX", 10)
         self.COUPON_INVALID_WINDOW_S = _env_int("COUPON_INVALID_WINDOW_S", 600)
         self.PROMO_CLAIM_IDLE_MS = _env_int("PROMO_CLAIM_IDLE_MS", 60_000)
+        # The catch game (see README "Catch game").
+        self.GAME_VISIBLE_RADIUS_M = _env_float("GAME_VISIBLE_RADIUS_M", 200.0)
+        self.GAME_INTERACTION_RADIUS_M = _env_float("GAME_INTERACTION_RADIUS_M", 80.0)
+        self.GAME_FIX_MAX_AGE_S = _env_float("GAME_FIX_MAX_AGE_S", 30.0)
+        self.GAME_COOLDOWN_S = _env_float("GAME_COOLDOWN_S", 10.0)
+        self.GAME_DAILY_CAP = _env_int("GAME_DAILY_CAP", 500)
+        self.GAME_SPEED_LOCK_KMH = _env_float("GAME_SPEED_LOCK_KMH", 30.0)
+        self.GAME_MIN_TRUST = _env_int("GAME_MIN_TRUST", 50)
+        self.GAME_TIMEZONE = os.environ.get("GAME_TIMEZONE", "Asia/Shanghai")
 
     @property
     def production(self) -> bool:

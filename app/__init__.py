@@ -72,11 +72,17 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> O
 
 def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     """Connect Redis (starting the embedded server when REDIS_URL is unset), Socket.IO, domain."""
+    from game import Game, GameSettings
     from geo.engine import EngineSettings, LocationEngine
     from geo.stores import StoreCatalog
     from promotions import CouponCodec, Promotions, RedeemSettings
 
-    from .sinks import RedisQueueManager, SocketCouponNotifier, SocketEventSink
+    from .sinks import (
+        RedisQueueManager,
+        SocketCouponNotifier,
+        SocketEventSink,
+        SocketGameNotifier,
+    )
 
     url = config.REDIS_URL
     if not url:
@@ -129,6 +135,16 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
                                 invalid_max=config.COUPON_INVALID_MAX,
                                 invalid_window_s=config.COUPON_INVALID_WINDOW_S),
     )
+    app.extensions["game"] = Game(
+        r, clock, app.extensions["promotions"], app.extensions["geo"],
+        GameSettings(visible_radius_m=config.GAME_VISIBLE_RADIUS_M,
+                     interaction_radius_m=config.GAME_INTERACTION_RADIUS_M,
+                     fix_max_age_s=config.GAME_FIX_MAX_AGE_S, cooldown_s=config.GAME_COOLDOWN_S,
+                     daily_cap=config.GAME_DAILY_CAP,
+                     speed_lock_mps=config.GAME_SPEED_LOCK_KMH / 3.6,
+                     min_trust=config.GAME_MIN_TRUST, timezone=config.GAME_TIMEZONE),
+        notifier=SocketGameNotifier(socketio),
+    )
 
 
 def register_security(app: OpenAPI) -> None:
@@ -177,9 +193,9 @@ def register_security(app: OpenAPI) -> None:
 
 def register_blueprints(app: OpenAPI) -> None:
     """Mount the REST blueprints under /api."""
-    from .blueprints import auth, campaigns, location, ops, redemptions, stores, wallet
+    from .blueprints import auth, campaigns, game, location, ops, redemptions, stores, wallet
 
-    for module in (ops, auth, stores, location, campaigns, wallet, redemptions):
+    for module in (ops, auth, stores, location, campaigns, wallet, redemptions, game):
         app.register_api(module.bp)
 
 

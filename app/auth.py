@@ -199,6 +199,13 @@ class Accounts:
         """Return an account's role, or None if there is no such account."""
         return self.r.hget(_user_key(user_id), "role")
 
+    def display_names(self, user_ids: list[str]) -> dict[str, str]:
+        """Return each account's display name ('' when it has none or is gone)."""
+        pipe = self.r.pipeline(transaction=False)
+        for user_id in user_ids:
+            pipe.hget(_user_key(user_id), "display_name")
+        return {uid: name or "" for uid, name in zip(user_ids, pipe.execute(), strict=True)}
+
     def find_by_email(self, email: str) -> dict | None:
         """Return the full record for an email, or None."""
         user_id = self.r.get(_email_key(normalize_email(email)))

@@ -49,6 +49,17 @@ class SocketCouponNotifier:
                            namespace="/shopper")
 
 
+class SocketGameNotifier:
+    """Send game events (rare_spawn, catch_result, reward, game_warning) to a shopper's room."""
+
+    def __init__(self, socketio: SocketIO) -> None:
+        self.socketio = socketio
+
+    def game_event(self, shopper_id: str, name: str, payload: dict[str, Any]) -> None:
+        """Emit one game event to the shopper's room on /shopper (any process)."""
+        self.socketio.emit(name, payload, to=shopper_room(shopper_id), namespace="/shopper")
+
+
 class RedisQueueManager(socketio.RedisManager):
     """python-socketio's RedisManager with a listener that notices a dead connection at once.
 

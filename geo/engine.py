@@ -657,6 +657,13 @@ class LocationEngine:
             if hits:
                 found.update(hits.split(","))
 
+    def judge(self, fix: Fix, anchor: str | None) -> str:
+        """Return the spoof verdict of a fix against a stored anchor (the last trusted fix).
+
+        The game checks a catch's fix with the same rules the engine applies to every fix.
+        """
+        return self._verdict(fix, _Point.decode(anchor))
+
     def _verdict(self, fix: Fix, anchor: _Point | None) -> str:
         s = self.settings
         if fix.mock:

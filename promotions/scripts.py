@@ -7,10 +7,9 @@ over-issue nor double-redeem: Redis runs a script to completion before the next 
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
 import redis
+
+from core.scripts import LuaScripts
 
 # A campaign's status moves by itself at its window's edges: scheduled -> live at the start,
 # and scheduled/live/paused -> ended at the end. Every script that depends on the status asks
@@ -329,26 +328,8 @@ SOURCES = {
 }
 
 
-class Scripts:
-    """The scripts loaded on one Redis server, called by SHA (reloaded after a SCRIPT FLUSH)."""
+class Scripts(LuaScripts):
+    """The promotions scripts on one Redis server."""
 
     def __init__(self, r: redis.Redis) -> None:
-        self.r = r
-        self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in SOURCES.items()}
-
-    def load(self) -> None:
-        """Load every script (after a restart or SCRIPT FLUSH)."""
-        for src in SOURCES.values():
-            self.r.script_load(src)
-
-    def call(self, name: str, keys: list[str], args: list) -> Any:
-        """Run one script, loading the scripts first if the server has forgotten them."""
-        try:
-            return self.r.evalsha(self.sha[name], len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
-            self.load()
-            return self.r.evalsha(self.sha[name], len(keys), *keys, *args)
-
-    def queue(self, pipe, name: str, keys: list[str], args: list) -> None:
-        """Add one script call to a pipeline (see call() for the reload)."""
-        pipe.evalsha(self.sha[name], len(keys), *keys, *args)
+        super().__init__(r, SOURCES)

@@ -69,6 +69,17 @@ POLICY = {
     "redemptions.preview": {"staff"},
     "redemptions.redeem": {"staff"},
     "redemptions.void": {"staff", "marketer", "admin"},
+    "game.put_game": {"marketer", "admin"},
+    "game.get_game": {"marketer", "admin"},
+    "game.spawns": {"shopper"},
+    "game.catch": {"shopper"},
+    "game.my_status": {"shopper"},
+    "game.collection": {"shopper"},
+    "game.leaderboard": {"shopper", "marketer", "admin"},
+    "game.sprite": {PUBLIC},
+    "game.strikes": {"marketer", "admin"},
+    "game.clear_strikes": {"marketer", "admin"},
+    "game.roll": {"marketer", "admin"},
 }
 
 

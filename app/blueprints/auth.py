@@ -96,13 +96,14 @@ def me():
 @endpoint(bp, "delete", "/me", allow=["shopper"],
           summary="Erase the caller's account and personal data",
           description="Deletes the account, every session, raw fixes, position, fence states, "
-          "consent, loyalty memberships and the wallet's index. Geofence events and coupon "
-          "ledger entries already written keep only the opaque shopper id, which no longer "
-          "links to anyone.")
+          "consent, loyalty memberships, the wallet's index and the game state. Geofence "
+          "events and coupon ledger entries already written keep only the opaque shopper id, "
+          "which no longer links to anyone.")
 def erase_me():
     who = principal()
     current_app.extensions["geo"].erase(who.user_id)
     current_app.extensions["promotions"].erase(who.user_id)
+    current_app.extensions["game"].erase(who.user_id)
     close_sockets(_accounts().delete_user(who.user_id))
     return {"status": "erased"}
 

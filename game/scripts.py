@@ -1,0 +1,86 @@
+"""The game's Lua scripts: a catch attempt, a reward, a strike — each on one slot."""
+
+from __future__ import annotations
+
+# KEYS: state, attempts, collection, recent          (the shopper's tag)
+# ARGV: now, spawn id, shopper, day, cooldown s, daily cap, catch rate, flee rate,
+#       collection field, attempts ttl, lat, lon, rate window s, city
+# The roll is sha1(spawn|shopper|attempt): the same attempt always rolls the same, a retry is a
+# new attempt, and an auditor recomputes any roll from the three values.
+CATCH = """
+local nowS = ARGV[1]
+local now = tonumber(nowS)
+local spawn, shopper, day = ARGV[2], ARGV[3], ARGV[4]
+local st = redis.call('HMGET', KEYS[1], 'last_attempt', 'day', 'day_catches', 'suspended')
+if st[4] == '1' then return {'no', 'SUSPENDED'} end
+local prev = redis.call('HGET', KEYS[2], spawn)
+if prev == 'caught' then return {'no', 'ALREADY_CAUGHT'} end
+if prev == 'fled' then return {'no', 'FLED'} end
+local cooldown = tonumber(ARGV[5])
+if st[1] and now - tonumber(st[1]) < cooldown then
+  return {'no', 'COOLDOWN', tostring(tonumber(st[1]) + cooldown)}
+end
+local today = 0
+if st[2] == day then today = tonumber(st[3] or 0) end
+if today >= tonumber(ARGV[6]) then return {'no', 'DAILY_CAP_REACHED'} end
+local attempt = tonumber(prev or 0) + 1
+local h = redis.sha1hex(spawn .. '|' .. shopper .. '|' .. attempt)
+local roll = tonumber(string.sub(h, 1, 8), 16) / 4294967296
+local flee = tonumber(string.sub(h, 9, 16), 16) / 4294967296
+redis.call('HSET', KEYS[1], 'last_attempt', nowS)
+redis.call('ZADD', KEYS[4], now, spawn .. '|' .. attempt)
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[13]))
+redis.call('EXPIRE', KEYS[4], tonumber(ARGV[13]))
+local outcome
+if roll < tonumber(ARGV[7]) then
+  outcome = 'caught'
+  redis.call('HSET', KEYS[2], spawn, 'caught')
+  redis.call('HSET', KEYS[1], 'day', day, 'day_catches', today + 1, 'last_catch_at', nowS,
+             'last_catch_lat', ARGV[11], 'last_catch_lon', ARGV[12], 'last_catch_city', ARGV[14])
+  redis.call('HINCRBY', KEYS[3], ARGV[9], 1)
+elseif flee < tonumber(ARGV[8]) then
+  outcome = 'fled'
+  redis.call('HSET', KEYS[2], spawn, 'fled')
+else
+  outcome = 'missed'
+  redis.call('HSET', KEYS[2], spawn, attempt)
+end
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[10]))
+return {outcome, attempt}
+"""
+
+# KEYS: rewarded, campaign board (all), campaign board (day), city board (all), city board (day)
+# ARGV: catch id, shopper, points, day-board ttl
+REWARD = """
+local first = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3])
+if first == 1 then
+  for i = 2, 5 do redis.call('ZINCRBY', KEYS[i], tonumber(ARGV[3]), ARGV[2]) end
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4]))
+end
+return {first, redis.call('ZSCORE', KEYS[2], ARGV[2]) or '0'}
+"""
+
+# KEYS: state, strikes                               (the shopper's tag)
+# ARGV: now, strike JSON (without count), cooldown s, shadow s
+# Three strikes: a warning, then a shadow restriction, then suspension. One incident (a burst
+# of spoofed fixes, say) counts once: strikes less than the cooldown apart are not added.
+STRIKE = """
+local nowS = ARGV[1]
+local now = tonumber(nowS)
+local st = redis.call('HMGET', KEYS[1], 'strikes', 'last_strike_at', 'suspended')
+local count = tonumber(st[1] or 0)
+if st[3] == '1' then return {count, 0} end
+if st[2] and now - tonumber(st[2]) < tonumber(ARGV[3]) then return {count, 0} end
+count = count + 1
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], 'strikes', count, 'last_strike_at', nowS)
+if count == 2 then
+  redis.call('HSET', KEYS[1], 'restricted_until', now + tonumber(ARGV[4]))
+elseif count >= 3 then
+  redis.call('HSET', KEYS[1], 'suspended', '1')
+end
+return {count, 1}
+"""
+
+SOURCES = {"catch": CATCH, "reward": REWARD, "strike": STRIKE}
