@@ -39,7 +39,7 @@ def main() -> None:
         campaign = report["campaign"]
         print(f"demo campaign {campaign['id']} '{campaign['name']}' is {campaign['status']} on "
               f"{len(campaign['targets']['stores'])} East Nanjing Road stores "
-              "(walk in: a coupon)")
+              "(walk in: a coupon; catch creatures: /api/game/spawns)")
         print(f"demo accounts (password {DEMO_PASSWORD!r}):")
         for email, role, _ in DEMO_ACCOUNTS:
             print(f"  {role:9} {email}")

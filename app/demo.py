@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from flask import Flask
 
+from core.errors import NotFound
+from game.models import GameConfigIn
 from geo.demo import generate_stores
 from promotions.models import CampaignIn, OfferIn, ProgramIn
 
@@ -45,8 +47,35 @@ def seed_demo(app: Flask, *, stores: int = 5000) -> dict:
     shopper = accounts.find_by_email(DEMO_ACCOUNTS[0][0])
     app.extensions["geo"].set_consent(shopper["id"], True)
     campaign = seed_campaign(app, nanjing)
+    seed_game(app, campaign["id"])
     return {"stores_written": written, "stores_total": len(generated),
             "accounts_created": created, "staff_store": staff_store, "campaign": campaign}
+
+
+DEMO_SPECIES = (
+    ("lantern-cat", "Lantern Cat", "common", 30),
+    ("dumpling-pup", "Dumpling Pup", "common", 30),
+    ("paper-crane", "Paper Crane", "common", 20),
+    ("jade-rabbit", "Jade Rabbit", "rare", 8),
+    ("silk-fox", "Silk Fox", "rare", 6),
+    ("golden-carp", "Golden Carp", "epic", 3),
+    ("thunder-qilin", "Thunder Qilin", "epic", 1.5),
+    ("vermilion-phoenix", "Vermilion Phoenix", "legendary", 1),
+)
+
+
+def seed_game(app: Flask, campaign_id: str) -> dict:
+    """Give the demo campaign its game (once): eight species, rarer ones in the stores."""
+    game = app.extensions["game"]
+    try:
+        return game.config(campaign_id)
+    except NotFound:
+        pass
+    walk_in = app.extensions["promotions"].campaigns.list_offers(campaign_id)[0]
+    return game.configure(campaign_id, GameConfigIn(
+        species=[{"id": i, "name": n, "rarity": r, "weight": w} for i, n, r, w in DEMO_SPECIES],
+        density_per_cell=1.0, store_density=2.0, store_rarity_boost=5.0,
+        offer_id=walk_in["id"], seed="nanjing-road-festival"))
 
 
 def seed_campaign(app: Flask, store_ids: list[str]) -> dict:

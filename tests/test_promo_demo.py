@@ -37,3 +37,16 @@ def test_a_walk_on_nanjing_road_issues_a_coupon_the_staff_redeem(app, client):
         "code": coupon["code"], "basket_fen": 12_800, "order_ref": "demo-1"})
     assert redeemed.status_code == 201, redeemed.get_json()
     assert redeemed.get_json()["discount_fen"] == 2_000
+
+
+def test_the_demo_street_has_creatures_with_rarer_ones_in_the_stores(app, client):
+    report = seed_demo(app)
+    store = app.extensions["stores"].get(DEMO_STAFF_STORE)
+    shopper = login(client, "shopper@demo.footfall.test")
+    client.post("/api/location/fix", headers=shopper, json={
+        "lat": store["lat"], "lon": store["lon"], "accuracy_m": 8, "recorded_at": T0})
+    spawns = client.get("/api/game/spawns", headers=shopper).get_json()["spawns"]
+    assert spawns and {s["campaign_id"] for s in spawns} == {report["campaign"]["id"]}
+    in_stores = [s for s in spawns if s["store_id"]]
+    assert in_stores and all(s["id"].startswith("s:") for s in in_stores)
+    assert all(s["rarity"] != "legendary" for s in spawns if not s["store_id"])
