@@ -71,11 +71,12 @@ def seed_game(app: Flask, campaign_id: str) -> dict:
         return game.config(campaign_id)
     except NotFound:
         pass
-    walk_in = app.extensions["promotions"].campaigns.list_offers(campaign_id)[0]
+    offers = app.extensions["promotions"].campaigns.list_offers(campaign_id)
+    bonus = next((o for o in offers if "game" in o["channels"]), None)
     return game.configure(campaign_id, GameConfigIn(
         species=[{"id": i, "name": n, "rarity": r, "weight": w} for i, n, r, w in DEMO_SPECIES],
-        density_per_cell=1.0, store_density=2.0, store_rarity_boost=5.0,
-        offer_id=walk_in["id"], seed="nanjing-road-festival"))
+        density_per_cell=0.6, store_density=0.5, store_rarity_boost=5.0,
+        offer_id=bonus["id"] if bonus else None, seed="nanjing-road-festival"))
 
 
 def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
@@ -99,7 +100,7 @@ def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
     promos.campaigns.create_offer(cid, OfferIn(
         name="Walk-in: ¥20 off ¥100", kind="amount_off", amount_off_fen=2_000,
         min_spend_fen=10_000, validity={"days": 7},
-        channels=["visit", "manual", "game", "live_drop"], visit_trigger="enter",
+        channels=["visit", "manual", "live_drop"], visit_trigger="enter",
         caps={"total": 50_000, "per_shopper_day": 3, "per_store_day": 500}), actor="demo")
     promos.campaigns.create_offer(cid, OfferIn(
         name="Stay a while: 15% off", kind="percent_off", percent_off=15, max_off_fen=5_000,
@@ -110,5 +111,8 @@ def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
         gift_value_fen=1_500, channels=["manual", "live_drop"],
         membership_program="bailian-club", caps={"total": 1_000, "per_shopper": 1}),
         actor="demo")
+    promos.campaigns.create_offer(cid, OfferIn(
+        name="Catch bonus: ¥5 off", kind="amount_off", amount_off_fen=500, validity={"days": 3},
+        channels=["game"], caps={"total": 100_000, "per_shopper_day": 5}), actor="demo")
     r.set(DEMO_CAMPAIGN_KEY, cid)
     return promos.campaigns.transition(cid, "scheduled", actor="demo")

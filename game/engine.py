@@ -451,7 +451,7 @@ class Game:
         result: dict[str, Any] = {
             "outcome": outcome, "attempt": attempt, "roll": round(roll, 6),
             "catch_rate": CATCH_RATE[spawn.rarity], "spawn": spawn.view(fix.lat, fix.lon),
-            "points": 0, "total_points": None, "coupon": None,
+            "points": 0, "total_points": None, "coupon": None, "coupon_refused": None,
         }
         if outcome == "caught":
             result.update(self._reward(shopper_id, spawn, city, day, shadow))
@@ -473,7 +473,7 @@ class Game:
             keys.board(cid, "campaign", day), keys.board(cid, scope, "all"),
             keys.board(cid, scope, day),
         ], [catch_id, shopper_id, spawn.points, DAY_BOARD_TTL_S])
-        coupon = None
+        coupon = refused = None
         table = self._table(cid)
         offer_id = table.offer_id if table is not None else None
         if spawn.store_id and offer_id and not shadow:
@@ -483,7 +483,10 @@ class Game:
                 source={"catch_id": catch_id, "species": spawn.species})
             if issued.ok:
                 coupon = self.promotions.coupons.present(issued.coupon, owner=True)
-        return {"points": spawn.points, "total_points": float(total), "coupon": coupon}
+            else:
+                refused = issued.reason
+        return {"points": spawn.points, "total_points": float(total), "coupon": coupon,
+                "coupon_refused": refused}
 
     # -- anti-cheat ----------------------------------------------------------------------
     def _strike(self, shopper_id: str, reason: str, evidence: dict[str, Any]) -> dict:

@@ -6,10 +6,11 @@ from typing import Literal
 
 from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from core.errors import NotFound
 from game.models import SPECIES_ID, GameConfigIn
+from game.sprites import SPRITE_SIZES
 
 from ..api import endpoint, principal
 from ..auth import PUBLIC
@@ -64,7 +65,14 @@ class BoardQuery(BaseModel):
 class SpriteQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    size: Literal[128, 256, 512] = 256
+    size: int = Field(default=256, description="128, 256 or 512 pixels")
+
+    @field_validator("size")
+    @classmethod
+    def _offered(cls, value: int) -> int:
+        if value not in SPRITE_SIZES:
+            raise ValueError("size is 128, 256 or 512")
+        return value
 
 
 class RollQuery(BaseModel):
