@@ -474,9 +474,59 @@ async function refresh() {
   if (!state.token || refreshing) return;
   refreshing = true;
   try {
-    await Promise.all([refreshInside(), refreshTrust(), refreshNearby()]);
+    await Promise.all([refreshInside(), refreshTrust(), refreshNearby(), refreshSpawns()]);
   } finally {
     refreshing = false;
+  }
+}
+
+// ------------------------------------------------------------------------------ game
+
+/** List the nearest creatures (GET /api/game/spawns) with a button to throw at each. */
+async function refreshSpawns() {
+  if (!state.token || !state.position) return;
+  let found;
+  try {
+    found = await api("GET", "/api/game/spawns");
+  } catch (err) {
+    if (err.code !== "NO_POSITION") showError("spawns", err);
+    return;
+  }
+  const list = $("spawns");
+  list.replaceChildren();
+  if (!found.spawns.length) list.append(el("li", "no creatures around", "muted"));
+  for (const spawn of found.spawns.slice(0, 8)) {
+    const li = el("li");
+    const img = document.createElement("img");
+    img.src = `${spawn.sprite_url}?size=128`;
+    img.alt = spawn.name;
+    img.width = 40;
+    img.height = 40;
+    const button = el("button", "throw");
+    button.type = "button";
+    button.addEventListener("click", () => throwAt(spawn, li));
+    li.append(img, el("strong", ` ${spawn.name}`),
+      el("span", ` · ${spawn.rarity} · ${Math.round(spawn.distance_m)} m · ` +
+        `${Math.round(spawn.bearing_deg)}°${spawn.store_id ? " · in a store" : ""} `, "muted"),
+      button);
+    list.append(li);
+  }
+}
+
+/** Throw at a creature from the walker's current position (POST /api/game/catches). */
+async function throwAt(spawn, row) {
+  const p = state.position;
+  const ms = Math.max(Date.now(), state.lastRecordedMs + 1);
+  const fix = { lat: Number(p.lat.toFixed(6)), lon: Number(p.lon.toFixed(6)),
+    accuracy_m: Number(p.accuracy.toFixed(1)), recorded_at: ms / 1000 };
+  try {
+    const result = await api("POST", "/api/game/catches", { spawn_id: spawn.id, fix });
+    const note = result.outcome === "caught"
+      ? `caught! +${result.points} points${result.coupon ? ` and a coupon: ${result.coupon.title}` : ""}`
+      : result.outcome;
+    row.append(el("span", ` → ${note}`, "detail"));
+  } catch (err) {
+    row.append(el("span", ` → ${err.code || "refused"}`, "muted"));
   }
 }
 
