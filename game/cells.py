@@ -17,7 +17,10 @@ import math
 BASE32 = "0123456789bcdefghjkmnpqrstuvwxyz"
 _DECODE = {ch: i for i, ch in enumerate(BASE32)}
 PRECISION = 7
-M_PER_DEG_LAT = 111_320.0
+# Metres per degree, rounded so that reaches err wide: a degree of latitude is shortest at the
+# equator (110.574 km on WGS-84), a degree of longitude at least 111.319 km x cos(latitude).
+M_PER_DEG_LAT = 110_574.0
+M_PER_DEG_LON = 111_319.0
 
 
 def encode(lat: float, lon: float, precision: int = PRECISION) -> str:
@@ -76,7 +79,7 @@ def covering(lat: float, lon: float, radius_m: float,
     lat_lo, lon_lo, lat_hi, lon_hi = bounds(encode(lat, lon, precision))
     dlat, dlon = lat_hi - lat_lo, lon_hi - lon_lo
     reach_lat = radius_m / M_PER_DEG_LAT
-    reach_lon = radius_m / (M_PER_DEG_LAT * max(math.cos(math.radians(lat)), 0.01))
+    reach_lon = radius_m / (M_PER_DEG_LON * max(math.cos(math.radians(lat)), 0.01))
     rows = math.ceil(reach_lat / dlat)
     cols = math.ceil(reach_lon / dlon)
     # Centre of the point's cell, then step whole cells; clamp near the poles.

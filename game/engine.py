@@ -208,6 +208,11 @@ class Game:
             self._entries[store_id] = cached
         return cached
 
+    def _open(self, store_id: str, now: float) -> bool:
+        """Tell whether a store's fence is active (open, or always active) at a time."""
+        found = self._store(store_id)
+        return found is not None and found[1].active_at(now)
+
     def _store_spawns(self, table: SpawnTable, store_id: str, slot: int) -> list[Spawn]:
         """Return a store's spawns of one slot, if the campaign targets it and it was open."""
         found = self._store(store_id)
@@ -291,6 +296,8 @@ class Game:
                 if stores is None:
                     stores = self._nearby_stores(lat, lon, radius)
                 for store_id in stores:
+                    if not self._open(store_id, now):
+                        continue  # a closed store's creatures are gone with its customers
                     for slot in slots:
                         for spawn in self._store_spawns(table, store_id, slot):
                             if (spawn.alive_at(now) and
@@ -345,6 +352,8 @@ class Game:
         if table is None:
             raise missing
         if kind == "w":
+            if len(where) != cells.PRECISION:  # other geohash lengths are not map cells
+                raise missing
             try:
                 found = table.wild(where, slot)
             except ValueError:  # not a geohash
@@ -355,6 +364,11 @@ class Game:
             raise missing
         spawn = found[n]
         now = self.clock.now() if now is None else now
+        if kind == "s" and spawn.born_at <= now and not self._open(where, now):
+            raise GameRefused("SPAWN_EXPIRED", "the creature is gone: the store has closed",
+                              status=410, field="spawn_id")
+        if now < spawn.born_at:  # a later slot's creature does not exist yet
+            raise missing
         if not spawn.alive_at(now):
             raise GameRefused("SPAWN_EXPIRED", "the creature is gone", status=410,
                               field="spawn_id")
@@ -389,6 +403,11 @@ class Game:
             raise GameRefused("STALE_FIX", f"the fix must be from the last "
                               f"{int(s.fix_max_age_s)} s", status=422,
                               field="fix.recorded_at")
+        point = _point(anchor)
+        if point is None or now - point[0] > s.position_max_age_s:
+            # Without a recent trusted fix there is nothing to check this one against.
+            raise GameRefused("NO_POSITION", "send a location fix first: a catch's fix is "
+                              "checked against the last trusted one", status=409, field="fix")
         verdict = self.engine.judge(fix, anchor)
         if verdict in ("mocked", "too_fast", "jump"):
             self._strike(shopper_id, "spoofed_location", {
@@ -402,12 +421,13 @@ class Game:
         if int(trust or 100) < s.min_trust:
             raise GameRefused("UNTRUSTED", "recent locations of this account are not trusted",
                               status=403)
-        speed = fix.speed_mps
-        point = _point(anchor)
-        if speed is None and point is not None and fix.recorded_at - point[0] >= 1.0:
-            speed = (fast_distance_m(point[1], point[2], fix.lat, fix.lon)
-                     / (fix.recorded_at - point[0]))
-        if speed is not None and speed > s.speed_lock_mps:
+        # The faster of the phone's own speed and the speed since the last trusted fix: a phone
+        # that reports 0 km/h from a moving car is still locked.
+        speed = fix.speed_mps or 0.0
+        if fix.recorded_at - point[0] >= 1.0:
+            speed = max(speed, fast_distance_m(point[1], point[2], fix.lat, fix.lon)
+                        / (fix.recorded_at - point[0]))
+        if speed > s.speed_lock_mps:
             raise GameRefused("SPEED_LOCKED", "catching is off while moving faster than "
                               f"{round(s.speed_lock_mps * 3.6)} km/h",
                               details={"speed_kmh": round(speed * 3.6, 1)})

@@ -134,18 +134,21 @@ class SpawnTable:
         frame = LocalFrame(fence.lat, fence.lon)
         reach = max(fence.extent_m * 0.8, 1.0)
         out = []
-        for n in range(self._count(rng, self.store_density)):
+        for _ in range(self._count(rng, self.store_density)):
             sp = rng.choices(self._store, self._store_w)[0]
-            lat, lon = fence.lat, fence.lon
+            spot = None
             for _ in range(20):  # a point inside the fence (polygons: rejection sampling)
                 r = reach * math.sqrt(rng.random())
                 a = rng.uniform(0, 2 * math.pi)
                 y, x = frame.to_latlon(r * math.cos(a), r * math.sin(a))
                 if fence.contains(y, x):
-                    lat, lon = y, x
+                    spot = (y, x)
                     break
-            out.append(self._make(rng, f"s:{self.cid}:{store_id}:{slot}:{n}", sp, lat, lon,
-                                  slot, store_id))
+            if spot is None:
+                # The centre of a concave fence (a U-shaped mall) may lie outside it: no spawn.
+                continue
+            out.append(self._make(rng, f"s:{self.cid}:{store_id}:{slot}:{len(out)}", sp,
+                                  *spot, slot, store_id))
         return out
 
 
