@@ -1,0 +1,1208 @@
+"""Catch game throughput: Game.visible and Game.catch in one process, and both over HTTP.
+
+Run from the repository root (see bench/README.md)::
+
+    python bench/game_bench.py                # full run, about 1 min 45 s
+    python -m bench.game_bench --quick        # smoke run, about 10 s (figures meaningless)
+    python bench/game_bench.py --profile var/game-profile   # also py-spy both domain loops
+
+Everything runs against real parts started here: a Valkey server (temp dir, free port,
+127.0.0.1, AOF on with fsync every second as in production), 5,000 demo stores imported through
+StoreCatalog.import_rows, a live campaign on the Shanghai stores with a game (8 species, one
+wild spawn per cell and two per store per 15-minute slot, and a "game" offer so that store
+catches issue coupons), 10,000 shoppers with consent walking around East Nanjing Road and
+People's Square in simulated time (a FrozenClock; positions go through
+LocationEngine.record_many), and for the HTTP figures a real `gunicorn -k gevent -w 1 wsgi:app`
+loaded by a separate load-generator process.
+
+Progress goes to stderr; the last line of stdout is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.geo_bench import cpu_percent, cpu_seconds, find_py_spy, stop_process  # noqa: E402
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PASSWORD = "bench-password-1"
+COUPON_KEYS = [("bench", b"bench-coupon-signing-key-0123456789")]
+CAP_HIGH = 1_000_000_000
+M_PER_DEG = 111_320.0
+# Where the shoppers walk: East Nanjing Road and People's Square, Shanghai.
+BOX = (31.230, 121.470, 31.240, 121.490)  # min lat, min lon, max lat, max lon
+NANJING_EAST = (31.2400, 121.4900)  # the Bund end of the pedestrian street
+NANJING_WEST = (31.2350, 121.4750)  # the People's Square end
+NANJING_SHARE = 0.4  # of the shoppers start on the pedestrian street itself
+REACH_M = 70.0  # targets of a throw: spawns this close (the interaction radius is 80 m)
+REFRESH_S = 60.0  # simulated seconds before a shopper's list of spawns is asked again
+SPECIES = [
+    {"id": "dumpling-imp", "name": "Dumpling Imp", "rarity": "common", "weight": 30},
+    {"id": "tea-sprite", "name": "Tea Sprite", "rarity": "common", "weight": 25},
+    {"id": "lantern-moth", "name": "Lantern Moth", "rarity": "common", "weight": 20},
+    {"id": "bund-pigeon", "name": "Bund Pigeon", "rarity": "common", "weight": 15},
+    {"id": "silk-fox", "name": "Silk Fox", "rarity": "rare", "weight": 6},
+    {"id": "jade-koi", "name": "Jade Koi", "rarity": "rare", "weight": 4},
+    {"id": "neon-dragon", "name": "Neon Dragon", "rarity": "epic", "weight": 1.5},
+    {"id": "pearl-phoenix", "name": "Pearl Phoenix", "rarity": "legendary", "weight": 0.5},
+]
+
+_STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    """Print a progress line to stderr."""
+    print(f"[game-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr,
+          flush=True)
+
+
+def pct(values: list[float], q: float) -> float:
+    """Return the q-quantile of sorted values (0.0 when empty)."""
+    if not values:
+        return 0.0
+    return round(values[min(len(values) - 1, int(q * len(values)))], 3)
+
+
+def domain_start(now: float) -> float:
+    """Return the latest 11:05 in Shanghai at least an hour before `now`.
+
+    The domain part runs on a FrozenClock from there: the stores are open, the two minutes of
+    simulated time stay inside one 15-minute spawn slot (11:00-11:15), and the coupons issued
+    then are still valid when the HTTP server (real clock) runs.
+    """
+    t = datetime.fromtimestamp(now - 3600.0, SHANGHAI).replace(hour=11, minute=5, second=0,
+                                                               microsecond=0)
+    if t.timestamp() > now - 3600.0:
+        t -= timedelta(days=1)
+    return t.timestamp()
+
+
+# -- shoppers walking in simulated time ------------------------------------------------------
+class Stroller:
+    """One shopper strolling at 1-2 m/s with heading changes, kept inside BOX."""
+
+    __slots__ = ("lat", "lon", "heading", "speed", "acc")
+
+    def __init__(self, lat: float, lon: float, heading: float, speed: float) -> None:
+        self.lat, self.lon, self.heading, self.speed = lat, lon, heading, speed
+        self.acc = 10.0
+
+    @classmethod
+    def place(cls, rng: random.Random) -> Stroller:
+        """Start on East Nanjing Road (NANJING_SHARE of them) or anywhere in BOX."""
+        if rng.random() < NANJING_SHARE:
+            f = rng.random()
+            lat = NANJING_EAST[0] + f * (NANJING_WEST[0] - NANJING_EAST[0])
+            lon = NANJING_EAST[1] + f * (NANJING_WEST[1] - NANJING_EAST[1])
+            lat += rng.uniform(-40.0, 40.0) / M_PER_DEG
+        else:
+            lat, lon = rng.uniform(BOX[0], BOX[2]), rng.uniform(BOX[1], BOX[3])
+        return cls(lat, lon, rng.uniform(0.0, 2 * math.pi), rng.uniform(1.0, 2.0))
+
+    def walk(self, dt: float, rng: random.Random) -> None:
+        """Move on for dt seconds (turning into a side street now and then)."""
+        self.speed = min(2.0, max(1.0, self.speed + rng.gauss(0.0, 0.1)))
+        h = self.heading + rng.gauss(0.0, 0.3)
+        r = rng.random()
+        if r < 0.05:
+            h += math.pi / 2 if r < 0.025 else -math.pi / 2
+        d = self.speed * dt
+        kx = M_PER_DEG * math.cos(math.radians(self.lat))
+        lat = self.lat + d * math.cos(h) / M_PER_DEG
+        lon = self.lon + d * math.sin(h) / kx
+        if not BOX[0] <= lat <= BOX[2]:  # bounce off the edges of the area
+            h = math.pi - h
+            lat = min(BOX[2], max(BOX[0], lat))
+        if not BOX[1] <= lon <= BOX[3]:
+            h = -h
+            lon = min(BOX[3], max(BOX[1], lon))
+        self.lat, self.lon, self.heading = lat, lon, h
+
+    def fix(self, t: float, rng: random.Random, noise: bool = True):
+        """Return the fix the phone reports at t (GPS noise within the reported accuracy)."""
+        from geo.engine import Fix
+
+        self.acc = round(rng.triangular(5.0, 20.0, 8.0), 1) if noise else self.acc
+        sigma = self.acc / 1.515 if noise else 2.0
+        kx = M_PER_DEG * math.cos(math.radians(self.lat))
+        return Fix(self.lat + rng.gauss(0.0, sigma) / M_PER_DEG,
+                   self.lon + rng.gauss(0.0, sigma) / kx, self.acc, round(t, 3),
+                   round(self.speed, 2))
+
+
+def fast_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Return the distance in metres (equirectangular; fine within a few km)."""
+    x = (lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    return M_PER_DEG * math.hypot(lat2 - lat1, x)
+
+
+def record_round(engine, clock, ids: list[str], walkers: list[Stroller], positions: list,
+                 rng: random.Random, dt: float, batch: int) -> Counter:
+    """Walk every shopper on by dt and record their fix at the clock's new time (untimed)."""
+    from core.errors import DomainError
+
+    now = clock.advance(dt)
+    verdicts: Counter = Counter()
+    for start in range(0, len(ids), batch):
+        batches = []
+        for i in range(start, min(start + batch, len(ids))):
+            w = walkers[i]
+            w.walk(dt, rng)
+            fix = w.fix(now, rng)
+            positions[i] = fix
+            batches.append((ids[i], [fix]))
+        for outcome in engine.record_many(batches).values():
+            if isinstance(outcome, DomainError):
+                verdicts[f"error:{outcome.code}"] += 1
+                continue
+            for res in outcome:
+                verdicts[f"ignored:{res.reason}" if res.ignored else res.verdict] += 1
+    return verdicts
+
+
+# -- CPU and Redis figures of the timed chunks -----------------------------------------------
+class Meter:
+    """Adds up CPU (this process, Valkey, the machine) and Redis commands over timed chunks.
+
+    Only the chunks in which the measured calls run are counted, not the untimed walking and
+    fix recording between them.
+    """
+
+    def __init__(self, r, redis_proc) -> None:
+        self.r = r
+        self.procs = {"redis": redis_proc}
+        self.cpu: Counter = Counter()
+        self.wall = 0.0
+        self.commands: Counter = Counter()
+        self.usec: Counter = Counter()
+        self._mark = None
+
+    def start(self) -> None:
+        self._mark = (_commandstats(self.r), cpu_seconds(self.procs), time.process_time(),
+                      time.perf_counter())
+
+    def stop(self) -> None:
+        wall = time.perf_counter()
+        me = time.process_time()
+        cpu = cpu_seconds(self.procs)
+        stats = _commandstats(self.r)
+        stats0, cpu0, me0, wall0 = self._mark
+        self.wall += wall - wall0
+        self.cpu["bench_process"] += me - me0
+        for name, v in cpu.items():
+            self.cpu[name] += v - cpu0.get(name, v)
+        for name, (calls, usec) in stats.items():
+            c0, u0 = stats0.get(name, (0, 0))
+            if name != "info" and calls > c0:
+                self.commands[name] += calls - c0
+                self.usec[name] += usec - u0
+
+    def figures(self, calls: int) -> dict:
+        """Return CPU in % of a core, CPU per call and Redis commands per call."""
+        wall = self.wall or 1e-9
+        out = {name: round(100.0 * v / wall, 1) for name, v in self.cpu.items()}
+        out["others"] = round(max(0.0, out.get("machine", 0.0) - out.get("bench_process", 0.0)
+                                  - out.get("redis", 0.0)), 1)
+        n = max(1, calls)
+        per_call = {"bench_process": round(self.cpu["bench_process"] / n * 1e6, 1),
+                    "redis": round(self.cpu["redis"] / n * 1e6, 1)}
+        commands = {k: round(v / n, 2) for k, v in self.commands.most_common()
+                    if v / n >= 0.01}
+        redis_us = {k: round(self.usec[k] / n, 1) for k, _ in self.usec.most_common(8)}
+        return {"cpu": out, "cpu_us_per_call": per_call, "redis_commands_per_call": commands,
+                "redis_usec_per_call_by_command": redis_us}
+
+
+def _commandstats(r) -> dict[str, tuple[int, int]]:
+    return {name.removeprefix("cmdstat_"): (int(v.get("calls", 0)), int(v.get("usec", 0)))
+            for name, v in r.info("commandstats").items()}
+
+
+# -- profiling (py-spy from outside the process) ---------------------------------------------
+class Profile:
+    """py-spy record of this process for one phase (raw collapsed stacks)."""
+
+    def __init__(self, out: Path | None) -> None:
+        self.out = out
+        self.proc = None
+        self.pyinstrument = None
+        if out is None:
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        spy = find_py_spy()
+        if spy is None:
+            from pyinstrument import Profiler
+
+            log("profile: py-spy not found, using pyinstrument (slows the loops ~2x)")
+            self.pyinstrument = Profiler(interval=0.001)
+            self.pyinstrument.start()
+            return
+        self.proc = subprocess.Popen([spy, "record", "-p", str(os.getpid()), "-r", "250",
+                                      "-d", "3600", "-f", "raw", "--nonblocking",
+                                      "-o", str(out)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)  # attached before the loop starts
+
+    def stop(self, root: tuple[str, str]) -> dict | None:
+        """Stop and summarize the samples under the `root` frame (function, file suffix)."""
+        if self.pyinstrument is not None:
+            self.pyinstrument.stop()
+            text = self.pyinstrument.output_text(unicode=False, color=False)
+            self.out.with_suffix(".pyinstrument.txt").write_text(text)
+            log(f"profile: pyinstrument text in {self.out.with_suffix('.pyinstrument.txt')}")
+            return None
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            stop_process(self.proc)
+            err = b"timeout"
+        if not self.out.exists():
+            log(f"profile: py-spy failed: {err.decode(errors='replace')[-500:]}")
+            return None
+        summary = summarize_under(self.out, *root)
+        log(f"profile in {self.out}, samples under {root[0]} ({root[1]}):\n"
+            + summary.pop("text"))
+        return summary
+
+
+def summarize_under(path: Path, func: str, file_suffix: str, top: int = 20) -> dict:
+    """Summarize py-spy raw stacks below one frame: self and inclusive shares, in %."""
+    frame_re = re.compile(r"^(.*) \((.*?)(?::\d+)?\)$")
+    self_t: Counter = Counter()
+    total_t: Counter = Counter()
+    samples = under = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        samples += n
+        frames = []
+        for f in stack.split(";"):
+            m = frame_re.match(f)
+            name, file = (m.group(1), m.group(2)) if m else (f, "")
+            for prefix in (str(ROOT) + "/", str(Path(sys.prefix)) + "/"):
+                file = file.removeprefix(prefix)
+            frames.append((name, file))
+        # py-spy names methods Class.method; match either form.
+        idx = next((k for k, (name, file) in enumerate(frames)
+                    if (name == func or name.rpartition(".")[2] == func)
+                    and file.endswith(file_suffix)), None)
+        if idx is None:
+            continue
+        under += n
+        sub = [f"{name} ({file})" for name, file in frames[idx:]]
+        self_t[sub[-1]] += n
+        for f in set(sub):
+            total_t[f] += n
+    if not under:
+        return {"samples": 0, "text": "(no samples)"}
+    selfs = [(round(100.0 * n / under, 1), f) for f, n in self_t.most_common(top)]
+    totals = [(round(100.0 * n / under, 1), f) for f, n in total_t.most_common(top + 10)]
+    text = [f"{under} samples of {samples} in the process; by self time:"]
+    text += [f"  {p:5.1f}%  {f}" for p, f in selfs]
+    text += ["by total (inclusive) time:"] + [f"  {p:5.1f}%  {f}" for p, f in totals]
+    return {"samples": under, "share_of_process": round(under / samples, 3),
+            "self_pct": selfs[:12], "total_pct": totals[:20], "text": "\n".join(text)}
+
+
+# -- setup: stores, campaign, game -----------------------------------------------------------
+def make_campaign(promos, game, t0: float) -> tuple[str, str]:
+    """A live campaign on the Shanghai stores, with a game and a coupon for store catches."""
+    from game.models import GameConfigIn
+    from promotions.models import MAX_FEN, CampaignIn, OfferIn
+
+    campaign = promos.campaigns.create(CampaignIn(
+        name="Bench: Shanghai catch festival", starts_at=t0 - 3600.0,
+        ends_at=time.time() + 30 * 86_400, timezone="Asia/Shanghai",
+        targets={"cities": ["Shanghai"]},
+        budget={"count": CAP_HIGH, "value_fen": MAX_FEN}), actor="bench")
+    cid = campaign["id"]
+    offer = promos.campaigns.create_offer(cid, OfferIn(
+        name="10 off for a store catch", kind="amount_off", amount_off_fen=1000,
+        channels=["game"],
+        caps={"total": CAP_HIGH, "value_fen": MAX_FEN, "per_shopper": 1_000_000,
+              "per_shopper_day": 1_000_000, "per_store_day": CAP_HIGH}), actor="bench")
+    promos.campaigns.transition(cid, "scheduled", actor="bench")  # live: its start has passed
+    status = promos.campaigns.get(cid)["status"]
+    if status != "live":
+        raise RuntimeError(f"campaign {cid} is {status}, not live")
+    game.configure(cid, GameConfigIn(species=SPECIES, density_per_cell=1.0, store_density=2.0,
+                                     offer_id=offer["id"], seed="footfall-game-bench"))
+    return cid, offer["id"]
+
+
+def write_consent(r, ids: list[str], now: float) -> None:
+    """Consent, written the way LocationEngine.set_consent writes it, but pipelined."""
+    from geo import keys
+    from geo.engine import TRUST_START
+
+    for start in range(0, len(ids), 1000):
+        pipe = r.pipeline(transaction=False)
+        for sid in ids[start:start + 1000]:
+            st = keys.shopper_state(sid)
+            pipe.hset(st, mapping={"consent": "1", "consent_at": f"{now:.3f}"})
+            pipe.hsetnx(st, "trust", TRUST_START)
+            pipe.hincrby(st, "ver", 1)
+        pipe.execute()
+
+
+# -- (a) spawn queries in process ------------------------------------------------------------
+def _targets(spawns: list[dict]) -> tuple:
+    """Keep what a phone needs to aim: (id, lat, lon, expires_at) per spawn.
+
+    Tuples of plain values only, which the garbage collector stops tracking: the benchmark's
+    own ~1M remembered spawns must not lengthen the collections that land in timed calls.
+    """
+    return tuple([(s["id"], s["lat"], s["lon"], s["expires_at"]) for s in spawns])
+
+
+class GcWatch:
+    """Count the garbage collections (and their pauses) during a timed phase."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.gc = gc
+        self.t = 0.0
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._cb)
+
+    def _cb(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.t = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append((time.perf_counter() - self.t) * 1000.0)
+
+    def stop(self) -> dict:
+        self.gc.callbacks.remove(self._cb)
+        return {f"gen{g}": {"n": len(v), "total_ms": round(sum(v), 1),
+                            "max_ms": round(max(v), 1) if v else 0.0}
+                for g, v in self.pauses.items()}
+
+
+def first_look(ctx: dict) -> dict:
+    """Every shopper's first spawn query on a fresh Game (untimed warm-up, reported apart).
+
+    This pays what a process pays once per shopper and slot, not on every poll: the spawn
+    tables and store caches are filled, and every rare spawn in view is announced (an SADD per
+    spawn).
+    """
+    game, seen, ids, now = ctx["game"], ctx["seen"], ctx["ids"], ctx["clock"].now()
+    meter = Meter(ctx["r"], ctx["redis_proc"])
+    lat: list[float] = []
+    perf = time.perf_counter
+    meter.start()
+    for i, sid in enumerate(ids):
+        t = perf()
+        view = game.visible(sid)
+        lat.append((perf() - t) * 1000.0)
+        seen[i] = (now, _targets(view["spawns"]))
+    meter.stop()
+    total = sum(lat) / 1000.0
+    lat.sort()
+    fig = meter.figures(len(lat))
+    res = {"queries": len(lat), "per_s": round(len(lat) / total, 1) if total else 0.0,
+           "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
+           "cpu_us_per_call": fig["cpu_us_per_call"],
+           "redis_commands_per_call": fig["redis_commands_per_call"]}
+    log(f"first look (untimed warm-up): {len(lat)} spawn queries, {res['per_s']:,.0f}/s, p50 "
+        f"{res['p50_ms']} ms, p99 {res['p99_ms']} ms; Redis commands/query "
+        f"{res['redis_commands_per_call']}")
+    return res
+
+
+def run_spawn_queries(ctx: dict, args) -> dict:
+    """Call Game.visible for shopper after shopper until `duration` s were spent inside it."""
+    from game import GameRefused
+
+    game, clock, rng = ctx["game"], ctx["clock"], ctx["rng"]
+    ids, walkers, positions, seen = ctx["ids"], ctx["walkers"], ctx["positions"], ctx["seen"]
+    meter = Meter(ctx["r"], ctx["redis_proc"])
+    order = list(range(len(ids)))
+    rng.shuffle(order)
+    lat: list[float] = []
+    refusals: Counter = Counter()
+    rarities: Counter = Counter()
+    kinds: Counter = Counter()
+    spawns = 0
+    in_call = 0.0
+    rounds = 0
+    verdicts: Counter = Counter()
+    perf = time.perf_counter
+    profile = Profile(args.profile / "visible.txt" if args.profile else None)
+    gcw = GcWatch()
+    loop0 = perf()
+    while in_call < args.duration:
+        verdicts.update(record_round(ctx["engine"], clock, ids, walkers, positions, rng,
+                                     args.query_step, args.batch))
+        rounds += 1
+        now = clock.now()
+        meter.start()
+        for i in order:
+            t = perf()
+            try:
+                view = game.visible(ids[i])
+            except GameRefused as exc:
+                view = None
+                refusals[exc.code] += 1
+            dt = perf() - t
+            in_call += dt
+            lat.append(dt * 1000.0)
+            if view is not None:
+                found = view["spawns"]
+                spawns += len(found)
+                seen[i] = (now, _targets(found))
+                for s in found:
+                    rarities[s["rarity"]] += 1
+                    kinds["store" if s["store_id"] else "wild"] += 1
+            if in_call >= args.duration:
+                break
+        meter.stop()
+    loop_wall = perf() - loop0
+    gc_pauses = gcw.stop()
+    prof = profile.stop(("Game.visible", "game/engine.py"))
+    calls = len(lat)
+    lat.sort()
+    res = {"per_s": calls / in_call if in_call else 0.0, "calls": calls,
+           "in_call_s": round(in_call, 3), "loop_wall_s": round(loop_wall, 2), "rounds": rounds,
+           "p50_ms": pct(lat, 0.50), "p90_ms": pct(lat, 0.90), "p99_ms": pct(lat, 0.99),
+           "max_ms": pct(lat, 1.0), "refusals": dict(refusals),
+           "spawns_per_query": round(spawns / max(1, calls - sum(refusals.values())), 1),
+           "spawns_seen_by_kind": dict(kinds), "spawns_seen_by_rarity": dict(rarities),
+           "fix_verdicts": dict(verdicts), "gc_during_loop": gc_pauses,
+           **meter.figures(calls)}
+    if prof is not None:
+        res["profile"] = prof
+    log(f"visible: {calls} queries in {in_call:.2f}s inside Game.visible = {res['per_s']:,.0f}/s "
+        f"(loop {loop_wall:.1f}s incl. walking and fixes, {rounds} rounds); p50 "
+        f"{res['p50_ms']} ms p99 {res['p99_ms']} ms; {res['spawns_per_query']} spawns per "
+        f"query {dict(kinds)}; refusals {dict(refusals)}; CPU % of a core {res['cpu']}; "
+        f"CPU us/query {res['cpu_us_per_call']}; Redis commands/query "
+        f"{res['redis_commands_per_call']}")
+    return res
+
+
+# -- (b) catches in process ------------------------------------------------------------------
+def run_catches(ctx: dict, args) -> dict:
+    """Throw at spawns within reach, shopper after shopper, until `duration` s inside catch."""
+    from core.errors import DomainError
+    from game import GameRefused
+    from geo.engine import Fix
+
+    game, clock, rng = ctx["game"], ctx["clock"], ctx["rng"]
+    ids, walkers, positions, seen = ctx["ids"], ctx["walkers"], ctx["positions"], ctx["seen"]
+    meter = Meter(ctx["r"], ctx["redis_proc"])
+    order = list(range(len(ids)))
+    rng.shuffle(order)
+    done: list[set] = [set() for _ in ids]
+    lat: list[float] = []
+    outcomes: Counter = Counter()
+    by_kind: Counter = Counter()
+    refusals: Counter = Counter()
+    errors: Counter = Counter()
+    verdicts: Counter = Counter()
+    coupons = points = no_target = refreshed = 0
+    in_call = 0.0
+    rounds = 0
+    perf = time.perf_counter
+    profile = Profile(args.profile / "catch.txt" if args.profile else None)
+    gcw = GcWatch()
+    loop0 = perf()
+    while in_call < args.duration:
+        # More than the 10 s cooldown per round: a shopper throws at most once per round.
+        verdicts.update(record_round(ctx["engine"], clock, ids, walkers, positions, rng,
+                                     args.catch_step, args.batch))
+        rounds += 1
+        now = clock.now()
+        # What each phone knows: the spawns around it, asked again every REFRESH_S (untimed).
+        for i in order:
+            if seen[i] is None or now - seen[i][0] > REFRESH_S:
+                try:
+                    view = game.visible(ids[i])
+                    seen[i] = (now, _targets(view["spawns"]))
+                except GameRefused:
+                    seen[i] = (now, ())
+                refreshed += 1
+        meter.start()
+        for i in order:
+            fix = positions[i]
+            targets = [sid for sid, y, x, expires in seen[i][1]
+                       if sid not in done[i] and expires > now + 5.0
+                       and fast_m(fix.lat, fix.lon, y, x) <= REACH_M]
+            if not targets:
+                no_target += 1
+                continue
+            sid = rng.choice(targets)
+            throw = Fix(fix.lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
+                        fix.lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855), fix.accuracy_m,
+                        now, fix.speed_mps)
+            code = None
+            t = perf()
+            try:
+                result = game.catch(ids[i], sid, throw)
+            except GameRefused as exc:
+                result, code = None, exc.code
+            except DomainError as exc:
+                result = None
+                errors[exc.code] += 1
+            dt = perf() - t
+            in_call += dt
+            lat.append(dt * 1000.0)
+            if result is not None:
+                outcome = result["outcome"]
+                outcomes[outcome] += 1
+                by_kind[f"{'store' if sid.startswith('s:') else 'wild'}:{outcome}"] += 1
+                if outcome in ("caught", "fled"):
+                    done[i].add(sid)
+                if result.get("coupon"):
+                    coupons += 1
+                points += result.get("points") or 0
+            elif code is not None:
+                refusals[code] += 1
+                if code in _NEXT_SPAWN:
+                    done[i].add(sid)
+            if in_call >= args.duration:
+                break
+        meter.stop()
+    loop_wall = perf() - loop0
+    gc_pauses = gcw.stop()
+    prof = profile.stop(("Game.catch", "game/engine.py"))
+    calls = len(lat)
+    lat.sort()
+    thrown = sum(outcomes.values())
+    res = {"per_s": calls / in_call if in_call else 0.0, "calls": calls,
+           "caught_per_s": round(outcomes.get("caught", 0) / in_call, 1) if in_call else 0.0,
+           "in_call_s": round(in_call, 3), "loop_wall_s": round(loop_wall, 2), "rounds": rounds,
+           "p50_ms": pct(lat, 0.50), "p90_ms": pct(lat, 0.90), "p99_ms": pct(lat, 0.99),
+           "max_ms": pct(lat, 1.0), "outcomes": dict(outcomes), "by_kind": dict(by_kind),
+           "refusals": dict(refusals), "errors": dict(errors),
+           "refusal_share": round(sum(refusals.values()) / max(1, calls), 4),
+           "coupons_issued": coupons, "points": points,
+           "caught_share": round(outcomes.get("caught", 0) / max(1, thrown), 3),
+           "shoppers_without_target": no_target, "spawn_lists_refreshed": refreshed,
+           "fix_verdicts": dict(verdicts), "gc_during_loop": gc_pauses,
+           **meter.figures(calls)}
+    if prof is not None:
+        res["profile"] = prof
+    log(f"catch: {calls} throws in {in_call:.2f}s inside Game.catch = {res['per_s']:,.0f}/s "
+        f"(loop {loop_wall:.1f}s, {rounds} rounds); p50 {res['p50_ms']} ms p99 "
+        f"{res['p99_ms']} ms; outcomes {dict(outcomes)} {dict(by_kind)}; coupons {coupons}; "
+        f"refusals {dict(refusals)}; errors {dict(errors)}; no target {no_target}; CPU % of a "
+        f"core {res['cpu']}; CPU us/throw {res['cpu_us_per_call']}; Redis commands/throw "
+        f"{res['redis_commands_per_call']}")
+    return res
+
+
+# -- (c) HTTP --------------------------------------------------------------------------------
+def http_setup(url: str, tmp: Path, args, rng: random.Random) -> list[list]:
+    """Shopper accounts with sessions, consent, a real-time position and spawns within reach.
+
+    Returns [token, lat, lon, accuracy, speed, [spawn ids nearest first]] per shopper.
+    """
+    from app import create_app
+    from config import TestConfig
+    from tests.servers import SECRET_KEY
+
+    # The passwords are never checked here: hash them as cheaply as argon2 allows.
+    app = create_app(TestConfig(REDIS_URL=url, SECRET_KEY=SECRET_KEY, VAR_DIR=tmp / "var",
+                                PASSWORD_HASH_TIME_COST=1, PASSWORD_HASH_MEMORY_KIB=64))
+    accounts, engine, game = (app.extensions["accounts"], app.extensions["geo"],
+                              app.extensions["game"])
+
+    def account(i: int) -> tuple[str, str]:
+        user = accounts.create_user(f"game-bench-{i}@example.test", PASSWORD, "shopper")
+        engine.set_consent(user["id"], True)
+        return user["id"], accounts.open_session(user)["token"]
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(account, range(args.http_shoppers)))
+    log(f"http: {len(made)} shopper accounts with sessions and consent in "
+        f"{time.perf_counter() - t:.1f}s")
+    walkers = [Stroller.place(rng) for _ in made]
+    fixes = [w.fix(time.time(), rng) for w in walkers]
+    for start in range(0, len(made), args.batch):
+        engine.record_many([(made[i][0], [fixes[i]])
+                            for i in range(start, min(start + args.batch, len(made)))])
+    # Spawns that outlive both HTTP runs (a throw at one that expired meanwhile is answered
+    # SPAWN_EXPIRED and the shopper moves on to the next).
+    horizon = time.time() + 2 * (args.http_duration + args.http_warmup + 2.0) + 20.0
+    shoppers = []
+    reach = Counter()
+    for (uid, token), fix, w in zip(made, fixes, walkers, strict=True):
+        # What the phone shows (nearest first). This also announces the rare spawns in view,
+        # so the server's spawn queries are a shopper's next looks, not first looks (a first
+        # look publishes one socket event per rare spawn in view).
+        found = game.visible(uid)["spawns"]
+        near = [s["id"] for s in found
+                if s["distance_m"] <= REACH_M and s["expires_at"] > horizon]
+        reach["with_target" if near else "without_target"] += 1
+        shoppers.append([token, fix.lat, fix.lon, fix.accuracy_m, w.speed, near])
+    log(f"http: positions recorded at real time; spawns within {REACH_M:g} m: {dict(reach)}")
+    app.extensions["redis"].close()
+    return shoppers
+
+
+def run_load(mode: str, port: int, tmp: Path, args, shoppers: list, procs: dict,
+             profile_dir: Path | None) -> dict:
+    """Run the load generator against one endpoint; return rate, latency, CPU."""
+    import psutil
+
+    start_at = time.time() + 1.5  # the generator has connected by then
+    spec = {"mode": mode, "port": port, "connections": args.connections, "start_at": start_at,
+            "warmup": args.http_warmup, "duration": args.http_duration, "seed": args.seed,
+            "cooldown_s": args.cooldown, "shoppers": shoppers}
+    path = tmp / f"load-{mode}.json"
+    path.write_text(json.dumps(spec))
+    gen = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_loadgen",
+                            str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    spy = None
+    try:
+        watched = dict(procs) | {"loadgen": psutil.Process(gen.pid)}
+        time.sleep(max(0.0, start_at + args.http_warmup - time.time()))
+        if profile_dir is not None and find_py_spy():
+            spy = subprocess.Popen([find_py_spy(), "record", "-p", str(procs["server"].pid),
+                                    "-r", "250", "-d", str(max(1, int(args.http_duration))),
+                                    "-f", "raw", "--nonblocking",
+                                    "-o", str(profile_dir / f"http_{mode}.txt")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cpu0 = cpu_seconds(watched)
+        w0 = time.perf_counter()
+        time.sleep(max(0.0, start_at + args.http_warmup + args.http_duration - time.time()))
+        cpu = cpu_percent(cpu0, cpu_seconds(watched), time.perf_counter() - w0)
+        stdout, stderr = gen.communicate(timeout=args.http_duration + args.http_warmup + 60.0)
+        if gen.returncode != 0 or not stdout.strip():
+            raise RuntimeError(f"load generator failed ({gen.returncode}): "
+                               f"{stderr.decode(errors='replace')[-2000:]}")
+        out = json.loads(stdout.decode().strip().splitlines()[-1])
+        if spy is not None:
+            spy.communicate(timeout=args.http_duration + 30.0)
+            prof = profile_dir / f"http_{mode}.txt"
+            if prof.exists():
+                root = ("spawns", "blueprints/game.py") if mode == "spawns" else (
+                    "catch", "blueprints/game.py")
+                summary = summarize_under(prof, *root)
+                log(f"http {mode}: py-spy of the gunicorn worker in {prof}, under the view:\n"
+                    + summary["text"])
+    finally:
+        stop_process(gen, timeout=5.0)
+        if spy is not None:
+            stop_process(spy, timeout=5.0)
+    lat = sorted(out.pop("lat_ms"))
+    statuses = Counter(out["statuses"])
+    if mode == "spawns":
+        answered = statuses.get("200", 0)
+    else:  # a throw is answered with an outcome (200) or a refusal with its code (4xx)
+        answered = sum(n for s, n in statuses.items() if s[:1] in "24")
+    per_s = answered / args.http_duration
+    server_ms = (round(cpu.get("server", 0.0) * 10.0 / per_s, 3) if per_s else None)
+    return {"per_s": per_s, "answered": answered, "p50_ms": pct(lat, 0.50),
+            "p90_ms": pct(lat, 0.90), "p99_ms": pct(lat, 0.99), "max_ms": pct(lat, 1.0),
+            "server_cpu_ms_per_request": server_ms, "cpu": cpu, **out}
+
+
+def run_http(r, server, redis_proc, tmp: Path, args, rng: random.Random) -> dict:
+    """GET /api/game/spawns and POST /api/game/catches through one gunicorn gevent worker."""
+    import http.client
+
+    import psutil
+
+    from app.redis_supervisor import free_port
+    from geo import keys as geo_keys
+    from promotions import keys as promo_keys
+    from tests.servers import start_gunicorn
+
+    # The domain part's geofence events and exit deadlines are in simulated time: the server's
+    # consumer and sweeper start from now, as an up-to-date production server would.
+    try:
+        r.xgroup_create(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP, id="$", mkstream=True)
+    except Exception as exc:  # noqa: BLE001 - the group may exist: move it to the end
+        if "BUSYGROUP" not in str(exc):
+            raise
+        r.xgroup_setid(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP, id="$")
+    r.delete(geo_keys.PENDING_EXITS)
+    with ThreadPoolExecutor(1) as bg:  # boot the server while the accounts are made
+        booting = bg.submit(start_gunicorn, server.url, free_port(), 1,
+                            {"FOOTFALL_VAR_DIR": str(tmp / "var-gunicorn")})
+        shoppers = http_setup(server.url, tmp, args, rng)
+        gunicorn = booting.result()
+    try:
+        workers = psutil.Process(gunicorn.pid).children()
+        if len(workers) != 1:
+            raise RuntimeError(f"expected one gunicorn worker, found {len(workers)}")
+        procs = {"server": workers[0], "redis": redis_proc}
+        log(f"http: gunicorn -k gevent -w 1 on {gunicorn.url} (worker {workers[0].pid}); "
+            f"{args.connections} keep-alive connections from one load process")
+        # One request of each kind alone first: the worker loads its caches (stores, views).
+        conn = http.client.HTTPConnection("127.0.0.1", gunicorn.port, timeout=60.0)
+        t = time.perf_counter()
+        conn.request("GET", "/api/game/spawns",
+                     headers={"Authorization": f"Bearer {shoppers[0][0]}"})
+        resp = conn.getresponse()
+        body = resp.read()
+        cold_ms = (time.perf_counter() - t) * 1000.0
+        conn.close()
+        if resp.status != 200:
+            raise RuntimeError(f"GET /api/game/spawns answered {resp.status}: {body[:300]!r}")
+        log(f"http: first (cold) spawns query answered in {cold_ms:.0f} ms")
+        spawns = run_load("spawns", gunicorn.port, tmp, args, shoppers, procs, args.profile)
+        log(f"http: GET /api/game/spawns {spawns['per_s']:,.0f}/s, p50 {spawns['p50_ms']} ms, "
+            f"p99 {spawns['p99_ms']} ms, statuses {spawns['statuses']}, "
+            f"{spawns['spawns_per_answer']} spawns per answer; CPU % of a core {spawns['cpu']}, "
+            f"server {spawns['server_cpu_ms_per_request']} ms/request")
+        targets = [s for s in shoppers if s[5]]
+        catches = run_load("catches", gunicorn.port, tmp, args, targets, procs, args.profile)
+        log(f"http: POST /api/game/catches {catches['per_s']:,.0f}/s, p50 {catches['p50_ms']} "
+            f"ms, p99 {catches['p99_ms']} ms, statuses {catches['statuses']}, outcomes "
+            f"{catches['outcomes']}; waiting for a shopper out of cooldown "
+            f"{catches['idle_conn_s']} connection-s; CPU % of a core {catches['cpu']}, "
+            f"server {catches['server_cpu_ms_per_request']} ms/request")
+        if (catches["idle_conn_s"] > 0.01 * args.connections * args.http_duration
+                and not args.quick):
+            log("http: WARNING the connections waited for shoppers out of cooldown: the catch "
+                "rate is bounded by --http-shoppers (each throws once per 10 s), raise it")
+        if catches.get("errors"):
+            log(f"http: first unexpected answers: {catches['errors']}")
+    finally:
+        gunicorn.close()
+    return {"spawns": spawns, "catches": catches, "shoppers": len(shoppers),
+            "shoppers_with_target": len(targets), "cold_spawns_ms": round(cold_ms, 1)}
+
+
+# -- the load generator (a separate process) -------------------------------------------------
+_OUTCOME_RE = re.compile(rb'"outcome": ?"(\w+)"')
+_CODE_RE = re.compile(rb'"code": ?"(\w+)"')
+_THROW = (b'{"spawn_id":"%s","fix":{"lat":%.7f,"lon":%.7f,"accuracy_m":%.1f,'
+          b'"recorded_at":%.3f,"speed_mps":%.2f}}')
+_NEXT_SPAWN = {"ALREADY_CAUGHT", "FLED", "SPAWN_EXPIRED", "SPAWN_NOT_FOUND", "TOO_FAR"}
+
+
+class _Conn:
+    __slots__ = ("sock", "buf", "sent", "queue", "req", "shopper", "wait_until", "idle_since")
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.buf = b""
+        self.sent = 0.0
+        self.queue: deque = deque()
+        self.req: bytes | None = None
+        self.shopper = -1
+        self.wait_until = 0.0
+        self.idle_since = 0.0
+
+
+def loadgen_main(spec_path: str) -> int:
+    """Keep `connections` keep-alive connections busy, one request in flight on each.
+
+    One epoll loop over plain sockets, requests built as bytes, responses framed by
+    Content-Length. Each connection owns a disjoint group of shoppers. For catches, a shopper
+    throws again only after the game's cooldown (10 s, real time here) and moves on to their
+    next spawn once the last one was caught, fled, or is gone; when all of a connection's
+    shoppers are cooling down, it waits (reported as idle_conn_s).
+    """
+    spec = json.loads(Path(spec_path).read_text())
+    mode, port = spec["mode"], spec["port"]
+    rng = random.Random(spec["seed"])
+    cooldown = spec["cooldown_s"] + 0.05
+    host = f"127.0.0.1:{port}".encode()
+    shoppers = spec["shoppers"]
+    n = max(1, min(spec["connections"], len(shoppers)))
+    tokens = [s[0].encode() for s in shoppers]
+    spawn_req = [b"GET /api/game/spawns HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                 b"\r\n" % (host, tok) for tok in tokens]
+    head = (b"POST /api/game/catches HTTP/1.1\r\nHost: " + host
+            + b"\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n")
+    next_spawn = [0] * len(shoppers)
+    sel = selectors.DefaultSelector()
+    conns = [_Conn() for _ in range(n)]
+    for j, c in enumerate(conns):
+        c.queue = deque((k, 0.0) for k in range(j, len(shoppers), n))  # (shopper, ready at)
+
+    def connect(c: _Conn) -> None:
+        if c.sock is not None:
+            sel.unregister(c.sock)
+            c.sock.close()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10.0)
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sock, c.buf = sock, b""
+        sel.register(sock, selectors.EVENT_READ, c)
+
+    def next_request(c: _Conn, now: float) -> bytes | None:
+        if mode == "spawns":
+            j = c.queue[0][0]
+            c.queue.rotate(-1)
+            return spawn_req[j]
+        while c.queue:
+            j, ready_at = c.queue[0]
+            if next_spawn[j] >= len(shoppers[j][5]):
+                c.queue.popleft()  # nothing left within reach
+                continue
+            if ready_at > now:
+                c.wait_until = ready_at
+                return None
+            c.queue.popleft()
+            c.shopper = j
+            _, lat, lon, acc, speed, spawns = shoppers[j]
+            body = _THROW % (spawns[next_spawn[j]].encode(),
+                             lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
+                             lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855), acc, time.time(),
+                             speed)
+            return head % (tokens[j], len(body)) + body
+        c.wait_until = math.inf
+        return None
+
+    def send(c: _Conn, now: float) -> None:
+        nonlocal idle
+        waited = c.req is None and c.idle_since > 0.0
+        c.req = next_request(c, now)
+        if c.req is not None:
+            if waited:  # the time this connection had no shopper out of cooldown, in window
+                idle += max(0.0, min(now, end) - max(c.idle_since, begin))
+                c.idle_since = 0.0
+            c.sent = time.perf_counter()
+            c.sock.sendall(c.req)
+        elif not waited:
+            c.idle_since = now
+
+    for c in conns:
+        connect(c)
+    begin = spec["start_at"] + spec["warmup"]
+    end = begin + spec["duration"]
+    time.sleep(max(0.0, spec["start_at"] - time.time()))
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    perf = time.perf_counter
+    lat_ms: list[float] = []
+    statuses: Counter = Counter()
+    outcomes: Counter = Counter()
+    errors: list[str] = []
+    spawns_seen = answers = reconnects = 0
+    idle = 0.0
+    now = time.time()
+    for c in conns:
+        send(c, now)
+    while now < end:
+        timeout = 0.2
+        for c in conns:
+            if c.req is None:
+                timeout = min(timeout, max(0.0, c.wait_until - now))
+        ready = sel.select(timeout)
+        now = time.time()
+        counting = begin <= now < end
+        for key, _ in ready:
+            c = key.data
+            try:
+                data = c.sock.recv(262144)
+            except OSError:
+                data = b""
+            if not data:  # the server closed: reconnect and send the same request again
+                reconnects += 1
+                connect(c)
+                if c.req is not None:
+                    c.sent = perf()
+                    c.sock.sendall(c.req)
+                continue
+            buf = c.buf + data if c.buf else data
+            he = buf.find(b"\r\n\r\n")
+            if he < 0:
+                c.buf = buf
+                continue
+            i = buf.find(b"Content-Length: ", 0, he)
+            if i < 0:
+                i = buf.lower().find(b"content-length: ", 0, he)
+            length = int(buf[i + 16:buf.find(b"\r\n", i)]) if i >= 0 else 0
+            stop = he + 4 + length
+            if len(buf) < stop:
+                c.buf = buf
+                continue
+            done = perf()
+            c.buf = buf[stop:]
+            status = buf[9:12].decode()
+            body = buf[he + 4:stop]
+            code = ""
+            if mode == "catches":
+                j = c.shopper
+                if status == "200":
+                    m = _OUTCOME_RE.search(body)
+                    outcome = m.group(1).decode() if m else "?"
+                    if counting:
+                        outcomes[outcome] += 1
+                    if outcome in ("caught", "fled"):
+                        next_spawn[j] += 1
+                else:
+                    m = _CODE_RE.search(body)
+                    code = m.group(1).decode() if m else "?"
+                    if code in _NEXT_SPAWN:
+                        next_spawn[j] += 1
+                c.queue.append((j, time.time() + cooldown))
+            if counting:
+                lat_ms.append((done - c.sent) * 1000.0)
+                statuses[f"{status}:{code}" if code else status] += 1
+                if mode == "spawns" and status == "200":
+                    spawns_seen += body.count(b'"rarity"')
+                    answers += 1
+            unexpected = status[:1] not in "24" or (status != "200" and code in ("", "?"))
+            if unexpected and len(errors) < 3:
+                errors.append(f"{status} {body[:300]!r}")
+            if b"Connection: close" in buf[:he]:
+                reconnects += 1
+                connect(c)
+            send(c, time.time())
+        now = time.time()
+        for c in conns:
+            if c.req is None and c.wait_until <= now:
+                send(c, now)
+    for c in conns:
+        if c.req is None and c.idle_since > 0.0:
+            idle += max(0.0, end - max(c.idle_since, begin))
+    cpu = time.process_time() - cpu0
+    wall = time.perf_counter() - wall0
+    for c in conns:
+        c.sock.close()
+    out = {"lat_ms": [round(x, 3) for x in lat_ms], "statuses": dict(statuses),
+           "reconnects": reconnects, "cpu_pct": round(100.0 * cpu / wall, 1),
+           "connections": n, "errors": errors}
+    if mode == "spawns":
+        out["spawns_per_answer"] = round(spawns_seen / max(1, answers), 1)
+    else:
+        out["outcomes"] = dict(outcomes)
+        out["idle_conn_s"] = round(idle, 2)
+        out["shoppers_left_with_target"] = sum(
+            1 for j, s in enumerate(shoppers) if next_spawn[j] < len(s[5]))
+    print(json.dumps(out))
+    return 0
+
+
+# -- main ------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--shoppers", type=int, default=10_000, help="shoppers in the domain part")
+    p.add_argument("--stores", type=int, default=5_000, help="demo stores to import")
+    p.add_argument("--duration", type=float, default=10.0,
+                   help="seconds spent inside Game.visible, then inside Game.catch")
+    p.add_argument("--query-step", type=float, default=5.0,
+                   help="simulated seconds between two rounds of spawn queries")
+    p.add_argument("--catch-step", type=float, default=12.0,
+                   help="simulated seconds between two rounds of throws (cooldown is 10 s)")
+    p.add_argument("--batch", type=int, default=1_000, help="shoppers per record_many call")
+    p.add_argument("--http-shoppers", type=int, default=12_000,
+                   help="shopper accounts for the HTTP part (a throw per shopper per 10 s)")
+    p.add_argument("--http-duration", type=float, default=10.0,
+                   help="seconds of each timed HTTP run (spawns, then catches)")
+    p.add_argument("--http-warmup", type=float, default=1.0,
+                   help="seconds of load before each HTTP window")
+    p.add_argument("--connections", type=int, default=8, help="keep-alive HTTP connections")
+    p.add_argument("--cooldown", type=float, default=10.0,
+                   help="the server's GAME_COOLDOWN_S (the load generator respects it)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--skip-http", action="store_true", help="run the domain part only")
+    p.add_argument("--profile", metavar="DIR", type=Path, default=None,
+                   help="py-spy this process during both domain loops and the gunicorn worker "
+                        "during both HTTP runs (collapsed stacks in DIR)")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes for a smoke run of about 10 s (figures meaningless)")
+    p.add_argument("--_loadgen", metavar="SPEC", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.shoppers = min(args.shoppers, 500)
+        args.stores = min(args.stores, 1_000)
+        args.duration = min(args.duration, 1.0)
+        args.http_shoppers = min(args.http_shoppers, 300)
+        args.http_duration = min(args.http_duration, 1.0)
+        args.http_warmup = min(args.http_warmup, 0.2)
+        args.connections = min(args.connections, 4)
+        args.batch = min(args.batch, 250)
+    if min(args.shoppers, args.stores, args.http_shoppers, args.connections, args.batch) < 1:
+        p.error("sizes must be positive")
+    if args.catch_step <= 10.0:
+        log("note: --catch-step is not above the 10 s cooldown; expect COOLDOWN refusals")
+    return args
+
+
+def machine_notes() -> dict:
+    """Describe the machine and the versions the figures come from."""
+    import gunicorn
+    import redis as redis_py
+
+    return {"cores": os.cpu_count(), "python": platform.python_version(),
+            "gunicorn": gunicorn.__version__, "redis_py": redis_py.__version__,
+            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args._loadgen:
+        return loadgen_main(args._loadgen)
+
+    def on_term(signum, frame):  # clean up the servers on SIGTERM as on Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    import psutil
+
+    from app.extensions import make_redis
+    from app.redis_supervisor import EmbeddedRedis, free_port
+    from core.clock import FrozenClock
+    from game import Game, GameSettings
+    from game.spawns import SLOT_S
+    from geo.demo import generate_stores
+    from geo.engine import EngineSettings, LocationEngine
+    from geo.stores import StoreCatalog
+    from promotions import CouponCodec, Promotions
+
+    notes = machine_notes()
+    rng = random.Random(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="game-bench-"))
+    server = None
+    try:
+        # AOF on with fsync every second, as in production; no automatic rewrite during the
+        # run (an empty server would rewrite each time the file doubles, see promo_bench).
+        server = EmbeddedRedis(tmp / "redis", free_port(), appendonly=True,
+                               extra_args=["--auto-aof-rewrite-min-size", "8gb"])
+        server.start()
+        r = make_redis(server.url)  # the client the app builds
+        info = r.info("server")
+        notes["valkey"] = info.get("valkey_version") or info.get("redis_version")
+        redis_proc = psutil.Process(server.process.pid)
+        log(f"valkey {notes['valkey']} on 127.0.0.1:{server.port} (AOF everysec, data in {tmp})")
+
+        t0 = domain_start(time.time())
+        clock = FrozenClock(t0)
+        catalog = StoreCatalog(r, clock)
+        stores = generate_stores(args.stores)
+        t = time.perf_counter()
+        report = catalog.import_rows((f"stores[{i}]", dict(s)) for i, s in enumerate(stores))
+        if report.written != len(stores):
+            raise RuntimeError(f"store import failed: {report.to_dict()['errors'][:3]}")
+        shanghai = [s for s in stores if s["city"] == "Shanghai"]
+        in_box = sum(1 for s in shanghai
+                     if BOX[0] <= s["lat"] <= BOX[2] and BOX[1] <= s["lon"] <= BOX[3])
+        log(f"imported {report.written} stores in {time.perf_counter() - t:.2f}s; "
+            f"{len(shanghai)} in Shanghai, {in_box} of them in the walking area")
+        promos = Promotions(r, clock, catalog, CouponCodec(COUPON_KEYS))
+        engine = LocationEngine(r, catalog, clock, EngineSettings())
+        game = Game(r, clock, promos, engine, GameSettings(cooldown_s=args.cooldown))
+        cid, oid = make_campaign(promos, game, t0)
+        log(f"campaign {cid} live on the Shanghai stores, game with {len(SPECIES)} species, "
+            f"offer {oid} for store catches; simulated time starts "
+            f"{datetime.fromtimestamp(t0, SHANGHAI):%Y-%m-%d %H:%M} Shanghai")
+
+        ids = [f"gb-{i:06d}" for i in range(args.shoppers)]
+        write_consent(r, ids, t0)
+        walkers = [Stroller.place(rng) for _ in ids]
+        positions: list = [None] * len(ids)
+        t = time.perf_counter()
+        verdicts = record_round(engine, clock, ids, walkers, positions, rng, 1.0, args.batch)
+        log(f"{len(ids)} shoppers with consent and a first fix in {time.perf_counter() - t:.2f}s "
+            f"(verdicts {dict(verdicts)})")
+        ctx = {"r": r, "redis_proc": redis_proc, "clock": clock, "game": game, "engine": engine,
+               "rng": rng, "ids": ids, "walkers": walkers, "positions": positions,
+               "seen": [None] * len(ids)}
+        first = first_look(ctx)
+        slot0 = int(clock.now() // SLOT_S)
+        visible = run_spawn_queries(ctx, args)
+        catches = run_catches(ctx, args)
+        slots_crossed = int(clock.now() // SLOT_S) - slot0
+        http = None
+        if not args.skip_http:
+            http = run_http(r, server, redis_proc, tmp, args, rng)
+        redis_mem = r.info("memory").get("used_memory_human")
+        r.close()
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    hs = http["spawns"] if http else None
+    hc = http["catches"] if http else None
+    detail_keys = ("calls", "in_call_s", "loop_wall_s", "rounds", "p90_ms", "max_ms",
+                   "cpu_us_per_call", "redis_commands_per_call", "redis_usec_per_call_by_command")
+    result = {
+        "bench": "game",
+        "spawn_queries_per_s": round(visible["per_s"], 1),
+        "catches_per_s": round(catches["per_s"], 1),
+        "p99_ms": max(visible["p99_ms"], catches["p99_ms"]),
+        "spawn_p50_ms": visible["p50_ms"],
+        "spawn_p99_ms": visible["p99_ms"],
+        "catch_p50_ms": catches["p50_ms"],
+        "catch_p99_ms": catches["p99_ms"],
+        "outcomes": catches["outcomes"],
+        "refusals": catches["refusals"],
+        "caught_per_s": catches["caught_per_s"],
+        "coupons_issued": catches["coupons_issued"],
+        "spawns_per_query": visible["spawns_per_query"],
+        "http_spawn_queries_per_s": round(hs["per_s"], 1) if hs else None,
+        "http_spawn_p50_ms": hs["p50_ms"] if hs else None,
+        "http_spawn_p99_ms": hs["p99_ms"] if hs else None,
+        "http_catches_per_s": round(hc["per_s"], 1) if hc else None,
+        "http_catch_p50_ms": hc["p50_ms"] if hc else None,
+        "http_catch_p99_ms": hc["p99_ms"] if hc else None,
+        "quick": args.quick,
+        "visible": {k: visible[k] for k in detail_keys}
+        | {k: visible[k] for k in ("refusals", "spawns_seen_by_kind", "spawns_seen_by_rarity",
+                                   "fix_verdicts", "gc_during_loop")},
+        "catch": {k: catches[k] for k in detail_keys}
+        | {k: catches[k] for k in ("by_kind", "errors", "refusal_share", "caught_share",
+                                   "points", "shoppers_without_target",
+                                   "spawn_lists_refreshed", "fix_verdicts", "gc_during_loop")},
+        "http": None if http is None else {
+            "shoppers": http["shoppers"], "shoppers_with_target": http["shoppers_with_target"],
+            "connections": args.connections, "duration_s": args.http_duration,
+            "cold_spawns_ms": http["cold_spawns_ms"],
+            "spawns": {k: hs[k] for k in ("statuses", "p90_ms", "max_ms", "spawns_per_answer",
+                                          "server_cpu_ms_per_request", "reconnects")},
+            "catches": {k: hc[k] for k in ("statuses", "outcomes", "p90_ms", "max_ms",
+                                           "server_cpu_ms_per_request", "idle_conn_s",
+                                           "shoppers_left_with_target", "reconnects")},
+        },
+        "cpu": {"visible": visible["cpu"], "catch": catches["cpu"],
+                "http_spawns": hs["cpu"] if hs else None,
+                "http_catches": hc["cpu"] if hc else None},
+        "shoppers": args.shoppers, "stores": args.stores, "durations_s": {
+            "domain": args.duration, "http": args.http_duration},
+        "first_look": first,
+        "simulated": {"start": datetime.fromtimestamp(t0, SHANGHAI).isoformat(),
+                      "slots_crossed": slots_crossed},
+        "redis": {"used_memory": redis_mem},
+        "machine": notes,
+        "run_s": round(time.monotonic() - _STARTED, 1),
+    }
+    if args.profile is not None:
+        result["profiled"] = str(args.profile)
+        result["profile"] = {"visible": visible.get("profile"), "catch": catches.get("profile")}
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

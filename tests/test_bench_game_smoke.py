@@ -1,0 +1,40 @@
+"""The game benchmark runs end to end (--quick) and prints its figures as JSON.
+
+No speed is asserted: only that every part ran, that the figures are positive numbers, and
+that the throws in process caught at least one creature.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_KEYS = ["bench", "spawn_queries_per_s", "catches_per_s", "p99_ms"]
+FIGURES = ("spawn_queries_per_s", "catches_per_s", "p99_ms", "spawn_p50_ms", "catch_p50_ms",
+           "spawns_per_query", "http_spawn_queries_per_s", "http_catches_per_s")
+
+
+def test_game_bench_quick_prints_figures():
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}}
+    proc = subprocess.run(
+        [sys.executable, "bench/game_bench.py", "--quick"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines, proc.stderr[-4000:]
+    result = json.loads(lines[-1])
+    assert list(result)[:4] == FIRST_KEYS
+    assert result["bench"] == "game"
+    for key in FIGURES:
+        value = result[key]
+        assert isinstance(value, int | float) and not isinstance(value, bool), (key, value)
+        assert math.isfinite(value) and value > 0, (key, value)
+    assert result["outcomes"].get("caught", 0) >= 1, result["outcomes"]
+    assert result["p99_ms"] == max(result["spawn_p99_ms"], result["catch_p99_ms"])
