@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -29,7 +30,11 @@ from .spawns import SLOT_S, Spawn, SpawnTable, parse_id, slots_alive
 log = logging.getLogger(__name__)
 CACHE_TTL_S = 1.0
 NEARBY_TTL_S = 30.0
-STORE_REACH_M = 400.0  # a store whose anchor is this much beyond the radius has no spawn in it
+# Store spawns lie within 0.8 x the fence's extent of its anchor; fences reach at most a few
+# hundred metres (larger ones are malls, whose spawns still fall inside this margin).
+STORE_REACH_M = 250.0
+CANDIDATES_TTL_S = 30.0
+VISIBLE_LIMIT = 50
 CITY_SEARCH_M = 5_000.0
 DAY_BOARD_TTL_S = 40 * 86_400
 RARE = ("rare", "epic", "legendary")
@@ -108,8 +113,9 @@ class Game:
         self._entries: dict[str, tuple[str, Any]] = {}
         self._hours_cache: dict = {}
         self._store_slots: OrderedDict[tuple, tuple] = OrderedDict()
+        self._candidate_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self._covering: OrderedDict[tuple[str, int], list[str]] = OrderedDict()
-        self._announced: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._announced: OrderedDict[str, set[str]] = OrderedDict()
         self._sprites: dict[tuple[str, str, int], tuple[bytes, str]] = {}
 
     # -- configuration -------------------------------------------------------------------
@@ -176,8 +182,8 @@ class Game:
 
     # -- where things are ----------------------------------------------------------------
     def _nearby_stores(self, lat: float, lon: float, radius_m: float) -> list[str]:
-        """Return ids of stores that may have spawns within radius_m (cached per cell)."""
-        cell = cells.encode(lat, lon, 6)  # ~1.2 km x 0.6 km: one cached search per area
+        """Return ids of stores whose fence may hold spawns within radius_m of the point's cell."""
+        cell = cells.encode(lat, lon)
         key = (cell, int(radius_m))
         hit = self._nearby.get(key)
         now = time.monotonic()
@@ -189,7 +195,7 @@ class Game:
                                  latitude=(lat_lo + lat_hi) / 2,
                                  radius=half_diag + radius_m + STORE_REACH_M, unit="m")
         self._nearby[key] = (now, list(found))
-        if len(self._nearby) > 5_000:
+        if len(self._nearby) > 20_000:
             self._nearby.popitem(last=False)
         return list(found)
 
@@ -246,8 +252,9 @@ class Game:
         return "elsewhere"
 
     # -- visible spawns ------------------------------------------------------------------
-    def visible(self, shopper_id: str, radius_m: float | None = None) -> dict[str, Any]:
-        """Return the spawns around the shopper's last trusted fix, nearest first."""
+    def visible(self, shopper_id: str, radius_m: float | None = None,
+                limit: int = VISIBLE_LIMIT) -> dict[str, Any]:
+        """Return the nearest spawns around the shopper's last trusted fix (at most limit)."""
         radius = radius_m or self.settings.visible_radius_m
         now = self.clock.now()
         pipe = self.r.pipeline(transaction=False)
@@ -264,46 +271,77 @@ class Game:
                               f"{int(self.settings.position_max_age_s)} s", status=409)
         _, lat, lon = point
         shadow = restricted is not None and float(restricted) > now
-        spawns = self._around(lat, lon, radius, now)
-        if shadow:
-            spawns = [s for s in spawns if s.rarity not in RARE]
-        views = sorted((s.view(lat, lon) for s in spawns), key=lambda v: v["distance_m"])
+        found = self._around(lat, lon, radius, now, common_only=shadow)
+        views = [spawn.view(lat, lon) for _, spawn in found[:limit]]
         rare = [v for v in views if v["rarity"] in RARE]
         if rare:
             self._announce(shopper_id, rare)
         return {"position": {"lat": lat, "lon": lon, "at": point[0]}, "radius_m": radius,
-                "spawns": views}
+                "count": len(found), "spawns": views}
 
-    def _around(self, lat: float, lon: float, radius: float, now: float) -> list[Spawn]:
-        out: list[Spawn] = []
-        slots = slots_alive(now)
+    def _around(self, lat: float, lon: float, radius: float, now: float, *,
+                common_only: bool = False) -> list[tuple[float, Spawn]]:
+        """Return (squared distance, spawn) of the live spawns within radius, nearest first."""
         cids = self.live_campaigns()
         if not cids:
-            return out
-        covered = self._cells_near(lat, lon, radius)
-        stores = None
+            return []
+        cell = cells.encode(lat, lon)
+        # Metres per degree here; within a few hundred metres the plane is exact enough, and
+        # the answer's distances are recomputed exactly for what is returned.
+        ky = 110_574.0 + 1_110.0 * math.sin(math.radians(lat)) ** 2
+        kx = 111_320.0 * math.cos(math.radians(lat))
+        r2 = radius * radius
+        is_open: dict[str, bool] = {}
+        out: list[tuple[float, Spawn]] = []
         for cid in cids:
-            table = self._table(cid)
-            if table is None:
-                continue
-            for slot in slots:
-                for cell in covered:
-                    for spawn in table.wild(cell, slot):
-                        if (spawn.alive_at(now)
-                                and fast_distance_m(lat, lon, spawn.lat, spawn.lon) <= radius):
-                            out.append(spawn)
-            if table.store_density > 0:
-                if stores is None:
-                    stores = self._nearby_stores(lat, lon, radius)
-                for store_id in stores:
-                    if not self._open(store_id, now):
-                        continue  # a closed store's creatures are gone with its customers
-                    for slot in slots:
-                        for spawn in self._store_spawns(table, store_id, slot):
-                            if (spawn.alive_at(now) and
-                                    fast_distance_m(lat, lon, spawn.lat, spawn.lon) <= radius):
-                                out.append(spawn)
+            for slot in slots_alive(now):
+                for spawn in self._candidates(cid, cell, slot, radius):
+                    if not spawn.born_at <= now < spawn.expires_at:
+                        continue
+                    if common_only and spawn.rarity in RARE:
+                        continue
+                    dx = (spawn.lon - lon) * kx
+                    dy = (spawn.lat - lat) * ky
+                    d2 = dx * dx + dy * dy
+                    if d2 > r2:
+                        continue
+                    store = spawn.store_id
+                    if store is not None:
+                        open_now = is_open.get(store)
+                        if open_now is None:
+                            open_now = is_open[store] = self._open(store, now)
+                        if not open_now:
+                            continue  # a closed store's creatures are gone with its customers
+                    out.append((d2, spawn))
+        out.sort(key=lambda item: item[0])
         return out
+
+    def _candidates(self, cid: str, cell: str, slot: int, radius: float) -> list[Spawn]:
+        """Return every spawn of a slot that may lie within radius of a point of the cell.
+
+        Shoppers in one street share cells, so the generation, the store lookups and the
+        targeting checks are done once per (cell, slot) and kept for CANDIDATES_TTL_S.
+        """
+        table = self._table(cid)
+        if table is None:
+            return []
+        key = (cid, cell, slot, int(radius))
+        now = time.monotonic()
+        hit = self._candidate_cache.get(key)
+        if hit is not None and hit[0] is table and now - hit[1] < CANDIDATES_TTL_S:
+            return hit[2]
+        lat_lo, lon_lo, lat_hi, lon_hi = cells.bounds(cell)
+        clat, clon = (lat_lo + lat_hi) / 2, (lon_lo + lon_hi) / 2
+        spawns: list[Spawn] = []
+        for near in self._cells_near(clat, clon, radius):
+            spawns.extend(table.wild(near, slot))
+        if table.store_density > 0:
+            for store_id in self._nearby_stores(clat, clon, radius):
+                spawns.extend(self._store_spawns(table, store_id, slot))
+        self._candidate_cache[key] = (table, now, spawns)
+        if len(self._candidate_cache) > 50_000:
+            self._candidate_cache.popitem(last=False)
+        return spawns
 
     def _cells_near(self, lat: float, lon: float, radius: float) -> list[str]:
         """Return the cells within radius of any point of the point's cell (cached)."""
@@ -322,21 +360,26 @@ class Game:
 
     def _announce(self, shopper_id: str, rare: list[dict[str, Any]]) -> None:
         """Tell the shopper's socket about rare spawns in range, once per spawn."""
-        # This process remembers what it announced; Redis decides across processes.
-        fresh = [v for v in rare if (shopper_id, v["id"]) not in self._announced]
+        # This process remembers what it announced to whom; Redis decides across processes.
+        known = self._announced.get(shopper_id)
+        if known is None:
+            known = self._announced[shopper_id] = set()
+            if len(self._announced) > 50_000:
+                self._announced.popitem(last=False)
+        fresh = [v for v in rare if v["id"] not in known]
         if not fresh:
             return
+        if len(known) > 500:
+            known.clear()  # spawns live an hour at most; an old memory only costs a SADD
         pipe = self.r.pipeline(transaction=False)
         for view in fresh:
             pipe.sadd(keys.announced(shopper_id), view["id"])
         pipe.expire(keys.announced(shopper_id), 2 * 3600)
         added = pipe.execute()[:-1]
         for view, new in zip(fresh, added, strict=True):
-            self._announced[(shopper_id, view["id"])] = None
+            known.add(view["id"])
             if new:
                 self.notifier.game_event(shopper_id, "rare_spawn", view)
-        while len(self._announced) > 100_000:
-            self._announced.popitem(last=False)
 
     def spawn(self, spawn_id: str, now: float | None = None) -> Spawn:
         """Regenerate one spawn from its id (GameRefused SPAWN_NOT_FOUND if there is none)."""

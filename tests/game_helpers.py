@@ -17,6 +17,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # 10:00-22:00 every day in Shanghai; T0 is 04:26:40 there, a closed time.
 DAY_HOURS = {"tz": "Asia/Shanghai", "weekly": {d: [["10:00", "22:00"]] for d in DAYS}}
 # From T0 (04:26:40 Shanghai, Friday 2026-05-29) to noon and to 23:30 the same day there.
+ALL = 10_000  # visible() answers the nearest 50 by default; the tests look at all
 TO_NOON = 7 * 3600 + 33 * 60 + 20
 TO_LATE = TO_NOON + 11 * 3600 + 30 * 60
 NEXT_SHANGHAI_MIDNIGHT = 1_780_070_400.0
@@ -117,7 +118,7 @@ class World:
              store: bool | None = None, game: Game | None = None) -> list[Spawn]:
         """Return the spawns the shopper sees within `within` metres, nearest first."""
         game = game or self.game
-        views = game.visible(shopper_id)["spawns"]
+        views = game.visible(shopper_id, limit=ALL)["spawns"]
         found = [game.spawn(v["id"]) for v in views if v["distance_m"] <= within
                  and (rarity is None or v["rarity"] == rarity)
                  and (store is None or (v["store_id"] is not None) == store)]

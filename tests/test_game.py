@@ -22,6 +22,7 @@ from geo.stores import entry_from_record
 
 from .conftest import T0
 from .game_helpers import (
+    ALL,
     BEIJING,
     DAY_HOURS,
     NEXT_SHANGHAI_MIDNIGHT,
@@ -79,7 +80,7 @@ def ids(views):
 
 def test_spawns_are_identical_in_two_processes_and_after_a_restart(world, redis_server):
     world.join("u1")
-    first = world.game.visible("u1")
+    first = world.game.visible("u1", limit=ALL)
     assert len(first["spawns"]) > 50
     assert {v["store_id"] for v in first["spawns"]} == {None, "acme-0"}
     # A second process: its own Redis connection, promotions, engine and caches.
@@ -87,11 +88,11 @@ def test_spawns_are_identical_in_two_processes_and_after_a_restart(world, redis_
     try:
         promos2 = make_promotions(r2, world.clock)
         engine2 = LocationEngine(r2, promos2.campaigns.catalog, world.clock)
-        assert Game(r2, world.clock, promos2, engine2).visible("u1") == first
+        assert Game(r2, world.clock, promos2, engine2).visible("u1", limit=ALL) == first
     finally:
         r2.close()
     # A restart: a new Game object with empty caches.
-    assert world.new_game().visible("u1") == first
+    assert world.new_game().visible("u1", limit=ALL) == first
 
 
 def _spawns_elsewhere(cid, config, where, store_record, slots):
@@ -153,7 +154,7 @@ def test_a_spawn_is_visible_from_birth_until_expiry_only(world, clock):
 
     def seen() -> bool:
         world.place("u1", spawn.lat, spawn.lon)
-        return spawn.id in ids(world.game.visible("u1")["spawns"])
+        return spawn.id in ids(world.game.visible("u1", limit=ALL)["spawns"])
 
     clock.set(spawn.born_at - 1)
     assert not seen()
@@ -225,7 +226,7 @@ def test_store_spawns_lie_inside_the_fence(redis_client, clock):
                 assert s.id == f"s:{world.cid}:{sid}:{slot}:{n}"
     # Through the game: every store spawn it shows lies in acme-0's 80 m circle.
     world.join("u1")
-    views = [v for v in world.game.visible("u1")["spawns"] if v["store_id"]]
+    views = [v for v in world.game.visible("u1", limit=ALL)["spawns"] if v["store_id"]]
     assert views and all(distance(world.game.spawn(v["id"]), *SHANGHAI) <= 80 for v in views)
 
 
@@ -236,7 +237,7 @@ def test_store_spawns_only_at_target_stores_of_live_campaigns(redis_client, cloc
     draft, _ = draft_campaign(world.promos)
     world.game.configure(draft, game_config(seed="draft"))
     world.join("u1", *offset(*SHANGHAI, 0, 83))
-    views = world.game.visible("u1")["spawns"]
+    views = world.game.visible("u1", limit=ALL)["spawns"]
     assert {v["store_id"] for v in views} == {None, "acme-0"}
     assert {v["campaign_id"] for v in views} == {world.cid}
     assert all(v["store_id"] for v in views if v["rarity"] == "legendary")
@@ -247,7 +248,7 @@ def test_store_spawns_only_at_target_stores_of_live_campaigns(redis_client, cloc
     # Game object stands for "a second later".)
     world.promos.campaigns.transition(world.cid, "paused", actor="m1")
     later = world.new_game()
-    assert later.visible("u1")["spawns"] == []
+    assert later.visible("u1", limit=ALL)["spawns"] == []
     refused("SPAWN_NOT_FOUND", later.spawn, views[0]["id"])
 
 
@@ -257,7 +258,7 @@ def test_store_spawns_only_during_opening_hours(redis_client, clock):
 
     def store_spawns():
         world.place("u1", *here)
-        return [v for v in world.game.visible("u1")["spawns"] if v["store_id"]]
+        return [v for v in world.game.visible("u1", limit=ALL)["spawns"] if v["store_id"]]
 
     world.engine.set_consent("u1", True)
     assert store_spawns() == []  # 04:26 in Shanghai: closed since 22:00
@@ -277,11 +278,11 @@ def test_store_creatures_vanish_when_the_store_closes(redis_client, clock):
     world.engine.set_consent("u1", True)
     clock.set(T0 + TO_LATE - 100 * 60)  # 21:50 in Shanghai: open until 22:00
     world.place("u1", *here)
-    before = [v for v in world.game.visible("u1")["spawns"] if v["store_id"]]
+    before = [v for v in world.game.visible("u1", limit=ALL)["spawns"] if v["store_id"]]
     assert before
     clock.advance(15 * 60)  # 22:05: closed, though some creatures were born to live on
     world.place("u1", *here)
-    assert [v for v in world.game.visible("u1")["spawns"] if v["store_id"]] == []
+    assert [v for v in world.game.visible("u1", limit=ALL)["spawns"] if v["store_id"]] == []
     alive = [v for v in before if v["expires_at"] > clock.now()]
     assert alive, "the seed gives creatures born before closing that would outlive it"
     refused("SPAWN_EXPIRED", world.game.spawn, alive[0]["id"])
@@ -764,8 +765,8 @@ def test_strikes_escalate_from_warning_to_shadow_to_suspension(world, clock):
     strikes = world.game.strikes(shopper)
     assert (strikes["strikes"], strikes["level"]) == (2, "shadow_restricted")
     assert strikes["shadow_restricted_until"] == clock.now() + 7 * 86_400
-    seen = world.game.visible(shopper)["spawns"]
-    everyone = world.game.visible("watcher")["spawns"]
+    seen = world.game.visible(shopper, limit=ALL)["spawns"]
+    everyone = world.game.visible("watcher", limit=ALL)["spawns"]
     rare = [v for v in everyone if v["rarity"] in RARE]
     assert rare and not [v for v in seen if v["rarity"] in RARE]
     assert ids(seen) == ids(everyone) - ids(rare)
@@ -814,7 +815,8 @@ def test_strikes_escalate_from_warning_to_shadow_to_suspension(world, clock):
     assert cleared["history"][-1]["evidence"] == {"by": "marketer:m1"}
     world.place(shopper, *SHANGHAI)
     world.place("watcher", *SHANGHAI)
-    assert world.game.visible(shopper)["spawns"] == world.game.visible("watcher")["spawns"]
+    watcher = world.game.visible("watcher", limit=ALL)["spawns"]
+    assert world.game.visible(shopper, limit=ALL)["spawns"] == watcher
     assert world.game.status(shopper)["suspended"] is False
 
 
@@ -825,10 +827,10 @@ def test_shadow_restriction_ends_after_seven_days(world, clock):
     world.place(shopper, *SHANGHAI)
     refused("UNTRUSTED_FIX", world.throw, shopper, world.near(shopper)[0], mock=True)
     assert world.game.strikes(shopper)["level"] == "shadow_restricted"
-    assert not [v for v in world.game.visible(shopper)["spawns"] if v["rarity"] in RARE]
+    assert not [v for v in world.game.visible(shopper, limit=ALL)["spawns"] if v["rarity"] in RARE]
     clock.advance(7 * 86_400)
     world.place(shopper, *SHANGHAI)
-    assert [v for v in world.game.visible(shopper)["spawns"] if v["rarity"] in RARE]
+    assert [v for v in world.game.visible(shopper, limit=ALL)["spawns"] if v["rarity"] in RARE]
     assert world.game.strikes(shopper)["shadow_restricted_until"] is None
 
 
@@ -845,17 +847,17 @@ def test_inaccurate_fixes_are_refused_without_a_strike(world):
 
 def test_rare_spawns_are_announced_once_per_shopper_and_spawn(world):
     world.join("a")
-    first = world.game.visible("a")["spawns"]
-    world.game.visible("a")
+    first = world.game.visible("a", limit=ALL)["spawns"]
+    world.game.visible("a", limit=ALL)
     rare = {v["id"] for v in first if v["rarity"] in RARE}
     announced = [p["id"] for p in world.notes.named("rare_spawn", "a")]
     assert rare and sorted(announced) == sorted(rare)
     # Another process knows from Redis that they were announced.
-    world.new_game().visible("a")
+    world.new_game().visible("a", limit=ALL)
     assert len(world.notes.named("rare_spawn", "a")) == len(rare)
     # Another shopper gets their own announcements, with the spawn's view.
     world.join("b")
-    world.game.visible("b")
+    world.game.visible("b", limit=ALL)
     mine = {p["id"]: p for p in world.notes.named("rare_spawn", "b")}
     assert set(mine) == rare
     assert all(p["rarity"] in RARE and "distance_m" in p and "ar" in p for p in mine.values())
@@ -865,7 +867,7 @@ def test_rare_spawns_are_announced_once_per_shopper_and_spawn(world):
 def test_erase_removes_the_shoppers_game_state(world, redis_client):
     game = world.new_game(GameSettings(cooldown_s=0))
     shopper = world.join("u1")
-    game.visible(shopper)
+    game.visible(shopper, limit=ALL)
     for spawn in catchable(world, shopper, 2):
         world.throw(shopper, spawn, game)
     refused("UNTRUSTED_FIX", world.throw, shopper, world.near(shopper)[0], game, mock=True)

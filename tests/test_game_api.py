@@ -139,8 +139,10 @@ def test_spawns_need_a_position_then_list_sprites(client, api):
     error = assert_error(client.get("/api/game/spawns", headers=headers), 409, "NO_POSITION")
     assert "fix" in error["message"]
     api.fix(headers, *SHANGHAI)
-    spawns = api.spawns(headers)
-    assert len(spawns) > 50
+    answer = client.get("/api/game/spawns", headers=headers).get_json()
+    spawns = answer["spawns"]
+    assert answer["count"] > 50 and len(spawns) == 50  # the nearest 50 by default
+    assert len(api.spawns(headers, limit=100)) == min(answer["count"], 100)
     assert [s["distance_m"] for s in spawns] == sorted(s["distance_m"] for s in spawns)
     for spawn in spawns:
         assert spawn["sprite_url"] == f"/api/game/sprites/{api.cid}/{spawn['species']}.png"

@@ -42,6 +42,8 @@ class SpawnsQuery(BaseModel):
 
     radius_m: float | None = Field(default=None, gt=0, le=500, allow_inf_nan=False,
                                    description="default GAME_VISIBLE_RADIUS_M (200 m)")
+    limit: int = Field(default=50, ge=1, le=100, description="the nearest this many; `count` "
+                       "says how many are in the radius")
 
 
 class CatchBody(BaseModel):
@@ -105,7 +107,7 @@ def get_game(path: CampaignPath):
           "the caller, the sprite URL and AR placement data. 409 NO_POSITION without a recent "
           "trusted fix; 403 SUSPENDED.")
 def spawns(query: SpawnsQuery):
-    found = _game().visible(principal().user_id, query.radius_m)
+    found = _game().visible(principal().user_id, query.radius_m, query.limit)
     for spawn in found["spawns"]:
         spawn["sprite_url"] = _sprite_url(spawn["campaign_id"], spawn["species"])
     return found
