@@ -114,6 +114,7 @@ class Game:
         self._hours_cache: dict = {}
         self._store_slots: OrderedDict[tuple, tuple] = OrderedDict()
         self._candidate_cache: OrderedDict[tuple, tuple] = OrderedDict()
+        self._cities: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._covering: OrderedDict[tuple[str, int], list[str]] = OrderedDict()
         self._announced: OrderedDict[str, set[str]] = OrderedDict()
         self._sprites: dict[tuple[str, str, int], tuple[bytes, str]] = {}
@@ -243,13 +244,24 @@ class Game:
             found = self._store(spawn.store_id)
             if found is not None:
                 return found[0]["city"]
+        # The city of the nearest store, remembered per map cell for a while: a wild catch in
+        # the same street does not search again.
+        cell = cells.encode(spawn.lat, spawn.lon)
+        hit = self._cities.get(cell)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < NEARBY_TTL_S * 10:
+            return hit[1]
+        city = "elsewhere"
         hits = self.r.geosearch(geo_keys.STORE_LOC, longitude=spawn.lon, latitude=spawn.lat,
                                 radius=CITY_SEARCH_M, unit="m", sort="ASC", count=1)
         if hits:
             found = self._store(hits[0])
             if found is not None:
-                return found[0]["city"]
-        return "elsewhere"
+                city = found[0]["city"]
+        self._cities[cell] = (now, city)
+        if len(self._cities) > 50_000:
+            self._cities.popitem(last=False)
+        return city
 
     # -- visible spawns ------------------------------------------------------------------
     def visible(self, shopper_id: str, radius_m: float | None = None,
@@ -272,7 +284,10 @@ class Game:
         _, lat, lon = point
         shadow = restricted is not None and float(restricted) > now
         found = self._around(lat, lon, radius, now, common_only=shadow)
-        views = [spawn.view(lat, lon) for _, spawn in found[:limit]]
+        # Within a few hundred metres the local plane gives distance and bearing to well
+        # under a metre and a tenth of a degree.
+        views = [spawn.view_at(math.sqrt(d2), math.degrees(math.atan2(dx, dy)) % 360.0)
+                 for d2, dx, dy, spawn in found[:limit]]
         rare = [v for v in views if v["rarity"] in RARE]
         if rare:
             self._announce(shopper_id, rare)
@@ -280,19 +295,19 @@ class Game:
                 "count": len(found), "spawns": views}
 
     def _around(self, lat: float, lon: float, radius: float, now: float, *,
-                common_only: bool = False) -> list[tuple[float, Spawn]]:
-        """Return (squared distance, spawn) of the live spawns within radius, nearest first."""
+                common_only: bool = False) -> list[tuple[float, float, float, Spawn]]:
+        """Return (d², east, north, spawn) of the live spawns within radius, nearest first."""
         cids = self.live_campaigns()
         if not cids:
             return []
         cell = cells.encode(lat, lon)
-        # Metres per degree here; within a few hundred metres the plane is exact enough, and
-        # the answer's distances are recomputed exactly for what is returned.
+        # Metres per degree here: within a few hundred metres the local plane is exact to
+        # centimetres for distance and a hundredth of a degree for bearing.
         ky = 110_574.0 + 1_110.0 * math.sin(math.radians(lat)) ** 2
         kx = 111_320.0 * math.cos(math.radians(lat))
         r2 = radius * radius
         is_open: dict[str, bool] = {}
-        out: list[tuple[float, Spawn]] = []
+        out: list[tuple[float, float, float, Spawn]] = []
         for cid in cids:
             for slot in slots_alive(now):
                 for spawn in self._candidates(cid, cell, slot, radius):
@@ -312,7 +327,7 @@ class Game:
                             open_now = is_open[store] = self._open(store, now)
                         if not open_now:
                             continue  # a closed store's creatures are gone with its customers
-                    out.append((d2, spawn))
+                    out.append((d2, dx, dy, spawn))
         out.sort(key=lambda item: item[0])
         return out
 
@@ -531,24 +546,35 @@ class Game:
         catch_id = f"{spawn.id}|{shopper_id}"
         cid = spawn.campaign_id
         scope = f"city:{city.lower()}"
-        _, total = self.scripts.call("reward", [
-            keys.rewarded(cid), keys.board(cid, "campaign", "all"),
-            keys.board(cid, "campaign", day), keys.board(cid, scope, "all"),
-            keys.board(cid, scope, day),
-        ], [catch_id, shopper_id, spawn.points, DAY_BOARD_TTL_S])
-        coupon = refused = None
+        reward_keys = [keys.rewarded(cid), keys.board(cid, "campaign", "all"),
+                       keys.board(cid, "campaign", day), keys.board(cid, scope, "all"),
+                       keys.board(cid, scope, day)]
+        reward_args = [catch_id, shopper_id, spawn.points, DAY_BOARD_TTL_S]
+
+        def queue_reward(pipe) -> int:
+            self.scripts.queue(pipe, "reward", reward_keys, reward_args)
+            return 1
+
+        coupon = refused = reward = None
         table = self._table(cid)
         offer_id = table.offer_id if table is not None else None
         if spawn.store_id and offer_id and not shadow:
+            # The reward rides in the issuance's round trip.
             issued = self.promotions.issue(
                 cid, offer_id, shopper_id, channel="game", idempotency_key=f"game:{catch_id}",
                 store_id=spawn.store_id, actor="game",
-                source={"catch_id": catch_id, "species": spawn.species})
+                source={"catch_id": catch_id, "species": spawn.species}, prelude=queue_reward)
             if issued.ok:
                 coupon = self.promotions.coupons.present(issued.coupon, owner=True)
             else:
                 refused = issued.reason
-        return {"points": spawn.points, "total_points": float(total), "coupon": coupon,
+            if issued.prelude:
+                reward = issued.prelude[0]
+        if reward is None or isinstance(reward, redis.exceptions.NoScriptError):
+            reward = self.scripts.call("reward", reward_keys, reward_args)
+        elif isinstance(reward, Exception):
+            raise reward
+        return {"points": spawn.points, "total_points": float(reward[1]), "coupon": coupon,
                 "coupon_refused": refused}
 
     # -- anti-cheat ----------------------------------------------------------------------

@@ -24,6 +24,8 @@ LIFETIMES_S = (900, 1800, 3600)  # each lives 15, 30 or 60 minutes
 LIFETIME_WEIGHTS = (0.5, 0.3, 0.2)
 MAX_SLOTS_BACK = LIFETIMES_S[-1] // SLOT_S  # older generations are all gone
 CACHE_SIZE = 20_000
+AR = {rarity: {"anchor_size_m": AR_ANCHOR_M[rarity], "suggested_scale": AR_SCALE[rarity]}
+      for rarity in RARITIES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +50,18 @@ class Spawn:
 
     def view(self, lat: float, lon: float) -> dict[str, Any]:
         """Return the spawn for a shopper at (lat, lon): distance, bearing and AR data."""
+        return self.view_at(fast_distance_m(lat, lon, self.lat, self.lon),
+                            bearing_deg(lat, lon, self.lat, self.lon))
+
+    def view_at(self, distance_m: float, bearing: float) -> dict[str, Any]:
+        """Return the spawn's view with a distance and bearing the caller worked out."""
         return {
             "id": self.id, "campaign_id": self.campaign_id, "species": self.species,
             "name": self.name, "rarity": self.rarity, "points": self.points,
             "lat": round(self.lat, 6), "lon": round(self.lon, 6),
             "expires_at": self.expires_at, "store_id": self.store_id,
-            "distance_m": round(fast_distance_m(lat, lon, self.lat, self.lon), 1),
-            "bearing_deg": round(bearing_deg(lat, lon, self.lat, self.lon), 1),
-            "ar": {"anchor_size_m": AR_ANCHOR_M[self.rarity],
-                   "suggested_scale": AR_SCALE[self.rarity]},
+            "distance_m": round(distance_m, 1), "bearing_deg": round(bearing, 1),
+            "ar": AR[self.rarity],
         }
 
 

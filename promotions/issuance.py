@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +41,7 @@ class IssueResult:
     outcome: str  # "issued", "existing" or "refused"
     coupon: dict[str, Any] | None = None
     reason: str | None = None
+    prelude: list[Any] | None = None  # replies of the caller's prelude commands, if they ran
 
     @property
     def ok(self) -> bool:
@@ -79,12 +81,15 @@ class Issuer:
     def issue(self, cid: str, oid: str, shopper_id: str, *, channel: str,
               idempotency_key: str, store_id: str | None = None, actor: str = "system",
               source: dict[str, Any] | None = None, trust: int | None = None,
-              now: float | None = None) -> IssueResult:
+              now: float | None = None,
+              prelude: Callable[[Any], int] | None = None) -> IssueResult:
         """Issue one coupon, or return the coupon this idempotency key issued before.
 
         Refusals come back as IssueResult(outcome="refused", reason=...), never as
         exceptions, so that consumers and drops can count them; an unknown campaign or
-        offer raises Refused (404).
+        offer raises Refused (404). `prelude(pipe)` may queue commands of the caller's own
+        (returning how many) to ride in the issuance's round trip; their replies come back in
+        `prelude` — None when the attempt was refused before reaching Redis.
         """
         now = self.clock.now() if now is None else now
         # Keys are scoped to the offer: the same client key on two offers means two coupons.
@@ -120,6 +125,7 @@ class Issuer:
                              source={"channel": channel, **(source or {})})
         tail = json.dumps(terms, separators=(",", ":"), ensure_ascii=False)[1:]
         pipe = self.r.pipeline(transaction=False)
+        extra = prelude(pipe) if prelude is not None else 0
         # The wallet's index first: if this process dies after it, the shopper has an empty
         # campaign in the index, never a coupon the wallet cannot find.
         pipe.sadd(keys.shopper_campaigns(shopper_id), cid)
@@ -129,6 +135,7 @@ class Issuer:
             json.dumps(source or {}, separators=(",", ":")),
         ])
         replies = pipe.execute(raise_on_error=False)
+        before, replies = replies[:extra], replies[extra:]
         reply = replies[1]
         if isinstance(reply, redis.exceptions.NoScriptError):
             self.scripts.load()
@@ -143,15 +150,15 @@ class Issuer:
         if kind == "no":
             if reply[1] in ("CAMPAIGN_NOT_FOUND", "OFFER_NOT_FOUND"):
                 raise Refused(reply[1], status=404)
-            return IssueResult("refused", reason=reply[1])
+            return IssueResult("refused", reason=reply[1], prelude=before)
         coupon = coupon_from(reply[1], reply[2])
         if kind == "dup":
-            return IssueResult("existing", coupon)
+            return IssueResult("existing", coupon, prelude=before)
         try:
             self.notifier.coupon_issued(shopper_id, coupon)
         except Exception:  # the coupon is safely stored; a lost notification is not fatal
             log.exception("coupon_issued notification failed")
-        return IssueResult("issued", coupon)
+        return IssueResult("issued", coupon, prelude=before)
 
     def _refuse(self, cid: str, oid: str, store: str, hour: str, channel: str,
                 reason: str, idempotency_key: str) -> IssueResult:
