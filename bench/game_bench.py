@@ -509,6 +509,101 @@ def run_spawn_queries(ctx: dict, args) -> dict:
     return res
 
 
+# -- (a') and (b') the same with concurrent callers in the one process ----------------------
+def run_concurrent(ctx: dict, args) -> dict:
+    """Spawn queries, then catches, from `--threads` threads of this one process.
+
+    A server process overlaps requests (gevent greenlets); with threads, one caller's wait for
+    Redis is another's Python time. Rates are calls per second of wall time of the timed part.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from game import GameRefused
+    from geo.engine import Fix
+
+    game, clock, rng = ctx["game"], ctx["clock"], ctx["rng"]
+    ids, walkers, positions, seen = ctx["ids"], ctx["walkers"], ctx["positions"], ctx["seen"]
+    n = args.threads
+    perf = time.perf_counter
+    order = list(range(len(ids)))
+    rng.shuffle(order)
+    parts = [order[k::n] for k in range(n)]
+
+    def queries(part: list[int], stop: float) -> tuple[int, list[float]]:
+        lat = []
+        while perf() < stop:
+            for i in part:
+                t = perf()
+                try:
+                    game.visible(ids[i])
+                except GameRefused:
+                    pass
+                lat.append((perf() - t) * 1000.0)
+                if perf() >= stop:
+                    break
+        return len(lat), lat
+
+    record_round(ctx["engine"], clock, ids, walkers, positions, rng, args.query_step, args.batch)
+    with ThreadPoolExecutor(n) as pool:
+        t0 = perf()
+        stop = t0 + args.duration
+        done = list(pool.map(queries, parts, [stop] * n))
+        wall = perf() - t0
+    q_lat = sorted(x for _, lat in done for x in lat)
+    spawn = {"per_s": sum(c for c, _ in done) / wall, "p50_ms": pct(q_lat, 0.5),
+             "p99_ms": pct(q_lat, 0.99)}
+
+    thrown: list[set] = [set() for _ in ids]
+
+    def throws(part: list[int], now: float) -> tuple[Counter, list[float]]:
+        outcomes, lat = Counter(), []
+        for i in part:
+            fix = positions[i]
+            targets = [sid for sid, y, x, expires in seen[i][1]
+                       if sid not in thrown[i] and expires > now + 5.0
+                       and fast_m(fix.lat, fix.lon, y, x) <= REACH_M]
+            if not targets:
+                continue
+            sid = targets[0]
+            throw = Fix(fix.lat, fix.lon, fix.accuracy_m, now, fix.speed_mps)
+            t = perf()
+            try:
+                outcome = game.catch(ids[i], sid, throw)["outcome"]
+            except GameRefused as exc:
+                outcome = exc.code
+            lat.append((perf() - t) * 1000.0)
+            outcomes[outcome] += 1
+            if outcome != "missed":
+                thrown[i].add(sid)
+        return outcomes, lat
+
+    in_timed = 0.0
+    c_out: Counter = Counter()
+    c_lat: list[float] = []
+    with ThreadPoolExecutor(n) as pool:
+        while in_timed < args.duration:
+            record_round(ctx["engine"], clock, ids, walkers, positions, rng, args.catch_step,
+                         args.batch)
+            now = clock.now()
+            for i in order:  # the phones' lists of spawns (untimed, as in the catch part)
+                if seen[i] is None or now - seen[i][0] > REFRESH_S:
+                    try:
+                        seen[i] = (now, _targets(game.visible(ids[i])["spawns"]))
+                    except GameRefused:
+                        seen[i] = (now, ())
+            t0 = perf()
+            for outcomes, lat in pool.map(throws, parts, [now] * n):
+                c_out.update(outcomes)
+                c_lat += lat
+            in_timed += perf() - t0
+    c_lat.sort()
+    catch = {"per_s": len(c_lat) / in_timed if in_timed else 0.0, "p50_ms": pct(c_lat, 0.5),
+             "p99_ms": pct(c_lat, 0.99), "outcomes": dict(c_out)}
+    log(f"{n} threads: {spawn['per_s']:,.0f} spawn queries/s (p99 {spawn['p99_ms']} ms), "
+        f"{catch['per_s']:,.0f} catches/s (p99 {catch['p99_ms']} ms) {dict(c_out)}")
+    return {"threads": n, "spawns": spawn, "catches": catch}
+
+
 # -- (b) catches in process ------------------------------------------------------------------
 def run_catches(ctx: dict, args) -> dict:
     """Throw at spawns within reach, shopper after shopper, until `duration` s inside catch."""
@@ -1025,6 +1120,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cooldown", type=float, default=10.0,
                    help="the server's GAME_COOLDOWN_S (the load generator respects it)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--threads", type=int, default=1,
+                   help="concurrent callers in the one process for the second pass (1: skip)")
     p.add_argument("--skip-http", action="store_true", help="run the domain part only")
     p.add_argument("--profile", metavar="DIR", type=Path, default=None,
                    help="py-spy this process during both domain loops and the gunicorn worker "
@@ -1132,6 +1229,7 @@ def main(argv: list[str] | None = None) -> int:
         slot0 = int(clock.now() // SLOT_S)
         visible = run_spawn_queries(ctx, args)
         catches = run_catches(ctx, args)
+        concurrent = run_concurrent(ctx, args) if args.threads > 1 else None
         slots_crossed = int(clock.now() // SLOT_S) - slot0
         http = None
         if not args.skip_http:
@@ -1161,6 +1259,13 @@ def main(argv: list[str] | None = None) -> int:
         "caught_per_s": catches["caught_per_s"],
         "coupons_issued": catches["coupons_issued"],
         "spawns_per_query": visible["spawns_per_query"],
+        "threads": args.threads,
+        "spawn_queries_per_s_threads": round(concurrent["spawns"]["per_s"], 1)
+        if concurrent else None,
+        "catches_per_s_threads": round(concurrent["catches"]["per_s"], 1) if concurrent else None,
+        "threads_p99_ms": max(concurrent["spawns"]["p99_ms"], concurrent["catches"]["p99_ms"])
+        if concurrent else None,
+        "threads_catch_outcomes": concurrent["catches"]["outcomes"] if concurrent else None,
         "http_spawn_queries_per_s": round(hs["per_s"], 1) if hs else None,
         "http_spawn_p50_ms": hs["p50_ms"] if hs else None,
         "http_spawn_p99_ms": hs["p99_ms"] if hs else None,

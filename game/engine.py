@@ -288,7 +288,10 @@ class Game:
         # under a metre and a tenth of a degree.
         views = [spawn.view_at(math.sqrt(d2), math.degrees(math.atan2(dx, dy)) % 360.0)
                  for d2, dx, dy, spawn in found[:limit]]
-        rare = [v for v in views if v["rarity"] in RARE]
+        # "Within range" means catchable from here: a rare creature worth walking the last
+        # metres for. Farther ones are on the list, not pushed.
+        reach = self.settings.interaction_radius_m
+        rare = [v for v in views if v["rarity"] in RARE and v["distance_m"] <= reach]
         if rare:
             self._announce(shopper_id, rare)
         return {"position": {"lat": lat, "lon": lon, "at": point[0]}, "radius_m": radius,
