@@ -115,6 +115,7 @@ class Game:
         self._store_slots: OrderedDict[tuple, tuple] = OrderedDict()
         self._candidate_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self._cities: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._live_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self._covering: OrderedDict[tuple[str, int], list[str]] = OrderedDict()
         self._announced: OrderedDict[str, set[str]] = OrderedDict()
         self._sprites: dict[tuple[str, str, int], tuple[bytes, str]] = {}
@@ -284,10 +285,12 @@ class Game:
         _, lat, lon = point
         shadow = restricted is not None and float(restricted) > now
         found = self._around(lat, lon, radius, now, common_only=shadow)
-        # Within a few hundred metres the local plane gives distance and bearing to well
-        # under a metre and a tenth of a degree.
-        views = [spawn.view_at(math.sqrt(d2), math.degrees(math.atan2(dx, dy)) % 360.0)
-                 for d2, dx, dy, spawn in found[:limit]]
+        views = []
+        for d2, dx, dy, _, base in found[:limit]:
+            view = base.copy()
+            view["distance_m"] = round(math.sqrt(d2), 1)
+            view["bearing_deg"] = round(math.degrees(math.atan2(dx, dy)) % 360.0, 1)
+            views.append(view)
         # "Within range" means catchable from here: a rare creature worth walking the last
         # metres for. Farther ones are on the list, not pushed.
         reach = self.settings.interaction_radius_m
@@ -298,30 +301,52 @@ class Game:
                 "count": len(found), "spawns": views}
 
     def _around(self, lat: float, lon: float, radius: float, now: float, *,
-                common_only: bool = False) -> list[tuple[float, float, float, Spawn]]:
-        """Return (d², east, north, spawn) of the live spawns within radius, nearest first."""
-        cids = self.live_campaigns()
-        if not cids:
-            return []
+                common_only: bool = False) -> list[tuple[float, float, float, Spawn, dict]]:
+        """Return (d², east, north, spawn, base view) of the live spawns within radius,
+        nearest first."""
         cell = cells.encode(lat, lon)
-        # Metres per degree here: within a few hundred metres the local plane is exact to
-        # centimetres for distance and a hundredth of a degree for bearing.
-        ky = 110_574.0 + 1_110.0 * math.sin(math.radians(lat)) ** 2
-        kx = 111_320.0 * math.cos(math.radians(lat))
+        kx, ky, live = self._live_near(cell, radius, now)
+        x0, y0 = lon * kx, lat * ky
         r2 = radius * radius
+        out = []
+        for x, y, rare, spawn, base in live:
+            if common_only and rare:
+                continue
+            dx = x - x0
+            dy = y - y0
+            d2 = dx * dx + dy * dy
+            if d2 <= r2:
+                out.append((d2, dx, dy, spawn, base))
+        out.sort(key=lambda item: item[0])
+        return out
+
+    def _live_near(self, cell: str, radius: float, now: float):
+        """Return (kx, ky, spawns) alive now that may lie within radius of a point of the cell.
+
+        Spawns are born and die on slot boundaries and shops open and close on the minute, so
+        the set is the same for everyone in a cell for a minute: it is built once, with each
+        spawn's planar coordinates (metres, the cell's local scale: within a few hundred
+        metres exact to centimetres) and the fixed part of its answer.
+        """
+        cids = self.live_campaigns()
+        tables = tuple(self._table(cid) for cid in cids)
+        key = (cell, int(radius), int(now // 60))
+        hit = self._live_cache.get(key)
+        if hit is not None and hit[0] == cids and all(
+                a is b for a, b in zip(hit[1], tables, strict=True)):
+            return hit[2]
+        lat_lo, lon_lo, lat_hi, lon_hi = cells.bounds(cell)
+        clat = (lat_lo + lat_hi) / 2
+        ky = 110_574.0 + 1_110.0 * math.sin(math.radians(clat)) ** 2
+        kx = 111_320.0 * math.cos(math.radians(clat))
         is_open: dict[str, bool] = {}
-        out: list[tuple[float, float, float, Spawn]] = []
-        for cid in cids:
+        live = []
+        for cid, table in zip(cids, tables, strict=True):
+            if table is None:
+                continue
             for slot in slots_alive(now):
                 for spawn in self._candidates(cid, cell, slot, radius):
                     if not spawn.born_at <= now < spawn.expires_at:
-                        continue
-                    if common_only and spawn.rarity in RARE:
-                        continue
-                    dx = (spawn.lon - lon) * kx
-                    dy = (spawn.lat - lat) * ky
-                    d2 = dx * dx + dy * dy
-                    if d2 > r2:
                         continue
                     store = spawn.store_id
                     if store is not None:
@@ -330,9 +355,13 @@ class Game:
                             open_now = is_open[store] = self._open(store, now)
                         if not open_now:
                             continue  # a closed store's creatures are gone with its customers
-                    out.append((d2, dx, dy, spawn))
-        out.sort(key=lambda item: item[0])
-        return out
+                    live.append((spawn.lon * kx, spawn.lat * ky, spawn.rarity in RARE, spawn,
+                                 spawn.view_at(0.0, 0.0)))
+        value = (kx, ky, live)
+        self._live_cache[key] = (list(cids), tables, value)
+        if len(self._live_cache) > 20_000:
+            self._live_cache.popitem(last=False)
+        return value
 
     def _candidates(self, cid: str, cell: str, slot: int, radius: float) -> list[Spawn]:
         """Return every spawn of a slot that may lie within radius of a point of the cell.
