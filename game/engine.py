@@ -406,26 +406,22 @@ class Game:
         return found
 
     def _announce(self, shopper_id: str, rare: list[dict[str, Any]]) -> None:
-        """Tell the shopper's socket about rare spawns in range, once per spawn."""
-        # This process remembers what it announced to whom; Redis decides across processes.
+        """Tell the shopper's socket about rare spawns in range, once per spawn and process.
+
+        The memory is this process's: a shopper whose requests reach two processes may hear
+        of one spawn twice (spawn ids are stable, so the client drops the repeat). Asking
+        Redis instead cost a round trip on most queries along a busy street.
+        """
         known = self._announced.get(shopper_id)
         if known is None:
             known = self._announced[shopper_id] = set()
             if len(self._announced) > 50_000:
                 self._announced.popitem(last=False)
-        fresh = [v for v in rare if v["id"] not in known]
-        if not fresh:
-            return
-        if len(known) > 500:
-            known.clear()  # spawns live an hour at most; an old memory only costs a SADD
-        pipe = self.r.pipeline(transaction=False)
-        for view in fresh:
-            pipe.sadd(keys.announced(shopper_id), view["id"])
-        pipe.expire(keys.announced(shopper_id), 2 * 3600)
-        added = pipe.execute()[:-1]
-        for view, new in zip(fresh, added, strict=True):
-            known.add(view["id"])
-            if new:
+        elif len(known) > 500:
+            known.clear()  # spawns live an hour at most
+        for view in rare:
+            if view["id"] not in known:
+                known.add(view["id"])
                 self.notifier.game_event(shopper_id, "rare_spawn", view)
 
     def spawn(self, spawn_id: str, now: float | None = None) -> Spawn:
@@ -749,7 +745,8 @@ class Game:
         """Remove the shopper's game state, collection and strike history (account erasure)."""
         self.r.delete(keys.state(shopper_id), keys.attempts(shopper_id),
                       keys.collection(shopper_id), keys.recent(shopper_id),
-                      keys.strikes(shopper_id), keys.announced(shopper_id))
+                      keys.strikes(shopper_id))
+        self._announced.pop(shopper_id, None)
 
 
 def _refusal(reply: list) -> GameRefused:

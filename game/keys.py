@@ -53,7 +53,3 @@ def strikes(shopper_id: str) -> str:
     """List: strike records with their evidence (JSON), oldest first."""
     return f"{shopper(shopper_id)}:strikes"
 
-
-def announced(shopper_id: str) -> str:
-    """Set: rare spawns already announced to the shopper (expires with the spawns)."""
-    return f"{shopper(shopper_id)}:ann"
