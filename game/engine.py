@@ -270,10 +270,8 @@ class Game:
         """Return the nearest spawns around the shopper's last trusted fix (at most limit)."""
         radius = radius_m or self.settings.visible_radius_m
         now = self.clock.now()
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hget(geo_keys.shopper_position(shopper_id), "anchor")
-        pipe.hmget(keys.state(shopper_id), "suspended", "restricted_until")
-        anchor, (suspended, restricted) = pipe.execute()
+        anchor, suspended, restricted = self.scripts.call("view_state", [
+            geo_keys.shopper_position(shopper_id), keys.state(shopper_id)], [])
         if suspended == "1":
             raise GameRefused("SUSPENDED", "this account is suspended from the game",
                               status=403)
@@ -465,14 +463,10 @@ class Game:
         """Try to catch a spawn at the shopper's current fix; every refusal has a code."""
         s = self.settings
         now = self.clock.now()
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hget(geo_keys.shopper_position(shopper_id), "anchor")
-        pipe.hmget(geo_keys.shopper_state(shopper_id), "consent", "trust")
-        pipe.hmget(keys.state(shopper_id), "suspended", "restricted_until", "last_catch_at",
-                   "last_catch_lat", "last_catch_lon", "last_catch_city")
-        pipe.zcount(keys.recent(shopper_id), now - s.rate_window_s, "+inf")
-        anchor, (consent, trust), game_state, recent = pipe.execute()
-        suspended, restricted, last_at, last_lat, last_lon, last_city = game_state
+        (anchor, consent, trust, suspended, restricted, last_at, last_lat, last_lon, last_city,
+         recent) = self.scripts.call("catch_state", [
+             geo_keys.shopper_position(shopper_id), geo_keys.shopper_state(shopper_id),
+             keys.state(shopper_id), keys.recent(shopper_id)], [repr(now - s.rate_window_s)])
         if suspended == "1":
             raise GameRefused("SUSPENDED", "this account is suspended from the game",
                               status=403)
