@@ -334,9 +334,13 @@ class Game:
                 a is b for a, b in zip(hit[1], tables, strict=True)):
             return hit[2]
         lat_lo, lon_lo, lat_hi, lon_hi = cells.bounds(cell)
-        clat = (lat_lo + lat_hi) / 2
+        clat, clon = (lat_lo + lat_hi) / 2, (lon_lo + lon_hi) / 2
         ky = 110_574.0 + 1_110.0 * math.sin(math.radians(clat)) ** 2
         kx = 111_320.0 * math.cos(math.radians(clat))
+        cx, cy = clon * kx, clat * ky
+        # Only what a point of this cell can see: within radius of the cell's farthest corner.
+        reach = radius + math.hypot((lon_hi - lon_lo) * kx, (lat_hi - lat_lo) * ky) / 2
+        reach2 = reach * reach
         is_open: dict[str, bool] = {}
         live = []
         for cid, table in zip(cids, tables, strict=True):
@@ -346,6 +350,9 @@ class Game:
                 for spawn in self._candidates(cid, cell, slot, radius):
                     if not spawn.born_at <= now < spawn.expires_at:
                         continue
+                    x, y = spawn.lon * kx, spawn.lat * ky
+                    if (x - cx) ** 2 + (y - cy) ** 2 > reach2:
+                        continue
                     store = spawn.store_id
                     if store is not None:
                         open_now = is_open.get(store)
@@ -353,8 +360,7 @@ class Game:
                             open_now = is_open[store] = self._open(store, now)
                         if not open_now:
                             continue  # a closed store's creatures are gone with its customers
-                    live.append((spawn.lon * kx, spawn.lat * ky, spawn.rarity in RARE, spawn,
-                                 spawn.view_at(0.0, 0.0)))
+                    live.append((x, y, spawn.rarity in RARE, spawn, spawn.view_at(0.0, 0.0)))
         value = (kx, ky, live)
         self._live_cache[key] = (list(cids), tables, value)
         if len(self._live_cache) > 20_000:
