@@ -35,6 +35,7 @@ NEARBY_TTL_S = 30.0
 STORE_REACH_M = 250.0
 CANDIDATES_TTL_S = 30.0
 VISIBLE_LIMIT = 50
+ANNOUNCE_MAX = 3  # rare_spawn events per query at most
 CITY_SEARCH_M = 5_000.0
 DAY_BOARD_TTL_S = 40 * 86_400
 RARE = ("rare", "epic", "legendary")
@@ -423,10 +424,14 @@ class Game:
                 self._announced.popitem(last=False)
         elif len(known) > 500:
             known.clear()  # spawns live an hour at most
-        for view in rare:
+        sent = 0
+        for view in rare:  # nearest first
             if view["id"] not in known:
                 known.add(view["id"])
                 self.notifier.game_event(shopper_id, "rare_spawn", view)
+                sent += 1
+                if sent == ANNOUNCE_MAX:
+                    break  # the rest are in the answer; a phone need not buzz ten times
 
     def spawn(self, spawn_id: str, now: float | None = None) -> Spawn:
         """Regenerate one spawn from its id (GameRefused SPAWN_NOT_FOUND if there is none)."""

@@ -298,12 +298,19 @@ def test_game_events_reach_the_shoppers_socket(app, client, api):
     sock.get_received("/shopper")
     api.fix(headers, *SHANGHAI)
     views = api.spawns(headers)
-    api.spawns(headers)  # announced once only
-    received = [m for m in sock.get_received("/shopper") if m["name"] != "geofence"]
-    rare = [v["id"] for v in views if v["rarity"] != "common"]
-    assert rare and [m["name"] for m in received] == ["rare_spawn"] * len(rare)
-    assert sorted(m["args"][0]["id"] for m in received) == sorted(rare)
+    first = [m for m in sock.get_received("/shopper") if m["name"] != "geofence"]
+    api.spawns(headers)
+    second = [m for m in sock.get_received("/shopper") if m["name"] != "geofence"]
+    # Rare creatures within catching range, nearest first, at most three per query, once each.
+    rare = [v["id"] for v in views if v["rarity"] != "common" and v["distance_m"] <= 80]
+    assert len(rare) > 3
+    assert {m["name"] for m in first + second} == {"rare_spawn"}
+    assert [m["args"][0]["id"] for m in first] == rare[:3]
+    assert [m["args"][0]["id"] for m in second] == rare[3:6]
     view = api.catchable(headers, shopper_id, store=True)[0]
+    for _ in range(len(rare)):
+        api.spawns(headers)  # the rest of the announcements
+    sock.get_received("/shopper")
     result = api.throw(headers, view).get_json()
     received = sock.get_received("/shopper")
     # The coupon is issued (and announced by promotions) before the catch's own events.
