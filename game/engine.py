@@ -501,15 +501,22 @@ class Game:
                               "checked against the last trusted one", status=409, field="fix")
         verdict = self.engine.judge(fix, anchor)
         if verdict in ("mocked", "too_fast", "jump"):
+            # Evidence without coordinates: reviewers see how far and how fast, not where.
             self._strike(shopper_id, "spoofed_location", {
-                "verdict": verdict, "fix": _fix_dict(fix), "anchor": _point(anchor),
-                "spawn_id": spawn_id})
+                "verdict": verdict, "fix": _fix_dict(fix), "spawn_id": spawn_id,
+                "moved_m": round(fast_distance_m(point[1], point[2], fix.lat, fix.lon), 1),
+                "seconds_since_last_trusted": round(fix.recorded_at - point[0], 1)})
             raise GameRefused("UNTRUSTED_FIX", f"the fix looks spoofed ({verdict})",
                               status=422, field="fix")
         if verdict != "ok":
             raise GameRefused("UNTRUSTED_FIX", f"the fix is not good enough ({verdict})",
                               status=422, field="fix.accuracy_m")
         if int(trust or 100) < s.min_trust:
+            # The geo engine's verdicts on this shopper's fixes (mocked, too fast, jumps) have
+            # cost the trust score: that is a strike when they come to play.
+            self._strike(shopper_id, "spoofed_locations", {
+                "trust": int(trust), "min_trust": s.min_trust,
+                "suspicious_fixes": self._suspicious_fixes(shopper_id), "spawn_id": spawn_id})
             raise GameRefused("UNTRUSTED", "recent locations of this account are not trusted",
                               status=403)
         # The faster of the phone's own speed and the speed since the last trusted fix: a phone
@@ -532,9 +539,8 @@ class Game:
             far = fast_distance_m(float(last_lat), float(last_lon), fix.lat, fix.lon)
             if far > s.travel_min_m and far / dt > s.travel_max_mps:
                 self._strike(shopper_id, "impossible_travel", {
-                    "from": {"city": last_city, "lat": float(last_lat),
-                             "lon": float(last_lon), "at": float(last_at)},
-                    "to": {"lat": fix.lat, "lon": fix.lon, "at": now},
+                    "from": {"city": last_city, "at": float(last_at)},
+                    "to": {"city": self._city_of(spawn), "at": now},
                     "km": round(far / 1000, 1), "minutes": round(dt / 60, 1)})
                 raise GameRefused("IMPOSSIBLE_TRAVEL", "two catches this far apart this soon "
                                   "are not possible", status=422, field="fix")
@@ -627,6 +633,13 @@ class Game:
                     "message": "unusual activity was detected; further strikes restrict and "
                     "then suspend this account", "reason": reason})
         return {"strikes": int(count), "level": level}
+
+    def _suspicious_fixes(self, shopper_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Return the shopper's latest fixes that the geo engine did not trust (evidence)."""
+        fixes = self.engine.recent_fixes(shopper_id)
+        bad = [{k: v for k, v in f.items() if k not in ("lat", "lon")}  # no coordinates
+               for f in fixes if f.get("verdict") not in ("ok", None)]
+        return bad[-limit:]
 
     def strikes(self, shopper_id: str) -> dict[str, Any]:
         """Return a shopper's strikes with their evidence and the current restriction."""
@@ -781,8 +794,9 @@ def _point(raw: str | None) -> tuple[float, float, float] | None:
 
 
 def _fix_dict(fix: Fix) -> dict[str, Any]:
-    return {"lat": fix.lat, "lon": fix.lon, "accuracy_m": fix.accuracy_m,
-            "recorded_at": fix.recorded_at, "speed_mps": fix.speed_mps, "mock": fix.mock}
+    """A fix as strike evidence: what the phone claimed, but not where (no coordinates)."""
+    return {"accuracy_m": fix.accuracy_m, "recorded_at": fix.recorded_at,
+            "speed_mps": fix.speed_mps, "mock": fix.mock}
 
 
 __all__ = ["Game", "GameNotifier", "GameRefused", "GameSettings", "roll_for"]

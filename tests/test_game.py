@@ -437,7 +437,14 @@ def test_untrusted_shoppers_cannot_catch(world, clock, mocked_fixes, allowed):
         assert world.throw(shopper, spawn)["attempt"] == 1
     else:
         error = refused("UNTRUSTED", world.throw, shopper, spawn)
-        assert error.status == 403 and world.game.strikes(shopper)["strikes"] == 0
+        assert error.status == 403
+        # The geo verdicts behind the low score are a strike, with the fixes as evidence.
+        record = world.game.strikes(shopper)
+        assert record["strikes"] == 1 and record["level"] == "warning"
+        evidence = record["history"][0]["evidence"]
+        assert record["history"][0]["reason"] == "spoofed_locations"
+        assert evidence["trust"] == 100 - 25 * mocked_fixes
+        assert {f["verdict"] for f in evidence["suspicious_fixes"]} == {"mocked"}
 
 
 def test_spawn_ids_that_name_no_creature(world, clock):
@@ -805,7 +812,8 @@ def test_strikes_escalate_from_warning_to_shadow_to_suspension(world, clock):
         ("spoofed_location", "mocked"), ("spoofed_location", "jump"),
         ("spoofed_location", "too_fast")]
     assert history[0]["evidence"]["fix"]["mock"] is True
-    assert history[1]["evidence"]["anchor"][1:] == [SHANGHAI[0], SHANGHAI[1]]
+    assert history[1]["evidence"]["moved_m"] > 10_000  # the jump, measured, but no place
+    assert not [h for h in history if {"lat", "lon"} & set(h["evidence"]["fix"])]
     assert all(h["evidence"]["spawn_id"] for h in history)
     assert [h["at"] for h in history] == [T0, T0 + 61 * 60, T0 + 122 * 60 + 5]
 
