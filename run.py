@@ -40,6 +40,9 @@ def main() -> None:
         print(f"demo campaign {campaign['id']} '{campaign['name']}' is {campaign['status']} on "
               f"{len(campaign['targets']['stores'])} East Nanjing Road stores "
               "(walk in: a coupon; catch creatures: /api/game/spawns)")
+        stream = report["stream"]
+        print(f"demo stream {stream['id']} '{stream['title']}' is {stream['status']} with "
+              f"{len(stream['products'])} products (host: host@demo.footfall.test)")
         print(f"demo accounts (password {DEMO_PASSWORD!r}):")
         for email, role, _ in DEMO_ACCOUNTS:
             print(f"  {role:9} {email}")

@@ -75,6 +75,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     from game import Game, GameSettings
     from geo.engine import EngineSettings, LocationEngine
     from geo.stores import StoreCatalog
+    from live.streams import Streams
     from promotions import CouponCodec, Promotions, RedeemSettings
 
     from .sinks import (
@@ -145,6 +146,8 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
                      min_trust=config.GAME_MIN_TRUST, timezone=config.GAME_TIMEZONE),
         notifier=SocketGameNotifier(socketio),
     )
+    app.extensions["streams"] = Streams(r, clock, app.extensions["promotions"],
+                                        app.extensions["accounts"].role_of)
 
 
 def register_security(app: OpenAPI) -> None:
@@ -193,9 +196,19 @@ def register_security(app: OpenAPI) -> None:
 
 def register_blueprints(app: OpenAPI) -> None:
     """Mount the REST blueprints under /api."""
-    from .blueprints import auth, campaigns, game, location, ops, redemptions, stores, wallet
+    from .blueprints import (
+        auth,
+        campaigns,
+        game,
+        location,
+        ops,
+        redemptions,
+        stores,
+        streams,
+        wallet,
+    )
 
-    for module in (ops, auth, stores, location, campaigns, wallet, redemptions, game):
+    for module in (ops, auth, stores, location, campaigns, wallet, redemptions, game, streams):
         app.register_api(module.bp)
 
 

@@ -48,8 +48,10 @@ def seed_demo(app: Flask, *, stores: int = 5000) -> dict:
     app.extensions["geo"].set_consent(shopper["id"], True)
     campaign = seed_campaign(app, nanjing)
     seed_game(app, campaign["id"])
+    stream = seed_stream(app, campaign["id"])
     return {"stores_written": written, "stores_total": len(generated),
-            "accounts_created": created, "staff_store": staff_store, "campaign": campaign}
+            "accounts_created": created, "staff_store": staff_store, "campaign": campaign,
+            "stream": stream}
 
 
 DEMO_SPECIES = (
@@ -62,6 +64,45 @@ DEMO_SPECIES = (
     ("thunder-qilin", "Thunder Qilin", "epic", 1.5),
     ("vermilion-phoenix", "Vermilion Phoenix", "legendary", 1),
 )
+
+
+DEMO_PRODUCTS = (
+    ("Silk scarf, festival print", 19_900, (176, 38, 54)),
+    ("Wool coat, camel", 129_900, (193, 154, 107)),
+    ("Tea gift box", 8_800, (46, 110, 74)),
+)
+
+
+def seed_stream(app: Flask, campaign_id: str) -> dict:
+    """Schedule the demo stream (once) with three products and the campaign's offers to drop."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from live.images import process_product_image
+    from live.models import ProductIn, StreamIn
+    from live.streams import Caller
+
+    streams = app.extensions["streams"]
+    for stream in streams.list(status="scheduled", limit=100)["items"]:
+        if stream.get("campaign_id") == campaign_id:
+            return stream
+    host = app.extensions["accounts"].find_by_email("host@demo.footfall.test")
+    marketer = Caller("demo", "marketer")
+    stream = streams.create(StreamIn(
+        title="Festival picks on East Nanjing Road", brand="Bailian",
+        description="Autumn favourites from the street, with flash coupons for viewers.",
+        playback_url="https://video.example.com/footfall/demo/index.m3u8",
+        hosts=[host["id"]], starts_at=app.extensions["clock"].now() + 3600,
+        campaign_id=campaign_id), marketer)
+    for name, price, color in DEMO_PRODUCTS:
+        picture = Image.new("RGB", (800, 800), color)
+        ImageDraw.Draw(picture).ellipse((200, 200, 600, 600), fill=(250, 245, 235))
+        out = io.BytesIO()
+        picture.save(out, "PNG")
+        streams.add_product(stream["id"], ProductIn(name=name, price_fen=price), marketer,
+                            image=process_product_image(out.getvalue()))
+    return streams.get(stream["id"])
 
 
 def seed_game(app: Flask, campaign_id: str) -> dict:

@@ -80,6 +80,15 @@ POLICY = {
     "game.strikes": {"marketer", "admin"},
     "game.clear_strikes": {"marketer", "admin"},
     "game.roll": {"marketer", "admin"},
+    "streams.create_stream": {"marketer", "admin", "host"},
+    "streams.list_streams": {PUBLIC},
+    "streams.get_stream": {PUBLIC},
+    "streams.patch_stream": {"marketer", "admin", "host"},
+    "streams.transition_stream": {"marketer", "admin", "host"},
+    "streams.add_product": {"marketer", "admin", "host"},
+    "streams.remove_product": {"marketer", "admin", "host"},
+    "streams.product_image": {PUBLIC},
+    "streams.product_thumb": {PUBLIC},
 }
 
 

@@ -50,3 +50,17 @@ def test_the_demo_street_has_creatures_with_rarer_ones_in_the_stores(app, client
     in_stores = [s for s in spawns if s["store_id"]]
     assert in_stores and all(s["id"].startswith("s:") for s in in_stores)
     assert all(s["rarity"] != "legendary" for s in spawns if not s["store_id"])
+
+
+def test_the_demo_has_a_scheduled_stream_with_products_and_a_host(app, client):
+    report = seed_demo(app)
+    stream = report["stream"]
+    assert stream["status"] == "scheduled" and len(stream["products"]) == 3
+    assert stream["campaign_id"] == report["campaign"]["id"]
+    assert seed_demo(app)["stream"]["id"] == stream["id"]
+    host = login(client, "host@demo.footfall.test")
+    mine = client.get(f"/api/streams/{stream['id']}", headers=host).get_json()
+    assert len(mine["hosts"]) == 1
+    product = stream["products"][0]
+    image = client.get(f"/api/streams/{stream['id']}/products/{product['id']}/thumb.jpg")
+    assert image.status_code == 200 and image.mimetype == "image/jpeg"

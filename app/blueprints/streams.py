@@ -1,0 +1,152 @@
+"""Live streams over REST: schedule, change, go live and end; products with their images."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from flask import Response, current_app, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.errors import DomainError, ValidationFailed
+from live.models import ProductIn, StreamIn, StreamPatch, StreamTransition
+from live.streams import Caller
+
+from ..api import endpoint, principal
+from ..auth import PUBLIC
+
+bp = APIBlueprint("streams", __name__, url_prefix="/api/streams",
+                  abp_tags=[Tag(name="streams", description="live-stream shopping")])
+
+EDITORS = ("marketer", "admin", "host")
+STREAM_ID = r"^[1-9][0-9]{0,11}$"
+PRODUCT_ID = r"^p[1-9][0-9]{0,8}$"
+
+
+class StreamPath(BaseModel):
+    stream_id: str = Field(pattern=STREAM_ID)
+
+
+class ProductPath(BaseModel):
+    stream_id: str = Field(pattern=STREAM_ID)
+    product_id: str = Field(pattern=PRODUCT_ID)
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["scheduled", "live", "ended"] | None = None
+    cursor: str | None = Field(default=None, pattern=r"^[0-9.e+]{1,32}$")
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+def _streams():
+    return current_app.extensions["streams"]
+
+
+def _caller() -> Caller:
+    who = principal()
+    return Caller(who.user_id, who.role)
+
+
+def _public(stream: dict) -> dict:
+    """What anyone may see of a stream: not the hosts' account ids."""
+    who = principal()
+    if who is not None and (who.role in ("marketer", "admin") or who.user_id in stream["hosts"]):
+        return stream
+    return {k: v for k, v in stream.items() if k not in ("hosts", "created_by")}
+
+
+@endpoint(bp, "post", "", allow=EDITORS, summary="Schedule a stream", responses={201: None})
+def create_stream(body: StreamIn):
+    return _streams().create(body, _caller()), 201
+
+
+@endpoint(bp, "get", "", allow=[PUBLIC], summary="Streams by scheduled start, by status")
+def list_streams(query: ListQuery):
+    page = _streams().list(status=query.status, cursor=query.cursor, limit=query.limit)
+    page["items"] = [_public(s) for s in page["items"]]
+    return page
+
+
+@endpoint(bp, "get", "/<stream_id>", allow=[PUBLIC], summary="One stream with its products")
+def get_stream(path: StreamPath):
+    return _public(_streams().get(path.stream_id))
+
+
+@endpoint(bp, "patch", "/<stream_id>", allow=EDITORS,
+          summary="Change a scheduled stream (its hosts, marketers, admins)")
+def patch_stream(path: StreamPath, body: StreamPatch):
+    return _streams().update(path.stream_id, body, _caller())
+
+
+@endpoint(bp, "post", "/<stream_id>/transition", allow=EDITORS,
+          summary="Go live or end: scheduled → live → ended (scheduled → ended cancels)")
+def transition_stream(path: StreamPath, body: StreamTransition):
+    return _streams().transition(path.stream_id, body.to, _caller())
+
+
+@endpoint(bp, "post", "/<stream_id>/products", allow=EDITORS,
+          summary="Add a product, with an image",
+          description="Send multipart/form-data with the fields name, price_fen (integer fen), "
+          "description, offer_id and an `image` file (JPEG, PNG or WebP, at most 8 MB and 40 "
+          "megapixels, at least 64 px a side; resized to fit 1200 px with a 240 px thumbnail, "
+          "metadata removed), or JSON without an image.",
+          responses={201: None},
+          openapi_extensions={"requestBody": {"required": True, "content": {
+              "multipart/form-data": {"schema": {"type": "object", "properties": {
+                  "name": {"type": "string"}, "price_fen": {"type": "integer"},
+                  "description": {"type": "string"}, "offer_id": {"type": "string"},
+                  "image": {"type": "string", "format": "binary"}},
+                  "required": ["name", "price_fen"]}},
+              "application/json": {"schema": {"type": "object"}},
+          }}})
+def add_product(path: StreamPath):
+    from live.images import process_product_image
+
+    image = None
+    if request.mimetype == "multipart/form-data":
+        fields = request.form.to_dict()
+        upload = request.files.get("image")
+        if upload is not None:
+            image = process_product_image(upload.read(), field="image")
+        unexpected = set(request.files) - {"image"}
+        if unexpected:
+            raise ValidationFailed("unknown file part", code="unknown_field",
+                                   field=sorted(unexpected)[0])
+    elif request.is_json:
+        fields = request.get_json()
+        if not isinstance(fields, dict):
+            raise ValidationFailed("send a JSON object", field="body")
+    else:
+        raise DomainError("send multipart/form-data or application/json",
+                          code="unsupported_media_type", field="Content-Type", status=415)
+    data = ProductIn.model_validate(fields)
+    return _streams().add_product(path.stream_id, data, _caller(), image=image), 201
+
+
+@endpoint(bp, "delete", "/<stream_id>/products/<product_id>", allow=EDITORS,
+          summary="Remove a product and its images")
+def remove_product(path: ProductPath):
+    _streams().remove_product(path.stream_id, path.product_id, _caller())
+    return {"status": "removed", "id": path.product_id}
+
+
+@endpoint(bp, "get", "/<stream_id>/products/<product_id>/image.jpg", allow=[PUBLIC],
+          summary="A product's image (JPEG, fits 1200 px)")
+def product_image(path: ProductPath):
+    return _jpeg(path, "image")
+
+
+@endpoint(bp, "get", "/<stream_id>/products/<product_id>/thumb.jpg", allow=[PUBLIC],
+          summary="A product's thumbnail (JPEG, fits 240 px)")
+def product_thumb(path: ProductPath):
+    return _jpeg(path, "thumb")
+
+
+def _jpeg(path: ProductPath, kind: str) -> Response:
+    data, etag = _streams().image(path.stream_id, path.product_id, kind)
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers={"ETag": f'"{etag}"'})
+    return Response(data, mimetype="image/jpeg", headers={
+        "Cache-Control": "public, max-age=86400", "ETag": f'"{etag}"'})
