@@ -1,0 +1,176 @@
+"""Flash drops (exactly N, one per viewer, coupons through promotions), the broadcast history
+with offsets, and presence across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import redis
+
+from core.clock import FrozenClock
+from live.drops import DropRefused, Drops
+from live.history import History
+from live.models import StreamIn
+from live.presence import Presence
+from live.streams import Caller, Streams
+from promotions.models import CampaignIn, OfferIn
+
+from .conftest import T0
+from .promo_helpers import make_promotions
+
+MARKETER = Caller("m1", "marketer")
+
+
+def build(r, clock):
+    promos = make_promotions(r, clock)
+    streams = Streams(r, clock, promos, lambda uid: "host")
+    return promos, streams, Drops(r, clock, promos)
+
+
+@pytest.fixture
+def world(redis_client, clock):
+    promos, streams, drops = build(redis_client, clock)
+    cid = promos.campaigns.create(CampaignIn(name="c", starts_at=T0 - 60, ends_at=T0 + 86400),
+                                  actor="m")["id"]
+    oid = promos.campaigns.create_offer(cid, OfferIn(
+        name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
+        actor="m")["id"]
+    promos.campaigns.transition(cid, "scheduled", actor="m")
+    stream = streams.create(StreamIn(title="t", brand="b", playback_url="https://v.example/x",
+                                     hosts=["h1"], starts_at=T0, campaign_id=cid), MARKETER)
+    stream = streams.transition(stream["id"], "live", MARKETER)
+    return {"promos": promos, "streams": streams, "drops": drops, "stream": stream,
+            "cid": cid, "oid": oid, "r": redis_client, "clock": clock}
+
+
+def refused(code, fn, *args):
+    with pytest.raises(DropRefused) as info:
+        fn(*args)
+    assert info.value.code == code, info.value.message
+    return info.value
+
+
+def test_first_n_win_once_each_then_sold_out(world):
+    drops, sid = world["drops"], world["stream"]["id"]
+    drop = drops.start(world["stream"], world["oid"], 3, 60)
+    results = [drops.claim(sid, drop["id"], f"v{i}") for i in range(3)]
+    assert [r["claim"] for r in results] == [1, 2, 3]
+    assert [r["remaining"] for r in results] == [2, 1, 0] and results[-1]["sold_out"]
+    assert all(r["coupon"]["source"]["channel"] == "live_drop" for r in results)
+    again = drops.claim(sid, drop["id"], "v0")
+    assert again["outcome"] == "already_won" and again["coupon"]["id"] == results[0]["coupon"]["id"]
+    refused("SOLD_OUT", drops.claim, sid, drop["id"], "v9")
+    assert drops.get(sid, drop["id"])["status"] == "sold_out" and drops.active(sid) is None
+    wallet = world["promos"].coupons.wallet("v1")["items"]
+    assert [c["id"] for c in wallet] == [results[1]["coupon"]["id"]]
+
+
+def test_a_drop_closes_with_its_window_and_only_one_runs_at_a_time(world):
+    drops, sid, clock = world["drops"], world["stream"]["id"], world["clock"]
+    drop = drops.start(world["stream"], world["oid"], 10, 30)
+    refused("DROP_ALREADY_ACTIVE", drops.start, world["stream"], world["oid"], 5, 30)
+    assert drops.active(sid)["id"] == drop["id"]
+    clock.advance(30)
+    refused("DROP_CLOSED", drops.claim, sid, drop["id"], "late")
+    assert drops.get(sid, drop["id"])["status"] == "closed" and drops.active(sid) is None
+    second = drops.start(world["stream"], world["oid"], 5, 30)
+    assert second["id"] != drop["id"]
+
+
+@pytest.mark.parametrize(("quantity", "window", "field"), [
+    (0, 60, "quantity"), (100_001, 60, "quantity"), (5, 9, "window_s"), (5, 301, "window_s")])
+def test_bad_drops_are_refused(world, quantity, window, field):
+    from core.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as info:
+        world["drops"].start(world["stream"], world["oid"], quantity, window)
+    assert info.value.field == field
+
+
+def test_drops_need_a_live_stream_and_a_drop_offer(world):
+    promos, streams = world["promos"], world["streams"]
+    manual = promos.campaigns.create_offer(world["cid"], OfferIn(
+        name="m", kind="amount_off", amount_off_fen=100, channels=["manual"]), actor="m")["id"]
+    from core.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as info:
+        world["drops"].start(world["stream"], manual, 5, 30)
+    assert info.value.code == "offer_not_for_drops"
+    later = streams.create(StreamIn(title="t", brand="b", playback_url="https://v.example/x",
+                                    hosts=["h1"], starts_at=T0, campaign_id=world["cid"]),
+                           MARKETER)
+    refused("STREAM_NOT_LIVE", world["drops"].start, later, world["oid"], 5, 30)
+
+
+def test_a_refused_coupon_gives_the_slot_back(world):
+    promos, drops, sid = world["promos"], world["drops"], world["stream"]["id"]
+    from promotions.models import OfferPatch
+
+    promos.campaigns.update_offer(world["cid"], world["oid"], OfferPatch(caps={"total": 1}))
+    drop = drops.start(world["stream"], world["oid"], 2, 60)
+    drops.claim(sid, drop["id"], "v1")
+    refused("CAP_TOTAL_REACHED", drops.claim, sid, drop["id"], "v2")
+    assert drops.get(sid, drop["id"])["remaining"] == 1
+
+
+def _claimers(url, sid, did, viewers, out):
+    r = redis.Redis.from_url(url, decode_responses=True)
+    _, _, drops = build(r, FrozenClock(T0 + 1))
+    won = 0
+    for viewer in viewers:
+        try:
+            drops.claim(sid, did, viewer)
+            won += 1
+        except DropRefused:
+            pass
+    out.put(won)
+
+
+def test_exactly_n_across_processes(world, redis_server):
+    drop = world["drops"].start(world["stream"], world["oid"], 50, 120)
+    sid = world["stream"]["id"]
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claimers, args=(redis_server, sid, drop["id"],
+                                                 [f"v{k}-{i}" for i in range(60)], out))
+             for k in range(4)]
+    for p in procs:
+        p.start()
+    won = sum(out.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    assert won == 50
+    state = world["drops"].get(sid, drop["id"])
+    assert (state["claimed"], state["remaining"], state["status"]) == (50, 0, "sold_out")
+    offer = world["promos"].campaigns.get_offer(world["cid"], world["oid"])
+    assert offer["counters"]["issued"] == 50
+
+
+def test_history_replays_after_an_offset_or_says_too_far(redis_client):
+    history = History(redis_client, size=10)
+    offsets = [history.append("7", "comment", {"n": i}) for i in range(5)]
+    assert offsets == [1, 2, 3, 4, 5] and history.offset("7") == 5
+    missed = history.since("7", 2)
+    assert not missed.too_far and [e["data"]["n"] for e in missed.events] == [2, 3, 4]
+    assert [e["offset"] for e in missed.events] == [3, 4, 5]
+    assert history.since("7", 5).events == [] and not history.since("7", 5).too_far
+    for i in range(5, 200):
+        history.append("7", "comment", {"n": i})
+    behind = history.since("7", 3)
+    assert behind.too_far and behind.offset == 200
+    assert history.since("7", 999).too_far  # not an offset of this stream
+    recent = history.since("7", 195)
+    assert [e["offset"] for e in recent.events] == [196, 197, 198, 199, 200]
+
+
+def test_presence_counts_across_processes_and_heals(redis_client, clock):
+    a = Presence(redis_client, clock, "proc-a", ttl_s=30)
+    b = Presence(redis_client, clock, "proc-b", ttl_s=30)
+    assert a.join("7", "s1") == 1 and a.join("7", "s2") == 2 and b.join("7", "s3") == 3
+    assert b.leave("7", "s3") == 2
+    b.join("7", "s4")
+    clock.advance(20)
+    a.heartbeat([("7", "s1"), ("7", "s2")])  # process b has died: no heartbeat
+    clock.advance(15)
+    assert a.count("7") == 2 and b.count("7") == 2
