@@ -174,3 +174,33 @@ def test_presence_counts_across_processes_and_heals(redis_client, clock):
     a.heartbeat([("7", "s1"), ("7", "s2")])  # process b has died: no heartbeat
     clock.advance(15)
     assert a.count("7") == 2 and b.count("7") == 2
+
+
+def test_pins_at_most_three_in_order_and_announcements(redis_client, clock):
+    from core.errors import DomainError, NotFound, ValidationFailed
+    from live.models import ProductIn
+    from live.stage import Stage
+
+    promos, streams, _ = build(redis_client, clock)
+    stream = streams.create(StreamIn(title="t", brand="b", playback_url="https://v.example/x",
+                                     hosts=["h1"], starts_at=T0), MARKETER)
+    sid = stream["id"]
+    pids = [streams.add_product(sid, ProductIn(name=f"p{i}", price_fen=100), MARKETER)["id"]
+            for i in range(4)]
+    stage = Stage(redis_client, clock)
+    for pid in pids[:3]:
+        stage.pin(sid, pid)
+    assert [p["id"] for p in stage.pin(sid, pids[0])] == pids[:3]  # again: no change
+    with pytest.raises(DomainError) as info:
+        stage.pin(sid, pids[3])
+    assert info.value.code == "TOO_MANY_PINS"
+    with pytest.raises(NotFound):
+        stage.pin(sid, "p99")
+    assert [p["id"] for p in stage.unpin(sid, pids[1])] == [pids[0], pids[2]]
+    assert [p["id"] for p in stage.pin(sid, pids[3])] == [pids[0], pids[2], pids[3]]
+    assert stage.announcement(sid) is None
+    assert stage.announce(sid, "  20% off coats for ten minutes! ")["text"] == (
+        "20% off coats for ten minutes!")
+    assert stage.announcement(sid)["at"] == T0
+    with pytest.raises(ValidationFailed):
+        stage.announce(sid, " ")
