@@ -163,3 +163,8 @@ def test_a_product_links_an_offer_of_the_streams_campaign(app, client, people):
     assert_error(client.post(f"/api/streams/{linked['id']}/products", headers=people["host"],
                              json={"name": "x", "price_fen": 1, "offer_id": "o99"}),
                  404, "offer_not_found", "offer_id")
+
+
+@pytest.mark.parametrize("cursor", ["e0706", "1e5", "abc", "1.2.3"])
+def test_a_malformed_list_cursor_is_a_validation_error(client, cursor):
+    assert_error(client.get(f"/api/streams?cursor={cursor}"), 422, "validation_error", "cursor")

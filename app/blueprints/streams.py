@@ -36,7 +36,8 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["scheduled", "live", "ended"] | None = None
-    cursor: str | None = Field(default=None, pattern=r"^[0-9.e+]{1,32}$")
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?$",
+                               description="next_cursor of the previous page")
     limit: int = Field(default=20, ge=1, le=100)
 
 
