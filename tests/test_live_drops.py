@@ -204,3 +204,43 @@ def test_pins_at_most_three_in_order_and_announcements(redis_client, clock):
     assert stage.announcement(sid)["at"] == T0
     with pytest.raises(ValidationFailed):
         stage.announce(sid, " ")
+
+
+def test_a_late_joiner_gets_the_state_and_a_reconnect_gets_what_it_missed(world):
+    from live.chat import Chat
+    from live.history import History
+    from live.models import ProductIn
+    from live.presence import Presence
+    from live.room import Room
+    from live.stage import Stage
+
+    r, clock, sid = world["r"], world["clock"], world["stream"]["id"]
+    chat, stage, history = Chat(r, clock), Stage(r, clock), History(r, size=20)
+    presence = Presence(r, clock, "proc-a")
+    room = Room(world["streams"], chat, stage, world["drops"], history, presence)
+    pid = world["streams"].add_product(sid, ProductIn(name="coat", price_fen=100),
+                                       MARKETER)["id"]
+    stage.pin(sid, pid)
+    poll = chat.start_poll(sid, "Colour?", ["red", "blue"], 600)
+    chat.vote(sid, poll["id"], "v1", 1)
+    drop = world["drops"].start(world["stream"], world["oid"], 10, 300)
+    world["drops"].claim(sid, drop["id"], "v1")
+    for i in range(60):
+        clock.advance(3)
+        chat.comment(sid, f"v{i}", f"comment {i}")
+        history.append(sid, "comment", {"n": i})
+    presence.join(sid, "conn-1")
+    state = room.state(sid)
+    assert state["offset"] == 60 and [p["id"] for p in state["pinned"]] == [pid]
+    assert state["poll"]["tallies"] == [0, 1] and state["poll"]["open"]
+    assert state["drop"]["id"] == drop["id"] and state["drop"]["remaining"] == 9
+    assert state["drop"]["ends_at"] == T0 + 300
+    assert len(state["comments"]) == 50 and state["comments"][-1]["text"] == "comment 59"
+    assert state["viewers"] == 1 and state["stream"]["status"] == "live"
+    recovered = room.recover(sid, 55)
+    assert recovered["recovered"] and [e["data"]["n"] for e in recovered["events"]] == [
+        55, 56, 57, 58, 59]
+    for i in range(60, 400):  # the history keeps about the last `size` entries
+        history.append(sid, "like", {"n": i})
+    behind = room.recover(sid, 2)
+    assert not behind["recovered"] and behind["state"]["offset"] == 400
