@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 
 from argon2 import PasswordHasher
 from flask import current_app, g, request
@@ -75,7 +78,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     from game import Game, GameSettings
     from geo.engine import EngineSettings, LocationEngine
     from geo.stores import StoreCatalog
-    from live.streams import Streams
+    from live import Live
     from promotions import CouponCodec, Promotions, RedeemSettings
 
     from .sinks import (
@@ -146,8 +149,10 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
                      min_trust=config.GAME_MIN_TRUST, timezone=config.GAME_TIMEZONE),
         notifier=SocketGameNotifier(socketio),
     )
-    app.extensions["streams"] = Streams(r, clock, app.extensions["promotions"],
-                                        app.extensions["accounts"].role_of)
+    live = Live(r, clock, app.extensions["promotions"], app.extensions["accounts"].role_of,
+                process_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}")
+    app.extensions["live"] = live
+    app.extensions["streams"] = live.streams
 
 
 def register_security(app: OpenAPI) -> None:
@@ -214,9 +219,13 @@ def register_blueprints(app: OpenAPI) -> None:
 
 def register_namespaces(app: OpenAPI) -> None:
     """Register the Socket.IO namespaces."""
+    from .sockets.live import HostNamespace, LiveNamespace
     from .sockets.shopper import ShopperNamespace
 
-    app.extensions["socketio"].on_namespace(ShopperNamespace("/shopper"))
+    socketio = app.extensions["socketio"]
+    socketio.on_namespace(ShopperNamespace("/shopper"))
+    socketio.on_namespace(LiveNamespace("/live"))
+    socketio.on_namespace(HostNamespace("/host"))
 
 
 def register_commands(app: OpenAPI) -> None:

@@ -1,0 +1,34 @@
+"""Live-stream shopping: streams and products, the room (chat, polls, questions, pins, drops),
+its history for recovery, presence across processes and the host's feedback.
+
+Plain Python on Redis (no Flask): the app builds one `Live` per process and calls it.
+"""
+
+from __future__ import annotations
+
+from .chat import Chat
+from .drops import Drops
+from .feedback import FeedbackCounters
+from .history import History
+from .presence import Presence
+from .room import Room
+from .stage import Stage
+from .streams import Streams
+
+
+class Live:
+    """Every live service of one process, sharing one Redis client and clock."""
+
+    def __init__(self, r, clock, promotions, role_of, process_id: str) -> None:
+        self.streams = Streams(r, clock, promotions, role_of)
+        self.chat = Chat(r, clock)
+        self.stage = Stage(r, clock)
+        self.drops = Drops(r, clock, promotions)
+        self.history = History(r)
+        self.presence = Presence(r, clock, process_id)
+        self.feedback = FeedbackCounters(r, clock)
+        self.room = Room(self.streams, self.chat, self.stage, self.drops, self.history,
+                         self.presence)
+
+
+__all__ = ["Live"]

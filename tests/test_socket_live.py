@@ -1,0 +1,118 @@
+"""The /live and /host namespaces with the Flask-SocketIO test client (in process)."""
+
+from __future__ import annotations
+
+import pytest
+
+from promotions.models import CampaignIn, OfferIn
+
+from .conftest import T0
+
+
+@pytest.fixture
+def setup(app, client, auth):
+    promos = app.extensions["promotions"]
+    cid = promos.campaigns.create(CampaignIn(name="c", starts_at=T0 - 60, ends_at=T0 + 86400),
+                                  actor="m")["id"]
+    oid = promos.campaigns.create_offer(cid, OfferIn(
+        name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
+        actor="m")["id"]
+    promos.campaigns.transition(cid, "scheduled", actor="m")
+    host = auth.user("host")
+    marketer, _ = auth.headers("marketer")
+    stream = client.post("/api/streams", headers=marketer, json={
+        "title": "t", "brand": "b", "playback_url": "https://v.example/x",
+        "hosts": [host["user"]["id"]], "starts_at": T0, "campaign_id": cid}).get_json()
+    product = client.post(f"/api/streams/{stream['id']}/products", headers=marketer,
+                          json={"name": "coat", "price_fen": 100}).get_json()
+    socketio = app.extensions["socketio"]
+
+    def connect(namespace, token, **auth_extra):
+        return socketio.test_client(app, namespace=namespace,
+                                    auth={"token": token, **auth_extra},
+                                    flask_test_client=client)
+
+    def viewer():
+        headers, user = auth.headers("shopper")
+        sock = connect("/live", headers["Authorization"][7:])
+        return sock, user["id"]
+
+    host_sock = connect("/host", host["token"], stream_id=stream["id"])
+    return {"stream": stream, "sid": stream["id"], "oid": oid, "pid": product["id"],
+            "host": host_sock, "viewer": viewer, "connect": connect, "auth": auth}
+
+
+def names(sock, ns="/live"):
+    return [m["name"] for m in sock.get_received(ns)]
+
+
+def test_only_the_streams_hosts_connect_to_its_console(setup):
+    assert setup["host"].is_connected("/host")
+    other = setup["auth"].user("host")
+    assert not setup["connect"]("/host", other["token"],
+                                stream_id=setup["sid"]).is_connected("/host")
+    assert not setup["connect"]("/host", setup["auth"].user("host")["token"]).is_connected(
+        "/host")  # no stream id
+    shopper = setup["auth"].signup()
+    assert not setup["connect"]("/host", shopper["token"],
+                                stream_id=setup["sid"]).is_connected("/host")
+
+
+def test_a_live_session_end_to_end(setup):
+    host, sid = setup["host"], setup["sid"]
+    alice, alice_id = setup["viewer"]()
+    bob, _ = setup["viewer"]()
+    joined = alice.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    assert joined["state"]["stream"]["status"] == "scheduled"
+    bob.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    early = alice.emit("comment", {"text": "hi"}, namespace="/live", callback=True)
+    assert early["error"]["code"] == "STREAM_NOT_LIVE"
+    assert host.emit("start", {}, namespace="/host", callback=True) == {"status": "live"}
+    assert host.emit("pin", {"product_id": setup["pid"]}, namespace="/host",
+                     callback=True)["pinned"][0]["id"] == setup["pid"]
+    sent = alice.emit("comment", {"text": "这件大衣 so warm"}, namespace="/live", callback=True)
+    assert sent["comment"]["text"] == "这件大衣 so warm"
+    poll = host.emit("poll_start", {"question": "Colour?", "options": ["red", "blue"],
+                                    "duration_s": 60}, namespace="/host", callback=True)
+    assert bob.emit("vote", {"poll_id": poll["id"], "option": 1}, namespace="/live",
+                    callback=True)["tallies"] == [0, 1]
+    again = bob.emit("vote", {"poll_id": poll["id"], "option": 0}, namespace="/live",
+                     callback=True)
+    assert again["error"]["code"] == "ALREADY_VOTED" and bob.is_connected("/live")
+    drop = host.emit("drop", {"offer_id": setup["oid"], "quantity": 1, "window_s": 30},
+                     namespace="/host", callback=True)
+    won = alice.emit("claim", {"drop_id": drop["id"]}, namespace="/live", callback=True)
+    assert won["outcome"] == "won" and won["coupon"]["source"]["channel"] == "live_drop"
+    lost = bob.emit("claim", {"drop_id": drop["id"]}, namespace="/live", callback=True)
+    assert lost["error"]["code"] == "SOLD_OUT"
+    heard = [m for m in bob.get_received("/live") if m["name"] != "error"]
+    assert [m["name"] for m in heard] == ["stream_status", "pinned", "comment", "poll",
+                                          "poll_tallies", "drop", "drop_sold_out"]
+    offsets = [m["args"][0]["offset"] for m in heard]
+    assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    # A viewer reconnecting with the offset of the comment gets what came after it.
+    carol, _ = setup["viewer"]()
+    back = carol.emit("join", {"stream_id": sid, "offset": offsets[2]}, namespace="/live",
+                      callback=True)
+    assert back["recovered"] and [e["event"] for e in back["events"]] == [
+        "poll", "poll_tallies", "drop", "drop_sold_out"]
+    feedback = host.emit("feedback", {}, namespace="/host", callback=True)
+    assert feedback["viewers"] == 3 and feedback["poll"]["tallies"] == [0, 1]
+
+
+def test_bad_input_gets_an_error_ack_and_keeps_the_connection(setup):
+    viewer, _ = setup["viewer"]()
+    assert viewer.emit("comment", {"text": "x"}, namespace="/live",
+                       callback=True)["error"]["code"] == "NOT_JOINED"
+    viewer.emit("join", {"stream_id": setup["sid"]}, namespace="/live", callback=True)
+    for event, payload, code in (
+            ("join", {"stream_id": "abc"}, "validation_error"),
+            ("join", {"stream_id": "999"}, "stream_not_found"),
+            ("claim", {"drop_id": "d1", "extra": 1}, "unknown_field"),
+            ("drop", {"offer_id": "o1", "quantity": 1, "window_s": 30}, "unknown_event"),
+            ("comment", "not an object", "invalid_payload")):
+        ack = viewer.emit(event, payload, namespace="/live", callback=True)
+        assert ack["error"]["code"] == code, (event, ack)
+    big = viewer.emit("comment", {"text": "x" * 20_000}, namespace="/live", callback=True)
+    assert big["error"]["code"] == "payload_too_large"
+    assert viewer.is_connected("/live")
