@@ -224,7 +224,9 @@ def register_namespaces(app: OpenAPI) -> None:
 
     socketio = app.extensions["socketio"]
     socketio.on_namespace(ShopperNamespace("/shopper"))
-    socketio.on_namespace(LiveNamespace("/live"))
+    viewers = LiveNamespace("/live")
+    app.extensions["live_namespace"] = viewers  # the ticker refreshes its viewers' presence
+    socketio.on_namespace(viewers)
     socketio.on_namespace(HostNamespace("/host"))
 
 

@@ -56,5 +56,18 @@ def start_background_tasks(app: Flask, interval_s: float = 5.0) -> None:
                 log.exception("promotions consumer failed")
                 socketio.sleep(1.0)
 
+    def live_rooms() -> None:
+        from .live_ticker import tick
+
+        while True:
+            socketio.sleep(1.0)
+            try:
+                tick(app)
+            except redis.RedisError as exc:
+                log.warning("live rooms: redis unavailable: %s", exc)
+            except Exception:
+                log.exception("live rooms tick failed")
+
     socketio.start_background_task(sweeper)
     socketio.start_background_task(consumer)
+    socketio.start_background_task(live_rooms)

@@ -116,3 +116,27 @@ def test_bad_input_gets_an_error_ack_and_keeps_the_connection(setup):
     big = viewer.emit("comment", {"text": "x" * 20_000}, namespace="/live", callback=True)
     assert big["error"]["code"] == "payload_too_large"
     assert viewer.is_connected("/live")
+
+
+def test_likes_are_summed_once_a_second_and_hosts_get_feedback(app, setup):
+    from app.live_ticker import tick
+
+    host, sid = setup["host"], setup["sid"]
+    viewer, _ = setup["viewer"]()
+    viewer.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    host.emit("start", {}, namespace="/host", callback=True)
+    viewer.get_received("/live")
+    host.get_received("/host")
+    for _ in range(7):
+        viewer.emit("like", {"count": 3}, namespace="/live", callback=True)
+    viewer.emit("comment", {"text": "love this coat"}, namespace="/live", callback=True)
+    now = T0 + 10  # an even second: feedback goes out too
+    sent = tick(app, now)
+    assert sent == {"likes": {sid: 21}, "feedback": [sid]}
+    assert tick(app, now) == {"likes": {}, "feedback": []}  # this second is done
+    assert tick(app, now + 1)["likes"] == {}  # nothing new to say
+    likes = [m["args"][0] for m in viewer.get_received("/live") if m["name"] == "likes"]
+    assert [m["total"] for m in likes] == [21]
+    [feedback] = [m["args"][0] for m in host.get_received("/host") if m["name"] == "feedback"]
+    assert feedback["viewers"] == 1 and feedback["sentiment"]["positive"] == 1
+    assert ("coat", 1) in [tuple(w) for w in feedback["top_words"]]
