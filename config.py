@@ -95,6 +95,8 @@ class Config:
         self.GAME_SPEED_LOCK_KMH = _env_float("GAME_SPEED_LOCK_KMH", 30.0)
         self.GAME_MIN_TRUST = _env_int("GAME_MIN_TRUST", 50)
         self.GAME_TIMEZONE = os.environ.get("GAME_TIMEZONE", "Asia/Shanghai")
+        # Live rooms: a connection counts this long after its process last refreshed it.
+        self.LIVE_PRESENCE_TTL_S = _env_float("LIVE_PRESENCE_TTL_S", 30.0)
 
     @property
     def production(self) -> bool:

@@ -1,0 +1,167 @@
+"""Live rooms across two real server processes: a host on one reaches viewers on both, drops
+stay exactly N with claims on both, and the viewer count spans the processes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import requests
+import socketio
+
+from promotions.models import CampaignIn, OfferIn
+from tests.servers import ServerProcess, shown_on_failure, wait_for
+from tests.test_processes import bearer, make_helper_app, session_for, start_servers, stop_servers
+
+
+@pytest.fixture(scope="module")
+def shared_redis(redis_server) -> str:
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    return redis_server
+
+
+@pytest.fixture(scope="module")
+def servers(shared_redis) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    started = start_servers(shared_redis, 2)
+    try:
+        yield started[0], started[1]
+    finally:
+        stop_servers(started)
+
+
+@pytest.fixture(autouse=True)
+def _server_logs(request, servers) -> Iterator[None]:
+    with shown_on_failure(request, *servers):
+        yield
+
+
+@pytest.fixture(scope="module")
+def helper_app(shared_redis, tmp_path_factory):
+    return make_helper_app(shared_redis, tmp_path_factory.mktemp("helper"))
+
+
+class Client:
+    """A python-socketio client on one namespace over the websocket transport."""
+
+    def __init__(self, url: str, namespace: str, auth: dict) -> None:
+        self.namespace = namespace
+        self.events: queue.Queue[tuple[str, dict]] = queue.Queue()
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("*", lambda name, data: self.events.put((name, data)), namespace=namespace)
+        self.sio.connect(url, transports=["websocket"], namespaces=[namespace], auth=auth,
+                         wait_timeout=10)
+
+    def call(self, event: str, data: dict | None = None) -> dict:
+        return self.sio.call(event, data or {}, namespace=self.namespace, timeout=15)
+
+    def wait_for(self, name: str, timeout: float = 10.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                got, data = self.events.get(timeout=max(0.05, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if got == name:
+                return data
+        raise AssertionError(f"no {name!r} within {timeout} s")
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+@pytest.fixture(scope="module")
+def stream(helper_app, servers) -> dict:
+    promos = helper_app.extensions["promotions"]
+    now = time.time()
+    cid = promos.campaigns.create(CampaignIn(name="live", starts_at=now - 60,
+                                             ends_at=now + 3600), actor="t")["id"]
+    oid = promos.campaigns.create_offer(cid, OfferIn(
+        name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
+        actor="t")["id"]
+    promos.campaigns.transition(cid, "scheduled", actor="t")
+    host = session_for(helper_app, "host")
+    marketer = session_for(helper_app, "marketer")
+    response = requests.post(servers[1].url + "/api/streams", timeout=10,
+                             headers=bearer(marketer["token"]), json={
+                                 "title": "t", "brand": "b", "playback_url": "https://v.example/x",
+                                 "hosts": [host["user"]["id"]], "starts_at": now,
+                                 "campaign_id": cid})
+    assert response.status_code == 201, response.text
+    return {"id": response.json()["id"], "oid": oid, "host": host}
+
+
+def test_a_host_on_one_process_reaches_viewers_on_both_and_drops_stay_exactly_n(
+        servers, helper_app, stream):
+    server_a, server_b = servers
+    host = Client(server_a.url, "/host", {"token": stream["host"]["token"],
+                                          "stream_id": stream["id"]})
+    viewers = []
+    try:
+        for i in range(6):
+            session = session_for(helper_app, "shopper")
+            viewer = Client(servers[i % 2].url, "/live", {"token": session["token"]})
+            joined = viewer.call("join", {"stream_id": stream["id"]})
+            assert "state" in joined, joined
+            viewers.append(viewer)
+        # Both processes count the viewers in one presence set.
+        assert host.call("feedback")["viewers"] == 6
+        assert host.call("start") == {"status": "live"}
+        for viewer in viewers:
+            assert viewer.wait_for("stream_status")["status"] == "live"
+        drop = host.call("drop", {"offer_id": stream["oid"], "quantity": 3, "window_s": 60})
+        for viewer in viewers:
+            assert viewer.wait_for("drop")["id"] == drop["id"]
+        with ThreadPoolExecutor(6) as pool:
+            acks = list(pool.map(lambda v: v.call("claim", {"drop_id": drop["id"]}), viewers))
+        outcomes = Counter(a.get("outcome") or a["error"]["code"] for a in acks)
+        assert outcomes == {"won": 3, "SOLD_OUT": 3}
+        assert all(a["coupon"]["source"]["channel"] == "live_drop" for a in acks
+                   if "coupon" in a)
+        for viewer in viewers:
+            viewer.wait_for("drop_sold_out")
+        # A viewer leaving on one process is seen by the other's count.
+        viewers.pop().close()
+        wait_for(lambda: host.call("feedback")["viewers"] == 5, 10, "the count after a leave")
+    finally:
+        for viewer in viewers:
+            viewer.close()
+        host.close()
+
+
+def test_the_viewer_count_heals_when_a_process_dies(servers, helper_app, stream,
+                                                    shared_redis):
+    from tests.servers import start_gunicorn
+
+    server_a, _ = servers
+    # A third process whose connections count for 3 s after its last heartbeat (1 s apart).
+    doomed = start_gunicorn(shared_redis, extra_env={"LIVE_PRESENCE_TTL_S": "3"})
+    viewers = []
+    try:
+        for server in (server_a, doomed, doomed):
+            session = session_for(helper_app, "shopper")
+            viewer = Client(server.url, "/live", {"token": session["token"]})
+            viewer.call("join", {"stream_id": stream["id"]})
+            viewers.append(viewer)
+        host = Client(server_a.url, "/host", {"token": stream["host"]["token"],
+                                              "stream_id": stream["id"]})
+        viewers.append(host)
+        assert host.call("feedback")["viewers"] == 3
+        os.killpg(doomed.process.pid, signal.SIGKILL)  # no goodbye, no leave events
+        wait_for(lambda: host.call("feedback")["viewers"] == 1, 15,
+                 "the count without the dead process's viewers")
+    finally:
+        for client in viewers:
+            try:
+                client.close()
+            except Exception:
+                pass
+        doomed.close()
