@@ -11,6 +11,7 @@ from .drops import Drops
 from .feedback import FeedbackCounters
 from .history import History
 from .presence import Presence
+from .report import Reports
 from .room import Room
 from .stage import Stage
 from .streams import Streams
@@ -30,6 +31,7 @@ class Live:
         self.feedback = FeedbackCounters(r, clock)
         self.room = Room(self.streams, self.chat, self.stage, self.drops, self.history,
                          self.presence)
+        self.reports = Reports(r, self.streams, self.chat, self.drops, self.feedback)
 
 
 __all__ = ["Live"]

@@ -89,6 +89,8 @@ POLICY = {
     "streams.remove_product": {"marketer", "admin", "host"},
     "streams.product_image": {PUBLIC},
     "streams.product_thumb": {PUBLIC},
+    "streams.report": {"marketer", "admin", "host"},
+    "streams.comments_csv": {"marketer", "admin", "host"},
 }
 
 

@@ -140,3 +140,32 @@ def test_likes_are_summed_once_a_second_and_hosts_get_feedback(app, setup):
     [feedback] = [m["args"][0] for m in host.get_received("/host") if m["name"] == "feedback"]
     assert feedback["viewers"] == 1 and feedback["sentiment"]["positive"] == 1
     assert ("coat", 1) in [tuple(w) for w in feedback["top_words"]]
+
+
+def test_after_the_stream_its_report_and_comments_csv(app, client, setup):
+    import csv
+    import io
+
+    from .helpers import assert_error, bearer
+
+    host, sid = setup["host"], setup["sid"]
+    viewer, viewer_id = setup["viewer"]()
+    viewer.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    host.emit("start", {}, namespace="/host", callback=True)
+    for text in ("好看!", "too expensive", "great, 喜欢"):
+        assert "comment" in viewer.emit("comment", {"text": text}, namespace="/live",
+                                        callback=True)
+    poll = host.emit("poll_start", {"question": "Size?", "options": ["S", "M"],
+                                    "duration_s": 60}, namespace="/host", callback=True)
+    viewer.emit("vote", {"poll_id": poll["id"], "option": 1}, namespace="/live", callback=True)
+    token = setup["auth"].user("marketer")["token"]
+    assert_error(client.get(f"/api/streams/{sid}/report", headers=bearer(token)), 409,
+                 "STREAM_NOT_ENDED", "stream_id")
+    host.emit("end", {}, namespace="/host", callback=True)
+    report = client.get(f"/api/streams/{sid}/report", headers=bearer(token)).get_json()
+    assert report["comments"]["count"] == 3 and report["stats"]["comments"] == 3
+    assert report["polls"][0]["tallies"] == [0, 1]
+    rows = list(csv.DictReader(io.StringIO(client.get(
+        f"/api/streams/{sid}/comments.csv", headers=bearer(token)).get_data(as_text=True))))
+    assert [r["text"] for r in rows] == ["好看!", "too expensive", "great, 喜欢"]
+    assert {r["viewer_id"] for r in rows} == {viewer_id}

@@ -145,6 +145,22 @@ def product_thumb(path: ProductPath):
     return _jpeg(path, "thumb")
 
 
+@endpoint(bp, "get", "/<stream_id>/report", allow=EDITORS,
+          summary="After the stream: statistics, polls, questions, drops (its hosts, marketers)")
+def report(path: StreamPath):
+    _streams().managed(path.stream_id, _caller())
+    return current_app.extensions["live"].reports.report(path.stream_id)
+
+
+@endpoint(bp, "get", "/<stream_id>/comments.csv", allow=EDITORS,
+          summary="After the stream: every comment as CSV (id, at, viewer_id, text)")
+def comments_csv(path: StreamPath):
+    _streams().managed(path.stream_id, _caller())
+    text = current_app.extensions["live"].reports.comments_csv(path.stream_id)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="stream-{path.stream_id}-comments.csv"'})
+
+
 def _jpeg(path: ProductPath, kind: str) -> Response:
     data, etag = _streams().image(path.stream_id, path.product_id, kind)
     if request.if_none_match.contains(etag):

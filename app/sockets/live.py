@@ -193,6 +193,7 @@ class LiveNamespace(SecureNamespace):
         live = _live()
         comment = live.chat.comment(sid, who.user_id, body.text)
         live.feedback.record_comment(sid, comment["text"])
+        live.reports.log_comment(sid, comment)
         broadcast(sid, "comment", comment)
         return {"comment": comment}
 

@@ -1,0 +1,70 @@
+"""After a stream: its comments, polls, questions, drops and statistics, as JSON and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import redis
+
+from core.errors import Conflict
+
+from . import keys
+
+COMMENT_LOG_MAX = 200_000
+COMMENT_COLUMNS = ("id", "at", "viewer_id", "text")
+
+
+def comment_log_key(sid: str) -> str:
+    """Stream: every comment of a stream, for the report (the chat keeps only the last 500)."""
+    return f"{keys.stream(sid)}:comment_log"
+
+
+class Reports:
+    """Record what a report needs while the stream runs; read it back once it has ended."""
+
+    def __init__(self, r: redis.Redis, streams, chat, drops, feedback) -> None:
+        self.r = r
+        self.streams = streams
+        self.chat = chat
+        self.drops = drops
+        self.feedback = feedback
+
+    def log_comment(self, sid: str, comment: dict[str, Any]) -> None:
+        """Append a posted comment to the stream's comment log."""
+        self.r.xadd(comment_log_key(sid), {"c": json.dumps(comment, ensure_ascii=False)},
+                    maxlen=COMMENT_LOG_MAX, approximate=True)
+
+    def comments(self, sid: str) -> list[dict[str, Any]]:
+        """Return every logged comment, oldest first."""
+        return [json.loads(fields["c"]) for _, fields in
+                self.r.xrange(comment_log_key(sid), "-", "+")]
+
+    def report(self, sid: str) -> dict[str, Any]:
+        """Return the report of an ended stream (Conflict while it has not ended)."""
+        stream = self.streams.get(sid)
+        if stream["status"] != "ended":
+            raise Conflict("the report is ready once the stream has ended",
+                           code="STREAM_NOT_ENDED", field="stream_id")
+        comments = self.comments(sid)
+        return {
+            "stream": {k: stream[k] for k in ("id", "title", "brand", "starts_at", "live_at",
+                                              "ended_at")},
+            "stats": self.feedback.totals(sid),
+            "comments": {"count": len(comments), "csv": f"/api/streams/{sid}/comments.csv"},
+            "polls": self.chat.polls(sid),
+            "questions": self.chat.questions(sid),
+            "drops": self.drops.report(sid),
+        }
+
+    def comments_csv(self, sid: str) -> str:
+        """Return the stream's comments as CSV (id, at, viewer_id, text)."""
+        self.report(sid)  # the same rule: after the stream
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(COMMENT_COLUMNS)
+        for comment in self.comments(sid):
+            writer.writerow([comment.get(c, "") for c in COMMENT_COLUMNS])
+        return out.getvalue()
