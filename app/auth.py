@@ -22,7 +22,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from core.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
 
-ROLES = ("shopper", "staff", "marketer", "host", "admin")
+# A guest watches live streams without an account: it may join rooms but not write in them.
+ROLES = ("shopper", "staff", "marketer", "host", "admin", "guest")
 PUBLIC = "public"
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,}$")
 
@@ -160,7 +161,7 @@ class Accounts:
     ) -> dict:
         """Create an account; emails are unique, staff are bound to one store."""
         email = normalize_email(email)
-        if role not in ROLES:
+        if role not in ROLES or role == "guest":  # guests come from create_guest()
             raise ValidationFailed(f"unknown role {role!r}", code="invalid_role", field="role")
         if role == "staff" and not store_id:
             raise ValidationFailed("staff accounts need a store", code="store_required",
@@ -187,6 +188,18 @@ class Accounts:
             self.r.delete(_user_key(user_id))
             raise Conflict("an account with this email exists", code="email_taken", field="email")
         return public_user(record)
+
+    def create_guest(self) -> dict:
+        """Open a session for a new guest (no email, no password; gone when the token is)."""
+        user_id = "g-" + secrets.token_hex(7)
+        record = {"id": user_id, "email": "", "role": "guest",
+                  "display_name": f"Guest {user_id[2:6]}", "store_id": "",
+                  "created_at": f"{self.clock.now():.3f}"}
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hset(_user_key(user_id), mapping=record)
+        pipe.expire(_user_key(user_id), self.token_ttl_s)
+        pipe.execute()
+        return self.open_session(record)
 
     def get_user(self, user_id: str) -> dict:
         """Return an account's public fields."""

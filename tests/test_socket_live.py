@@ -169,3 +169,25 @@ def test_after_the_stream_its_report_and_comments_csv(app, client, setup):
         f"/api/streams/{sid}/comments.csv", headers=bearer(token)).get_data(as_text=True))))
     assert [r["text"] for r in rows] == ["好看!", "too expensive", "great, 喜欢"]
     assert {r["viewer_id"] for r in rows} == {viewer_id}
+
+
+def test_guests_watch_but_do_not_write(app, client, setup):
+    response = client.post("/api/auth/guest")
+    assert response.status_code == 201
+    guest = response.get_json()
+    assert guest["user"]["role"] == "guest" and guest["user"]["email"] == ""
+    sock = setup["connect"]("/live", guest["token"])
+    assert sock.is_connected("/live")
+    setup["host"].emit("start", {}, namespace="/host", callback=True)
+    joined = sock.emit("join", {"stream_id": setup["sid"]}, namespace="/live", callback=True)
+    assert joined["state"]["stream"]["status"] == "live"
+    for event, payload in (("comment", {"text": "hi"}), ("like", {}),
+                           ("claim", {"drop_id": "d1"})):
+        ack = sock.emit(event, payload, namespace="/live", callback=True)
+        assert ack["error"]["code"] == "forbidden_role", (event, ack)
+    assert sock.is_connected("/live")
+    # A guest is nobody elsewhere: every other endpoint refuses it.
+    from .helpers import assert_error, bearer
+
+    assert_error(client.get("/api/wallet", headers=bearer(guest["token"])), 403,
+                 "forbidden_role")

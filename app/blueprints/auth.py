@@ -53,9 +53,9 @@ def _client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
-def _throttle_signup() -> None:
+def _throttle_signup(kind: str = "signup") -> None:
     r = get_redis()
-    key = f"auth:signup:ip:{_client_ip()}"
+    key = f"auth:{kind}:ip:{_client_ip()}"
     pipe = r.pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, 3600, nx=True)
@@ -73,6 +73,14 @@ def signup(body: SignupBody):
                                 display_name=body.display_name)
     session = accounts.open_session(accounts.find_by_email(user["email"]))
     return session, 201
+
+
+@endpoint(bp, "post", "/auth/guest", allow=["public"],
+          summary="A guest token: watch live streams without an account (no writing)",
+          description="Throttled per client address like sign-ups.", responses={201: None})
+def guest():
+    _throttle_signup("guest")
+    return _accounts().create_guest(), 201
 
 
 @endpoint(bp, "post", "/auth/login", allow=["public"],

@@ -127,7 +127,7 @@ def broadcast(sid: str, name: str, payload: dict[str, Any]) -> int:
 class LiveNamespace(SecureNamespace):
     """Viewers: join a stream's room, comment, like, vote, ask, upvote and claim drops."""
 
-    connect_roles = ("shopper",)
+    connect_roles = ("shopper", "guest")
 
     def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
@@ -145,7 +145,7 @@ class LiveNamespace(SecureNamespace):
             raise DomainError("the stream is not live", code="STREAM_NOT_LIVE", status=409)
         return sid
 
-    @roles("shopper")
+    @roles("shopper", "guest")
     def on_join(self, payload: Any) -> dict[str, Any]:
         """Join a stream: the ack carries the current state, or what was missed since offset."""
         body = parse(JoinIn, payload)
@@ -163,7 +163,7 @@ class LiveNamespace(SecureNamespace):
             return live.room.recover(body.stream_id, body.offset)
         return {"recovered": False, "state": live.room.state(body.stream_id)}
 
-    @roles("shopper")
+    @roles("shopper", "guest")
     def on_leave(self, payload: Any = None) -> dict[str, Any]:
         """Leave the stream this connection watches."""
         sid = self._stream()
