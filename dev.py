@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PY = VENV / "bin" / "python"
 STAMP = VENV / ".footfall-installed"
+JS = ROOT / "tests" / "js"
 
 
 def setup() -> None:
@@ -38,13 +39,28 @@ def setup() -> None:
             sys.exit(f"could not create a virtualenv ({exc}); install your distribution's "
                      "python3-venv package (Debian/Ubuntu: apt-get install python3-venv)")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if STAMP.exists() and STAMP.read_text().strip() == digest:
+    if not (STAMP.exists() and STAMP.read_text().strip() == digest):
+        print("installing Footfall and its dependencies into .venv ...", flush=True)
+        pip = [str(PY), "-m", "pip", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "install", "-e", f"{ROOT}[test,bench]"], check=True, cwd=ROOT)
+        STAMP.write_text(digest)
+    install_js()
+
+
+def install_js() -> None:
+    """Install the JS test client (socket.io-client from npm) with the venv's node and npm."""
+    lock = JS / "package-lock.json"
+    stamp = JS / "node_modules" / ".footfall-installed"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text().strip() == digest:
         return
-    print("installing Footfall and its dependencies into .venv ...", flush=True)
-    pip = [str(PY), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[test,bench]"], check=True, cwd=ROOT)
-    STAMP.write_text(digest)
+    print("installing the JS test client (npm ci) ...", flush=True)
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    subprocess.run([str(VENV / "bin" / "npm"), "ci", "--no-audit", "--no-fund",
+                    "--loglevel=error"], check=True, cwd=JS, env=env)
+    stamp.write_text(digest)
 
 
 BENCHMARKS = ["geo", "promo", "game"]
