@@ -18,7 +18,15 @@ import socketio
 
 from promotions.models import CampaignIn, OfferIn
 from tests.servers import ServerProcess, shown_on_failure, wait_for
-from tests.test_processes import bearer, make_helper_app, session_for, start_servers, stop_servers
+from tests.test_processes import (  # noqa: F401 - own_redis and own_server are fixtures
+    bearer,
+    make_helper_app,
+    own_redis,
+    own_server,
+    session_for,
+    start_servers,
+    stop_servers,
+)
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +173,39 @@ def test_the_viewer_count_heals_when_a_process_dies(servers, helper_app, stream,
             except Exception:
                 pass
         doomed.close()
+
+
+def test_a_room_carries_on_after_a_redis_outage(own_redis, own_server, tmp_path):  # noqa: F811
+    from tests.test_processes import queue_subscribers
+
+    helper = make_helper_app(own_redis.url, tmp_path)
+    host = session_for(helper, "host")
+    viewer_session = session_for(helper, "shopper")
+    now = time.time()
+    created = requests.post(own_server.url + "/api/streams", headers=bearer(host["token"]),
+                            timeout=10, json={"title": "t", "brand": "b",
+                                              "playback_url": "https://v.example/x",
+                                              "hosts": [host["user"]["id"]], "starts_at": now})
+    sid = created.json()["id"]
+    console = Client(own_server.url, "/host", {"token": host["token"], "stream_id": sid})
+    viewer = Client(own_server.url, "/live", {"token": viewer_session["token"]})
+    try:
+        assert console.call("start") == {"status": "live"}
+        viewer.call("join", {"stream_id": sid})
+        wait_for(lambda: queue_subscribers(own_redis.url) == 1, 10, "the queue subscription")
+
+        own_redis.stop()
+        ack = viewer.call("comment", {"text": "anyone there?"})
+        assert ack["error"]["code"] == "service_unavailable"
+        assert console.call("announce", {"text": "x"})["error"]["code"] == "service_unavailable"
+
+        own_redis.start()  # the AOF brings the stream and the sessions back
+        wait_for(lambda: queue_subscribers(own_redis.url) == 1, 20, "the queue re-subscription")
+        wait_for(lambda: "error" not in console.call("feedback"), 15, "storage back")
+        assert "text" in console.call("announce", {"text": "we are back"})
+        heard = viewer.wait_for("announcement", timeout=10)
+        assert heard["text"] == "we are back" and isinstance(heard["offset"], int)
+        assert viewer.sio.connected and console.sio.connected
+    finally:
+        viewer.close()
+        console.close()
