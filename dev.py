@@ -3,12 +3,12 @@
 
     python3 dev.py demo    # set up, then serve with demo data on the embedded Redis
     python3 dev.py test    # set up, then run the whole test suite
-    python3 dev.py bench   # set up, then run the benchmarks in bench/ (bench geo|promo|game: one)
+    python3 dev.py bench   # set up, then run every benchmark (bench geo|promo|game|live: one)
     python3 dev.py setup   # only set up (.venv with the project and its test tools)
 
 Setting up creates .venv/ next to this file and installs the project into it (again only when
 pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py,
-after `bench [geo|promo|game]` to the benchmark.
+after `bench [geo|promo|game|live]` to the benchmark.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def install_js() -> None:
     stamp.write_text(digest)
 
 
-BENCHMARKS = ["geo", "promo", "game"]
+BENCHMARKS = ["geo", "promo", "game", "live"]
 
 
 def run(args: list[str]) -> int:

@@ -1,0 +1,733 @@
+"""Live-stream benchmark: fan-out to thousands of viewers, memory per connection, a coupon drop.
+
+Real parts only, all started and stopped here on 127.0.0.1: an embedded Valkey/Redis (AOF
+everysec), `gunicorn -k gevent -w 1 wsgi:app` (server A; a second one, B, for the drop), a
+python-socketio host client on /host (this process) and a separate load process that holds
+every viewer on /live as a raw websocket (Engine.IO 4 / Socket.IO 5 frames parsed by hand in
+one selectors loop, so one process can hold thousands of connections cheaply).
+
+    python bench/live_bench.py            # 2,000 viewers, 20 s of announcements, drop 200
+    python bench/live_bench.py --quick    # 200 viewers, 5 s, drop 20 (~20 s; figures mean little)
+
+Progress goes to stderr; the last line of stdout is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import multiprocessing as mp
+import os
+import platform
+import selectors
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+from array import array
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.geo_bench import cpu_percent, cpu_seconds, find_py_spy, summarize_collapsed  # noqa: E402
+
+_STARTED = time.monotonic()
+NS = "/live"
+HANDSHAKE_S = 20.0
+
+
+def log(message: str) -> None:
+    """Print a progress line to stderr."""
+    print(f"[live-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr,
+          flush=True)
+
+
+def pct(values, q: float) -> float:
+    """Return the q-quantile of sorted values (0.0 when empty), unrounded."""
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+# -- the load process: raw websocket viewers ---------------------------------------------------
+class Viewer:
+    """One /live connection: websocket upgrade, Engine.IO open, namespace connect, join."""
+
+    __slots__ = ("idx", "token", "sock", "rbuf", "wbuf", "state", "port", "error", "started")
+
+    def __init__(self, idx: int, token: str, port: int) -> None:
+        self.idx, self.token, self.port = idx, token, port
+        self.sock: socket.socket | None = None
+        self.rbuf = bytearray()
+        self.wbuf = bytearray()
+        self.state = "connecting"
+        self.error = None
+        self.started = 0.0
+
+
+def ws_frame(text: str) -> bytes:
+    """A masked client text frame (mask key 0: the payload goes as is, which RFC 6455 allows)."""
+    data = text.encode()
+    n = len(data)
+    if n < 126:
+        head = struct.pack("!BB", 0x81, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+    return head + b"\0\0\0\0" + data
+
+
+class Load:
+    """Every viewer of the load process, in one selectors loop, driven by commands on a pipe."""
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(conn.fileno(), selectors.EVENT_READ, None)
+        self.viewers: list[Viewer] = []
+        self.stream_id = ""
+        self.pending: list[Viewer] = []  # not yet started
+        self.in_flight = 0
+        self.max_in_flight = 64
+        self.ready = 0
+        self.failed: Counter = Counter()
+        self.lat = array("d")
+        self.received = 0
+        self.first_recv = self.last_recv = 0.0
+        self.claiming = False
+        self.claim_sent: dict[int, float] = {}
+        self.claim_lat = array("d")
+        self.outcomes: Counter = Counter()
+        self.other_events: Counter = Counter()
+        self.done = False
+
+    # -- connection lifecycle --
+    def start(self, v: Viewer) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.connect_ex(("127.0.0.1", v.port))
+        v.sock, v.state, v.rbuf, v.wbuf = s, "connecting", bytearray(), bytearray()
+        v.started = time.monotonic()
+        self.in_flight += 1
+        self.sel.register(s, selectors.EVENT_WRITE, v)
+
+    def fill(self) -> None:
+        while self.pending and self.in_flight < self.max_in_flight:
+            self.start(self.pending.pop())
+
+    def fail(self, v: Viewer, why: str) -> None:
+        self.failed[why] += 1
+        if v.state != "ready":
+            self.in_flight -= 1
+        else:
+            self.ready -= 1
+        v.state = "failed"
+        self.close(v)
+
+    def close(self, v: Viewer) -> None:
+        if v.sock is not None:
+            try:
+                self.sel.unregister(v.sock)
+            except (KeyError, ValueError):
+                pass
+            v.sock.close()
+            v.sock = None
+
+    def send(self, v: Viewer, text: str) -> None:
+        v.wbuf += ws_frame(text)
+        self.flush(v)
+
+    def flush(self, v: Viewer) -> None:
+        try:
+            n = v.sock.send(v.wbuf)
+            del v.wbuf[:n]
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self.fail(v, f"send: {exc.__class__.__name__}")
+            return
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if v.wbuf else 0)
+        self.sel.modify(v.sock, want, v)
+
+    # -- protocol --
+    def on_writable(self, v: Viewer) -> None:
+        if v.state == "connecting":
+            err = v.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.fail(v, f"connect errno {err}")
+                return
+            key = base64.b64encode(os.urandom(16)).decode()
+            v.wbuf += (f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                       f"Host: 127.0.0.1:{v.port}\r\nUpgrade: websocket\r\n"
+                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                       f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+            v.state = "http"
+        self.flush(v)
+
+    def on_readable(self, v: Viewer) -> None:
+        try:
+            data = v.sock.recv(262144)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.fail(v, f"recv: {exc.__class__.__name__}")
+            return
+        if not data:
+            self.fail(v, f"closed by server in state {v.state}")
+            return
+        now = time.time()
+        buf = v.rbuf
+        buf += data
+        if v.state == "http":
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in buf[:end].split(b"\r\n", 1)[0]:
+                self.fail(v, "upgrade refused")
+                return
+            del buf[:end + 4]
+            v.state = "eio"
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            length, head = b1 & 0x7F, 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length, head = struct.unpack_from("!H", buf, pos + 2)[0], 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length, head = struct.unpack_from("!Q", buf, pos + 2)[0], 10
+            if n - pos < head + length:
+                break
+            payload = bytes(buf[pos + head:pos + head + length])
+            pos += head + length
+            opcode = b0 & 0x0F
+            if opcode == 1:
+                self.on_packet(v, payload.decode(), now)
+                if v.sock is None:
+                    return
+            elif opcode == 8:
+                self.fail(v, "websocket close")
+                return
+            elif opcode == 9:
+                v.wbuf += struct.pack("!BB", 0x8A, 0x80 | length) + b"\0\0\0\0" + payload
+                self.flush(v)
+        del buf[:pos]
+
+    def on_packet(self, v: Viewer, p: str, now: float) -> None:
+        if p.startswith('42/live,["announcement",'):
+            data = json.loads(p[8:])[1]
+            sent = float(data["text"].rsplit(" ", 1)[1])
+            self.lat.append(now - sent)
+            self.received += 1
+            if not self.first_recv:
+                self.first_recv = now
+            self.last_recv = now
+        elif p == "2":
+            self.send(v, "3")
+        elif p.startswith("42/live,"):
+            name, data = json.loads(p[8:])[:2]
+            self.other_events[name] += 1
+            if name == "drop" and self.claiming and v.state == "ready":
+                self.claim_sent[v.idx] = time.time()
+                self.send(v, '42/live,2["claim",' + json.dumps({"drop_id": data["id"]}) + "]")
+        elif p.startswith("43/live,2"):
+            ack = json.loads(p[9:])[0]
+            self.outcomes[ack.get("outcome") or ack.get("error", {}).get("code", "?")] += 1
+            sent = self.claim_sent.pop(v.idx, None)
+            if sent is not None:
+                self.claim_lat.append(now - sent)
+        elif p.startswith("0{"):
+            self.send(v, "40/live," + json.dumps({"token": v.token}))
+        elif p.startswith("40/live,"):
+            self.send(v, '42/live,1["join",' + json.dumps({"stream_id": self.stream_id}) + "]")
+            v.state = "join"
+        elif p.startswith("43/live,1"):
+            ack = json.loads(p[9:])[0]
+            if "error" in ack:
+                self.fail(v, "join: " + ack["error"].get("code", "?"))
+                return
+            v.state = "ready"
+            self.in_flight -= 1
+            self.ready += 1
+            self.fill()
+        elif p.startswith("44/live,"):
+            self.fail(v, "connect refused: " + p[8:120])
+
+    # -- commands from the bench process --
+    def command(self, msg: dict) -> None:
+        cmd = msg["cmd"]
+        if cmd == "connect":  # open (more) viewers on a port; reply when all are ready/failed
+            self.stream_id = msg["stream_id"]
+            start = len(self.viewers)
+            new = [Viewer(start + i, t, msg["port"]) for i, t in enumerate(msg["tokens"])]
+            self.viewers.extend(new)
+            self.pending.extend(reversed(new))
+            self.wait_ready(msg, time.perf_counter())
+        elif cmd == "move":  # close every k-th viewer and reopen it on another port
+            moved = [v for v in self.viewers[msg["offset"]::msg["every"]] if v.state == "ready"]
+            for v in moved:
+                self.close(v)
+                self.ready -= 1
+                v.port = msg["port"]
+            self.pending.extend(moved)
+            self.wait_ready(msg, time.perf_counter())
+        elif cmd == "reset":
+            self.lat, self.received, self.first_recv, self.last_recv = array("d"), 0, 0.0, 0.0
+            self.conn.send({"ok": True})
+        elif cmd == "stats":
+            lat = sorted(self.lat)
+            self.conn.send({"received": self.received, "first_recv": self.first_recv,
+                            "last_recv": self.last_recv, "ready": self.ready,
+                            "failed": dict(self.failed),
+                            "lat_ms": {q: round(1000 * pct(lat, f), 2) for q, f in
+                                       (("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
+                                        ("max", 1.0))},
+                            "other_events": dict(self.other_events)})
+        elif cmd == "arm_claims":
+            self.claiming = True
+            self.outcomes.clear()
+            self.conn.send({"ok": True})
+        elif cmd == "claims":
+            lat = sorted(self.claim_lat)
+            self.conn.send({"outcomes": dict(self.outcomes), "unanswered": len(self.claim_sent),
+                            "p50_ms": round(1000 * pct(lat, 0.5), 2),
+                            "p99_ms": round(1000 * pct(lat, 0.99), 1),
+                            "max_ms": round(1000 * pct(lat, 1.0), 1)})
+        elif cmd == "stop":
+            for v in self.viewers:
+                self.close(v)
+            self.done = True
+            self.conn.send({"ok": True})
+
+    def wait_ready(self, msg: dict, t0: float) -> None:
+        self.fill()
+        self._waiting = (msg, t0)
+
+    def run(self) -> None:
+        self._waiting = None
+        last_scan = time.monotonic()
+        while not self.done:
+            for key, mask in self.sel.select(0.05):
+                v = key.data
+                if v is None:
+                    self.command(self.conn.recv())
+                    continue
+                if v.sock is None:
+                    continue
+                if mask & selectors.EVENT_READ:
+                    self.on_readable(v)
+                if v.sock is not None and mask & selectors.EVENT_WRITE:
+                    self.on_writable(v)
+            if self._waiting and time.monotonic() - last_scan > 1.0:
+                # A handshake that takes longer than HANDSHAKE_S counts as failed (e.g. a
+                # gevent worker at its worker_connections limit accepts but never serves).
+                last_scan = time.monotonic()
+                for v in self.viewers:
+                    if v.sock is not None and v.state in {"connecting", "http", "eio", "join"} and \
+                            last_scan - v.started > HANDSHAKE_S:
+                        self.fail(v, "handshake timeout")
+                self.fill()
+            if self._waiting and not self.pending and self.in_flight == 0:
+                msg, t0 = self._waiting
+                self._waiting = None
+                self.conn.send({"ready": self.ready, "failed": dict(self.failed),
+                                "seconds": round(time.perf_counter() - t0, 2)})
+
+
+def load_main(conn) -> None:
+    """Entry point of the load process."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Load(conn).run()
+
+
+class LoadProcess:
+    """The load process, spoken to over a pipe."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=load_main, args=(child,), daemon=True,
+                                name="live-bench-load")
+        self.proc.start()
+
+    def ask(self, timeout: float = 120.0, **msg) -> dict:
+        self.conn.send(msg)
+        if not self.conn.poll(timeout):
+            raise RuntimeError(f"load process did not answer {msg['cmd']} in {timeout} s")
+        return self.conn.recv()
+
+    def close(self) -> None:
+        try:
+            if self.proc.is_alive():
+                self.ask(timeout=10, cmd="stop")
+        except Exception:
+            pass
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+
+
+# -- setup ---------------------------------------------------------------------------------------
+def make_setup_app(redis_url: str, tmp: Path):
+    """An in-process app on the bench's Redis that signs tokens the servers accept."""
+    from app import create_app
+    from config import TestConfig
+    from tests.servers import SECRET_KEY
+
+    return create_app(TestConfig(REDIS_URL=redis_url, SECRET_KEY=SECRET_KEY,
+                                 VAR_DIR=tmp / "var", PASSWORD_HASH_TIME_COST=1,
+                                 PASSWORD_HASH_MEMORY_KIB=64))
+
+
+def make_sessions(app, role: str, n: int) -> list[dict]:
+    """Create n accounts of a role and open a session for each."""
+    accounts = app.extensions["accounts"]
+
+    def one(i: int) -> dict:
+        user = accounts.create_user(f"live-{role}-{i}@example.test", "bench-password-1", role)
+        return accounts.open_session(user)
+
+    with ThreadPoolExecutor(4) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def make_stream(app, server_url: str, host: dict, drop_quantity: int) -> dict:
+    """A campaign with a live_drop offer and a stream hosted by `host`, through the server."""
+    import requests
+
+    from promotions.models import CampaignIn, OfferIn
+
+    promos = app.extensions["promotions"]
+    now = time.time()
+    cid = promos.campaigns.create(CampaignIn(name="live bench", starts_at=now - 60,
+                                             ends_at=now + 3600), actor="bench")["id"]
+    oid = promos.campaigns.create_offer(cid, OfferIn(
+        name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
+        actor="bench")["id"]
+    promos.campaigns.transition(cid, "scheduled", actor="bench")
+    marketer = make_sessions(app, "marketer", 1)[0]
+    response = requests.post(server_url + "/api/streams", timeout=10,
+                             headers={"Authorization": f"Bearer {marketer['token']}"}, json={
+                                 "title": "bench", "brand": "b",
+                                 "playback_url": "https://v.example/x",
+                                 "hosts": [host["user"]["id"]], "starts_at": now,
+                                 "campaign_id": cid})
+    if response.status_code != 201:
+        raise RuntimeError(f"stream creation failed: {response.status_code} {response.text}")
+    return {"id": response.json()["id"], "cid": cid, "oid": oid}
+
+
+def worker_of(server):
+    """The psutil handle of a one-worker gunicorn's worker."""
+    import psutil
+
+    master = psutil.Process(server.pid)
+    deadline = time.monotonic() + 10
+    while not (children := master.children()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("no gunicorn worker")
+        time.sleep(0.05)
+    return children[0]
+
+
+def rss_kb(proc) -> float:
+    return proc.memory_info().rss / 1024
+
+
+class Host:
+    """The stream's host console on /host (python-socketio, websocket transport)."""
+
+    def __init__(self, url: str, token: str, stream_id: str) -> None:
+        import socketio
+
+        self.sio = socketio.Client(reconnection=False)
+        self.acks = 0
+        self.ack_lat: list[float] = []
+        self.errors: Counter = Counter()
+        self.lock = threading.Lock()
+        self.sio.connect(url, transports=["websocket"], namespaces=["/host"],
+                         auth={"token": token, "stream_id": stream_id}, wait_timeout=10)
+
+    def call(self, event: str, data: dict | None = None) -> dict:
+        return self.sio.call(event, data or {}, namespace="/host", timeout=30)
+
+    def announce_at_rate(self, rate: float, seconds: float) -> dict:
+        """Send `announce` with a sequence number and the send time, at a steady rate."""
+        n = int(rate * seconds)
+        t0 = time.perf_counter()
+        late = 0.0
+        for seq in range(n):
+            due = t0 + seq / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            else:
+                late = max(late, -wait)
+            sent = time.time()
+
+            def on_ack(*ack, sent=sent):
+                with self.lock:
+                    self.acks += 1
+                    self.ack_lat.append(time.time() - sent)
+                    if ack and isinstance(ack[0], dict) and "error" in ack[0]:
+                        self.errors[ack[0]["error"].get("code")] += 1
+
+            self.sio.emit("announce", {"text": f"bench {seq} {sent:.6f}"}, namespace="/host",
+                          callback=on_ack)
+        return {"sent": n, "send_s": round(time.perf_counter() - t0, 3),
+                "max_late_ms": round(1000 * late, 1)}
+
+    def close(self) -> None:
+        self.sio.disconnect()
+
+
+# -- the parts ---------------------------------------------------------------------------------
+def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_dir) -> dict:
+    """(a) announcements at a steady rate to every viewer: delivered/s and latency."""
+    load.ask(cmd="reset")
+    expected_viewers = load.ask(cmd="stats")["ready"]
+    spy = start_profile(worker.pid, spy_dir / "fanout_server.txt", args.duration) \
+        if spy_dir else None
+    before = cpu_seconds(procs)
+    t0 = time.perf_counter()
+    wall0 = time.time()
+    sent = host.announce_at_rate(args.rate, args.duration)
+    expected = sent["sent"] * expected_viewers
+    deadline = time.monotonic() + args.drain
+    while time.monotonic() < deadline:
+        stats = load.ask(cmd="stats")
+        if stats["received"] >= expected:
+            break
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    cpu = cpu_percent(before, cpu_seconds(procs), wall)
+    stats = load.ask(cmd="stats")
+    if spy:
+        finish_profile(spy, spy_dir / "fanout_server.txt", "server worker during the fan-out")
+    span = max(1e-9, stats["last_recv"] - wall0)
+    delivered_per_s = stats["received"] / span
+    server_cores = cpu.get("server_a", 0.0) / 100
+    ack = sorted(host.ack_lat)
+    return {
+        "delivered_per_s": round(delivered_per_s, 1),
+        "delivered_per_server_core_s": round(delivered_per_s / server_cores, 1)
+        if server_cores else None,
+        "received": stats["received"], "expected": expected,
+        "lost": expected - stats["received"], "announcements": sent["sent"],
+        "rate_per_s": args.rate, "send_s": sent["send_s"], "host_max_late_ms": sent["max_late_ms"],
+        "span_s": round(span, 3), "lat_ms": stats["lat_ms"],
+        "announce_ack_ms": {"p50": round(1000 * pct(ack, 0.5), 1),
+                            "p99": round(1000 * pct(ack, 0.99), 1)},
+        "host_errors": dict(host.errors), "cpu": cpu,
+    }
+
+
+def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: list) -> dict:
+    """(c) a drop of N coupons that every viewer claims as soon as it hears `drop`."""
+    from promotions import keys
+
+    moved = None
+    if len(servers) > 1:  # every second viewer moves to server B: claims land on both
+        moved = load.ask(cmd="move", offset=1, every=2, port=servers[1].port, timeout=300)
+        log(f"moved every second viewer to server B: {moved}")
+    load.ask(cmd="arm_claims")
+    t0 = time.perf_counter()
+    drop = host.call("drop", {"offer_id": stream["oid"], "quantity": args.drop,
+                              "window_s": 120})
+    if "error" in drop:
+        raise RuntimeError(f"drop refused: {drop}")
+    claimants = load.ask(cmd="stats")["ready"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        claims = load.ask(cmd="claims")
+        if sum(claims["outcomes"].values()) >= claimants:
+            break
+        time.sleep(0.1)
+    wall = time.perf_counter() - t0
+    claims = load.ask(cmd="claims")
+    won = claims["outcomes"].get("won", 0)
+    issued = int(r.hget(keys.offer(stream["cid"], stream["oid"]), "issued") or 0)
+    return {"drop_claimed": f"{won}/{args.drop}", "oversell": max(0, won - args.drop,
+                                                                   issued - args.drop),
+            "issued_in_redis": issued, "claimants": claimants, "outcomes": claims["outcomes"],
+            "unanswered": claims["unanswered"], "claim_p50_ms": claims["p50_ms"],
+            "claim_p99_ms": claims["p99_ms"], "claim_max_ms": claims["max_ms"],
+            "all_answered_s": round(wall, 2), "servers": len(servers), "move": moved}
+
+
+def start_profile(pid: int, out: Path, seconds: float):
+    import subprocess
+
+    spy = find_py_spy()
+    if not spy:
+        log("py-spy not found: no profile")
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(seconds) + 1),
+                             "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profile(spy, out: Path, label: str) -> None:
+    try:
+        spy.wait(30)
+    except Exception:
+        spy.kill()
+        return
+    if out.exists():
+        log(f"profile of {label} ({out}):\n{summarize_collapsed(out)}")
+
+
+# -- main ----------------------------------------------------------------------------------------
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="smoke run: 200 viewers, 5 s, drop 20")
+    p.add_argument("--viewers", type=int, default=2000)
+    p.add_argument("--rate", type=float, default=10.0, help="announcements per second")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of announcements")
+    p.add_argument("--drain", type=float, default=10.0, help="max wait for stragglers")
+    p.add_argument("--idle", type=float, default=3.0, help="idle seconds before the RSS")
+    p.add_argument("--drop", type=int, default=200, help="coupons in the drop")
+    p.add_argument("--one-server", action="store_true", help="claims on server A only")
+    p.add_argument("--profile", type=Path, default=None, help="py-spy the worker into DIR")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.viewers, args.duration, args.drop, args.idle, args.drain = 200, 5.0, 20, 1.0, 5.0
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    import psutil
+    import redis
+
+    from app.redis_supervisor import EmbeddedRedis, free_port
+    from tests.servers import start_gunicorn
+
+    tmp = Path(tempfile.mkdtemp(prefix="live-bench-"))
+    server = load = host = app = None
+    servers: list = []
+    t_start = time.perf_counter()
+    try:
+        server = EmbeddedRedis(tmp / "redis", free_port(), appendonly=True,
+                               extra_args=["--auto-aof-rewrite-min-size", "8gb"])
+        server.start()
+        r = redis.Redis.from_url(server.url, decode_responses=True)
+        log(f"redis on {server.url}")
+        load = LoadProcess()
+        n_servers = 1 if args.one_server else 2
+        with ThreadPoolExecutor(3) as bg:
+            booting = [bg.submit(start_gunicorn, server.url, free_port(), 1,
+                                 {"FOOTFALL_VAR_DIR": str(tmp / f"var{i}"),
+                                  # gunicorn's default (1000) would leave viewers unserved
+                                  "GUNICORN_WORKER_CONNECTIONS": str(args.viewers + 500)})
+                       for i in range(n_servers)]
+            app = make_setup_app(server.url, tmp)
+            t = time.perf_counter()
+            host_session = make_sessions(app, "host", 1)[0]
+            viewers = make_sessions(app, "shopper", args.viewers)
+            log(f"{len(viewers)} shopper sessions in {time.perf_counter() - t:.1f}s")
+            servers = [f.result() for f in booting]
+        log("gunicorn -k gevent -w 1: " + ", ".join(s.url for s in servers))
+        a = servers[0]
+        worker = worker_of(a)
+        procs = {"server_a": worker, "load": psutil.Process(load.proc.pid),
+                 "bench": psutil.Process(), "redis": psutil.Process(server.process.pid)}
+        if len(servers) > 1:
+            procs["server_b"] = worker_of(servers[1])
+        stream = make_stream(app, a.url, host_session, args.drop)
+        host = Host(a.url, host_session["token"], stream["id"])
+        if host.call("start") != {"status": "live"}:
+            raise RuntimeError("the stream did not go live")
+        # (b) memory per idle connection
+        time.sleep(0.5)
+        rss_before = rss_kb(worker)
+        got = load.ask(cmd="connect", port=a.port, stream_id=stream["id"],
+                       tokens=[v["token"] for v in viewers],
+                       timeout=60 + args.viewers / 20)
+        log(f"connected and joined: {got}")
+        if got["ready"] != args.viewers:
+            log(f"WARNING: only {got['ready']} of {args.viewers} viewers are in")
+        time.sleep(args.idle)
+        rss_after = rss_kb(worker)
+        n = got["ready"]
+        kb_per_conn = (rss_after - rss_before) / n if n else 0.0
+        log(f"worker RSS {rss_before / 1024:.1f} MB -> {rss_after / 1024:.1f} MB: "
+            f"{kb_per_conn:.1f} KB per connection")
+        # (a) fan-out
+        log(f"announcing {args.rate:g}/s for {args.duration:g}s to {n} viewers")
+        fan = part_fanout(args, load, host, procs, worker, args.profile)
+        log(f"fan-out: {fan['delivered_per_s']} delivered/s, latency {fan['lat_ms']}, "
+            f"lost {fan['lost']}, cpu {fan['cpu']}")
+        # (c) the drop
+        drop = part_drop(args, load, host, r, stream, servers)
+        log(f"drop: {drop['drop_claimed']} won, issued in Redis {drop['issued_in_redis']}, "
+            f"outcomes {drop['outcomes']}")
+        result = {
+            "bench": "live",
+            "viewers": n,
+            "delivered_per_s": fan["delivered_per_s"],
+            "p50_ms": fan["lat_ms"]["p50"],
+            "p99_ms": fan["lat_ms"]["p99"],
+            "kb_per_connection": round(kb_per_conn, 1),
+            "drop_claimed": drop["drop_claimed"],
+            "oversell": drop["oversell"],
+            "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
+            "quick": args.quick,
+            "fanout": fan,
+            "memory": {"rss_before_mb": round(rss_before / 1024, 1),
+                       "rss_after_mb": round(rss_after / 1024, 1), "connections": n,
+                       "connect_s": got["seconds"], "connect_failed": got["failed"]},
+            "drop": drop,
+            "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
+                        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+            "wall_s": round(time.perf_counter() - t_start, 1),
+        }
+        print(json.dumps(result))
+        return 0
+    finally:
+        for closing in (host, load):
+            if closing is not None:
+                try:
+                    closing.close()
+                except Exception:
+                    pass
+        for s in servers:
+            s.close()
+        if app is not None:
+            try:
+                app.extensions["redis"].close()
+            except Exception:
+                pass
+        if server is not None:
+            server.stop()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
