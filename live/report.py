@@ -53,18 +53,43 @@ class Reports:
             "stream": {k: stream[k] for k in ("id", "title", "brand", "starts_at", "live_at",
                                               "ended_at")},
             "stats": self.feedback.totals(sid),
-            "comments": {"count": len(comments), "csv": f"/api/streams/{sid}/comments.csv"},
+            "comments": {"count": len(comments),
+                         "csv": f"/api/streams/{sid}/report/comments.csv"},
             "polls": self.chat.polls(sid),
             "questions": self.chat.questions(sid),
             "drops": self.drops.report(sid),
         }
 
-    def comments_csv(self, sid: str) -> str:
-        """Return the stream's comments as CSV (id, at, viewer_id, text)."""
-        self.report(sid)  # the same rule: after the stream
+    def csv(self, sid: str, part: str) -> str:
+        """Return one part of an ended stream's report as CSV.
+
+        comments: id, at, viewer_id, text; polls: one row per option with its votes;
+        questions: id, at, viewer_id, text, upvotes, state; drops: id, offer, quantity,
+        claimed, status, window; stats: name, value.
+        """
+        report = self.report(sid)  # the same rule: after the stream
+        rows: list[list[Any]]
+        if part == "comments":
+            rows = [list(COMMENT_COLUMNS)]
+            rows += [[c.get(k, "") for k in COMMENT_COLUMNS] for c in self.comments(sid)]
+        elif part == "polls":
+            rows = [["poll_id", "question", "option", "votes", "started_at", "closed_at"]]
+            for poll in report["polls"]:
+                for option, votes in zip(poll["options"], poll["tallies"], strict=True):
+                    rows.append([poll["id"], poll["question"], option, votes,
+                                 poll["started_at"], poll["closed_at"]])
+        elif part == "questions":
+            rows = [["id", "at", "viewer_id", "text", "upvotes", "state"]]
+            rows += [[q.get("id"), q.get("at"), q.get("viewer_id"), q.get("text"),
+                      q.get("upvotes"), q.get("state")] for q in report["questions"]]
+        elif part == "drops":
+            rows = [["id", "offer_id", "title", "quantity", "claimed", "status", "starts_at",
+                     "ends_at"]]
+            rows += [[d["id"], d["offer_id"], d["title"], d["quantity"], d["claimed"],
+                      d["status"], d["starts_at"], d["ends_at"]] for d in report["drops"]]
+        else:  # stats
+            rows = [["name", "value"]]
+            rows += [[k, "" if v is None else v] for k, v in report["stats"].items()]
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(COMMENT_COLUMNS)
-        for comment in self.comments(sid):
-            writer.writerow([comment.get(c, "") for c in COMMENT_COLUMNS])
+        csv.writer(out, lineterminator="\r\n").writerows(rows)
         return out.getvalue()

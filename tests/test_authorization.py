@@ -91,7 +91,7 @@ POLICY = {
     "streams.product_image": {PUBLIC},
     "streams.product_thumb": {PUBLIC},
     "streams.report": {"marketer", "admin", "host"},
-    "streams.comments_csv": {"marketer", "admin", "host"},
+    "streams.report_csv": {"marketer", "admin", "host"},
 }
 
 

@@ -165,10 +165,20 @@ def test_after_the_stream_its_report_and_comments_csv(app, client, setup):
     report = client.get(f"/api/streams/{sid}/report", headers=bearer(token)).get_json()
     assert report["comments"]["count"] == 3 and report["stats"]["comments"] == 3
     assert report["polls"][0]["tallies"] == [0, 1]
-    rows = list(csv.DictReader(io.StringIO(client.get(
-        f"/api/streams/{sid}/comments.csv", headers=bearer(token)).get_data(as_text=True))))
-    assert [r["text"] for r in rows] == ["好看!", "too expensive", "great, 喜欢"]
-    assert {r["viewer_id"] for r in rows} == {viewer_id}
+    def rows(part):
+        response = client.get(f"/api/streams/{sid}/report/{part}.csv", headers=bearer(token))
+        assert response.mimetype == "text/csv"
+        return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+    comments = rows("comments")
+    assert [r["text"] for r in comments] == ["好看!", "too expensive", "great, 喜欢"]
+    assert {r["viewer_id"] for r in comments} == {viewer_id}
+    assert [(r["option"], r["votes"]) for r in rows("polls")] == [("S", "0"), ("M", "1")]
+    stats = {r["name"]: r["value"] for r in rows("stats")}
+    assert stats["comments"] == "3"
+    assert rows("drops") == [] and rows("questions") == []
+    assert_error(client.get(f"/api/streams/{sid}/report/nope.csv", headers=bearer(token)),
+                 422, "validation_error", "part")
 
 
 def test_guests_watch_but_do_not_write(app, client, setup):

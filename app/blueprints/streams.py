@@ -152,13 +152,19 @@ def report(path: StreamPath):
     return current_app.extensions["live"].reports.report(path.stream_id)
 
 
-@endpoint(bp, "get", "/<stream_id>/comments.csv", allow=EDITORS,
-          summary="After the stream: every comment as CSV (id, at, viewer_id, text)")
-def comments_csv(path: StreamPath):
+class ReportPartPath(BaseModel):
+    stream_id: str = Field(pattern=STREAM_ID)
+    part: Literal["comments", "polls", "questions", "drops", "stats"]
+
+
+@endpoint(bp, "get", "/<stream_id>/report/<part>.csv", allow=EDITORS,
+          summary="After the stream: its comments, polls, questions, drops or stats as CSV")
+def report_csv(path: ReportPartPath):
     _streams().managed(path.stream_id, _caller())
-    text = current_app.extensions["live"].reports.comments_csv(path.stream_id)
-    return Response(text, mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="stream-{path.stream_id}-comments.csv"'})
+    text = current_app.extensions["live"].reports.csv(path.stream_id, path.part)
+    name = f"stream-{path.stream_id}-{path.part}.csv"
+    return Response(text, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def _jpeg(path: ProductPath, kind: str) -> Response:
