@@ -72,4 +72,4 @@ def make_redis(url: str, max_connections: int = 256) -> redis.Redis:
         health_check_interval=30,
         **options,
     )
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_pool(pool)  # close() then closes the pool and its connections
