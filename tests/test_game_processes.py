@@ -4,23 +4,23 @@ creatures, and a creature one server listed is caught through the other."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-import redis
 import requests
 
 from game import roll_for
 from game.models import CATCH_RATE, FLEE_RATE, GameConfigIn
 from game.spawns import SLOT_S
 from promotions.models import CampaignIn, OfferIn
-from tests.servers import ServerProcess, shown_on_failure
 from tests.test_processes import (
     bearer,
-    make_helper_app,
     session_for,
-    start_servers,
-    stop_servers,
+)
+from tests.two_servers import (  # noqa: F401 - fixtures
+    _server_logs,
+    helper_app,
+    servers,
+    shared_redis,
 )
 
 from .game_helpers import SPECIES
@@ -30,32 +30,6 @@ STORE = {"id": "game-mall", "name": "Game Mall", "brand": "Bailian", "city": "Sh
 HERE = {"lat": STORE["lat"], "lon": STORE["lon"], "accuracy_m": 5}
 
 
-@pytest.fixture(scope="module")
-def shared_redis(redis_server) -> str:
-    client = redis.Redis.from_url(redis_server)
-    client.flushdb()
-    client.close()
-    return redis_server
-
-
-@pytest.fixture(scope="module")
-def servers(shared_redis) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    started = start_servers(shared_redis, 2)
-    try:
-        yield started[0], started[1]
-    finally:
-        stop_servers(started)
-
-
-@pytest.fixture(autouse=True)
-def _server_logs(request, servers) -> Iterator[None]:
-    with shown_on_failure(request, *servers):
-        yield
-
-
-@pytest.fixture(scope="module")
-def helper_app(shared_redis, tmp_path_factory):
-    return make_helper_app(shared_redis, tmp_path_factory.mktemp("helper"))
 
 
 @pytest.fixture(scope="module")

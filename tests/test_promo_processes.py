@@ -6,7 +6,6 @@ from __future__ import annotations
 import queue
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -16,46 +15,23 @@ import socketio
 
 from promotions import keys
 from promotions.models import CampaignIn, OfferIn
-from tests.servers import ServerProcess, shown_on_failure, wait_for
+from tests.servers import wait_for
 from tests.test_processes import (
     NS,
     bearer,
-    make_helper_app,
     session_for,
-    start_servers,
-    stop_servers,
+)
+from tests.two_servers import (  # noqa: F401 - fixtures
+    _server_logs,
+    helper_app,
+    servers,
+    shared_redis,
 )
 
 STORE = {"id": "bailian-promo", "name": "Bailian Plaza", "brand": "Bailian", "city": "Shanghai",
          "lat": 31.2400, "lon": 121.4800, "fence": {"type": "circle", "radius_m": 100}}
 
 
-@pytest.fixture(scope="module")
-def shared_redis(redis_server) -> str:
-    client = redis.Redis.from_url(redis_server)
-    client.flushdb()
-    client.close()
-    return redis_server
-
-
-@pytest.fixture(scope="module")
-def servers(shared_redis) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    started = start_servers(shared_redis, 2)
-    try:
-        yield started[0], started[1]
-    finally:
-        stop_servers(started)
-
-
-@pytest.fixture(autouse=True)
-def _server_logs(request, servers) -> Iterator[None]:
-    with shown_on_failure(request, *servers):
-        yield
-
-
-@pytest.fixture(scope="module")
-def helper_app(shared_redis, tmp_path_factory):
-    return make_helper_app(shared_redis, tmp_path_factory.mktemp("helper"))
 
 
 @pytest.fixture(scope="module")
