@@ -20,12 +20,6 @@ log = logging.getLogger(__name__)
 FEEDBACK_EVERY_S = 2
 
 
-def live_streams(app: Flask) -> list[str]:
-    """Return the ids of the streams that are live now."""
-    live = app.extensions["live"]
-    return [s["id"] for s in live.streams.list(status="live", limit=100)["items"]]
-
-
 def tick(app: Flask, now: float | None = None) -> dict[str, Any]:
     """Do one second's work; return what was sent (for tests and logs)."""
     live = app.extensions["live"]
@@ -39,7 +33,7 @@ def tick(app: Flask, now: float | None = None) -> dict[str, Any]:
         watching = list(namespace.watching.items())
         if watching:
             live.presence.heartbeat([(sid, conn) for conn, sid in watching])
-    for sid in live_streams(app):
+    for sid in live.streams.live_ids():
         prefix = f"live:{{l:{sid}}}"
         # One process per stream and second does the broadcast (the claim expires by itself).
         if not r.set(f"{prefix}:tick:{second}", "1", nx=True, ex=5):

@@ -7,6 +7,7 @@ state touch one slot.
 
 SEQ = "live:seq"  # counter: the next stream id
 STREAMS = "live:streams"  # sorted set: stream id -> scheduled start (listing)
+LIVE = "live:now"  # set: ids of the streams that are live (the rooms' periodic work)
 
 
 def stream(sid: str) -> str:

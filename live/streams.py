@@ -145,7 +145,16 @@ class Streams:
             raise DomainError(f"a {reply[2]} stream cannot become {to}",
                               code="INVALID_TRANSITION", field="to", status=409,
                               details={"status": reply[2]})
+        # An index beside the record (another slot): the script decided, this only mirrors it.
+        if reply[1] == "live":
+            self.r.sadd(keys.LIVE, sid)
+        else:
+            self.r.srem(keys.LIVE, sid)
         return self.get(sid)
+
+    def live_ids(self) -> list[str]:
+        """Return the ids of the streams that are live now."""
+        return sorted(self.r.smembers(keys.LIVE), key=int)
 
     def managed(self, sid: str, caller: Caller) -> dict[str, Any]:
         """Return the stream if the caller may manage it (its hosts, marketers, admins)."""

@@ -90,9 +90,11 @@ class VisitConsumer:
 
     def _handle_all(self, entries: list) -> int:
         done = []
+        # One look at the campaigns per batch, not per event (it asks Redis twice).
+        views = self.campaigns.active_views() if entries else []
         for entry_id, fields in entries:
             try:
-                self.handle(fields)
+                self.handle(fields, views)
             except redis.RedisError:
                 raise  # not acknowledged: this or another consumer retries it
             except Exception:
@@ -103,7 +105,7 @@ class VisitConsumer:
             self.r.xack(geo_keys.EVENTS, keys.CONSUMER_GROUP, *done)
         return len(done)
 
-    def handle(self, fields: dict[str, str]) -> list[IssueResult]:
+    def handle(self, fields: dict[str, str], views: list | None = None) -> list[IssueResult]:
         """Handle one stream entry: count the visit and issue what the campaigns' rules say."""
         event = json.loads(fields["event"])
         if event.get("kind") not in VISIT_KINDS:
@@ -113,7 +115,9 @@ class VisitConsumer:
             return []
         results = []
         at = float(event["at"])
-        targeting = [view for view in self.campaigns.active_views()
+        if views is None:
+            views = self.campaigns.active_views()
+        targeting = [view for view in views
                      if view.targets(store) and view.doc["starts_at"] <= at < view.doc["ends_at"]]
         # Only live campaigns count visits and issue (a draft or paused one does neither).
         live = self.campaigns.live_ids([view.id for view in targeting])
