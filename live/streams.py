@@ -116,13 +116,18 @@ class Streams:
         return {"items": items, "next_cursor": repr(last_score) if more else None}
 
     def update(self, sid: str, patch: StreamPatch, caller: Caller) -> dict[str, Any]:
-        """Change a stream that has not gone live yet (null leaves a field as is)."""
+        """Change a scheduled stream (null leaves a field as is); its hosts also while live.
+
+        A host taken off a stream loses its console at once: every host event checks the
+        current hosts, and the caller disconnects `stale_consoles` after the change.
+        """
         stream = self.managed(sid, caller)
-        if stream["status"] != "scheduled":
-            raise Conflict("only a scheduled stream can change", code="STREAM_NOT_SCHEDULED",
-                           field="stream_id")
         changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items()
                    if v is not None}
+        hosts_only = set(changes) <= {"hosts"}
+        if stream["status"] != "scheduled" and not (hosts_only and stream["status"] == "live"):
+            raise Conflict("only a scheduled stream can change (a live one: its hosts)",
+                           code="STREAM_NOT_SCHEDULED", field="stream_id")
         if "hosts" in changes:
             self._check_hosts(changes["hosts"])
             if caller.role == "host" and caller.user_id not in changes["hosts"]:
@@ -155,6 +160,48 @@ class Streams:
     def live_ids(self) -> list[str]:
         """Return the ids of the streams that are live now."""
         return sorted(self.r.smembers(keys.LIVE), key=int)
+
+    # -- host consoles ------------------------------------------------------------------
+    def open_console(self, sid: str, console_id: str, user_id: str) -> dict[str, Any]:
+        """Admit a host's console to a stream (Forbidden unless one of its hosts).
+
+        The console is registered before the hosts are read, so a change of hosts that lands
+        meanwhile finds it among `stale_consoles`.
+        """
+        self.r.hset(keys.consoles(sid), console_id, user_id)
+        try:
+            stream = self.get(sid)
+            self._require_host(stream, user_id)
+        except DomainError:
+            self.close_console(sid, console_id)
+            raise
+        return stream
+
+    def close_console(self, sid: str, console_id: str) -> None:
+        """Forget a closed console."""
+        self.r.hdel(keys.consoles(sid), console_id)
+
+    def hosted(self, sid: str, user_id: str) -> dict[str, Any]:
+        """Return the stream if the user is one of its hosts now (the check of every host
+        event: one read, which the event may use for the stream's data)."""
+        stream = self.get(sid)
+        self._require_host(stream, user_id)
+        return stream
+
+    def stale_consoles(self, sid: str) -> list[str]:
+        """Return the open consoles of accounts that are no longer hosts of the stream."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(keys.meta(sid), "doc")
+        pipe.hgetall(keys.consoles(sid))
+        doc, consoles = pipe.execute()
+        hosts = set(json.loads(doc)["hosts"]) if doc else set()
+        return sorted(cid for cid, uid in consoles.items() if uid not in hosts)
+
+    @staticmethod
+    def _require_host(stream: dict[str, Any], user_id: str) -> None:
+        if user_id not in stream["hosts"]:
+            raise Forbidden("only this stream's hosts may do this", code="not_your_stream",
+                            field="stream_id")
 
     def managed(self, sid: str, caller: Caller) -> dict[str, Any]:
         """Return the stream if the caller may manage it (its hosts, marketers, admins)."""

@@ -121,6 +121,35 @@ def test_a_host_on_one_process_reaches_viewers_on_both_and_drops_stay_exactly_n(
         host.close()
 
 
+def test_a_host_taken_off_a_stream_on_one_process_loses_the_console_on_the_other(
+        servers, helper_app):
+    server_a, server_b = servers
+    keeps, loses = session_for(helper_app, "host"), session_for(helper_app, "host")
+    marketer = session_for(helper_app, "marketer")
+    hosts = [keeps["user"]["id"], loses["user"]["id"]]
+    created = requests.post(server_b.url + "/api/streams", headers=bearer(marketer["token"]),
+                            timeout=10, json={"title": "t", "brand": "b",
+                                              "playback_url": "https://v.example/x",
+                                              "hosts": hosts, "starts_at": time.time()})
+    sid = created.json()["id"]
+    staying = Client(server_b.url, "/host", {"token": keeps["token"], "stream_id": sid})
+    leaving = Client(server_a.url, "/host", {"token": loses["token"], "stream_id": sid})
+    try:
+        assert "text" in leaving.call("announce", {"text": "soon"})
+        changed = requests.patch(f"{server_b.url}/api/streams/{sid}", timeout=10,
+                                 headers=bearer(marketer["token"]),
+                                 json={"hosts": [keeps["user"]["id"]]})
+        assert changed.status_code == 200, changed.text
+        wait_for(lambda: not leaving.sio.connected, 10, "the removed host's console closed")
+        assert staying.sio.connected and staying.call("start") == {"status": "live"}
+        # Connecting again is refused too.
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            Client(server_a.url, "/host", {"token": loses["token"], "stream_id": sid})
+    finally:
+        staying.close()
+        leaving.close()
+
+
 def test_the_viewer_count_heals_when_a_process_dies(servers, helper_app, stream,
                                                     shared_redis):
     from tests.servers import start_gunicorn
