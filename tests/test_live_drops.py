@@ -165,15 +165,53 @@ def test_history_replays_after_an_offset_or_says_too_far(redis_client):
 
 
 def test_presence_counts_across_processes_and_heals(redis_client, clock):
-    a = Presence(redis_client, clock, "proc-a", ttl_s=30)
-    b = Presence(redis_client, clock, "proc-b", ttl_s=30)
-    assert a.join("7", "s1") == 1 and a.join("7", "s2") == 2 and b.join("7", "s3") == 3
-    assert b.leave("7", "s3") == 2
-    b.join("7", "s4")
-    clock.advance(20)
-    a.heartbeat([("7", "s1"), ("7", "s2")])  # process b has died: no heartbeat
-    clock.advance(15)
+    a = Presence(redis_client, clock, "proc-a", ttl_s=30, process_ttl_s=5)
+    b = Presence(redis_client, clock, "proc-b", ttl_s=30, process_ttl_s=5)
+    assert a.join("7", "s1", "v1") == 1 and a.join("7", "s2", "v2") == 2
+    assert b.join("7", "s3", "v3") == 3
+    assert b.leave("7", "s3", "v3") == 2
+    b.join("7", "s4", "v4")
+    for _ in range(35):  # process b has died: only a says it is alive, every second
+        clock.advance(1)
+        a.heartbeat([("7", "s1", "v1"), ("7", "s2", "v2")])
     assert a.count("7") == 2 and b.count("7") == 2
+
+
+def test_a_dead_process_stops_counting_within_seconds_and_nobody_counts_twice(
+        redis_client, clock):
+    from live.feedback import FeedbackCounters
+
+    a = Presence(redis_client, clock, "proc-a", ttl_s=30, process_ttl_s=5)
+    b = Presence(redis_client, clock, "proc-b", ttl_s=30, process_ttl_s=5)
+    feedback = FeedbackCounters(redis_client, clock)
+    viewers = [f"v{i}" for i in range(10)]
+    for i, viewer in enumerate(viewers):
+        feedback.set_viewers("7", (a if i < 4 else b).join("7", f"c{i}", viewer))
+    # Two tabs of one viewer are one viewer.
+    feedback.set_viewers("7", a.join("7", "c0-tab2", "v0"))
+    assert a.count("7") == 10 and feedback.totals("7")["peak_viewers"] == 10
+    # Process b dies; its six viewers reconnect through a at once.
+    for i, viewer in enumerate(viewers[4:], start=4):
+        feedback.set_viewers("7", a.join("7", f"c{i}-again", viewer))
+    assert a.count("7") == 10 and feedback.totals("7")["peak_viewers"] == 10
+    # Two of them closed the app instead. Within the process TTL (not the 30 s of a
+    # connection) the count is right again.
+    a.leave("7", "c8-again", "v8")
+    a.leave("7", "c9-again", "v9")
+    conns = [("7", f"c{i}", v) for i, v in enumerate(viewers[:4])] + [("7", "c0-tab2", "v0")]
+    conns += [("7", f"c{i}-again", v) for i, v in enumerate(viewers[4:8], start=4)]
+    for _ in range(5):
+        clock.advance(1)
+        a.heartbeat(conns)
+    count = a.count("7")
+    feedback.set_viewers("7", count)
+    assert count == 8 and feedback.totals("7")["viewers"] == 8
+    assert feedback.totals("7")["peak_viewers"] == 10
+    # A process taken for dead after a long pause puts its connections back when it returns.
+    clock.advance(10)
+    assert b.count("7") == 0
+    a.heartbeat(conns)
+    assert b.count("7") == 8
 
 
 def test_pins_at_most_three_in_order_and_announcements(redis_client, clock):
@@ -229,7 +267,7 @@ def test_a_late_joiner_gets_the_state_and_a_reconnect_gets_what_it_missed(world)
         clock.advance(3)
         chat.comment(sid, f"v{i}", f"comment {i}")
         history.append(sid, "comment", {"n": i})
-    presence.join(sid, "conn-1")
+    presence.join(sid, "conn-1", "v1")
     state = room.state(sid)
     assert state["offset"] == 60 and [p["id"] for p in state["pinned"]] == [pid]
     assert state["poll"]["tallies"] == [0, 1] and state["poll"]["open"]

@@ -156,7 +156,7 @@ class LiveNamespace(SecureNamespace):
             self._leave(previous)
         join_room(viewers_room(body.stream_id))
         self.watching[request.sid] = body.stream_id
-        viewers = live.presence.join(body.stream_id, request.sid)
+        viewers = live.presence.join(body.stream_id, request.sid, self.principal().user_id)
         live.feedback.record_join(body.stream_id)
         live.feedback.set_viewers(body.stream_id, viewers)
         if body.offset is not None:
@@ -173,13 +173,14 @@ class LiveNamespace(SecureNamespace):
     def _leave(self, sid: str) -> None:
         leave_room(viewers_room(sid))
         self.watching.pop(request.sid, None)
-        _live().presence.leave(sid, request.sid)
+        _live().presence.leave(sid, request.sid, self.principal().user_id)
 
     def on_disconnect(self, reason: Any = None) -> None:
         sid = self.watching.pop(request.sid, None)
-        if sid is not None:
+        who = self.principals.get(request.sid)
+        if sid is not None and who is not None:
             try:
-                _live().presence.leave(sid, request.sid)
+                _live().presence.leave(sid, request.sid, who.user_id)
             except Exception:  # presence heals by expiry anyway
                 pass
         super().on_disconnect(reason)
