@@ -33,3 +33,8 @@ def images(sid: str) -> str:
 def consoles(sid: str) -> str:
     """Hash: open host console (Socket.IO connection id) -> the host's account id."""
     return f"{stream(sid)}:consoles"
+
+
+def grants(sid: str) -> str:
+    """Set: ids of the campaigns whose offers the stream may drop (granted by marketers)."""
+    return f"{stream(sid)}:grants"

@@ -61,15 +61,22 @@ class Streams:
         self._check_hosts(data.hosts)
         if data.campaign_id is not None:
             self.promotions.campaigns.get(data.campaign_id)
+            if caller.role not in MANAGERS:  # a stream not yet made has no grant
+                raise _not_granted()
         sid = str(self.r.incr(keys.SEQ))
         now = self.clock.now()
         doc = data.model_dump()
-        doc.update(id=sid, created_at=now, created_by=f"{caller.role}:{caller.user_id}")
-        pipe = self.r.pipeline(transaction=False)
+        actor = f"{caller.role}:{caller.user_id}"
+        doc.update(id=sid, created_at=now, created_by=actor)
+        if data.campaign_id is not None:  # a marketer attaching a campaign grants it
+            self.promotions.campaigns.record_grant(data.campaign_id, sid, actor, granted=True)
+        pipe = self.r.pipeline(transaction=True)
         pipe.hset(keys.meta(sid), mapping={"doc": json.dumps(doc), "status": "scheduled",
                                            "status_at": now, "product_seq": 0})
-        pipe.zadd(keys.STREAMS, {sid: data.starts_at})
+        if data.campaign_id is not None:
+            pipe.sadd(keys.grants(sid), data.campaign_id)
         pipe.execute()
+        self.r.zadd(keys.STREAMS, {sid: data.starts_at})
         return self.get(sid)
 
     def get(self, sid: str) -> dict[str, Any]:
@@ -133,6 +140,16 @@ class Streams:
             if caller.role == "host" and caller.user_id not in changes["hosts"]:
                 raise Forbidden("a host cannot remove themselves", code="not_your_stream",
                                 field="hosts")
+        cid = changes.get("campaign_id")
+        if cid is not None and cid != stream["campaign_id"]:
+            self.promotions.campaigns.get(cid)
+            if any(p.get("offer_id") for p in stream["products"]):
+                raise Conflict("products link offers of the current campaign: remove them "
+                               "first", code="campaign_in_use", field="campaign_id")
+            if caller.role in MANAGERS:
+                self.grant(sid, cid, f"{caller.role}:{caller.user_id}")
+            elif not self.r.sismember(keys.grants(sid), cid):
+                raise _not_granted()
         raw = json.loads(self.r.hget(keys.meta(sid), "doc"))
         raw.update(changes)
         pipe = self.r.pipeline(transaction=False)
@@ -160,6 +177,25 @@ class Streams:
     def live_ids(self) -> list[str]:
         """Return the ids of the streams that are live now."""
         return sorted(self.r.smembers(keys.LIVE), key=int)
+
+    # -- campaign grants ----------------------------------------------------------------
+    def grant(self, sid: str, cid: str, actor: str) -> dict[str, Any]:
+        """Let a stream drop a campaign's offers (marketers decide; granting again is a no-op).
+
+        The campaign's record and ledger entry are written first, then the grant the drops
+        check: a failure in between leaves the stream without the grant, never the reverse.
+        """
+        self.get(sid)
+        record = self.promotions.campaigns.record_grant(cid, sid, actor, granted=True)
+        self.r.sadd(keys.grants(sid), cid)
+        return record
+
+    def revoke(self, sid: str, cid: str, actor: str) -> None:
+        """Take a grant back: from now on no drop of the campaign starts or is claimed here."""
+        self.get(sid)
+        self.promotions.campaigns.get(cid)
+        self.r.srem(keys.grants(sid), cid)  # the check first, then the campaign's record
+        self.promotions.campaigns.record_grant(cid, sid, actor, granted=False)
 
     # -- host consoles ------------------------------------------------------------------
     def open_console(self, sid: str, console_id: str, user_id: str) -> dict[str, Any]:
@@ -271,6 +307,12 @@ class Streams:
                            field="product_id")
         product = json.loads(raw)
         return base64.b64decode(data), f"{product['image']['etag']}-{kind}"
+
+
+def _not_granted() -> Forbidden:
+    return Forbidden("the campaign has not granted this stream its offers (a marketer grants "
+                     "it: PUT /api/campaigns/{id}/grants/{stream_id})",
+                     code="CAMPAIGN_NOT_GRANTED", field="campaign_id")
 
 
 def _stream_dict(meta: dict[str, str], products: dict[str, str]) -> dict[str, Any]:

@@ -282,3 +282,42 @@ def test_a_late_joiner_gets_the_state_and_a_reconnect_gets_what_it_missed(world)
         history.append(sid, "like", {"n": i})
     behind = room.recover(sid, 2)
     assert not behind["recovered"] and behind["state"]["offset"] == 400
+
+
+def test_only_a_granted_stream_attaches_a_campaign_and_drops_its_offers(world):
+    from core.errors import Forbidden
+    from live.models import StreamPatch
+
+    promos, streams, drops, cid = world["promos"], world["streams"], world["drops"], world["cid"]
+    host = Caller("h1", "host")
+    body = dict(title="t", brand="b", playback_url="https://v.example/x", hosts=["h1"],
+                starts_at=T0)
+    with pytest.raises(Forbidden) as info:  # a host cannot attach a campaign by scheduling
+        streams.create(StreamIn(**body, campaign_id=cid), host)
+    assert info.value.code == "CAMPAIGN_NOT_GRANTED"
+    mine = streams.create(StreamIn(**body), host)
+    with pytest.raises(Forbidden) as info:
+        streams.update(mine["id"], StreamPatch(campaign_id=cid), host)
+    assert info.value.code == "CAMPAIGN_NOT_GRANTED"
+    # A stream record naming the campaign without its grant (as a host could make one before)
+    # drops nothing: the drop's own script checks the grant.
+    other = streams.transition(streams.create(StreamIn(**body), host)["id"], "live", host)
+    refused("CAMPAIGN_NOT_GRANTED", drops.start, {**other, "campaign_id": cid}, world["oid"],
+            5, 30)
+    # A marketer grants it; now the host may attach the campaign and drop.
+    grant = streams.grant(mine["id"], cid, "marketer:m1")
+    assert grant["stream_id"] == mine["id"] and grant["granted_by"] == "marketer:m1"
+    assert streams.update(mine["id"], StreamPatch(campaign_id=cid), host)["campaign_id"] == cid
+    stream = streams.transition(mine["id"], "live", host)
+    drop = drops.start(stream, world["oid"], 5, 60)
+    assert drops.claim(mine["id"], drop["id"], "v1")["outcome"] == "won"
+    # Revoked: the running drop stops paying out, and no new drop starts.
+    streams.revoke(mine["id"], cid, "marketer:m1")
+    refused("CAMPAIGN_NOT_GRANTED", drops.claim, mine["id"], drop["id"], "v2")
+    assert drops.claim(mine["id"], drop["id"], "v1")["outcome"] == "already_won"
+    world["clock"].advance(61)
+    refused("CAMPAIGN_NOT_GRANTED", drops.start, stream, world["oid"], 5, 30)
+    assert [g["stream_id"] for g in promos.campaigns.grants(cid)] == [world["stream"]["id"]]
+    entries = promos.reports.ledger(cid)["items"]
+    assert [(e["type"], e["stream_id"]) for e in entries if e["type"] in ("grant", "revoke")] == [
+        ("grant", world["stream"]["id"]), ("grant", mine["id"]), ("revoke", mine["id"])]
