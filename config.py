@@ -97,6 +97,8 @@ class Config:
         self.GAME_TIMEZONE = os.environ.get("GAME_TIMEZONE", "Asia/Shanghai")
         # Live rooms: a connection counts this long after its process last refreshed it.
         self.LIVE_PRESENCE_TTL_S = _env_float("LIVE_PRESENCE_TTL_S", 30.0)
+        # ... and a process's viewers stop counting this long after it last said it is alive.
+        self.LIVE_PROCESS_TTL_S = _env_float("LIVE_PROCESS_TTL_S", 5.0)
 
     @property
     def production(self) -> bool:

@@ -151,7 +151,8 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     )
     live = Live(r, clock, app.extensions["promotions"], app.extensions["accounts"].role_of,
                 process_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
-                presence_ttl_s=config.LIVE_PRESENCE_TTL_S)
+                presence_ttl_s=config.LIVE_PRESENCE_TTL_S,
+                process_ttl_s=config.LIVE_PROCESS_TTL_S)
     app.extensions["live"] = live
     app.extensions["streams"] = live.streams
 

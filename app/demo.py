@@ -74,7 +74,8 @@ DEMO_PRODUCTS = (
 
 
 def seed_stream(app: Flask, campaign_id: str) -> dict:
-    """Schedule the demo stream (once) with three products and the campaign's offers to drop."""
+    """Schedule the demo stream (once) with three products and the campaign's offers to drop
+    (scheduled by a marketer with the campaign, which grants the stream the campaign's offers)."""
     import io
 
     from PIL import Image, ImageDraw
@@ -86,6 +87,8 @@ def seed_stream(app: Flask, campaign_id: str) -> dict:
     streams = app.extensions["streams"]
     for stream in streams.list(status="scheduled", limit=100)["items"]:
         if stream.get("campaign_id") == campaign_id:
+            # Data seeded before grants existed gets the grant its drops need (a no-op after).
+            streams.grant(stream["id"], campaign_id, "marketer:demo")
             return stream
     host = app.extensions["accounts"].find_by_email("host@demo.footfall.test")
     marketer = Caller("demo", "marketer")

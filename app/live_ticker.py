@@ -4,7 +4,8 @@
   broadcast as `likes` — by one process only (a per-stream, per-second claim in Redis), so
   viewers hear one count a second however many processes there are.
 - Feedback: every 2 s each live stream's host consoles get `feedback` (again one process).
-- Presence: this process refreshes its viewers' heartbeats, so the count heals if it dies.
+- Presence: this process says it is alive and refreshes its viewers' connections, so the
+  count drops a dead process's viewers within LIVE_PROCESS_TTL_S.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ def tick(app: Flask, now: float | None = None) -> dict[str, Any]:
     sent: dict[str, Any] = {"likes": {}, "feedback": []}
     namespace = app.extensions.get("live_namespace")
     if namespace is not None:
-        watching = list(namespace.watching.items())
-        if watching:
-            live.presence.heartbeat([(sid, conn) for conn, sid in watching])
+        # Every second: this process is alive, and so are its viewers' connections.
+        principals = namespace.principals
+        live.presence.heartbeat([(sid, conn, principals[conn].user_id)
+                                 for conn, sid in list(namespace.watching.items())
+                                 if conn in principals])
     for sid in live.streams.live_ids():
         prefix = f"live:{{l:{sid}}}"
         # One process per stream and second does the broadcast (the claim expires by itself).

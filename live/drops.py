@@ -20,12 +20,16 @@ from . import keys
 MIN_WINDOW_S, MAX_WINDOW_S = 10, 300
 MAX_QUANTITY = 100_000
 
-# KEYS: drop hash, winners hash, active-drop key     ARGV: drop id, now, viewer
+# KEYS: drop hash, winners hash, active-drop key, grants     ARGV: drop id, now, viewer
+# A grant taken back stops a running drop too (a winner's repeated claim still gets its coupon).
 CLAIM = """
-local d = redis.call('HMGET', KEYS[1], 'quantity', 'claimed', 'ends_at', 'status')
+local d = redis.call('HMGET', KEYS[1], 'quantity', 'claimed', 'ends_at', 'status', 'campaign')
 if not d[1] then return {'no', 'DROP_NOT_FOUND'} end
 local prev = redis.call('HGET', KEYS[2], ARGV[3])
 if prev then return {'dup', prev, tonumber(d[1]) - tonumber(d[2])} end
+if d[5] and redis.call('SISMEMBER', KEYS[4], d[5]) == 0 then
+  return {'no', 'CAMPAIGN_NOT_GRANTED'}
+end
 local claimed = tonumber(d[2])
 if claimed >= tonumber(d[1]) then return {'no', 'SOLD_OUT'} end
 if d[4] ~= 'open' or tonumber(ARGV[2]) >= tonumber(d[3]) then return {'no', 'DROP_CLOSED'} end
@@ -53,11 +57,12 @@ end
 return 1
 """
 
-# KEYS: drop hash, active-drop key, stream meta      ARGV: drop id, JSON doc, quantity,
-#       starts, ends
+# KEYS: drop hash, active-drop key, stream meta, grants      ARGV: drop id, JSON doc, quantity,
+#       starts, ends, campaign id
 # The active key holds '<drop id>|<ends at>', so one running drop is checked without a key
-# the script did not declare.
+# the script did not declare. The campaign must have granted the stream its offers.
 START = """
+if redis.call('SISMEMBER', KEYS[4], ARGV[6]) == 0 then return {'no', 'CAMPAIGN_NOT_GRANTED'} end
 local active = redis.call('GET', KEYS[2])
 if active then
   local sep = string.find(active, '|', 1, true)
@@ -67,10 +72,13 @@ if active then
 end
 if redis.call('HGET', KEYS[3], 'status') ~= 'live' then return {'no', 'STREAM_NOT_LIVE'} end
 redis.call('HSET', KEYS[1], 'doc', ARGV[2], 'quantity', ARGV[3], 'claimed', 0,
-           'starts_at', ARGV[4], 'ends_at', ARGV[5], 'status', 'open')
+           'starts_at', ARGV[4], 'ends_at', ARGV[5], 'status', 'open', 'campaign', ARGV[6])
 redis.call('SET', KEYS[2], ARGV[1] .. '|' .. ARGV[5])
 return {'ok'}
 """
+
+
+NOT_GRANTED = "the campaign has not granted this stream its offers"
 
 
 class DropRefused(DomainError):
@@ -125,10 +133,12 @@ class Drops:
                "offer_id": offer_id, "title": offer["name"], "quantity": quantity,
                "window_s": window_s, "starts_at": now, "ends_at": now + window_s}
         reply = self.scripts.call("start", [drop_key(sid, did), active_key(sid),
-                                            keys.meta(sid)],
+                                            keys.meta(sid), keys.grants(sid)],
                                   [did, json.dumps(doc), quantity, repr(now),
-                                   repr(now + window_s)])
+                                   repr(now + window_s), stream["campaign_id"]])
         if reply[0] != "ok":
+            if reply[1] == "CAMPAIGN_NOT_GRANTED":
+                raise DropRefused(NOT_GRANTED, code=reply[1], field="offer_id", status=403)
             raise DropRefused({"DROP_ALREADY_ACTIVE": "a drop is already running",
                                "STREAM_NOT_LIVE": "drops happen while the stream is live"}
                               [reply[1]], code=reply[1], field="stream_id")
@@ -159,12 +169,15 @@ class Drops:
         """Claim a drop: the first N viewers win a coupon, once each; others hear SOLD_OUT."""
         now = self.clock.now()
         dkeys = [drop_key(sid, did), winners_key(sid, did), active_key(sid)]
-        reply = self.scripts.call("claim", dkeys, [did, repr(now), viewer_id])
+        reply = self.scripts.call("claim", [*dkeys, keys.grants(sid)],
+                                  [did, repr(now), viewer_id])
         if reply[0] == "no":
             messages = {"DROP_NOT_FOUND": "no such drop", "DROP_CLOSED": "the drop has ended",
-                        "SOLD_OUT": "all the coupons of this drop are gone"}
+                        "SOLD_OUT": "all the coupons of this drop are gone",
+                        "CAMPAIGN_NOT_GRANTED": NOT_GRANTED}
             raise DropRefused(messages[reply[1]], code=reply[1], field="drop_id",
-                              status=404 if reply[1] == "DROP_NOT_FOUND" else None)
+                              status={"DROP_NOT_FOUND": 404,
+                                      "CAMPAIGN_NOT_GRANTED": 403}.get(reply[1]))
         drop = json.loads(self.r.hget(drop_key(sid, did), "doc"))
         claim_id = f"drop:{sid}:{did}:{viewer_id}"
         issued = self.promotions.issue(

@@ -28,3 +28,13 @@ def products(sid: str) -> str:
 def images(sid: str) -> str:
     """Hash: '<product id>:image' / '<product id>:thumb' -> JPEG, base64."""
     return f"{stream(sid)}:images"
+
+
+def consoles(sid: str) -> str:
+    """Hash: open host console (Socket.IO connection id) -> the host's account id."""
+    return f"{stream(sid)}:consoles"
+
+
+def grants(sid: str) -> str:
+    """Set: ids of the campaigns whose offers the stream may drop (granted by marketers)."""
+    return f"{stream(sid)}:grants"

@@ -35,7 +35,8 @@ class StreamIn(BaseModel):
                              description="unix seconds or ISO 8601 with an offset")
     campaign_id: str | None = Field(default=None, pattern=CAMPAIGN_ID,
                                     description="the promotions campaign whose offers the "
-                                    "products link and the host drops")
+                                    "products link and the host drops; only marketers and "
+                                    "admins attach one when scheduling (which grants it)")
 
     _stamp = field_validator("starts_at", mode="before")(classmethod(
         lambda cls, v: timestamp(v)))
@@ -61,6 +62,9 @@ class StreamPatch(BaseModel):
     playback_url: str | None = Field(default=None, max_length=500)
     hosts: list[str] | None = Field(default=None, min_length=1, max_length=5)
     starts_at: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    campaign_id: str | None = Field(default=None, pattern=CAMPAIGN_ID,
+                                    description="attach a campaign: a marketer's change grants "
+                                    "it to the stream; a host needs the campaign's grant")
 
     _stamp = field_validator("starts_at", mode="before")(classmethod(
         lambda cls, v: v if v is None else timestamp(v)))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from typing import Any
 
 import redis
 
+from core.csvfile import to_csv
 from core.errors import Conflict
 
 from . import keys
@@ -90,6 +89,4 @@ class Reports:
         else:  # stats
             rows = [["name", "value"]]
             rows += [[k, "" if v is None else v] for k, v in report["stats"].items()]
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\r\n").writerows(rows)
-        return out.getvalue()
+        return to_csv(rows)

@@ -61,15 +61,22 @@ class Streams:
         self._check_hosts(data.hosts)
         if data.campaign_id is not None:
             self.promotions.campaigns.get(data.campaign_id)
+            if caller.role not in MANAGERS:  # a stream not yet made has no grant
+                raise _not_granted()
         sid = str(self.r.incr(keys.SEQ))
         now = self.clock.now()
         doc = data.model_dump()
-        doc.update(id=sid, created_at=now, created_by=f"{caller.role}:{caller.user_id}")
-        pipe = self.r.pipeline(transaction=False)
+        actor = f"{caller.role}:{caller.user_id}"
+        doc.update(id=sid, created_at=now, created_by=actor)
+        if data.campaign_id is not None:  # a marketer attaching a campaign grants it
+            self.promotions.campaigns.record_grant(data.campaign_id, sid, actor, granted=True)
+        pipe = self.r.pipeline(transaction=True)
         pipe.hset(keys.meta(sid), mapping={"doc": json.dumps(doc), "status": "scheduled",
                                            "status_at": now, "product_seq": 0})
-        pipe.zadd(keys.STREAMS, {sid: data.starts_at})
+        if data.campaign_id is not None:
+            pipe.sadd(keys.grants(sid), data.campaign_id)
         pipe.execute()
+        self.r.zadd(keys.STREAMS, {sid: data.starts_at})
         return self.get(sid)
 
     def get(self, sid: str) -> dict[str, Any]:
@@ -116,18 +123,33 @@ class Streams:
         return {"items": items, "next_cursor": repr(last_score) if more else None}
 
     def update(self, sid: str, patch: StreamPatch, caller: Caller) -> dict[str, Any]:
-        """Change a stream that has not gone live yet (null leaves a field as is)."""
+        """Change a scheduled stream (null leaves a field as is); its hosts also while live.
+
+        A host taken off a stream loses its console at once: every host event checks the
+        current hosts, and the caller disconnects `stale_consoles` after the change.
+        """
         stream = self.managed(sid, caller)
-        if stream["status"] != "scheduled":
-            raise Conflict("only a scheduled stream can change", code="STREAM_NOT_SCHEDULED",
-                           field="stream_id")
         changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items()
                    if v is not None}
+        hosts_only = set(changes) <= {"hosts"}
+        if stream["status"] != "scheduled" and not (hosts_only and stream["status"] == "live"):
+            raise Conflict("only a scheduled stream can change (a live one: its hosts)",
+                           code="STREAM_NOT_SCHEDULED", field="stream_id")
         if "hosts" in changes:
             self._check_hosts(changes["hosts"])
             if caller.role == "host" and caller.user_id not in changes["hosts"]:
                 raise Forbidden("a host cannot remove themselves", code="not_your_stream",
                                 field="hosts")
+        cid = changes.get("campaign_id")
+        if cid is not None and cid != stream["campaign_id"]:
+            self.promotions.campaigns.get(cid)
+            if any(p.get("offer_id") for p in stream["products"]):
+                raise Conflict("products link offers of the current campaign: remove them "
+                               "first", code="campaign_in_use", field="campaign_id")
+            if caller.role in MANAGERS:
+                self.grant(sid, cid, f"{caller.role}:{caller.user_id}")
+            elif not self.r.sismember(keys.grants(sid), cid):
+                raise _not_granted()
         raw = json.loads(self.r.hget(keys.meta(sid), "doc"))
         raw.update(changes)
         pipe = self.r.pipeline(transaction=False)
@@ -155,6 +177,67 @@ class Streams:
     def live_ids(self) -> list[str]:
         """Return the ids of the streams that are live now."""
         return sorted(self.r.smembers(keys.LIVE), key=int)
+
+    # -- campaign grants ----------------------------------------------------------------
+    def grant(self, sid: str, cid: str, actor: str) -> dict[str, Any]:
+        """Let a stream drop a campaign's offers (marketers decide; granting again is a no-op).
+
+        The campaign's record and ledger entry are written first, then the grant the drops
+        check: a failure in between leaves the stream without the grant, never the reverse.
+        """
+        self.get(sid)
+        record = self.promotions.campaigns.record_grant(cid, sid, actor, granted=True)
+        self.r.sadd(keys.grants(sid), cid)
+        return record
+
+    def revoke(self, sid: str, cid: str, actor: str) -> None:
+        """Take a grant back: from now on no drop of the campaign starts or is claimed here."""
+        self.get(sid)
+        self.promotions.campaigns.get(cid)
+        self.r.srem(keys.grants(sid), cid)  # the check first, then the campaign's record
+        self.promotions.campaigns.record_grant(cid, sid, actor, granted=False)
+
+    # -- host consoles ------------------------------------------------------------------
+    def open_console(self, sid: str, console_id: str, user_id: str) -> dict[str, Any]:
+        """Admit a host's console to a stream (Forbidden unless one of its hosts).
+
+        The console is registered before the hosts are read, so a change of hosts that lands
+        meanwhile finds it among `stale_consoles`.
+        """
+        self.r.hset(keys.consoles(sid), console_id, user_id)
+        try:
+            stream = self.get(sid)
+            self._require_host(stream, user_id)
+        except DomainError:
+            self.close_console(sid, console_id)
+            raise
+        return stream
+
+    def close_console(self, sid: str, console_id: str) -> None:
+        """Forget a closed console."""
+        self.r.hdel(keys.consoles(sid), console_id)
+
+    def hosted(self, sid: str, user_id: str) -> dict[str, Any]:
+        """Return the stream if the user is one of its hosts now (the check of every host
+        event: one read, which the event may use for the stream's data)."""
+        stream = self.get(sid)
+        self._require_host(stream, user_id)
+        return stream
+
+    def stale_consoles(self, sid: str) -> list[str]:
+        """Return the open consoles of accounts that are no longer hosts of the stream."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(keys.meta(sid), "doc")
+        pipe.hgetall(keys.consoles(sid))
+        doc, consoles = pipe.execute()
+        hosts = set(json.loads(doc)["hosts"]) if doc else set()
+        return sorted(cid for cid, uid in consoles.items() if uid not in hosts)
+
+    @staticmethod
+    def _require_host(stream: dict[str, Any], user_id: str) -> None:
+        if user_id not in stream["hosts"]:
+            raise Forbidden("only this stream's hosts may do this", code="not_your_stream",
+                            field="stream_id")
 
     def managed(self, sid: str, caller: Caller) -> dict[str, Any]:
         """Return the stream if the caller may manage it (its hosts, marketers, admins)."""
@@ -224,6 +307,12 @@ class Streams:
                            field="product_id")
         product = json.loads(raw)
         return base64.b64decode(data), f"{product['image']['etag']}-{kind}"
+
+
+def _not_granted() -> Forbidden:
+    return Forbidden("the campaign has not granted this stream its offers (a marketer grants "
+                     "it: PUT /api/campaigns/{id}/grants/{stream_id})",
+                     code="CAMPAIGN_NOT_GRANTED", field="campaign_id")
 
 
 def _stream_dict(meta: dict[str, str], products: dict[str, str]) -> dict[str, Any]:

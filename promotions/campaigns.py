@@ -12,10 +12,24 @@ from zoneinfo import ZoneInfo
 import redis
 
 from core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from core.scripts import LuaScripts
 
 from . import keys
 from .models import CampaignIn, CampaignPatch, OfferIn, OfferPatch
 from .scripts import Scripts
+
+# KEYS: grants, ledger   ARGV: stream id, grant JSON, 'grant' | 'revoke', actor, now
+# Granting again or revoking what was not granted changes nothing and writes no ledger entry.
+GRANT = """
+local changed
+if ARGV[3] == 'grant' then changed = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+else changed = redis.call('HDEL', KEYS[1], ARGV[1]) end
+if changed == 1 then
+  redis.call('XADD', KEYS[2], '*', 'type', ARGV[3], 'stream_id', ARGV[1], 'actor', ARGV[4],
+             'at', ARGV[5])
+end
+return redis.call('HGET', KEYS[1], ARGV[1])
+"""
 
 CACHE_TTL_S = 1.0  # how long a process trusts its cached campaign views before asking VERSION
 
@@ -107,6 +121,7 @@ class Campaigns:
         self.clock = clock
         self.catalog = catalog
         self.scripts = scripts
+        self._grant_script = LuaScripts(r, {"grant": GRANT})
         self._views: dict[str, CampaignView] = {}
         self._version: int | None = None
         self._checked = 0.0
@@ -248,6 +263,32 @@ class Campaigns:
             if reply[0] == "ok":
                 out[cid] = reply[1]
         return out
+
+    # -- grants to live streams ----------------------------------------------------------
+    def record_grant(self, cid: str, stream_id: str, actor: str, *,
+                     granted: bool) -> dict[str, Any] | None:
+        """Record that a stream may (or no longer may) drop the campaign's offers, with a
+        ledger entry `grant` / `revoke`; return the grant (None once revoked).
+
+        The live package keeps the grant its drops check (on the stream's slot); this is the
+        campaign's own record, for listing and audit.
+        """
+        campaign = self.get(cid)
+        if granted and campaign["status"] == "ended":
+            raise Conflict("an ended campaign grants no streams", code="CAMPAIGN_ENDED",
+                           field="campaign_id")
+        now = self.clock.now()
+        record = {"campaign_id": cid, "stream_id": stream_id, "granted_by": actor,
+                  "granted_at": now}
+        raw = self._grant_script.call("grant", [keys.grants(cid), keys.ledger(cid)], [
+            stream_id, json.dumps(record), "grant" if granted else "revoke", actor, repr(now)])
+        return json.loads(raw) if raw else None
+
+    def grants(self, cid: str) -> list[dict[str, Any]]:
+        """Return the streams that may drop the campaign's offers, by stream id."""
+        self.get(cid)
+        raw = self.r.hgetall(keys.grants(cid))
+        return sorted((json.loads(v) for v in raw.values()), key=lambda g: int(g["stream_id"]))
 
     # -- offers --------------------------------------------------------------------------
     def create_offer(self, cid: str, data: OfferIn, actor: str) -> dict[str, Any]:

@@ -114,3 +114,8 @@ def throttle(kind: str, ident: str, window: int) -> str:
 def state(cid: str) -> str:
     """Hash: coupon sequence number -> mutable state JSON (status, validity, redemption)."""
     return f"{campaign(cid)}:state"
+
+
+def grants(cid: str) -> str:
+    """Hash: stream id -> grant JSON (which live streams may drop the campaign's offers)."""
+    return f"{campaign(cid)}:grants"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import defaultdict
 from typing import Any
 
 import redis
 
+from core.csvfile import to_csv
 from core.errors import ValidationFailed
 
 from . import keys
@@ -118,16 +117,14 @@ class Reports:
     def csv(self, cid: str) -> str:
         """Return the hourly statistics as CSV, one row per hour, offer, store and channel."""
         self.campaigns.get(cid)
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
+        rows: list[list[Any]] = [list(CSV_COLUMNS)]
         for row in self._rows(cid):
-            writer.writerow([row["hour"], row["offer_id"] or "", row["store_id"] or "",
-                             row["channel"] or "", row["enter"], row["dwell"], row["issued"],
-                             row["value"], row["redeemed"], row["discount"], row["voided"],
-                             row["expired"], _rate(row["redeemed"], row["issued"] - row["voided"])
-                             if row["issued"] else ""])
-        return out.getvalue()
+            rows.append([row["hour"], row["offer_id"] or "", row["store_id"] or "",
+                         row["channel"] or "", row["enter"], row["dwell"], row["issued"],
+                         row["value"], row["redeemed"], row["discount"], row["voided"],
+                         row["expired"], _rate(row["redeemed"], row["issued"] - row["voided"])
+                         if row["issued"] else ""])
+        return to_csv(rows)
 
     def heat_points(self, cid: str) -> tuple[list[tuple[float, float, str, float]],
                                              tuple[float, float, float, float] | None, str]:

@@ -165,15 +165,53 @@ def test_history_replays_after_an_offset_or_says_too_far(redis_client):
 
 
 def test_presence_counts_across_processes_and_heals(redis_client, clock):
-    a = Presence(redis_client, clock, "proc-a", ttl_s=30)
-    b = Presence(redis_client, clock, "proc-b", ttl_s=30)
-    assert a.join("7", "s1") == 1 and a.join("7", "s2") == 2 and b.join("7", "s3") == 3
-    assert b.leave("7", "s3") == 2
-    b.join("7", "s4")
-    clock.advance(20)
-    a.heartbeat([("7", "s1"), ("7", "s2")])  # process b has died: no heartbeat
-    clock.advance(15)
+    a = Presence(redis_client, clock, "proc-a", ttl_s=30, process_ttl_s=5)
+    b = Presence(redis_client, clock, "proc-b", ttl_s=30, process_ttl_s=5)
+    assert a.join("7", "s1", "v1") == 1 and a.join("7", "s2", "v2") == 2
+    assert b.join("7", "s3", "v3") == 3
+    assert b.leave("7", "s3", "v3") == 2
+    b.join("7", "s4", "v4")
+    for _ in range(35):  # process b has died: only a says it is alive, every second
+        clock.advance(1)
+        a.heartbeat([("7", "s1", "v1"), ("7", "s2", "v2")])
     assert a.count("7") == 2 and b.count("7") == 2
+
+
+def test_a_dead_process_stops_counting_within_seconds_and_nobody_counts_twice(
+        redis_client, clock):
+    from live.feedback import FeedbackCounters
+
+    a = Presence(redis_client, clock, "proc-a", ttl_s=30, process_ttl_s=5)
+    b = Presence(redis_client, clock, "proc-b", ttl_s=30, process_ttl_s=5)
+    feedback = FeedbackCounters(redis_client, clock)
+    viewers = [f"v{i}" for i in range(10)]
+    for i, viewer in enumerate(viewers):
+        feedback.set_viewers("7", (a if i < 4 else b).join("7", f"c{i}", viewer))
+    # Two tabs of one viewer are one viewer.
+    feedback.set_viewers("7", a.join("7", "c0-tab2", "v0"))
+    assert a.count("7") == 10 and feedback.totals("7")["peak_viewers"] == 10
+    # Process b dies; its six viewers reconnect through a at once.
+    for i, viewer in enumerate(viewers[4:], start=4):
+        feedback.set_viewers("7", a.join("7", f"c{i}-again", viewer))
+    assert a.count("7") == 10 and feedback.totals("7")["peak_viewers"] == 10
+    # Two of them closed the app instead. Within the process TTL (not the 30 s of a
+    # connection) the count is right again.
+    a.leave("7", "c8-again", "v8")
+    a.leave("7", "c9-again", "v9")
+    conns = [("7", f"c{i}", v) for i, v in enumerate(viewers[:4])] + [("7", "c0-tab2", "v0")]
+    conns += [("7", f"c{i}-again", v) for i, v in enumerate(viewers[4:8], start=4)]
+    for _ in range(5):
+        clock.advance(1)
+        a.heartbeat(conns)
+    count = a.count("7")
+    feedback.set_viewers("7", count)
+    assert count == 8 and feedback.totals("7")["viewers"] == 8
+    assert feedback.totals("7")["peak_viewers"] == 10
+    # A process taken for dead after a long pause puts its connections back when it returns.
+    clock.advance(10)
+    assert b.count("7") == 0
+    a.heartbeat(conns)
+    assert b.count("7") == 8
 
 
 def test_pins_at_most_three_in_order_and_announcements(redis_client, clock):
@@ -229,7 +267,7 @@ def test_a_late_joiner_gets_the_state_and_a_reconnect_gets_what_it_missed(world)
         clock.advance(3)
         chat.comment(sid, f"v{i}", f"comment {i}")
         history.append(sid, "comment", {"n": i})
-    presence.join(sid, "conn-1")
+    presence.join(sid, "conn-1", "v1")
     state = room.state(sid)
     assert state["offset"] == 60 and [p["id"] for p in state["pinned"]] == [pid]
     assert state["poll"]["tallies"] == [0, 1] and state["poll"]["open"]
@@ -244,3 +282,42 @@ def test_a_late_joiner_gets_the_state_and_a_reconnect_gets_what_it_missed(world)
         history.append(sid, "like", {"n": i})
     behind = room.recover(sid, 2)
     assert not behind["recovered"] and behind["state"]["offset"] == 400
+
+
+def test_only_a_granted_stream_attaches_a_campaign_and_drops_its_offers(world):
+    from core.errors import Forbidden
+    from live.models import StreamPatch
+
+    promos, streams, drops, cid = world["promos"], world["streams"], world["drops"], world["cid"]
+    host = Caller("h1", "host")
+    body = dict(title="t", brand="b", playback_url="https://v.example/x", hosts=["h1"],
+                starts_at=T0)
+    with pytest.raises(Forbidden) as info:  # a host cannot attach a campaign by scheduling
+        streams.create(StreamIn(**body, campaign_id=cid), host)
+    assert info.value.code == "CAMPAIGN_NOT_GRANTED"
+    mine = streams.create(StreamIn(**body), host)
+    with pytest.raises(Forbidden) as info:
+        streams.update(mine["id"], StreamPatch(campaign_id=cid), host)
+    assert info.value.code == "CAMPAIGN_NOT_GRANTED"
+    # A stream record naming the campaign without its grant (as a host could make one before)
+    # drops nothing: the drop's own script checks the grant.
+    other = streams.transition(streams.create(StreamIn(**body), host)["id"], "live", host)
+    refused("CAMPAIGN_NOT_GRANTED", drops.start, {**other, "campaign_id": cid}, world["oid"],
+            5, 30)
+    # A marketer grants it; now the host may attach the campaign and drop.
+    grant = streams.grant(mine["id"], cid, "marketer:m1")
+    assert grant["stream_id"] == mine["id"] and grant["granted_by"] == "marketer:m1"
+    assert streams.update(mine["id"], StreamPatch(campaign_id=cid), host)["campaign_id"] == cid
+    stream = streams.transition(mine["id"], "live", host)
+    drop = drops.start(stream, world["oid"], 5, 60)
+    assert drops.claim(mine["id"], drop["id"], "v1")["outcome"] == "won"
+    # Revoked: the running drop stops paying out, and no new drop starts.
+    streams.revoke(mine["id"], cid, "marketer:m1")
+    refused("CAMPAIGN_NOT_GRANTED", drops.claim, mine["id"], drop["id"], "v2")
+    assert drops.claim(mine["id"], drop["id"], "v1")["outcome"] == "already_won"
+    world["clock"].advance(61)
+    refused("CAMPAIGN_NOT_GRANTED", drops.start, stream, world["oid"], 5, 30)
+    assert [g["stream_id"] for g in promos.campaigns.grants(cid)] == [world["stream"]["id"]]
+    entries = promos.reports.ledger(cid)["items"]
+    assert [(e["type"], e["stream_id"]) for e in entries if e["type"] in ("grant", "revoke")] == [
+        ("grant", world["stream"]["id"]), ("grant", mine["id"]), ("revoke", mine["id"])]

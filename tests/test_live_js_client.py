@@ -31,9 +31,10 @@ def test_socket_io_client_completes_a_viewer_session(redis_server, tmp_path):
     cid = promos.campaigns.create(CampaignIn(name="js", starts_at=now - 60, ends_at=now + 600),
                                   actor="t")["id"]
     host = session_for(helper, "host")
+    marketer = session_for(helper, "marketer")  # attaching a campaign grants it: marketers
     viewer = session_for(helper, "shopper")
     with start_gunicorn(redis_server) as server:
-        stream = requests.post(server.url + "/api/streams", headers=bearer(host["token"]),
+        stream = requests.post(server.url + "/api/streams", headers=bearer(marketer["token"]),
                                timeout=10, json={
                                    "title": "js", "brand": "b",
                                    "playback_url": "https://v.example/x",

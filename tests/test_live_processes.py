@@ -121,29 +121,70 @@ def test_a_host_on_one_process_reaches_viewers_on_both_and_drops_stay_exactly_n(
         host.close()
 
 
-def test_the_viewer_count_heals_when_a_process_dies(servers, helper_app, stream,
-                                                    shared_redis):
+def test_a_host_taken_off_a_stream_on_one_process_loses_the_console_on_the_other(
+        servers, helper_app):
+    server_a, server_b = servers
+    keeps, loses = session_for(helper_app, "host"), session_for(helper_app, "host")
+    marketer = session_for(helper_app, "marketer")
+    hosts = [keeps["user"]["id"], loses["user"]["id"]]
+    created = requests.post(server_b.url + "/api/streams", headers=bearer(marketer["token"]),
+                            timeout=10, json={"title": "t", "brand": "b",
+                                              "playback_url": "https://v.example/x",
+                                              "hosts": hosts, "starts_at": time.time()})
+    sid = created.json()["id"]
+    staying = Client(server_b.url, "/host", {"token": keeps["token"], "stream_id": sid})
+    leaving = Client(server_a.url, "/host", {"token": loses["token"], "stream_id": sid})
+    try:
+        assert "text" in leaving.call("announce", {"text": "soon"})
+        changed = requests.patch(f"{server_b.url}/api/streams/{sid}", timeout=10,
+                                 headers=bearer(marketer["token"]),
+                                 json={"hosts": [keeps["user"]["id"]]})
+        assert changed.status_code == 200, changed.text
+        wait_for(lambda: not leaving.sio.connected, 10, "the removed host's console closed")
+        assert staying.sio.connected and staying.call("start") == {"status": "live"}
+        # Connecting again is refused too.
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            Client(server_a.url, "/host", {"token": loses["token"], "stream_id": sid})
+    finally:
+        staying.close()
+        leaving.close()
+
+
+def test_the_viewer_count_heals_when_a_process_dies(servers, helper_app, shared_redis):
     from tests.servers import start_gunicorn
 
     server_a, _ = servers
-    # A third process whose connections count for 3 s after its last heartbeat (1 s apart).
-    doomed = start_gunicorn(shared_redis, extra_env={"LIVE_PRESENCE_TTL_S": "3"})
-    viewers = []
+    host = session_for(helper_app, "host")
+    created = requests.post(server_a.url + "/api/streams", headers=bearer(host["token"]),
+                            timeout=10, json={"title": "t", "brand": "b",
+                                              "playback_url": "https://v.example/x",
+                                              "hosts": [host["user"]["id"]],
+                                              "starts_at": time.time()})
+    sid = created.json()["id"]
+    # A third process with the default settings: a connection counts for 30 s after its last
+    # refresh, but a process's viewers only while it says it is alive (every second, 5 s).
+    doomed = start_gunicorn(shared_redis)
+    sessions = [session_for(helper_app, "shopper") for _ in range(3)]
+    clients = []
     try:
-        for server in (server_a, doomed, doomed):
-            session = session_for(helper_app, "shopper")
+        for server, session in zip((server_a, doomed, doomed), sessions, strict=True):
             viewer = Client(server.url, "/live", {"token": session["token"]})
-            viewer.call("join", {"stream_id": stream["id"]})
-            viewers.append(viewer)
-        host = Client(server_a.url, "/host", {"token": stream["host"]["token"],
-                                              "stream_id": stream["id"]})
-        viewers.append(host)
-        assert host.call("feedback")["viewers"] == 3
+            viewer.call("join", {"stream_id": sid})
+            clients.append(viewer)
+        console = Client(server_a.url, "/host", {"token": host["token"], "stream_id": sid})
+        clients.append(console)
+        assert console.call("feedback")["viewers"] == 3
         os.killpg(doomed.process.pid, signal.SIGKILL)  # no goodbye, no leave events
-        wait_for(lambda: host.call("feedback")["viewers"] == 1, 15,
+        # One of the dead process's viewers reconnects through A at once: still one viewer.
+        again = Client(server_a.url, "/live", {"token": sessions[1]["token"]})
+        clients.append(again)
+        assert again.call("join", {"stream_id": sid})["state"]["viewers"] == 3
+        # Well within the 30 s connection TTL, the count is right again.
+        wait_for(lambda: console.call("feedback")["viewers"] == 2, 12,
                  "the count without the dead process's viewers")
+        assert console.call("feedback")["peak_viewers"] == 3  # never 4
     finally:
-        for client in viewers:
+        for client in clients:
             try:
                 client.close()
             except Exception:

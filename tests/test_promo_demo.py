@@ -57,6 +57,8 @@ def test_the_demo_has_a_scheduled_stream_with_products_and_a_host(app, client):
     stream = report["stream"]
     assert stream["status"] == "scheduled" and len(stream["products"]) == 3
     assert stream["campaign_id"] == report["campaign"]["id"]
+    grants = app.extensions["promotions"].campaigns.grants(report["campaign"]["id"])
+    assert [g["stream_id"] for g in grants] == [stream["id"]]  # its host may drop the offers
     assert seed_demo(app)["stream"]["id"] == stream["id"]
     host = login(client, "host@demo.footfall.test")
     mine = client.get(f"/api/streams/{stream['id']}", headers=host).get_json()

@@ -201,3 +201,98 @@ def test_guests_watch_but_do_not_write(app, client, setup):
 
     assert_error(client.get("/api/wallet", headers=bearer(guest["token"])), 403,
                  "forbidden_role")
+
+
+def test_every_report_csv_defuses_formulas_typed_by_viewers_and_staff(app, client, setup):
+    """Comments, questions, polls and drops carry text from viewers, hosts and marketers."""
+    import csv
+    import io
+
+    from promotions.models import OfferPatch
+
+    from .helpers import bearer
+
+    promos = app.extensions["promotions"]
+    cid = setup["stream"]["campaign_id"]
+    promos.campaigns.update_offer(cid, setup["oid"], OfferPatch(name="=cmd|' /C calc'!A0"))
+    host, sid = setup["host"], setup["sid"]
+    viewer, _ = setup["viewer"]()
+    viewer.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    host.emit("start", {}, namespace="/host", callback=True)
+    typed = ['=HYPERLINK("http://evil.example","prize")', "@SUM(1+1)", "+1+1", "-2+3"]
+    for text in typed:
+        assert "comment" in viewer.emit("comment", {"text": text}, namespace="/live",
+                                        callback=True)
+    viewer.emit("ask", {"text": "=1+1"}, namespace="/live", callback=True)
+    host.emit("poll_start", {"question": "@who", "options": ["+a", "-b"], "duration_s": 60},
+              namespace="/host", callback=True)
+    drop = host.emit("drop", {"offer_id": setup["oid"], "quantity": 1, "window_s": 30},
+                     namespace="/host", callback=True)
+    assert viewer.emit("claim", {"drop_id": drop["id"]}, namespace="/live",
+                       callback=True)["outcome"] == "won"
+    host.emit("end", {}, namespace="/host", callback=True)
+    token = setup["auth"].user("marketer")["token"]
+
+    def rows(part):
+        response = client.get(f"/api/streams/{sid}/report/{part}.csv", headers=bearer(token))
+        assert response.status_code == 200
+        return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+
+    assert [r["text"] for r in rows("comments")] == ["'" + t for t in typed]
+    [question] = rows("questions")
+    assert question["text"] == "'=1+1" and question["upvotes"] == "0"
+    polls = rows("polls")
+    assert {r["question"] for r in polls} == {"'@who"}
+    assert [r["option"] for r in polls] == ["'+a", "'-b"]
+    [dropped] = rows("drops")
+    assert dropped["title"] == "'=cmd|' /C calc'!A0" and dropped["claimed"] == "1"
+    # Numbers the server wrote stay numbers: times, counts.
+    assert float(rows("comments")[0]["at"]) > 0
+    assert {r["name"]: r["value"] for r in rows("stats")}["comments"] == "4"
+
+
+def test_a_host_taken_off_the_stream_loses_the_console(app, client, setup):
+    from live.models import StreamPatch
+    from live.streams import Caller
+
+    sid, auth = setup["sid"], setup["auth"]
+    marketer, _ = auth.headers("marketer")
+    first_id = setup["stream"]["hosts"][0]
+    second = auth.user("host")
+    both = [first_id, second["user"]["id"]]
+    assert client.patch(f"/api/streams/{sid}", headers=marketer,
+                        json={"hosts": both}).status_code == 200
+    console = setup["connect"]("/host", second["token"], stream_id=sid)
+    assert console.is_connected("/host")
+    assert "text" in console.emit("announce", {"text": "hello"}, namespace="/host",
+                                  callback=True)
+    # Taken off behind the console's back (no disconnect): every host event checks the hosts.
+    app.extensions["streams"].update(sid, StreamPatch(hosts=[first_id]),
+                                     Caller("m", "marketer"))
+    for event, payload in (
+            ("announce", {"text": "still here"}), ("banned_words", {"words": ["x"]}),
+            ("slow_mode", {"seconds": 30}), ("mute", {"viewer_id": "v1", "seconds": 60}),
+            ("ban", {"viewer_id": "v1"}), ("pin", {"product_id": setup["pid"]}),
+            ("poll_start", {"question": "q", "options": ["a", "b"], "duration_s": 60}),
+            ("drop", {"offer_id": setup["oid"], "quantity": 1, "window_s": 30}),
+            ("delete_comment", {"comment_id": "c1"}), ("feedback", {}), ("start", {})):
+        ack = console.emit(event, payload, namespace="/host", callback=True)
+        assert ack["error"]["code"] == "not_your_stream", (event, ack)
+    moderation = app.extensions["live"].chat.moderation_state(sid)
+    assert moderation["banned"] == [] and moderation["muted"] == []
+    assert moderation["banned_words"] == [] and moderation["slow_mode_s"] == 0
+    # Taken off over REST (the stream may be live): the console is disconnected.
+    assert setup["host"].emit("start", {}, namespace="/host", callback=True) == {"status": "live"}
+    assert client.patch(f"/api/streams/{sid}", headers=marketer,
+                        json={"hosts": both}).status_code == 200
+    console = setup["connect"]("/host", second["token"], stream_id=sid)
+    assert console.is_connected("/host")
+    response = client.patch(f"/api/streams/{sid}", headers=marketer, json={"hosts": [first_id]})
+    assert response.status_code == 200 and response.get_json()["hosts"] == [first_id]
+    assert not console.is_connected("/host")
+    assert setup["host"].is_connected("/host")  # the remaining host keeps theirs
+    assert setup["host"].emit("announce", {"text": "on"}, namespace="/host",
+                              callback=True)["text"] == "on"
+    # A live stream changes only its hosts.
+    late = client.patch(f"/api/streams/{sid}", headers=marketer, json={"title": "late"})
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "STREAM_NOT_SCHEDULED"

@@ -168,3 +168,41 @@ def test_a_product_links_an_offer_of_the_streams_campaign(app, client, people):
 @pytest.mark.parametrize("cursor", ["e0706", "1e5", "abc", "1.2.3"])
 def test_a_malformed_list_cursor_is_a_validation_error(client, cursor):
     assert_error(client.get(f"/api/streams?cursor={cursor}"), 422, "validation_error", "cursor")
+
+
+def test_marketers_grant_a_campaign_to_a_stream_over_rest(app, client, people):
+    promos = app.extensions["promotions"]
+    from promotions.models import CampaignIn
+
+    cid = promos.campaigns.create(CampaignIn(name="c", starts_at=T0, ends_at=T0 + 86400),
+                                  actor="m")["id"]
+    assert_error(client.post("/api/streams", headers=people["host"],
+                             json=stream_body(people, campaign_id=cid)),
+                 403, "CAMPAIGN_NOT_GRANTED", "campaign_id")
+    mine = schedule(client, people, who="host")
+    url = f"/api/streams/{mine['id']}"
+    assert_error(client.patch(url, headers=people["host"], json={"campaign_id": cid}),
+                 403, "CAMPAIGN_NOT_GRANTED", "campaign_id")
+    grants = f"/api/campaigns/{cid}/grants"
+    assert_error(client.put(f"{grants}/{mine['id']}", headers=people["host"]), 403,
+                 "forbidden_role")
+    assert_error(client.put(f"{grants}/999", headers=people["marketer"]), 404,
+                 "stream_not_found", "stream_id")
+    granted = client.put(f"{grants}/{mine['id']}", headers=people["marketer"])
+    assert granted.status_code == 200 and granted.get_json()["stream_id"] == mine["id"]
+    assert client.put(f"{grants}/{mine['id']}", headers=people["marketer"]).get_json() == \
+        granted.get_json()  # again: the same grant
+    assert [g["stream_id"] for g in client.get(grants, headers=people["marketer"])
+            .get_json()["items"]] == [mine["id"]]
+    patched = client.patch(url, headers=people["host"], json={"campaign_id": cid})
+    assert patched.status_code == 200 and patched.get_json()["campaign_id"] == cid
+    revoked = client.delete(f"{grants}/{mine['id']}", headers=people["marketer"])
+    assert revoked.get_json()["status"] == "revoked"
+    assert client.get(grants, headers=people["marketer"]).get_json()["items"] == []
+    ledger = client.get(f"/api/campaigns/{cid}/ledger?type=grant",
+                        headers=people["marketer"]).get_json()["items"]
+    assert [(e["type"], e["stream_id"]) for e in ledger] == [("grant", mine["id"])]
+    # A marketer attaching a campaign grants it.
+    theirs = schedule(client, people, campaign_id=cid)
+    assert theirs["id"] in [g["stream_id"] for g in client.get(
+        grants, headers=people["marketer"]).get_json()["items"]]

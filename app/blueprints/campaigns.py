@@ -30,6 +30,7 @@ MANAGERS = ("marketer", "admin")
 CAMPAIGN_ID = r"^[1-9][0-9]{0,11}$"
 OFFER_ID = r"^o[1-9][0-9]{0,8}$"
 COUPON_ID = r"^[1-9][0-9]{0,11}-[1-9][0-9]{0,11}$"
+STREAM_ID = r"^[1-9][0-9]{0,11}$"
 
 
 class CampaignPath(BaseModel):
@@ -39,6 +40,20 @@ class CampaignPath(BaseModel):
 class OfferPath(BaseModel):
     campaign_id: str = Field(pattern=CAMPAIGN_ID)
     offer_id: str = Field(pattern=OFFER_ID)
+
+
+class GrantPath(BaseModel):
+    campaign_id: str = Field(pattern=CAMPAIGN_ID)
+    stream_id: str = Field(pattern=STREAM_ID)
+
+
+class Grant(BaseModel):
+    """A live stream that may drop the campaign's offers."""
+
+    campaign_id: str
+    stream_id: str
+    granted_by: str = Field(description="role:account id of the marketer who granted it")
+    granted_at: float
 
 
 class CouponPath(BaseModel):
@@ -73,7 +88,8 @@ class LedgerQuery(BaseModel):
 
     after: str | None = Field(default=None, description="next_cursor of the previous page")
     limit: int = Field(default=100, ge=1, le=1000)
-    type: Literal["issue", "redeem", "void_redemption", "void", "expire", "status"] | None = None
+    type: Literal["issue", "redeem", "void_redemption", "void", "expire", "status", "grant",
+                  "revoke"] | None = None
 
 
 class AnalyticsQuery(BaseModel):
@@ -90,6 +106,10 @@ class VoidBody(BaseModel):
 
 def _promotions():
     return current_app.extensions["promotions"]
+
+
+def _live_streams():
+    return current_app.extensions["streams"]
 
 
 def _actor() -> str:
@@ -181,6 +201,29 @@ def issue_coupon(path: OfferPath, body: IssueBody):
     coupon = promos.coupons.present(result.coupon, owner=False)
     return {"outcome": result.outcome, "coupon": coupon}, 201 if result.outcome == "issued" \
         else 200
+
+
+@endpoint(bp, "get", "/campaigns/<campaign_id>/grants", allow=MANAGERS,
+          summary="The live streams that may drop this campaign's offers")
+def list_grants(path: CampaignPath):
+    return {"items": _promotions().campaigns.grants(path.campaign_id)}
+
+
+@endpoint(bp, "put", "/campaigns/<campaign_id>/grants/<stream_id>", allow=MANAGERS,
+          summary="Let a live stream attach this campaign and drop its offers",
+          description="Without a grant, a host attaching the campaign to a stream and every "
+          "drop of its offers answer 403 CAMPAIGN_NOT_GRANTED (a marketer scheduling a stream "
+          "with the campaign grants it). Granting again changes nothing; the ledger records "
+          "`grant` and `revoke` entries.")
+def grant_stream(path: GrantPath):
+    return _live_streams().grant(path.stream_id, path.campaign_id, _actor())
+
+
+@endpoint(bp, "delete", "/campaigns/<campaign_id>/grants/<stream_id>", allow=MANAGERS,
+          summary="Take a grant back: no drop of this campaign starts or is claimed there")
+def revoke_stream(path: GrantPath):
+    _live_streams().revoke(path.stream_id, path.campaign_id, _actor())
+    return {"status": "revoked", "campaign_id": path.campaign_id, "stream_id": path.stream_id}
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/ledger", allow=MANAGERS,

@@ -14,6 +14,7 @@ from live.streams import Caller
 
 from ..api import endpoint, principal
 from ..auth import PUBLIC
+from .auth import close_sockets
 
 bp = APIBlueprint("streams", __name__, url_prefix="/api/streams",
                   abp_tags=[Tag(name="streams", description="live-stream shopping")])
@@ -76,9 +77,15 @@ def get_stream(path: StreamPath):
 
 
 @endpoint(bp, "patch", "/<stream_id>", allow=EDITORS,
-          summary="Change a scheduled stream (its hosts, marketers, admins)")
+          summary="Change a scheduled stream, or a live stream's hosts (its hosts, marketers, "
+          "admins)",
+          description="A host taken off the stream has its /host console disconnected at once, "
+          "on whichever server process holds it.")
 def patch_stream(path: StreamPath, body: StreamPatch):
-    return _streams().update(path.stream_id, body, _caller())
+    stream = _streams().update(path.stream_id, body, _caller())
+    stale = _streams().stale_consoles(path.stream_id)
+    close_sockets([("/host", console) for console in stale])
+    return stream
 
 
 @endpoint(bp, "post", "/<stream_id>/transition", allow=EDITORS,

@@ -13,7 +13,7 @@ from flask import current_app, request
 from flask_socketio import join_room, leave_room
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import DomainError, Forbidden
+from core.errors import DomainError
 
 from ..auth import Principal, roles
 from .base import SecureNamespace, error_body, refusal
@@ -156,7 +156,7 @@ class LiveNamespace(SecureNamespace):
             self._leave(previous)
         join_room(viewers_room(body.stream_id))
         self.watching[request.sid] = body.stream_id
-        viewers = live.presence.join(body.stream_id, request.sid)
+        viewers = live.presence.join(body.stream_id, request.sid, self.principal().user_id)
         live.feedback.record_join(body.stream_id)
         live.feedback.set_viewers(body.stream_id, viewers)
         if body.offset is not None:
@@ -173,13 +173,14 @@ class LiveNamespace(SecureNamespace):
     def _leave(self, sid: str) -> None:
         leave_room(viewers_room(sid))
         self.watching.pop(request.sid, None)
-        _live().presence.leave(sid, request.sid)
+        _live().presence.leave(sid, request.sid, self.principal().user_id)
 
     def on_disconnect(self, reason: Any = None) -> None:
         sid = self.watching.pop(request.sid, None)
-        if sid is not None:
+        who = self.principals.get(request.sid)
+        if sid is not None and who is not None:
             try:
-                _live().presence.leave(sid, request.sid)
+                _live().presence.leave(sid, request.sid, who.user_id)
             except Exception:  # presence heals by expiry anyway
                 pass
         super().on_disconnect(reason)
@@ -260,10 +261,7 @@ class HostNamespace(SecureNamespace):
         super().on_connect(auth)
         who = self.principals[request.sid]
         try:
-            stream = _live().streams.get(sid)
-            if who.user_id not in stream["hosts"]:
-                raise Forbidden("only this stream's hosts may connect", code="not_your_stream",
-                                field="stream_id")
+            _live().streams.open_console(sid, request.sid, who.user_id)
         except DomainError as exc:
             self.principals.pop(request.sid, None)
             current_app.extensions["accounts"].forget_socket(who, self.namespace, request.sid)
@@ -275,11 +273,21 @@ class HostNamespace(SecureNamespace):
         """Rooms are joined in on_connect, once the stream is known."""
 
     def on_disconnect(self, reason: Any = None) -> None:
-        self.streams.pop(request.sid, None)
+        sid = self.streams.pop(request.sid, None)
+        if sid is not None:
+            try:
+                _live().streams.close_console(sid, request.sid)
+            except Exception:  # a stale entry only means a no-op disconnect later
+                pass
         super().on_disconnect(reason)
 
+    def _stream(self) -> dict[str, Any]:
+        """Return this console's stream, checking that the caller is still one of its hosts
+        (a host taken off the stream is refused with not_your_stream from then on)."""
+        return _live().streams.hosted(self.streams[request.sid], self.principal().user_id)
+
     def _sid(self) -> str:
-        return self.streams[request.sid]
+        return self._stream()["id"]
 
     def _caller(self):
         from live.streams import Caller
@@ -290,14 +298,16 @@ class HostNamespace(SecureNamespace):
     @roles("host")
     def on_start(self, payload: Any = None) -> dict[str, Any]:
         """Go live; viewers hear `stream_status`."""
-        stream = _live().streams.transition(self._sid(), "live", self._caller())
+        stream = _live().streams.transition(  # checks the hosts too
+            self.streams[request.sid], "live", self._caller())
         broadcast(stream["id"], "stream_status", {"status": "live"})
         return {"status": stream["status"]}
 
     @roles("host")
     def on_end(self, payload: Any = None) -> dict[str, Any]:
         """End the stream; viewers hear `stream_status`."""
-        stream = _live().streams.transition(self._sid(), "ended", self._caller())
+        stream = _live().streams.transition(  # checks the hosts too
+            self.streams[request.sid], "ended", self._caller())
         broadcast(stream["id"], "stream_status", {"status": "ended"})
         return {"status": stream["status"]}
 
@@ -305,67 +315,72 @@ class HostNamespace(SecureNamespace):
     def on_pin(self, payload: Any) -> dict[str, Any]:
         """Pin a product (at most three); viewers hear `pinned`."""
         body = parse(ProductRef, payload)
-        pinned = _live().stage.pin(self._sid(), body.product_id)
-        broadcast(self._sid(), "pinned", {"products": pinned})
+        sid = self._sid()
+        pinned = _live().stage.pin(sid, body.product_id)
+        broadcast(sid, "pinned", {"products": pinned})
         return {"pinned": pinned}
 
     @roles("host")
     def on_unpin(self, payload: Any) -> dict[str, Any]:
         """Unpin a product; viewers hear `pinned`."""
         body = parse(ProductRef, payload)
-        pinned = _live().stage.unpin(self._sid(), body.product_id)
-        broadcast(self._sid(), "pinned", {"products": pinned})
+        sid = self._sid()
+        pinned = _live().stage.unpin(sid, body.product_id)
+        broadcast(sid, "pinned", {"products": pinned})
         return {"pinned": pinned}
 
     @roles("host")
     def on_announce(self, payload: Any) -> dict[str, Any]:
         """Announce something; viewers hear `announcement`."""
         body = parse(TextIn, payload)
-        record = _live().stage.announce(self._sid(), body.text)
-        broadcast(self._sid(), "announcement", record)
+        sid = self._sid()
+        record = _live().stage.announce(sid, body.text)
+        broadcast(sid, "announcement", record)
         return record
 
     @roles("host")
     def on_poll_start(self, payload: Any) -> dict[str, Any]:
         """Open a poll (2-6 options); viewers hear `poll`."""
         body = parse(PollIn, payload)
-        poll = _live().chat.start_poll(self._sid(), body.question, body.options,
-                                       body.duration_s)
-        broadcast(self._sid(), "poll", poll)
+        sid = self._sid()
+        poll = _live().chat.start_poll(sid, body.question, body.options, body.duration_s)
+        broadcast(sid, "poll", poll)
         return poll
 
     @roles("host")
     def on_poll_close(self, payload: Any) -> dict[str, Any]:
         """Close the poll; viewers hear `poll` with the final tallies."""
         body = parse(PollRef, payload)
-        poll = _live().chat.close_poll(self._sid(), body.poll_id)
-        broadcast(self._sid(), "poll", poll)
+        sid = self._sid()
+        poll = _live().chat.close_poll(sid, body.poll_id)
+        broadcast(sid, "poll", poll)
         return poll
 
     @roles("host")
     def on_drop(self, payload: Any) -> dict[str, Any]:
         """Drop a coupon: N for the quickest viewers within the window; viewers hear `drop`."""
         body = parse(DropIn, payload)
-        live = _live()
-        stream = live.streams.get(self._sid())
-        drop = live.drops.start(stream, body.offer_id, body.quantity, body.window_s)
-        broadcast(self._sid(), "drop", drop)
+        stream = self._stream()
+        drop = _live().drops.start(stream, body.offer_id, body.quantity, body.window_s)
+        broadcast(stream["id"], "drop", drop)
         return drop
 
     @roles("host")
     def on_delete_comment(self, payload: Any) -> dict[str, Any]:
         """Delete a comment; viewers hear `comment_deleted`."""
         body = parse(CommentRef, payload)
-        _live().chat.delete_comment(self._sid(), body.comment_id)
-        broadcast(self._sid(), "comment_deleted", {"comment_id": body.comment_id})
+        sid = self._sid()
+        _live().chat.delete_comment(sid, body.comment_id)
+        broadcast(sid, "comment_deleted", {"comment_id": body.comment_id})
         return {"deleted": body.comment_id}
 
     @roles("host")
     def on_pin_comment(self, payload: Any) -> dict[str, Any]:
         """Pin a comment; viewers hear `comment_pinned`."""
         body = parse(CommentRef, payload)
-        comment = _live().chat.pin_comment(self._sid(), body.comment_id)
-        broadcast(self._sid(), "comment_pinned", comment)
+        sid = self._sid()
+        comment = _live().chat.pin_comment(sid, body.comment_id)
+        broadcast(sid, "comment_pinned", comment)
         return comment
 
     @roles("host")
@@ -386,8 +401,9 @@ class HostNamespace(SecureNamespace):
     def on_slow_mode(self, payload: Any) -> dict[str, Any]:
         """Set slow mode (seconds between one viewer's comments; 0 turns it off)."""
         body = parse(SlowModeIn, payload)
-        _live().chat.set_slow_mode(self._sid(), body.seconds)
-        broadcast(self._sid(), "slow_mode", {"seconds": body.seconds})
+        sid = self._sid()
+        _live().chat.set_slow_mode(sid, body.seconds)
+        broadcast(sid, "slow_mode", {"seconds": body.seconds})
         return {"seconds": body.seconds}
 
     @roles("host")
