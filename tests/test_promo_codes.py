@@ -6,6 +6,7 @@ import pytest
 
 from promotions.codes import (
     ALPHABET,
+    NO_SUCH_CODE,
     CouponCodec,
     CouponRef,
     InvalidCode,
@@ -199,7 +200,7 @@ def test_short_code_made_with_a_key_not_in_the_list_is_refused(codec):
     code = stranger.short_code("42-1057")
     assert stranger.verify(code) == CouponRef("42", 1057)
     error = refused(codec, code)
-    assert "not valid" in error.message
+    assert error.message == NO_SUCH_CODE
 
 
 def test_short_code_of_the_old_key_still_verifies_after_rotation(codec):
@@ -232,3 +233,31 @@ def test_parse_keys_refuses_bad_specs(spec):
 def test_a_codec_needs_a_key():
     with pytest.raises(ValueError):
         CouponCodec([])
+
+
+# -- non-ASCII input and what a wrong guess learns ---------------------------------------------
+@pytest.mark.parametrize("how", ["verify", "verify_token", "verify_short_code"])
+@pytest.mark.parametrize("mangle", [
+    lambda token, code: token[:-2] + "é",  # a non-ASCII signature (was a TypeError: 500)
+    lambda token, code: token.replace("FF1.", "FF1.\u00ff", 1),
+    lambda token, code: code[:-1] + "\u017f",  # "ſ".upper() == "S", a letter of the alphabet
+    lambda token, code: "\u0665" + code,  # an Arabic-Indic digit
+    lambda token, code: code.replace("-", "\u00a0"),
+])
+def test_non_ascii_codes_are_invalid_not_errors(codec, how, mangle):
+    token, code = codec.token("42-1057"), codec.short_code("42-1057")
+    refused(codec, mangle(token, code), how)
+
+
+def test_a_right_mac_on_a_malformed_body_answers_like_a_wrong_one(codec):
+    """The structure is checked before the MAC: only the MAC tells 'no such code'."""
+    secret = KEYS[0][1]
+    from promotions.codes import _luhn_mod32, _mac_chars
+
+    body = ALPHABET[0] + "3" + "2222"  # campaign length 0: not a coupon code at all
+    answers = set()
+    for mac in (_mac_chars(secret, body), "ZZZ" if _mac_chars(secret, body) != "ZZZ" else "YYY"):
+        raw = body + mac
+        raw += ALPHABET[_luhn_mod32(raw)]
+        answers.add(refused(codec, raw).message)
+    assert answers == {"not a coupon code"}
