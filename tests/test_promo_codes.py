@@ -261,3 +261,15 @@ def test_a_right_mac_on_a_malformed_body_answers_like_a_wrong_one(codec):
         raw += ALPHABET[_luhn_mod32(raw)]
         answers.add(refused(codec, raw).message)
     assert answers == {"not a coupon code"}
+
+
+@pytest.mark.parametrize("code", ["FF1.k2.1-1.sig\u00e9", "2222-2222-2\u00e9", "\u017f" * 10])
+def test_a_non_ascii_code_at_the_till_is_a_422_envelope(client, auth, code):
+    from .helpers import assert_error
+
+    till, _ = auth.headers("staff", store_id="acme-1")
+    for path, extra in (("/api/redemptions/preview", {"basket_fen": 100}),
+                        ("/api/redemptions", {"basket_fen": 100, "order_ref": "A-1"}),
+                        ("/api/redemptions/void", {})):
+        response = client.post(path, json={"code": code, **extra}, headers=till)
+        assert_error(response, 422, "INVALID_CODE", "code")

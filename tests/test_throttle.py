@@ -83,14 +83,19 @@ def test_a_refused_hit_is_not_counted_and_keys_are_named_as_documented(redis_cli
 
 # -- the four limits over HTTP: Retry-After is the real window ---------------------------------
 def _login(client, email, password="wrong-password-1", addr="10.0.0.1"):
-    return client.post("/api/auth/login", json={"email": email, "password": password},
-                       environ_base={"REMOTE_ADDR": addr})
+    return client.post(
+        "/api/auth/login",
+        json={"email": email, "password": password},
+        environ_base={"REMOTE_ADDR": addr},
+    )
 
 
 def _signup(client, n, addr="10.0.0.1"):
-    return client.post("/api/auth/signup", json={"email": f"new{n}@example.test",
-                                                 "password": "correct-horse-1"},
-                       environ_base={"REMOTE_ADDR": addr})
+    return client.post(
+        "/api/auth/signup",
+        json={"email": f"new{n}@example.test", "password": "correct-horse-1"},
+        environ_base={"REMOTE_ADDR": addr},
+    )
 
 
 def _guest(client, n, addr="10.0.0.1"):
@@ -99,18 +104,30 @@ def _guest(client, n, addr="10.0.0.1"):
 
 CASES = {
     # name: (settings, request n -> response, the request after the window)
-    "login-account": ({"LOGIN_MAX_ATTEMPTS": 2, "LOGIN_WINDOW_S": WINDOW},
-                      lambda c, n: _login(c, "kim@example.test", addr=f"10.0.0.{n}"),
-                      lambda c: _login(c, "kim@example.test", "correct-horse-1", "10.0.9.9"),
-                      200),
-    "login-address": ({"LOGIN_IP_MAX_ATTEMPTS": 2, "LOGIN_WINDOW_S": WINDOW},
-                      lambda c, n: _login(c, f"u{n}@example.test"),
-                      lambda c: _login(c, "kim@example.test", "correct-horse-1"),
-                      200),
-    "signup": ({"SIGNUP_IP_MAX": 2, "SIGNUP_WINDOW_S": WINDOW},
-               _signup, lambda c: _signup(c, 99), 201),
-    "guest": ({"SIGNUP_IP_MAX": 2, "SIGNUP_WINDOW_S": WINDOW},
-              _guest, lambda c: _guest(c, 99), 201),
+    "login-account": (
+        {"LOGIN_MAX_ATTEMPTS": 2, "LOGIN_WINDOW_S": WINDOW},
+        lambda c, n: _login(c, "kim@example.test", addr=f"10.0.0.{n}"),
+        lambda c: _login(c, "kim@example.test", "correct-horse-1", "10.0.9.9"),
+        200,
+    ),
+    "login-address": (
+        {"LOGIN_IP_MAX_ATTEMPTS": 2, "LOGIN_WINDOW_S": WINDOW},
+        lambda c, n: _login(c, f"u{n}@example.test"),
+        lambda c: _login(c, "kim@example.test", "correct-horse-1"),
+        200,
+    ),
+    "signup": (
+        {"SIGNUP_IP_MAX": 2, "SIGNUP_WINDOW_S": WINDOW},
+        _signup,
+        lambda c: _signup(c, 99),
+        201,
+    ),
+    "guest": (
+        {"SIGNUP_IP_MAX": 2, "SIGNUP_WINDOW_S": WINDOW},
+        _guest,
+        lambda c: _guest(c, 99),
+        201,
+    ),
 }
 
 
@@ -147,13 +164,20 @@ def test_invalid_codes_429_carries_the_real_window_and_clears_after_it(make_app,
     first = time.time()
     for n in range(2):
         code = stranger.short_code(f"{promo.cid}-{n + 1}")
-        assert_error(client.post("/api/redemptions/preview",
-                                 json={"code": code, "basket_fen": 20_000}, headers=till),
-                     422, "INVALID_CODE", "code")
+        assert_error(
+            client.post(
+                "/api/redemptions/preview", json={"code": code, "basket_fen": 20_000}, headers=till
+            ),
+            422,
+            "INVALID_CODE",
+            "code",
+        )
     body = {"code": token, "basket_fen": 20_000}
     refused = client.post("/api/redemptions/preview", json=body, headers=till)
     assert_error(refused, 429, "too_many_invalid_codes", "code")
     assert 1 <= int(refused.headers["Retry-After"]) <= WINDOW
     wall_clock_passes(first + WINDOW)
-    assert client.post("/api/redemptions/preview", json=body,
-                       headers=till).get_json()["applies"] is True
+    assert (
+        client.post("/api/redemptions/preview", json=body, headers=till).get_json()["applies"]
+        is True
+    )

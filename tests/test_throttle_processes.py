@@ -42,8 +42,12 @@ def behind_proxy(shared_redis):
     """A server that trusts one proxy hop, and a real reverse proxy in front of it."""
     server = start_gunicorn(shared_redis, extra_env={"TRUSTED_PROXY_HOPS": "1"})
     port = free_port()
-    proxy = ServerProcess([sys.executable, "-m", "tests.proxy", str(port), str(server.port)],
-                          port, {"PATH": "/usr/bin:/bin"}, name=f"proxy:{port}")
+    proxy = ServerProcess(
+        [sys.executable, "-m", "tests.proxy", str(port), str(server.port)],
+        port,
+        {"PATH": "/usr/bin:/bin"},
+        name=f"proxy:{port}",
+    )
     try:
         proxy.start()
         yield server, proxy
@@ -67,14 +71,18 @@ def helper_app(shared_redis, tmp_path):
     return make_helper_app(shared_redis, tmp_path)
 
 
-def post(port: int, path: str, body: dict, *, source: str = "127.0.0.1",
-         headers: dict | None = None) -> tuple[int, dict, dict]:
+def post(
+    port: int, path: str, body: dict, *, source: str = "127.0.0.1", headers: dict | None = None
+) -> tuple[int, dict, dict]:
     """POST JSON from a given loopback address; return (status, body, headers)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
-                                      source_address=(source, 0))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
     try:
-        conn.request("POST", path, body=json.dumps(body),
-                     headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request(
+            "POST",
+            path,
+            body=json.dumps(body),
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
         answer = conn.getresponse()
         return answer.status, json.loads(answer.read() or b"{}"), dict(answer.getheaders())
     finally:
@@ -83,12 +91,16 @@ def post(port: int, path: str, body: dict, *, source: str = "127.0.0.1",
 
 def failed_login(port: int, source: str, **headers) -> tuple[int, dict, dict]:
     email = f"nobody-{uuid.uuid4().hex[:8]}@example.test"  # a fresh account each time
-    return post(port, "/api/auth/login", {"email": email, "password": "wrong-password"},
-                source=source, headers=headers)
+    return post(
+        port,
+        "/api/auth/login",
+        {"email": email, "password": "wrong-password"},
+        source=source,
+        headers=headers,
+    )
 
 
-def test_behind_the_proxy_one_client_does_not_lock_out_another(request, behind_proxy,
-                                                               empty_redis):
+def test_behind_the_proxy_one_client_does_not_lock_out_another(request, behind_proxy, empty_redis):
     server, proxy = behind_proxy
     with shown_on_failure(request, server, proxy):
         for _ in range(LIMIT):
@@ -104,21 +116,21 @@ def test_behind_the_proxy_one_client_does_not_lock_out_another(request, behind_p
         assert status == 429
 
 
-def test_without_the_setting_a_forged_forwarded_for_does_not_escape(request, direct,
-                                                                    empty_redis):
+def test_without_the_setting_a_forged_forwarded_for_does_not_escape(request, direct, empty_redis):
     with shown_on_failure(request, direct):
         for n in range(LIMIT):
             forged = {"X-Forwarded-For": f"10.0.{n // 250}.{n % 250 + 1}"}
             assert failed_login(direct.port, "127.0.0.4", **forged)[0] == 401
-        status, body, headers = failed_login(direct.port, "127.0.0.4",
-                                             **{"X-Forwarded-For": "10.9.9.9"})
+        status, body, headers = failed_login(
+            direct.port, "127.0.0.4", **{"X-Forwarded-For": "10.9.9.9"}
+        )
         assert (status, body["error"]["code"]) == (429, "rate_limited")
         assert int(headers["Retry-After"]) <= 300
 
 
-def test_100_parallel_guesses_on_two_processes_check_at_most_the_limit(request, direct,
-                                                                       empty_redis,
-                                                                       helper_app):
+def test_100_parallel_guesses_on_two_processes_check_at_most_the_limit(
+    request, direct, empty_redis, helper_app
+):
     limit = 10  # COUPON_INVALID_MAX: the default
     accounts = helper_app.extensions["accounts"]
     email = f"till-{uuid.uuid4().hex[:8]}@example.test"
@@ -128,9 +140,12 @@ def test_100_parallel_guesses_on_two_processes_check_at_most_the_limit(request, 
     guesses = [stranger.short_code(f"1-{n + 1}") for n in range(100)]
 
     def guess(code: str) -> tuple[int, str]:
-        status, body, _ = post(direct.port, "/api/redemptions/preview",
-                               {"code": code, "basket_fen": 10_000},
-                               headers={"Authorization": f"Bearer {token}"})
+        status, body, _ = post(
+            direct.port,
+            "/api/redemptions/preview",
+            {"code": code, "basket_fen": 10_000},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         return status, body.get("error", {}).get("code", "")
 
     with shown_on_failure(request, direct), ThreadPoolExecutor(100) as pool:
@@ -147,10 +162,15 @@ def test_a_non_ascii_socket_token_is_refused_with_the_envelope(request, direct, 
     with shown_on_failure(request, direct):
         try:
             with pytest.raises(socketio.exceptions.ConnectionError):
-                client.connect(f"{direct.url}?token={token}", transports=["websocket"],
-                               namespaces=[NS], wait_timeout=10)
+                client.connect(
+                    f"{direct.url}?token={token}",
+                    transports=["websocket"],
+                    namespaces=[NS],
+                    wait_timeout=10,
+                )
         finally:
             client.disconnect()
         refusal = refusals.get(timeout=5)
-    assert refusal["data"] == {"error": {"code": "invalid_token", "message": "malformed token",
-                                         "field": None}}
+    assert refusal["data"] == {
+        "error": {"code": "invalid_token", "message": "malformed token", "field": None}
+    }
