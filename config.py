@@ -56,6 +56,10 @@ class Config:
         self.LOGIN_WINDOW_S = _env_int("LOGIN_WINDOW_S", 300)
         self.LOGIN_IP_MAX_ATTEMPTS = _env_int("LOGIN_IP_MAX_ATTEMPTS", 50)
         self.SIGNUP_IP_MAX = _env_int("SIGNUP_IP_MAX", 20)
+        self.SIGNUP_WINDOW_S = _env_int("SIGNUP_WINDOW_S", 3600)
+        # Proxies in front of the app that append to X-Forwarded-For (and set -Proto): 0 = none,
+        # the socket's peer is the client and forwarded headers are ignored (README "Security").
+        self.TRUSTED_PROXY_HOPS = _env_int("TRUSTED_PROXY_HOPS", 0)
         self.PASSWORD_HASH_TIME_COST = _env_int("PASSWORD_HASH_TIME_COST", 3)
         self.PASSWORD_HASH_MEMORY_KIB = _env_int("PASSWORD_HASH_MEMORY_KIB", 65536)
         self.RETRY_AFTER_S = _env_int("RETRY_AFTER_S", 2)
@@ -109,6 +113,8 @@ class Config:
         """Check the settings and fill in what development mode may generate."""
         if not 0 < self.FIX_RETENTION_S <= 24 * 3600:
             raise RuntimeError("FIX_RETENTION_S must be between 1 and 86400 seconds (24 h)")
+        if not 0 <= self.TRUSTED_PROXY_HOPS <= 10:
+            raise RuntimeError("TRUSTED_PROXY_HOPS must be between 0 and 10")
         if not 0.0 < self.GEOFENCE_MIN_OVERLAP <= 1.0:
             raise RuntimeError("GEOFENCE_MIN_OVERLAP must be in (0, 1]")
         if self.COUPON_SIGNING_KEYS:

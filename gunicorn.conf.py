@@ -22,3 +22,9 @@ keepalive = 5
 control_socket_disable = os.environ.get("GUNICORN_CONTROL_SOCKET", "") == ""
 if not control_socket_disable:
     control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+# Client addresses behind a load balancer: the app's ProxyFix (TRUSTED_PROXY_HOPS) is the one
+# layer that reads X-Forwarded-For/-Proto. Gunicorn trusts no peer's forwarding headers (its
+# default trusts 127.0.0.1 for the scheme) and speaks no PROXY protocol, which would rewrite
+# REMOTE_ADDR a second time.
+forwarded_allow_ips = ""
+proxy_protocol = "off"

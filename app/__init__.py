@@ -12,10 +12,12 @@ from flask import current_app, g, request
 from flask_openapi3 import Info, OpenAPI
 from flask_socketio import SocketIO
 from werkzeug.exceptions import BadRequest
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
 from core.clock import Clock
 from core.errors import DomainError, Forbidden
+from core.throttle import Throttle
 
 from .auth import Accounts, TokenSigner, authorize, declared_roles, defers_session_check
 from .errors import register_errorhandlers, validation_response
@@ -63,6 +65,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> O
     app.json.sort_keys = False
     configure_logging(config.LOG_LEVEL)
     register_extensions(app, config, clock or Clock())
+    register_proxy(app, config)
     register_observability(app)
     register_security(app)
     register_blueprints(app)
@@ -117,6 +120,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     hasher = PasswordHasher(
         time_cost=config.PASSWORD_HASH_TIME_COST, memory_cost=config.PASSWORD_HASH_MEMORY_KIB
     )
+    app.extensions["throttle"] = throttle = Throttle(r)
     app.extensions["accounts"] = Accounts(
         r,
         TokenSigner(config.SECRET_KEY),
@@ -126,6 +130,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         login_max=config.LOGIN_MAX_ATTEMPTS,
         login_window_s=config.LOGIN_WINDOW_S,
         login_ip_max=config.LOGIN_IP_MAX_ATTEMPTS,
+        throttle=throttle,
     )
     catalog = StoreCatalog(r, clock)
     app.extensions["stores"] = catalog
@@ -155,6 +160,17 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
                 process_ttl_s=config.LIVE_PROCESS_TTL_S)
     app.extensions["live"] = live
     app.extensions["streams"] = live.streams
+
+
+def register_proxy(app: OpenAPI, config: Config) -> None:
+    """Trust X-Forwarded-For/-Proto from TRUSTED_PROXY_HOPS proxies (0: trust none).
+
+    The one layer that rewrites the client address: gunicorn is told to trust no forwarding
+    headers (gunicorn.conf.py). Wrapped after Socket.IO's middleware, so websockets see it too.
+    """
+    hops = config.TRUSTED_PROXY_HOPS
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def register_security(app: OpenAPI) -> None:

@@ -20,7 +20,8 @@ import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from core.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationFailed
+from core.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
+from core.throttle import Rule, Throttle
 
 # A guest watches live streams without an account: it may join rooms but not write in them.
 ROLES = ("shopper", "staff", "marketer", "host", "admin", "guest")
@@ -89,6 +90,11 @@ class TokenSigner:
 
     def verify(self, token: str, now: float) -> dict:
         """Return the payload of a well-signed, unexpired token, or raise Unauthorized."""
+        # A token is base64url and dots: anything else (non-ASCII bytes from a header or a
+        # query string) is malformed, and must not reach compare_digest, which refuses
+        # non-ASCII str with a TypeError.
+        if not isinstance(token, str) or not token.isascii():
+            raise Unauthorized("malformed token", code="invalid_token")
         try:
             version, body, sig = token.split(".")
         except ValueError:
@@ -137,6 +143,7 @@ class Accounts:
         login_max: int,
         login_window_s: int,
         login_ip_max: int,
+        throttle: Throttle | None = None,
     ) -> None:
         self.r = r
         self.signer = signer
@@ -146,6 +153,11 @@ class Accounts:
         self.login_max = login_max
         self.login_window_s = login_window_s
         self.login_ip_max = login_ip_max
+        self.throttle = throttle or Throttle(r)
+        self.per_account = Rule("login-account", login_max, login_window_s,
+                                "too many login attempts for this account")
+        self.per_address = Rule("login-address", login_ip_max, login_window_s,
+                                "too many login attempts from this address")
         # Hashing a dummy on unknown accounts keeps login time independent of existence.
         self._dummy_hash = hasher.hash(secrets.token_hex(8))
 
@@ -257,7 +269,7 @@ class Accounts:
             raise Unauthorized("wrong email or password", code="invalid_credentials")
         if self.hasher.check_needs_rehash(record["password"]):
             self.r.hset(_user_key(record["id"]), "password", self.hasher.hash(password))
-        self.r.delete(f"auth:fail:acct:{email}")
+        self.throttle.reset(self.per_account, email)
         return self.open_session(record)
 
     def _verify_quietly(self, hashed: str, password: str) -> bool:
@@ -267,23 +279,9 @@ class Accounts:
             return False
 
     def _throttle(self, email: str, ip: str) -> None:
-        """Count this attempt; refuse when the account or the IP made too many recently."""
-        acct_key, ip_key = f"auth:fail:acct:{email}", f"auth:fail:ip:{ip}"
-        pipe = self.r.pipeline(transaction=True)
-        pipe.incr(acct_key)
-        pipe.expire(acct_key, self.login_window_s, nx=True)
-        pipe.incr(ip_key)
-        pipe.expire(ip_key, self.login_window_s, nx=True)
-        pipe.ttl(acct_key)
-        pipe.ttl(ip_key)
-        acct_n, _, ip_n, _, acct_ttl, ip_ttl = pipe.execute()
-        if acct_n > self.login_max:
-            raise RateLimited(
-                "too many login attempts for this account", retry_after=max(1, acct_ttl)
-            )
-        if ip_n > self.login_ip_max:
-            raise RateLimited("too many login attempts from this address",
-                              retry_after=max(1, ip_ttl))
+        """Count this attempt; refuse when the account or the address made too many recently."""
+        self.throttle.hit(self.per_account, email)
+        self.throttle.hit(self.per_address, ip)
 
     def open_session(self, record: dict) -> dict:
         """Issue a token for an account and remember its session for revocation."""

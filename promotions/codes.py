@@ -10,6 +10,11 @@ without 0/O and 1/I, grouped by four. It packs the campaign id and the coupon's 
 number (so it is unique by construction, without an index), three characters of MAC (so a
 guessed code fails unless ~1 in 32,768 tries are spent, and invalid codes are throttled), and a
 Luhn mod 32 check character that catches any single typo and most swaps before Redis is asked.
+
+Answers that depend on the secret (a wrong MAC or signature) all carry the same message,
+`NO_SUCH_CODE`, which the till also gets for a well-signed code of a coupon that does not exist
+or that it may not act on (see `Coupons` and README "Security"); answers about the code's
+public structure (length, alphabet, check character) come first and may be precise.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ COUPON_ID = re.compile(r"^([1-9][0-9]{0,11})-([1-9][0-9]{0,11})$")
 KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 MAC_CHARS = 3
 SEQ_MIN_CHARS = 4
+NO_SUCH_CODE = "no coupon with this code can be used here"
 
 
 class InvalidCode(DomainError):
@@ -36,6 +42,11 @@ class InvalidCode(DomainError):
 
     code = "INVALID_CODE"
     status = 422
+
+
+def no_such_code() -> InvalidCode:
+    """Return the one answer for a code that names no coupon the caller may use."""
+    return InvalidCode(NO_SUCH_CODE, field="code")
 
 
 @dataclass(frozen=True)
@@ -96,19 +107,19 @@ class CouponCodec:
 
     def verify_token(self, token: str) -> CouponRef:
         """Return the coupon a token names, or raise InvalidCode."""
-        parts = token.split(".")
+        parts = token.split(".") if token.isascii() else []
         if len(parts) != 4 or parts[0] != TOKEN_PREFIX:
             raise InvalidCode("not a Footfall coupon token", field="code")
         _, kid, coupon_id, signature = parts
         secret = self._by_id.get(kid)
         if secret is None:
             raise InvalidCode("the token is signed with an unknown key", field="code")
-        expected = _sign(secret, f"{TOKEN_PREFIX}.{kid}.{coupon_id}")
-        if not hmac.compare_digest(expected, signature):
-            raise InvalidCode("the token's signature does not match", field="code")
         match = COUPON_ID.match(coupon_id)
         if not match:
             raise InvalidCode("the token names no coupon", field="code")
+        expected = _sign(secret, f"{TOKEN_PREFIX}.{kid}.{coupon_id}")
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            raise no_such_code()
         return CouponRef(match.group(1), int(match.group(2)))
 
     # -- short code (typed at the till) --------------------------------------------------
@@ -122,15 +133,16 @@ class CouponCodec:
 
     def verify_short_code(self, code: str) -> CouponRef:
         """Return the coupon a short code names, or raise InvalidCode."""
-        raw = normalize_short_code(code)
+        # Refused before upper(), which maps some non-ASCII letters onto ASCII ones ("ſ" -> "S").
+        raw = normalize_short_code(code) if code.isascii() else "?"
         if len(raw) < 2 + SEQ_MIN_CHARS + MAC_CHARS + 1 or any(ch not in _INDEX for ch in raw):
             raise InvalidCode("not a coupon code", field="code")
         if _luhn_mod32(raw[:-1]) != _INDEX[raw[-1]]:
             raise InvalidCode("the code has a typo (check character does not match)",
                               field="code")
         body, mac = raw[:-1 - MAC_CHARS], raw[-1 - MAC_CHARS:-1]
-        if not any(hmac.compare_digest(_mac_chars(secret, body), mac) for _, secret in self.keys):
-            raise InvalidCode("the code is not valid", field="code")
+        # The structure is checked before the MAC, so that only the MAC decides between "not
+        # a coupon code" and NO_SUCH_CODE: the answer never tells a guess its MAC was right.
         campaign_len = _INDEX[body[0]]
         if campaign_len < 1 or len(body) < 1 + campaign_len + SEQ_MIN_CHARS:
             raise InvalidCode("not a coupon code", field="code")
@@ -138,12 +150,14 @@ class CouponCodec:
         seq = _decode(body[1 + campaign_len:])
         if campaign < 1 or seq < 1:
             raise InvalidCode("not a coupon code", field="code")
+        if not any(hmac.compare_digest(_mac_chars(secret, body), mac) for _, secret in self.keys):
+            raise no_such_code()
         return CouponRef(str(campaign), seq)
 
     def verify(self, code: str) -> CouponRef:
         """Verify a scanned token or a typed short code."""
         code = (code or "").strip()
-        if code.startswith(TOKEN_PREFIX + "."):
+        if is_token(code):
             return self.verify_token(code)
         return self.verify_short_code(code)
 
@@ -151,6 +165,11 @@ class CouponCodec:
     def _body(campaign: int, seq: int) -> str:
         camp = _encode(campaign, 1)
         return ALPHABET[len(camp)] + camp + _encode(seq, SEQ_MIN_CHARS)
+
+
+def is_token(code: str) -> bool:
+    """Tell whether a code is a signed token (a QR) rather than a typed short code."""
+    return (code or "").strip().startswith(TOKEN_PREFIX + ".")
 
 
 def normalize_short_code(code: str) -> str:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from core.errors import Forbidden, NotFound, RateLimited
+from core.throttle import Rule, Throttle
 
 from . import keys
 from .campaigns import Campaigns, Refused, local_day_hour
-from .codes import CouponCodec, CouponRef, InvalidCode, split_coupon_id
+from .codes import CouponCodec, CouponRef, InvalidCode, is_token, no_such_code, split_coupon_id
 from .issuance import coupon_from, discount_for
 from .scripts import Scripts
 
@@ -46,13 +47,20 @@ class Coupons:
     """Read coupons (applying expiry), list wallets, redeem, void and sweep expiries."""
 
     def __init__(self, r: redis.Redis, clock, campaigns: Campaigns, scripts: Scripts,
-                 codec: CouponCodec, settings: RedeemSettings | None = None) -> None:
+                 codec: CouponCodec, settings: RedeemSettings | None = None,
+                 throttle: Throttle | None = None) -> None:
         self.r = r
         self.clock = clock
         self.campaigns = campaigns
         self.scripts = scripts
         self.codec = codec
         self.settings = settings or RedeemSettings()
+        self.throttle = throttle or Throttle(r)
+        limit, window = self.settings.invalid_max, self.settings.invalid_window_s
+        message = "too many invalid coupon codes; wait before scanning again"
+        self.rules = {kind: Rule(f"{keys.THROTTLE}:{kind}", limit, window, message,
+                                 code="too_many_invalid_codes", field="code")
+                      for kind in ("staff", "till", "shopper")}
 
     # -- reading -------------------------------------------------------------------------
     def get(self, coupon_id: str, *, field: str = "coupon_id") -> dict[str, Any]:
@@ -137,7 +145,7 @@ class Coupons:
     # -- redemption ----------------------------------------------------------------------
     def preview(self, code: str, basket_fen: int, actor: Actor) -> dict[str, Any]:
         """Say whether a code applies to a basket at the actor's store, and the discount."""
-        ref, coupon = self._scan(code, actor)
+        ref, coupon = self._scan(code, actor, self._usable_here)
         reason = self._refusal(coupon, basket_fen, actor)
         discount = 0 if reason else discount_for(coupon, basket_fen)
         if reason in SUSPICIOUS:
@@ -154,7 +162,7 @@ class Coupons:
 
     def redeem(self, code: str, basket_fen: int, order_ref: str, actor: Actor) -> dict[str, Any]:
         """Redeem a coupon for an order at the actor's store; the same order again is a no-op."""
-        ref, coupon = self._scan(code, actor)
+        ref, coupon = self._scan(code, actor, self._usable_here)
         repeat = (coupon["status"] == "redeemed"
                   and coupon["redemption"]["order_ref"] == order_ref
                   and coupon["redemption"]["store_id"] == actor.store_id)
@@ -190,11 +198,18 @@ class Coupons:
                 "redemption": coupon["redemption"], "discount_fen":
                 coupon["redemption"]["discount_fen"], "coupon": self._till_view(coupon)}
 
-    def void_redemption(self, coupon_id: str, order_ref: str | None,
-                        actor: Actor) -> dict[str, Any]:
-        """Undo a redemption (a refund) within the void window: the coupon is usable again."""
-        ref = split_coupon_id(coupon_id)
-        coupon = self._load(ref)
+    def void_redemption(self, coupon_id: str | None, order_ref: str | None,
+                        actor: Actor, *, code: str | None = None) -> dict[str, Any]:
+        """Undo a redemption (a refund) within the void window: the coupon is usable again.
+
+        The coupon is named by its id, or by a code, which goes through the same throttled
+        check as at the till (staff learn nothing about a code not redeemed at their store).
+        """
+        if code is not None:
+            ref, coupon = self._scan(code, actor, self._voidable_here)
+        else:
+            ref = split_coupon_id(coupon_id or "")
+            coupon = self._load(ref)
         if coupon["status"] != "redeemed":
             raise Refused("NOT_REDEEMED", field="coupon_id")
         if actor.role == "staff" and coupon["redemption"]["store_id"] != actor.store_id:
@@ -257,17 +272,52 @@ class Coupons:
             [repr(now), limit, cid, hour, *seqs]))
 
     # -- helpers -------------------------------------------------------------------------
-    def _scan(self, code: str, actor: Actor) -> tuple[CouponRef, dict[str, Any]]:
-        """Verify a scanned/typed code (throttled) and load its coupon."""
-        self._check_throttle(actor)
-        try:
-            ref = self.codec.verify(code)
-            coupon = self._load(ref, field="code")
-        except (InvalidCode, NotFound):
-            self._count_invalid(actor, None)
-            raise
-        self._check_throttle(actor, coupon["shopper_id"])
+    def _scan(self, code: str, actor: Actor,
+              acts_on: Callable[[dict[str, Any], Actor], bool]) -> tuple[CouponRef,
+                                                                          dict[str, Any]]:
+        """Verify a scanned/typed code (throttled) and load its coupon: the one path for codes.
+
+        One check at a time per till (or per user without a store) runs under a lock, so the
+        sequence "is the limit reached? verify, count a failure" is atomic: parallel guesses
+        cannot get more codes checked than the limit allows. A staff member typing a short code
+        (a 15-bit MAC, guessable in principle) gets the same answer, INVALID_CODE, counted the
+        same, for a wrong MAC, a coupon that does not exist, one they may not act on
+        (`acts_on`: another store's offer, a redemption elsewhere) and one whose shopper is
+        throttled, so guessing reveals nothing about other stores' and shoppers' coupons.
+        """
+        hide = actor.role == "staff" and not is_token(code)
+        busy = RateLimited("another code is being checked at this till; try again",
+                           code="too_many_invalid_codes", field="code", retry_after=1)
+        with self.throttle.exclusive(f"coupon-check:{actor.store_id or actor.user_id}",
+                                     busy=busy):
+            for rule, ident in self._limits(actor, None):
+                self.throttle.check(rule, ident)
+            try:
+                ref = self.codec.verify(code)
+                try:
+                    coupon = self._load(ref, field="code")
+                except NotFound:
+                    raise no_such_code() from None
+                if hide and not acts_on(coupon, actor):
+                    raise no_such_code()
+                if hide and self.throttle.remaining(self.rules["shopper"],
+                                                    coupon["shopper_id"]) <= 0:
+                    raise no_such_code()
+            except InvalidCode:
+                self._count_invalid(actor, None)
+                raise
+        self.throttle.check(self.rules["shopper"], coupon["shopper_id"])
         return ref, coupon
+
+    def _usable_here(self, coupon: dict[str, Any], actor: Actor) -> bool:
+        store = self.campaigns.store(actor.store_id or "")
+        view = self.campaigns.view(coupon["campaign_id"])
+        return store is not None and view.offer_allows(coupon["offer_id"], store)
+
+    @staticmethod
+    def _voidable_here(coupon: dict[str, Any], actor: Actor) -> bool:
+        redemption = coupon.get("redemption") or {}
+        return coupon["status"] == "redeemed" and redemption.get("store_id") == actor.store_id
 
     def _refusal(self, coupon: dict[str, Any], basket_fen: int, actor: Actor,
                  checks_state: bool = True) -> str | None:
@@ -282,9 +332,7 @@ class Coupons:
                 return "COUPON_EXPIRED"
             if now < coupon["valid_from"]:
                 return "NOT_YET_VALID"
-        store = self.campaigns.store(actor.store_id or "")
-        view = self.campaigns.view(coupon["campaign_id"])
-        if store is None or not view.offer_allows(coupon["offer_id"], store):
+        if not self._usable_here(coupon, actor):
             return "WRONG_STORE"
         if basket_fen < coupon["min_spend_fen"]:
             return "MIN_SPEND_NOT_MET"
@@ -297,33 +345,21 @@ class Coupons:
         out["code"] = self.codec.short_code(coupon["id"])
         return out
 
-    def _throttle_keys(self, actor: Actor, shopper_id: str | None) -> list[str]:
-        window = int(self.clock.now() // self.settings.invalid_window_s)
-        found = [keys.throttle("staff", actor.user_id, window)]
+    def _limits(self, actor: Actor, shopper_id: str | None) -> list[tuple[Rule, str]]:
+        found = [(self.rules["staff"], actor.user_id)]
         if actor.store_id:
-            found.append(keys.throttle("till", actor.store_id, window))
+            found.append((self.rules["till"], actor.store_id))
         if shopper_id:
-            found.append(keys.throttle("shopper", shopper_id, window))
+            found.append((self.rules["shopper"], shopper_id))
         return found
 
-    def _check_throttle(self, actor: Actor, shopper_id: str | None = None) -> None:
-        names = self._throttle_keys(actor, shopper_id)
-        if shopper_id:
-            names = names[-1:]
-        counts = self.r.mget(names)
-        if any(int(c or 0) >= self.settings.invalid_max for c in counts):
-            window = self.settings.invalid_window_s
-            retry = int(math.ceil(window - self.clock.now() % window))
-            raise RateLimited("too many invalid coupon codes; wait before scanning again",
-                              code="too_many_invalid_codes", retry_after=max(retry, 1),
-                              field="code")
-
     def _count_invalid(self, actor: Actor, shopper_id: str | None) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        for name in self._throttle_keys(actor, shopper_id):
-            pipe.incr(name)
-            pipe.expire(name, self.settings.invalid_window_s * 2)
-        pipe.execute()
+        """Count an invalid or suspicious code against the staff member, till and shopper."""
+        for rule, ident in self._limits(actor, shopper_id):
+            try:
+                self.throttle.hit(rule, ident)
+            except RateLimited:
+                pass  # already full: the next check refuses
 
 
 def _redeem_keys(cid: str, oid: str) -> list[str]:

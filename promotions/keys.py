@@ -14,6 +14,9 @@ ACTIVE = "promo:active"  # set: campaigns not yet ended (scheduler, visit consum
 VERSION = "promo:version"  # counter bumped by every campaign/offer change (process caches)
 PROGRAMS = "promo:programs"  # hash: membership program id -> program JSON
 CONSUMER_GROUP = "promotions"  # consumer group on geo:events
+# Rule names of the invalid-code limits (core.throttle): the moving windows live at
+# `throttle:promo-invalid:<staff|till|shopper>/<id>/<limit>/<window>/second`.
+THROTTLE = "promo-invalid"
 
 
 def campaign(cid: str) -> str:
@@ -104,11 +107,6 @@ def shopper_memberships(shopper_id: str) -> str:
 def program_members(program: str) -> str:
     """Hash: member number -> shopper id (one number belongs to one shopper)."""
     return f"promo:{{p:{program}}}:members"
-
-
-def throttle(kind: str, ident: str, window: int) -> str:
-    """Counter of invalid codes presented by one till, staff member or shopper in a window."""
-    return f"promo:throttle:{kind}:{ident}:{window}"
 
 
 def state(cid: str) -> str:

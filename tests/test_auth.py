@@ -387,3 +387,23 @@ def test_consent_input_validation(client, auth, body, code, field):
 def test_consent_is_for_shoppers(client, auth, role):
     headers, _ = auth.headers(role, store_id="st-1" if role == "staff" else None)
     assert_error(client.get("/api/me/consent", headers=headers), 403, "forbidden_role")
+
+
+# -- non-ASCII tokens --------------------------------------------------------------------------
+@pytest.mark.parametrize("token", [
+    "v1.eyJ1IjoiYSJ9.sig\u00e9",  # reached compare_digest on str: a TypeError, a 500
+    "v1.eyJ1IjoiYSJ9\u00ff.c2ln",
+    "\u00e9",
+    "v1.\u00e9.\u00e9",
+])
+def test_a_non_ascii_bearer_token_is_a_401_envelope(client, token):
+    response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert_error(response, 401, "invalid_token")
+
+
+def test_a_non_ascii_socket_token_is_refused(app, client):
+    socketio = app.extensions["socketio"]
+    for query in ("token=v1.eyJ1IjoiYSJ9.sig%C3%A9", "token=%C3%A9.%C3%A9.%C3%A9"):
+        sock = socketio.test_client(app, namespace="/shopper", query_string=query,
+                                    flask_test_client=client)
+        assert not sock.is_connected("/shopper")

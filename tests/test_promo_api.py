@@ -224,10 +224,9 @@ def test_forged_codes_are_refused_and_throttled(client, auth, make_app):
                                                               "basket_fen": 20_000},
                             headers=till)
     assert_error(throttled, 429, "too_many_invalid_codes", "code")
-    assert int(throttled.headers["Retry-After"]) > 0
-    app.extensions["clock"].advance(1200)
-    assert client.post("/api/redemptions/preview", json={"code": token, "basket_fen": 20_000},
-                       headers=till).get_json()["applies"] is True
+    # A sliding window from the first invalid code (its end: tests/test_throttle.py).
+    window = app.config["COUPON_INVALID_WINDOW_S"]
+    assert window - 30 <= int(throttled.headers["Retry-After"]) <= window
 
 
 def test_marketer_void_releases_the_cap(client, promo, shopper):

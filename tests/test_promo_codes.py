@@ -6,6 +6,7 @@ import pytest
 
 from promotions.codes import (
     ALPHABET,
+    NO_SUCH_CODE,
     CouponCodec,
     CouponRef,
     InvalidCode,
@@ -199,7 +200,7 @@ def test_short_code_made_with_a_key_not_in_the_list_is_refused(codec):
     code = stranger.short_code("42-1057")
     assert stranger.verify(code) == CouponRef("42", 1057)
     error = refused(codec, code)
-    assert "not valid" in error.message
+    assert error.message == NO_SUCH_CODE
 
 
 def test_short_code_of_the_old_key_still_verifies_after_rotation(codec):
@@ -232,3 +233,99 @@ def test_parse_keys_refuses_bad_specs(spec):
 def test_a_codec_needs_a_key():
     with pytest.raises(ValueError):
         CouponCodec([])
+
+
+# -- non-ASCII input and what a wrong guess learns ---------------------------------------------
+@pytest.mark.parametrize("how", ["verify", "verify_token", "verify_short_code"])
+@pytest.mark.parametrize("mangle", [
+    lambda token, code: token[:-2] + "é",  # a non-ASCII signature (was a TypeError: 500)
+    lambda token, code: token.replace("FF1.", "FF1.\u00ff", 1),
+    lambda token, code: code[:-1] + "\u017f",  # "ſ".upper() == "S", a letter of the alphabet
+    lambda token, code: "\u0665" + code,  # an Arabic-Indic digit
+    lambda token, code: code.replace("-", "\u00a0"),
+])
+def test_non_ascii_codes_are_invalid_not_errors(codec, how, mangle):
+    token, code = codec.token("42-1057"), codec.short_code("42-1057")
+    refused(codec, mangle(token, code), how)
+
+
+def test_a_right_mac_on_a_malformed_body_answers_like_a_wrong_one(codec):
+    """The structure is checked before the MAC: only the MAC tells 'no such code'."""
+    secret = KEYS[0][1]
+    from promotions.codes import _luhn_mod32, _mac_chars
+
+    body = ALPHABET[0] + "3" + "2222"  # campaign length 0: not a coupon code at all
+    answers = set()
+    for mac in (_mac_chars(secret, body), "ZZZ" if _mac_chars(secret, body) != "ZZZ" else "YYY"):
+        raw = body + mac
+        raw += ALPHABET[_luhn_mod32(raw)]
+        answers.add(refused(codec, raw).message)
+    assert answers == {"not a coupon code"}
+
+
+@pytest.mark.parametrize("code", ["FF1.k2.1-1.sig\u00e9", "2222-2222-2\u00e9", "\u017f" * 10])
+def test_a_non_ascii_code_at_the_till_is_a_422_envelope(client, auth, code):
+    from .helpers import assert_error
+
+    till, _ = auth.headers("staff", store_id="acme-1")
+    for path, extra in (("/api/redemptions/preview", {"basket_fen": 100}),
+                        ("/api/redemptions", {"basket_fen": 100, "order_ref": "A-1"}),
+                        ("/api/redemptions/void", {})):
+        response = client.post(path, json={"code": code, **extra}, headers=till)
+        assert_error(response, 422, "INVALID_CODE", "code")
+
+
+# -- guessing short codes at the till: one throttled path, answers that reveal nothing ---------
+def _forged(code: str) -> str:
+    """The same coupon's body with another MAC (a wrong guess of the same shape)."""
+    from promotions.codes import _luhn_mod32
+
+    raw = normalize_short_code(code)
+    body, mac = raw[:-4], raw[-4:-1]
+    other = "".join(ALPHABET[(ALPHABET.index(ch) + 1) % 32] for ch in mac)
+    return body + other + ALPHABET[_luhn_mod32(body + other)]
+
+
+def test_a_staff_member_cannot_tell_a_foreign_code_from_a_wrong_one(make_app):
+    """Void answered 403/409 for a real code and 422 for a wrong MAC, without counting: a staff
+    account found a shopper's code by guessing. Now every path answers alike and counts."""
+    from .conftest import AuthActions
+    from .test_promo_api import Promo
+
+    app = make_app(COUPON_INVALID_MAX=4)
+    client = app.test_client()
+    auth = AuthActions(app, client)
+    promo = Promo(client, auth)
+    headers, user = auth.headers("shopper")
+    redeemed_id = promo.issue(user["id"], "k1").get_json()["coupon"]["id"]
+    fresh_id = promo.issue(user["id"], "k2").get_json()["coupon"]["id"]
+    redeemed = client.get(f"/api/wallet/{redeemed_id}", headers=headers).get_json()["code"]
+    fresh = client.get(f"/api/wallet/{fresh_id}", headers=headers).get_json()["code"]
+    here, _ = auth.headers("staff", store_id="acme-1")
+    assert client.post("/api/redemptions", headers=here, json={
+        "code": redeemed, "basket_fen": 20_000, "order_ref": "A-1"}).status_code == 201
+
+    def answer(path, code, who, **extra):
+        response = client.post(path, json={"code": code, **extra}, headers=who)
+        return response.status_code, response.get_json()
+
+    elsewhere, _ = auth.headers("staff", store_id="other-1")  # the offer is not for this store
+    sister, _ = auth.headers("staff", store_id="acme-2")  # the offer is; the redemption is not
+    basket = {"basket_fen": 20_000}
+    wrong = answer("/api/redemptions/void", _forged(redeemed), sister)
+    assert wrong[0] == 422 and wrong[1]["error"]["code"] == "INVALID_CODE"
+    assert answer("/api/redemptions/void", redeemed, sister) == wrong
+    assert answer("/api/redemptions/void", fresh, sister) == wrong
+    assert answer("/api/redemptions/preview", _forged(fresh), sister, **basket) == wrong
+    assert answer("/api/redemptions/void", redeemed, elsewhere) == wrong
+    assert answer("/api/redemptions/void", fresh, elsewhere) == wrong
+    assert answer("/api/redemptions/preview", fresh, elsewhere, **basket) == wrong
+    assert answer("/api/redemptions/preview", _forged(fresh), elsewhere, **basket) == wrong
+    # Each counted (4 by each staff member): the void path is throttled like the others.
+    status, body = answer("/api/redemptions/void", _forged(fresh), elsewhere)
+    assert (status, body["error"]["code"]) == (429, "too_many_invalid_codes")
+    status, body = answer("/api/redemptions/void", _forged(fresh), sister)
+    assert (status, body["error"]["code"]) == (429, "too_many_invalid_codes")
+    # The store that redeemed it still voids it by code.
+    assert answer("/api/redemptions/void", redeemed, here)[0] == 200
+    assert answer("/api/redemptions/void", fresh, here) == wrong  # not redeemed here

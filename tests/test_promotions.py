@@ -14,7 +14,7 @@ from core.clock import FrozenClock
 from core.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from promotions import Actor, Refused
 from promotions import keys as promo_keys
-from promotions.codes import CouponCodec, InvalidCode
+from promotions.codes import NO_SUCH_CODE, CouponCodec, InvalidCode
 from promotions.models import OfferIn, OfferPatch, ProgramIn
 from promotions.reports import CSV_COLUMNS
 
@@ -720,12 +720,14 @@ def test_forged_and_altered_codes_are_refused(promos, redis_client, make):
     assert ledger_entries(redis_client, cid, "redeem") == []
 
 
-def test_genuine_code_of_a_missing_coupon_is_not_found(promos):
+def test_genuine_code_of_a_missing_coupon_answers_like_a_forged_one(promos):
+    """A right MAC on a coupon not issued yet must not tell the guesser so."""
     cid, _, _ = _coupon(promos)
-    ghost = promos.codec.token(f"{cid}-999")
-    with pytest.raises(NotFound) as info:
-        promos.coupons.redeem(ghost, 10_000, "order-1", staff("acme-0"))
-    assert (info.value.code, info.value.field) == ("NOT_FOUND", "code")
+    for ghost in (promos.codec.token(f"{cid}-999"), promos.codec.short_code(f"{cid}-999")):
+        with pytest.raises(InvalidCode) as info:
+            promos.coupons.redeem(ghost, 10_000, "order-1", staff("acme-0"))
+        assert (info.value.code, info.value.field) == ("INVALID_CODE", "code")
+        assert info.value.message == NO_SUCH_CODE
 
 
 def test_void_redemption_within_the_window(promos, redis_client, clock):
@@ -844,7 +846,7 @@ def strict(redis_client, clock):
     return promotions
 
 
-def test_too_many_invalid_codes_from_one_staff_member(strict, clock):
+def test_too_many_invalid_codes_from_one_staff_member(strict):
     _, _, coupon = _coupon(strict)
     till = staff("acme-0", "cashier-1")
     for bad in ("2222-2222-22", "FF1.k2.1-1.nope", "not a code"):
@@ -853,14 +855,13 @@ def test_too_many_invalid_codes_from_one_staff_member(strict, clock):
     with pytest.raises(RateLimited) as info:
         strict.coupons.redeem(coupon["token"], 10_000, "order-1", till)
     assert info.value.code == "too_many_invalid_codes" and info.value.status == 429
-    assert 0 < info.value.retry_after <= 600
+    # The window slides from the first invalid code, a moment ago (the end of the window is
+    # tested with a short window in test_throttle.py: the limiter runs on wall-clock time).
+    assert 600 - 30 <= info.value.retry_after <= 600
     with pytest.raises(RateLimited):
         strict.coupons.preview(coupon["token"], 10_000, till)
     # Staff of another store are not held up.
     assert strict.coupons.preview(coupon["token"], 10_000, staff("acme-1"))["applies"]
-    clock.advance(info.value.retry_after)
-    done = strict.coupons.redeem(coupon["token"], 10_000, "order-1", till)
-    assert done["outcome"] == "redeemed"
 
 
 def test_invalid_attempts_on_a_coupon_throttle_its_shopper_everywhere(strict):
@@ -872,8 +873,12 @@ def test_invalid_attempts_on_a_coupon_throttle_its_shopper_everywhere(strict):
         answer = strict.coupons.preview(coupon["code"], 10_000, staff("acme-1", f"cashier-{n}"))
         assert answer["reason"] == "ALREADY_REDEEMED"
     with pytest.raises(RateLimited) as info:
-        strict.coupons.preview(coupon["code"], 10_000, staff("acme-2", "fresh"))
+        strict.coupons.preview(coupon["token"], 10_000, staff("acme-2", "fresh"))
     assert info.value.code == "too_many_invalid_codes"
+    # Typed, the short code answers like a wrong one: a guesser does not learn it exists.
+    with pytest.raises(InvalidCode) as hidden:
+        strict.coupons.preview(coupon["code"], 10_000, staff("acme-2", "fresh"))
+    assert hidden.value.message == NO_SUCH_CODE
     # The fresh till still serves other shoppers' coupons.
     done = strict.coupons.redeem(other["code"], 10_000, "order-1", staff("acme-2", "fresh"))
     assert done["outcome"] == "redeemed"

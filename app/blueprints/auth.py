@@ -6,11 +6,10 @@ from flask import current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.errors import RateLimited
+from core.throttle import Rule
 
 from ..api import endpoint, principal
 from ..auth import ROLES
-from ..extensions import get_redis
 
 bp = APIBlueprint("auth", __name__, url_prefix="/api", abp_tags=[Tag(name="accounts")])
 
@@ -50,18 +49,17 @@ def close_sockets(sockets: list[tuple[str, str]]) -> None:
 
 
 def _client_ip() -> str:
+    # The socket's peer, or the client a trusted proxy names (TRUSTED_PROXY_HOPS, ProxyFix).
     return request.remote_addr or "unknown"
 
 
 def _throttle_signup(kind: str = "signup") -> None:
-    r = get_redis()
-    key = f"auth:{kind}:ip:{_client_ip()}"
-    pipe = r.pipeline(transaction=True)
-    pipe.incr(key)
-    pipe.expire(key, 3600, nx=True)
-    count, _ = pipe.execute()
-    if count > current_app.config["SIGNUP_IP_MAX"]:
-        raise RateLimited("too many sign-ups from this address", retry_after=3600)
+    """Count one new session from this address (sign-up or guest) against its window."""
+    config = current_app.config
+    noun = "sign-ups" if kind == "signup" else "guest sessions"
+    rule = Rule(f"{kind}-address", config["SIGNUP_IP_MAX"], config["SIGNUP_WINDOW_S"],
+                f"too many {noun} from this address")
+    current_app.extensions["accounts"].throttle.hit(rule, _client_ip())
 
 
 @endpoint(bp, "post", "/auth/signup", allow=["public"], summary="Create a shopper account",

@@ -64,7 +64,9 @@ def _till() -> Actor:
           description="Answers applies, the discount in fen and the amount to pay; when it does "
           "not apply, reason is one of ALREADY_REDEEMED, COUPON_EXPIRED, COUPON_VOIDED, "
           "NOT_YET_VALID, WRONG_STORE, MIN_SPEND_NOT_MET. A code that is not a valid coupon "
-          "code answers 422 INVALID_CODE; repeated invalid codes answer 429.")
+          "code answers 422 INVALID_CODE; so does a typed short code of a coupon that cannot "
+          "be used at this store (WRONG_STORE is only told for a scanned token); repeated "
+          "invalid codes answer 429 with Retry-After.")
 def preview(body: PreviewBody):
     return _coupons().preview(body.code, body.basket_fen, _till())
 
@@ -84,11 +86,8 @@ def redeem(body: RedeemBody):
 @endpoint(bp, "post", "/void", allow=["staff", "marketer", "admin"],
           summary="Void a redemption (refund): the coupon is usable again if still valid",
           description="Staff of the store that redeemed it, or a marketer, within the void "
-          "window (COUPON_VOID_WINDOW_S).")
+          "window (COUPON_VOID_WINDOW_S). A code goes through the same throttled check as at "
+          "the till: for staff, a code not redeemed at their store answers 422 INVALID_CODE "
+          "like a wrong one.")
 def void(body: VoidBody):
-    coupons = _coupons()
-    actor = _till()
-    coupon_id = body.coupon_id
-    if coupon_id is None:
-        coupon_id = coupons.codec.verify(body.code).coupon_id
-    return coupons.void_redemption(coupon_id, body.order_ref, actor)
+    return _coupons().void_redemption(body.coupon_id, body.order_ref, _till(), code=body.code)
