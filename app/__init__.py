@@ -96,7 +96,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         app.extensions["embedded_redis"] = server
         url = server.url
         app.config["REDIS_URL"] = url
-    r = make_redis(url)
+    r = make_redis(url, max_connections=config.REDIS_MAX_CONNECTIONS)
     app.extensions["redis"] = r
     app.extensions["clock"] = clock
     socketio = SocketIO()

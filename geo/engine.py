@@ -8,7 +8,9 @@ shoppers:
    writes fence states, raw fixes, position, trust and an outbox of events together;
 3. only when there are events: append them to the event stream and empty the outbox.
 A shopper whose state changed between 1 and 2 (another process) is read and computed again.
-Chunks travel on two connections, so Redis works on one chunk while Python computes another.
+Every round trip is one pipeline on one pooled connection, given back before the next one is
+taken: a call never holds a connection while it waits for another, so any number of concurrent
+calls share a bounded pool without deadlocking (they queue for it instead).
 See README "Geofencing rules" for the rules themselves.
 """
 
@@ -18,17 +20,11 @@ import hashlib
 import json
 import logging
 import threading
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-
-try:  # hiredis packs a command into RESP several times faster than redis-py's wrappers
-    from hiredis import pack_command as _pack_command
-except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    _pack_command = None
 
 from core.clock import Clock
 from core.errors import DomainError
@@ -143,52 +139,6 @@ class _Scripts:
         except redis.exceptions.NoScriptError:
             self.load()
             return fn()
-
-
-class _Link:
-    """A pooled connection for batches sent ahead of reading their replies.
-
-    Two links let the engine compute one chunk of shoppers while Redis works on the next
-    chunk's reads and the previous chunk's commits. Commands are packed straight into RESP and
-    replies read in order; an error reply comes back as a value, like a pipeline's.
-    """
-
-    def __init__(self, r: redis.Redis) -> None:
-        self.pool = r.connection_pool
-        self.conn = None
-        self.queued: deque[tuple[int, Any]] = deque()
-
-    def send(self, commands: list[tuple], tag: Any = None) -> None:
-        """Write commands without waiting; `tag` comes back with their replies."""
-        if commands:
-            if self.conn is None:
-                self.conn = self.pool.get_connection()
-            if _pack_command is not None:
-                payload = [b"".join(_pack_command(c) for c in commands)]
-            else:
-                payload = self.conn.pack_commands(commands)
-            self.conn.send_packed_command(payload, check_health=False)
-        self.queued.append((len(commands), tag))
-
-    def receive(self) -> tuple[list[Any], Any]:
-        """Read the replies of the oldest batch sent."""
-        count, tag = self.queued.popleft()
-        replies: list[Any] = []
-        for _ in range(count):
-            try:
-                replies.append(self.conn.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
-        return replies, tag
-
-    def close(self, broken: bool = False) -> None:
-        """Give the connection back (dropping it if replies are still unread)."""
-        if self.conn is not None:
-            if broken or self.queued:
-                self.conn.disconnect()
-            self.pool.release(self.conn)
-            self.conn = None
-        self.queued.clear()
 
 
 def _sha1(text: str) -> str:
@@ -494,34 +444,20 @@ class LocationEngine:
 
     def _run(self, works: list[_Work], now: float,
              guards: dict[str, tuple[str, DomainError]]) -> set[str]:
-        """Read, compute and commit chunk by chunk, overlapping Redis work with Python work.
+        """Read, compute and commit chunk by chunk; return the committed shoppers.
 
-        Every chunk's reads go out at once on one connection and the commits on another, so
-        Redis answers the next chunks' reads and runs the finished chunks' commits while this
-        process computes. Returns the committed shoppers.
+        Each round trip takes one pooled connection and gives it back before the next: a
+        request that held one connection while waiting for a second could deadlock a worker
+        whose concurrent requests outnumber the pool (every one holding one, waiting).
         """
-        chunks = [works[i:i + CHUNK] for i in range(0, len(works), CHUNK)]
-        reads, commits = _Link(self.r), _Link(self.r)
         committed: set[str] = set()
-        try:
-            tiers = list(self._tiers)
-            plans = [[(work, self._order(work, now)) for work in chunk] for chunk in chunks]
-            for plan in plans:
-                reads.send(self._read_commands(plan, tiers, guards))
-            for plan in plans:
-                replies, _ = reads.receive()
-                self._absorb_read(plan, replies, tiers, now, guards)
-                ready = [w for w, _ in plan if w.error is None and w.commit_args is not None]
-                commits.send(self._commit_commands(ready), ready)
-            for _ in plans:
-                replies, done = commits.receive()
-                committed |= self._absorb_commit(done, replies)
-        except BaseException:
-            reads.close(broken=True)
-            commits.close(broken=True)
-            raise
-        reads.close()
-        commits.close()
+        for start in range(0, len(works), CHUNK):
+            chunk = works[start:start + CHUNK]
+            self._read_and_compute(chunk, now, guards)
+            ready = [w for w in chunk if w.error is None and w.commit_args is not None]
+            if ready:
+                replies = self._execute(self._commit_commands(ready), raise_on_error=False)
+                committed |= self._absorb_commit(ready, replies)
         return committed
 
     def _read_commands(self, plans: list[tuple[_Work, list[Fix]]],
@@ -545,25 +481,6 @@ class LocationEngine:
         for lon, lat, extra in points:
             args += [lon, lat, extra]
         return ("EVALSHA", self._scripts.sha["candidates"], len(keys_), *keys_, *args)
-
-    def _absorb_read(self, plans: list[tuple[_Work, list[Fix]]], replies: list[Any],
-                     tiers: list[tuple[int, float]], now: float,
-                     guards: dict[str, tuple[str, DomainError]]) -> None:
-        """Compute a chunk from its read replies (re-reading it if they are unusable)."""
-        failed = next((r for r in replies if isinstance(r, Exception)), None)
-        if isinstance(failed, redis.exceptions.NoScriptError):
-            self._scripts.load()
-        elif failed is not None:
-            raise failed
-        else:
-            self._refresh(int(replies[0][0]))
-        # Searched with tiers that no longer hold (the catalog changed): read this chunk again.
-        if failed is not None or self._tiers != tiers:
-            for work, _ in plans:
-                work.error = None
-            self._read_and_compute([work for work, _ in plans], now, guards)
-            return
-        self._stage(plans, replies, guards, now)
 
     def _commit_commands(self, works: list[_Work]) -> list[tuple]:
         sha = self._scripts.sha["commit"]
@@ -620,12 +537,12 @@ class LocationEngine:
         for work, state, fences, pos, fixes, candidates in staged:
             self._compute(work, state, fences, pos, fixes, candidates, now)
 
-    def _execute(self, commands: list[tuple]) -> list[Any]:
-        """Run commands in one pipeline round trip."""
+    def _execute(self, commands: list[tuple], raise_on_error: bool = True) -> list[Any]:
+        """Run commands in one pipeline round trip (on one connection, given back after)."""
         pipe = self.r.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        return pipe.execute()
+        return pipe.execute(raise_on_error=raise_on_error)
 
     def _order(self, work: _Work, now: float) -> list[Fix]:
         """Sort a shopper's fixes by recorded time; refuse ones from the future."""
