@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+import requests
+
+from app import create_app
+from config import TestConfig
+from tests.servers import SECRET_KEY, start_gunicorn
 
 from .conftest import T0
 
@@ -106,15 +114,6 @@ def test_fix_beyond_the_geo_index_range(client, shopper, lat):
 def test_more_concurrent_fixes_than_pool_connections(redis_server, redis_client):
     """A fix request holds one pooled connection at a time, so a burst larger than the pool
     waits its turn instead of deadlocking until the pool timeout (503)."""
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    import requests
-
-    from app import create_app
-    from config import TestConfig
-    from tests.servers import SECRET_KEY, start_gunicorn
-
     pool, requests_n = 3, 24
     helper = create_app(TestConfig(REDIS_URL=redis_server, SECRET_KEY=SECRET_KEY))
     accounts, geo = helper.extensions["accounts"], helper.extensions["geo"]
