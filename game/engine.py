@@ -499,7 +499,7 @@ class Game:
             # Without a recent trusted fix there is nothing to check this one against.
             raise GameRefused("NO_POSITION", "send a location fix first: a catch's fix is "
                               "checked against the last trusted one", status=409, field="fix")
-        verdict = self.engine.judge(fix, anchor)
+        verdict = self.engine.judge(fix, anchor, now)
         if verdict in ("mocked", "too_fast", "jump"):
             # Evidence without coordinates: reviewers see how far and how fast, not where.
             self._strike(shopper_id, "spoofed_location", {
@@ -520,11 +520,14 @@ class Game:
             raise GameRefused("UNTRUSTED", "recent locations of this account are not trusted",
                               status=403)
         # The faster of the phone's own speed and the speed since the last trusted fix: a phone
-        # that reports 0 km/h from a moving car is still locked.
+        # that reports 0 km/h from a moving car is still locked. The time between them is
+        # bounded by when the server received each, as in geo's verdict: a fix stamped in the
+        # future cannot stretch it.
         speed = fix.speed_mps or 0.0
-        if fix.recorded_at - point[0] >= 1.0:
+        elapsed = self.engine.elapsed_since(fix, anchor, now)
+        if fix.recorded_at - point[0] >= 1.0 and elapsed is not None:
             speed = max(speed, fast_distance_m(point[1], point[2], fix.lat, fix.lon)
-                        / (fix.recorded_at - point[0]))
+                        / max(elapsed, 1.0))
         if speed > s.speed_lock_mps:
             raise GameRefused("SPEED_LOCKED", "catching is off while moving faster than "
                               f"{round(s.speed_lock_mps * 3.6)} km/h",
@@ -786,10 +789,10 @@ def _level(count: int) -> str:
 
 
 def _point(raw: str | None) -> tuple[float, float, float] | None:
-    """Decode an engine anchor 't,lat,lon,acc' into (t, lat, lon)."""
+    """Decode an engine anchor 't,lat,lon,acc[,received]' into (t, lat, lon)."""
     if not raw:
         return None
-    t, lat, lon, _ = raw.split(",")
+    t, lat, lon = raw.split(",")[:3]
     return float(t), float(lat), float(lon)
 
 

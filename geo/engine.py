@@ -163,6 +163,7 @@ class EngineSettings:
     retention_s: int = 24 * 3600
     max_age_s: float = 24 * 3600
     max_future_s: float = 300.0
+    clock_slack_s: float = 10.0  # how far past its receive time a fix's stamp still counts
     transit_min_m: float = 20.0
     stream_maxlen: int = 1_000_000
 
@@ -242,20 +243,34 @@ class _FenceState:
 
 @dataclass(slots=True)
 class _Point:
-    t: float
+    t: float  # recorded (the phone's clock)
     lat: float
     lon: float
     acc: float
+    received: float  # when the server received it (the server's clock)
 
     def encode(self) -> str:
-        return f"{self.t:.3f},{self.lat:.7f},{self.lon:.7f},{self.acc:.1f}"
+        return f"{self.t:.3f},{self.lat:.7f},{self.lon:.7f},{self.acc:.1f},{self.received:.3f}"
 
     @classmethod
     def decode(cls, raw: str | None) -> _Point | None:
         if not raw:
             return None
-        t, lat, lon, acc = raw.split(",")
-        return cls(float(t), float(lat), float(lon), float(acc))
+        t, lat, lon, acc, *received = raw.split(",")
+        # Anchors written before the receive time was kept count as received when recorded.
+        return cls(float(t), float(lat), float(lon), float(acc),
+                   float(received[0]) if received else float(t))
+
+
+def effective_time(recorded_at: float, received_at: float, slack_s: float) -> float:
+    """Return the time a fix counts as taken at when judging speed: its recorded time, but
+    never later than the server received it (plus a little clock slack).
+
+    Fixes may be stamped up to FIX_MAX_FUTURE_S ahead (phone clocks run fast); a fix cannot
+    have been taken after it arrived, so a future stamp must not stretch the time between two
+    fixes and hide a fast move. Buffered (past) fixes keep their recorded times.
+    """
+    return min(recorded_at, received_at + slack_s)
 
 
 @dataclass(slots=True)
@@ -574,19 +589,42 @@ class LocationEngine:
             if hits:
                 found.update(hits.split(","))
 
-    def judge(self, fix: Fix, anchor: str | None) -> str:
+    def judge(self, fix: Fix, anchor: str | None, received_at: float | None = None) -> str:
         """Return the spoof verdict of a fix against a stored anchor (the last trusted fix).
 
         The game checks a catch's fix with the same rules the engine applies to every fix.
+        received_at: when the server received the fix (default: now).
         """
-        return self._verdict(fix, _Point.decode(anchor))
+        received = self.clock.now() if received_at is None else received_at
+        return self._verdict(fix, _Point.decode(anchor), received)
 
-    def _verdict(self, fix: Fix, anchor: _Point | None) -> str:
+    def elapsed_since(self, fix: Fix, anchor: str | None,
+                      received_at: float | None = None) -> float | None:
+        """Return the seconds from a stored anchor to a fix as the speed checks count them
+        (see effective_time); None without an anchor."""
+        point = _Point.decode(anchor)
+        if point is None:
+            return None
+        received = self.clock.now() if received_at is None else received_at
+        return self._elapsed(fix, point, received)
+
+    def _elapsed(self, fix: Fix, anchor: _Point, received: float) -> float:
+        recorded = fix.recorded_at - anchor.t
+        if recorded <= 0:
+            return recorded  # not after the anchor: no speed to judge (a catch's older fix)
+        slack = self.settings.clock_slack_s
+        bounded = (effective_time(fix.recorded_at, received, slack)
+                   - effective_time(anchor.t, anchor.received, slack))
+        # Two fixes both stamped beyond their receive times still count as up to a second
+        # apart, so a fast phone clock's buffered batch is not all "too fast".
+        return max(min(recorded, bounded), min(recorded, 1.0))
+
+    def _verdict(self, fix: Fix, anchor: _Point | None, received: float) -> str:
         s = self.settings
         if fix.mock:
             return "mocked"
         if anchor is not None:
-            dt = fix.recorded_at - anchor.t
+            dt = self._elapsed(fix, anchor, received)
             distance = fast_distance_m(anchor.lat, anchor.lon, fix.lat, fix.lon)
             if distance > s.jump_m and dt < s.jump_window_s:
                 return "jump"
@@ -637,12 +675,12 @@ class LocationEngine:
             if t < oldest:
                 work.results.append(FixResult(t, "ignored", True, "too_old"))
                 continue
-            verdict = self._verdict(fix, anchor)
+            verdict = self._verdict(fix, anchor, now)
             trust = max(0, min(100, trust + TRUST_DELTA[verdict]))
             result = FixResult(t, verdict, trust=trust)
             work.results.append(result)
             last_t = t
-            last = _Point(t, fix.lat, fix.lon, fix.accuracy_m)
+            last = _Point(t, fix.lat, fix.lon, fix.accuracy_m, now)
             fix_rows.append(_encode_fix(fix, verdict))
             if verdict != "ok":
                 continue  # suspicious fixes are kept with their verdict and change nothing

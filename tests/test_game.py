@@ -17,7 +17,7 @@ from game import Game, GameRefused, GameSettings, cells, keys, roll_for
 from game.engine import RARE
 from game.models import CATCH_RATE, FLEE_RATE
 from game.spawns import SLOT_S, SpawnTable
-from geo.engine import EngineSettings, LocationEngine
+from geo.engine import EngineSettings, Fix, LocationEngine
 from geo.stores import entry_from_record
 
 from .conftest import T0
@@ -395,6 +395,21 @@ def test_speed_lock_boundaries_and_speed_from_the_anchor(world, clock):
     assert error.details["speed_kmh"] == pytest.approx(43.2, abs=0.1)
     clock.advance(15)  # 60 m in 20 s: 10.8 km/h
     assert world.throw(shopper, spawn, speed=None)["attempt"] == 1
+
+
+def test_a_future_stamp_cannot_hide_speed_from_the_speed_lock(world, clock):
+    # The catch's fix may be up to 30 s ahead; the time since the anchor is bounded by when
+    # the server received each: 150 m in 5 s is not 150 m in the 34 s the stamps claim.
+    shopper = world.join("u1")
+    spawn = world.near(shopper, within=60)[0]
+    clock.advance(5)
+    here = offset(spawn.lat, spawn.lon, 0, 0)
+    start = offset(here[0], here[1], -150, 0)
+    world.engine.record_fixes(shopper, [world.fix(*start)])
+    clock.advance(5)
+    stamped = Fix(spawn.lat, spawn.lon, 5.0, clock.now() + 29, None, False)
+    error = refused("SPEED_LOCKED", world.game.catch, shopper, spawn.id, stamped)
+    assert error.details["speed_kmh"] > 30
 
 
 @pytest.mark.parametrize(("metres", "allowed"), [(79.5, True), (80.5, False)])

@@ -145,7 +145,9 @@ def test_one_wild_fix_never_exits(engine, catalog, shopper, clock):
     t = clock.now()
     far = offset(*SHANGHAI, 400, 0)
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
+    clock.advance(10)
     assert kinds(engine.record_fixes(shopper, [fix_at(*far, t + 10)])) == []
+    clock.advance(10)
     assert kinds(engine.record_fixes(shopper, [fix_at(*SHANGHAI, t + 20)])) == []
     assert engine.inside(shopper)[0]["exit_pending"] is False
     # The sweeper has nothing to confirm: the next fix cancelled the pending exit.
@@ -223,6 +225,7 @@ def test_transit_between_sparse_fixes(engine, catalog, shopper, clock):
     t = clock.now()
     west, east = offset(*SHANGHAI, -300, 0), offset(*SHANGHAI, 300, 0)
     engine.record_fixes(shopper, [fix_at(*west, t)])
+    clock.advance(60)
     results = engine.record_fixes(shopper, [fix_at(*east, t + 60)])
     assert kinds(results) == ["transit"]
     assert results[0].events[0]["since"] == pytest.approx(t)
@@ -241,7 +244,7 @@ def walk_in_and_out(t):
 
 def test_batch_is_processed_in_recorded_order(engine, catalog, shopper, clock):
     add_store(catalog)
-    batch = walk_in_and_out(clock.now())
+    batch = walk_in_and_out(clock.now() - 210)  # a phone's buffered fixes, sent at once
     shuffled = [batch[3], batch[0], batch[4], batch[2], batch[1]]
     results = engine.record_fixes(shopper, shuffled)
     assert [r.recorded_at for r in results] == sorted(f.recorded_at for f in batch)
@@ -250,7 +253,7 @@ def test_batch_is_processed_in_recorded_order(engine, catalog, shopper, clock):
 
 def test_replayed_batch_is_ignored(engine, catalog, shopper, clock, redis_client):
     add_store(catalog)
-    batch = walk_in_and_out(clock.now())
+    batch = walk_in_and_out(clock.now() - 210)
     engine.record_fixes(shopper, batch)
     again = engine.record_fixes(shopper, batch)
     assert all(r.ignored for r in again)
@@ -300,8 +303,56 @@ def test_verdicts(engine, shopper, clock, east_m, dt, extra, verdict):
     t = clock.now()
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t, acc=20)])
     point = offset(*SHANGHAI, east_m, 0)
+    clock.advance(dt)
     (result,) = engine.record_fixes(shopper, [fix_at(*point, t + dt, acc=20, **extra)])
     assert result.verdict == verdict
+
+
+@pytest.mark.parametrize("ahead_s", [290, 299])
+def test_a_future_stamp_cannot_hide_a_fast_move(engine, shopper, clock, ahead_s):
+    # Fixes may be stamped up to FIX_MAX_FUTURE_S ahead of the server's clock; one received 60 s
+    # after the anchor but stamped ~350 s after it stretched a 69 m/s move to 12 m/s ("ok").
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
+    clock.advance(60)
+    moved = offset(*SHANGHAI, 69 * 60, 0)
+    (result,) = engine.record_fixes(shopper, [fix_at(*moved, clock.now() + ahead_s)])
+    assert result.verdict == "too_fast"
+    # The same move stamped honestly is judged the same.
+    other = "u2"
+    engine.set_consent(other, True)
+    engine.record_fixes(other, [fix_at(*SHANGHAI, t)])
+    (honest,) = engine.record_fixes(other, [fix_at(*moved, clock.now())])
+    assert honest.verdict == "too_fast"
+
+
+def test_a_future_stamp_within_a_batch_cannot_hide_a_fast_move(engine, shopper, clock):
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
+    clock.advance(30)
+    # A fix where the anchor was, now, then one 3 km away "290 s later" in the same request.
+    away = offset(*SHANGHAI, 3_000, 0)
+    results = engine.record_fixes(shopper, [fix_at(*SHANGHAI, clock.now()),
+                                            fix_at(*away, clock.now() + 290)])
+    assert [r.verdict for r in results] == ["ok", "too_fast"]
+
+
+def test_a_fast_phone_clock_and_buffered_fixes_are_still_ok(engine, shopper, clock):
+    # A phone whose clock runs 2 minutes fast, walking, sending one fix at a time...
+    skew = 120.0
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, t + skew)])
+    for step in range(1, 4):
+        clock.advance(30)
+        here = offset(*SHANGHAI, 40 * step, 0)  # 1.3 m/s
+        (result,) = engine.record_fixes(shopper, [fix_at(*here, clock.now() + skew)])
+        assert result.verdict == "ok"
+    # ...and a phone with a right clock sending ten minutes of buffered walking at once.
+    other = "u2"
+    engine.set_consent(other, True)
+    start = clock.now() - 600
+    batch = [fix_at(*offset(*SHANGHAI, 0, 60 * i), start + 60 * i) for i in range(10)]
+    assert {r.verdict for r in engine.record_fixes(other, batch)} == {"ok"}
 
 
 def test_spoofed_fixes_trigger_nothing(engine, catalog, shopper, clock):
@@ -370,10 +421,11 @@ def test_erase_removes_every_personal_key(engine, catalog, shopper, clock, redis
 def test_events_go_to_the_stream_with_deterministic_ids(engine, catalog, shopper, clock,
                                                         redis_client, sink):
     add_store(catalog)
-    engine.record_fixes(shopper, walk_in_and_out(clock.now()))
+    t = clock.now() - 210
+    engine.record_fixes(shopper, walk_in_and_out(t))
     events = stream_events(redis_client)
     assert [e["kind"] for e in events] == ["enter", "dwell", "exit"]
-    assert events[0]["id"] == f"{shopper}:s1:enter:{int((clock.now() + 10) * 1000)}"
+    assert events[0]["id"] == f"{shopper}:s1:enter:{int((t + 10) * 1000)}"
     assert "lat" not in events[0]  # events outlive raw fixes: they carry no coordinates
     assert sink.events == events
     assert redis_client.exists(keys.shopper_outbox(shopper)) == 0
