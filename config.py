@@ -140,6 +140,11 @@ class Config:
                            hashlib.sha256).hexdigest()
         return [("k0", derived.encode())]
 
+    def game_reference_key(self) -> bytes:
+        """Return the key of the game's opaque spawn references, derived from SECRET_KEY."""
+        return hmac.new(self.SECRET_KEY.encode(), b"footfall game spawn references",
+                        hashlib.sha256).digest()
+
     def as_flask_mapping(self) -> dict:
         """Return the upper-case settings as a plain mapping for app.config."""
         names = {name for name in dir(type(self)) if name.isupper()} | set(vars(self))

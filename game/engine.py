@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import math
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -38,6 +40,9 @@ VISIBLE_LIMIT = 50
 ANNOUNCE_MAX = 3  # rare_spawn events per query at most
 CITY_SEARCH_M = 5_000.0
 DAY_BOARD_TTL_S = 40 * 86_400
+ATTEMPTS_TTL_S = 2 * 3600  # spawns live an hour at most
+REWARDED_TTL_S = 3 * 3600  # a catch (and its retry) happens while the spawn lives
+STRIKE_REASONS = ("spoofed_location", "spoofed_locations", "impossible_travel", "inhuman_rate")
 RARE = ("rare", "epic", "legendary")
 
 
@@ -84,6 +89,10 @@ class GameSettings:
     rate_max: int = 40  # catch attempts per window; the cooldown alone allows 60
     travel_max_mps: float = 55.0  # ~200 km/h between two catches...
     travel_min_m: float = 20_000.0  # ...over more than this is two cities minutes apart
+    history_max: int = 1_000  # incidents kept per shopper (every one, counted or not)
+    # HMAC key of the opaque spawn references kept in attempts, catch ids and evidence (the
+    # app derives it from SECRET_KEY); None: a random key kept in Redis, shared by processes.
+    reference_key: bytes | None = None
 
 
 def roll_for(spawn_id: str, shopper_id: str, attempt: int) -> tuple[float, float]:
@@ -120,6 +129,21 @@ class Game:
         self._covering: OrderedDict[tuple[str, int], list[str]] = OrderedDict()
         self._announced: OrderedDict[str, set[str]] = OrderedDict()
         self._sprites: dict[tuple[str, str, int], tuple[bytes, str]] = {}
+        self._ref_key = self.settings.reference_key
+        # Withdrawing location consent in geo erases the game's copy of places too.
+        engine.add_location_eraser(self.erase_location)
+
+    def spawn_ref(self, spawn_id: str) -> str:
+        """Return a spawn's opaque reference: the same for one spawn, but naming no place.
+
+        A spawn id carries its map cell (~70 m) or its store; a plain hash of it could be
+        reversed by trying the few cells of a city, so the reference is keyed (HMAC).
+        """
+        if self._ref_key is None:
+            fresh = secrets.token_hex(32)
+            self.r.set(keys.REFERENCE_KEY, fresh, nx=True)
+            self._ref_key = (self.r.get(keys.REFERENCE_KEY) or fresh).encode()
+        return hmac.new(self._ref_key, spawn_id.encode(), hashlib.sha256).hexdigest()[:24]
 
     # -- configuration -------------------------------------------------------------------
     def configure(self, cid: str, data: GameConfigIn) -> dict[str, Any]:
@@ -477,7 +501,8 @@ class Game:
         (anchor, consent, trust, suspended, restricted, last_at, last_lat, last_lon, last_city,
          recent) = self.scripts.call("catch_state", [
              geo_keys.shopper_position(shopper_id), geo_keys.shopper_state(shopper_id),
-             keys.state(shopper_id), keys.recent(shopper_id)], [repr(now - s.rate_window_s)])
+             keys.state(shopper_id), keys.recent(shopper_id), keys.last_catch(shopper_id)],
+             [repr(now - s.rate_window_s)])
         if suspended == "1":
             raise GameRefused("SUSPENDED", "this account is suspended from the game",
                               status=403)
@@ -500,10 +525,12 @@ class Game:
             raise GameRefused("NO_POSITION", "send a location fix first: a catch's fix is "
                               "checked against the last trusted one", status=409, field="fix")
         verdict = self.engine.judge(fix, anchor, now)
+        ref = self.spawn_ref(spawn.id)
         if verdict in ("mocked", "too_fast", "jump"):
-            # Evidence without coordinates: reviewers see how far and how fast, not where.
+            # Evidence without a place: reviewers see how far and how fast, not where (the
+            # spawn by its opaque reference: its id names a map cell or a store).
             self._strike(shopper_id, "spoofed_location", {
-                "verdict": verdict, "fix": _fix_dict(fix), "spawn_id": spawn_id,
+                "verdict": verdict, "fix": _fix_dict(fix), "spawn": _spawn_evidence(spawn, ref),
                 "moved_m": round(fast_distance_m(point[1], point[2], fix.lat, fix.lon), 1),
                 "seconds_since_last_trusted": round(fix.recorded_at - point[0], 1)})
             raise GameRefused("UNTRUSTED_FIX", f"the fix looks spoofed ({verdict})",
@@ -516,7 +543,8 @@ class Game:
             # cost the trust score: that is a strike when they come to play.
             self._strike(shopper_id, "spoofed_locations", {
                 "trust": int(trust), "min_trust": s.min_trust,
-                "suspicious_fixes": self._suspicious_fixes(shopper_id), "spawn_id": spawn_id})
+                "suspicious_fixes": self._suspicious_fixes(shopper_id),
+                "spawn": _spawn_evidence(spawn, ref)})
             raise GameRefused("UNTRUSTED", "recent locations of this account are not trusted",
                               status=403)
         # The faster of the phone's own speed and the speed since the last trusted fix: a phone
@@ -557,10 +585,13 @@ class Game:
         reply = self.scripts.call("catch", [
             keys.state(shopper_id), keys.attempts(shopper_id), keys.collection(shopper_id),
             keys.recent(shopper_id),
+            keys.last_catch(shopper_id), keys.boards(shopper_id),
+            geo_keys.shopper_state(shopper_id),
         ], [repr(now), spawn.id, shopper_id, day, s.cooldown_s, s.daily_cap,
             CATCH_RATE[spawn.rarity], FLEE_RATE[spawn.rarity],
-            f"{spawn.campaign_id}|{spawn.species}", 2 * 3600, fix.lat, fix.lon,
-            int(s.rate_window_s), city])
+            f"{spawn.campaign_id}|{spawn.species}", ATTEMPTS_TTL_S, fix.lat, fix.lon,
+            int(s.rate_window_s), city, ref, int(self.engine.settings.retention_s),
+            f"{spawn.campaign_id}|{city.lower()}|{day}"])
         if reply[0] == "no":
             if reply[1] == "ALREADY_CAUGHT":
                 # A retry after a crash between the catch and its reward finishes the reward.
@@ -585,13 +616,13 @@ class Game:
     def _reward(self, shopper_id: str, spawn: Spawn, city: str, day: str,
                 shadow: bool) -> dict[str, Any]:
         """Add the points to the boards and issue the store offer, once per catch."""
-        catch_id = f"{spawn.id}|{shopper_id}"
+        # The catch id names the spawn by its opaque reference: it stays in the coupon's
+        # source and the ledger, which must not place the shopper.
+        catch_id = f"{self.spawn_ref(spawn.id)}|{shopper_id}"
         cid = spawn.campaign_id
-        scope = f"city:{city.lower()}"
-        reward_keys = [keys.rewarded(cid), keys.board(cid, "campaign", "all"),
-                       keys.board(cid, "campaign", day), keys.board(cid, scope, "all"),
-                       keys.board(cid, scope, day)]
-        reward_args = [catch_id, shopper_id, spawn.points, DAY_BOARD_TTL_S]
+        reward_keys = [keys.rewarded(cid, int(spawn.born_at // 3600)),
+                       *_board_keys(cid, city.lower(), day)]
+        reward_args = [catch_id, shopper_id, spawn.points, DAY_BOARD_TTL_S, REWARDED_TTL_S]
 
         def queue_reward(pipe) -> int:
             self.scripts.queue(pipe, "reward", reward_keys, reward_args)
@@ -621,12 +652,15 @@ class Game:
 
     # -- anti-cheat ----------------------------------------------------------------------
     def _strike(self, shopper_id: str, reason: str, evidence: dict[str, Any]) -> dict:
+        """Record an incident; count it as a strike unless one of its kind counted within
+        the strike cooldown (one incident, one strike, but every incident is kept)."""
         now = self.clock.now()
         record = {"reason": reason, "at": now, "evidence": evidence}
         count, added = self.scripts.call("strike", [
             keys.state(shopper_id), keys.strikes(shopper_id),
-        ], [repr(now), json.dumps(record), self.settings.strike_cooldown_s,
-            self.settings.shadow_s])
+        ], [repr(now), json.dumps({**record, "counted": True}), self.settings.strike_cooldown_s,
+            self.settings.shadow_s, json.dumps({**record, "counted": False}), reason,
+            self.settings.history_max])
         level = _level(int(count))
         if added:
             log.warning("game strike", extra={"shopper_id": shopper_id, "reason": reason,
@@ -664,7 +698,7 @@ class Game:
         """Clear a shopper's strikes and restrictions; the history keeps a 'cleared' entry."""
         pipe = self.r.pipeline(transaction=True)
         pipe.hdel(keys.state(shopper_id), "strikes", "last_strike_at", "restricted_until",
-                  "suspended")
+                  "suspended", *[f"last_strike_at:{reason}" for reason in STRIKE_REASONS])
         pipe.rpush(keys.strikes(shopper_id), json.dumps({
             "reason": "cleared", "at": self.clock.now(), "evidence": {"by": actor}}))
         pipe.execute()
@@ -762,16 +796,33 @@ class Game:
             hit = self._sprites[key] = (png, hashlib.sha256(png).hexdigest()[:20])
         return hit
 
+    def erase_location(self, shopper_id: str) -> None:
+        """Delete the places the game keeps of a shopper (location consent withdrawn)."""
+        self.r.delete(keys.last_catch(shopper_id))
+        self._announced.pop(shopper_id, None)
+
     def erase(self, shopper_id: str) -> None:
-        """Remove the shopper's game state, collection and strike history (account erasure)."""
-        self.r.delete(keys.state(shopper_id), keys.attempts(shopper_id),
-                      keys.collection(shopper_id), keys.recent(shopper_id),
-                      keys.strikes(shopper_id))
+        """Remove the shopper's game state, collection, strike history and board entries
+        (account erasure)."""
+        scored = self.r.smembers(keys.boards(shopper_id))
+        pipe = self.r.pipeline(transaction=False)
+        for entry in scored:
+            cid, city, day = entry.split("|")
+            for board in _board_keys(cid, city, day):
+                pipe.zrem(board, shopper_id)
+        pipe.delete(keys.state(shopper_id), keys.attempts(shopper_id),
+                    keys.collection(shopper_id), keys.recent(shopper_id),
+                    keys.strikes(shopper_id), keys.last_catch(shopper_id),
+                    keys.boards(shopper_id))
+        pipe.execute()
         self._announced.pop(shopper_id, None)
 
 
-def _refusal(reply: list) -> GameRefused:
+def _refusal(reply: list) -> DomainError:
     code = reply[1]
+    if code == "CONSENT":
+        return DomainError("the shopper has not consented to location use",
+                           code="consent_required", field="consent", status=403)
     if code == "SUSPENDED":
         return GameRefused(code, "this account is suspended from the game", status=403)
     if code == "COOLDOWN":
@@ -782,6 +833,19 @@ def _refusal(reply: list) -> GameRefused:
                 "DAILY_CAP_REACHED": "that's all the catches for today"}
     return GameRefused(code, messages.get(code, code), field="spawn_id"
                        if code in ("ALREADY_CAUGHT", "FLED") else None)
+
+
+def _board_keys(cid: str, city: str, day: str) -> list[str]:
+    """Return the boards one catch scores on: campaign and city, overall and of the day."""
+    scope = f"city:{city}"
+    return [keys.board(cid, "campaign", "all"), keys.board(cid, "campaign", day),
+            keys.board(cid, scope, "all"), keys.board(cid, scope, day)]
+
+
+def _spawn_evidence(spawn: Spawn, ref: str) -> dict[str, Any]:
+    """A spawn as strike evidence: its opaque reference, kind and rarity, not its place."""
+    return {"ref": ref, "kind": "store" if spawn.store_id else "wild",
+            "rarity": spawn.rarity}
 
 
 def _level(count: int) -> str:

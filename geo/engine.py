@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -309,6 +309,7 @@ class LocationEngine:
         self._entries: dict[str, StoreEntry] = {}
         self._tiers: list[tuple[int, float]] = []  # (tier, search radius) of non-empty tiers
         self._refresh_lock = threading.Lock()
+        self._erasers: list[Callable[[str], None]] = []
 
     # -- consent, trust, privacy -----------------------------------------------------------
     def set_consent(self, shopper_id: str, granted: bool) -> dict[str, Any]:
@@ -322,12 +323,23 @@ class LocationEngine:
             pipe.hincrby(st, "ver", 1)
             pipe.execute()
         else:
-            self.erase_location(shopper_id)
+            # Consent goes first: a fix or catch in flight then fails its consent check
+            # instead of writing a place after the erasure.
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(st, mapping={"consent": "0", "consent_at": f"{now:.3f}"})
             pipe.hincrby(st, "ver", 1)
             pipe.execute()
+            self.erase_location(shopper_id)
         return {"location": granted, "updated_at": now}
+
+    def add_location_eraser(self, erase: Callable[[str], None]) -> None:
+        """Have erase(shopper_id) called whenever a shopper's location data is erased.
+
+        Packages that keep a copy of a place (the game's last catch) register here, so that
+        withdrawing consent and erasing an account reach them without geo knowing them.
+        """
+        if erase not in self._erasers:
+            self._erasers.append(erase)
 
     def consent(self, shopper_id: str) -> dict[str, Any]:
         """Return the shopper's consent state."""
@@ -340,12 +352,15 @@ class LocationEngine:
         return int(raw) if raw is not None else TRUST_START
 
     def erase_location(self, shopper_id: str) -> None:
-        """Delete the shopper's raw fixes, position and fence states."""
+        """Delete the shopper's raw fixes, position and fence states, and every registered
+        package's copy of their places."""
         self.r.delete(
             keys.shopper_fixes(shopper_id),
             keys.shopper_fences(shopper_id),
             keys.shopper_position(shopper_id),
         )
+        for erase in self._erasers:
+            erase(shopper_id)
 
     def erase(self, shopper_id: str) -> None:
         """Delete everything personal the geo package keeps about a shopper."""
@@ -356,6 +371,8 @@ class LocationEngine:
             keys.shopper_position(shopper_id),
             keys.shopper_outbox(shopper_id),
         )
+        for erase in self._erasers:
+            erase(shopper_id)
 
     def recent_fixes(self, shopper_id: str) -> list[dict[str, Any]]:
         """Return the shopper's raw fixes still within the retention, oldest first."""

@@ -4,6 +4,7 @@ leaderboards, collection, anti-cheat strikes, notifications and erasure."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import multiprocessing
 from collections import Counter
@@ -17,6 +18,7 @@ from game import Game, GameRefused, GameSettings, cells, keys, roll_for
 from game.engine import RARE
 from game.models import CATCH_RATE, FLEE_RATE
 from game.spawns import SLOT_S, SpawnTable
+from geo import keys as geo_keys
 from geo.engine import EngineSettings, Fix, LocationEngine
 from geo.stores import entry_from_record
 
@@ -593,11 +595,14 @@ def test_the_script_decides_what_roll_for_says(world, redis_client):
     pairs = [(f"w:1:wtw3sjq:{i}:{i % 20}", f"audit-{i}", rarities[i % 4]) for i in range(2000)]
     pipe = redis_client.pipeline(transaction=False)
     for spawn_id, shopper, rarity in pairs:
+        redis_client.hset(geo_keys.shopper_state(shopper), "consent", "1")
         world.game.scripts.queue(pipe, "catch", [
             keys.state(shopper), keys.attempts(shopper), keys.collection(shopper),
-            keys.recent(shopper)], [repr(T0), spawn_id, shopper, DAY0, 0, 500,
-                                    CATCH_RATE[rarity], FLEE_RATE[rarity], "1|x", 60, 31.24,
-                                    121.48, 600, "Shanghai"])
+            keys.recent(shopper), keys.last_catch(shopper), keys.boards(shopper),
+            geo_keys.shopper_state(shopper)], [
+                repr(T0), spawn_id, shopper, DAY0, 0, 500, CATCH_RATE[rarity],
+                FLEE_RATE[rarity], "1|x", 60, 31.24, 121.48, 600, "Shanghai",
+                world.game.spawn_ref(spawn_id), 86400, f"1|shanghai|{DAY0}"])
     replies = pipe.execute()
     for (spawn_id, shopper, rarity), (outcome, attempt) in zip(pairs, replies, strict=True):
         roll, flee = roll_for(spawn_id, shopper, 1)
@@ -629,11 +634,13 @@ def test_the_reward_script_counts_a_catch_once(world, redis_client):
     cid = world.cid
     boards = [keys.board(cid, "campaign", "all"), keys.board(cid, "campaign", DAY0),
               keys.board(cid, "city:shanghai", "all"), keys.board(cid, "city:shanghai", DAY0)]
-    args = [f"w:{cid}:wtw3sjq:1:0|u1", "u1", 50, 3600]
-    assert world.game.scripts.call("reward", [keys.rewarded(cid), *boards], args) == [1, "50"]
-    assert world.game.scripts.call("reward", [keys.rewarded(cid), *boards], args) == [0, "50"]
+    args = ["0123456789abcdef01234567|u1", "u1", 50, 3600, 7200]
+    rewarded = keys.rewarded(cid, 1)
+    assert world.game.scripts.call("reward", [rewarded, *boards], args) == [1, "50"]
+    assert world.game.scripts.call("reward", [rewarded, *boards], args) == [0, "50"]
     assert [redis_client.zscore(b, "u1") for b in boards] == [50.0] * 4
     assert 0 < redis_client.ttl(boards[1]) <= 3600 and redis_client.ttl(boards[0]) == -1
+    assert 0 < redis_client.ttl(rewarded) <= 7200  # catches are only possible while spawns live
 
 
 def test_store_catch_issues_one_game_coupon_and_a_retry_adds_nothing(world):
@@ -641,9 +648,10 @@ def test_store_catch_issues_one_game_coupon_and_a_retry_adds_nothing(world):
     [spawn] = catchable(world, shopper, 1, store=True)
     result = world.throw(shopper, spawn)
     coupon = result["coupon"]
-    catch_id = f"{spawn.id}|{shopper}"
+    catch_id = f"{world.game.spawn_ref(spawn.id)}|{shopper}"
     assert coupon["source"] == {"channel": "game", "catch_id": catch_id,
                                 "species": spawn.species}
+    assert spawn.id not in json.dumps(coupon)  # the catch id is opaque
     assert coupon["store_id"] == "acme-0" and coupon["offer_id"] == world.oid
     assert coupon["token"].startswith("FF1.") and coupon["shopper_id"] == shopper
     refused("ALREADY_CAUGHT", world.throw, shopper, spawn)
@@ -823,14 +831,15 @@ def test_strikes_escalate_from_warning_to_shadow_to_suspension(world, clock):
     refused("SUSPENDED", world.throw, shopper, spawn, mock=True)
     assert world.game.strikes(shopper)["strikes"] == 3
     history = world.game.strikes(shopper)["history"]
-    assert [(h["reason"], h["evidence"]["verdict"]) for h in history] == [
-        ("spoofed_location", "mocked"), ("spoofed_location", "jump"),
-        ("spoofed_location", "too_fast")]
+    # Every incident is kept with its evidence; the one within the hour did not count.
+    assert [(h["reason"], h["evidence"]["verdict"], h["counted"]) for h in history] == [
+        ("spoofed_location", "mocked", True), ("spoofed_location", "mocked", False),
+        ("spoofed_location", "jump", True), ("spoofed_location", "too_fast", True)]
     assert history[0]["evidence"]["fix"]["mock"] is True
-    assert history[1]["evidence"]["moved_m"] > 10_000  # the jump, measured, but no place
+    assert history[2]["evidence"]["moved_m"] > 10_000  # the jump, measured, but no place
     assert not [h for h in history if {"lat", "lon"} & set(h["evidence"]["fix"])]
-    assert all(h["evidence"]["spawn_id"] for h in history)
-    assert [h["at"] for h in history] == [T0, T0 + 61 * 60, T0 + 122 * 60 + 5]
+    assert all(set(h["evidence"]["spawn"]) == {"ref", "kind", "rarity"} for h in history)
+    assert [h["at"] for h in history] == [T0, T0 + 59 * 60, T0 + 61 * 60, T0 + 122 * 60 + 5]
 
     cleared = world.game.clear_strikes(shopper, "marketer:m1")
     assert (cleared["strikes"], cleared["level"]) == (0, "none")
@@ -910,3 +919,106 @@ def test_erase_removes_the_shoppers_game_state(world, redis_client):
     assert game.strikes(shopper) == {"shopper_id": shopper, "strikes": 0, "level": "none",
                                      "shadow_restricted_until": None, "history": []}
     assert game.status(shopper)["catches_today"] == 0
+
+
+# -- privacy --------------------------------------------------------------------------------
+
+
+def game_dump(r, shopper: str) -> str:
+    """Everything the game keeps under the shopper's tag, as one text."""
+    parts = []
+    for key in r.scan_iter(match=f"{keys.shopper(shopper)}*"):
+        kind = r.type(key)
+        value = {"hash": r.hgetall, "list": lambda k: r.lrange(k, 0, -1),
+                 "zset": lambda k: r.zrange(k, 0, -1), "set": r.smembers,
+                 "string": r.get}[kind](key)
+        parts.append(f"{key}={value}")
+    return "\n".join(parts)
+
+
+def test_the_last_catch_place_expires_with_the_fixes_and_goes_with_consent(world, redis_client,
+                                                                            clock):
+    shopper = world.join("u1")
+    [spawn] = catchable(world, shopper, 1)
+    assert world.throw(shopper, spawn)["outcome"] == "caught"
+    place = redis_client.hgetall(keys.last_catch(shopper))
+    assert float(place["lat"]) == pytest.approx(spawn.lat, abs=1e-6)
+    assert 0 < redis_client.ttl(keys.last_catch(shopper)) <= world.engine.settings.retention_s
+    assert not {"last_catch_lat", "last_catch_lon"} & set(redis_client.hgetall(
+        keys.state(shopper)))
+    world.engine.set_consent(shopper, False)  # geo's erasure reaches the game
+    assert redis_client.exists(keys.last_catch(shopper)) == 0
+    assert f"{spawn.lat:.4f}" not in game_dump(redis_client, shopper)
+    # The attempts are kept (a fled creature stays fled) under an opaque reference.
+    world.engine.set_consent(shopper, True)
+    clock.advance(5)
+    world.place(shopper, *SHANGHAI)
+    refused("ALREADY_CAUGHT", world.throw, shopper, spawn)
+
+
+def test_attempts_catch_ids_and_evidence_name_no_place(world, redis_client):
+    game = world.new_game(GameSettings(cooldown_s=0))
+    shopper = world.join("u1")
+    wild = [s for s in world.near(shopper, store=False) if outcome_of(s, shopper) == "caught"][0]
+    store = [s for s in world.near(shopper, store=True) if outcome_of(s, shopper) == "caught"][0]
+    game.catch(shopper, wild.id, world.fix(wild.lat, wild.lon))
+    game.catch(shopper, store.id, world.fix(store.lat, store.lon))
+    refused("UNTRUSTED_FIX", world.throw, shopper, world.near(shopper)[-1], game, mock=True)
+    cell, store_id = wild.id.split(":")[2], store.id.split(":")[2]
+    dump = game_dump(redis_client, shopper)
+    for campaign_key in redis_client.scan_iter(match=f"game:{{c:{world.cid}}}:rewarded*"):
+        dump += str(redis_client.hgetall(campaign_key))
+    assert "attempts" not in dump and cell not in dump and store_id not in dump, dump
+    assert wild.id not in dump and store.id not in dump
+    [incident] = game.strikes(shopper)["history"]
+    assert incident["evidence"]["spawn"]["ref"] == game.spawn_ref(world.near(shopper)[-1].id)
+    # The reference is keyed: another key gives another reference, so it cannot be recomputed
+    # from the cells of a city without the server's secret.
+    other = world.new_game(GameSettings(reference_key=b"another key"))
+    assert other.spawn_ref(wild.id) != game.spawn_ref(wild.id)
+
+
+def test_incidents_within_the_hour_are_kept_and_counted_once_per_kind(world, clock):
+    game = world.new_game(GameSettings(cooldown_s=0, rate_max=2))
+    shopper = world.join("u1")
+    spawns = world.near(shopper)
+    refused("UNTRUSTED_FIX", world.throw, shopper, spawns[0], game, mock=True)
+    clock.advance(60)
+    world.place(shopper, *SHANGHAI)
+    refused("UNTRUSTED_FIX", world.throw, shopper, spawns[1], game, mock=True)
+    assert game.strikes(shopper)["strikes"] == 1
+    for spawn in spawns[2:4]:
+        game.catch(shopper, spawn.id, world.fix(spawn.lat, spawn.lon))
+    refused("RATE_LIMITED", world.throw, shopper, spawns[4], game)  # another kind: counts
+    history = game.strikes(shopper)["history"]
+    assert [(h["reason"], h["counted"]) for h in history] == [
+        ("spoofed_location", True), ("spoofed_location", False), ("inhuman_rate", True)]
+    assert game.strikes(shopper)["strikes"] == 2
+    assert history[1]["evidence"]["fix"]["mock"] is True  # the uncounted one keeps its evidence
+
+
+def test_a_catch_after_consent_was_withdrawn_writes_no_place(world, redis_client):
+    shopper = world.join("u1")
+    [spawn] = catchable(world, shopper, 1)
+    redis_client.hset(geo_keys.shopper_state(shopper), "consent", "0")  # withdrawn meanwhile
+    reply = world.game.scripts.call("catch", [
+        keys.state(shopper), keys.attempts(shopper), keys.collection(shopper),
+        keys.recent(shopper), keys.last_catch(shopper), keys.boards(shopper),
+        geo_keys.shopper_state(shopper)], [
+            repr(T0), spawn.id, shopper, DAY0, 0, 500, 1.0, 0.0, "1|x", 60, spawn.lat,
+            spawn.lon, 600, "Shanghai", world.game.spawn_ref(spawn.id), 86400,
+            f"1|shanghai|{DAY0}"])
+    assert reply == ["no", "CONSENT"]
+    assert redis_client.exists(keys.last_catch(shopper), keys.attempts(shopper)) == 0
+
+
+def test_erase_takes_the_shopper_off_every_board(world, redis_client):
+    shopper = world.join("u1")
+    world.join("u2")
+    for who in (shopper, "u2"):
+        [spawn] = catchable(world, who, 1)
+        world.throw(who, spawn)
+    world.game.erase(shopper)
+    for key in redis_client.scan_iter(match=f"game:{{c:{world.cid}}}:lb:*"):
+        assert redis_client.zscore(key, shopper) is None, key
+        assert redis_client.zscore(key, "u2") is not None
