@@ -807,7 +807,8 @@ class Game:
         scored = self.r.smembers(keys.boards(shopper_id))
         pipe = self.r.pipeline(transaction=False)
         for entry in scored:
-            cid, city, day = entry.split("|")
+            cid, rest = entry.split("|", 1)
+            city, day = rest.rsplit("|", 1)  # a city's name may hold anything
             for board in _board_keys(cid, city, day):
                 pipe.zrem(board, shopper_id)
         pipe.delete(keys.state(shopper_id), keys.attempts(shopper_id),
