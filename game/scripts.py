@@ -116,5 +116,10 @@ return {redis.call('HGET', KEYS[1], 'anchor'), g[1], g[2], s[1], s[2], c[1], c[2
         redis.call('ZCOUNT', KEYS[4], ARGV[1], '+inf')}
 """
 
-SOURCES = {"catch": CATCH, "reward": REWARD, "strike": STRIKE, "view_state": VIEW_STATE,
-           "catch_state": CATCH_STATE}
+SOURCES = {
+    "catch": CATCH,
+    "reward": REWARD,
+    "strike": STRIKE,
+    "view_state": VIEW_STATE,
+    "catch_state": CATCH_STATE,
+}

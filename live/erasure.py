@@ -71,8 +71,11 @@ def _erase_in_stream(r: redis.Redis, sid: str, viewer_id: str) -> bool:
     comments, questions, polls, pinned = pipe.execute()
     mine_comments = [c for c in comments if _by(c, viewer_id)]
     mine_questions = [qid for qid, doc in questions.items() if _by(doc, viewer_id)]
-    upvoters = [m for m in r.sscan_iter(upvoters_key(sid))
-                if m.endswith(f":{viewer_id}") or m.split(":", 1)[0] in mine_questions]
+    upvoters = [
+        m
+        for m in r.sscan_iter(upvoters_key(sid))
+        if m.endswith(f":{viewer_id}") or m.split(":", 1)[0] in mine_questions
+    ]
     mine_events = _entries_by(r, history_key(sid), "p", viewer_id)
     mine_logged = _entries_by(r, comment_log_key(sid), "c", viewer_id)
     pipe = r.pipeline(transaction=False)

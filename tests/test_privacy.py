@@ -77,17 +77,21 @@ class Shopper:
         self.spawn_ids: list[str] = []
 
     def consent(self, granted: bool) -> None:
-        response = self.client.put("/api/me/consent", json={"location": granted},
-                                   headers=self.headers)
+        response = self.client.put(
+            "/api/me/consent", json={"location": granted}, headers=self.headers
+        )
         assert response.status_code == 200, response.get_json()
 
     def walk_in(self) -> None:
         """Buffered fixes walking into the store's fence, then a fresh one inside it."""
         path = [offset(*SHANGHAI, 300 - 50 * i, 37 + i) for i in range(6)]
-        fixes = [{"lat": lat, "lon": lon, "accuracy_m": 6, "recorded_at": T0 - 300 + 50 * i}
-                 for i, (lat, lon) in enumerate(path)]
-        response = self.client.post("/api/location/fixes", json={"fixes": fixes},
-                                    headers=self.headers)
+        fixes = [
+            {"lat": lat, "lon": lon, "accuracy_m": 6, "recorded_at": T0 - 300 + 50 * i}
+            for i, (lat, lon) in enumerate(path)
+        ]
+        response = self.client.post(
+            "/api/location/fixes", json={"fixes": fixes}, headers=self.headers
+        )
         assert response.status_code == 200, response.get_json()
         kinds = [e["kind"] for r in response.get_json()["results"] for e in r["events"]]
         assert "enter" in kinds
@@ -95,9 +99,17 @@ class Shopper:
 
     def throw(self, view: dict, **fix) -> dict:
         self.clock.advance(11)  # the cooldown between throws
-        body = {"spawn_id": view["id"], "fix": {"lat": view["lat"], "lon": view["lon"],
-                                                "accuracy_m": 5, "recorded_at": self.clock.now(),
-                                                "speed_mps": 0, **fix}}
+        body = {
+            "spawn_id": view["id"],
+            "fix": {
+                "lat": view["lat"],
+                "lon": view["lon"],
+                "accuracy_m": 5,
+                "recorded_at": self.clock.now(),
+                "speed_mps": 0,
+                **fix,
+            },
+        }
         self.points.append((view["lat"], view["lon"]))
         self.spawn_ids.append(view["id"])
         return self.client.post("/api/game/catches", json=body, headers=self.headers)
@@ -107,8 +119,11 @@ class Shopper:
         coupon id."""
         game = self.app.extensions["game"]
         views = self.api.spawns(self.headers, limit=100)
-        catchable = [v for v in views if v["distance_m"] <= 60
-                     and outcome_of(game.spawn(v["id"]), self.id) == "caught"]
+        catchable = [
+            v
+            for v in views
+            if v["distance_m"] <= 60 and outcome_of(game.spawn(v["id"]), self.id) == "caught"
+        ]
         store = next(v for v in catchable if v["store_id"])
         wild = next(v for v in catchable if not v["store_id"])
         caught = self.throw(store).get_json()
@@ -121,20 +136,30 @@ class Shopper:
 
     def redeem(self, coupon_id: str) -> None:
         token = self.client.get(f"/api/wallet/{coupon_id}", headers=self.headers).get_json()[
-            "token"]
+            "token"
+        ]
         till, _ = self.auth.headers("staff", store_id="acme-1")
-        response = self.client.post("/api/redemptions", headers=till, json={
-            "code": token, "basket_fen": 12_000, "order_ref": "P-1"})
+        response = self.client.post(
+            "/api/redemptions",
+            headers=till,
+            json={"code": token, "basket_fen": 12_000, "order_ref": "P-1"},
+        )
         assert response.status_code == 201, response.get_json()
 
     def join_a_club(self) -> str:
         marketer = self.api.marketer
-        assert self.client.post("/api/membership-programs", headers=marketer, json={
-            "id": "acme-club", "name": "Acme Club", "number_pattern": "^AC[0-9]{6}$"},
-        ).status_code == 201
+        assert (
+            self.client.post(
+                "/api/membership-programs",
+                headers=marketer,
+                json={"id": "acme-club", "name": "Acme Club", "number_pattern": "^AC[0-9]{6}$"},
+            ).status_code
+            == 201
+        )
         number = "AC314159"
-        response = self.client.put("/api/me/memberships/acme-club", headers=self.headers,
-                                   json={"member_number": number})
+        response = self.client.put(
+            "/api/me/memberships/acme-club", headers=self.headers, json={"member_number": number}
+        )
         assert response.status_code == 200, response.get_json()
         return number
 
@@ -143,15 +168,27 @@ class Shopper:
         api, client = self.api, self.client
         drop_offer = api.offer(["live_drop"])
         host = self.auth.user("host")
-        stream = client.post("/api/streams", headers=api.marketer, json={
-            "title": "t", "brand": "Acme", "playback_url": "https://v.example/x",
-            "hosts": [host["user"]["id"]], "starts_at": T0, "campaign_id": api.cid}).get_json()
+        stream = client.post(
+            "/api/streams",
+            headers=api.marketer,
+            json={
+                "title": "t",
+                "brand": "Acme",
+                "playback_url": "https://v.example/x",
+                "hosts": [host["user"]["id"]],
+                "starts_at": T0,
+                "campaign_id": api.cid,
+            },
+        ).get_json()
         socketio = self.app.extensions["socketio"]
 
         def connect(namespace, token, **extra):
-            return socketio.test_client(self.app, namespace=namespace,
-                                        auth={"token": token, **extra},
-                                        flask_test_client=client)
+            return socketio.test_client(
+                self.app,
+                namespace=namespace,
+                auth={"token": token, **extra},
+                flask_test_client=client,
+            )
 
         console = connect("/host", host["token"], stream_id=stream["id"])
         me = connect("/live", self.token)
@@ -161,24 +198,35 @@ class Shopper:
             sock.emit("join", {"stream_id": stream["id"]}, namespace="/live", callback=True)
         assert console.emit("start", {}, namespace="/host", callback=True) == {"status": "live"}
         texts = ["my very own remark 7c1f", "which size fits me 9d2e"]
-        assert "comment" in me.emit("comment", {"text": texts[0]}, namespace="/live",
-                                    callback=True)
+        assert "comment" in me.emit("comment", {"text": texts[0]}, namespace="/live", callback=True)
         console.emit("pin_comment", {"comment_id": "c1"}, namespace="/host", callback=True)
         me.emit("like", {"count": 3}, namespace="/live", callback=True)
-        poll = console.emit("poll_start", {"question": "Colour?", "options": ["red", "blue"],
-                                           "duration_s": 60}, namespace="/host", callback=True)
-        assert "tallies" in me.emit("vote", {"poll_id": poll["id"], "option": 1},
-                                    namespace="/live", callback=True)
+        poll = console.emit(
+            "poll_start",
+            {"question": "Colour?", "options": ["red", "blue"], "duration_s": 60},
+            namespace="/host",
+            callback=True,
+        )
+        assert "tallies" in me.emit(
+            "vote", {"poll_id": poll["id"], "option": 1}, namespace="/live", callback=True
+        )
         asked = me.emit("ask", {"text": texts[1]}, namespace="/live", callback=True)
-        theirs = neighbour.emit("ask", {"text": "a neighbour's question"}, namespace="/live",
-                                callback=True)
+        theirs = neighbour.emit(
+            "ask", {"text": "a neighbour's question"}, namespace="/live", callback=True
+        )
         assert "question" in asked and "question" in theirs
-        me.emit("upvote", {"question_id": theirs["question"]["id"]}, namespace="/live",
-                callback=True)
-        neighbour.emit("upvote", {"question_id": asked["question"]["id"]}, namespace="/live",
-                       callback=True)
-        drop = console.emit("drop", {"offer_id": drop_offer, "quantity": 1, "window_s": 30},
-                            namespace="/host", callback=True)
+        me.emit(
+            "upvote", {"question_id": theirs["question"]["id"]}, namespace="/live", callback=True
+        )
+        neighbour.emit(
+            "upvote", {"question_id": asked["question"]["id"]}, namespace="/live", callback=True
+        )
+        drop = console.emit(
+            "drop",
+            {"offer_id": drop_offer, "quantity": 1, "window_s": 30},
+            namespace="/host",
+            callback=True,
+        )
         won = me.emit("claim", {"drop_id": drop["id"]}, namespace="/live", callback=True)
         assert won["outcome"] == "won", won
         for sock in (me, neighbour, console):
@@ -205,21 +253,27 @@ def test_withdrawing_consent_leaves_no_coordinate_anywhere(app, played):
     points = shopper.points
     rows, positions = dump_everything(r)
     texts = coordinate_texts(points)
-    before = [(key, text) for key, _, value in rows for text in texts
-              if text in key or text in value]
+    before = [
+        (key, text) for key, _, value in rows for text in texts if text in key or text in value
+    ]
     assert before, "the sweep must see the shopper's coordinates while they play"
 
     shopper.consent(False)
     rows, positions = dump_everything(r)
     kinds = {kind for _, kind, _ in rows}
     assert {"string", "hash", "list", "set", "zset", "stream"} <= kinds  # every type swept
-    found = [(key, text) for key, _, value in rows for text in texts
-             if text in key or text in value]
+    found = [
+        (key, text) for key, _, value in rows for text in texts if text in key or text in value
+    ]
     assert found == []
     for spawn_id in shopper.spawn_ids:  # a spawn id names its map cell or its store
         assert not [key for key, _, value in rows if spawn_id in value or spawn_id in key]
-    near = [(where, lat, lon) for where, lat, lon in positions for p in points
-            if fast_distance_m(lat, lon, *p) < 5.0]
+    near = [
+        (where, lat, lon)
+        for where, lat, lon in positions
+        for p in points
+        if fast_distance_m(lat, lon, *p) < 5.0
+    ]
     assert near == []
 
 
@@ -227,8 +281,17 @@ def test_withdrawing_consent_leaves_no_coordinate_anywhere(app, played):
 # and their ledger (financial records, with the per-shopper issue counts that enforce caps),
 # geofence events, a drop's winners (one coupon per viewer), and for at most three hours the
 # game's reward-once record of a catch.
-KEPT = (":coupons", ":state", ":ledger", ":ps", ":psd:", ":idem", "geo:events",
-        ":winners", ":rewarded:")
+KEPT = (
+    ":coupons",
+    ":state",
+    ":ledger",
+    ":ps",
+    ":psd:",
+    ":idem",
+    "geo:events",
+    ":winners",
+    ":rewarded:",
+)
 
 
 def test_erasure_leaves_nothing_personal_beyond_the_financial_records(app, client, played):
