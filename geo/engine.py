@@ -258,8 +258,13 @@ class _Point:
             return None
         t, lat, lon, acc, *received = raw.split(",")
         # Anchors written before the receive time was kept count as received when recorded.
-        return cls(float(t), float(lat), float(lon), float(acc),
-                   float(received[0]) if received else float(t))
+        return cls(
+            float(t),
+            float(lat),
+            float(lon),
+            float(acc),
+            float(received[0]) if received else float(t),
+        )
 
 
 def effective_time(recorded_at: float, received_at: float, slack_s: float) -> float:
@@ -386,12 +391,14 @@ class LocationEngine:
         out = []
         for store_id, raw in sorted(states.items()):
             state = _FenceState.decode(raw)
-            out.append({
-                "store_id": store_id,
-                "entered_at": state.entered_at,
-                "dwelled": state.dwelled,
-                "exit_pending": state.pending_since > 0,
-            })
+            out.append(
+                {
+                    "store_id": store_id,
+                    "entered_at": state.entered_at,
+                    "dwelled": state.dwelled,
+                    "exit_pending": state.pending_since > 0,
+                }
+            )
         return out
 
     # -- the fence cache ---------------------------------------------------------------------
@@ -415,15 +422,19 @@ class LocationEngine:
         reach: dict[int, float] = {}
         for entry in entries.values():
             tier = tier_of(entry.fence)
-            reach[tier] = max(reach.get(tier, 0.0),
-                              entry.fence.extent_m + entry.fence.hysteresis_m + 1.0)
+            reach[tier] = max(
+                reach.get(tier, 0.0), entry.fence.extent_m + entry.fence.hysteresis_m + 1.0
+            )
         self._entries = entries
         self._tiers = sorted(reach.items())
         self._cache_version = loaded_version
 
     # -- fixes -------------------------------------------------------------------------------
     def record_fixes(
-        self, shopper_id: str, fixes: Sequence[Fix], *,
+        self,
+        shopper_id: str,
+        fixes: Sequence[Fix],
+        *,
         guard: tuple[str, DomainError] | None = None,
     ) -> list[FixResult]:
         """Process one shopper's fixes (one or a batch); raise when the shopper may not send.
@@ -438,7 +449,8 @@ class LocationEngine:
         return outcome
 
     def record_many(
-        self, batches: Iterable[tuple[str, list[Fix]]],
+        self,
+        batches: Iterable[tuple[str, list[Fix]]],
         guards: dict[str, tuple[str, DomainError]] | None = None,
     ) -> dict[str, list[FixResult] | DomainError]:
         """Process fixes of many shoppers with batched round trips; errors come back per shopper."""
@@ -470,12 +482,14 @@ class LocationEngine:
         for work in pending.values():
             done[work.shopper_id] = DomainError(
                 "too much concurrent activity for this shopper, retry",
-                code="conflict", status=409,
+                code="conflict",
+                status=409,
             )
         return done
 
-    def _run(self, works: list[_Work], now: float,
-             guards: dict[str, tuple[str, DomainError]]) -> set[str]:
+    def _run(
+        self, works: list[_Work], now: float, guards: dict[str, tuple[str, DomainError]]
+    ) -> set[str]:
         """Read, compute and commit chunk by chunk; return the committed shoppers.
 
         Each round trip takes one pooled connection and gives it back before the next: a
@@ -484,7 +498,7 @@ class LocationEngine:
         """
         committed: set[str] = set()
         for start in range(0, len(works), CHUNK):
-            chunk = works[start:start + CHUNK]
+            chunk = works[start : start + CHUNK]
             self._read_and_compute(chunk, now, guards)
             ready = [w for w in chunk if w.error is None and w.commit_args is not None]
             if ready:
@@ -492,9 +506,12 @@ class LocationEngine:
                 committed |= self._absorb_commit(ready, replies)
         return committed
 
-    def _read_commands(self, plans: list[tuple[_Work, list[Fix]]],
-                       tiers: list[tuple[int, float]],
-                       guards: dict[str, tuple[str, DomainError]]) -> list[tuple]:
+    def _read_commands(
+        self,
+        plans: list[tuple[_Work, list[Fix]]],
+        tiers: list[tuple[int, float]],
+        guards: dict[str, tuple[str, DomainError]],
+    ) -> list[tuple]:
         """Commands of round trip 1: candidates for every point, each state, each guard."""
         points = [(fix.lon, fix.lat, 0.0) for _, fixes in plans for fix in fixes]
         for _, fixes in plans:  # searches along a batch's own long segments
@@ -502,12 +519,14 @@ class LocationEngine:
         sha = self._scripts.sha["read"]
         commands = [self._candidates_command(tiers, points)]
         commands += [("EVALSHA", sha, 3, *_read_keys(work.shopper_id)) for work, _ in plans]
-        commands += [("EXISTS", guards[work.shopper_id][0])
-                     for work, _ in plans if work.shopper_id in guards]
+        commands += [
+            ("EXISTS", guards[work.shopper_id][0]) for work, _ in plans if work.shopper_id in guards
+        ]
         return commands
 
-    def _candidates_command(self, tiers: list[tuple[int, float]],
-                            points: list[tuple[float, float, float]]) -> tuple:
+    def _candidates_command(
+        self, tiers: list[tuple[int, float]], points: list[tuple[float, float, float]]
+    ) -> tuple:
         keys_ = [keys.VERSION] + [keys.fence_index(t) for t, _ in tiers]
         args: list[Any] = [f"{radius:.1f}" for _, radius in tiers]
         for lon, lat, extra in points:
@@ -516,18 +535,23 @@ class LocationEngine:
 
     def _commit_commands(self, works: list[_Work]) -> list[tuple]:
         sha = self._scripts.sha["commit"]
-        commands = [("EVALSHA", sha, 5, *_commit_keys(w.shopper_id), *w.commit_args)
-                    for w in works]
+        commands = [("EVALSHA", sha, 5, *_commit_keys(w.shopper_id), *w.commit_args) for w in works]
         # The pending-exit index is only a hint for the sweeper, which re-checks the state
         # (and repairs the index), so it rides along even if a commit loses its CAS.
         for work in works:
             if work.pending_add:
-                commands.append(("ZADD", keys.PENDING_EXITS,
-                                 *[x for m, d in work.pending_add.items() for x in (d, m)]))
+                commands.append(
+                    (
+                        "ZADD",
+                        keys.PENDING_EXITS,
+                        *[x for m, d in work.pending_add.items() for x in (d, m)],
+                    )
+                )
         return commands
 
-    def _read_and_compute(self, works: list[_Work], now: float,
-                          guards: dict[str, tuple[str, DomainError]]) -> None:
+    def _read_and_compute(
+        self, works: list[_Work], now: float, guards: dict[str, tuple[str, DomainError]]
+    ) -> None:
         """Round trip 1: every shopper's state and every fix's candidate fences."""
         plans = [(work, self._order(work, now)) for work in works]
         while True:
@@ -542,23 +566,29 @@ class LocationEngine:
             break
         self._stage(plans, replies, guards, now)
 
-    def _stage(self, plans: list[tuple[_Work, list[Fix]]], replies: list[Any],
-               guards: dict[str, tuple[str, DomainError]], now: float) -> None:
+    def _stage(
+        self,
+        plans: list[tuple[_Work, list[Fix]]],
+        replies: list[Any],
+        guards: dict[str, tuple[str, DomainError]],
+        now: float,
+    ) -> None:
         """Turn a chunk's read replies into candidates and states, then compute it."""
         found_lists = replies[0]
-        guard_replies = iter(replies[1 + len(plans):])
+        guard_replies = iter(replies[1 + len(plans) :])
         for work, _ in plans:
             if work.shopper_id in guards and not next(guard_replies):
                 work.error = guards[work.shopper_id][1]
         per_point = [set(found.split(",")) if found else set() for found in found_lists[1:]]
         position = 0
         staged = []
-        for (work, fixes), raw in zip(plans, replies[1:1 + len(plans)], strict=True):
-            candidates = per_point[position:position + len(fixes)]
+        for (work, fixes), raw in zip(plans, replies[1 : 1 + len(plans)], strict=True):
+            candidates = per_point[position : position + len(fixes)]
             position += len(fixes)
             parts = raw.split("\n")
-            state = {name: value or None
-                     for name, value in zip(STATE_FIELDS, parts[:5], strict=True)}
+            state = {
+                name: value or None for name, value in zip(STATE_FIELDS, parts[:5], strict=True)
+            }
             position_ = {"last": parts[5] or None, "anchor": parts[6] or None}
             staged.append((work, state, _pairs(parts[7:]), position_, fixes, candidates))
         segment_sets = iter(per_point[position:])
@@ -582,8 +612,10 @@ class LocationEngine:
         for index, fix in enumerate(work.fixes):
             if fix.recorded_at > limit:
                 work.error = DomainError(
-                    "recorded_at is in the future", code="fix_in_future",
-                    field=f"fixes[{index}].recorded_at", status=422,
+                    "recorded_at is in the future",
+                    code="fix_in_future",
+                    field=f"fixes[{index}].recorded_at",
+                    status=422,
                 )
                 return []
         return sorted(work.fixes, key=lambda f: f.recorded_at)
@@ -615,8 +647,9 @@ class LocationEngine:
         received = self.clock.now() if received_at is None else received_at
         return self._verdict(fix, _Point.decode(anchor), received)
 
-    def elapsed_since(self, fix: Fix, anchor: str | None,
-                      received_at: float | None = None) -> float | None:
+    def elapsed_since(
+        self, fix: Fix, anchor: str | None, received_at: float | None = None
+    ) -> float | None:
         """Return the seconds from a stored anchor to a fix as the speed checks count them
         (see effective_time); None without an anchor."""
         point = _Point.decode(anchor)
@@ -630,8 +663,9 @@ class LocationEngine:
         if recorded <= 0:
             return recorded  # not after the anchor: no speed to judge (a catch's older fix)
         slack = self.settings.clock_slack_s
-        bounded = (effective_time(fix.recorded_at, received, slack)
-                   - effective_time(anchor.t, anchor.received, slack))
+        bounded = effective_time(fix.recorded_at, received, slack) - effective_time(
+            anchor.t, anchor.received, slack
+        )
         # Two fixes both stamped beyond their receive times still count as up to a second
         # apart, so a fast phone clock's buffered batch is not all "too fast".
         return max(min(recorded, bounded), min(recorded, 1.0))
@@ -656,8 +690,14 @@ class LocationEngine:
         return "ok"
 
     def _compute(
-        self, work: _Work, state: dict, fences: dict, position: dict, fixes: list[Fix],
-        candidates: list[set[str]], now: float,
+        self,
+        work: _Work,
+        state: dict,
+        fences: dict,
+        position: dict,
+        fixes: list[Fix],
+        candidates: list[set[str]],
+        now: float,
     ) -> None:
         """Run the spoof checks and the state machine over one shopper's ordered fixes."""
         if work.error is not None:
@@ -665,7 +705,9 @@ class LocationEngine:
         if state.get("consent") != "1":
             work.error = DomainError(
                 "the shopper has not consented to location use",
-                code="consent_required", field="consent", status=403,
+                code="consent_required",
+                field="consent",
+                status=403,
             )
             return
         s = self.settings
@@ -701,14 +743,16 @@ class LocationEngine:
             fix_rows.append(_encode_fix(fix, verdict))
             if verdict != "ok":
                 continue  # suspicious fixes are kept with their verdict and change nothing
-            events = self._advance(work.shopper_id, fix, anchor, fs, found, touched, removed,
-                                   trust)
+            events = self._advance(work.shopper_id, fix, anchor, fs, found, touched, removed, trust)
             result.events.extend(events)
             work.events.extend(events)
             anchor = last
         work.commit_args = [
-            work.version, f"{now - s.retention_s:.3f}", int(s.retention_s),
-            f"{last_t:.3f}" if fix_rows else "", trust,
+            work.version,
+            f"{now - s.retention_s:.3f}",
+            int(s.retention_s),
+            f"{last_t:.3f}" if fix_rows else "",
+            trust,
             last.encode() if fix_rows and last is not None else "",
             anchor.encode() if anchor is not None else "",
             "\n".join(f"{sid}={fs[sid].encode()}" for sid in touched - removed),
@@ -723,8 +767,15 @@ class LocationEngine:
                 work.pending_add[member] = fs[sid].pending_since + s.exit_confirm_s
 
     def _advance(
-        self, shopper_id: str, fix: Fix, prev: _Point | None, fs: dict[str, _FenceState],
-        found: set[str], touched: set[str], removed: set[str], trust: int,
+        self,
+        shopper_id: str,
+        fix: Fix,
+        prev: _Point | None,
+        fs: dict[str, _FenceState],
+        found: set[str],
+        touched: set[str],
+        removed: set[str],
+        trust: int,
     ) -> list[dict[str, Any]]:
         """Move every relevant fence's state for one trusted fix; return the events."""
         s = self.settings
@@ -732,8 +783,7 @@ class LocationEngine:
         events: list[dict[str, Any]] = []
         # The segment from the previous trusted fix can only cross fences whose edge is within
         # one step of this fix: the transit test is skipped for every other candidate.
-        step = (fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon)
-                if prev is not None else 0.0)
+        step = fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon) if prev is not None else 0.0
         transit_possible = step >= s.transit_min_m
         # Only "ok" fixes get here, so the accuracy is within the limit.
         for sid in sorted(found | fs.keys()):
@@ -748,25 +798,36 @@ class LocationEngine:
             state = fs.get(sid)
             distance = fence.signed_distance_m(fix.lat, fix.lon)
             if state is None:
-                if (distance <= 0 and entry.active_at(t)
-                        and fence.overlap_fraction(fix.lat, fix.lon, fix.accuracy_m)
-                        >= s.min_overlap):
+                if (
+                    distance <= 0
+                    and entry.active_at(t)
+                    and fence.overlap_fraction(fix.lat, fix.lon, fix.accuracy_m) >= s.min_overlap
+                ):
                     fs[sid] = _FenceState(t, False, 0.0)
                     touched.add(sid)
                     removed.discard(sid)
                     events.append(_event(shopper_id, sid, "enter", t, trust))
-                elif (transit_possible and 0 < distance <= step
-                      and fence.signed_distance_m(prev.lat, prev.lon) > 0
-                      and fence.segment_crosses(prev.lat, prev.lon, fix.lat, fix.lon)):
-                    events.append(_event(shopper_id, sid, "transit", t, trust,
-                                         since=prev.t))
+                elif (
+                    transit_possible
+                    and 0 < distance <= step
+                    and fence.signed_distance_m(prev.lat, prev.lon) > 0
+                    and fence.segment_crosses(prev.lat, prev.lon, fix.lat, fix.lon)
+                ):
+                    events.append(_event(shopper_id, sid, "transit", t, trust, since=prev.t))
                 continue
             if distance > fence.hysteresis_m:
                 # Beyond the exit line: a second consecutive outside fix confirms the exit.
                 if state.pending_since > 0:
-                    events.append(_event(shopper_id, sid, "exit", state.pending_since, trust,
-                                         duration_s=round(state.pending_since
-                                                          - state.entered_at, 3)))
+                    events.append(
+                        _event(
+                            shopper_id,
+                            sid,
+                            "exit",
+                            state.pending_since,
+                            trust,
+                            duration_s=round(state.pending_since - state.entered_at, 3),
+                        )
+                    )
                     del fs[sid]
                     removed.add(sid)
                 else:
@@ -779,8 +840,11 @@ class LocationEngine:
             if not state.dwelled and t - state.entered_at >= s.dwell_s and entry.active_at(t):
                 state.dwelled = True
                 touched.add(sid)
-                events.append(_event(shopper_id, sid, "dwell", t, trust,
-                                     dwell_s=round(t - state.entered_at, 3)))
+                events.append(
+                    _event(
+                        shopper_id, sid, "dwell", t, trust, dwell_s=round(t - state.entered_at, 3)
+                    )
+                )
         return events
 
     def _absorb_commit(self, works: list[_Work], replies: list[Any]) -> set[str]:
@@ -790,7 +854,7 @@ class LocationEngine:
                 self._scripts.load()  # those shoppers count as not committed and go again
             elif isinstance(reply, Exception):
                 raise reply
-        replies = replies[:len(works)]
+        replies = replies[: len(works)]
         committed: set[str] = set()
         with_events: list[_Work] = []
         stale: list[str] = []
@@ -804,7 +868,9 @@ class LocationEngine:
             elif reply == -1:
                 work.error = DomainError(
                     "the shopper has not consented to location use",
-                    code="consent_required", field="consent", status=403,
+                    code="consent_required",
+                    field="consent",
+                    status=403,
                 )
                 committed.add(work.shopper_id)
         if with_events:
@@ -820,8 +886,12 @@ class LocationEngine:
 
     def _append_events(self, pipe, shopper_id: str, events: list[dict[str, Any]]) -> None:
         for event in events:
-            pipe.xadd(keys.EVENTS, {"event": json.dumps(event, separators=(",", ":"))},
-                      maxlen=self.settings.stream_maxlen, approximate=True)
+            pipe.xadd(
+                keys.EVENTS,
+                {"event": json.dumps(event, separators=(",", ":"))},
+                maxlen=self.settings.stream_maxlen,
+                approximate=True,
+            )
         pipe.delete(keys.shopper_outbox(shopper_id))
         pipe.hdel(keys.shopper_state(shopper_id), "ob")
 
@@ -863,8 +933,9 @@ class LocationEngine:
             pipe.execute()
         return emitted
 
-    def _sweep_shopper(self, shopper_id: str, store_ids: list[str], now: float,
-                       not_yet: dict[str, float]) -> list[dict]:
+    def _sweep_shopper(
+        self, shopper_id: str, store_ids: list[str], now: float, not_yet: dict[str, float]
+    ) -> list[dict]:
         s = self.settings
         for _ in range(MAX_CAS_RETRIES):
             pipe = self.r.pipeline(transaction=False)
@@ -887,18 +958,37 @@ class LocationEngine:
                     not_yet[f"{shopper_id}|{sid}"] = deadline
                     continue
                 removed.append(sid)
-                events.append(_event(shopper_id, sid, "exit", fstate.pending_since, trust,
-                                     duration_s=round(fstate.pending_since - fstate.entered_at, 3),
-                                     confirmed_by="timeout"))
+                events.append(
+                    _event(
+                        shopper_id,
+                        sid,
+                        "exit",
+                        fstate.pending_since,
+                        trust,
+                        duration_s=round(fstate.pending_since - fstate.entered_at, 3),
+                        confirmed_by="timeout",
+                    )
+                )
             if not events:
                 return []
-            args = [int(state.get("ver") or 0), f"{now - s.retention_s:.3f}", int(s.retention_s),
-                    "", "", "", "", "", "\n".join(removed), "",
-                    "\n".join(json.dumps(e, separators=(",", ":")) for e in events),
-                    f"{now:.3f}"]
+            args = [
+                int(state.get("ver") or 0),
+                f"{now - s.retention_s:.3f}",
+                int(s.retention_s),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "\n".join(removed),
+                "",
+                "\n".join(json.dumps(e, separators=(",", ":")) for e in events),
+                f"{now:.3f}",
+            ]
             reply = self._scripts.run(
-                lambda args=args: self.r.evalsha(self._scripts.sha["commit"], 5,
-                                                 *_commit_keys(shopper_id), *args)
+                lambda args=args: self.r.evalsha(
+                    self._scripts.sha["commit"], 5, *_commit_keys(shopper_id), *args
+                )
             )
             if reply == 1:
                 pipe = self.r.pipeline(transaction=False)
@@ -914,30 +1004,46 @@ class LocationEngine:
 def _encode_fix(fix: Fix, verdict: str) -> str:
     """Encode a raw fix as the sorted-set member (its time first, as the script expects)."""
     speed = "" if fix.speed_mps is None else f"{fix.speed_mps:.2f}"
-    return (f"{fix.recorded_at:.3f}|{fix.lat:.7f}|{fix.lon:.7f}|{fix.accuracy_m:.1f}|"
-            f"{speed}|{int(fix.mock)}|{verdict}")
+    return (
+        f"{fix.recorded_at:.3f}|{fix.lat:.7f}|{fix.lon:.7f}|{fix.accuracy_m:.1f}|"
+        f"{speed}|{int(fix.mock)}|{verdict}"
+    )
 
 
 def _decode_fix(raw: str) -> dict[str, Any]:
     t, lat, lon, acc, speed, mock, verdict = raw.split("|")
-    return {"t": float(t), "lat": float(lat), "lon": float(lon), "accuracy_m": float(acc),
-            "speed_mps": float(speed) if speed else None, "mock": mock == "1",
-            "verdict": verdict}
+    return {
+        "t": float(t),
+        "lat": float(lat),
+        "lon": float(lon),
+        "accuracy_m": float(acc),
+        "speed_mps": float(speed) if speed else None,
+        "mock": mock == "1",
+        "verdict": verdict,
+    }
 
 
 def _read_keys(shopper_id: str) -> list[str]:
-    return [keys.shopper_state(shopper_id), keys.shopper_fences(shopper_id),
-            keys.shopper_position(shopper_id)]
+    return [
+        keys.shopper_state(shopper_id),
+        keys.shopper_fences(shopper_id),
+        keys.shopper_position(shopper_id),
+    ]
 
 
 def _commit_keys(shopper_id: str) -> list[str]:
-    return [keys.shopper_state(shopper_id), keys.shopper_fences(shopper_id),
-            keys.shopper_fixes(shopper_id), keys.shopper_outbox(shopper_id),
-            keys.shopper_position(shopper_id)]
+    return [
+        keys.shopper_state(shopper_id),
+        keys.shopper_fences(shopper_id),
+        keys.shopper_fixes(shopper_id),
+        keys.shopper_outbox(shopper_id),
+        keys.shopper_position(shopper_id),
+    ]
 
 
-def _event(shopper_id: str, store_id: str, kind: str, at: float, trust: int,
-           **extra: Any) -> dict[str, Any]:
+def _event(
+    shopper_id: str, store_id: str, kind: str, at: float, trust: int, **extra: Any
+) -> dict[str, Any]:
     """Build an event; its id is deterministic so that consumers can deduplicate replays."""
     event = {
         "id": f"{shopper_id}:{store_id}:{kind}:{int(round(at * 1000))}",
@@ -965,13 +1071,16 @@ def _midpoint_search(lat1: float, lon1: float, lat2: float, lon2: float):
 
 def _segment_indexes(fixes: list[Fix]) -> list[int]:
     """Return the indexes of fixes whose segment from the previous fix needs its own search."""
-    return [i for i in range(1, len(fixes))
-            if _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon,
-                                fixes[i].lat, fixes[i].lon) is not None]
+    return [
+        i
+        for i in range(1, len(fixes))
+        if _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
+        is not None
+    ]
 
 
 def _segment_points(fixes: list[Fix]) -> list[tuple[float, float, float]]:
-    return [_midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
-            for i in _segment_indexes(fixes)]
-
-
+    return [
+        _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
+        for i in _segment_indexes(fixes)
+    ]

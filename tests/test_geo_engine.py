@@ -47,8 +47,15 @@ def engine(redis_client, catalog, clock, sink):
 
 
 def add_store(catalog, sid="s1", lat=SHANGHAI[0], lon=SHANGHAI[1], fence=None, hours=None):
-    data = {"id": sid, "name": sid, "brand": "B", "city": "Shanghai", "lat": lat, "lon": lon,
-            "fence": fence or {"type": "circle", "radius_m": 100}}
+    data = {
+        "id": sid,
+        "name": sid,
+        "brand": "B",
+        "city": "Shanghai",
+        "lat": lat,
+        "lon": lon,
+        "fence": fence or {"type": "circle", "radius_m": 100},
+    }
     if hours is not None:
         data["opening_hours"] = hours
     return catalog.create(data)
@@ -179,8 +186,9 @@ def test_hysteresis_band_does_not_exit(engine, catalog, shopper, clock):
     assert kinds(engine.record_fixes(shopper, [fix_at(*beyond, t + 110)])) == ["exit"]
 
 
-def test_one_outside_fix_and_enough_time_exits_via_sweeper(engine, catalog, shopper, clock,
-                                                           sink, redis_client):
+def test_one_outside_fix_and_enough_time_exits_via_sweeper(
+    engine, catalog, shopper, clock, sink, redis_client
+):
     add_store(catalog)
     t = clock.now()
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
@@ -206,11 +214,20 @@ def test_inaccurate_fix_changes_no_state(engine, catalog, shopper, clock):
 
 def test_closed_store_does_not_trigger_unless_always_active(engine, catalog, shopper, clock):
     # T0 is 20:26 UTC = 04:26 in Shanghai: the store opens at 10:00.
-    hours = {"tz": "Asia/Shanghai", "weekly": {d: [["10:00", "22:00"]] for d in
-                                               ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+    hours = {
+        "tz": "Asia/Shanghai",
+        "weekly": {
+            d: [["10:00", "22:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        },
+    }
     add_store(catalog, sid="closed", hours=hours)
-    add_store(catalog, sid="always", lat=31.25, hours=hours,
-              fence={"type": "circle", "radius_m": 100, "always_active": True})
+    add_store(
+        catalog,
+        sid="always",
+        lat=31.25,
+        hours=hours,
+        fence={"type": "circle", "radius_m": 100, "always_active": True},
+    )
     t = clock.now()
     assert kinds(engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])) == []
     clock.advance(600)
@@ -238,8 +255,13 @@ def test_transit_between_sparse_fixes(engine, catalog, shopper, clock):
 def walk_in_and_out(t):
     inside = SHANGHAI
     far = offset(*SHANGHAI, 400, 0)
-    return [fix_at(*far, t), fix_at(*inside, t + 10), fix_at(*inside, t + 140),
-            fix_at(*far, t + 200), fix_at(*far, t + 210)]
+    return [
+        fix_at(*far, t),
+        fix_at(*inside, t + 10),
+        fix_at(*inside, t + 140),
+        fix_at(*far, t + 200),
+        fix_at(*far, t + 210),
+    ]
 
 
 def test_batch_is_processed_in_recorded_order(engine, catalog, shopper, clock):
@@ -275,8 +297,9 @@ def test_fix_from_the_future_is_refused(engine, shopper, clock):
 
 
 # -- spoof verdicts ---------------------------------------------------------------------------
-def test_shanghai_to_beijing_in_five_minutes_is_a_jump(engine, catalog, shopper, clock,
-                                                       redis_client):
+def test_shanghai_to_beijing_in_five_minutes_is_a_jump(
+    engine, catalog, shopper, clock, redis_client
+):
     add_store(catalog, sid="bj", lat=BEIJING[0], lon=BEIJING[1])
     t = clock.now()
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
@@ -332,8 +355,9 @@ def test_a_future_stamp_within_a_batch_cannot_hide_a_fast_move(engine, shopper, 
     clock.advance(30)
     # A fix where the anchor was, now, then one 3 km away "290 s later" in the same request.
     away = offset(*SHANGHAI, 3_000, 0)
-    results = engine.record_fixes(shopper, [fix_at(*SHANGHAI, clock.now()),
-                                            fix_at(*away, clock.now() + 290)])
+    results = engine.record_fixes(
+        shopper, [fix_at(*SHANGHAI, clock.now()), fix_at(*away, clock.now() + 290)]
+    )
     assert [r.verdict for r in results] == ["ok", "too_fast"]
 
 
@@ -400,8 +424,9 @@ def test_raw_fixes_expire_within_retention(engine, shopper, clock, redis_client)
 
 
 def test_shorter_retention_is_honoured(redis_client, catalog, clock):
-    engine = LocationEngine(redis_client, catalog, clock, EngineSettings(retention_s=3600,
-                                                                         max_age_s=3600))
+    engine = LocationEngine(
+        redis_client, catalog, clock, EngineSettings(retention_s=3600, max_age_s=3600)
+    )
     engine.set_consent("u2", True)
     engine.record_fixes("u2", [fix_at(*SHANGHAI, clock.now())])
     assert redis_client.ttl(keys.shopper_fixes("u2")) <= 3600
@@ -418,8 +443,9 @@ def test_erase_removes_every_personal_key(engine, catalog, shopper, clock, redis
 
 
 # -- events, outbox, catalog changes ----------------------------------------------------------
-def test_events_go_to_the_stream_with_deterministic_ids(engine, catalog, shopper, clock,
-                                                        redis_client, sink):
+def test_events_go_to_the_stream_with_deterministic_ids(
+    engine, catalog, shopper, clock, redis_client, sink
+):
     add_store(catalog)
     t = clock.now() - 210
     engine.record_fixes(shopper, walk_in_and_out(t))
@@ -453,8 +479,10 @@ def test_many_shoppers_in_one_call(engine, catalog, clock):
     add_store(catalog)
     for i in range(50):
         engine.set_consent(f"m{i}", True)
-    outcome = engine.record_many([(f"m{i}", [fix_at(*SHANGHAI, clock.now())]) for i in range(50)]
-                                 + [("stranger", [fix_at(*SHANGHAI, clock.now())])])
+    outcome = engine.record_many(
+        [(f"m{i}", [fix_at(*SHANGHAI, clock.now())]) for i in range(50)]
+        + [("stranger", [fix_at(*SHANGHAI, clock.now())])]
+    )
     assert all(kinds(outcome[f"m{i}"]) == ["enter"] for i in range(50))
     assert outcome["stranger"].code == "consent_required"
 
@@ -474,8 +502,10 @@ def test_two_processes_racing_on_one_shopper(engine, catalog, redis_server, redi
     engine.set_consent("racer", True)
     ctx = multiprocessing.get_context("spawn")
     barrier, queue = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_race, args=(redis_server, barrier, clock.now(), queue))
-             for _ in range(4)]
+    procs = [
+        ctx.Process(target=_race, args=(redis_server, barrier, clock.now(), queue))
+        for _ in range(4)
+    ]
     for p in procs:
         p.start()
     accepted = [queue.get(timeout=60) for _ in procs]
@@ -487,8 +517,9 @@ def test_two_processes_racing_on_one_shopper(engine, catalog, redis_server, redi
     assert redis_client.zcard(keys.shopper_fixes("racer")) == 20
 
 
-def test_next_fix_flushes_events_a_crash_left_in_the_outbox(engine, catalog, shopper, clock,
-                                                            redis_client):
+def test_next_fix_flushes_events_a_crash_left_in_the_outbox(
+    engine, catalog, shopper, clock, redis_client
+):
     add_store(catalog)
     left = {"id": "u1:s9:exit:1", "kind": "exit", "shopper_id": shopper, "store_id": "s9"}
     redis_client.rpush(keys.shopper_outbox(shopper), json.dumps(left))
@@ -512,8 +543,7 @@ def test_sweeper_repairs_an_early_index_entry(engine, catalog, shopper, clock, r
     assert redis_client.zcard(keys.PENDING_EXITS) == 0
 
 
-def test_scripts_reload_after_the_server_lost_them(engine, catalog, shopper, clock,
-                                                   redis_client):
+def test_scripts_reload_after_the_server_lost_them(engine, catalog, shopper, clock, redis_client):
     add_store(catalog)
     t = clock.now()
     engine.record_fixes(shopper, [fix_at(*offset(*SHANGHAI, 400, 0), t)])
