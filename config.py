@@ -48,6 +48,8 @@ class Config:
         self.VAR_DIR = Path(os.environ.get("FOOTFALL_VAR_DIR", BASE_DIR / "var"))
         self.REDIS_URL = os.environ.get("REDIS_URL") or None
         self.REDIS_EMBEDDED_PORT = _env_int("REDIS_EMBEDDED_PORT", 6390)
+        # Pooled connections per process; a request holds at most one at a time.
+        self.REDIS_MAX_CONNECTIONS = _env_int("REDIS_MAX_CONNECTIONS", 256)
         self.HOST = os.environ.get("FOOTFALL_HOST", "127.0.0.1")
         self.PORT = _env_int("FOOTFALL_PORT", 5000)
         self.SECRET_KEY = os.environ.get("SECRET_KEY") or None
@@ -145,6 +147,11 @@ class Config:
         derived = hmac.new(self.SECRET_KEY.encode(), b"footfall coupon signing key",
                            hashlib.sha256).hexdigest()
         return [("k0", derived.encode())]
+
+    def game_reference_key(self) -> bytes:
+        """Return the key of the game's opaque spawn references, derived from SECRET_KEY."""
+        return hmac.new(self.SECRET_KEY.encode(), b"footfall game spawn references",
+                        hashlib.sha256).digest()
 
     def as_flask_mapping(self) -> dict:
         """Return the upper-case settings as a plain mapping for app.config."""

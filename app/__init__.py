@@ -99,7 +99,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         app.extensions["embedded_redis"] = server
         url = server.url
         app.config["REDIS_URL"] = url
-    r = make_redis(url)
+    r = make_redis(url, max_connections=config.REDIS_MAX_CONNECTIONS)
     app.extensions["redis"] = r
     app.extensions["clock"] = clock
     socketio = SocketIO()
@@ -151,7 +151,8 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
                      fix_max_age_s=config.GAME_FIX_MAX_AGE_S, cooldown_s=config.GAME_COOLDOWN_S,
                      daily_cap=config.GAME_DAILY_CAP,
                      speed_lock_mps=config.GAME_SPEED_LOCK_KMH / 3.6,
-                     min_trust=config.GAME_MIN_TRUST, timezone=config.GAME_TIMEZONE),
+                     min_trust=config.GAME_MIN_TRUST, timezone=config.GAME_TIMEZONE,
+                     reference_key=config.game_reference_key()),
         notifier=SocketGameNotifier(socketio),
     )
     live = Live(r, clock, app.extensions["promotions"], app.extensions["accounts"].role_of,

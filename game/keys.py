@@ -19,9 +19,13 @@ def board(cid: str, scope: str, period: str) -> str:
     return f"game:{{c:{cid}}}:lb:{scope}:{period}"
 
 
-def rewarded(cid: str) -> str:
-    """Hash: catch id -> points (rewards are applied once per catch)."""
-    return f"game:{{c:{cid}}}:rewarded"
+def rewarded(cid: str, hour: int) -> str:
+    """Hash: catch id -> points of spawns born in one hour (rewards are applied once per
+    catch; a catch is only possible while its spawn lives, so the hash expires soon after)."""
+    return f"game:{{c:{cid}}}:rewarded:{hour}"
+
+
+REFERENCE_KEY = "game:refkey"  # string: the references' HMAC key when none is configured
 
 
 def shopper(shopper_id: str) -> str:
@@ -30,13 +34,25 @@ def shopper(shopper_id: str) -> str:
 
 
 def state(shopper_id: str) -> str:
-    """Hash: last attempt, catches per day, last catch place/time, strikes and restrictions."""
+    """Hash: last attempt, catches per day, strikes and restrictions (no place)."""
     return f"{shopper(shopper_id)}:st"
 
 
+def last_catch(shopper_id: str) -> str:
+    """Hash: time, lat, lon and city of the last catch (impossible-travel check); expires
+    with the raw fixes (the fix retention) and goes with the location consent."""
+    return f"{shopper(shopper_id)}:lc"
+
+
 def attempts(shopper_id: str) -> str:
-    """Hash: spawn id -> 'n' attempts so far, 'caught' or 'fled' (expires with the spawns)."""
+    """Hash: spawn reference -> 'n' attempts so far, 'caught' or 'fled' (expires with the
+    spawns). Keyed by the opaque reference, never the spawn id, which names a place."""
     return f"{shopper(shopper_id)}:att"
+
+
+def boards(shopper_id: str) -> str:
+    """Set: '<campaign>|<city>|<day>' of the boards the shopper scored on (for erasure)."""
+    return f"{shopper(shopper_id)}:boards"
 
 
 def collection(shopper_id: str) -> str:
@@ -45,11 +61,11 @@ def collection(shopper_id: str) -> str:
 
 
 def recent(shopper_id: str) -> str:
-    """Sorted set: catch attempts of the last ten minutes (inhuman-rate detection)."""
+    """Sorted set: catch attempts (opaque) of the last ten minutes (inhuman-rate detection)."""
     return f"{shopper(shopper_id)}:recent"
 
 
 def strikes(shopper_id: str) -> str:
-    """List: strike records with their evidence (JSON), oldest first."""
+    """List: every incident with its evidence (JSON, no place), oldest first, capped."""
     return f"{shopper(shopper_id)}:strikes"
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-# KEYS: state, attempts, collection, recent          (the shopper's tag)
+# KEYS: state, attempts, collection, recent, last catch, boards, geo state (the shopper's tag)
 # ARGV: now, spawn id, shopper, day, cooldown s, daily cap, catch rate, flee rate,
-#       collection field, attempts ttl, lat, lon, rate window s, city
+#       collection field, attempts ttl, lat, lon, rate window s, city, spawn reference,
+#       last-catch ttl (the fix retention), board ('<campaign>|<city>|<day>')
 # The roll is sha1(spawn|shopper|attempt): the same attempt always rolls the same, a retry is a
-# new attempt, and an auditor recomputes any roll from the three values.
+# new attempt, and an auditor recomputes any roll from the three values. Nothing stored names
+# the spawn (its id carries its map cell or store): attempts are kept under its opaque
+# reference, and the last catch's place expires with the raw fixes.
 CATCH = """
 local nowS = ARGV[1]
 local now = tonumber(nowS)
-local spawn, shopper, day = ARGV[2], ARGV[3], ARGV[4]
+local spawn, shopper, day, ref = ARGV[2], ARGV[3], ARGV[4], ARGV[15]
 local st = redis.call('HMGET', KEYS[1], 'last_attempt', 'day', 'day_catches', 'suspended')
 if st[4] == '1' then return {'no', 'SUSPENDED'} end
-local prev = redis.call('HGET', KEYS[2], spawn)
+-- Consent withdrawn since it was read: write no place after geo's erasure.
+if redis.call('HGET', KEYS[7], 'consent') ~= '1' then return {'no', 'CONSENT'} end
+local prev = redis.call('HGET', KEYS[2], ref)
 if prev == 'caught' then return {'no', 'ALREADY_CAUGHT'} end
 if prev == 'fled' then return {'no', 'FLED'} end
 local cooldown = tonumber(ARGV[5])
@@ -28,31 +33,34 @@ local h = redis.sha1hex(spawn .. '|' .. shopper .. '|' .. attempt)
 local roll = tonumber(string.sub(h, 1, 8), 16) / 4294967296
 local flee = tonumber(string.sub(h, 9, 16), 16) / 4294967296
 redis.call('HSET', KEYS[1], 'last_attempt', nowS)
-redis.call('ZADD', KEYS[4], now, spawn .. '|' .. attempt)
+redis.call('ZADD', KEYS[4], now, ref .. '|' .. attempt)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[13]))
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[13]))
 local outcome
 if roll < tonumber(ARGV[7]) then
   outcome = 'caught'
-  redis.call('HSET', KEYS[2], spawn, 'caught')
-  redis.call('HSET', KEYS[1], 'day', day, 'day_catches', today + 1, 'last_catch_at', nowS,
-             'last_catch_lat', ARGV[11], 'last_catch_lon', ARGV[12], 'last_catch_city', ARGV[14])
+  redis.call('HSET', KEYS[2], ref, 'caught')
+  redis.call('HSET', KEYS[1], 'day', day, 'day_catches', today + 1)
+  redis.call('HSET', KEYS[5], 'at', nowS, 'lat', ARGV[11], 'lon', ARGV[12], 'city', ARGV[14])
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[16]))
   redis.call('HINCRBY', KEYS[3], ARGV[9], 1)
+  redis.call('SADD', KEYS[6], ARGV[17])
 elseif flee < tonumber(ARGV[8]) then
   outcome = 'fled'
-  redis.call('HSET', KEYS[2], spawn, 'fled')
+  redis.call('HSET', KEYS[2], ref, 'fled')
 else
   outcome = 'missed'
-  redis.call('HSET', KEYS[2], spawn, attempt)
+  redis.call('HSET', KEYS[2], ref, attempt)
 end
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[10]))
 return {outcome, attempt}
 """
 
 # KEYS: rewarded, campaign board (all), campaign board (day), city board (all), city board (day)
-# ARGV: catch id, shopper, points, day-board ttl
+# ARGV: catch id, shopper, points, day-board ttl, rewarded ttl
 REWARD = """
 local first = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 if first == 1 then
   for i = 2, 5 do redis.call('ZINCRBY', KEYS[i], tonumber(ARGV[3]), ARGV[2]) end
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
@@ -62,25 +70,33 @@ return {first, redis.call('ZSCORE', KEYS[2], ARGV[2]) or '0'}
 """
 
 # KEYS: state, strikes                               (the shopper's tag)
-# ARGV: now, strike JSON (without count), cooldown s, shadow s
+# ARGV: now, record JSON (counted), cooldown s, shadow s, record JSON (not counted), reason,
+#       history cap
 # Three strikes: a warning, then a shadow restriction, then suspension. One incident (a burst
-# of spoofed fixes, say) counts once: strikes less than the cooldown apart are not added.
+# of spoofed fixes, say) counts once: a strike of the same kind less than the cooldown after
+# the last counted one is recorded with its evidence but not counted.
 STRIKE = """
 local nowS = ARGV[1]
 local now = tonumber(nowS)
-local st = redis.call('HMGET', KEYS[1], 'strikes', 'last_strike_at', 'suspended')
+local since = 'last_strike_at:' .. ARGV[6]
+local st = redis.call('HMGET', KEYS[1], 'strikes', since, 'suspended')
 local count = tonumber(st[1] or 0)
-if st[3] == '1' then return {count, 0} end
-if st[2] and now - tonumber(st[2]) < tonumber(ARGV[3]) then return {count, 0} end
-count = count + 1
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[1], 'strikes', count, 'last_strike_at', nowS)
-if count == 2 then
-  redis.call('HSET', KEYS[1], 'restricted_until', now + tonumber(ARGV[4]))
-elseif count >= 3 then
-  redis.call('HSET', KEYS[1], 'suspended', '1')
+local counted = 1
+if st[3] == '1' or (st[2] and now - tonumber(st[2]) < tonumber(ARGV[3])) then counted = 0 end
+if counted == 1 then
+  count = count + 1
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('HSET', KEYS[1], 'strikes', count, since, nowS)
+  if count == 2 then
+    redis.call('HSET', KEYS[1], 'restricted_until', now + tonumber(ARGV[4]))
+  elseif count >= 3 then
+    redis.call('HSET', KEYS[1], 'suspended', '1')
+  end
+else
+  redis.call('RPUSH', KEYS[2], ARGV[5])
 end
-return {count, 1}
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
+return {count, counted}
 """
 
 # Reads of the hot paths as one command each (the keys share the shopper's slot): cheaper for
@@ -91,14 +107,19 @@ local s = redis.call('HMGET', KEYS[2], 'suspended', 'restricted_until')
 return {redis.call('HGET', KEYS[1], 'anchor'), s[1], s[2]}
 """
 
-# KEYS: geo position, geo state, game state, recent   ARGV: since
+# KEYS: geo position, geo state, game state, recent, last catch   ARGV: since
 CATCH_STATE = """
 local g = redis.call('HMGET', KEYS[2], 'consent', 'trust')
-local s = redis.call('HMGET', KEYS[3], 'suspended', 'restricted_until', 'last_catch_at',
-                     'last_catch_lat', 'last_catch_lon', 'last_catch_city')
-return {redis.call('HGET', KEYS[1], 'anchor'), g[1], g[2], s[1], s[2], s[3], s[4], s[5], s[6],
+local s = redis.call('HMGET', KEYS[3], 'suspended', 'restricted_until')
+local c = redis.call('HMGET', KEYS[5], 'at', 'lat', 'lon', 'city')
+return {redis.call('HGET', KEYS[1], 'anchor'), g[1], g[2], s[1], s[2], c[1], c[2], c[3], c[4],
         redis.call('ZCOUNT', KEYS[4], ARGV[1], '+inf')}
 """
 
-SOURCES = {"catch": CATCH, "reward": REWARD, "strike": STRIKE, "view_state": VIEW_STATE,
-           "catch_state": CATCH_STATE}
+SOURCES = {
+    "catch": CATCH,
+    "reward": REWARD,
+    "strike": STRIKE,
+    "view_state": VIEW_STATE,
+    "catch_state": CATCH_STATE,
+}

@@ -8,7 +8,9 @@ shoppers:
    writes fence states, raw fixes, position, trust and an outbox of events together;
 3. only when there are events: append them to the event stream and empty the outbox.
 A shopper whose state changed between 1 and 2 (another process) is read and computed again.
-Chunks travel on two connections, so Redis works on one chunk while Python computes another.
+Every round trip is one pipeline on one pooled connection, given back before the next one is
+taken: a call never holds a connection while it waits for another, so any number of concurrent
+calls share a bounded pool without deadlocking (they queue for it instead).
 See README "Geofencing rules" for the rules themselves.
 """
 
@@ -18,17 +20,11 @@ import hashlib
 import json
 import logging
 import threading
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-
-try:  # hiredis packs a command into RESP several times faster than redis-py's wrappers
-    from hiredis import pack_command as _pack_command
-except ImportError:  # pragma: no cover - redis[hiredis] is a dependency
-    _pack_command = None
 
 from core.clock import Clock
 from core.errors import DomainError
@@ -145,52 +141,6 @@ class _Scripts:
             return fn()
 
 
-class _Link:
-    """A pooled connection for batches sent ahead of reading their replies.
-
-    Two links let the engine compute one chunk of shoppers while Redis works on the next
-    chunk's reads and the previous chunk's commits. Commands are packed straight into RESP and
-    replies read in order; an error reply comes back as a value, like a pipeline's.
-    """
-
-    def __init__(self, r: redis.Redis) -> None:
-        self.pool = r.connection_pool
-        self.conn = None
-        self.queued: deque[tuple[int, Any]] = deque()
-
-    def send(self, commands: list[tuple], tag: Any = None) -> None:
-        """Write commands without waiting; `tag` comes back with their replies."""
-        if commands:
-            if self.conn is None:
-                self.conn = self.pool.get_connection()
-            if _pack_command is not None:
-                payload = [b"".join(_pack_command(c) for c in commands)]
-            else:
-                payload = self.conn.pack_commands(commands)
-            self.conn.send_packed_command(payload, check_health=False)
-        self.queued.append((len(commands), tag))
-
-    def receive(self) -> tuple[list[Any], Any]:
-        """Read the replies of the oldest batch sent."""
-        count, tag = self.queued.popleft()
-        replies: list[Any] = []
-        for _ in range(count):
-            try:
-                replies.append(self.conn.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
-        return replies, tag
-
-    def close(self, broken: bool = False) -> None:
-        """Give the connection back (dropping it if replies are still unread)."""
-        if self.conn is not None:
-            if broken or self.queued:
-                self.conn.disconnect()
-            self.pool.release(self.conn)
-            self.conn = None
-        self.queued.clear()
-
-
 def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
@@ -213,6 +163,7 @@ class EngineSettings:
     retention_s: int = 24 * 3600
     max_age_s: float = 24 * 3600
     max_future_s: float = 300.0
+    clock_slack_s: float = 10.0  # how far past its receive time a fix's stamp still counts
     transit_min_m: float = 20.0
     stream_maxlen: int = 1_000_000
 
@@ -292,20 +243,39 @@ class _FenceState:
 
 @dataclass(slots=True)
 class _Point:
-    t: float
+    t: float  # recorded (the phone's clock)
     lat: float
     lon: float
     acc: float
+    received: float  # when the server received it (the server's clock)
 
     def encode(self) -> str:
-        return f"{self.t:.3f},{self.lat:.7f},{self.lon:.7f},{self.acc:.1f}"
+        return f"{self.t:.3f},{self.lat:.7f},{self.lon:.7f},{self.acc:.1f},{self.received:.3f}"
 
     @classmethod
     def decode(cls, raw: str | None) -> _Point | None:
         if not raw:
             return None
-        t, lat, lon, acc = raw.split(",")
-        return cls(float(t), float(lat), float(lon), float(acc))
+        t, lat, lon, acc, *received = raw.split(",")
+        # Anchors written before the receive time was kept count as received when recorded.
+        return cls(
+            float(t),
+            float(lat),
+            float(lon),
+            float(acc),
+            float(received[0]) if received else float(t),
+        )
+
+
+def effective_time(recorded_at: float, received_at: float, slack_s: float) -> float:
+    """Return the time a fix counts as taken at when judging speed: its recorded time, but
+    never later than the server received it (plus a little clock slack).
+
+    Fixes may be stamped up to FIX_MAX_FUTURE_S ahead (phone clocks run fast); a fix cannot
+    have been taken after it arrived, so a future stamp must not stretch the time between two
+    fixes and hide a fast move. Buffered (past) fixes keep their recorded times.
+    """
+    return min(recorded_at, received_at + slack_s)
 
 
 @dataclass(slots=True)
@@ -344,6 +314,7 @@ class LocationEngine:
         self._entries: dict[str, StoreEntry] = {}
         self._tiers: list[tuple[int, float]] = []  # (tier, search radius) of non-empty tiers
         self._refresh_lock = threading.Lock()
+        self._erasers: list[Callable[[str], None]] = []
 
     # -- consent, trust, privacy -----------------------------------------------------------
     def set_consent(self, shopper_id: str, granted: bool) -> dict[str, Any]:
@@ -357,12 +328,23 @@ class LocationEngine:
             pipe.hincrby(st, "ver", 1)
             pipe.execute()
         else:
-            self.erase_location(shopper_id)
+            # Consent goes first: a fix or catch in flight then fails its consent check
+            # instead of writing a place after the erasure.
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(st, mapping={"consent": "0", "consent_at": f"{now:.3f}"})
             pipe.hincrby(st, "ver", 1)
             pipe.execute()
+            self.erase_location(shopper_id)
         return {"location": granted, "updated_at": now}
+
+    def add_location_eraser(self, erase: Callable[[str], None]) -> None:
+        """Have erase(shopper_id) called whenever a shopper's location data is erased.
+
+        Packages that keep a copy of a place (the game's last catch) register here, so that
+        withdrawing consent and erasing an account reach them without geo knowing them.
+        """
+        if erase not in self._erasers:
+            self._erasers.append(erase)
 
     def consent(self, shopper_id: str) -> dict[str, Any]:
         """Return the shopper's consent state."""
@@ -375,12 +357,15 @@ class LocationEngine:
         return int(raw) if raw is not None else TRUST_START
 
     def erase_location(self, shopper_id: str) -> None:
-        """Delete the shopper's raw fixes, position and fence states."""
+        """Delete the shopper's raw fixes, position and fence states, and every registered
+        package's copy of their places."""
         self.r.delete(
             keys.shopper_fixes(shopper_id),
             keys.shopper_fences(shopper_id),
             keys.shopper_position(shopper_id),
         )
+        for erase in self._erasers:
+            erase(shopper_id)
 
     def erase(self, shopper_id: str) -> None:
         """Delete everything personal the geo package keeps about a shopper."""
@@ -391,6 +376,8 @@ class LocationEngine:
             keys.shopper_position(shopper_id),
             keys.shopper_outbox(shopper_id),
         )
+        for erase in self._erasers:
+            erase(shopper_id)
 
     def recent_fixes(self, shopper_id: str) -> list[dict[str, Any]]:
         """Return the shopper's raw fixes still within the retention, oldest first."""
@@ -404,12 +391,14 @@ class LocationEngine:
         out = []
         for store_id, raw in sorted(states.items()):
             state = _FenceState.decode(raw)
-            out.append({
-                "store_id": store_id,
-                "entered_at": state.entered_at,
-                "dwelled": state.dwelled,
-                "exit_pending": state.pending_since > 0,
-            })
+            out.append(
+                {
+                    "store_id": store_id,
+                    "entered_at": state.entered_at,
+                    "dwelled": state.dwelled,
+                    "exit_pending": state.pending_since > 0,
+                }
+            )
         return out
 
     # -- the fence cache ---------------------------------------------------------------------
@@ -433,15 +422,19 @@ class LocationEngine:
         reach: dict[int, float] = {}
         for entry in entries.values():
             tier = tier_of(entry.fence)
-            reach[tier] = max(reach.get(tier, 0.0),
-                              entry.fence.extent_m + entry.fence.hysteresis_m + 1.0)
+            reach[tier] = max(
+                reach.get(tier, 0.0), entry.fence.extent_m + entry.fence.hysteresis_m + 1.0
+            )
         self._entries = entries
         self._tiers = sorted(reach.items())
         self._cache_version = loaded_version
 
     # -- fixes -------------------------------------------------------------------------------
     def record_fixes(
-        self, shopper_id: str, fixes: Sequence[Fix], *,
+        self,
+        shopper_id: str,
+        fixes: Sequence[Fix],
+        *,
         guard: tuple[str, DomainError] | None = None,
     ) -> list[FixResult]:
         """Process one shopper's fixes (one or a batch); raise when the shopper may not send.
@@ -456,7 +449,8 @@ class LocationEngine:
         return outcome
 
     def record_many(
-        self, batches: Iterable[tuple[str, list[Fix]]],
+        self,
+        batches: Iterable[tuple[str, list[Fix]]],
         guards: dict[str, tuple[str, DomainError]] | None = None,
     ) -> dict[str, list[FixResult] | DomainError]:
         """Process fixes of many shoppers with batched round trips; errors come back per shopper."""
@@ -488,45 +482,36 @@ class LocationEngine:
         for work in pending.values():
             done[work.shopper_id] = DomainError(
                 "too much concurrent activity for this shopper, retry",
-                code="conflict", status=409,
+                code="conflict",
+                status=409,
             )
         return done
 
-    def _run(self, works: list[_Work], now: float,
-             guards: dict[str, tuple[str, DomainError]]) -> set[str]:
-        """Read, compute and commit chunk by chunk, overlapping Redis work with Python work.
+    def _run(
+        self, works: list[_Work], now: float, guards: dict[str, tuple[str, DomainError]]
+    ) -> set[str]:
+        """Read, compute and commit chunk by chunk; return the committed shoppers.
 
-        Every chunk's reads go out at once on one connection and the commits on another, so
-        Redis answers the next chunks' reads and runs the finished chunks' commits while this
-        process computes. Returns the committed shoppers.
+        Each round trip takes one pooled connection and gives it back before the next: a
+        request that held one connection while waiting for a second could deadlock a worker
+        whose concurrent requests outnumber the pool (every one holding one, waiting).
         """
-        chunks = [works[i:i + CHUNK] for i in range(0, len(works), CHUNK)]
-        reads, commits = _Link(self.r), _Link(self.r)
         committed: set[str] = set()
-        try:
-            tiers = list(self._tiers)
-            plans = [[(work, self._order(work, now)) for work in chunk] for chunk in chunks]
-            for plan in plans:
-                reads.send(self._read_commands(plan, tiers, guards))
-            for plan in plans:
-                replies, _ = reads.receive()
-                self._absorb_read(plan, replies, tiers, now, guards)
-                ready = [w for w, _ in plan if w.error is None and w.commit_args is not None]
-                commits.send(self._commit_commands(ready), ready)
-            for _ in plans:
-                replies, done = commits.receive()
-                committed |= self._absorb_commit(done, replies)
-        except BaseException:
-            reads.close(broken=True)
-            commits.close(broken=True)
-            raise
-        reads.close()
-        commits.close()
+        for start in range(0, len(works), CHUNK):
+            chunk = works[start : start + CHUNK]
+            self._read_and_compute(chunk, now, guards)
+            ready = [w for w in chunk if w.error is None and w.commit_args is not None]
+            if ready:
+                replies = self._execute(self._commit_commands(ready), raise_on_error=False)
+                committed |= self._absorb_commit(ready, replies)
         return committed
 
-    def _read_commands(self, plans: list[tuple[_Work, list[Fix]]],
-                       tiers: list[tuple[int, float]],
-                       guards: dict[str, tuple[str, DomainError]]) -> list[tuple]:
+    def _read_commands(
+        self,
+        plans: list[tuple[_Work, list[Fix]]],
+        tiers: list[tuple[int, float]],
+        guards: dict[str, tuple[str, DomainError]],
+    ) -> list[tuple]:
         """Commands of round trip 1: candidates for every point, each state, each guard."""
         points = [(fix.lon, fix.lat, 0.0) for _, fixes in plans for fix in fixes]
         for _, fixes in plans:  # searches along a batch's own long segments
@@ -534,51 +519,39 @@ class LocationEngine:
         sha = self._scripts.sha["read"]
         commands = [self._candidates_command(tiers, points)]
         commands += [("EVALSHA", sha, 3, *_read_keys(work.shopper_id)) for work, _ in plans]
-        commands += [("EXISTS", guards[work.shopper_id][0])
-                     for work, _ in plans if work.shopper_id in guards]
+        commands += [
+            ("EXISTS", guards[work.shopper_id][0]) for work, _ in plans if work.shopper_id in guards
+        ]
         return commands
 
-    def _candidates_command(self, tiers: list[tuple[int, float]],
-                            points: list[tuple[float, float, float]]) -> tuple:
+    def _candidates_command(
+        self, tiers: list[tuple[int, float]], points: list[tuple[float, float, float]]
+    ) -> tuple:
         keys_ = [keys.VERSION] + [keys.fence_index(t) for t, _ in tiers]
         args: list[Any] = [f"{radius:.1f}" for _, radius in tiers]
         for lon, lat, extra in points:
             args += [lon, lat, extra]
         return ("EVALSHA", self._scripts.sha["candidates"], len(keys_), *keys_, *args)
 
-    def _absorb_read(self, plans: list[tuple[_Work, list[Fix]]], replies: list[Any],
-                     tiers: list[tuple[int, float]], now: float,
-                     guards: dict[str, tuple[str, DomainError]]) -> None:
-        """Compute a chunk from its read replies (re-reading it if they are unusable)."""
-        failed = next((r for r in replies if isinstance(r, Exception)), None)
-        if isinstance(failed, redis.exceptions.NoScriptError):
-            self._scripts.load()
-        elif failed is not None:
-            raise failed
-        else:
-            self._refresh(int(replies[0][0]))
-        # Searched with tiers that no longer hold (the catalog changed): read this chunk again.
-        if failed is not None or self._tiers != tiers:
-            for work, _ in plans:
-                work.error = None
-            self._read_and_compute([work for work, _ in plans], now, guards)
-            return
-        self._stage(plans, replies, guards, now)
-
     def _commit_commands(self, works: list[_Work]) -> list[tuple]:
         sha = self._scripts.sha["commit"]
-        commands = [("EVALSHA", sha, 5, *_commit_keys(w.shopper_id), *w.commit_args)
-                    for w in works]
+        commands = [("EVALSHA", sha, 5, *_commit_keys(w.shopper_id), *w.commit_args) for w in works]
         # The pending-exit index is only a hint for the sweeper, which re-checks the state
         # (and repairs the index), so it rides along even if a commit loses its CAS.
         for work in works:
             if work.pending_add:
-                commands.append(("ZADD", keys.PENDING_EXITS,
-                                 *[x for m, d in work.pending_add.items() for x in (d, m)]))
+                commands.append(
+                    (
+                        "ZADD",
+                        keys.PENDING_EXITS,
+                        *[x for m, d in work.pending_add.items() for x in (d, m)],
+                    )
+                )
         return commands
 
-    def _read_and_compute(self, works: list[_Work], now: float,
-                          guards: dict[str, tuple[str, DomainError]]) -> None:
+    def _read_and_compute(
+        self, works: list[_Work], now: float, guards: dict[str, tuple[str, DomainError]]
+    ) -> None:
         """Round trip 1: every shopper's state and every fix's candidate fences."""
         plans = [(work, self._order(work, now)) for work in works]
         while True:
@@ -593,23 +566,29 @@ class LocationEngine:
             break
         self._stage(plans, replies, guards, now)
 
-    def _stage(self, plans: list[tuple[_Work, list[Fix]]], replies: list[Any],
-               guards: dict[str, tuple[str, DomainError]], now: float) -> None:
+    def _stage(
+        self,
+        plans: list[tuple[_Work, list[Fix]]],
+        replies: list[Any],
+        guards: dict[str, tuple[str, DomainError]],
+        now: float,
+    ) -> None:
         """Turn a chunk's read replies into candidates and states, then compute it."""
         found_lists = replies[0]
-        guard_replies = iter(replies[1 + len(plans):])
+        guard_replies = iter(replies[1 + len(plans) :])
         for work, _ in plans:
             if work.shopper_id in guards and not next(guard_replies):
                 work.error = guards[work.shopper_id][1]
         per_point = [set(found.split(",")) if found else set() for found in found_lists[1:]]
         position = 0
         staged = []
-        for (work, fixes), raw in zip(plans, replies[1:1 + len(plans)], strict=True):
-            candidates = per_point[position:position + len(fixes)]
+        for (work, fixes), raw in zip(plans, replies[1 : 1 + len(plans)], strict=True):
+            candidates = per_point[position : position + len(fixes)]
             position += len(fixes)
             parts = raw.split("\n")
-            state = {name: value or None
-                     for name, value in zip(STATE_FIELDS, parts[:5], strict=True)}
+            state = {
+                name: value or None for name, value in zip(STATE_FIELDS, parts[:5], strict=True)
+            }
             position_ = {"last": parts[5] or None, "anchor": parts[6] or None}
             staged.append((work, state, _pairs(parts[7:]), position_, fixes, candidates))
         segment_sets = iter(per_point[position:])
@@ -620,12 +599,12 @@ class LocationEngine:
         for work, state, fences, pos, fixes, candidates in staged:
             self._compute(work, state, fences, pos, fixes, candidates, now)
 
-    def _execute(self, commands: list[tuple]) -> list[Any]:
-        """Run commands in one pipeline round trip."""
+    def _execute(self, commands: list[tuple], raise_on_error: bool = True) -> list[Any]:
+        """Run commands in one pipeline round trip (on one connection, given back after)."""
         pipe = self.r.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)
-        return pipe.execute()
+        return pipe.execute(raise_on_error=raise_on_error)
 
     def _order(self, work: _Work, now: float) -> list[Fix]:
         """Sort a shopper's fixes by recorded time; refuse ones from the future."""
@@ -633,8 +612,10 @@ class LocationEngine:
         for index, fix in enumerate(work.fixes):
             if fix.recorded_at > limit:
                 work.error = DomainError(
-                    "recorded_at is in the future", code="fix_in_future",
-                    field=f"fixes[{index}].recorded_at", status=422,
+                    "recorded_at is in the future",
+                    code="fix_in_future",
+                    field=f"fixes[{index}].recorded_at",
+                    status=422,
                 )
                 return []
         return sorted(work.fixes, key=lambda f: f.recorded_at)
@@ -657,19 +638,44 @@ class LocationEngine:
             if hits:
                 found.update(hits.split(","))
 
-    def judge(self, fix: Fix, anchor: str | None) -> str:
+    def judge(self, fix: Fix, anchor: str | None, received_at: float | None = None) -> str:
         """Return the spoof verdict of a fix against a stored anchor (the last trusted fix).
 
         The game checks a catch's fix with the same rules the engine applies to every fix.
+        received_at: when the server received the fix (default: now).
         """
-        return self._verdict(fix, _Point.decode(anchor))
+        received = self.clock.now() if received_at is None else received_at
+        return self._verdict(fix, _Point.decode(anchor), received)
 
-    def _verdict(self, fix: Fix, anchor: _Point | None) -> str:
+    def elapsed_since(
+        self, fix: Fix, anchor: str | None, received_at: float | None = None
+    ) -> float | None:
+        """Return the seconds from a stored anchor to a fix as the speed checks count them
+        (see effective_time); None without an anchor."""
+        point = _Point.decode(anchor)
+        if point is None:
+            return None
+        received = self.clock.now() if received_at is None else received_at
+        return self._elapsed(fix, point, received)
+
+    def _elapsed(self, fix: Fix, anchor: _Point, received: float) -> float:
+        recorded = fix.recorded_at - anchor.t
+        if recorded <= 0:
+            return recorded  # not after the anchor: no speed to judge (a catch's older fix)
+        slack = self.settings.clock_slack_s
+        bounded = effective_time(fix.recorded_at, received, slack) - effective_time(
+            anchor.t, anchor.received, slack
+        )
+        # Two fixes both stamped beyond their receive times still count as up to a second
+        # apart, so a fast phone clock's buffered batch is not all "too fast".
+        return max(min(recorded, bounded), min(recorded, 1.0))
+
+    def _verdict(self, fix: Fix, anchor: _Point | None, received: float) -> str:
         s = self.settings
         if fix.mock:
             return "mocked"
         if anchor is not None:
-            dt = fix.recorded_at - anchor.t
+            dt = self._elapsed(fix, anchor, received)
             distance = fast_distance_m(anchor.lat, anchor.lon, fix.lat, fix.lon)
             if distance > s.jump_m and dt < s.jump_window_s:
                 return "jump"
@@ -684,8 +690,14 @@ class LocationEngine:
         return "ok"
 
     def _compute(
-        self, work: _Work, state: dict, fences: dict, position: dict, fixes: list[Fix],
-        candidates: list[set[str]], now: float,
+        self,
+        work: _Work,
+        state: dict,
+        fences: dict,
+        position: dict,
+        fixes: list[Fix],
+        candidates: list[set[str]],
+        now: float,
     ) -> None:
         """Run the spoof checks and the state machine over one shopper's ordered fixes."""
         if work.error is not None:
@@ -693,7 +705,9 @@ class LocationEngine:
         if state.get("consent") != "1":
             work.error = DomainError(
                 "the shopper has not consented to location use",
-                code="consent_required", field="consent", status=403,
+                code="consent_required",
+                field="consent",
+                status=403,
             )
             return
         s = self.settings
@@ -720,23 +734,25 @@ class LocationEngine:
             if t < oldest:
                 work.results.append(FixResult(t, "ignored", True, "too_old"))
                 continue
-            verdict = self._verdict(fix, anchor)
+            verdict = self._verdict(fix, anchor, now)
             trust = max(0, min(100, trust + TRUST_DELTA[verdict]))
             result = FixResult(t, verdict, trust=trust)
             work.results.append(result)
             last_t = t
-            last = _Point(t, fix.lat, fix.lon, fix.accuracy_m)
+            last = _Point(t, fix.lat, fix.lon, fix.accuracy_m, now)
             fix_rows.append(_encode_fix(fix, verdict))
             if verdict != "ok":
                 continue  # suspicious fixes are kept with their verdict and change nothing
-            events = self._advance(work.shopper_id, fix, anchor, fs, found, touched, removed,
-                                   trust)
+            events = self._advance(work.shopper_id, fix, anchor, fs, found, touched, removed, trust)
             result.events.extend(events)
             work.events.extend(events)
             anchor = last
         work.commit_args = [
-            work.version, f"{now - s.retention_s:.3f}", int(s.retention_s),
-            f"{last_t:.3f}" if fix_rows else "", trust,
+            work.version,
+            f"{now - s.retention_s:.3f}",
+            int(s.retention_s),
+            f"{last_t:.3f}" if fix_rows else "",
+            trust,
             last.encode() if fix_rows and last is not None else "",
             anchor.encode() if anchor is not None else "",
             "\n".join(f"{sid}={fs[sid].encode()}" for sid in touched - removed),
@@ -751,8 +767,15 @@ class LocationEngine:
                 work.pending_add[member] = fs[sid].pending_since + s.exit_confirm_s
 
     def _advance(
-        self, shopper_id: str, fix: Fix, prev: _Point | None, fs: dict[str, _FenceState],
-        found: set[str], touched: set[str], removed: set[str], trust: int,
+        self,
+        shopper_id: str,
+        fix: Fix,
+        prev: _Point | None,
+        fs: dict[str, _FenceState],
+        found: set[str],
+        touched: set[str],
+        removed: set[str],
+        trust: int,
     ) -> list[dict[str, Any]]:
         """Move every relevant fence's state for one trusted fix; return the events."""
         s = self.settings
@@ -760,8 +783,7 @@ class LocationEngine:
         events: list[dict[str, Any]] = []
         # The segment from the previous trusted fix can only cross fences whose edge is within
         # one step of this fix: the transit test is skipped for every other candidate.
-        step = (fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon)
-                if prev is not None else 0.0)
+        step = fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon) if prev is not None else 0.0
         transit_possible = step >= s.transit_min_m
         # Only "ok" fixes get here, so the accuracy is within the limit.
         for sid in sorted(found | fs.keys()):
@@ -776,25 +798,36 @@ class LocationEngine:
             state = fs.get(sid)
             distance = fence.signed_distance_m(fix.lat, fix.lon)
             if state is None:
-                if (distance <= 0 and entry.active_at(t)
-                        and fence.overlap_fraction(fix.lat, fix.lon, fix.accuracy_m)
-                        >= s.min_overlap):
+                if (
+                    distance <= 0
+                    and entry.active_at(t)
+                    and fence.overlap_fraction(fix.lat, fix.lon, fix.accuracy_m) >= s.min_overlap
+                ):
                     fs[sid] = _FenceState(t, False, 0.0)
                     touched.add(sid)
                     removed.discard(sid)
                     events.append(_event(shopper_id, sid, "enter", t, trust))
-                elif (transit_possible and 0 < distance <= step
-                      and fence.signed_distance_m(prev.lat, prev.lon) > 0
-                      and fence.segment_crosses(prev.lat, prev.lon, fix.lat, fix.lon)):
-                    events.append(_event(shopper_id, sid, "transit", t, trust,
-                                         since=prev.t))
+                elif (
+                    transit_possible
+                    and 0 < distance <= step
+                    and fence.signed_distance_m(prev.lat, prev.lon) > 0
+                    and fence.segment_crosses(prev.lat, prev.lon, fix.lat, fix.lon)
+                ):
+                    events.append(_event(shopper_id, sid, "transit", t, trust, since=prev.t))
                 continue
             if distance > fence.hysteresis_m:
                 # Beyond the exit line: a second consecutive outside fix confirms the exit.
                 if state.pending_since > 0:
-                    events.append(_event(shopper_id, sid, "exit", state.pending_since, trust,
-                                         duration_s=round(state.pending_since
-                                                          - state.entered_at, 3)))
+                    events.append(
+                        _event(
+                            shopper_id,
+                            sid,
+                            "exit",
+                            state.pending_since,
+                            trust,
+                            duration_s=round(state.pending_since - state.entered_at, 3),
+                        )
+                    )
                     del fs[sid]
                     removed.add(sid)
                 else:
@@ -807,8 +840,11 @@ class LocationEngine:
             if not state.dwelled and t - state.entered_at >= s.dwell_s and entry.active_at(t):
                 state.dwelled = True
                 touched.add(sid)
-                events.append(_event(shopper_id, sid, "dwell", t, trust,
-                                     dwell_s=round(t - state.entered_at, 3)))
+                events.append(
+                    _event(
+                        shopper_id, sid, "dwell", t, trust, dwell_s=round(t - state.entered_at, 3)
+                    )
+                )
         return events
 
     def _absorb_commit(self, works: list[_Work], replies: list[Any]) -> set[str]:
@@ -818,7 +854,7 @@ class LocationEngine:
                 self._scripts.load()  # those shoppers count as not committed and go again
             elif isinstance(reply, Exception):
                 raise reply
-        replies = replies[:len(works)]
+        replies = replies[: len(works)]
         committed: set[str] = set()
         with_events: list[_Work] = []
         stale: list[str] = []
@@ -832,7 +868,9 @@ class LocationEngine:
             elif reply == -1:
                 work.error = DomainError(
                     "the shopper has not consented to location use",
-                    code="consent_required", field="consent", status=403,
+                    code="consent_required",
+                    field="consent",
+                    status=403,
                 )
                 committed.add(work.shopper_id)
         if with_events:
@@ -848,8 +886,12 @@ class LocationEngine:
 
     def _append_events(self, pipe, shopper_id: str, events: list[dict[str, Any]]) -> None:
         for event in events:
-            pipe.xadd(keys.EVENTS, {"event": json.dumps(event, separators=(",", ":"))},
-                      maxlen=self.settings.stream_maxlen, approximate=True)
+            pipe.xadd(
+                keys.EVENTS,
+                {"event": json.dumps(event, separators=(",", ":"))},
+                maxlen=self.settings.stream_maxlen,
+                approximate=True,
+            )
         pipe.delete(keys.shopper_outbox(shopper_id))
         pipe.hdel(keys.shopper_state(shopper_id), "ob")
 
@@ -891,8 +933,9 @@ class LocationEngine:
             pipe.execute()
         return emitted
 
-    def _sweep_shopper(self, shopper_id: str, store_ids: list[str], now: float,
-                       not_yet: dict[str, float]) -> list[dict]:
+    def _sweep_shopper(
+        self, shopper_id: str, store_ids: list[str], now: float, not_yet: dict[str, float]
+    ) -> list[dict]:
         s = self.settings
         for _ in range(MAX_CAS_RETRIES):
             pipe = self.r.pipeline(transaction=False)
@@ -915,18 +958,37 @@ class LocationEngine:
                     not_yet[f"{shopper_id}|{sid}"] = deadline
                     continue
                 removed.append(sid)
-                events.append(_event(shopper_id, sid, "exit", fstate.pending_since, trust,
-                                     duration_s=round(fstate.pending_since - fstate.entered_at, 3),
-                                     confirmed_by="timeout"))
+                events.append(
+                    _event(
+                        shopper_id,
+                        sid,
+                        "exit",
+                        fstate.pending_since,
+                        trust,
+                        duration_s=round(fstate.pending_since - fstate.entered_at, 3),
+                        confirmed_by="timeout",
+                    )
+                )
             if not events:
                 return []
-            args = [int(state.get("ver") or 0), f"{now - s.retention_s:.3f}", int(s.retention_s),
-                    "", "", "", "", "", "\n".join(removed), "",
-                    "\n".join(json.dumps(e, separators=(",", ":")) for e in events),
-                    f"{now:.3f}"]
+            args = [
+                int(state.get("ver") or 0),
+                f"{now - s.retention_s:.3f}",
+                int(s.retention_s),
+                "",
+                "",
+                "",
+                "",
+                "",
+                "\n".join(removed),
+                "",
+                "\n".join(json.dumps(e, separators=(",", ":")) for e in events),
+                f"{now:.3f}",
+            ]
             reply = self._scripts.run(
-                lambda args=args: self.r.evalsha(self._scripts.sha["commit"], 5,
-                                                 *_commit_keys(shopper_id), *args)
+                lambda args=args: self.r.evalsha(
+                    self._scripts.sha["commit"], 5, *_commit_keys(shopper_id), *args
+                )
             )
             if reply == 1:
                 pipe = self.r.pipeline(transaction=False)
@@ -942,30 +1004,46 @@ class LocationEngine:
 def _encode_fix(fix: Fix, verdict: str) -> str:
     """Encode a raw fix as the sorted-set member (its time first, as the script expects)."""
     speed = "" if fix.speed_mps is None else f"{fix.speed_mps:.2f}"
-    return (f"{fix.recorded_at:.3f}|{fix.lat:.7f}|{fix.lon:.7f}|{fix.accuracy_m:.1f}|"
-            f"{speed}|{int(fix.mock)}|{verdict}")
+    return (
+        f"{fix.recorded_at:.3f}|{fix.lat:.7f}|{fix.lon:.7f}|{fix.accuracy_m:.1f}|"
+        f"{speed}|{int(fix.mock)}|{verdict}"
+    )
 
 
 def _decode_fix(raw: str) -> dict[str, Any]:
     t, lat, lon, acc, speed, mock, verdict = raw.split("|")
-    return {"t": float(t), "lat": float(lat), "lon": float(lon), "accuracy_m": float(acc),
-            "speed_mps": float(speed) if speed else None, "mock": mock == "1",
-            "verdict": verdict}
+    return {
+        "t": float(t),
+        "lat": float(lat),
+        "lon": float(lon),
+        "accuracy_m": float(acc),
+        "speed_mps": float(speed) if speed else None,
+        "mock": mock == "1",
+        "verdict": verdict,
+    }
 
 
 def _read_keys(shopper_id: str) -> list[str]:
-    return [keys.shopper_state(shopper_id), keys.shopper_fences(shopper_id),
-            keys.shopper_position(shopper_id)]
+    return [
+        keys.shopper_state(shopper_id),
+        keys.shopper_fences(shopper_id),
+        keys.shopper_position(shopper_id),
+    ]
 
 
 def _commit_keys(shopper_id: str) -> list[str]:
-    return [keys.shopper_state(shopper_id), keys.shopper_fences(shopper_id),
-            keys.shopper_fixes(shopper_id), keys.shopper_outbox(shopper_id),
-            keys.shopper_position(shopper_id)]
+    return [
+        keys.shopper_state(shopper_id),
+        keys.shopper_fences(shopper_id),
+        keys.shopper_fixes(shopper_id),
+        keys.shopper_outbox(shopper_id),
+        keys.shopper_position(shopper_id),
+    ]
 
 
-def _event(shopper_id: str, store_id: str, kind: str, at: float, trust: int,
-           **extra: Any) -> dict[str, Any]:
+def _event(
+    shopper_id: str, store_id: str, kind: str, at: float, trust: int, **extra: Any
+) -> dict[str, Any]:
     """Build an event; its id is deterministic so that consumers can deduplicate replays."""
     event = {
         "id": f"{shopper_id}:{store_id}:{kind}:{int(round(at * 1000))}",
@@ -993,13 +1071,16 @@ def _midpoint_search(lat1: float, lon1: float, lat2: float, lon2: float):
 
 def _segment_indexes(fixes: list[Fix]) -> list[int]:
     """Return the indexes of fixes whose segment from the previous fix needs its own search."""
-    return [i for i in range(1, len(fixes))
-            if _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon,
-                                fixes[i].lat, fixes[i].lon) is not None]
+    return [
+        i
+        for i in range(1, len(fixes))
+        if _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
+        is not None
+    ]
 
 
 def _segment_points(fixes: list[Fix]) -> list[tuple[float, float, float]]:
-    return [_midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
-            for i in _segment_indexes(fixes)]
-
-
+    return [
+        _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
+        for i in _segment_indexes(fixes)
+    ]

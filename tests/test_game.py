@@ -4,6 +4,7 @@ leaderboards, collection, anti-cheat strikes, notifications and erasure."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import multiprocessing
 from collections import Counter
@@ -17,7 +18,8 @@ from game import Game, GameRefused, GameSettings, cells, keys, roll_for
 from game.engine import RARE
 from game.models import CATCH_RATE, FLEE_RATE
 from game.spawns import SLOT_S, SpawnTable
-from geo.engine import EngineSettings, LocationEngine
+from geo import keys as geo_keys
+from geo.engine import EngineSettings, Fix, LocationEngine
 from geo.stores import entry_from_record
 
 from .conftest import T0
@@ -56,8 +58,15 @@ def refused(code, fn, *args, **kwargs) -> GameRefused:
 
 
 def store(sid, lat, lon, *, brand="Acme", city="Shanghai", fence=None, hours=None):
-    data = {"id": sid, "name": sid, "brand": brand, "city": city, "lat": lat, "lon": lon,
-            "fence": fence or {"type": "circle", "radius_m": 80}}
+    data = {
+        "id": sid,
+        "name": sid,
+        "brand": brand,
+        "city": city,
+        "lat": lat,
+        "lon": lon,
+        "fence": fence or {"type": "circle", "radius_m": 80},
+    }
     if hours is not None:
         data["opening_hours"] = hours
     return data
@@ -65,8 +74,17 @@ def store(sid, lat, lon, *, brand="Acme", city="Shanghai", fence=None, hours=Non
 
 def u_shaped_fence(lat, lon):
     """A U-shaped mall, 120 m x 100 m with 10 m wings: its centroid lies outside it."""
-    corners = [(-60, -50), (60, -50), (60, 50), (50, 50), (50, -40), (-50, -40), (-50, 50),
-               (-60, 50), (-60, -50)]
+    corners = [
+        (-60, -50),
+        (60, -50),
+        (60, 50),
+        (50, 50),
+        (50, -40),
+        (-50, -40),
+        (-50, 50),
+        (-60, 50),
+        (-60, -50),
+    ]
     ring = [list(reversed(offset(lat, lon, x, y))) for x, y in corners]
     return {"type": "Polygon", "coordinates": [ring]}
 
@@ -100,19 +118,24 @@ def _spawns_elsewhere(cid, config, where, store_record, slots):
     table = SpawnTable(cid, config)
     fence = entry_from_record(store_record).fence
     wild = [dataclasses.astuple(s) for cell, slot in where for s in table.wild(cell, slot)]
-    return wild + [dataclasses.astuple(s) for slot in slots
-                   for s in table.in_store(store_record["id"], fence, slot)]
+    return wild + [
+        dataclasses.astuple(s)
+        for slot in slots
+        for s in table.in_store(store_record["id"], fence, slot)
+    ]
 
 
 def test_spawns_are_identical_when_computed_in_another_os_process(world):
     config = world.game.config(world.cid)
-    where = [(cells.encode(31.2 + i * 0.0021, 121.4 + i * 0.0033), 1_977_700 + i)
-             for i in range(40)]
+    where = [
+        (cells.encode(31.2 + i * 0.0021, 121.4 + i * 0.0033), 1_977_700 + i) for i in range(40)
+    ]
     record = world.catalog.get("acme-0")
     slots = list(range(1_977_700, 1_977_740))
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        theirs = pool.submit(_spawns_elsewhere, world.cid, config, where, record,
-                             slots).result(timeout=120)
+        theirs = pool.submit(_spawns_elsewhere, world.cid, config, where, record, slots).result(
+            timeout=120
+        )
     ours = _spawns_elsewhere(world.cid, config, where, record, slots)
     assert theirs == ours
     assert len(ours) == 40 * 20 + 40 * 6
@@ -131,8 +154,11 @@ def test_the_seed_reshuffles_the_map(world):
 
 def test_lifetimes_are_15_30_or_60_minutes_and_slots_15(world):
     table = SpawnTable(world.cid, world.config)
-    spawns = [s for i in range(250) for s in
-              table.wild(cells.encode(31.2 + i * 0.0014, 121.48), 1_977_000 + i)]
+    spawns = [
+        s
+        for i in range(250)
+        for s in table.wild(cells.encode(31.2 + i * 0.0014, 121.48), 1_977_000 + i)
+    ]
     lifetimes = Counter(s.expires_at - s.born_at for s in spawns)
     assert set(lifetimes) == {900.0, 1800.0, 3600.0}
     # Weights 0.5/0.3/0.2 over 5,000 spawns: 4 standard errors are under 0.03.
@@ -148,8 +174,9 @@ def test_lifetimes_are_15_30_or_60_minutes_and_slots_15(world):
 def test_a_spawn_is_visible_from_birth_until_expiry_only(world, clock):
     slot = int(clock.now() // SLOT_S) + 1  # the next generation: not born yet
     table = SpawnTable(world.cid, world.config)
-    spawn = next(s for s in table.wild(cells.encode(*SHANGHAI), slot)
-                 if s.expires_at - s.born_at == 1800)
+    spawn = next(
+        s for s in table.wild(cells.encode(*SHANGHAI), slot) if s.expires_at - s.born_at == 1800
+    )
     world.engine.set_consent("u1", True)
 
     def seen() -> bool:
@@ -198,8 +225,7 @@ def test_legendary_only_in_stores_with_boosted_rare_weights(world):
     shares = Counter(s.species for s in spawns)
     # Store weights: commons as configured, the rest x5: 6, 3, 2x5, 1x5, 1x5 of 29. Four
     # standard errors at n = 12,000 are at most 0.019.
-    for sid, weight in {"dumpling": 6, "lantern": 3, "koi": 10, "qilin": 5,
-                        "dragon": 5}.items():
+    for sid, weight in {"dumpling": 6, "lantern": 3, "koi": 10, "qilin": 5, "dragon": 5}.items():
         assert shares[sid] / len(spawns) == pytest.approx(weight / 29, abs=0.019)
     assert {s.points for s in spawns if s.species == "dragon"} == {777}
     wild = [s for i in range(500) for s in table.wild(cells.encode(31.0 + i * 0.01, 121.5), 7)]
@@ -210,8 +236,12 @@ def test_legendary_only_in_stores_with_boosted_rare_weights(world):
 
 
 def test_store_spawns_lie_inside_the_fence(redis_client, clock):
-    mall = store("acme-u", SHANGHAI[0] - 0.02, SHANGHAI[1], fence=u_shaped_fence(
-        SHANGHAI[0] - 0.02, SHANGHAI[1]))
+    mall = store(
+        "acme-u",
+        SHANGHAI[0] - 0.02,
+        SHANGHAI[1],
+        fence=u_shaped_fence(SHANGHAI[0] - 0.02, SHANGHAI[1]),
+    )
     world = World(redis_client, clock, stores=[mall])
     table = SpawnTable(world.cid, world.config)
     for sid in ("acme-0", "acme-u"):
@@ -232,8 +262,11 @@ def test_store_spawns_lie_inside_the_fence(redis_client, clock):
 
 def test_store_spawns_only_at_target_stores_of_live_campaigns(redis_client, clock):
     # A store of another brand 167 m north of acme-0; the shopper stands between them.
-    world = World(redis_client, clock, stores=[store("other-0", SHANGHAI[0] + 0.0015,
-                                                     SHANGHAI[1], brand="Other")])
+    world = World(
+        redis_client,
+        clock,
+        stores=[store("other-0", SHANGHAI[0] + 0.0015, SHANGHAI[1], brand="Other")],
+    )
     draft, _ = draft_campaign(world.promos)
     world.game.configure(draft, game_config(seed="draft"))
     world.join("u1", *offset(*SHANGHAI, 0, 83))
@@ -262,8 +295,11 @@ def test_store_spawns_only_during_opening_hours(redis_client, clock):
 
     world.engine.set_consent("u1", True)
     assert store_spawns() == []  # 04:26 in Shanghai: closed since 22:00
-    refused("SPAWN_NOT_FOUND", world.game.spawn,
-            f"s:{world.cid}:acme-late:{int(clock.now() // SLOT_S)}:0")
+    refused(
+        "SPAWN_NOT_FOUND",
+        world.game.spawn,
+        f"s:{world.cid}:acme-late:{int(clock.now() // SLOT_S)}:0",
+    )
     clock.set(T0 + TO_NOON)
     at_noon = store_spawns()
     assert len(at_noon) >= 6 and {v["store_id"] for v in at_noon} == {"acme-late"}
@@ -292,8 +328,7 @@ def test_a_catch_needs_a_recent_trusted_fix_to_check_against(world, clock):
     shopper = world.join("u1")
     spawn = next(s for s in world.near(shopper) if s.expires_at > clock.now() + 700)
     world.engine.set_consent("stranger", True)
-    refused("NO_POSITION", world.game.catch, "stranger", spawn.id,
-            world.fix(spawn.lat, spawn.lon))
+    refused("NO_POSITION", world.game.catch, "stranger", spawn.id, world.fix(spawn.lat, spawn.lon))
     clock.advance(world.game.settings.position_max_age_s + 1)
     refused("NO_POSITION", world.game.catch, shopper, spawn.id, world.fix(spawn.lat, spawn.lon))
 
@@ -303,8 +338,9 @@ def test_a_reported_speed_of_zero_does_not_unlock_a_moving_phone(world, clock):
     spawn = next(s for s in world.near(shopper, within=60) if s.lat > SHANGHAI[0])
     clock.advance(5)
     moved = offset(spawn.lat, spawn.lon, 0, 40)  # 40-100 m from the anchor, in 5 s
-    error = refused("SPEED_LOCKED", world.game.catch, shopper, spawn.id,
-                    world.fix(*moved, speed=0.0))
+    error = refused(
+        "SPEED_LOCKED", world.game.catch, shopper, spawn.id, world.fix(*moved, speed=0.0)
+    )
     assert error.details["speed_kmh"] > 30
 
 
@@ -323,11 +359,19 @@ def test_a_catch_answers_the_roll_and_notifies(world):
     assert result["coupon"] is None and result["spawn"]["id"] == spawn.id
     assert result["spawn"]["distance_m"] == 0.0
     assert [n for s, n, _ in world.notes.sent if s == shopper and n != "rare_spawn"] == [
-        "catch_result", "reward"]
+        "catch_result",
+        "reward",
+    ]
     assert world.notes.named("catch_result", shopper) == [result]
-    assert world.notes.named("reward", shopper) == [{
-        "spawn_id": spawn.id, "species": spawn.species, "points": spawn.points,
-        "total_points": float(spawn.points), "coupon": None}]
+    assert world.notes.named("reward", shopper) == [
+        {
+            "spawn_id": spawn.id,
+            "species": spawn.species,
+            "points": spawn.points,
+            "total_points": float(spawn.points),
+            "coupon": None,
+        }
+    ]
     status = world.game.status(shopper)
     assert status["catches_today"] == 1 and status["cooldown_until"] == T0 + 10
 
@@ -340,28 +384,45 @@ def test_a_miss_notifies_the_result_only(world):
     assert result["outcome"] == "missed" and result["points"] == 0
     assert result["total_points"] is None
     assert [n for s, n, _ in world.notes.sent if s == shopper and n != "rare_spawn"] == [
-        "catch_result"]
+        "catch_result"
+    ]
     assert world.game.status(shopper)["catches_today"] == 0
 
 
 # (name, the throw's fix relative to the spawn and the anchor, code, status, field, strike)
 FIX_RULES = {
-    "stale": (lambda w, s: w.fix(s.lat, s.lon, age=31), "STALE_FIX", 422, "fix.recorded_at",
-              False),
-    "from-the-future": (lambda w, s: w.fix(s.lat, s.lon, age=-31), "STALE_FIX", 422,
-                        "fix.recorded_at", False),
-    "mocked": (lambda w, s: w.fix(s.lat, s.lon, mock=True), "UNTRUSTED_FIX", 422, "fix",
-               True),
-    "too-fast": (lambda w, s: w.fix(*offset(*SHANGHAI, 1000, 0)), "UNTRUSTED_FIX", 422,
-                 "fix", True),
-    "jump": (lambda w, s: w.fix(*offset(*SHANGHAI, 0, 20_000)), "UNTRUSTED_FIX", 422, "fix",
-             True),
-    "inaccurate": (lambda w, s: w.fix(s.lat, s.lon, acc=200), "UNTRUSTED_FIX", 422,
-                   "fix.accuracy_m", False),
-    "speed-reported": (lambda w, s: w.fix(s.lat, s.lon, speed=8.4), "SPEED_LOCKED", 409, None,
-                       False),
-    "too-far": (lambda w, s: w.fix(*offset(s.lat, s.lon, 0, -81)), "TOO_FAR", 409, "fix",
-                False),
+    "stale": (lambda w, s: w.fix(s.lat, s.lon, age=31), "STALE_FIX", 422, "fix.recorded_at", False),
+    "from-the-future": (
+        lambda w, s: w.fix(s.lat, s.lon, age=-31),
+        "STALE_FIX",
+        422,
+        "fix.recorded_at",
+        False,
+    ),
+    "mocked": (lambda w, s: w.fix(s.lat, s.lon, mock=True), "UNTRUSTED_FIX", 422, "fix", True),
+    "too-fast": (
+        lambda w, s: w.fix(*offset(*SHANGHAI, 1000, 0)),
+        "UNTRUSTED_FIX",
+        422,
+        "fix",
+        True,
+    ),
+    "jump": (lambda w, s: w.fix(*offset(*SHANGHAI, 0, 20_000)), "UNTRUSTED_FIX", 422, "fix", True),
+    "inaccurate": (
+        lambda w, s: w.fix(s.lat, s.lon, acc=200),
+        "UNTRUSTED_FIX",
+        422,
+        "fix.accuracy_m",
+        False,
+    ),
+    "speed-reported": (
+        lambda w, s: w.fix(s.lat, s.lon, speed=8.4),
+        "SPEED_LOCKED",
+        409,
+        None,
+        False,
+    ),
+    "too-far": (lambda w, s: w.fix(*offset(s.lat, s.lon, 0, -81)), "TOO_FAR", 409, "fix", False),
 }
 
 
@@ -397,6 +458,21 @@ def test_speed_lock_boundaries_and_speed_from_the_anchor(world, clock):
     assert world.throw(shopper, spawn, speed=None)["attempt"] == 1
 
 
+def test_a_future_stamp_cannot_hide_speed_from_the_speed_lock(world, clock):
+    # The catch's fix may be up to 30 s ahead; the time since the anchor is bounded by when
+    # the server received each: 150 m in 5 s is not 150 m in the 34 s the stamps claim.
+    shopper = world.join("u1")
+    spawn = world.near(shopper, within=60)[0]
+    clock.advance(5)
+    here = offset(spawn.lat, spawn.lon, 0, 0)
+    start = offset(here[0], here[1], -150, 0)
+    world.engine.record_fixes(shopper, [world.fix(*start)])
+    clock.advance(5)
+    stamped = Fix(spawn.lat, spawn.lon, 5.0, clock.now() + 29, None, False)
+    error = refused("SPEED_LOCKED", world.game.catch, shopper, spawn.id, stamped)
+    assert error.details["speed_kmh"] > 30
+
+
 @pytest.mark.parametrize(("metres", "allowed"), [(79.5, True), (80.5, False)])
 def test_interaction_radius(world, clock, metres, allowed):
     shopper = world.join("u1")
@@ -418,7 +494,10 @@ def test_consent_is_required(world):
     with pytest.raises(DomainError) as info:
         world.throw("stranger", spawn)
     assert (info.value.code, info.value.status, info.value.field) == (
-        "consent_required", 403, "consent")
+        "consent_required",
+        403,
+        "consent",
+    )
     world.engine.set_consent("seed", False)
     with pytest.raises(DomainError, match="consented"):
         world.throw("seed", spawn)
@@ -450,19 +529,27 @@ def test_untrusted_shoppers_cannot_catch(world, clock, mocked_fixes, allowed):
 def test_spawn_ids_that_name_no_creature(world, clock):
     shopper = world.join("u1")
     cid, cell, slot = world.cid, cells.encode(*SHANGHAI), int(clock.now() // SLOT_S)
-    for spawn_id in ["nonsense", f"x:{cid}:{cell}:{slot}:0", f"w:{cid}:{cell}:{slot}:20",
-                     f"w:999:{cell}:{slot}:0", f"w:{cid}:wtw3sio:{slot}:0",
-                     f"w:{cid}:{cell[:5]}:{slot}:0", f"w:{cid}:{cell}1:{slot}:0",
-                     f"s:{cid}:no-store:{slot}:0", f"s:{cid}:acme-0:{slot}:6",
-                     f"w:{cid}:{cell}:{slot + 1}:0", f"s:{cid}:acme-0:{slot + 1}:0"]:
-        error = refused("SPAWN_NOT_FOUND", world.game.catch, shopper, spawn_id,
-                        world.fix(*SHANGHAI))
+    for spawn_id in [
+        "nonsense",
+        f"x:{cid}:{cell}:{slot}:0",
+        f"w:{cid}:{cell}:{slot}:20",
+        f"w:999:{cell}:{slot}:0",
+        f"w:{cid}:wtw3sio:{slot}:0",
+        f"w:{cid}:{cell[:5]}:{slot}:0",
+        f"w:{cid}:{cell}1:{slot}:0",
+        f"s:{cid}:no-store:{slot}:0",
+        f"s:{cid}:acme-0:{slot}:6",
+        f"w:{cid}:{cell}:{slot + 1}:0",
+        f"s:{cid}:acme-0:{slot + 1}:0",
+    ]:
+        error = refused(
+            "SPAWN_NOT_FOUND", world.game.catch, shopper, spawn_id, world.fix(*SHANGHAI)
+        )
         assert (error.status, error.field) == (404, "spawn_id"), spawn_id
     assert world.game.spawn(f"w:{cid}:{cell}:{slot}:19").id == f"w:{cid}:{cell}:{slot}:19"
     # Four generations back, everything has expired (lifetimes are at most 60 minutes).
     for spawn_id in (f"w:{cid}:{cell}:{slot - 4}:0", f"s:{cid}:acme-0:{slot - 4}:0"):
-        error = refused("SPAWN_EXPIRED", world.game.catch, shopper, spawn_id,
-                        world.fix(*SHANGHAI))
+        error = refused("SPAWN_EXPIRED", world.game.catch, shopper, spawn_id, world.fix(*SHANGHAI))
         assert (error.status, error.field) == (410, "spawn_id")
 
 
@@ -529,8 +616,9 @@ def test_daily_cap_counts_catches_and_resets_at_midnight_in_shanghai(world, cloc
 def test_impossible_travel_between_catches(redis_client, clock):
     # An engine that would take a fix in Beijing 20 minutes after one in Shanghai (the default
     # calls that a jump and keeps the Shanghai anchor): the game's own check still refuses.
-    world = World(redis_client, clock,
-                  engine_settings=EngineSettings(max_speed_mps=2_000, jump_m=3_000_000))
+    world = World(
+        redis_client, clock, engine_settings=EngineSettings(max_speed_mps=2_000, jump_m=3_000_000)
+    )
     shopper = world.join("traveller")
     [spawn] = catchable(world, shopper, 1)
     assert world.throw(shopper, spawn)["outcome"] == "caught"
@@ -578,22 +666,56 @@ def test_the_script_decides_what_roll_for_says(world, redis_client):
     pairs = [(f"w:1:wtw3sjq:{i}:{i % 20}", f"audit-{i}", rarities[i % 4]) for i in range(2000)]
     pipe = redis_client.pipeline(transaction=False)
     for spawn_id, shopper, rarity in pairs:
-        world.game.scripts.queue(pipe, "catch", [
-            keys.state(shopper), keys.attempts(shopper), keys.collection(shopper),
-            keys.recent(shopper)], [repr(T0), spawn_id, shopper, DAY0, 0, 500,
-                                    CATCH_RATE[rarity], FLEE_RATE[rarity], "1|x", 60, 31.24,
-                                    121.48, 600, "Shanghai"])
+        redis_client.hset(geo_keys.shopper_state(shopper), "consent", "1")
+        world.game.scripts.queue(
+            pipe,
+            "catch",
+            [
+                keys.state(shopper),
+                keys.attempts(shopper),
+                keys.collection(shopper),
+                keys.recent(shopper),
+                keys.last_catch(shopper),
+                keys.boards(shopper),
+                geo_keys.shopper_state(shopper),
+            ],
+            [
+                repr(T0),
+                spawn_id,
+                shopper,
+                DAY0,
+                0,
+                500,
+                CATCH_RATE[rarity],
+                FLEE_RATE[rarity],
+                "1|x",
+                60,
+                31.24,
+                121.48,
+                600,
+                "Shanghai",
+                world.game.spawn_ref(spawn_id),
+                86400,
+                f"1|shanghai|{DAY0}",
+            ],
+        )
     replies = pipe.execute()
     for (spawn_id, shopper, rarity), (outcome, attempt) in zip(pairs, replies, strict=True):
         roll, flee = roll_for(spawn_id, shopper, 1)
-        expected = ("caught" if roll < CATCH_RATE[rarity]
-                    else "fled" if flee < FLEE_RATE[rarity] else "missed")
+        expected = (
+            "caught"
+            if roll < CATCH_RATE[rarity]
+            else "fled"
+            if flee < FLEE_RATE[rarity]
+            else "missed"
+        )
         assert (outcome, attempt) == (expected, 1), (spawn_id, shopper, rarity)
 
 
 def test_catch_and_flee_rates_by_rarity_over_20000_rolls():
-    pairs = [(f"w:7:wtw3sjq:{1_977_000 + i // 20}:{i % 20}", f"shopper-{i % 997}")
-             for i in range(20_000)]
+    pairs = [
+        (f"w:7:wtw3sjq:{1_977_000 + i // 20}:{i % 20}", f"shopper-{i % 997}") for i in range(20_000)
+    ]
     rolls = [roll_for(spawn_id, shopper, 1) for spawn_id, shopper in pairs]
     assert len(set(rolls)) == 20_000
     for rarity, rate in CATCH_RATE.items():
@@ -612,13 +734,19 @@ def test_catch_and_flee_rates_by_rarity_over_20000_rolls():
 
 def test_the_reward_script_counts_a_catch_once(world, redis_client):
     cid = world.cid
-    boards = [keys.board(cid, "campaign", "all"), keys.board(cid, "campaign", DAY0),
-              keys.board(cid, "city:shanghai", "all"), keys.board(cid, "city:shanghai", DAY0)]
-    args = [f"w:{cid}:wtw3sjq:1:0|u1", "u1", 50, 3600]
-    assert world.game.scripts.call("reward", [keys.rewarded(cid), *boards], args) == [1, "50"]
-    assert world.game.scripts.call("reward", [keys.rewarded(cid), *boards], args) == [0, "50"]
+    boards = [
+        keys.board(cid, "campaign", "all"),
+        keys.board(cid, "campaign", DAY0),
+        keys.board(cid, "city:shanghai", "all"),
+        keys.board(cid, "city:shanghai", DAY0),
+    ]
+    args = ["0123456789abcdef01234567|u1", "u1", 50, 3600, 7200]
+    rewarded = keys.rewarded(cid, 1)
+    assert world.game.scripts.call("reward", [rewarded, *boards], args) == [1, "50"]
+    assert world.game.scripts.call("reward", [rewarded, *boards], args) == [0, "50"]
     assert [redis_client.zscore(b, "u1") for b in boards] == [50.0] * 4
     assert 0 < redis_client.ttl(boards[1]) <= 3600 and redis_client.ttl(boards[0]) == -1
+    assert 0 < redis_client.ttl(rewarded) <= 7200  # catches are only possible while spawns live
 
 
 def test_store_catch_issues_one_game_coupon_and_a_retry_adds_nothing(world):
@@ -626,9 +754,9 @@ def test_store_catch_issues_one_game_coupon_and_a_retry_adds_nothing(world):
     [spawn] = catchable(world, shopper, 1, store=True)
     result = world.throw(shopper, spawn)
     coupon = result["coupon"]
-    catch_id = f"{spawn.id}|{shopper}"
-    assert coupon["source"] == {"channel": "game", "catch_id": catch_id,
-                                "species": spawn.species}
+    catch_id = f"{world.game.spawn_ref(spawn.id)}|{shopper}"
+    assert coupon["source"] == {"channel": "game", "catch_id": catch_id, "species": spawn.species}
+    assert spawn.id not in json.dumps(coupon)  # the catch id is opaque
     assert coupon["store_id"] == "acme-0" and coupon["offer_id"] == world.oid
     assert coupon["token"].startswith("FF1.") and coupon["shopper_id"] == shopper
     refused("ALREADY_CAUGHT", world.throw, shopper, spawn)
@@ -661,21 +789,27 @@ def test_a_retry_finishes_the_reward_a_crash_left_undone(world, monkeypatch):
     assert world.game.leaderboard(world.cid, shopper_id=shopper)["me"]["points"] == 0
     for _ in range(2):
         refused("ALREADY_CAUGHT", world.throw, shopper, spawn)
-        assert world.game.leaderboard(world.cid, shopper_id=shopper)["me"]["points"] == \
-            spawn.points
+        assert world.game.leaderboard(world.cid, shopper_id=shopper)["me"]["points"] == spawn.points
         assert len(world.promos.coupons.wallet(shopper)["items"]) == 1
 
 
 # -- leaderboards and collection ------------------------------------------------------------
 
 
-COMMONS = [{"id": "dumpling", "name": "Dumpling", "rarity": "common", "weight": 1},
-           {"id": "lantern", "name": "Lantern", "rarity": "common", "weight": 1, "points": 10}]
+COMMONS = [
+    {"id": "dumpling", "name": "Dumpling", "rarity": "common", "weight": 1},
+    {"id": "lantern", "name": "Lantern", "rarity": "common", "weight": 1, "points": 10},
+]
 
 
 def test_leaderboards_rank_ties_by_city_and_day(redis_client, clock):
-    world = World(redis_client, clock, species=COMMONS, settings=GameSettings(cooldown_s=0),
-                  stores=[store("acme-bj", *BEIJING, city="Beijing")])
+    world = World(
+        redis_client,
+        clock,
+        species=COMMONS,
+        settings=GameSettings(cooldown_s=0),
+        stores=[store("acme-bj", *BEIJING, city="Beijing")],
+    )
     counts = {"amy": 3, "bob": 2, "cat": 2, "dan": 1}
     for name, count in counts.items():
         world.join(name)
@@ -690,8 +824,13 @@ def test_leaderboards_rank_ties_by_city_and_day(redis_client, clock):
         return [(e["rank"], e["shopper_id"], e["points"]) for e in board["entries"]]
 
     # Equal scores share a rank; ties list in reverse id order (Redis ZREVRANGE).
-    assert table() == [(1, "amy", 30), (2, "cat", 20), (2, "bob", 20), (4, "eve", 10),
-                       (4, "dan", 10)]
+    assert table() == [
+        (1, "amy", 30),
+        (2, "cat", 20),
+        (2, "bob", 20),
+        (4, "eve", 10),
+        (4, "dan", 10),
+    ]
     assert table(limit=2) == [(1, "amy", 30), (2, "cat", 20)]
     assert world.game.leaderboard(world.cid, limit=2)["players"] == 5
     shanghai = [(1, "amy", 30), (2, "cat", 20), (2, "bob", 20), (4, "dan", 10)]
@@ -704,7 +843,10 @@ def test_leaderboards_rank_ties_by_city_and_day(redis_client, clock):
     me = world.game.leaderboard(world.cid, shopper_id="dan")["me"]
     assert me == {"shopper_id": "dan", "points": 10, "rank": 4}
     assert world.game.leaderboard(world.cid, shopper_id="nobody")["me"] == {
-        "shopper_id": "nobody", "points": 0, "rank": None}
+        "shopper_id": "nobody",
+        "points": 0,
+        "rank": None,
+    }
     day = world.game.leaderboard(world.cid, period="day")
     assert day["day"] == DAY0 and len(day["entries"]) == 5
 
@@ -718,8 +860,13 @@ def test_leaderboards_rank_ties_by_city_and_day(redis_client, clock):
     world.throw("dan", spawn)
     assert table(period="day") == [(1, "dan", 10)]
     assert table(scope="city", city="shanghai", period="day") == [(1, "dan", 10)]
-    assert table() == [(1, "amy", 30), (2, "dan", 20), (2, "cat", 20), (2, "bob", 20),
-                       (5, "eve", 10)]
+    assert table() == [
+        (1, "amy", 30),
+        (2, "dan", 20),
+        (2, "cat", 20),
+        (2, "bob", 20),
+        (5, "eve", 10),
+    ]
     assert world.game.leaderboard(world.cid, shopper_id="dan")["me"]["rank"] == 2
     with pytest.raises(DomainError) as info:
         world.game.leaderboard("999")
@@ -736,10 +883,19 @@ def test_collection_counts_species(world):
     expected = Counter(s.species for s in spawns)
     names = {s["id"]: (s["name"], s["rarity"]) for s in world.config["species"]}
     assert game.collection(shopper) == {
-        "items": [{"campaign_id": world.cid, "species": sid, "count": count,
-                   "name": names[sid][0], "rarity": names[sid][1]}
-                  for sid, count in sorted(expected.items())],
-        "species": len(expected), "catches": 6}
+        "items": [
+            {
+                "campaign_id": world.cid,
+                "species": sid,
+                "count": count,
+                "name": names[sid][0],
+                "rarity": names[sid][1],
+            }
+            for sid, count in sorted(expected.items())
+        ],
+        "species": len(expected),
+        "catches": 6,
+    }
 
 
 # -- anti-cheat -----------------------------------------------------------------------------
@@ -753,8 +909,7 @@ def test_strikes_escalate_from_warning_to_shadow_to_suspension(world, clock):
     strikes = world.game.strikes(shopper)
     assert (strikes["strikes"], strikes["level"]) == (1, "warning")
     assert strikes["shadow_restricted_until"] is None
-    assert [p["reason"] for p in world.notes.named("game_warning", shopper)] == [
-        "spoofed_location"]
+    assert [p["reason"] for p in world.notes.named("game_warning", shopper)] == ["spoofed_location"]
     assert world.game.status(shopper)["warned"] is True
     # Within the hour it is the same incident: still one strike.
     clock.advance(59 * 60)
@@ -767,8 +922,13 @@ def test_strikes_escalate_from_warning_to_shadow_to_suspension(world, clock):
     world.place(shopper, *SHANGHAI)
     world.place("watcher", *SHANGHAI)
     spawn = world.near(shopper)[0]
-    refused("UNTRUSTED_FIX", world.game.catch, shopper, spawn.id,
-            world.fix(*offset(*SHANGHAI, 0, 20_000)))
+    refused(
+        "UNTRUSTED_FIX",
+        world.game.catch,
+        shopper,
+        spawn.id,
+        world.fix(*offset(*SHANGHAI, 0, 20_000)),
+    )
     strikes = world.game.strikes(shopper)
     assert (strikes["strikes"], strikes["level"]) == (2, "shadow_restricted")
     assert strikes["shadow_restricted_until"] == clock.now() + 7 * 86_400
@@ -781,23 +941,29 @@ def test_strikes_escalate_from_warning_to_shadow_to_suspension(world, clock):
     error = refused("SPAWN_NOT_FOUND", world.throw, shopper, near_rare)
     assert error.status == 404
     # Commons still work, but a store catch earns no coupon; the restriction stays secret.
-    [store_common] = [s for s in world.near(shopper, store=True)
-                      if outcome_of(s, shopper) == "caught"][:1]
+    [store_common] = [
+        s for s in world.near(shopper, store=True) if outcome_of(s, shopper) == "caught"
+    ][:1]
     result = world.throw(shopper, store_common)
     assert result["outcome"] == "caught" and result["coupon"] is None
     assert result["points"] == store_common.points
     assert world.promos.coupons.wallet(shopper)["items"] == []
     assert world.game.status(shopper) == {
-        "catches_today": 1, "daily_cap": 500, "cooldown_until": clock.now() + 10,
-        "warned": True, "suspended": False}
+        "catches_today": 1,
+        "daily_cap": 500,
+        "cooldown_until": clock.now() + 10,
+        "warned": True,
+        "suspended": False,
+    }
 
     # Third incident: suspended.
     clock.advance(61 * 60)
     world.place(shopper, *SHANGHAI)
     spawn = world.near(shopper)[0]
     clock.advance(5)
-    refused("UNTRUSTED_FIX", world.game.catch, shopper, spawn.id,
-            world.fix(*offset(*SHANGHAI, 1000, 0)))
+    refused(
+        "UNTRUSTED_FIX", world.game.catch, shopper, spawn.id, world.fix(*offset(*SHANGHAI, 1000, 0))
+    )
     strikes = world.game.strikes(shopper)
     assert (strikes["strikes"], strikes["level"]) == (3, "suspended")
     error = refused("SUSPENDED", world.game.visible, shopper)
@@ -808,14 +974,18 @@ def test_strikes_escalate_from_warning_to_shadow_to_suspension(world, clock):
     refused("SUSPENDED", world.throw, shopper, spawn, mock=True)
     assert world.game.strikes(shopper)["strikes"] == 3
     history = world.game.strikes(shopper)["history"]
-    assert [(h["reason"], h["evidence"]["verdict"]) for h in history] == [
-        ("spoofed_location", "mocked"), ("spoofed_location", "jump"),
-        ("spoofed_location", "too_fast")]
+    # Every incident is kept with its evidence; the one within the hour did not count.
+    assert [(h["reason"], h["evidence"]["verdict"], h["counted"]) for h in history] == [
+        ("spoofed_location", "mocked", True),
+        ("spoofed_location", "mocked", False),
+        ("spoofed_location", "jump", True),
+        ("spoofed_location", "too_fast", True),
+    ]
     assert history[0]["evidence"]["fix"]["mock"] is True
-    assert history[1]["evidence"]["moved_m"] > 10_000  # the jump, measured, but no place
+    assert history[2]["evidence"]["moved_m"] > 10_000  # the jump, measured, but no place
     assert not [h for h in history if {"lat", "lon"} & set(h["evidence"]["fix"])]
-    assert all(h["evidence"]["spawn_id"] for h in history)
-    assert [h["at"] for h in history] == [T0, T0 + 61 * 60, T0 + 122 * 60 + 5]
+    assert all(set(h["evidence"]["spawn"]) == {"ref", "kind", "rarity"} for h in history)
+    assert [h["at"] for h in history] == [T0, T0 + 59 * 60, T0 + 61 * 60, T0 + 122 * 60 + 5]
 
     cleared = world.game.clear_strikes(shopper, "marketer:m1")
     assert (cleared["strikes"], cleared["level"]) == (0, "none")
@@ -868,7 +1038,7 @@ def test_rare_spawns_are_announced_once_per_shopper_and_spawn(world):
     other = world.new_game()
     for _ in range(10):
         other.visible("a", limit=ALL)
-    again = [p["id"] for p in world.notes.named("rare_spawn", "a")][len(rare):]
+    again = [p["id"] for p in world.notes.named("rare_spawn", "a")][len(rare) :]
     assert sorted(again) == sorted(rare)
     # Another shopper gets their own announcements, with the spawn's view.
     world.join("b")
@@ -892,6 +1062,145 @@ def test_erase_removes_the_shoppers_game_state(world, redis_client):
     game.erase(shopper)
     assert list(redis_client.scan_iter(match=f"{prefix}*")) == []
     assert game.collection(shopper)["items"] == []
-    assert game.strikes(shopper) == {"shopper_id": shopper, "strikes": 0, "level": "none",
-                                     "shadow_restricted_until": None, "history": []}
+    assert game.strikes(shopper) == {
+        "shopper_id": shopper,
+        "strikes": 0,
+        "level": "none",
+        "shadow_restricted_until": None,
+        "history": [],
+    }
     assert game.status(shopper)["catches_today"] == 0
+
+
+# -- privacy --------------------------------------------------------------------------------
+
+
+def game_dump(r, shopper: str) -> str:
+    """Everything the game keeps under the shopper's tag, as one text."""
+    parts = []
+    for key in r.scan_iter(match=f"{keys.shopper(shopper)}*"):
+        kind = r.type(key)
+        value = {
+            "hash": r.hgetall,
+            "list": lambda k: r.lrange(k, 0, -1),
+            "zset": lambda k: r.zrange(k, 0, -1),
+            "set": r.smembers,
+            "string": r.get,
+        }[kind](key)
+        parts.append(f"{key}={value}")
+    return "\n".join(parts)
+
+
+def test_the_last_catch_place_expires_with_the_fixes_and_goes_with_consent(
+    world, redis_client, clock
+):
+    shopper = world.join("u1")
+    [spawn] = catchable(world, shopper, 1)
+    assert world.throw(shopper, spawn)["outcome"] == "caught"
+    place = redis_client.hgetall(keys.last_catch(shopper))
+    assert float(place["lat"]) == pytest.approx(spawn.lat, abs=1e-6)
+    assert 0 < redis_client.ttl(keys.last_catch(shopper)) <= world.engine.settings.retention_s
+    assert not {"last_catch_lat", "last_catch_lon"} & set(redis_client.hgetall(keys.state(shopper)))
+    world.engine.set_consent(shopper, False)  # geo's erasure reaches the game
+    assert redis_client.exists(keys.last_catch(shopper)) == 0
+    assert f"{spawn.lat:.4f}" not in game_dump(redis_client, shopper)
+    # The attempts are kept (a fled creature stays fled) under an opaque reference.
+    world.engine.set_consent(shopper, True)
+    clock.advance(5)
+    world.place(shopper, *SHANGHAI)
+    refused("ALREADY_CAUGHT", world.throw, shopper, spawn)
+
+
+def test_attempts_catch_ids_and_evidence_name_no_place(world, redis_client):
+    game = world.new_game(GameSettings(cooldown_s=0))
+    shopper = world.join("u1")
+    wild = [s for s in world.near(shopper, store=False) if outcome_of(s, shopper) == "caught"][0]
+    store = [s for s in world.near(shopper, store=True) if outcome_of(s, shopper) == "caught"][0]
+    game.catch(shopper, wild.id, world.fix(wild.lat, wild.lon))
+    game.catch(shopper, store.id, world.fix(store.lat, store.lon))
+    refused("UNTRUSTED_FIX", world.throw, shopper, world.near(shopper)[-1], game, mock=True)
+    cell, store_id = wild.id.split(":")[2], store.id.split(":")[2]
+    dump = game_dump(redis_client, shopper)
+    for campaign_key in redis_client.scan_iter(match=f"game:{{c:{world.cid}}}:rewarded*"):
+        dump += str(redis_client.hgetall(campaign_key))
+    assert "attempts" not in dump and cell not in dump and store_id not in dump, dump
+    assert wild.id not in dump and store.id not in dump
+    [incident] = game.strikes(shopper)["history"]
+    assert incident["evidence"]["spawn"]["ref"] == game.spawn_ref(world.near(shopper)[-1].id)
+    # The reference is keyed: another key gives another reference, so it cannot be recomputed
+    # from the cells of a city without the server's secret.
+    other = world.new_game(GameSettings(reference_key=b"another key"))
+    assert other.spawn_ref(wild.id) != game.spawn_ref(wild.id)
+
+
+def test_incidents_within_the_hour_are_kept_and_counted_once_per_kind(world, clock):
+    game = world.new_game(GameSettings(cooldown_s=0, rate_max=2))
+    shopper = world.join("u1")
+    spawns = world.near(shopper)
+    refused("UNTRUSTED_FIX", world.throw, shopper, spawns[0], game, mock=True)
+    clock.advance(60)
+    world.place(shopper, *SHANGHAI)
+    refused("UNTRUSTED_FIX", world.throw, shopper, spawns[1], game, mock=True)
+    assert game.strikes(shopper)["strikes"] == 1
+    for spawn in spawns[2:4]:
+        game.catch(shopper, spawn.id, world.fix(spawn.lat, spawn.lon))
+    refused("RATE_LIMITED", world.throw, shopper, spawns[4], game)  # another kind: counts
+    history = game.strikes(shopper)["history"]
+    assert [(h["reason"], h["counted"]) for h in history] == [
+        ("spoofed_location", True),
+        ("spoofed_location", False),
+        ("inhuman_rate", True),
+    ]
+    assert game.strikes(shopper)["strikes"] == 2
+    assert history[1]["evidence"]["fix"]["mock"] is True  # the uncounted one keeps its evidence
+
+
+def test_a_catch_after_consent_was_withdrawn_writes_no_place(world, redis_client):
+    shopper = world.join("u1")
+    [spawn] = catchable(world, shopper, 1)
+    redis_client.hset(geo_keys.shopper_state(shopper), "consent", "0")  # withdrawn meanwhile
+    reply = world.game.scripts.call(
+        "catch",
+        [
+            keys.state(shopper),
+            keys.attempts(shopper),
+            keys.collection(shopper),
+            keys.recent(shopper),
+            keys.last_catch(shopper),
+            keys.boards(shopper),
+            geo_keys.shopper_state(shopper),
+        ],
+        [
+            repr(T0),
+            spawn.id,
+            shopper,
+            DAY0,
+            0,
+            500,
+            1.0,
+            0.0,
+            "1|x",
+            60,
+            spawn.lat,
+            spawn.lon,
+            600,
+            "Shanghai",
+            world.game.spawn_ref(spawn.id),
+            86400,
+            f"1|shanghai|{DAY0}",
+        ],
+    )
+    assert reply == ["no", "CONSENT"]
+    assert redis_client.exists(keys.last_catch(shopper), keys.attempts(shopper)) == 0
+
+
+def test_erase_takes_the_shopper_off_every_board(world, redis_client):
+    shopper = world.join("u1")
+    world.join("u2")
+    for who in (shopper, "u2"):
+        [spawn] = catchable(world, who, 1)
+        world.throw(who, spawn)
+    world.game.erase(shopper)
+    for key in redis_client.scan_iter(match=f"game:{{c:{world.cid}}}:lb:*"):
+        assert redis_client.zscore(key, shopper) is None, key
+        assert redis_client.zscore(key, "u2") is not None

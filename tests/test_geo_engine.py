@@ -47,8 +47,15 @@ def engine(redis_client, catalog, clock, sink):
 
 
 def add_store(catalog, sid="s1", lat=SHANGHAI[0], lon=SHANGHAI[1], fence=None, hours=None):
-    data = {"id": sid, "name": sid, "brand": "B", "city": "Shanghai", "lat": lat, "lon": lon,
-            "fence": fence or {"type": "circle", "radius_m": 100}}
+    data = {
+        "id": sid,
+        "name": sid,
+        "brand": "B",
+        "city": "Shanghai",
+        "lat": lat,
+        "lon": lon,
+        "fence": fence or {"type": "circle", "radius_m": 100},
+    }
     if hours is not None:
         data["opening_hours"] = hours
     return catalog.create(data)
@@ -145,7 +152,9 @@ def test_one_wild_fix_never_exits(engine, catalog, shopper, clock):
     t = clock.now()
     far = offset(*SHANGHAI, 400, 0)
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
+    clock.advance(10)
     assert kinds(engine.record_fixes(shopper, [fix_at(*far, t + 10)])) == []
+    clock.advance(10)
     assert kinds(engine.record_fixes(shopper, [fix_at(*SHANGHAI, t + 20)])) == []
     assert engine.inside(shopper)[0]["exit_pending"] is False
     # The sweeper has nothing to confirm: the next fix cancelled the pending exit.
@@ -177,8 +186,9 @@ def test_hysteresis_band_does_not_exit(engine, catalog, shopper, clock):
     assert kinds(engine.record_fixes(shopper, [fix_at(*beyond, t + 110)])) == ["exit"]
 
 
-def test_one_outside_fix_and_enough_time_exits_via_sweeper(engine, catalog, shopper, clock,
-                                                           sink, redis_client):
+def test_one_outside_fix_and_enough_time_exits_via_sweeper(
+    engine, catalog, shopper, clock, sink, redis_client
+):
     add_store(catalog)
     t = clock.now()
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
@@ -204,11 +214,20 @@ def test_inaccurate_fix_changes_no_state(engine, catalog, shopper, clock):
 
 def test_closed_store_does_not_trigger_unless_always_active(engine, catalog, shopper, clock):
     # T0 is 20:26 UTC = 04:26 in Shanghai: the store opens at 10:00.
-    hours = {"tz": "Asia/Shanghai", "weekly": {d: [["10:00", "22:00"]] for d in
-                                               ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+    hours = {
+        "tz": "Asia/Shanghai",
+        "weekly": {
+            d: [["10:00", "22:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        },
+    }
     add_store(catalog, sid="closed", hours=hours)
-    add_store(catalog, sid="always", lat=31.25, hours=hours,
-              fence={"type": "circle", "radius_m": 100, "always_active": True})
+    add_store(
+        catalog,
+        sid="always",
+        lat=31.25,
+        hours=hours,
+        fence={"type": "circle", "radius_m": 100, "always_active": True},
+    )
     t = clock.now()
     assert kinds(engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])) == []
     clock.advance(600)
@@ -223,6 +242,7 @@ def test_transit_between_sparse_fixes(engine, catalog, shopper, clock):
     t = clock.now()
     west, east = offset(*SHANGHAI, -300, 0), offset(*SHANGHAI, 300, 0)
     engine.record_fixes(shopper, [fix_at(*west, t)])
+    clock.advance(60)
     results = engine.record_fixes(shopper, [fix_at(*east, t + 60)])
     assert kinds(results) == ["transit"]
     assert results[0].events[0]["since"] == pytest.approx(t)
@@ -235,13 +255,18 @@ def test_transit_between_sparse_fixes(engine, catalog, shopper, clock):
 def walk_in_and_out(t):
     inside = SHANGHAI
     far = offset(*SHANGHAI, 400, 0)
-    return [fix_at(*far, t), fix_at(*inside, t + 10), fix_at(*inside, t + 140),
-            fix_at(*far, t + 200), fix_at(*far, t + 210)]
+    return [
+        fix_at(*far, t),
+        fix_at(*inside, t + 10),
+        fix_at(*inside, t + 140),
+        fix_at(*far, t + 200),
+        fix_at(*far, t + 210),
+    ]
 
 
 def test_batch_is_processed_in_recorded_order(engine, catalog, shopper, clock):
     add_store(catalog)
-    batch = walk_in_and_out(clock.now())
+    batch = walk_in_and_out(clock.now() - 210)  # a phone's buffered fixes, sent at once
     shuffled = [batch[3], batch[0], batch[4], batch[2], batch[1]]
     results = engine.record_fixes(shopper, shuffled)
     assert [r.recorded_at for r in results] == sorted(f.recorded_at for f in batch)
@@ -250,7 +275,7 @@ def test_batch_is_processed_in_recorded_order(engine, catalog, shopper, clock):
 
 def test_replayed_batch_is_ignored(engine, catalog, shopper, clock, redis_client):
     add_store(catalog)
-    batch = walk_in_and_out(clock.now())
+    batch = walk_in_and_out(clock.now() - 210)
     engine.record_fixes(shopper, batch)
     again = engine.record_fixes(shopper, batch)
     assert all(r.ignored for r in again)
@@ -272,8 +297,9 @@ def test_fix_from_the_future_is_refused(engine, shopper, clock):
 
 
 # -- spoof verdicts ---------------------------------------------------------------------------
-def test_shanghai_to_beijing_in_five_minutes_is_a_jump(engine, catalog, shopper, clock,
-                                                       redis_client):
+def test_shanghai_to_beijing_in_five_minutes_is_a_jump(
+    engine, catalog, shopper, clock, redis_client
+):
     add_store(catalog, sid="bj", lat=BEIJING[0], lon=BEIJING[1])
     t = clock.now()
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
@@ -300,8 +326,57 @@ def test_verdicts(engine, shopper, clock, east_m, dt, extra, verdict):
     t = clock.now()
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t, acc=20)])
     point = offset(*SHANGHAI, east_m, 0)
+    clock.advance(dt)
     (result,) = engine.record_fixes(shopper, [fix_at(*point, t + dt, acc=20, **extra)])
     assert result.verdict == verdict
+
+
+@pytest.mark.parametrize("ahead_s", [290, 299])
+def test_a_future_stamp_cannot_hide_a_fast_move(engine, shopper, clock, ahead_s):
+    # Fixes may be stamped up to FIX_MAX_FUTURE_S ahead of the server's clock; one received 60 s
+    # after the anchor but stamped ~350 s after it stretched a 69 m/s move to 12 m/s ("ok").
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
+    clock.advance(60)
+    moved = offset(*SHANGHAI, 69 * 60, 0)
+    (result,) = engine.record_fixes(shopper, [fix_at(*moved, clock.now() + ahead_s)])
+    assert result.verdict == "too_fast"
+    # The same move stamped honestly is judged the same.
+    other = "u2"
+    engine.set_consent(other, True)
+    engine.record_fixes(other, [fix_at(*SHANGHAI, t)])
+    (honest,) = engine.record_fixes(other, [fix_at(*moved, clock.now())])
+    assert honest.verdict == "too_fast"
+
+
+def test_a_future_stamp_within_a_batch_cannot_hide_a_fast_move(engine, shopper, clock):
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
+    clock.advance(30)
+    # A fix where the anchor was, now, then one 3 km away "290 s later" in the same request.
+    away = offset(*SHANGHAI, 3_000, 0)
+    results = engine.record_fixes(
+        shopper, [fix_at(*SHANGHAI, clock.now()), fix_at(*away, clock.now() + 290)]
+    )
+    assert [r.verdict for r in results] == ["ok", "too_fast"]
+
+
+def test_a_fast_phone_clock_and_buffered_fixes_are_still_ok(engine, shopper, clock):
+    # A phone whose clock runs 2 minutes fast, walking, sending one fix at a time...
+    skew = 120.0
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, t + skew)])
+    for step in range(1, 4):
+        clock.advance(30)
+        here = offset(*SHANGHAI, 40 * step, 0)  # 1.3 m/s
+        (result,) = engine.record_fixes(shopper, [fix_at(*here, clock.now() + skew)])
+        assert result.verdict == "ok"
+    # ...and a phone with a right clock sending ten minutes of buffered walking at once.
+    other = "u2"
+    engine.set_consent(other, True)
+    start = clock.now() - 600
+    batch = [fix_at(*offset(*SHANGHAI, 0, 60 * i), start + 60 * i) for i in range(10)]
+    assert {r.verdict for r in engine.record_fixes(other, batch)} == {"ok"}
 
 
 def test_spoofed_fixes_trigger_nothing(engine, catalog, shopper, clock):
@@ -349,8 +424,9 @@ def test_raw_fixes_expire_within_retention(engine, shopper, clock, redis_client)
 
 
 def test_shorter_retention_is_honoured(redis_client, catalog, clock):
-    engine = LocationEngine(redis_client, catalog, clock, EngineSettings(retention_s=3600,
-                                                                         max_age_s=3600))
+    engine = LocationEngine(
+        redis_client, catalog, clock, EngineSettings(retention_s=3600, max_age_s=3600)
+    )
     engine.set_consent("u2", True)
     engine.record_fixes("u2", [fix_at(*SHANGHAI, clock.now())])
     assert redis_client.ttl(keys.shopper_fixes("u2")) <= 3600
@@ -367,13 +443,15 @@ def test_erase_removes_every_personal_key(engine, catalog, shopper, clock, redis
 
 
 # -- events, outbox, catalog changes ----------------------------------------------------------
-def test_events_go_to_the_stream_with_deterministic_ids(engine, catalog, shopper, clock,
-                                                        redis_client, sink):
+def test_events_go_to_the_stream_with_deterministic_ids(
+    engine, catalog, shopper, clock, redis_client, sink
+):
     add_store(catalog)
-    engine.record_fixes(shopper, walk_in_and_out(clock.now()))
+    t = clock.now() - 210
+    engine.record_fixes(shopper, walk_in_and_out(t))
     events = stream_events(redis_client)
     assert [e["kind"] for e in events] == ["enter", "dwell", "exit"]
-    assert events[0]["id"] == f"{shopper}:s1:enter:{int((clock.now() + 10) * 1000)}"
+    assert events[0]["id"] == f"{shopper}:s1:enter:{int((t + 10) * 1000)}"
     assert "lat" not in events[0]  # events outlive raw fixes: they carry no coordinates
     assert sink.events == events
     assert redis_client.exists(keys.shopper_outbox(shopper)) == 0
@@ -401,8 +479,10 @@ def test_many_shoppers_in_one_call(engine, catalog, clock):
     add_store(catalog)
     for i in range(50):
         engine.set_consent(f"m{i}", True)
-    outcome = engine.record_many([(f"m{i}", [fix_at(*SHANGHAI, clock.now())]) for i in range(50)]
-                                 + [("stranger", [fix_at(*SHANGHAI, clock.now())])])
+    outcome = engine.record_many(
+        [(f"m{i}", [fix_at(*SHANGHAI, clock.now())]) for i in range(50)]
+        + [("stranger", [fix_at(*SHANGHAI, clock.now())])]
+    )
     assert all(kinds(outcome[f"m{i}"]) == ["enter"] for i in range(50))
     assert outcome["stranger"].code == "consent_required"
 
@@ -422,8 +502,10 @@ def test_two_processes_racing_on_one_shopper(engine, catalog, redis_server, redi
     engine.set_consent("racer", True)
     ctx = multiprocessing.get_context("spawn")
     barrier, queue = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_race, args=(redis_server, barrier, clock.now(), queue))
-             for _ in range(4)]
+    procs = [
+        ctx.Process(target=_race, args=(redis_server, barrier, clock.now(), queue))
+        for _ in range(4)
+    ]
     for p in procs:
         p.start()
     accepted = [queue.get(timeout=60) for _ in procs]
@@ -435,8 +517,9 @@ def test_two_processes_racing_on_one_shopper(engine, catalog, redis_server, redi
     assert redis_client.zcard(keys.shopper_fixes("racer")) == 20
 
 
-def test_next_fix_flushes_events_a_crash_left_in_the_outbox(engine, catalog, shopper, clock,
-                                                            redis_client):
+def test_next_fix_flushes_events_a_crash_left_in_the_outbox(
+    engine, catalog, shopper, clock, redis_client
+):
     add_store(catalog)
     left = {"id": "u1:s9:exit:1", "kind": "exit", "shopper_id": shopper, "store_id": "s9"}
     redis_client.rpush(keys.shopper_outbox(shopper), json.dumps(left))
@@ -460,8 +543,7 @@ def test_sweeper_repairs_an_early_index_entry(engine, catalog, shopper, clock, r
     assert redis_client.zcard(keys.PENDING_EXITS) == 0
 
 
-def test_scripts_reload_after_the_server_lost_them(engine, catalog, shopper, clock,
-                                                   redis_client):
+def test_scripts_reload_after_the_server_lost_them(engine, catalog, shopper, clock, redis_client):
     add_store(catalog)
     t = clock.now()
     engine.record_fixes(shopper, [fix_at(*offset(*SHANGHAI, 400, 0), t)])

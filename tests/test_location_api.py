@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+import requests
+
+from app import create_app
+from config import TestConfig
+from tests.servers import SECRET_KEY, start_gunicorn
 
 from .conftest import T0
 
@@ -101,3 +109,35 @@ def test_fix_beyond_the_geo_index_range(client, shopper, lat):
              {**FIX, "lat": lat, "lon": 1.0, "recorded_at": T0 + 200}]
     response = client.post("/api/location/fixes", json={"fixes": batch}, headers=shopper)
     assert response.status_code == 200, response.get_json()
+
+
+def test_more_concurrent_fixes_than_pool_connections(redis_server, redis_client):
+    """A fix request holds one pooled connection at a time, so a burst larger than the pool
+    waits its turn instead of deadlocking until the pool timeout (503)."""
+    pool, requests_n = 3, 24
+    helper = create_app(TestConfig(REDIS_URL=redis_server, SECRET_KEY=SECRET_KEY))
+    accounts, geo = helper.extensions["accounts"], helper.extensions["geo"]
+    helper.extensions["stores"].create(dict(STORE))
+    tokens = []
+    for i in range(requests_n):
+        accounts.create_user(f"burst{i}@example.test", "correct-horse-1", "shopper")
+        session = accounts.open_session(accounts.find_by_email(f"burst{i}@example.test"))
+        geo.set_consent(session["user"]["id"], True)
+        tokens.append(session["token"])
+    helper.extensions["redis"].close()
+    env = {"REDIS_MAX_CONNECTIONS": str(pool), "BACKGROUND_TASKS": "0"}
+    with start_gunicorn(redis_server, extra_env=env) as server:
+        def send(token: str) -> int:
+            # Two fixes: the second has an anchor (a segment search) and a commit to make.
+            fixes = [{**FIX, "recorded_at": time.time() - 5},
+                     {**FIX, "lat": 31.2410, "recorded_at": time.time()}]
+            response = requests.post(server.url + "/api/location/fixes",
+                                     json={"fixes": fixes}, timeout=30,
+                                     headers={"Authorization": f"Bearer {token}"})
+            return response.status_code
+
+        with ThreadPoolExecutor(requests_n) as workers:
+            statuses = list(workers.map(send, tokens))
+        with ThreadPoolExecutor(requests_n) as workers:
+            statuses += list(workers.map(send, tokens))
+    assert statuses == [200] * (2 * requests_n), server.output()

@@ -7,6 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.throttle import Rule
+from live.erasure import erase_viewer
 
 from ..api import endpoint, principal
 from ..auth import ROLES
@@ -102,15 +103,18 @@ def me():
 @endpoint(bp, "delete", "/me", allow=["shopper"],
           summary="Erase the caller's account and personal data",
           description="Deletes the account, every session, raw fixes, position, fence states, "
-          "consent, loyalty memberships, the wallet's index and the game state. Geofence "
-          "events and coupon ledger entries already written keep only the opaque shopper id, "
-          "which no longer links to anyone.")
+          "consent, loyalty memberships, the wallet's index, the game state and leaderboard "
+          "entries, and what the shopper wrote or did in live rooms. Coupons, the ledger, "
+          "geofence events and drop winners keep only the opaque shopper id, which no longer "
+          "links to anyone (README, Privacy).")
 def erase_me():
     who = principal()
     current_app.extensions["geo"].erase(who.user_id)
     current_app.extensions["promotions"].erase(who.user_id)
     current_app.extensions["game"].erase(who.user_id)
     close_sockets(_accounts().delete_user(who.user_id))
+    # After the sessions are gone, so that no open socket writes a comment meanwhile.
+    erase_viewer(get_redis(), who.user_id)
     return {"status": "erased"}
 
 
@@ -120,6 +124,8 @@ def get_consent():
 
 
 @endpoint(bp, "put", "/me/consent", allow=["shopper"],
-          summary="Grant or withdraw location consent")
+          summary="Grant or withdraw location consent",
+          description="Withdrawing deletes every stored place of the shopper: raw fixes, "
+          "positions, fence states and the game's last catch place.")
 def put_consent(body: ConsentBody):
     return current_app.extensions["geo"].set_consent(principal().user_id, body.location)
