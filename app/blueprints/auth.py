@@ -11,6 +11,7 @@ from live.erasure import erase_viewer
 
 from ..api import endpoint, principal
 from ..auth import ROLES
+from ..extensions import get_redis
 
 bp = APIBlueprint("auth", __name__, url_prefix="/api", abp_tags=[Tag(name="accounts")])
 
