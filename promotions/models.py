@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .patterns import MAX_NUMBER_LEN, MAX_PATTERN_LEN, PatternError, compile_pattern
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 CHANNELS = ("visit", "game", "live_drop", "manual")
 STATUSES = ("draft", "scheduled", "live", "paused", "ended")
@@ -273,16 +275,16 @@ class ProgramIn(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=120)
-    number_pattern: str = Field(default=r"^[A-Za-z0-9\-]{4,32}$", max_length=200,
-                                description="regular expression a member number must match")
+    number_pattern: str = Field(default=r"^[A-Za-z0-9\-]{4,32}$", max_length=MAX_PATTERN_LEN,
+                                description="regular expression a member number (at most "
+                                f"{MAX_NUMBER_LEN} characters) must match in full, in RE2 "
+                                "syntax: no backreferences or lookaround")
 
     @field_validator("number_pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
-        import re
-
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
+            compile_pattern(value)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from None
         return value
