@@ -7,6 +7,9 @@ import io
 import pytest
 from PIL import Image
 
+from live.models import StreamIn
+from live.streams import Caller
+
 from .conftest import T0
 from .helpers import assert_error, bearer
 
@@ -117,3 +120,56 @@ def test_bad_fields_are_refused_before_the_image_is_decoded(client, people, stre
         "validation_error",
         "price_fen",
     )
+
+
+def multipart(fields: dict[str, str], image: bytes) -> tuple[bytes, str]:
+    boundary = "footfall-test-boundary"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="c.png"\r\n'
+        "Content-Type: image/png\r\n\r\n".encode() + image + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_streamed_upload_is_refused_on_rights_before_its_size(make_app):
+    app = make_app(MAX_CONTENT_LENGTH=5_000)
+    client = app.test_client()
+    host = app.extensions["accounts"]
+    host.create_user("h@example.test", "correct-horse-1", "host")
+    host.create_user("i@example.test", "correct-horse-1", "host")
+    owner = host.find_by_email("h@example.test")
+    tokens = {
+        who: host.open_session(host.find_by_email(f"{who[0]}@example.test"))["token"]
+        for who in ("host", "intruder")
+    }
+    stream = app.extensions["streams"].create(
+        StreamIn(
+            title="Coats",
+            brand="Acme",
+            playback_url="https://video.example/a",
+            hosts=[owner["id"]],
+            starts_at=T0 + 3600,
+        ),
+        Caller(owner["id"], "host"),
+    )
+    body, content_type = multipart({"name": "Coat", "price_fen": "100"}, png(800, 600) * 4)
+    assert len(body) > 5_000
+    url = f"/api/streams/{stream['id']}/products"
+
+    def post(who: str):
+        return client.post(
+            url,
+            input_stream=io.BytesIO(body),
+            content_type=content_type,
+            headers={"Transfer-Encoding": "chunked", **bearer(tokens[who])},
+            environ_overrides={"wsgi.input_terminated": True},
+        )
+
+    assert_error(post("intruder"), 403, "not_your_stream", "stream_id")
+    assert_error(post("host"), 413, "payload_too_large")
+    assert app.extensions["streams"].get(stream["id"])["products"] == []

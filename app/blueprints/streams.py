@@ -14,6 +14,7 @@ from live.streams import Caller
 
 from ..api import endpoint, principal
 from ..auth import PUBLIC
+from ..errors import read_streamed_body
 
 bp = APIBlueprint("streams", __name__, url_prefix="/api/streams",
                   abp_tags=[Tag(name="streams", description="live-stream shopping")])
@@ -111,6 +112,7 @@ def add_product(path: StreamPath):
     streams.managed(path.stream_id, _caller())
     upload = None
     if request.mimetype == "multipart/form-data":
+        read_streamed_body()  # a chunked upload: bounded before the form parser sees it
         fields = request.form.to_dict()
         upload = request.files.get("image")
         unexpected = set(request.files) - {"image"}
