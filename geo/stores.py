@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.fields import Number
 
 from . import keys
 from .geometry import Fence, FenceError, fence_from_dict, geodesic_m, parse_fence
@@ -35,8 +36,8 @@ class StoreIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     brand: str = Field(min_length=1, max_length=100)
     city: str = Field(min_length=1, max_length=100)
-    lat: float = Field(ge=-85.0, le=85.0, allow_inf_nan=False)
-    lon: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False)
+    lat: Number = Field(ge=-85.0, le=85.0)
+    lon: Number = Field(ge=-180.0, le=180.0)
     address: str = Field(default="", max_length=300)
     opening_hours: dict[str, Any] | None = Field(
         default=None,
@@ -49,13 +50,6 @@ class StoreIn(BaseModel):
         'MultiPolygon ([lon, lat]); "always_active": true ignores opening hours',
     )
 
-    @field_validator("lat", "lon", mode="before")
-    @classmethod
-    def _no_bool(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        return value
-
 
 class StorePatch(BaseModel):
     """A partial update of a store."""
@@ -65,8 +59,8 @@ class StorePatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     brand: str | None = Field(default=None, min_length=1, max_length=100)
     city: str | None = Field(default=None, min_length=1, max_length=100)
-    lat: float | None = Field(default=None, ge=-85.0, le=85.0, allow_inf_nan=False)
-    lon: float | None = Field(default=None, ge=-180.0, le=180.0, allow_inf_nan=False)
+    lat: Number | None = Field(default=None, ge=-85.0, le=85.0)
+    lon: Number | None = Field(default=None, ge=-180.0, le=180.0)
     address: str | None = Field(default=None, max_length=300)
     opening_hours: dict[str, Any] | None = None
     fence: dict[str, Any] | None = None

@@ -465,7 +465,8 @@ def test_hours_refusals(client, marketer, hours, field):
         ({"lat": 85.1}, "validation_error", "lat"),
         ({"lon": -180.5}, "validation_error", "lon"),
         ({"lat": True}, "validation_error", "lat"),
-        ({"lat": "31.2"}, None, None),
+        ({"lat": "31.2"}, "validation_error", "lat"),  # JSON numbers only (CSV cells convert)
+        ({"lat": 31}, None, None),
         ({"name": ""}, "validation_error", "name"),
         ({"name": "   "}, "validation_error", "name"),
         ({"brand": "b" * 101}, "validation_error", "brand"),

@@ -7,6 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import RateLimited
+from core.fields import Flag
 
 from ..api import endpoint, principal
 from ..auth import ROLES
@@ -33,7 +34,7 @@ class LoginBody(BaseModel):
 class ConsentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    location: bool = Field(description="true to allow location fixes, false to withdraw "
+    location: Flag = Field(description="true to allow location fixes, false to withdraw "
                            "(withdrawing deletes raw fixes and fence states)")
 
 
