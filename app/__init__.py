@@ -129,7 +129,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         login_window_s=config.LOGIN_WINDOW_S,
         login_ip_max=config.LOGIN_IP_MAX_ATTEMPTS,
     )
-    catalog = StoreCatalog(r, clock)
+    catalog = StoreCatalog(r, clock, fence_max_offset_m=config.FENCE_MAX_OFFSET_M)
     app.extensions["stores"] = catalog
     app.extensions["geo"] = LocationEngine(
         r, catalog, clock, EngineSettings.from_config(config), sink=SocketEventSink(socketio)

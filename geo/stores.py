@@ -18,7 +18,14 @@ from core.errors import Conflict, NotFound, ValidationFailed
 from core.fields import Number
 
 from . import keys
-from .geometry import Fence, FenceError, fence_from_dict, geodesic_m, parse_fence
+from .geometry import (
+    FENCE_MAX_OFFSET_M,
+    Fence,
+    FenceError,
+    fence_from_dict,
+    geodesic_m,
+    parse_fence,
+)
 from .hours import Hours, HoursError, parse_hours
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -81,8 +88,12 @@ class StoreEntry:
         return self.hours.is_open_ts(ts)
 
 
-def validate_store(data: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
-    """Check a store (types, ranges, hours, fence shape) and return its stored form."""
+def validate_store(data: dict[str, Any], *, prefix: str = "",
+                   max_offset_m: float = FENCE_MAX_OFFSET_M) -> dict[str, Any]:
+    """Check a store (types, ranges, hours, fence shape and place) and return its stored form.
+
+    The fence must contain the store's point or lie within `max_offset_m` of it.
+    """
     try:
         model = StoreIn.model_validate(data)
     except ValidationError as exc:
@@ -90,10 +101,10 @@ def validate_store(data: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
         loc = ".".join(str(p) for p in err["loc"])
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         raise ValidationFailed(msg, field=prefix + loc) from None
-    return _finish(model.model_dump(), prefix)
+    return _finish(model.model_dump(), prefix, max_offset_m)
 
 
-def _finish(store: dict[str, Any], prefix: str) -> dict[str, Any]:
+def _finish(store: dict[str, Any], prefix: str, max_offset_m: float) -> dict[str, Any]:
     if not store.get("id"):
         store["id"] = "st-" + secrets.token_hex(6)
     try:
@@ -102,7 +113,7 @@ def _finish(store: dict[str, Any], prefix: str) -> dict[str, Any]:
         raise ValidationFailed(exc.reason, code="invalid_hours",
                                field=prefix + (exc.field or "opening_hours")) from None
     try:
-        fence = parse_fence(store["fence"], store["lat"], store["lon"])
+        fence = parse_fence(store["fence"], store["lat"], store["lon"], max_offset_m)
     except FenceError as exc:
         raise ValidationFailed(exc.reason, code="invalid_fence",
                                field=prefix + (exc.field or "fence")) from None
@@ -166,9 +177,11 @@ class ImportReport:
 class StoreCatalog:
     """The store catalog on Redis: one hash of records plus GEO and paging indexes."""
 
-    def __init__(self, r: redis.Redis, clock) -> None:
+    def __init__(self, r: redis.Redis, clock, *,
+                 fence_max_offset_m: float = FENCE_MAX_OFFSET_M) -> None:
         self.r = r
         self.clock = clock
+        self.fence_max_offset_m = fence_max_offset_m
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, store_id: str) -> dict[str, Any]:
@@ -279,7 +292,7 @@ class StoreCatalog:
     # -- writes --------------------------------------------------------------------------
     def create(self, data: dict[str, Any]) -> dict[str, Any]:
         """Validate and add a new store; its id must be free."""
-        record = validate_store(data)
+        record = validate_store(data, max_offset_m=self.fence_max_offset_m)
         self._write([record], must_be_new=True)
         return public_store(record)
 
@@ -289,7 +302,7 @@ class StoreCatalog:
         if data.get("id") not in (None, store_id):
             raise ValidationFailed("id in the body differs from the path", field="id")
         data["id"] = store_id
-        record = validate_store(data)
+        record = validate_store(data, max_offset_m=self.fence_max_offset_m)
         self._write([record], must_exist=True)
         return public_store(record)
 
@@ -404,7 +417,7 @@ class StoreCatalog:
                                "reason": str(item)})
                 continue
             try:
-                record = validate_store(item)
+                record = validate_store(item, max_offset_m=self.fence_max_offset_m)
             except ValidationFailed as exc:
                 errors.append({"at": label, "field": exc.field, "reason": exc.message})
                 continue
