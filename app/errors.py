@@ -22,9 +22,11 @@ _HTTP_CODES = {
     406: "not_acceptable",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    431: "headers_too_large",  # the same codes as gunicorn_worker.py for gunicorn's refusals
 }
 
 
