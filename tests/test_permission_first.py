@@ -130,7 +130,9 @@ def multipart(fields: dict[str, str], image: bytes) -> tuple[bytes, str]:
     ]
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="c.png"\r\n'
-        "Content-Type: image/png\r\n\r\n".encode() + image + b"\r\n"
+        "Content-Type: image/png\r\n\r\n".encode()
+        + image
+        + b"\r\n"
     )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
