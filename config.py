@@ -80,6 +80,8 @@ class Config:
         self.GEOFENCE_MAX_ACCURACY_M = _env_float("GEOFENCE_MAX_ACCURACY_M", 150.0)
         self.GEOFENCE_MIN_OVERLAP = _env_float("GEOFENCE_MIN_OVERLAP", 0.75)
         self.GEOFENCE_EXIT_CONFIRM_S = _env_int("GEOFENCE_EXIT_CONFIRM_S", 60)
+        # A store's fence contains its point or lies within this many metres of it.
+        self.FENCE_MAX_OFFSET_M = _env_float("FENCE_MAX_OFFSET_M", 500.0)
         self.SPOOF_MAX_SPEED_MPS = _env_float("SPOOF_MAX_SPEED_MPS", 50.0)
         self.SPOOF_JUMP_M = _env_float("SPOOF_JUMP_M", 10_000.0)
         self.SPOOF_JUMP_WINDOW_S = _env_int("SPOOF_JUMP_WINDOW_S", 600)

@@ -7,7 +7,8 @@ with more processes behind the load balancer, which Redis fans events out betwee
 import os
 
 wsgi_app = "wsgi:app"
-worker_class = "gevent"
+# gevent, answering the requests gunicorn itself refuses with the JSON envelope.
+worker_class = "gunicorn_worker.EnvelopeGeventWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 # The app must be built inside the worker, after gevent patched it, never in the master.

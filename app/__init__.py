@@ -20,7 +20,7 @@ from core.errors import DomainError, Forbidden
 from core.throttle import Throttle
 
 from .auth import Accounts, TokenSigner, authorize, declared_roles, defers_session_check
-from .errors import register_errorhandlers, validation_response
+from .errors import is_streamed, read_streamed_body, register_errorhandlers, validation_response
 from .extensions import make_redis
 from .observability import configure_logging, register_observability
 
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # Framework endpoints that are public by nature: static files and the API docs.
 FRAMEWORK_PUBLIC = ("static",)
 FRAMEWORK_PUBLIC_PREFIXES = ("openapi.", "swagger.")
+# Bodies views parse as forms (after their own checks: see read_streamed_body).
+FORM_MIMETYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 def is_framework_public(endpoint: str) -> bool:
@@ -132,7 +134,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         login_ip_max=config.LOGIN_IP_MAX_ATTEMPTS,
         throttle=throttle,
     )
-    catalog = StoreCatalog(r, clock)
+    catalog = StoreCatalog(r, clock, fence_max_offset_m=config.FENCE_MAX_OFFSET_M)
     app.extensions["stores"] = catalog
     app.extensions["geo"] = LocationEngine(
         r, catalog, clock, EngineSettings.from_config(config), sink=SocketEventSink(socketio)
@@ -207,9 +209,15 @@ def register_security(app: OpenAPI) -> None:
 
     @app.before_request
     def _parse_json() -> None:
+        if request.method not in {"POST", "PUT", "PATCH"}:
+            return
+        # A streamed (chunked) body is read whole and bounded here. Form bodies are not: a
+        # view reads an upload only after it has checked the caller's rights to the object.
+        streamed = is_streamed()
+        if streamed and request.mimetype not in FORM_MIMETYPES:
+            read_streamed_body()
         # A body that claims to be JSON but is not is a 400 naming the body, not a 422 later.
-        if (request.method in {"POST", "PUT", "PATCH"} and request.is_json
-                and request.content_length):
+        if request.is_json and (request.content_length or (streamed and request.get_data())):
             try:
                 request.get_json()
             except (BadRequest, RecursionError):

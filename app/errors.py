@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core.errors import DomainError, RateLimited
 
@@ -22,10 +22,32 @@ _HTTP_CODES = {
     406: "not_acceptable",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    431: "headers_too_large",  # the same codes as gunicorn_worker.py for gunicorn's refusals
 }
+
+
+def is_streamed() -> bool:
+    """Tell whether the request body is streamed (chunked): no Content-Length to check."""
+    return request.content_length is None and "wsgi.input_terminated" in request.environ
+
+
+def read_streamed_body() -> None:
+    """Read a streamed body into the request (bounded), refusing one that fills the limit.
+
+    Werkzeug reads a body without Content-Length up to MAX_CONTENT_LENGTH and then stops
+    *without an error* (`get_data` returns the first MAX_CONTENT_LENGTH bytes), so a body that
+    fills the limit is refused as too large here rather than parsed truncated; forms then parse
+    from the bytes read. A no-op for bodies with a Content-Length (werkzeug checks those).
+    """
+    if not is_streamed():
+        return
+    limit = request.max_content_length
+    if limit is not None and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge(f"the request body exceeds {limit} bytes")
 
 
 def envelope(status: int, code: str, message: str, field: str | None = None, **extra):

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.fields import Integer, Number
+
 RARITIES = ("common", "rare", "epic", "legendary")
 SPECIES_ID = r"^[a-z0-9][a-z0-9_\-]{0,31}$"
 DEFAULT_POINTS = {"common": 10, "rare": 50, "epic": 200, "legendary": 1000}
@@ -26,9 +28,9 @@ class Species(BaseModel):
     id: str = Field(pattern=SPECIES_ID)
     name: str = Field(min_length=1, max_length=60)
     rarity: Literal["common", "rare", "epic", "legendary"]
-    weight: float = Field(gt=0, le=1_000_000, allow_inf_nan=False,
+    weight: Number = Field(gt=0, le=1_000_000,
                           description="relative spawn frequency within the table")
-    points: int | None = Field(default=None, ge=0, le=1_000_000,
+    points: Integer | None = Field(default=None, ge=0, le=1_000_000,
                                description="points per catch (default by rarity: 10/50/200/1000)")
 
 
@@ -38,14 +40,14 @@ class GameConfigIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     species: list[Species] = Field(min_length=1, max_length=100)
-    density_per_cell: float = Field(
-        default=1.0, ge=0, le=20, allow_inf_nan=False,
+    density_per_cell: Number = Field(
+        default=1.0, ge=0, le=20,
         description="wild spawns per map cell (~150 m square) per 15-minute slot")
-    store_density: float = Field(
-        default=2.0, ge=0, le=20, allow_inf_nan=False,
+    store_density: Number = Field(
+        default=2.0, ge=0, le=20,
         description="extra spawns inside each target store's fence per slot, in opening hours")
-    store_rarity_boost: float = Field(
-        default=5.0, ge=1, le=100, allow_inf_nan=False,
+    store_rarity_boost: Number = Field(
+        default=5.0, ge=1, le=100,
         description="store spawns multiply the weight of rare, epic and legendary species by "
         "this (legendary species spawn only in stores)")
     offer_id: str | None = Field(default=None, pattern=r"^o[1-9][0-9]{0,8}$",

@@ -26,6 +26,7 @@ __all__ = [
     "CIRCLE_MAX_RADIUS_M",
     "CIRCLE_MIN_RADIUS_M",
     "CircleFence",
+    "FENCE_MAX_OFFSET_M",
     "Fence",
     "FenceError",
     "LocalFrame",
@@ -52,6 +53,9 @@ CIRCLE_MIN_RADIUS_M = 20.0
 CIRCLE_MAX_RADIUS_M = 5000.0
 MAX_EXTENT_M = 5000.0
 MAX_VERTICES = 1000
+# A store's fence must contain the store's point or come within this distance of it: a fence
+# elsewhere is a data error (swapped lat/lon, another store's shape), not a choice.
+FENCE_MAX_OFFSET_M = 500.0
 # Beyond this the local frames lose accuracy fast, and no store is up there anyway.
 MAX_LAT = 85.0
 HYSTERESIS_MIN_M = 20.0
@@ -604,20 +608,49 @@ def _check_keys(spec: dict[str, Any], allowed: frozenset[str], kind: str) -> Non
             raise FenceError(f"unknown key for a {kind} fence", f"fence.{key}")
 
 
-def parse_fence(spec: Any, store_lat: float, store_lon: float) -> Fence:
-    """Validate a client fence spec and build the fence, raising FenceError on refusal."""
+def parse_fence(
+    spec: Any, store_lat: float, store_lon: float, max_offset_m: float | None = None
+) -> Fence:
+    """Validate a client fence spec and build the fence, raising FenceError on refusal.
+
+    With `max_offset_m`, the fence must contain the store's point or lie within that many
+    metres of it.
+    """
     if not isinstance(spec, dict):
         raise FenceError("fence must be an object", "fence")
     kind = spec.get("type")
+    fence: Fence | None = None
     if kind == "circle":
-        return _parse_circle(spec, store_lat, store_lon)
-    if kind in ("Polygon", "MultiPolygon"):
-        return _parse_polygon(spec, kind == "MultiPolygon")
+        fence = _parse_circle(spec, store_lat, store_lon)
+    elif kind in ("Polygon", "MultiPolygon"):
+        fence = _parse_polygon(spec, kind == "MultiPolygon")
+    if fence is not None:
+        if max_offset_m is not None:
+            _check_near(fence, store_lat, store_lon, max_offset_m, kind == "circle")
+        return fence
     if kind is None:
         raise FenceError("type is required: circle, Polygon or MultiPolygon", "fence.type")
     raise FenceError(
         f"unsupported type {kind!r}: expected circle, Polygon or MultiPolygon", "fence.type"
     )
+
+
+def _check_near(
+    fence: Fence, lat: float, lon: float, max_offset_m: float, circle: bool
+) -> None:
+    # The centre-to-point geodesic first: a fence on another continent is refused without
+    # asking a local frame about a point it cannot represent.
+    centre_m = geodesic_m(fence.lat, fence.lon, lat, lon)
+    if centre_m > fence.extent_m + max_offset_m:
+        away = centre_m - fence.extent_m
+    else:
+        away = fence.signed_distance_m(lat, lon)
+    if away > max_offset_m:
+        raise FenceError(
+            f"the fence is {away:.0f} m from the store's point (lat, lon); it must contain the "
+            f"point or lie within {max_offset_m:g} m of it (swapped latitude and longitude?)",
+            "fence.center" if circle else "fence.coordinates",
+        )
 
 
 def _parse_circle(spec: dict[str, Any], store_lat: float, store_lon: float) -> CircleFence:

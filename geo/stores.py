@@ -12,12 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.fields import Number
 
 from . import keys
-from .geometry import Fence, FenceError, fence_from_dict, geodesic_m, parse_fence
+from .geometry import (
+    FENCE_MAX_OFFSET_M,
+    Fence,
+    FenceError,
+    fence_from_dict,
+    geodesic_m,
+    parse_fence,
+)
 from .hours import Hours, HoursError, parse_hours
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -35,8 +43,8 @@ class StoreIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     brand: str = Field(min_length=1, max_length=100)
     city: str = Field(min_length=1, max_length=100)
-    lat: float = Field(ge=-85.0, le=85.0, allow_inf_nan=False)
-    lon: float = Field(ge=-180.0, le=180.0, allow_inf_nan=False)
+    lat: Number = Field(ge=-85.0, le=85.0)
+    lon: Number = Field(ge=-180.0, le=180.0)
     address: str = Field(default="", max_length=300)
     opening_hours: dict[str, Any] | None = Field(
         default=None,
@@ -49,13 +57,6 @@ class StoreIn(BaseModel):
         'MultiPolygon ([lon, lat]); "always_active": true ignores opening hours',
     )
 
-    @field_validator("lat", "lon", mode="before")
-    @classmethod
-    def _no_bool(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        return value
-
 
 class StorePatch(BaseModel):
     """A partial update of a store."""
@@ -65,8 +66,8 @@ class StorePatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     brand: str | None = Field(default=None, min_length=1, max_length=100)
     city: str | None = Field(default=None, min_length=1, max_length=100)
-    lat: float | None = Field(default=None, ge=-85.0, le=85.0, allow_inf_nan=False)
-    lon: float | None = Field(default=None, ge=-180.0, le=180.0, allow_inf_nan=False)
+    lat: Number | None = Field(default=None, ge=-85.0, le=85.0)
+    lon: Number | None = Field(default=None, ge=-180.0, le=180.0)
     address: str | None = Field(default=None, max_length=300)
     opening_hours: dict[str, Any] | None = None
     fence: dict[str, Any] | None = None
@@ -87,8 +88,12 @@ class StoreEntry:
         return self.hours.is_open_ts(ts)
 
 
-def validate_store(data: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
-    """Check a store (types, ranges, hours, fence shape) and return its stored form."""
+def validate_store(data: dict[str, Any], *, prefix: str = "",
+                   max_offset_m: float = FENCE_MAX_OFFSET_M) -> dict[str, Any]:
+    """Check a store (types, ranges, hours, fence shape and place) and return its stored form.
+
+    The fence must contain the store's point or lie within `max_offset_m` of it.
+    """
     try:
         model = StoreIn.model_validate(data)
     except ValidationError as exc:
@@ -96,10 +101,10 @@ def validate_store(data: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
         loc = ".".join(str(p) for p in err["loc"])
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         raise ValidationFailed(msg, field=prefix + loc) from None
-    return _finish(model.model_dump(), prefix)
+    return _finish(model.model_dump(), prefix, max_offset_m)
 
 
-def _finish(store: dict[str, Any], prefix: str) -> dict[str, Any]:
+def _finish(store: dict[str, Any], prefix: str, max_offset_m: float) -> dict[str, Any]:
     if not store.get("id"):
         store["id"] = "st-" + secrets.token_hex(6)
     try:
@@ -108,7 +113,7 @@ def _finish(store: dict[str, Any], prefix: str) -> dict[str, Any]:
         raise ValidationFailed(exc.reason, code="invalid_hours",
                                field=prefix + (exc.field or "opening_hours")) from None
     try:
-        fence = parse_fence(store["fence"], store["lat"], store["lon"])
+        fence = parse_fence(store["fence"], store["lat"], store["lon"], max_offset_m)
     except FenceError as exc:
         raise ValidationFailed(exc.reason, code="invalid_fence",
                                field=prefix + (exc.field or "fence")) from None
@@ -172,9 +177,11 @@ class ImportReport:
 class StoreCatalog:
     """The store catalog on Redis: one hash of records plus GEO and paging indexes."""
 
-    def __init__(self, r: redis.Redis, clock) -> None:
+    def __init__(self, r: redis.Redis, clock, *,
+                 fence_max_offset_m: float = FENCE_MAX_OFFSET_M) -> None:
         self.r = r
         self.clock = clock
+        self.fence_max_offset_m = fence_max_offset_m
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, store_id: str) -> dict[str, Any]:
@@ -285,7 +292,7 @@ class StoreCatalog:
     # -- writes --------------------------------------------------------------------------
     def create(self, data: dict[str, Any]) -> dict[str, Any]:
         """Validate and add a new store; its id must be free."""
-        record = validate_store(data)
+        record = validate_store(data, max_offset_m=self.fence_max_offset_m)
         self._write([record], must_be_new=True)
         return public_store(record)
 
@@ -295,7 +302,7 @@ class StoreCatalog:
         if data.get("id") not in (None, store_id):
             raise ValidationFailed("id in the body differs from the path", field="id")
         data["id"] = store_id
-        record = validate_store(data)
+        record = validate_store(data, max_offset_m=self.fence_max_offset_m)
         self._write([record], must_exist=True)
         return public_store(record)
 
@@ -410,7 +417,7 @@ class StoreCatalog:
                                "reason": str(item)})
                 continue
             try:
-                record = validate_store(item)
+                record = validate_store(item, max_offset_m=self.fence_max_offset_m)
             except ValidationFailed as exc:
                 errors.append({"at": label, "field": exc.field, "reason": exc.message})
                 continue

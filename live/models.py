@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from promotions.models import MAX_FEN, timestamp
+from core.fields import Integer, Timestamp, timestamp
+from promotions.models import MAX_FEN
 
 USER_ID = r"^[A-Za-z0-9_\-]{1,64}$"
 OFFER_ID = r"^o[1-9][0-9]{0,8}$"
@@ -31,8 +32,7 @@ class StreamIn(BaseModel):
     playback_url: str = Field(max_length=500, description="the video provider's https URL")
     hosts: list[str] = Field(min_length=1, max_length=5,
                              description="account ids of the hosts (role host)")
-    starts_at: float = Field(gt=0, allow_inf_nan=False,
-                             description="unix seconds or ISO 8601 with an offset")
+    starts_at: Timestamp = Field(description="unix seconds or ISO 8601 with an offset")
     campaign_id: str | None = Field(default=None, pattern=CAMPAIGN_ID,
                                     description="the promotions campaign whose offers the "
                                     "products link and the host drops; only marketers and "
@@ -61,7 +61,7 @@ class StreamPatch(BaseModel):
     description: str | None = Field(default=None, max_length=2000)
     playback_url: str | None = Field(default=None, max_length=500)
     hosts: list[str] | None = Field(default=None, min_length=1, max_length=5)
-    starts_at: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    starts_at: Timestamp | None = None
     campaign_id: str | None = Field(default=None, pattern=CAMPAIGN_ID,
                                     description="attach a campaign: a marketer's change grants "
                                     "it to the stream; a host needs the campaign's grant")
@@ -88,7 +88,7 @@ class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=120)
-    price_fen: int = Field(ge=0, le=MAX_FEN)
+    price_fen: Integer = Field(ge=0, le=MAX_FEN)
     description: str = Field(default="", max_length=1000)
     offer_id: str | None = Field(default=None, pattern=OFFER_ID,
                                  description="an offer of the stream's campaign")

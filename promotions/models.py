@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.fields import Flag, Integer, Timestamp, timestamp
+
+from .patterns import MAX_NUMBER_LEN, MAX_PATTERN_LEN, PatternError, compile_pattern
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 CHANNELS = ("visit", "game", "live_drop", "manual")
@@ -21,21 +24,6 @@ TRANSITIONS = {
     "ended": set(),
 }
 MAX_FEN = 100_000_000_00  # 100 million yuan: far above any coupon or budget, below float issues
-
-
-def timestamp(value: Any) -> Any:
-    """Accept unix seconds or an ISO 8601 time with an offset; answer unix seconds."""
-    if isinstance(value, bool):
-        raise ValueError("must be unix seconds or an ISO 8601 time with an offset")
-    if isinstance(value, str):
-        try:
-            at = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("must be unix seconds or an ISO 8601 time with an offset") from None
-        if at.tzinfo is None:
-            raise ValueError("an ISO 8601 time needs an offset, e.g. +08:00 or Z")
-        return at.timestamp()
-    return value
 
 
 class Targets(BaseModel):
@@ -71,9 +59,9 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    count: int | None = Field(default=None, ge=0, le=1_000_000_000,
+    count: Integer | None = Field(default=None, ge=0, le=1_000_000_000,
                               description="coupons issued in all")
-    value_fen: int | None = Field(default=None, ge=0, le=MAX_FEN,
+    value_fen: Integer | None = Field(default=None, ge=0, le=MAX_FEN,
                                   description="money value of the coupons issued, in fen")
 
 
@@ -83,15 +71,15 @@ class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=200)
-    starts_at: float = Field(gt=0, allow_inf_nan=False,
+    starts_at: Timestamp = Field(
                              description="unix seconds or ISO 8601 with an offset")
-    ends_at: float = Field(gt=0, allow_inf_nan=False,
+    ends_at: Timestamp = Field(
                            description="unix seconds or ISO 8601 with an offset")
     timezone: str = Field(default="Asia/Shanghai", max_length=64,
                           description="IANA zone for days (per-day caps) and hourly analytics")
     targets: Targets = Field(default_factory=Targets)
     budget: Budget = Field(default_factory=Budget)
-    min_trust: int = Field(default=50, ge=0, le=100,
+    min_trust: Integer = Field(default=50, ge=0, le=100,
                            description="visit and game events below this trust score never "
                            "issue (UNTRUSTED)")
 
@@ -120,12 +108,12 @@ class CampaignPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    starts_at: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    ends_at: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
     timezone: str | None = Field(default=None, max_length=64)
     targets: Targets | None = None
     budget: Budget | None = None
-    min_trust: int | None = Field(default=None, ge=0, le=100)
+    min_trust: Integer | None = Field(default=None, ge=0, le=100)
 
     _stamp = field_validator("starts_at", "ends_at", mode="before")(classmethod(
         lambda cls, v: v if v is None else timestamp(v)))
@@ -146,11 +134,11 @@ class Caps(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    total: int | None = Field(default=None, ge=0, le=1_000_000_000)
-    value_fen: int | None = Field(default=None, ge=0, le=MAX_FEN)
-    per_shopper: int | None = Field(default=None, ge=0, le=1_000_000)
-    per_shopper_day: int | None = Field(default=None, ge=0, le=1_000_000)
-    per_store_day: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    total: Integer | None = Field(default=None, ge=0, le=1_000_000_000)
+    value_fen: Integer | None = Field(default=None, ge=0, le=MAX_FEN)
+    per_shopper: Integer | None = Field(default=None, ge=0, le=1_000_000)
+    per_shopper_day: Integer | None = Field(default=None, ge=0, le=1_000_000)
+    per_store_day: Integer | None = Field(default=None, ge=0, le=1_000_000_000)
 
 
 class Validity(BaseModel):
@@ -158,9 +146,9 @@ class Validity(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    days: int | None = Field(default=None, ge=1, le=366)
-    starts_at: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    ends_at: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    days: Integer | None = Field(default=None, ge=1, le=366)
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
 
     _stamp = field_validator("starts_at", "ends_at", mode="before")(classmethod(
         lambda cls, v: v if v is None else timestamp(v)))
@@ -205,16 +193,16 @@ class OfferIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=120)
     kind: Literal["amount_off", "percent_off", "gift"]
-    amount_off_fen: int | None = Field(default=None, ge=1, le=MAX_FEN,
+    amount_off_fen: Integer | None = Field(default=None, ge=1, le=MAX_FEN,
                                        description="amount_off: the discount in fen")
-    percent_off: int | None = Field(default=None, ge=1, le=100,
+    percent_off: Integer | None = Field(default=None, ge=1, le=100,
                                     description="percent_off: whole percent")
-    max_off_fen: int | None = Field(default=None, ge=1, le=MAX_FEN,
+    max_off_fen: Integer | None = Field(default=None, ge=1, le=MAX_FEN,
                                     description="percent_off: the largest discount in fen")
     gift_item: str | None = Field(default=None, min_length=1, max_length=120)
-    gift_value_fen: int = Field(default=0, ge=0, le=MAX_FEN,
+    gift_value_fen: Integer = Field(default=0, ge=0, le=MAX_FEN,
                                 description="gift: what the gift costs, for the budget")
-    min_spend_fen: int = Field(default=0, ge=0, le=MAX_FEN)
+    min_spend_fen: Integer = Field(default=0, ge=0, le=MAX_FEN)
     validity: Validity = Field(default_factory=lambda: Validity(days=7))
     eligible: Eligibility = Field(default_factory=Eligibility)
     channels: list[Literal["visit", "game", "live_drop", "manual"]] = Field(
@@ -224,7 +212,7 @@ class OfferIn(BaseModel):
         "(once per shopper per store per campaign day)")
     membership_program: str | None = Field(default=None, pattern=ID_PATTERN)
     caps: Caps = Field(default_factory=Caps)
-    active: bool = True
+    active: Flag = True
 
     @field_validator("channels")
     @classmethod
@@ -263,7 +251,7 @@ class OfferPatch(BaseModel):
     channels: list[Literal["visit", "game", "live_drop", "manual"]] | None = Field(
         default=None, min_length=1, max_length=4)
     visit_trigger: Literal["enter", "dwell"] | None = None
-    active: bool | None = None
+    active: Flag | None = None
 
 
 class ProgramIn(BaseModel):
@@ -273,16 +261,16 @@ class ProgramIn(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=120)
-    number_pattern: str = Field(default=r"^[A-Za-z0-9\-]{4,32}$", max_length=200,
-                                description="regular expression a member number must match")
+    number_pattern: str = Field(default=r"^[A-Za-z0-9\-]{4,32}$", max_length=MAX_PATTERN_LEN,
+                                description="regular expression a member number (at most "
+                                f"{MAX_NUMBER_LEN} characters) must match in full, in RE2 "
+                                "syntax: no backreferences or lookaround")
 
     @field_validator("number_pattern")
     @classmethod
     def _regex(cls, value: str) -> str:
-        import re
-
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
+            compile_pattern(value)
+        except PatternError as exc:
+            raise ValueError(str(exc)) from None
         return value

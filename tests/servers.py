@@ -253,11 +253,11 @@ def start_gunicorn(
     *,
     timeout: float = 30.0,
 ) -> ServerProcess:
-    """Start `gunicorn -k gevent wsgi:app` on 127.0.0.1:<port> and wait until it is healthy."""
+    """Start gunicorn (the worker of gunicorn.conf.py) on 127.0.0.1:<port>; wait until healthy."""
     port = port or free_port()
     args = [
         sys.executable, "-m", "gunicorn",
-        "-k", "gevent",
+        "-k", "gunicorn_worker.EnvelopeGeventWorker",
         "-w", str(workers),
         "-b", f"127.0.0.1:{port}",
         "wsgi:app",

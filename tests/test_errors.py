@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -125,6 +126,51 @@ def test_oversized_body_is_413(make_app):
     assert response.headers["X-Request-ID"]
     small = client.post("/api/auth/login", json={"email": "a@b.cd", "password": "x" * 100})
     assert_error(small, 401, "invalid_credentials")
+
+
+# A chunked body has no Content-Length (werkzeug ignores one sent with Transfer-Encoding:
+# chunked); servers that de-chunk it (gunicorn, werkzeug's) set wsgi.input_terminated.
+STREAMED = {"wsgi.input_terminated": True}
+
+
+def streamed_post(client, path, body: bytes, content_type: str, headers=None):
+    return client.post(path, input_stream=io.BytesIO(body), content_type=content_type,
+                       headers={"Transfer-Encoding": "chunked", **(headers or {})},
+                       environ_overrides=STREAMED)
+
+
+@pytest.mark.parametrize("size", [1000, 5000, 20_000])
+def test_a_streamed_body_over_the_limit_is_413_not_parsed_truncated(make_app, size):
+    client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
+    body = json.dumps({"email": "a@b.cd", "password": "x" * size}).encode()
+    assert_error(streamed_post(client, "/api/auth/login", body, "application/json"),
+                 413, "payload_too_large")
+
+
+def test_a_streamed_body_under_the_limit_is_read_whole(make_app):
+    client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
+    body = json.dumps({"email": "a@b.cd", "password": "x" * 100}).encode()
+    assert_error(streamed_post(client, "/api/auth/login", body, "application/json"),
+                 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize("raw", [b"{bad", b'{"email": "a@b.cd",}', b"[1,", b"\xff"])
+def test_malformed_streamed_json_is_400_naming_the_body(client, raw):
+    assert_error(streamed_post(client, "/api/auth/login", raw, "application/json"),
+                 400, "malformed_json", "body")
+
+
+def test_a_streamed_import_over_the_limit_is_413_not_imported_truncated(make_app):
+    app = make_app(MAX_CONTENT_LENGTH=1000)
+    accounts = app.extensions["accounts"]
+    accounts.create_user("big@example.test", "correct-horse-1", "marketer")
+    token = accounts.open_session(accounts.find_by_email("big@example.test"))["token"]
+    rows = "".join(f"s{i},Store {i},Acme,Shanghai,31.23,121.47\n" for i in range(60))
+    response = streamed_post(app.test_client(), "/api/stores/import",
+                             ("id,name,brand,city,lat,lon\n" + rows).encode(), "text/csv",
+                             headers={"Authorization": f"Bearer {token}"})
+    assert_error(response, 413, "payload_too_large")
+    assert app.extensions["stores"].list()["items"] == []
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,10 @@ def line_of(index: int) -> str:
     return f"line {index + 2}"
 
 
+BEIJING_SQUARE = {"type": "Polygon", "coordinates": [[
+    [116.4064, 39.9032], [116.4084, 39.9032], [116.4084, 39.9052], [116.4064, 39.9052],
+    [116.4064, 39.9032]]]}
+
 # Bad rows: (store index, cell edits, field, words in the reason)
 BAD_ROWS = [
     (10, {"lat": "north"}, "lat", "not a number"),
@@ -82,6 +86,10 @@ BAD_ROWS = [
     (40, {"name": ""}, "name", "at least 1 character"),
     (50, {"id": "st-00001"}, "id", "duplicate id 'st-00001'"),
     (60, {"hours": '{"tz": "Asia/Shanghai", "weekly": '}, "hours", "not valid JSON"),
+    # A Shanghai store with a fence drawn in Beijing, and with a circle centred there.
+    (70, {"fence": json.dumps(BEIJING_SQUARE)}, "fence.coordinates", "from the store's point"),
+    (80, {"fence": json.dumps({"type": "circle", "radius_m": 100, "center": [116.4074, 39.9042]})},
+     "fence.center", "from the store's point"),
 ]
 
 
@@ -268,6 +276,12 @@ def test_geojson_coordinates_are_lon_lat(client, marketer, upload, content_type)
         pytest.param(_feature("x", [121.47, 31.23], colour="red"), "colour", id="unknown-prop"),
         pytest.param(_feature("x", [121.47, 31.23], opening_hours={"tz": "Nowhere"}),
                      "opening_hours.weekly", id="bad-hours"),
+        pytest.param(_feature("x", [121.47, 31.23], fence=BEIJING_SQUARE),
+                     "fence.coordinates", id="shanghai-store-beijing-fence"),
+        # A Paris store whose fence was written [lat, lon]: it lands off Somalia.
+        pytest.param(_feature("x", [2.3522, 48.8566], fence={"type": "Polygon", "coordinates": [[
+            [48.8556, 2.3512], [48.8576, 2.3512], [48.8576, 2.3532], [48.8556, 2.3532],
+            [48.8556, 2.3512]]]}), "fence.coordinates", id="fence-lat-lon-swapped"),
     ],
 )
 def test_bad_geojson_features_are_reported_by_index(upload, feature, field):

@@ -120,8 +120,11 @@ def test_patch_moves_a_circle_around_the_store_with_it(client, marketer, post_st
     # A circle drawn somewhere else stays where it was drawn.
     post_store(store("st-2", fence={"type": "circle", "radius_m": 50,
                                     "center": [121.4705, 31.2305]}))
-    response = client.patch("/api/stores/st-2", json={"lat": 31.24}, headers=marketer)
+    response = client.patch("/api/stores/st-2", json={"lat": 31.233}, headers=marketer)
     assert response.get_json()["fence"]["center"] == [121.4705, 31.2305]
+    # ... and the store cannot move away from it (more than FENCE_MAX_OFFSET_M).
+    response = client.patch("/api/stores/st-2", json={"lat": 31.24}, headers=marketer)
+    assert_error(response, 422, "invalid_fence", "fence.center")
 
 
 def test_patch_city_moves_the_city_index(client, marketer, post_store):
@@ -465,7 +468,8 @@ def test_hours_refusals(client, marketer, hours, field):
         ({"lat": 85.1}, "validation_error", "lat"),
         ({"lon": -180.5}, "validation_error", "lon"),
         ({"lat": True}, "validation_error", "lat"),
-        ({"lat": "31.2"}, None, None),
+        ({"lat": "31.2"}, "validation_error", "lat"),  # JSON numbers only (CSV cells convert)
+        ({"lat": 31}, None, None),
         ({"name": ""}, "validation_error", "name"),
         ({"name": "   "}, "validation_error", "name"),
         ({"brand": "b" * 101}, "validation_error", "brand"),
@@ -544,3 +548,72 @@ def test_geojson_export(client, marketer, post_store):
 def test_geojson_export_of_an_empty_catalog(client, marketer):
     response = client.get("/api/stores/export.geojson", headers=marketer)
     assert response.get_json(force=True) == {"type": "FeatureCollection", "features": []}
+
+
+def square(lat: float, lon: float, half: float = 0.001) -> dict:
+    """A Polygon fence: a square of 2*half degrees around (lat, lon), in [lon, lat] order."""
+    ring = [[lon - half, lat - half], [lon + half, lat - half], [lon + half, lat + half],
+            [lon - half, lat + half], [lon - half, lat - half]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+BEIJING = (39.9042, 116.4074)
+
+
+@pytest.mark.parametrize(
+    "fence, field",
+    [
+        pytest.param(square(*BEIJING), "fence.coordinates", id="shanghai-store-beijing-fence"),
+        pytest.param({"type": "MultiPolygon", "coordinates": [square(*BEIJING)["coordinates"]]},
+                     "fence.coordinates", id="multipolygon-elsewhere"),
+        pytest.param(square(CENTER[0] + 0.01, CENTER[1]), "fence.coordinates",
+                     id="polygon-1-km-north"),
+        pytest.param({"type": "circle", "radius_m": 100, "center": [BEIJING[1], BEIJING[0]]},
+                     "fence.center", id="circle-centred-elsewhere"),
+        pytest.param({"type": "circle", "radius_m": 100, "center": [CENTER[1], CENTER[0] + 0.01]},
+                     "fence.center", id="circle-1-km-north"),
+    ],
+)
+def test_a_fence_far_from_its_store_is_refused(client, marketer, fence, field):
+    error = assert_error(client.post("/api/stores", json=store(fence=fence), headers=marketer),
+                         422, "invalid_fence", field)
+    assert "500 m" in error["message"]
+    assert client.get("/api/stores/st-1", headers=marketer).status_code == 404
+
+
+def test_a_fence_is_refused_when_lat_and_lon_of_its_ring_are_swapped(client, marketer):
+    # A Paris store whose fence was written [lat, lon] instead of [lon, lat]: off Somalia.
+    paris = {"lat": 48.8566, "lon": 2.3522, "city": "Paris"}
+    swapped = square(paris["lon"], paris["lat"])
+    assert_error(client.post("/api/stores", json=store(**paris, fence=swapped), headers=marketer),
+                 422, "invalid_fence", "fence.coordinates")
+    right = square(paris["lat"], paris["lon"])
+    assert client.post("/api/stores", json=store(**paris, fence=right),
+                       headers=marketer).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "fence",
+    [
+        pytest.param(square(*CENTER), id="polygon-around-the-store"),
+        # 0.004° east of the store ≈ 380 m; the square's west edge is ~285 m away.
+        pytest.param(square(CENTER[0], CENTER[1] + 0.004), id="polygon-300-m-east"),
+        pytest.param({"type": "circle", "radius_m": 100, "center": [CENTER[1] + 0.005, CENTER[0]]},
+                     id="circle-400-m-east"),
+    ],
+)
+def test_a_fence_containing_or_near_its_store_is_accepted(client, marketer, fence):
+    response = client.post("/api/stores", json=store(fence=fence), headers=marketer)
+    assert response.status_code == 201, response.get_json()
+
+
+def test_the_fence_offset_is_a_setting(make_app):
+    app = make_app(FENCE_MAX_OFFSET_M=100)
+    accounts = app.extensions["accounts"]
+    accounts.create_user("m@example.test", "correct-horse-1", "marketer")
+    token = accounts.open_session(accounts.find_by_email("m@example.test"))["token"]
+    response = app.test_client().post(
+        "/api/stores", json=store(fence=square(CENTER[0], CENTER[1] + 0.004)),
+        headers={"Authorization": f"Bearer {token}"})
+    error = assert_error(response, 422, "invalid_fence", "fence.coordinates")
+    assert "100 m" in error["message"]

@@ -6,6 +6,7 @@ from flask import current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.fields import Flag
 from core.throttle import Rule
 from live.erasure import erase_viewer
 
@@ -34,7 +35,7 @@ class LoginBody(BaseModel):
 class ConsentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    location: bool = Field(description="true to allow location fixes, false to withdraw "
+    location: Flag = Field(description="true to allow location fixes, false to withdraw "
                            "(withdrawing deletes raw fixes and fence states)")
 
 

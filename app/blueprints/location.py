@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.fields import Flag, Number, Timestamp, timestamp
 from geo.engine import Fix
 
 from ..api import endpoint, principal
@@ -23,33 +21,19 @@ class FixIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, strict=False)
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    accuracy_m: float = Field(gt=0, le=100_000, allow_inf_nan=False,
-                              description="horizontal accuracy radius (68 %) in metres")
-    recorded_at: float = Field(
-        gt=0, allow_inf_nan=False,
+    lat: Number = Field(ge=-90, le=90)
+    lon: Number = Field(ge=-180, le=180)
+    accuracy_m: Number = Field(gt=0, le=100_000,
+                               description="horizontal accuracy radius (68 %) in metres")
+    recorded_at: Timestamp = Field(
         description="when the phone recorded the fix: unix seconds, or an ISO 8601 string "
         "with an offset (e.g. 2026-11-11T20:00:05+08:00), answered as unix seconds",
     )
-    speed_mps: float | None = Field(default=None, ge=0, le=1_000, allow_inf_nan=False)
-    mock: bool = Field(default=False, description="the OS reported a mock location provider")
+    speed_mps: Number | None = Field(default=None, ge=0, le=1_000)
+    mock: Flag = Field(default=False, description="the OS reported a mock location provider")
 
-    @field_validator("recorded_at", mode="before")
-    @classmethod
-    def _timestamp(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError("must be unix seconds or an ISO 8601 time with an offset")
-        if isinstance(value, str):
-            try:
-                at = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError("must be unix seconds or an ISO 8601 time with an offset") \
-                    from None
-            if at.tzinfo is None:
-                raise ValueError("an ISO 8601 time needs an offset, e.g. +08:00 or Z")
-            return at.timestamp()
-        return value
+    _timestamp = field_validator("recorded_at", mode="before")(classmethod(
+        lambda cls, v: timestamp(v)))
 
     def to_fix(self) -> Fix:
         """Convert to the engine's Fix."""

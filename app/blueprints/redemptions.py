@@ -7,6 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.errors import Forbidden
+from core.fields import Integer
 from promotions import Actor
 from promotions.models import MAX_FEN
 
@@ -24,7 +25,7 @@ class PreviewBody(BaseModel):
 
     code: str = Field(min_length=1, max_length=200,
                       description="the scanned QR (signed token) or the typed short code")
-    basket_fen: int = Field(ge=0, le=MAX_FEN, description="the basket total in fen")
+    basket_fen: Integer = Field(ge=0, le=MAX_FEN, description="the basket total in fen")
 
 
 class RedeemBody(PreviewBody):

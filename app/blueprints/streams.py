@@ -14,6 +14,7 @@ from live.streams import Caller
 
 from ..api import endpoint, principal
 from ..auth import PUBLIC
+from ..errors import read_streamed_body
 from .auth import close_sockets
 
 bp = APIBlueprint("streams", __name__, url_prefix="/api/streams",
@@ -112,12 +113,15 @@ def transition_stream(path: StreamPath, body: StreamTransition):
 def add_product(path: StreamPath):
     from live.images import process_product_image
 
-    image = None
+    streams = _streams()
+    # Rights first, before a byte of the body is read: a caller who may not touch this
+    # stream (or a stream that does not exist) must not get an upload parsed or decoded.
+    streams.managed(path.stream_id, _caller())
+    upload = None
     if request.mimetype == "multipart/form-data":
+        read_streamed_body()  # a chunked upload: bounded before the form parser sees it
         fields = request.form.to_dict()
         upload = request.files.get("image")
-        if upload is not None:
-            image = process_product_image(upload.read(), field="image")
         unexpected = set(request.files) - {"image"}
         if unexpected:
             raise ValidationFailed("unknown file part", code="unknown_field",
@@ -129,8 +133,10 @@ def add_product(path: StreamPath):
     else:
         raise DomainError("send multipart/form-data or application/json",
                           code="unsupported_media_type", field="Content-Type", status=415)
+    # Cheap checks before the expensive one: the fields, then the image's decode.
     data = ProductIn.model_validate(fields)
-    return _streams().add_product(path.stream_id, data, _caller(), image=image), 201
+    image = process_product_image(upload.read(), field="image") if upload is not None else None
+    return streams.add_product(path.stream_id, data, _caller(), image=image), 201
 
 
 @endpoint(bp, "delete", "/<stream_id>/products/<product_id>", allow=EDITORS,
