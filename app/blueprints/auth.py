@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import RateLimited
 
+from .. import schemas as S
 from ..api import endpoint, principal
 from ..auth import ROLES
 from ..extensions import get_redis
@@ -65,7 +66,7 @@ def _throttle_signup(kind: str = "signup") -> None:
 
 
 @endpoint(bp, "post", "/auth/signup", allow=["public"], summary="Create a shopper account",
-          responses={201: None})
+          responses={201: S.SessionOut})
 def signup(body: SignupBody):
     _throttle_signup()
     accounts = _accounts()
@@ -77,7 +78,7 @@ def signup(body: SignupBody):
 
 @endpoint(bp, "post", "/auth/guest", allow=["public"],
           summary="A guest token: watch live streams without an account (no writing)",
-          description="Throttled per client address like sign-ups.", responses={201: None})
+          description="Throttled per client address like sign-ups.", responses={201: S.SessionOut})
 def guest():
     _throttle_signup("guest")
     return _accounts().create_guest(), 201
@@ -85,18 +86,21 @@ def guest():
 
 @endpoint(bp, "post", "/auth/login", allow=["public"],
           summary="Sign in and get a bearer token",
-          description="Throttled per account and per client address (429 with Retry-After).")
+          description="Throttled per account and per client address (429 with Retry-After).",
+          responses={200: S.SessionOut})
 def login(body: LoginBody):
     return _accounts().login(body.email, body.password, _client_ip())
 
 
-@endpoint(bp, "post", "/auth/logout", allow=ROLES, summary="Revoke this token")
+@endpoint(bp, "post", "/auth/logout", allow=ROLES, summary="Revoke this token",
+          responses={200: S.StatusOut})
 def logout():
     close_sockets(_accounts().logout(principal()))
     return {"status": "signed_out"}
 
 
-@endpoint(bp, "get", "/me", allow=ROLES, summary="The caller's account")
+@endpoint(bp, "get", "/me", allow=ROLES, summary="The caller's account",
+          responses={200: S.UserOut})
 def me():
     return _accounts().get_user(principal().user_id)
 
@@ -106,7 +110,8 @@ def me():
           description="Deletes the account, every session, raw fixes, position, fence states, "
           "consent, loyalty memberships, the wallet's index and the game state. Geofence "
           "events and coupon ledger entries already written keep only the opaque shopper id, "
-          "which no longer links to anyone.")
+          "which no longer links to anyone.",
+          responses={200: S.StatusOut})
 def erase_me():
     who = principal()
     current_app.extensions["geo"].erase(who.user_id)
@@ -116,12 +121,14 @@ def erase_me():
     return {"status": "erased"}
 
 
-@endpoint(bp, "get", "/me/consent", allow=["shopper"], summary="The caller's location consent")
+@endpoint(bp, "get", "/me/consent", allow=["shopper"], summary="The caller's location consent",
+          responses={200: S.ConsentOut})
 def get_consent():
     return current_app.extensions["geo"].consent(principal().user_id)
 
 
 @endpoint(bp, "put", "/me/consent", allow=["shopper"],
-          summary="Grant or withdraw location consent")
+          summary="Grant or withdraw location consent",
+          responses={200: S.ConsentOut})
 def put_consent(body: ConsentBody):
     return current_app.extensions["geo"].set_consent(principal().user_id, body.location)

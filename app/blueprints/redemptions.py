@@ -10,6 +10,7 @@ from core.errors import Forbidden
 from promotions import Actor
 from promotions.models import MAX_FEN
 
+from .. import schemas as S
 from ..api import endpoint, principal
 from .campaigns import COUPON_ID
 
@@ -64,7 +65,8 @@ def _till() -> Actor:
           description="Answers applies, the discount in fen and the amount to pay; when it does "
           "not apply, reason is one of ALREADY_REDEEMED, COUPON_EXPIRED, COUPON_VOIDED, "
           "NOT_YET_VALID, WRONG_STORE, MIN_SPEND_NOT_MET. A code that is not a valid coupon "
-          "code answers 422 INVALID_CODE; repeated invalid codes answer 429.")
+          "code answers 422 INVALID_CODE; repeated invalid codes answer 429.",
+          responses={200: S.PreviewOut})
 def preview(body: PreviewBody):
     return _coupons().preview(body.code, body.basket_fen, _till())
 
@@ -75,7 +77,7 @@ def preview(body: PreviewBody):
           "was already recorded (a repeated scan); 409 ALREADY_REDEEMED (with where and when) "
           "for another order, 409 COUPON_EXPIRED / COUPON_VOIDED / NOT_YET_VALID / "
           "MIN_SPEND_NOT_MET, 403 WRONG_STORE.",
-          responses={201: None})
+          responses={200: S.RedemptionOut, 201: S.RedemptionOut})
 def redeem(body: RedeemBody):
     result = _coupons().redeem(body.code, body.basket_fen, body.order_ref, _till())
     return result, 201 if result["outcome"] == "redeemed" else 200
@@ -84,7 +86,8 @@ def redeem(body: RedeemBody):
 @endpoint(bp, "post", "/void", allow=["staff", "marketer", "admin"],
           summary="Void a redemption (refund): the coupon is usable again if still valid",
           description="Staff of the store that redeemed it, or a marketer, within the void "
-          "window (COUPON_VOID_WINDOW_S).")
+          "window (COUPON_VOID_WINDOW_S).",
+          responses={200: S.CouponOut})
 def void(body: VoidBody):
     coupons = _coupons()
     actor = _till()
