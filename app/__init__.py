@@ -23,6 +23,7 @@ from .auth import Accounts, TokenSigner, authorize, declared_roles, defers_sessi
 from .errors import is_streamed, read_streamed_body, register_errorhandlers, validation_response
 from .extensions import make_redis
 from .observability import configure_logging, register_observability
+from .schemas import ErrorEnvelope
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> O
         doc_prefix="/api",
         doc_url="/openapi.json",
         validation_error_status=422,
+        # Validation errors answer the envelope (app/errors.py), not pydantic's error list.
+        validation_error_model=ErrorEnvelope,
         validation_error_callback=validation_response,
         static_folder="../static",
         static_url_path="/static",

@@ -213,8 +213,10 @@ def test_circle_fences(stores):
         radius = s["fence"]["radius_m"]
         assert isinstance(radius, int) and 20 <= radius <= 5000
         if is_nanjing_road_store(s):
-            # The festival street runs around the clock.
-            assert s["fence"] == {"type": "circle", "radius_m": radius, "always_active": True}
+            # The festival street trades around the clock: open 24/7, and its fences follow
+            # those hours like every other fence (no always-active fence at a closed store).
+            assert s["fence"] == {"type": "circle", "radius_m": radius}
+            assert s["opening_hours"] == {"tz": "Asia/Shanghai", "always": True}
         else:
             assert set(s["fence"]) == {"type", "radius_m"}
             assert 50 <= radius <= 300

@@ -3,6 +3,8 @@ staff member redeems at the till."""
 
 from __future__ import annotations
 
+import pytest
+
 from app.demo import DEMO_PASSWORD, DEMO_STAFF_STORE, seed_demo
 
 from .conftest import T0
@@ -66,3 +68,29 @@ def test_the_demo_has_a_scheduled_stream_with_products_and_a_host(app, client):
     product = stream["products"][0]
     image = client.get(f"/api/streams/{stream['id']}/products/{product['id']}/thumb.jpg")
     assert image.status_code == 200 and image.mimetype == "image/jpeg"
+
+
+SHANGHAI_MIDNIGHT = T0 - 16_000  # 2026-05-29 00:00 in Shanghai (UTC+8)
+
+
+@pytest.mark.parametrize("hour", [4, 15, 23])
+def test_the_demo_street_is_open_at_any_hour_it_is_walked(app, client, clock, hour):
+    # The demo is walkable at any time of day, and what it shows agrees with itself: every
+    # store a walk enters, and every store with a creature, is open in the nearby list.
+    clock.set(SHANGHAI_MIDNIGHT + hour * 3600)
+    seed_demo(app)
+    store = app.extensions["stores"].get(DEMO_STAFF_STORE)
+    shopper = login(client, "shopper@demo.footfall.test")
+    response = client.post("/api/location/fix", headers=shopper, json={
+        "lat": store["lat"], "lon": store["lon"], "accuracy_m": 8,
+        "recorded_at": clock.now()})
+    entered = {e["store_id"] for e in response.get_json()["results"][0]["events"]
+               if e["kind"] == "enter"}
+    assert DEMO_STAFF_STORE in entered
+    nearby = client.get(f"/api/stores/nearby?lat={store['lat']}&lon={store['lon']}"
+                        "&radius_m=400&limit=200", headers=shopper).get_json()["items"]
+    open_now = {s["id"]: s["open_now"] for s in nearby}
+    assert all(open_now[sid] for sid in entered), open_now
+    spawns = client.get("/api/game/spawns", headers=shopper).get_json()["spawns"]
+    in_stores = {s["store_id"] for s in spawns if s["store_id"]}
+    assert in_stores and all(open_now.get(sid, True) for sid in in_stores)

@@ -10,6 +10,7 @@ from core.fields import Flag
 from core.throttle import Rule
 from live.erasure import erase_viewer
 
+from .. import schemas as S
 from ..api import endpoint, principal
 from ..auth import ROLES
 from ..extensions import get_redis
@@ -66,7 +67,7 @@ def _throttle_signup(kind: str = "signup") -> None:
 
 
 @endpoint(bp, "post", "/auth/signup", allow=["public"], summary="Create a shopper account",
-          responses={201: None})
+          responses={201: S.SessionOut})
 def signup(body: SignupBody):
     _throttle_signup()
     accounts = _accounts()
@@ -78,7 +79,7 @@ def signup(body: SignupBody):
 
 @endpoint(bp, "post", "/auth/guest", allow=["public"],
           summary="A guest token: watch live streams without an account (no writing)",
-          description="Throttled per client address like sign-ups.", responses={201: None})
+          description="Throttled per client address like sign-ups.", responses={201: S.SessionOut})
 def guest():
     _throttle_signup("guest")
     return _accounts().create_guest(), 201
@@ -86,18 +87,21 @@ def guest():
 
 @endpoint(bp, "post", "/auth/login", allow=["public"],
           summary="Sign in and get a bearer token",
-          description="Throttled per account and per client address (429 with Retry-After).")
+          description="Throttled per account and per client address (429 with Retry-After).",
+          responses={200: S.SessionOut})
 def login(body: LoginBody):
     return _accounts().login(body.email, body.password, _client_ip())
 
 
-@endpoint(bp, "post", "/auth/logout", allow=ROLES, summary="Revoke this token")
+@endpoint(bp, "post", "/auth/logout", allow=ROLES, summary="Revoke this token",
+          responses={200: S.StatusOut})
 def logout():
     close_sockets(_accounts().logout(principal()))
     return {"status": "signed_out"}
 
 
-@endpoint(bp, "get", "/me", allow=ROLES, summary="The caller's account")
+@endpoint(bp, "get", "/me", allow=ROLES, summary="The caller's account",
+          responses={200: S.UserOut})
 def me():
     return _accounts().get_user(principal().user_id)
 
@@ -108,7 +112,8 @@ def me():
           "consent, loyalty memberships, the wallet's index, the game state and leaderboard "
           "entries, and what the shopper wrote or did in live rooms. Coupons, the ledger, "
           "geofence events and drop winners keep only the opaque shopper id, which no longer "
-          "links to anyone (README, Privacy).")
+          "links to anyone (README, Privacy).",
+          responses={200: S.StatusOut})
 def erase_me():
     who = principal()
     current_app.extensions["geo"].erase(who.user_id)
@@ -120,7 +125,8 @@ def erase_me():
     return {"status": "erased"}
 
 
-@endpoint(bp, "get", "/me/consent", allow=["shopper"], summary="The caller's location consent")
+@endpoint(bp, "get", "/me/consent", allow=["shopper"], summary="The caller's location consent",
+          responses={200: S.ConsentOut})
 def get_consent():
     return current_app.extensions["geo"].consent(principal().user_id)
 
@@ -128,6 +134,7 @@ def get_consent():
 @endpoint(bp, "put", "/me/consent", allow=["shopper"],
           summary="Grant or withdraw location consent",
           description="Withdrawing deletes every stored place of the shopper: raw fixes, "
-          "positions, fence states and the game's last catch place.")
+          "positions, fence states and the game's last catch place.",
+          responses={200: S.ConsentOut})
 def put_consent(body: ConsentBody):
     return current_app.extensions["geo"].set_consent(principal().user_id, body.location)

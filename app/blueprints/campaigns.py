@@ -21,6 +21,7 @@ from promotions.models import (
 )
 from promotions.reports import GROUPS
 
+from .. import schemas as S
 from ..api import endpoint, principal
 
 bp = APIBlueprint("campaigns", __name__, url_prefix="/api",
@@ -99,7 +100,7 @@ class AnalyticsQuery(BaseModel):
 
 
 class VoidBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, title="CouponVoidBody")
 
     reason: str = Field(default="", max_length=200)
 
@@ -118,25 +119,28 @@ def _actor() -> str:
 
 
 @endpoint(bp, "post", "/campaigns", allow=MANAGERS, summary="Create a campaign (as a draft)",
-          responses={201: None})
+          responses={201: S.CampaignOut})
 def create_campaign(body: CampaignIn):
     return _promotions().campaigns.create(body, _actor()), 201
 
 
-@endpoint(bp, "get", "/campaigns", allow=MANAGERS, summary="List campaigns, newest first")
+@endpoint(bp, "get", "/campaigns", allow=MANAGERS, summary="List campaigns, newest first",
+          responses={200: S.CampaignPage})
 def list_campaigns(query: ListQuery):
     return _promotions().campaigns.list(cursor=query.cursor, limit=query.limit,
                                         status=query.status)
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>", allow=MANAGERS,
-          summary="A campaign with its status and counters")
+          summary="A campaign with its status and counters",
+          responses={200: S.CampaignOut})
 def get_campaign(path: CampaignPath):
     return _promotions().campaigns.get(path.campaign_id)
 
 
 @endpoint(bp, "patch", "/campaigns/<campaign_id>", allow=MANAGERS,
-          summary="Change a campaign's name, window, zone, targets, budget or trust floor")
+          summary="Change a campaign's name, window, zone, targets, budget or trust floor",
+          responses={200: S.CampaignOut})
 def patch_campaign(path: CampaignPath, body: CampaignPatch):
     return _promotions().campaigns.update(path.campaign_id, body)
 
@@ -145,25 +149,28 @@ def patch_campaign(path: CampaignPath, body: CampaignPatch):
           summary="Move a campaign to another status",
           description="draft → scheduled → live → paused → live … → ended; scheduled → draft. "
           "A scheduled campaign goes live by itself at its start and every campaign ends by "
-          "itself at its end. Refused moves answer 409 INVALID_TRANSITION or OUTSIDE_WINDOW.")
+          "itself at its end. Refused moves answer 409 INVALID_TRANSITION or OUTSIDE_WINDOW.",
+          responses={200: S.CampaignOut})
 def transition_campaign(path: CampaignPath, body: Transition):
     return _promotions().campaigns.transition(path.campaign_id, body.to, _actor())
 
 
 @endpoint(bp, "post", "/campaigns/<campaign_id>/offers", allow=MANAGERS,
-          summary="Add an offer (coupon template) with its caps", responses={201: None})
+          summary="Add an offer (coupon template) with its caps", responses={201: S.OfferOut})
 def create_offer(path: CampaignPath, body: OfferIn):
     return _promotions().campaigns.create_offer(path.campaign_id, body, _actor()), 201
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/offers", allow=MANAGERS,
-          summary="The offers of a campaign with their counters")
+          summary="The offers of a campaign with their counters",
+          responses={200: S.OfferList})
 def list_offers(path: CampaignPath):
     return {"items": _promotions().campaigns.list_offers(path.campaign_id)}
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/offers/<offer_id>", allow=MANAGERS,
-          summary="One offer with its counters")
+          summary="One offer with its counters",
+          responses={200: S.OfferOut})
 def get_offer(path: OfferPath):
     _promotions().campaigns.get(path.campaign_id)
     return _promotions().campaigns.get_offer(path.campaign_id, path.offer_id)
@@ -172,7 +179,8 @@ def get_offer(path: OfferPath):
 @endpoint(bp, "patch", "/campaigns/<campaign_id>/offers/<offer_id>", allow=MANAGERS,
           summary="Change an offer's caps, channels, visit trigger or on/off switch",
           description="The terms (discount, minimum spend, validity, eligibility) are fixed "
-          "once the offer exists, so every coupon of an offer means the same thing.")
+          "once the offer exists, so every coupon of an offer means the same thing.",
+          responses={200: S.OfferOut})
 def patch_offer(path: OfferPath, body: OfferPatch):
     _promotions().campaigns.get(path.campaign_id)
     return _promotions().campaigns.update_offer(path.campaign_id, path.offer_id, body)
@@ -185,7 +193,7 @@ def patch_offer(path: OfferPath, body: OfferPatch):
           "OUTSIDE_WINDOW, CAP_TOTAL_REACHED, CAP_BUDGET_REACHED, CAP_PER_SHOPPER_REACHED, "
           "CAP_PER_SHOPPER_DAY_REACHED, CAP_PER_STORE_REACHED, NOT_ELIGIBLE, "
           "MEMBERSHIP_REQUIRED, CHANNEL_NOT_ALLOWED, OFFER_INACTIVE) when refused.",
-          responses={201: None})
+          responses={200: S.IssueOut, 201: S.IssueOut})
 def issue_coupon(path: OfferPath, body: IssueBody):
     from promotions import Refused
 
@@ -227,20 +235,23 @@ def revoke_stream(path: GrantPath):
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/ledger", allow=MANAGERS,
-          summary="Page through a campaign's ledger (issue, redeem, void, expiry, status)")
+          summary="Page through a campaign's ledger (issue, redeem, void, expiry, status)",
+          responses={200: S.LedgerPage})
 def ledger(path: CampaignPath, query: LedgerQuery):
     return _promotions().reports.ledger(path.campaign_id, after=query.after, limit=query.limit,
                                         kind=query.type)
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/analytics", allow=MANAGERS,
-          summary="Funnel (visit → coupon → redemption) and totals by offer, store, hour")
+          summary="Funnel (visit → coupon → redemption) and totals by offer, store, hour",
+          responses={200: S.AnalyticsOut})
 def analytics(path: CampaignPath, query: AnalyticsQuery):
     return _promotions().reports.analytics(path.campaign_id, group=query.group)
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/analytics.csv", allow=MANAGERS,
-          summary="Hourly statistics per offer, store and channel as CSV")
+          summary="Hourly statistics per offer, store and channel as CSV",
+          responses={200: S.csv("Hourly statistics as CSV")})
 def analytics_csv(path: CampaignPath):
     text = _promotions().reports.csv(path.campaign_id)
     return Response(text, mimetype="text/csv", headers={
@@ -248,7 +259,8 @@ def analytics_csv(path: CampaignPath):
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/heatmap.png", allow=MANAGERS,
-          summary="Heatmap of where coupons were issued (blue) and redeemed (red)")
+          summary="Heatmap of where coupons were issued (blue) and redeemed (red)",
+          responses={200: S.png("Heatmap image")})
 def heatmap(path: CampaignPath):
     points, bbox, title = _promotions().reports.heat_points(path.campaign_id)
     return Response(heatmap_png(points, bbox, title=title), mimetype="image/png",
@@ -256,14 +268,16 @@ def heatmap(path: CampaignPath):
 
 
 @endpoint(bp, "get", "/coupons/<coupon_id>", allow=MANAGERS,
-          summary="Look up one coupon (support)")
+          summary="Look up one coupon (support)",
+          responses={200: S.CouponOut})
 def get_coupon(path: CouponPath):
     promos = _promotions()
     return promos.coupons.present(promos.coupons.get(path.coupon_id), owner=False)
 
 
 @endpoint(bp, "post", "/coupons/<coupon_id>/void", allow=MANAGERS,
-          summary="Void an unredeemed coupon; its caps and budget are released")
+          summary="Void an unredeemed coupon; its caps and budget are released",
+          responses={200: S.CouponOut})
 def void_coupon(path: CouponPath, body: VoidBody):
     who = principal()
     return _promotions().coupons.void(path.coupon_id, Actor(who.user_id, who.role),

@@ -12,6 +12,7 @@ from core.errors import NotFound
 from game.models import SPECIES_ID, GameConfigIn
 from game.sprites import SPRITE_SIZES
 
+from .. import schemas as S
 from ..api import endpoint, principal
 from ..auth import PUBLIC
 from .campaigns import CAMPAIGN_ID
@@ -90,13 +91,15 @@ def _game():
 
 
 @endpoint(bp, "put", "/campaigns/<campaign_id>/game", allow=MANAGERS,
-          summary="Set a campaign's game: species table, spawn densities, store-catch offer")
+          summary="Set a campaign's game: species table, spawn densities, store-catch offer",
+          responses={200: S.GameConfigOut})
 def put_game(path: CampaignPath, body: GameConfigIn):
     return _game().configure(path.campaign_id, body)
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/game", allow=MANAGERS,
-          summary="A campaign's game configuration")
+          summary="A campaign's game configuration",
+          responses={200: S.GameConfigOut})
 def get_game(path: CampaignPath):
     return _game().config(path.campaign_id)
 
@@ -105,7 +108,8 @@ def get_game(path: CampaignPath):
           summary="Creatures around the caller's last trusted fix, nearest first",
           description="Each with species, rarity, position, expiry, distance and bearing from "
           "the caller, the sprite URL and AR placement data. 409 NO_POSITION without a recent "
-          "trusted fix; 403 SUSPENDED.")
+          "trusted fix; 403 SUSPENDED.",
+          responses={200: S.SpawnsOut})
 def spawns(query: SpawnsQuery):
     found = _game().visible(principal().user_id, query.radius_m, query.limit)
     for spawn in found["spawns"]:
@@ -118,7 +122,8 @@ def spawns(query: SpawnsQuery):
           description="Refusals: SPAWN_NOT_FOUND (404), SPAWN_EXPIRED (410), STALE_FIX, "
           "UNTRUSTED_FIX, IMPOSSIBLE_TRAVEL (422), UNTRUSTED, SUSPENDED (403), SPEED_LOCKED, "
           "TOO_FAR, ALREADY_CAUGHT, FLED, COOLDOWN, DAILY_CAP_REACHED (409), RATE_LIMITED "
-          "(429). A throw answers caught, missed or fled, with the attempt number and the roll.")
+          "(429). A throw answers caught, missed or fled, with the attempt number and the roll.",
+          responses={200: S.CatchOut, 410: S.ErrorEnvelope})
 def catch(body: CatchBody):
     result = _game().catch(principal().user_id, body.spawn_id, body.fix.to_fix())
     result["spawn"]["sprite_url"] = _sprite_url(result["spawn"]["campaign_id"],
@@ -127,19 +132,22 @@ def catch(body: CatchBody):
 
 
 @endpoint(bp, "get", "/game/me", allow=["shopper"],
-          summary="The caller's catches today, cooldown, warning and suspension")
+          summary="The caller's catches today, cooldown, warning and suspension",
+          responses={200: S.GameStatusOut})
 def my_status():
     return _game().status(principal().user_id)
 
 
 @endpoint(bp, "get", "/game/collection", allow=["shopper"],
-          summary="Which species the caller has caught, and how many")
+          summary="Which species the caller has caught, and how many",
+          responses={200: S.CollectionOut})
 def collection():
     return _game().collection(principal().user_id)
 
 
 @endpoint(bp, "get", "/game/leaderboards/<campaign_id>", allow=("shopper", *MANAGERS),
-          summary="A campaign's (or one city's) leaderboard, overall or today, and your rank")
+          summary="A campaign's (or one city's) leaderboard, overall or today, and your rank",
+          responses={200: S.LeaderboardOut})
 def leaderboard(path: CampaignPath, query: BoardQuery):
     who = principal()
     board = _game().leaderboard(path.campaign_id, scope=query.scope, city=query.city,
@@ -157,7 +165,8 @@ def leaderboard(path: CampaignPath, query: BoardQuery):
 
 @endpoint(bp, "get", "/game/sprites/<campaign_id>/<species>.png", allow=[PUBLIC],
           summary="A species' sprite (PNG with transparency), cached by clients and proxies",
-          description="Public, so that an AR view can load it as a plain image.")
+          description="Public, so that an AR view can load it as a plain image.",
+          responses=S.cached_image("image/png", "Sprite with transparency"))
 def sprite(path: SpritePath, query: SpriteQuery):
     png, etag = _game().sprite(path.campaign_id, path.species, query.size)
     if request.if_none_match.contains(etag):
@@ -167,14 +176,16 @@ def sprite(path: SpritePath, query: SpriteQuery):
 
 
 @endpoint(bp, "get", "/game/shoppers/<shopper_id>/strikes", allow=MANAGERS,
-          summary="A shopper's anti-cheat strikes with their evidence")
+          summary="A shopper's anti-cheat strikes with their evidence",
+          responses={200: S.StrikesOut})
 def strikes(path: ShopperPath):
     _shopper(path.shopper_id)
     return _game().strikes(path.shopper_id)
 
 
 @endpoint(bp, "delete", "/game/shoppers/<shopper_id>/strikes", allow=MANAGERS,
-          summary="Clear a shopper's strikes and restrictions (the history keeps the clearing)")
+          summary="Clear a shopper's strikes and restrictions (the history keeps the clearing)",
+          responses={200: S.StrikesOut})
 def clear_strikes(path: ShopperPath):
     _shopper(path.shopper_id)
     who = principal()
@@ -182,7 +193,8 @@ def clear_strikes(path: ShopperPath):
 
 
 @endpoint(bp, "get", "/game/rolls", allow=MANAGERS,
-          summary="Audit: recompute the roll of one catch attempt")
+          summary="Audit: recompute the roll of one catch attempt",
+          responses={200: S.RollOut})
 def roll(query: RollQuery):
     from game import roll_for
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.fields import Flag, Number, Timestamp, timestamp
 from geo.engine import Fix
 
+from .. import schemas as S
 from ..api import endpoint, principal
 from ..auth import defer_session_check
 
@@ -66,7 +67,8 @@ def record(fixes: list[Fix]) -> dict:
 
 @endpoint(bp, "post", "/fix", allow=["shopper"], summary="Send one location fix",
           description="Refused with consent_required (403) before the shopper consented. "
-          "Answers the spoof verdict and any geofence events the fix caused.")
+          "Answers the spoof verdict and any geofence events the fix caused.",
+          responses={200: S.FixOutcome})
 @defer_session_check
 def post_fix(body: FixIn):
     return record([body.to_fix()])
@@ -74,13 +76,15 @@ def post_fix(body: FixIn):
 
 @endpoint(bp, "post", "/fixes", allow=["shopper"], summary="Send a batch of up to 100 fixes",
           description="Fixes are processed in recorded order; duplicates and fixes older than "
-          "the last processed one are ignored (idempotent retries).")
+          "the last processed one are ignored (idempotent retries).",
+          responses={200: S.FixOutcome})
 @defer_session_check
 def post_fixes(body: FixBatch):
     return record([f.to_fix() for f in body.fixes])
 
 
-@endpoint(bp, "get", "/inside", allow=["shopper"], summary="The fences the caller is inside now")
+@endpoint(bp, "get", "/inside", allow=["shopper"], summary="The fences the caller is inside now",
+          responses={200: S.InsideOut})
 def inside():
     engine = current_app.extensions["geo"]
     stores = current_app.extensions["stores"]
@@ -93,13 +97,15 @@ def inside():
 
 
 @endpoint(bp, "get", "/fixes", allow=["shopper"],
-          summary="The caller's own raw fixes still kept (at most 24 h)")
+          summary="The caller's own raw fixes still kept (at most 24 h)",
+          responses={200: S.MyFixes})
 def my_fixes():
     engine = current_app.extensions["geo"]
     return {"items": engine.recent_fixes(principal().user_id),
             "retention_s": engine.settings.retention_s}
 
 
-@endpoint(bp, "get", "/trust", allow=["shopper"], summary="The caller's location trust score")
+@endpoint(bp, "get", "/trust", allow=["shopper"], summary="The caller's location trust score",
+          responses={200: S.TrustOut})
 def my_trust():
     return {"trust": current_app.extensions["geo"].trust(principal().user_id)}

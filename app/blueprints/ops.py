@@ -7,18 +7,21 @@ from flask import Response, current_app, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .. import schemas as S
 from ..api import endpoint
 from ..extensions import get_redis
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")])
 
 
-@endpoint(bp, "get", "/healthz", allow=["public"], summary="The process is alive")
+@endpoint(bp, "get", "/healthz", allow=["public"], summary="The process is alive",
+          responses={200: S.Health})
 def healthz():
     return {"status": "ok"}
 
 
-@endpoint(bp, "get", "/readyz", allow=["public"], summary="Redis is reachable")
+@endpoint(bp, "get", "/readyz", allow=["public"], summary="Redis is reachable",
+          responses={200: S.Ready})
 def readyz():
     try:
         get_redis().ping()
@@ -32,7 +35,8 @@ def readyz():
     return {"status": "ok", "redis": True}
 
 
-@endpoint(bp, "get", "/metrics", allow=["public"], summary="Prometheus metrics of this process")
+@endpoint(bp, "get", "/metrics", allow=["public"], summary="Prometheus metrics of this process",
+          responses={200: S.text("text/plain", "Prometheus text exposition format")})
 def metrics():
     registry = current_app.extensions["metrics"].registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

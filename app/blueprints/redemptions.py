@@ -11,6 +11,7 @@ from core.fields import Integer
 from promotions import Actor
 from promotions.models import MAX_FEN
 
+from .. import schemas as S
 from ..api import endpoint, principal
 from .campaigns import COUPON_ID
 
@@ -67,7 +68,8 @@ def _till() -> Actor:
           "NOT_YET_VALID, WRONG_STORE, MIN_SPEND_NOT_MET. A code that is not a valid coupon "
           "code answers 422 INVALID_CODE; so does a typed short code of a coupon that cannot "
           "be used at this store (WRONG_STORE is only told for a scanned token); repeated "
-          "invalid codes answer 429 with Retry-After.")
+          "invalid codes answer 429 with Retry-After.",
+          responses={200: S.PreviewOut})
 def preview(body: PreviewBody):
     return _coupons().preview(body.code, body.basket_fen, _till())
 
@@ -78,7 +80,7 @@ def preview(body: PreviewBody):
           "was already recorded (a repeated scan); 409 ALREADY_REDEEMED (with where and when) "
           "for another order, 409 COUPON_EXPIRED / COUPON_VOIDED / NOT_YET_VALID / "
           "MIN_SPEND_NOT_MET, 403 WRONG_STORE.",
-          responses={201: None})
+          responses={200: S.RedemptionOut, 201: S.RedemptionOut})
 def redeem(body: RedeemBody):
     result = _coupons().redeem(body.code, body.basket_fen, body.order_ref, _till())
     return result, 201 if result["outcome"] == "redeemed" else 200
@@ -89,6 +91,7 @@ def redeem(body: RedeemBody):
           description="Staff of the store that redeemed it, or a marketer, within the void "
           "window (COUPON_VOID_WINDOW_S). A code goes through the same throttled check as at "
           "the till: for staff, a code not redeemed at their store answers 422 INVALID_CODE "
-          "like a wrong one.")
+          "like a wrong one.",
+          responses={200: S.CouponOut})
 def void(body: VoidBody):
     return _coupons().void_redemption(body.coupon_id, body.order_ref, _till(), code=body.code)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.errors import DomainError, Forbidden, ValidationFailed
 from geo.stores import ID_PATTERN, StoreIn, StorePatch, parse_csv, parse_geojson
 
+from .. import schemas as S
 from ..api import endpoint, principal
 
 bp = APIBlueprint("stores", __name__, url_prefix="/api/stores", abp_tags=[Tag(name="stores")])
@@ -64,19 +65,21 @@ def _catalog():
 
 
 @endpoint(bp, "post", "", allow=MANAGERS, summary="Create a store with its fence",
-          responses={201: None})
+          responses={201: S.StoreOut})
 def create_store(body: StoreIn):
     return _catalog().create(body.model_dump(exclude_unset=True)), 201
 
 
-@endpoint(bp, "get", "", allow=MANAGERS, summary="List stores, paged, by city and/or brand")
+@endpoint(bp, "get", "", allow=MANAGERS, summary="List stores, paged, by city and/or brand",
+          responses={200: S.StorePage})
 def list_stores(query: ListQuery):
     return _catalog().list(city=query.city, brand=query.brand, cursor=query.cursor,
                            limit=query.limit)
 
 
 @endpoint(bp, "get", "/nearby", allow=("shopper", "marketer", "admin"),
-          summary="Stores within a radius, nearest first, with geodesic distance and open-now")
+          summary="Stores within a radius, nearest first, with geodesic distance and open-now",
+          responses={200: S.NearbyPage})
 def nearby(query: NearbyQuery):
     items = _catalog().nearby(query.lat, query.lon, query.radius_m, limit=query.limit,
                               brand=query.brand, open_now=query.open_now)
@@ -94,7 +97,8 @@ def nearby(query: NearbyQuery):
               "text/csv": {"schema": {"type": "string"}},
               "application/geo+json": {"schema": {"type": "object"}},
               "application/json": {"schema": {"type": "object"}},
-          }}})
+          }}},
+          responses={201: S.ImportReportOut, 415: S.ErrorEnvelope, 422: S.ImportRejected})
 def import_stores(query: ImportQuery):
     kind = query.format or _sniff_format()
     body = request.get_data(cache=True)
@@ -137,13 +141,15 @@ def _sniff_format() -> str:
 
 
 @endpoint(bp, "get", "/export.geojson", allow=MANAGERS,
-          summary="Stores with their fences as a GeoJSON FeatureCollection")
+          summary="Stores with their fences as a GeoJSON FeatureCollection",
+          responses={200: S.geojson("Stores and fences as an RFC 7946 FeatureCollection")})
 def export_geojson(query: ExportQuery):
     doc = _catalog().export_geojson(city=query.city, brand=query.brand)
     return Response(json.dumps(doc, separators=(",", ":")), mimetype="application/geo+json")
 
 
-@endpoint(bp, "get", "/<store_id>", allow=(*MANAGERS, "staff"), summary="One store")
+@endpoint(bp, "get", "/<store_id>", allow=(*MANAGERS, "staff"), summary="One store",
+          responses={200: S.StoreOut})
 def get_store(path: StorePath):
     who = principal()
     if who.role == "staff" and who.store_id != path.store_id:
@@ -152,17 +158,20 @@ def get_store(path: StorePath):
     return _catalog().get(path.store_id)
 
 
-@endpoint(bp, "put", "/<store_id>", allow=MANAGERS, summary="Replace a store")
+@endpoint(bp, "put", "/<store_id>", allow=MANAGERS, summary="Replace a store",
+          responses={200: S.StoreOut})
 def replace_store(path: StorePath, body: StoreIn):
     return _catalog().replace(path.store_id, body.model_dump(exclude_unset=True))
 
 
-@endpoint(bp, "patch", "/<store_id>", allow=MANAGERS, summary="Change some fields of a store")
+@endpoint(bp, "patch", "/<store_id>", allow=MANAGERS, summary="Change some fields of a store",
+          responses={200: S.StoreOut})
 def patch_store(path: StorePath, body: StorePatch):
     return _catalog().update(path.store_id, body.model_dump(exclude_unset=True))
 
 
-@endpoint(bp, "delete", "/<store_id>", allow=MANAGERS, summary="Delete a store and its fence")
+@endpoint(bp, "delete", "/<store_id>", allow=MANAGERS, summary="Delete a store and its fence",
+          responses={200: S.StatusOut})
 def delete_store(path: StorePath):
     _catalog().delete(path.store_id)
     return {"status": "deleted", "id": path.store_id}

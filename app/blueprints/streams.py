@@ -12,6 +12,7 @@ from core.errors import DomainError, ValidationFailed
 from live.models import ProductIn, StreamIn, StreamPatch, StreamTransition
 from live.streams import Caller
 
+from .. import schemas as S
 from ..api import endpoint, principal
 from ..auth import PUBLIC
 from ..errors import read_streamed_body
@@ -60,19 +61,21 @@ def _public(stream: dict) -> dict:
     return {k: v for k, v in stream.items() if k not in ("hosts", "created_by")}
 
 
-@endpoint(bp, "post", "", allow=EDITORS, summary="Schedule a stream", responses={201: None})
+@endpoint(bp, "post", "", allow=EDITORS, summary="Schedule a stream", responses={201: S.StreamOut})
 def create_stream(body: StreamIn):
     return _streams().create(body, _caller()), 201
 
 
-@endpoint(bp, "get", "", allow=[PUBLIC], summary="Streams by scheduled start, by status")
+@endpoint(bp, "get", "", allow=[PUBLIC], summary="Streams by scheduled start, by status",
+          responses={200: S.StreamPage})
 def list_streams(query: ListQuery):
     page = _streams().list(status=query.status, cursor=query.cursor, limit=query.limit)
     page["items"] = [_public(s) for s in page["items"]]
     return page
 
 
-@endpoint(bp, "get", "/<stream_id>", allow=[PUBLIC], summary="One stream with its products")
+@endpoint(bp, "get", "/<stream_id>", allow=[PUBLIC], summary="One stream with its products",
+          responses={200: S.StreamOut})
 def get_stream(path: StreamPath):
     return _public(_streams().get(path.stream_id))
 
@@ -81,7 +84,8 @@ def get_stream(path: StreamPath):
           summary="Change a scheduled stream, or a live stream's hosts (its hosts, marketers, "
           "admins)",
           description="A host taken off the stream has its /host console disconnected at once, "
-          "on whichever server process holds it.")
+          "on whichever server process holds it.",
+          responses={200: S.StreamOut})
 def patch_stream(path: StreamPath, body: StreamPatch):
     stream = _streams().update(path.stream_id, body, _caller())
     stale = _streams().stale_consoles(path.stream_id)
@@ -90,7 +94,8 @@ def patch_stream(path: StreamPath, body: StreamPatch):
 
 
 @endpoint(bp, "post", "/<stream_id>/transition", allow=EDITORS,
-          summary="Go live or end: scheduled → live → ended (scheduled → ended cancels)")
+          summary="Go live or end: scheduled → live → ended (scheduled → ended cancels)",
+          responses={200: S.StreamOut})
 def transition_stream(path: StreamPath, body: StreamTransition):
     return _streams().transition(path.stream_id, body.to, _caller())
 
@@ -101,7 +106,7 @@ def transition_stream(path: StreamPath, body: StreamTransition):
           "description, offer_id and an `image` file (JPEG, PNG or WebP, at most 8 MB and 40 "
           "megapixels, at least 64 px a side; resized to fit 1200 px with a 240 px thumbnail, "
           "metadata removed), or JSON without an image.",
-          responses={201: None},
+          responses={201: S.ProductOut, 415: S.ErrorEnvelope},
           openapi_extensions={"requestBody": {"required": True, "content": {
               "multipart/form-data": {"schema": {"type": "object", "properties": {
                   "name": {"type": "string"}, "price_fen": {"type": "integer"},
@@ -140,26 +145,30 @@ def add_product(path: StreamPath):
 
 
 @endpoint(bp, "delete", "/<stream_id>/products/<product_id>", allow=EDITORS,
-          summary="Remove a product and its images")
+          summary="Remove a product and its images",
+          responses={200: S.StatusOut})
 def remove_product(path: ProductPath):
     _streams().remove_product(path.stream_id, path.product_id, _caller())
     return {"status": "removed", "id": path.product_id}
 
 
 @endpoint(bp, "get", "/<stream_id>/products/<product_id>/image.jpg", allow=[PUBLIC],
-          summary="A product's image (JPEG, fits 1200 px)")
+          summary="A product's image (JPEG, fits 1200 px)",
+          responses=S.cached_image("image/jpeg", "Product image"))
 def product_image(path: ProductPath):
     return _jpeg(path, "image")
 
 
 @endpoint(bp, "get", "/<stream_id>/products/<product_id>/thumb.jpg", allow=[PUBLIC],
-          summary="A product's thumbnail (JPEG, fits 240 px)")
+          summary="A product's thumbnail (JPEG, fits 240 px)",
+          responses=S.cached_image("image/jpeg", "Product thumbnail"))
 def product_thumb(path: ProductPath):
     return _jpeg(path, "thumb")
 
 
 @endpoint(bp, "get", "/<stream_id>/report", allow=EDITORS,
-          summary="After the stream: statistics, polls, questions, drops (its hosts, marketers)")
+          summary="After the stream: statistics, polls, questions, drops (its hosts, marketers)",
+          responses={200: S.StreamReportOut})
 def report(path: StreamPath):
     _streams().managed(path.stream_id, _caller())
     return current_app.extensions["live"].reports.report(path.stream_id)
@@ -171,7 +180,8 @@ class ReportPartPath(BaseModel):
 
 
 @endpoint(bp, "get", "/<stream_id>/report/<part>.csv", allow=EDITORS,
-          summary="After the stream: its comments, polls, questions, drops or stats as CSV")
+          summary="After the stream: its comments, polls, questions, drops or stats as CSV",
+          responses={200: S.csv("One part of the report as CSV")})
 def report_csv(path: ReportPartPath):
     _streams().managed(path.stream_id, _caller())
     text = current_app.extensions["live"].reports.csv(path.stream_id, path.part)

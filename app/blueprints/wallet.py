@@ -14,6 +14,7 @@ from promotions.images import coupon_card_png, qr_png, qr_svg
 from promotions.issuance import yuan
 from promotions.models import ID_PATTERN, ProgramIn
 
+from .. import schemas as S
 from ..api import endpoint, principal
 from .campaigns import COUPON_ID
 
@@ -53,20 +54,23 @@ def _own(coupon_id: str) -> dict:
 
 
 @endpoint(bp, "get", "/wallet", allow=["shopper"],
-          summary="The caller's coupons, newest first, by status, paged")
+          summary="The caller's coupons, newest first, by status, paged",
+          responses={200: S.WalletPage})
 def wallet(query: WalletQuery):
     return _promotions().coupons.wallet(principal().user_id, status=query.status,
                                         cursor=query.cursor, limit=query.limit)
 
 
 @endpoint(bp, "get", "/wallet/<coupon_id>", allow=["shopper"],
-          summary="One of the caller's coupons, with its signed token and short code")
+          summary="One of the caller's coupons, with its signed token and short code",
+          responses={200: S.CouponOut})
 def coupon(path: CouponPath):
     return _promotions().coupons.present(_own(path.coupon_id), owner=True)
 
 
 @endpoint(bp, "get", "/wallet/<coupon_id>/qr.png", allow=["shopper"],
-          summary="The coupon's QR code (the signed token) as PNG")
+          summary="The coupon's QR code (the signed token) as PNG",
+          responses={200: S.png("QR code image")})
 def coupon_qr_png(path: CouponPath):
     token = _promotions().codec.token(_own(path.coupon_id)["id"])
     return Response(qr_png(token), mimetype="image/png",
@@ -74,7 +78,8 @@ def coupon_qr_png(path: CouponPath):
 
 
 @endpoint(bp, "get", "/wallet/<coupon_id>/qr.svg", allow=["shopper"],
-          summary="The coupon's QR code (the signed token) as SVG")
+          summary="The coupon's QR code (the signed token) as SVG",
+          responses={200: S.binary("image/svg+xml", "QR code as SVG")})
 def coupon_qr_svg(path: CouponPath):
     token = _promotions().codec.token(_own(path.coupon_id)["id"])
     return Response(qr_svg(token), mimetype="image/svg+xml",
@@ -82,7 +87,8 @@ def coupon_qr_svg(path: CouponPath):
 
 
 @endpoint(bp, "get", "/wallet/<coupon_id>/card.png", allow=["shopper"],
-          summary="A coupon card image: QR, offer, brand, short code, expiry and status")
+          summary="A coupon card image: QR, offer, brand, short code, expiry and status",
+          responses={200: S.png("Coupon card image")})
 def coupon_card(path: CouponPath):
     promos = _promotions()
     c = _own(path.coupon_id)
@@ -100,7 +106,8 @@ def coupon_card(path: CouponPath):
 
 
 @endpoint(bp, "get", "/me/memberships", allow=["shopper"],
-          summary="The caller's linked loyalty memberships")
+          summary="The caller's linked loyalty memberships",
+          responses={200: S.MembershipList})
 def memberships():
     return {"items": _promotions().memberships.list(principal().user_id)}
 
@@ -108,26 +115,29 @@ def memberships():
 @endpoint(bp, "put", "/me/memberships/<program>", allow=["shopper"],
           summary="Link (or change) the caller's member number of a program",
           description="A member number belongs to one shopper per program: another account's "
-          "number answers 409 member_number_taken.")
+          "number answers 409 member_number_taken.",
+          responses={200: S.MembershipOut})
 def link_membership(path: ProgramPath, body: MembershipBody):
     return _promotions().memberships.link(principal().user_id, path.program,
                                           body.member_number)
 
 
 @endpoint(bp, "delete", "/me/memberships/<program>", allow=["shopper"],
-          summary="Unlink the caller's membership of a program")
+          summary="Unlink the caller's membership of a program",
+          responses={200: S.StatusOut})
 def unlink_membership(path: ProgramPath):
     _promotions().memberships.unlink(principal().user_id, path.program)
     return {"status": "unlinked", "program": path.program}
 
 
 @endpoint(bp, "get", "/membership-programs", allow=["shopper", "marketer", "admin"],
-          summary="Loyalty programs a shopper can link")
+          summary="Loyalty programs a shopper can link",
+          responses={200: S.ProgramList})
 def programs():
     return {"items": _promotions().memberships.programs()}
 
 
 @endpoint(bp, "post", "/membership-programs", allow=["marketer", "admin"],
-          summary="Add a loyalty program", responses={201: None})
+          summary="Add a loyalty program", responses={201: S.ProgramOut})
 def create_program(body: ProgramIn):
     return _promotions().memberships.create_program(body), 201
