@@ -150,6 +150,25 @@ class StatusOut(Open):
     status: str
 
 
+class Grant(Open):
+    """A live stream that may drop the campaign's offers."""
+
+    campaign_id: str
+    stream_id: str
+    granted_by: str = Field(description="role:account id of the marketer who granted it")
+    granted_at: float
+
+
+class GrantList(Open):
+    items: list[Grant]
+
+
+class GrantRevoked(Open):
+    status: Literal["revoked"]
+    campaign_id: str
+    stream_id: str
+
+
 class Health(Open):
     status: Literal["ok"]
 

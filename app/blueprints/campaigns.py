@@ -48,15 +48,6 @@ class GrantPath(BaseModel):
     stream_id: str = Field(pattern=STREAM_ID)
 
 
-class Grant(BaseModel):
-    """A live stream that may drop the campaign's offers."""
-
-    campaign_id: str
-    stream_id: str
-    granted_by: str = Field(description="role:account id of the marketer who granted it")
-    granted_at: float
-
-
 class CouponPath(BaseModel):
     coupon_id: str = Field(pattern=COUPON_ID)
 
@@ -212,7 +203,8 @@ def issue_coupon(path: OfferPath, body: IssueBody):
 
 
 @endpoint(bp, "get", "/campaigns/<campaign_id>/grants", allow=MANAGERS,
-          summary="The live streams that may drop this campaign's offers")
+          summary="The live streams that may drop this campaign's offers",
+          responses={200: S.GrantList})
 def list_grants(path: CampaignPath):
     return {"items": _promotions().campaigns.grants(path.campaign_id)}
 
@@ -222,13 +214,15 @@ def list_grants(path: CampaignPath):
           description="Without a grant, a host attaching the campaign to a stream and every "
           "drop of its offers answer 403 CAMPAIGN_NOT_GRANTED (a marketer scheduling a stream "
           "with the campaign grants it). Granting again changes nothing; the ledger records "
-          "`grant` and `revoke` entries.")
+          "`grant` and `revoke` entries.",
+          responses={200: S.Grant})
 def grant_stream(path: GrantPath):
     return _live_streams().grant(path.stream_id, path.campaign_id, _actor())
 
 
 @endpoint(bp, "delete", "/campaigns/<campaign_id>/grants/<stream_id>", allow=MANAGERS,
-          summary="Take a grant back: no drop of this campaign starts or is claimed there")
+          summary="Take a grant back: no drop of this campaign starts or is claimed there",
+          responses={200: S.GrantRevoked})
 def revoke_stream(path: GrantPath):
     _live_streams().revoke(path.stream_id, path.campaign_id, _actor())
     return {"status": "revoked", "campaign_id": path.campaign_id, "stream_id": path.stream_id}
