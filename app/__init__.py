@@ -121,7 +121,8 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         ping_interval=25,
         ping_timeout=20,
     )
-    app.wsgi_app = BoundedWebSocketInput(app.wsgi_app, config.SOCKET_MAX_PAYLOAD)
+    app.wsgi_app = BoundedWebSocketInput(app.wsgi_app, config.SOCKET_MAX_PAYLOAD,
+                                         rate_bytes_s=config.SOCKET_MAX_RATE)
     hasher = PasswordHasher(
         time_cost=config.PASSWORD_HASH_TIME_COST, memory_cost=config.PASSWORD_HASH_MEMORY_KIB
     )

@@ -17,6 +17,7 @@ from core.errors import DomainError, Forbidden, Unauthorized
 from ..auth import Principal, authorize, declared_roles
 from ..errors import field_path
 from .packets import Refused
+from .wsinput import SOCKET_KEYS, BoundedSocket
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,10 @@ class SecureNamespace(Namespace):
         eio_sid = self.server.manager.eio_sid_from_sid(request.sid, self.namespace)
         disconnect()  # the namespace: the client hears "io server disconnect"
         if eio_sid is not None:
-            self.server.eio.disconnect(eio_sid)  # and the transport, with what it still holds
+            self.server.eio.disconnect(eio_sid)  # the transport, once the above is handed over
+        for key in SOCKET_KEYS:  # and stop reading what the client still sends
+            if isinstance(request.environ.get(key), BoundedSocket):
+                request.environ[key].stop()
 
 
 def client_event_name() -> Any:

@@ -51,6 +51,7 @@ class BoundedSocket:
         self.burst_bytes = burst_bytes
         self.clock = clock
         self.refused: str | None = None
+        self.stopped = False
         self._tokens = burst_bytes
         self._stamp = clock()
         self._head = bytearray()  # the frame header read so far
@@ -60,12 +61,18 @@ class BoundedSocket:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
 
+    def stop(self) -> None:
+        """Read nothing more: the connection was closed by the server (the reader ends)."""
+        self.stopped = True
+
     def recv(self, size: int) -> bytes:
         """Read like socket.recv; b'' once the client broke a bound (the close was sent)."""
-        if self.refused:
+        if self.refused or self.stopped:
             return b""
         self._pace()
         data = self._sock.recv(size)
+        if self.stopped:
+            return b""
         self._tokens -= len(data)
         self._feed(data)
         if self.refused:
