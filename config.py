@@ -74,7 +74,14 @@ class Config:
         # Fan-out between processes goes through Redis pub/sub on the same server.
         self.SOCKETIO_MESSAGE_QUEUE = _env_bool("SOCKETIO_MESSAGE_QUEUE", True)
         self.CORS_ORIGINS = os.environ.get("CORS_ORIGINS", "*")
-        self.SOCKET_MAX_PAYLOAD = _env_int("SOCKET_MAX_PAYLOAD", 64 * 1024)
+        # Bytes per websocket message / polling request; longer closes the connection (an
+        # event over 16 KB inside it is refused with an error ack, see docs/events.md).
+        self.SOCKET_MAX_PAYLOAD = _env_int("SOCKET_MAX_PAYLOAD", 1024 * 1024)
+        # Bytes per second a websocket client may send (after a burst of two messages);
+        # a faster sender is not read until it is back within the rate (TCP backpressure).
+        self.SOCKET_MAX_RATE = _env_int("SOCKET_MAX_RATE", 256 * 1024)
+        # Redis connections for publishing to the Socket.IO queue, per process.
+        self.SOCKETIO_PUBLISH_CONNECTIONS = _env_int("SOCKETIO_PUBLISH_CONNECTIONS", 16)
         # Geofence tunables (see README "Geofencing rules").
         self.GEOFENCE_DWELL_S = _env_int("GEOFENCE_DWELL_S", 120)
         self.GEOFENCE_MAX_ACCURACY_M = _env_float("GEOFENCE_MAX_ACCURACY_M", 150.0)

@@ -95,6 +95,8 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         SocketEventSink,
         SocketGameNotifier,
     )
+    from .sockets.packets import FootfallPacket
+    from .sockets.wsinput import BoundedWebSocketInput
 
     url = config.REDIS_URL
     if not url:
@@ -112,16 +114,23 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     if app.config.get("SOCKETIO_MESSAGE_QUEUE", True):
         # Fan-out between processes through Redis pub/sub, with a listener that notices a
         # dead connection and re-subscribes quickly (see RedisQueueManager).
-        options["client_manager"] = RedisQueueManager(url)
+        queue = RedisQueueManager(url, publish_connections=config.SOCKETIO_PUBLISH_CONNECTIONS)
+        options["client_manager"] = queue
+        app.extensions["socketio_queue"] = queue
     socketio.init_app(
         app,
         **options,
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE", "gevent"),
         cors_allowed_origins=app.config.get("CORS_ORIGINS", "*"),
-        max_http_buffer_size=app.config.get("SOCKET_MAX_PAYLOAD", 64 * 1024),
+        # Per websocket message or polling request (a longer one closes the connection);
+        # events themselves are bounded lower, with an error ack (see FootfallPacket).
+        max_http_buffer_size=config.SOCKET_MAX_PAYLOAD,
+        serializer=FootfallPacket,
         ping_interval=25,
         ping_timeout=20,
     )
+    app.wsgi_app = BoundedWebSocketInput(app.wsgi_app, config.SOCKET_MAX_PAYLOAD,
+                                         rate_bytes_s=config.SOCKET_MAX_RATE)
     hasher = PasswordHasher(
         time_cost=config.PASSWORD_HASH_TIME_COST, memory_cost=config.PASSWORD_HASH_MEMORY_KIB
     )
@@ -249,14 +258,24 @@ def register_blueprints(app: OpenAPI) -> None:
 
 def register_namespaces(app: OpenAPI) -> None:
     """Register the Socket.IO namespaces."""
+    from .sockets.base import socket_error
     from .sockets.live import HostNamespace, LiveNamespace
     from .sockets.shopper import ShopperNamespace
 
     socketio = app.extensions["socketio"]
+    # One error handler for every namespace: the envelope as the ack and an `error` event.
+    socketio.on_error_default(socket_error)
     socketio.on_namespace(ShopperNamespace("/shopper"))
     viewers = LiveNamespace("/live")
     app.extensions["live_namespace"] = viewers  # the ticker refreshes its viewers' presence
     socketio.on_namespace(viewers)
+    queue = app.extensions.get("socketio_queue")
+    if queue is not None:
+        # Each live offset once to this process's viewers, and what they missed while the
+        # queue was away once it is back (see app/sockets/redelivery.py).
+        queue.delivery_filters.append(viewers.deliveries.allow)
+        queue.resubscribed.append(
+            lambda: viewers.deliveries.catch_up(socketio, app.extensions["live"].history))
     socketio.on_namespace(HostNamespace("/host"))
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import redis
 import socketio
 from flask_socketio import SocketIO
+from redis.sentinel import Sentinel
+from socketio.redis_manager import parse_redis_sentinel_url
 
 from geo.engine import EventSink
 
@@ -60,20 +63,73 @@ class SocketGameNotifier:
         self.socketio.emit(name, payload, to=shopper_room(shopper_id), namespace="/shopper")
 
 
-class RedisQueueManager(socketio.RedisManager):
-    """python-socketio's RedisManager with a listener that notices a dead connection at once.
+class LocalDeliveries(socketio.Manager):
+    """The one place where this process emits to its own clients, with filters that may skip.
 
-    The stock listener blocks in pubsub.listen() with no timeout: a connection that dies without
-    a FIN/RST (a NAT or load-balancer idle timeout, a lost host, a failover) leaves the process
-    deaf for good while Redis still counts it as subscribed. After an outage it backs off
-    1, 2, 4 ... 60 s before subscribing again, and every event meant for this process's clients
-    in the meantime is dropped. Its publisher has no socket timeout either, so an emit from a
-    request handler can hang on a silent server.
+    PubSubManager hands both an emit made here and one heard on the queue to its parent's
+    `emit`; placed between PubSubManager and Manager in the class order, this sees both.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivery_filters: list[Callable[[str, Any, str, str | None], bool]] = []
+
+    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
+             **kwargs):
+        room = to or room
+        if callback is None and not all(
+            allow(event, data, namespace or "/", room) for allow in self.delivery_filters
+        ):
+            return None
+        return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
+                            callback=callback, **kwargs)
+
+
+def redis_connect(url: str, **options: Any) -> redis.Redis:
+    """Connect to Redis or Valkey given a redis://, rediss://, unix://, valkey://, valkeys://,
+    redis+sentinel:// or valkey+sentinel:// URL (the last two: `host:port,...` of the
+    sentinels, then `/db/service`, as python-socketio's RedisManager reads them).
+
+    Valkey speaks the Redis protocol, so redis-py serves both. `max_connections` bounds the
+    client's pool (for a sentinel URL, the pool of the master it finds).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a redis URL: {url!r}")
+    scheme = scheme.lower()
+    if scheme in {"redis+sentinel", "valkey+sentinel"}:
+        sentinels, service, auth = parse_redis_sentinel_url("redis+sentinel://" + rest)
+        sentinel_options = {k: v for k, v in options.items() if k.startswith("socket_")}
+        sentinel = Sentinel(sentinels, sentinel_kwargs=sentinel_options, **auth, **options)
+        return sentinel.master_for(service or "mymaster")
+    scheme = {"valkey": "redis", "valkeys": "rediss"}.get(scheme, scheme)
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError(f"unsupported redis URL scheme: {scheme!r}")
+    return redis.Redis.from_url(f"{scheme}://{rest}", **options)
+
+
+class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
+    """The Socket.IO message queue on Redis pub/sub (python-socketio's documented extension
+    point: a PubSubManager that implements `_publish` and `_listen`).
+
+    python-socketio's own RedisManager blocks in pubsub.listen() with no timeout: a connection
+    that dies without a FIN/RST (a NAT or load-balancer idle timeout, a lost host, a failover)
+    leaves the process deaf for good while Redis still counts it as subscribed; after an outage
+    it backs off 1, 2, 4 ... 60 s before subscribing again, and its publisher has no timeout.
 
     Here the listener waits at most `ping_interval_s` for traffic, then pings; no reply within
     two intervals means a new connection. Re-subscribing backs off from 0.1 s to
-    `max_backoff_s`. Publishing gets connect/read timeouts and TCP keepalive.
+    `max_backoff_s`, and each re-subscription (not the first) runs the `resubscribed` hooks,
+    so a process can deliver what its clients missed meanwhile. Publishing goes through one
+    bounded pool (`publish_connections`, waiting at most `publish_wait_s` for a free
+    connection) with connect/read timeouts and TCP keepalive. Every connection is made by
+    `redis_connect`, which reads redis, valkey and sentinel URLs.
+
+    An emit addressed to one connection of this process (an ack's `error` event, a reply) is
+    delivered here without a round trip through Redis: no other process can hold it.
     """
+
+    name = "footfall-redis"
 
     def __init__(
         self,
@@ -83,23 +139,66 @@ class RedisQueueManager(socketio.RedisManager):
         write_only: bool = False,
         ping_interval_s: float = 5.0,
         max_backoff_s: float = 2.0,
+        publish_connections: int = 16,
+        publish_wait_s: float = 5.0,
         redis_options: dict[str, Any] | None = None,
     ) -> None:
-        options: dict[str, Any] = {
+        super().__init__(channel=channel, write_only=write_only)  # and LocalDeliveries'
+        self.url = url
+        self.redis_options: dict[str, Any] = {
             "socket_connect_timeout": 2.0,
             "socket_timeout": 5.0,
             "socket_keepalive": True,
+            **(redis_options or {}),
         }
-        options.update(redis_options or {})
-        super().__init__(url, channel=channel, write_only=write_only, redis_options=options)
         self.ping_interval_s = ping_interval_s
         self.max_backoff_s = max_backoff_s
+        self.publish_connections = publish_connections
+        self.publish_wait_s = publish_wait_s
+        self.resubscribed: list[Callable[[], None]] = []
+        self._publisher: redis.Redis | None = None
+        # At most this many publishes at once: the pool never needs more connections, and a
+        # burst waits its turn instead of failing with "Too many connections".
+        self._publish_slots = threading.BoundedSemaphore(publish_connections)
 
-    def _listen(self) -> Iterator[bytes]:
+    def _redis_connect(self, **options: Any) -> redis.Redis:
+        """Make a connection to the queue's Redis (every connection is made here)."""
+        return redis_connect(self.url, **{**self.redis_options, **options})
+
+    def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None,
+             to=None, **kwargs):
+        room = to or room
+        if (callback is None and not kwargs.get("ignore_queue") and room is not None
+                and self.is_connected(room, namespace or "/")):
+            kwargs["ignore_queue"] = True
+        return super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid,
+                            callback=callback, **kwargs)
+
+    def _publish(self, data: dict[str, Any]) -> None:
+        if not self._publish_slots.acquire(timeout=self.publish_wait_s):
+            log.error("socket.io queue: %d publishes already waiting on redis, dropped one",
+                      self.publish_connections)
+            return
+        try:
+            if self._publisher is None:
+                self._publisher = self._redis_connect(max_connections=self.publish_connections)
+            message = self.json.dumps(data)
+            for attempt in (1, 2):
+                try:
+                    self._publisher.publish(self.channel, message)
+                    return
+                except (redis.RedisError, OSError) as exc:
+                    log.error("socket.io queue: cannot publish to redis (attempt %d): %s",
+                              attempt, exc)
+        finally:
+            self._publish_slots.release()
+
+    def _listen(self) -> Iterator[Any]:
         channel = self.channel.encode()
         backoff = 0.1
+        subscriptions = 0
         while True:
-            client = redis.Redis.from_url(self.redis_url, **self.redis_options)
+            client = self._redis_connect()
             pubsub = client.pubsub()
             try:
                 pubsub.subscribe(self.channel)
@@ -117,7 +216,11 @@ class RedisQueueManager(socketio.RedisManager):
                     heard = now
                     if message["type"] == "subscribe":
                         backoff = 0.1
+                        subscriptions += 1
                         log.info("socket.io queue subscribed", extra={"channel": self.channel})
+                        if subscriptions > 1:
+                            for hook in self.resubscribed:
+                                self.server.start_background_task(self._run_hook, hook)
                     elif message["type"] == "message" and message["channel"] == channel:
                         yield message["data"]
             except (redis.RedisError, OSError) as exc:
@@ -128,3 +231,10 @@ class RedisQueueManager(socketio.RedisManager):
                 client.close()
             self.server.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
+
+    @staticmethod
+    def _run_hook(hook: Callable[[], None]) -> None:
+        try:
+            hook()
+        except Exception:
+            log.exception("socket.io queue: a resubscribed hook failed")

@@ -226,3 +226,85 @@ def test_a_room_carries_on_after_a_redis_outage(own_redis, own_server, tmp_path)
     finally:
         viewer.close()
         console.close()
+
+
+def offsets_heard(client: Client, name: str) -> list[int]:
+    """Drain what a client heard so far; return the offsets of the `name` events in order."""
+    heard = []
+    while True:
+        try:
+            got, data = client.events.get_nowait()
+        except queue.Empty:
+            return heard
+        if got == name:
+            heard.append(data["offset"])
+
+
+def test_every_viewer_hears_every_offset_once_across_a_redis_outage(own_redis,  # noqa: F811
+                                                                    tmp_path):
+    """The host on A announces as soon as Redis is back, before B has subscribed again: B's
+    viewers get those announcements from the history once B is subscribed, and nobody gets
+    one twice (B hears some both ways)."""
+    from tests.test_processes import queue_subscribers
+
+    server_a, server_b = start_servers(own_redis.url, 2)
+    helper = make_helper_app(own_redis.url, tmp_path)
+    host = session_for(helper, "host")
+    clients: list[Client] = []
+    try:
+        created = requests.post(server_a.url + "/api/streams", headers=bearer(host["token"]),
+                                timeout=10, json={"title": "t", "brand": "b",
+                                                  "playback_url": "https://v.example/x",
+                                                  "hosts": [host["user"]["id"]],
+                                                  "starts_at": time.time()})
+        sid = created.json()["id"]
+        console = Client(server_a.url, "/host", {"token": host["token"], "stream_id": sid})
+        clients.append(console)
+        assert console.call("start") == {"status": "live"}
+        viewers = []
+        for server in (server_a, server_b, server_b):
+            viewer = Client(server.url, "/live", {"token": session_for(helper, "shopper")["token"]})
+            clients.append(viewer)
+            viewer.call("join", {"stream_id": sid})
+            viewers.append(viewer)
+        wait_for(lambda: queue_subscribers(own_redis.url) == 2, 10, "both processes subscribed")
+        first = console.call("announce", {"text": "before"})
+        assert "text" in first, first
+        for viewer in viewers:
+            assert viewer.wait_for("announcement")["text"] == "before"
+
+        own_redis.stop()
+        assert console.call("announce", {"text": "x"})["error"]["code"] == "service_unavailable"
+        own_redis.start()  # the AOF brings the stream and the sessions back
+        # Announce the moment A's storage answers: B has not subscribed again yet.
+        sent = []
+        wait_for(lambda: "error" not in console.call("feedback"), 15, "storage back")
+        for i in range(5):
+            ack = console.call("announce", {"text": f"back {i}"})
+            assert "text" in ack, ack
+        wait_for(lambda: queue_subscribers(own_redis.url) == 2, 20, "both subscribed again")
+        # One more after both are subscribed: whoever heard it has heard everything before it.
+        assert "text" in console.call("announce", {"text": "last"})
+        expected = None
+        for viewer in viewers:
+            heard: list[int] = []
+
+            def all_heard(viewer: Client = viewer, heard: list[int] = heard) -> bool:
+                heard.extend(offsets_heard(viewer, "announcement"))
+                return bool(heard) and len(set(heard)) >= 6
+
+            wait_for(all_heard, 20, lambda h=heard: f"six announcements, heard {h}")
+            heard.extend(offsets_heard(viewer, "announcement"))
+            assert len(heard) == len(set(heard)), f"an offset twice: {heard}"
+            sent = sorted(heard)
+            assert sent == list(range(sent[0], sent[0] + 6)), sent
+            expected = expected or sent
+            assert sent == expected
+        assert all(client.sio.connected for client in clients)
+    finally:
+        for client in clients:
+            try:
+                client.close()
+            except Exception:
+                pass
+        stop_servers([server_a, server_b])

@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import partial
 from typing import Any
 
 import redis
 from flask import current_app, request
-from flask_socketio import ConnectionRefusedError, Namespace, emit
+from flask_socketio import ConnectionRefusedError, Namespace, disconnect, emit
 from pydantic import ValidationError
 
 from core.errors import DomainError, Forbidden, Unauthorized
 
 from ..auth import Principal, authorize, declared_roles
 from ..errors import field_path
+from .packets import Refused
+from .wsinput import SOCKET_KEYS, BoundedSocket
 
 log = logging.getLogger(__name__)
 
 LIFECYCLE = {"connect", "disconnect"}
+# The one handler every client event is routed to (SecureNamespace.trigger_event).
+ROUTE = "client_event"
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -96,41 +99,25 @@ class SecureNamespace(Namespace):
         """Return the principal of the connection handling this event."""
         return self.principals[request.sid]
 
-    def trigger_event(self, event: str, *args: Any) -> Any:
+    def trigger_event(self, event: Any, *args: Any) -> Any:
         # A client may send an ordinary event named "connect" or "disconnect", and
         # python-socketio routes it here like the real ones: re-authenticating with another
         # token, or dropping the principal. Clients' events only run while the connection is
         # established; the real lifecycle calls come while it is pending (always_connect off).
         if event in LIFECYCLE and not self.server.manager.is_connected(args[0], self.namespace):
             return super().trigger_event(event, *args)
-        # python-socketio passes (sid, *data). Flask-SocketIO's _handle_event (what its own
-        # Namespace.trigger_event uses) pushes the request context that gives request.sid,
-        # current_app and emit() their meaning; calling handlers directly would run without it.
-        # (Given the name "connect", _handle_event passes only what it takes for `auth`.)
+        # Every client event, known or not, goes to one handler (Flask-SocketIO's documented
+        # use of overriding trigger_event), which Flask-SocketIO runs in the request context
+        # (request.sid, emit) with socket_error as its error handler: its return is the ack.
         sid, *data = args
-        return self.socketio._handle_event(partial(self._guarded, event), event,
-                                           self.namespace, sid, *data)
+        return super().trigger_event(ROUTE, sid, event, *data)
 
-    def _guarded(self, event: str, *args: Any) -> Any:
-        """Run one event inside the request context; every failure becomes an error ack."""
-        try:
-            return self._dispatch(event, *args)
-        except DomainError as exc:
-            return self._fail(exc.to_dict(), event)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            code = "unknown_field" if first["type"] == "extra_forbidden" else "validation_error"
-            return self._fail(error_body(code, first["msg"], field_path(tuple(first["loc"]))),
-                              event)
-        except redis.RedisError:
-            return self._fail(error_body("service_unavailable",
-                                         "storage is unavailable, retry shortly"), event)
-        except Exception:
-            log.exception("socket handler failed", extra={"event": event})
-            return self._fail(error_body("internal_error", "internal error"), event)
-
-    def _dispatch(self, event: str, *args: Any) -> Any:
-        callable_by_clients = event.isidentifier() and event not in LIFECYCLE
+    def on_client_event(self, event: Any, *args: Any) -> Any:
+        """Check and run one client event (see trigger_event); failures go to socket_error."""
+        if isinstance(event, Refused):
+            return self._refused(event)
+        callable_by_clients = (isinstance(event, str) and event.isidentifier()
+                               and event not in LIFECYCLE and event != ROUTE)
         handler = getattr(self, f"on_{event}", None) if callable_by_clients else None
         if handler is None:
             raise DomainError(f"unknown event {event!r}", code="unknown_event", field="event")
@@ -149,6 +136,53 @@ class SecureNamespace(Namespace):
                                   code="payload_too_large", field="payload", status=413)
         return handler(payload)
 
-    def _fail(self, body: dict[str, Any], event: str) -> dict[str, Any]:
-        emit("error", {**body, "event": event})
-        return body
+    def _refused(self, refused: Refused) -> None:
+        """Answer an event the packet layer refused; close the connection when it says so."""
+        if not refused.close:
+            raise DomainError(refused.message, code=refused.code, field="payload", status=413)
+        emit("error", {**error_body(refused.code, refused.message, "payload"),
+                       "event": refused.event})
+        log.warning("socket closed: %s", refused.code, extra={"sid": request.sid})
+        eio_sid = self.server.manager.eio_sid_from_sid(request.sid, self.namespace)
+        disconnect()  # the namespace: the client hears "io server disconnect"
+        if eio_sid is not None:
+            self.server.eio.disconnect(eio_sid)  # the transport, once the above is handed over
+        for key in SOCKET_KEYS:  # and stop reading what the client still sends
+            if isinstance(request.environ.get(key), BoundedSocket):
+                request.environ[key].stop()
+
+
+def client_event_name() -> Any:
+    """Return the name of the client event being handled (inside a socket handler)."""
+    event = request.event
+    if event["message"] != ROUTE:
+        return event["message"]
+    name = event["args"][0] if event["args"] else None
+    return name.event if isinstance(name, Refused) else name
+
+
+def socket_error(exc: Exception) -> dict[str, Any] | None:
+    """Flask-SocketIO's default error handler: the envelope as the ack and an `error` event.
+
+    Runs in the failed handler's request context. A failed connect is refused (never accepted
+    by an error ack); a failed disconnect is only logged.
+    """
+    event = client_event_name()
+    if isinstance(exc, DomainError):
+        body = exc.to_dict()
+    elif isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        code = "unknown_field" if first["type"] == "extra_forbidden" else "validation_error"
+        body = error_body(code, first["msg"], field_path(tuple(first["loc"])))
+    elif isinstance(exc, redis.RedisError):
+        body = error_body("service_unavailable", "storage is unavailable, retry shortly")
+    else:
+        log.error("socket handler failed", exc_info=exc, extra={"event": str(event)})
+        body = error_body("internal_error", "internal error")
+    lifecycle = request.event["message"]  # a client's event named so arrives as ROUTE
+    if lifecycle == "connect":
+        raise refusal(body) from exc
+    if lifecycle == "disconnect":
+        return None
+    emit("error", {**body, "event": event})
+    return body

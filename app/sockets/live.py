@@ -17,6 +17,7 @@ from core.errors import DomainError
 
 from ..auth import Principal, roles
 from .base import SecureNamespace, error_body, refusal
+from .redelivery import LiveDeliveries
 
 STREAM_ID = r"^[1-9][0-9]{0,11}$"
 
@@ -132,6 +133,7 @@ class LiveNamespace(SecureNamespace):
     def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
         self.watching: dict[str, str] = {}  # connection -> stream (connections are local)
+        self.deliveries = LiveDeliveries(self.namespace)  # offsets delivered per room here
 
     def _stream(self) -> str:
         sid = self.watching.get(request.sid)
@@ -160,8 +162,12 @@ class LiveNamespace(SecureNamespace):
         live.feedback.record_join(body.stream_id)
         live.feedback.set_viewers(body.stream_id, viewers)
         if body.offset is not None:
-            return live.room.recover(body.stream_id, body.offset)
-        return {"recovered": False, "state": live.room.state(body.stream_id)}
+            ack = live.room.recover(body.stream_id, body.offset)
+        else:
+            ack = {"recovered": False, "state": live.room.state(body.stream_id)}
+        current = ack["offset"] if ack["recovered"] else ack["state"]["offset"]
+        self.deliveries.joined(viewers_room(body.stream_id), current)
+        return ack
 
     @roles("shopper", "guest")
     def on_leave(self, payload: Any = None) -> dict[str, Any]:
