@@ -153,14 +153,16 @@ class Config:
 
         if self.COUPON_SIGNING_KEYS:
             return parse_keys(self.COUPON_SIGNING_KEYS)
-        derived = hmac.new(self.SECRET_KEY.encode(), b"footfall coupon signing key",
-                           hashlib.sha256).hexdigest()
+        derived = hmac.new(
+            self.SECRET_KEY.encode(), b"footfall coupon signing key", hashlib.sha256
+        ).hexdigest()
         return [("k0", derived.encode())]
 
     def game_reference_key(self) -> bytes:
         """Return the key of the game's opaque spawn references, derived from SECRET_KEY."""
-        return hmac.new(self.SECRET_KEY.encode(), b"footfall game spawn references",
-                        hashlib.sha256).digest()
+        return hmac.new(
+            self.SECRET_KEY.encode(), b"footfall game spawn references", hashlib.sha256
+        ).digest()
 
     def as_flask_mapping(self) -> dict:
         """Return the upper-case settings as a plain mapping for app.config."""

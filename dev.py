@@ -36,8 +36,10 @@ def setup() -> None:
         try:
             venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
         except Exception as exc:  # e.g. Debian without python3-venv
-            sys.exit(f"could not create a virtualenv ({exc}); install your distribution's "
-                     "python3-venv package (Debian/Ubuntu: apt-get install python3-venv)")
+            sys.exit(
+                f"could not create a virtualenv ({exc}); install your distribution's "
+                "python3-venv package (Debian/Ubuntu: apt-get install python3-venv)"
+            )
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not (STAMP.exists() and STAMP.read_text().strip() == digest):
         print("installing Footfall and its dependencies into .venv ...", flush=True)
@@ -58,8 +60,12 @@ def install_js() -> None:
     print("installing the JS test client (npm ci) ...", flush=True)
     env = dict(os.environ)
     env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    subprocess.run([str(VENV / "bin" / "npm"), "ci", "--no-audit", "--no-fund",
-                    "--loglevel=error"], check=True, cwd=JS, env=env)
+    subprocess.run(
+        [str(VENV / "bin" / "npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        check=True,
+        cwd=JS,
+        env=env,
+    )
     stamp.write_text(digest)
 
 

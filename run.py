@@ -1,7 +1,7 @@
 """Development server with demo data: gevent + websockets, embedded Redis unless REDIS_URL is set.
 
-    python run.py            # serve, loading the demo data first if it is not there
-    python run.py --no-demo  # serve without touching data
+python run.py            # serve, loading the demo data first if it is not there
+python run.py --no-demo  # serve without touching data
 """
 
 from gevent import monkey
@@ -34,15 +34,21 @@ def main() -> None:
     if not args.no_demo:
         report = seed_demo(app)
         app.extensions["geo"].warm()  # the fence cache holds the demo stores before any fix
-        print(f"demo data: {report['stores_total']} stores "
-              f"({report['stores_written']} written now); staff serve {report['staff_store']}")
+        print(
+            f"demo data: {report['stores_total']} stores "
+            f"({report['stores_written']} written now); staff serve {report['staff_store']}"
+        )
         campaign = report["campaign"]
-        print(f"demo campaign {campaign['id']} '{campaign['name']}' is {campaign['status']} on "
-              f"{len(campaign['targets']['stores'])} East Nanjing Road stores "
-              "(walk in: a coupon; catch creatures: /api/game/spawns)")
+        print(
+            f"demo campaign {campaign['id']} '{campaign['name']}' is {campaign['status']} on "
+            f"{len(campaign['targets']['stores'])} East Nanjing Road stores "
+            "(walk in: a coupon; catch creatures: /api/game/spawns)"
+        )
         stream = report["stream"]
-        print(f"demo stream {stream['id']} '{stream['title']}' is {stream['status']} with "
-              f"{len(stream['products'])} products (host: host@demo.footfall.test)")
+        print(
+            f"demo stream {stream['id']} '{stream['title']}' is {stream['status']} with "
+            f"{len(stream['products'])} products (host: host@demo.footfall.test)"
+        )
         print(f"demo accounts (password {DEMO_PASSWORD!r}):")
         for email, role, _ in DEMO_ACCOUNTS:
             print(f"  {role:9} {email}")

@@ -38,6 +38,7 @@ def is_framework_public(endpoint: str) -> bool:
     """Tell whether an endpoint is framework-owned and public (static files, API docs)."""
     return endpoint in FRAMEWORK_PUBLIC or endpoint.startswith(FRAMEWORK_PUBLIC_PREFIXES)
 
+
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "footfall-v1"},
 }
@@ -129,8 +130,9 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         ping_interval=25,
         ping_timeout=20,
     )
-    app.wsgi_app = BoundedWebSocketInput(app.wsgi_app, config.SOCKET_MAX_PAYLOAD,
-                                         rate_bytes_s=config.SOCKET_MAX_RATE)
+    app.wsgi_app = BoundedWebSocketInput(
+        app.wsgi_app, config.SOCKET_MAX_PAYLOAD, rate_bytes_s=config.SOCKET_MAX_RATE
+    )
     hasher = PasswordHasher(
         time_cost=config.PASSWORD_HASH_TIME_COST, memory_cost=config.PASSWORD_HASH_MEMORY_KIB
     )
@@ -152,27 +154,44 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         r, catalog, clock, EngineSettings.from_config(config), sink=SocketEventSink(socketio)
     )
     app.extensions["promotions"] = Promotions(
-        r, clock, catalog, CouponCodec(config.coupon_keys()),
+        r,
+        clock,
+        catalog,
+        CouponCodec(config.coupon_keys()),
         notifier=SocketCouponNotifier(socketio),
-        settings=RedeemSettings(void_window_s=config.COUPON_VOID_WINDOW_S,
-                                invalid_max=config.COUPON_INVALID_MAX,
-                                invalid_window_s=config.COUPON_INVALID_WINDOW_S),
+        settings=RedeemSettings(
+            void_window_s=config.COUPON_VOID_WINDOW_S,
+            invalid_max=config.COUPON_INVALID_MAX,
+            invalid_window_s=config.COUPON_INVALID_WINDOW_S,
+        ),
     )
     app.extensions["game"] = Game(
-        r, clock, app.extensions["promotions"], app.extensions["geo"],
-        GameSettings(visible_radius_m=config.GAME_VISIBLE_RADIUS_M,
-                     interaction_radius_m=config.GAME_INTERACTION_RADIUS_M,
-                     fix_max_age_s=config.GAME_FIX_MAX_AGE_S, cooldown_s=config.GAME_COOLDOWN_S,
-                     daily_cap=config.GAME_DAILY_CAP,
-                     speed_lock_mps=config.GAME_SPEED_LOCK_KMH / 3.6,
-                     min_trust=config.GAME_MIN_TRUST, timezone=config.GAME_TIMEZONE,
-                     reference_key=config.game_reference_key()),
+        r,
+        clock,
+        app.extensions["promotions"],
+        app.extensions["geo"],
+        GameSettings(
+            visible_radius_m=config.GAME_VISIBLE_RADIUS_M,
+            interaction_radius_m=config.GAME_INTERACTION_RADIUS_M,
+            fix_max_age_s=config.GAME_FIX_MAX_AGE_S,
+            cooldown_s=config.GAME_COOLDOWN_S,
+            daily_cap=config.GAME_DAILY_CAP,
+            speed_lock_mps=config.GAME_SPEED_LOCK_KMH / 3.6,
+            min_trust=config.GAME_MIN_TRUST,
+            timezone=config.GAME_TIMEZONE,
+            reference_key=config.game_reference_key(),
+        ),
         notifier=SocketGameNotifier(socketio),
     )
-    live = Live(r, clock, app.extensions["promotions"], app.extensions["accounts"].role_of,
-                process_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
-                presence_ttl_s=config.LIVE_PRESENCE_TTL_S,
-                process_ttl_s=config.LIVE_PROCESS_TTL_S)
+    live = Live(
+        r,
+        clock,
+        app.extensions["promotions"],
+        app.extensions["accounts"].role_of,
+        process_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
+        presence_ttl_s=config.LIVE_PRESENCE_TTL_S,
+        process_ttl_s=config.LIVE_PROCESS_TTL_S,
+    )
     app.extensions["live"] = live
     app.extensions["streams"] = live.streams
 
@@ -275,7 +294,8 @@ def register_namespaces(app: OpenAPI) -> None:
         # queue was away once it is back (see app/sockets/redelivery.py).
         queue.delivery_filters.append(viewers.deliveries.allow)
         queue.resubscribed.append(
-            lambda: viewers.deliveries.catch_up(socketio, app.extensions["live"].history))
+            lambda: viewers.deliveries.catch_up(socketio, app.extensions["live"].history)
+        )
     socketio.on_namespace(HostNamespace("/host"))
 
 

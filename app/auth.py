@@ -154,10 +154,15 @@ class Accounts:
         self.login_window_s = login_window_s
         self.login_ip_max = login_ip_max
         self.throttle = throttle or Throttle(r)
-        self.per_account = Rule("login-account", login_max, login_window_s,
-                                "too many login attempts for this account")
-        self.per_address = Rule("login-address", login_ip_max, login_window_s,
-                                "too many login attempts from this address")
+        self.per_account = Rule(
+            "login-account", login_max, login_window_s, "too many login attempts for this account"
+        )
+        self.per_address = Rule(
+            "login-address",
+            login_ip_max,
+            login_window_s,
+            "too many login attempts from this address",
+        )
         # Hashing a dummy on unknown accounts keeps login time independent of existence.
         self._dummy_hash = hasher.hash(secrets.token_hex(8))
 
@@ -176,11 +181,13 @@ class Accounts:
         if role not in ROLES or role == "guest":  # guests come from create_guest()
             raise ValidationFailed(f"unknown role {role!r}", code="invalid_role", field="role")
         if role == "staff" and not store_id:
-            raise ValidationFailed("staff accounts need a store", code="store_required",
-                                   field="store_id")
+            raise ValidationFailed(
+                "staff accounts need a store", code="store_required", field="store_id"
+            )
         if role != "staff" and store_id:
-            raise ValidationFailed("only staff accounts belong to a store",
-                                   code="store_not_allowed", field="store_id")
+            raise ValidationFailed(
+                "only staff accounts belong to a store", code="store_not_allowed", field="store_id"
+            )
         check_password_strength(password)
         user_id = secrets.token_hex(8)
         now = self.clock.now()
@@ -204,9 +211,14 @@ class Accounts:
     def create_guest(self) -> dict:
         """Open a session for a new guest (no email, no password; gone when the token is)."""
         user_id = "g-" + secrets.token_hex(7)
-        record = {"id": user_id, "email": "", "role": "guest",
-                  "display_name": f"Guest {user_id[2:6]}", "store_id": "",
-                  "created_at": f"{self.clock.now():.3f}"}
+        record = {
+            "id": user_id,
+            "email": "",
+            "role": "guest",
+            "display_name": f"Guest {user_id[2:6]}",
+            "store_id": "",
+            "created_at": f"{self.clock.now():.3f}",
+        }
         pipe = self.r.pipeline(transaction=False)
         pipe.hset(_user_key(user_id), mapping=record)
         pipe.expire(_user_key(user_id), self.token_ttl_s)
@@ -324,8 +336,10 @@ class Accounts:
     @staticmethod
     def session_guard(principal: Principal) -> tuple[str, Unauthorized]:
         """Return the key that must exist for the principal's session, and the error if not."""
-        return (_session_key(principal.session_id),
-                Unauthorized("session ended, sign in again", code="session_revoked"))
+        return (
+            _session_key(principal.session_id),
+            Unauthorized("session ended, sign in again", code="session_revoked"),
+        )
 
     def logout(self, principal: Principal) -> list[tuple[str, str]]:
         """Revoke the caller's session; return its sockets (namespace, id) to disconnect."""
@@ -375,11 +389,11 @@ def normalize_email(email: str, field: str = "email") -> str:
 def check_password_strength(password: str) -> None:
     """Refuse passwords that are too short or too long to hash sensibly."""
     if not isinstance(password, str) or len(password) < 8:
-        raise ValidationFailed("password needs at least 8 characters", code="weak_password",
-                               field="password")
+        raise ValidationFailed(
+            "password needs at least 8 characters", code="weak_password", field="password"
+        )
     if len(password) > 256:
-        raise ValidationFailed("password is too long", code="invalid_password",
-                               field="password")
+        raise ValidationFailed("password is too long", code="invalid_password", field="password")
 
 
 def public_user(record: dict) -> dict:

@@ -15,8 +15,7 @@ def register(app: Flask) -> None:
 
     @app.cli.command("create-user")
     @click.argument("email")
-    @click.option("--role", type=click.Choice([r for r in ROLES if r != "guest"]),
-                  required=True)
+    @click.option("--role", type=click.Choice([r for r in ROLES if r != "guest"]), required=True)
     @click.option("--store", "store_id", default=None, help="the store a staff account serves")
     @click.option("--name", "display_name", default=None)
     @click.password_option(envvar="FOOTFALL_NEW_PASSWORD")

@@ -41,17 +41,23 @@ def seed_demo(app: Flask, *, stores: int = 5000) -> dict:
     created = []
     for email, role, store in DEMO_ACCOUNTS:
         if accounts.find_by_email(email) is None:
-            accounts.create_user(email, DEMO_PASSWORD, role,
-                                 store_id=staff_store if store else None)
+            accounts.create_user(
+                email, DEMO_PASSWORD, role, store_id=staff_store if store else None
+            )
             created.append(email)
     shopper = accounts.find_by_email(DEMO_ACCOUNTS[0][0])
     app.extensions["geo"].set_consent(shopper["id"], True)
     campaign = seed_campaign(app, nanjing)
     seed_game(app, campaign["id"])
     stream = seed_stream(app, campaign["id"])
-    return {"stores_written": written, "stores_total": len(generated),
-            "accounts_created": created, "staff_store": staff_store, "campaign": campaign,
-            "stream": stream}
+    return {
+        "stores_written": written,
+        "stores_total": len(generated),
+        "accounts_created": created,
+        "staff_store": staff_store,
+        "campaign": campaign,
+        "stream": stream,
+    }
 
 
 DEMO_SPECIES = (
@@ -92,19 +98,29 @@ def seed_stream(app: Flask, campaign_id: str) -> dict:
             return stream
     host = app.extensions["accounts"].find_by_email("host@demo.footfall.test")
     marketer = Caller("demo", "marketer")
-    stream = streams.create(StreamIn(
-        title="Festival picks on East Nanjing Road", brand="Bailian",
-        description="Autumn favourites from the street, with flash coupons for viewers.",
-        playback_url="https://video.example.com/footfall/demo/index.m3u8",
-        hosts=[host["id"]], starts_at=app.extensions["clock"].now() + 3600,
-        campaign_id=campaign_id), marketer)
+    stream = streams.create(
+        StreamIn(
+            title="Festival picks on East Nanjing Road",
+            brand="Bailian",
+            description="Autumn favourites from the street, with flash coupons for viewers.",
+            playback_url="https://video.example.com/footfall/demo/index.m3u8",
+            hosts=[host["id"]],
+            starts_at=app.extensions["clock"].now() + 3600,
+            campaign_id=campaign_id,
+        ),
+        marketer,
+    )
     for name, price, color in DEMO_PRODUCTS:
         picture = Image.new("RGB", (800, 800), color)
         ImageDraw.Draw(picture).ellipse((200, 200, 600, 600), fill=(250, 245, 235))
         out = io.BytesIO()
         picture.save(out, "PNG")
-        streams.add_product(stream["id"], ProductIn(name=name, price_fen=price), marketer,
-                            image=process_product_image(out.getvalue()))
+        streams.add_product(
+            stream["id"],
+            ProductIn(name=name, price_fen=price),
+            marketer,
+            image=process_product_image(out.getvalue()),
+        )
     return streams.get(stream["id"])
 
 
@@ -117,10 +133,17 @@ def seed_game(app: Flask, campaign_id: str) -> dict:
         pass
     offers = app.extensions["promotions"].campaigns.list_offers(campaign_id)
     bonus = next((o for o in offers if "game" in o["channels"]), None)
-    return game.configure(campaign_id, GameConfigIn(
-        species=[{"id": i, "name": n, "rarity": r, "weight": w} for i, n, r, w in DEMO_SPECIES],
-        density_per_cell=0.6, store_density=0.5, store_rarity_boost=5.0,
-        offer_id=bonus["id"] if bonus else None, seed="nanjing-road-festival"))
+    return game.configure(
+        campaign_id,
+        GameConfigIn(
+            species=[{"id": i, "name": n, "rarity": r, "weight": w} for i, n, r, w in DEMO_SPECIES],
+            density_per_cell=0.6,
+            store_density=0.5,
+            store_rarity_boost=5.0,
+            offer_id=bonus["id"] if bonus else None,
+            seed="nanjing-road-festival",
+        ),
+    )
 
 
 def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
@@ -134,29 +157,73 @@ def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
             return campaign
     now = app.extensions["clock"].now()
     if not r.hexists("promo:programs", "bailian-club"):
-        promos.memberships.create_program(ProgramIn(
-            id="bailian-club", name="Bailian Club", number_pattern=r"^BL[0-9]{8}$"))
-    campaign = promos.campaigns.create(CampaignIn(
-        name="Nanjing Road Festival", starts_at=now - 3600, ends_at=now + 30 * 86_400,
-        timezone="Asia/Shanghai", targets={"stores": store_ids},
-        budget={"count": 100_000, "value_fen": 200_000_000}), actor="demo")
+        promos.memberships.create_program(
+            ProgramIn(id="bailian-club", name="Bailian Club", number_pattern=r"^BL[0-9]{8}$")
+        )
+    campaign = promos.campaigns.create(
+        CampaignIn(
+            name="Nanjing Road Festival",
+            starts_at=now - 3600,
+            ends_at=now + 30 * 86_400,
+            timezone="Asia/Shanghai",
+            targets={"stores": store_ids},
+            budget={"count": 100_000, "value_fen": 200_000_000},
+        ),
+        actor="demo",
+    )
     cid = campaign["id"]
-    promos.campaigns.create_offer(cid, OfferIn(
-        name="Walk-in: ¥20 off ¥100", kind="amount_off", amount_off_fen=2_000,
-        min_spend_fen=10_000, validity={"days": 7},
-        channels=["visit", "manual", "live_drop"], visit_trigger="enter",
-        caps={"total": 50_000, "per_shopper_day": 3, "per_store_day": 500}), actor="demo")
-    promos.campaigns.create_offer(cid, OfferIn(
-        name="Stay a while: 15% off", kind="percent_off", percent_off=15, max_off_fen=5_000,
-        validity={"days": 3}, channels=["visit"], visit_trigger="dwell",
-        caps={"total": 20_000, "per_shopper_day": 1}), actor="demo")
-    promos.campaigns.create_offer(cid, OfferIn(
-        name="Bailian Club gift", kind="gift", gift_item="festival tote bag",
-        gift_value_fen=1_500, channels=["manual", "live_drop"],
-        membership_program="bailian-club", caps={"total": 1_000, "per_shopper": 1}),
-        actor="demo")
-    promos.campaigns.create_offer(cid, OfferIn(
-        name="Catch bonus: ¥5 off", kind="amount_off", amount_off_fen=500, validity={"days": 3},
-        channels=["game"], caps={"total": 100_000, "per_shopper_day": 5}), actor="demo")
+    promos.campaigns.create_offer(
+        cid,
+        OfferIn(
+            name="Walk-in: ¥20 off ¥100",
+            kind="amount_off",
+            amount_off_fen=2_000,
+            min_spend_fen=10_000,
+            validity={"days": 7},
+            channels=["visit", "manual", "live_drop"],
+            visit_trigger="enter",
+            caps={"total": 50_000, "per_shopper_day": 3, "per_store_day": 500},
+        ),
+        actor="demo",
+    )
+    promos.campaigns.create_offer(
+        cid,
+        OfferIn(
+            name="Stay a while: 15% off",
+            kind="percent_off",
+            percent_off=15,
+            max_off_fen=5_000,
+            validity={"days": 3},
+            channels=["visit"],
+            visit_trigger="dwell",
+            caps={"total": 20_000, "per_shopper_day": 1},
+        ),
+        actor="demo",
+    )
+    promos.campaigns.create_offer(
+        cid,
+        OfferIn(
+            name="Bailian Club gift",
+            kind="gift",
+            gift_item="festival tote bag",
+            gift_value_fen=1_500,
+            channels=["manual", "live_drop"],
+            membership_program="bailian-club",
+            caps={"total": 1_000, "per_shopper": 1},
+        ),
+        actor="demo",
+    )
+    promos.campaigns.create_offer(
+        cid,
+        OfferIn(
+            name="Catch bonus: ¥5 off",
+            kind="amount_off",
+            amount_off_fen=500,
+            validity={"days": 3},
+            channels=["game"],
+            caps={"total": 100_000, "per_shopper_day": 5},
+        ),
+        actor="demo",
+    )
     r.set(DEMO_CAMPAIGN_KEY, cid)
     return promos.campaigns.transition(cid, "scheduled", actor="demo")

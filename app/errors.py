@@ -88,8 +88,11 @@ def validation_response(exc: ValidationError):
     elif kind == "model_type" and not loc:
         message = "the request body must be a JSON object"
     details = [
-        {"field": field_path(tuple(e.get("loc", ()))) or "body", "message": e.get("msg"),
-         "type": e.get("type")}
+        {
+            "field": field_path(tuple(e.get("loc", ()))) or "body",
+            "message": e.get("msg"),
+            "type": e.get("type"),
+        }
         for e in errors[:20]
     ]
     return envelope(422, code, message, field, details=details)

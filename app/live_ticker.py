@@ -33,9 +33,13 @@ def tick(app: Flask, now: float | None = None) -> dict[str, Any]:
     if namespace is not None:
         # Every second: this process is alive, and so are its viewers' connections.
         principals = namespace.principals
-        live.presence.heartbeat([(sid, conn, principals[conn].user_id)
-                                 for conn, sid in list(namespace.watching.items())
-                                 if conn in principals])
+        live.presence.heartbeat(
+            [
+                (sid, conn, principals[conn].user_id)
+                for conn, sid in list(namespace.watching.items())
+                if conn in principals
+            ]
+        )
     for sid in live.streams.live_ids():
         prefix = f"live:{{l:{sid}}}"
         # One process per stream and second does the broadcast (the claim expires by itself).
@@ -45,8 +49,9 @@ def tick(app: Flask, now: float | None = None) -> dict[str, Any]:
         last = r.getset(f"{prefix}:likes_sent", total)
         if last is None or int(last) != total:
             offset = live.history.append(sid, "likes", {"total": total})
-            socketio.emit("likes", {"total": total, "offset": offset}, to=viewers_room(sid),
-                          namespace="/live")
+            socketio.emit(
+                "likes", {"total": total, "offset": offset}, to=viewers_room(sid), namespace="/live"
+            )
             sent["likes"][sid] = total
         if second % FEEDBACK_EVERY_S == 0:
             snapshot = live.feedback.snapshot(sid, now)

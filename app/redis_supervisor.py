@@ -101,8 +101,13 @@ class EmbeddedRedis:
     def _client(self) -> redis.Redis:
         # No retries: redis-py >= 6 retries a refused connection 10 times with backoff (~4 s),
         # and a probe of a port that is not answering yet must fail at once so we can poll.
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1.0,
-                           socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0))
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def _is_ours_running(self) -> bool:
         """Tell whether a server from this data directory already answers on our port."""
@@ -139,16 +144,26 @@ class EmbeddedRedis:
         binary = self.binary or find_server_binary()
         args = [
             binary,
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(self.data_dir),
-            "--pidfile", str(self.pid_file),
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
-            "--logfile", str(self.data_dir / "server.log"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--pidfile",
+            str(self.pid_file),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(self.data_dir / "server.log"),
             *self.extra_args,
         ]
         self.process = subprocess.Popen(

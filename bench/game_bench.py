@@ -75,8 +75,9 @@ _STARTED = time.monotonic()
 
 def log(message: str) -> None:
     """Print a progress line to stderr."""
-    print(f"[game-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr,
-          flush=True)
+    print(
+        f"[game-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -93,8 +94,9 @@ def domain_start(now: float) -> float:
     simulated time stay inside one 15-minute spawn slot (11:00-11:15), and the coupons issued
     then are still valid when the HTTP server (real clock) runs.
     """
-    t = datetime.fromtimestamp(now - 3600.0, SHANGHAI).replace(hour=11, minute=5, second=0,
-                                                               microsecond=0)
+    t = datetime.fromtimestamp(now - 3600.0, SHANGHAI).replace(
+        hour=11, minute=5, second=0, microsecond=0
+    )
     if t.timestamp() > now - 3600.0:
         t -= timedelta(days=1)
     return t.timestamp()
@@ -148,9 +150,13 @@ class Stroller:
         self.acc = round(rng.triangular(5.0, 20.0, 8.0), 1) if noise else self.acc
         sigma = self.acc / 1.515 if noise else 2.0
         kx = M_PER_DEG * math.cos(math.radians(self.lat))
-        return Fix(self.lat + rng.gauss(0.0, sigma) / M_PER_DEG,
-                   self.lon + rng.gauss(0.0, sigma) / kx, self.acc, round(t, 3),
-                   round(self.speed, 2))
+        return Fix(
+            self.lat + rng.gauss(0.0, sigma) / M_PER_DEG,
+            self.lon + rng.gauss(0.0, sigma) / kx,
+            self.acc,
+            round(t, 3),
+            round(self.speed, 2),
+        )
 
 
 def fast_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -159,8 +165,16 @@ def fast_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return M_PER_DEG * math.hypot(lat2 - lat1, x)
 
 
-def record_round(engine, clock, ids: list[str], walkers: list[Stroller], positions: list,
-                 rng: random.Random, dt: float, batch: int) -> Counter:
+def record_round(
+    engine,
+    clock,
+    ids: list[str],
+    walkers: list[Stroller],
+    positions: list,
+    rng: random.Random,
+    dt: float,
+    batch: int,
+) -> Counter:
     """Walk every shopper on by dt and record their fix at the clock's new time (untimed)."""
     from core.errors import DomainError
 
@@ -201,8 +215,12 @@ class Meter:
         self._mark = None
 
     def start(self) -> None:
-        self._mark = (_commandstats(self.r), cpu_seconds(self.procs), time.process_time(),
-                      time.perf_counter())
+        self._mark = (
+            _commandstats(self.r),
+            cpu_seconds(self.procs),
+            time.process_time(),
+            time.perf_counter(),
+        )
 
     def stop(self) -> None:
         wall = time.perf_counter()
@@ -224,21 +242,32 @@ class Meter:
         """Return CPU in % of a core, CPU per call and Redis commands per call."""
         wall = self.wall or 1e-9
         out = {name: round(100.0 * v / wall, 1) for name, v in self.cpu.items()}
-        out["others"] = round(max(0.0, out.get("machine", 0.0) - out.get("bench_process", 0.0)
-                                  - out.get("redis", 0.0)), 1)
+        out["others"] = round(
+            max(
+                0.0, out.get("machine", 0.0) - out.get("bench_process", 0.0) - out.get("redis", 0.0)
+            ),
+            1,
+        )
         n = max(1, calls)
-        per_call = {"bench_process": round(self.cpu["bench_process"] / n * 1e6, 1),
-                    "redis": round(self.cpu["redis"] / n * 1e6, 1)}
-        commands = {k: round(v / n, 2) for k, v in self.commands.most_common()
-                    if v / n >= 0.01}
+        per_call = {
+            "bench_process": round(self.cpu["bench_process"] / n * 1e6, 1),
+            "redis": round(self.cpu["redis"] / n * 1e6, 1),
+        }
+        commands = {k: round(v / n, 2) for k, v in self.commands.most_common() if v / n >= 0.01}
         redis_us = {k: round(self.usec[k] / n, 1) for k, _ in self.usec.most_common(8)}
-        return {"cpu": out, "cpu_us_per_call": per_call, "redis_commands_per_call": commands,
-                "redis_usec_per_call_by_command": redis_us}
+        return {
+            "cpu": out,
+            "cpu_us_per_call": per_call,
+            "redis_commands_per_call": commands,
+            "redis_usec_per_call_by_command": redis_us,
+        }
 
 
 def _commandstats(r) -> dict[str, tuple[int, int]]:
-    return {name.removeprefix("cmdstat_"): (int(v.get("calls", 0)), int(v.get("usec", 0)))
-            for name, v in r.info("commandstats").items()}
+    return {
+        name.removeprefix("cmdstat_"): (int(v.get("calls", 0)), int(v.get("usec", 0)))
+        for name, v in r.info("commandstats").items()
+    }
 
 
 # -- profiling (py-spy from outside the process) ---------------------------------------------
@@ -260,10 +289,25 @@ class Profile:
             self.pyinstrument = Profiler(interval=0.001)
             self.pyinstrument.start()
             return
-        self.proc = subprocess.Popen([spy, "record", "-p", str(os.getpid()), "-r", "250",
-                                      "-d", "3600", "-f", "raw", "--nonblocking",
-                                      "-o", str(out)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "-p",
+                str(os.getpid()),
+                "-r",
+                "250",
+                "-d",
+                "3600",
+                "-f",
+                "raw",
+                "--nonblocking",
+                "-o",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(0.5)  # attached before the loop starts
 
     def stop(self, root: tuple[str, str]) -> dict | None:
@@ -286,8 +330,7 @@ class Profile:
             log(f"profile: py-spy failed: {err.decode(errors='replace')[-500:]}")
             return None
         summary = summarize_under(self.out, *root)
-        log(f"profile in {self.out}, samples under {root[0]} ({root[1]}):\n"
-            + summary.pop("text"))
+        log(f"profile in {self.out}, samples under {root[0]} ({root[1]}):\n" + summary.pop("text"))
         return summary
 
 
@@ -311,9 +354,14 @@ def summarize_under(path: Path, func: str, file_suffix: str, top: int = 20) -> d
                 file = file.removeprefix(prefix)
             frames.append((name, file))
         # py-spy names methods Class.method; match either form.
-        idx = next((k for k, (name, file) in enumerate(frames)
-                    if (name == func or name.rpartition(".")[2] == func)
-                    and file.endswith(file_suffix)), None)
+        idx = next(
+            (
+                k
+                for k, (name, file) in enumerate(frames)
+                if (name == func or name.rpartition(".")[2] == func) and file.endswith(file_suffix)
+            ),
+            None,
+        )
         if idx is None:
             continue
         under += n
@@ -328,8 +376,13 @@ def summarize_under(path: Path, func: str, file_suffix: str, top: int = 20) -> d
     text = [f"{under} samples of {samples} in the process; by self time:"]
     text += [f"  {p:5.1f}%  {f}" for p, f in selfs]
     text += ["by total (inclusive) time:"] + [f"  {p:5.1f}%  {f}" for p, f in totals]
-    return {"samples": under, "share_of_process": round(under / samples, 3),
-            "self_pct": selfs[:12], "total_pct": totals[:20], "text": "\n".join(text)}
+    return {
+        "samples": under,
+        "share_of_process": round(under / samples, 3),
+        "self_pct": selfs[:12],
+        "total_pct": totals[:20],
+        "text": "\n".join(text),
+    }
 
 
 # -- setup: stores, campaign, game -----------------------------------------------------------
@@ -338,23 +391,49 @@ def make_campaign(promos, game, t0: float) -> tuple[str, str]:
     from game.models import GameConfigIn
     from promotions.models import MAX_FEN, CampaignIn, OfferIn
 
-    campaign = promos.campaigns.create(CampaignIn(
-        name="Bench: Shanghai catch festival", starts_at=t0 - 3600.0,
-        ends_at=time.time() + 30 * 86_400, timezone="Asia/Shanghai",
-        targets={"cities": ["Shanghai"]},
-        budget={"count": CAP_HIGH, "value_fen": MAX_FEN}), actor="bench")
+    campaign = promos.campaigns.create(
+        CampaignIn(
+            name="Bench: Shanghai catch festival",
+            starts_at=t0 - 3600.0,
+            ends_at=time.time() + 30 * 86_400,
+            timezone="Asia/Shanghai",
+            targets={"cities": ["Shanghai"]},
+            budget={"count": CAP_HIGH, "value_fen": MAX_FEN},
+        ),
+        actor="bench",
+    )
     cid = campaign["id"]
-    offer = promos.campaigns.create_offer(cid, OfferIn(
-        name="10 off for a store catch", kind="amount_off", amount_off_fen=1000,
-        channels=["game"],
-        caps={"total": CAP_HIGH, "value_fen": MAX_FEN, "per_shopper": 1_000_000,
-              "per_shopper_day": 1_000_000, "per_store_day": CAP_HIGH}), actor="bench")
+    offer = promos.campaigns.create_offer(
+        cid,
+        OfferIn(
+            name="10 off for a store catch",
+            kind="amount_off",
+            amount_off_fen=1000,
+            channels=["game"],
+            caps={
+                "total": CAP_HIGH,
+                "value_fen": MAX_FEN,
+                "per_shopper": 1_000_000,
+                "per_shopper_day": 1_000_000,
+                "per_store_day": CAP_HIGH,
+            },
+        ),
+        actor="bench",
+    )
     promos.campaigns.transition(cid, "scheduled", actor="bench")  # live: its start has passed
     status = promos.campaigns.get(cid)["status"]
     if status != "live":
         raise RuntimeError(f"campaign {cid} is {status}, not live")
-    game.configure(cid, GameConfigIn(species=SPECIES, density_per_cell=1.0, store_density=2.0,
-                                     offer_id=offer["id"], seed="footfall-game-bench"))
+    game.configure(
+        cid,
+        GameConfigIn(
+            species=SPECIES,
+            density_per_cell=1.0,
+            store_density=2.0,
+            offer_id=offer["id"],
+            seed="footfall-game-bench",
+        ),
+    )
     return cid, offer["id"]
 
 
@@ -365,7 +444,7 @@ def write_consent(r, ids: list[str], now: float) -> None:
 
     for start in range(0, len(ids), 1000):
         pipe = r.pipeline(transaction=False)
-        for sid in ids[start:start + 1000]:
+        for sid in ids[start : start + 1000]:
             st = keys.shopper_state(sid)
             pipe.hset(st, mapping={"consent": "1", "consent_at": f"{now:.3f}"})
             pipe.hsetnx(st, "trust", TRUST_START)
@@ -402,9 +481,14 @@ class GcWatch:
 
     def stop(self) -> dict:
         self.gc.callbacks.remove(self._cb)
-        return {f"gen{g}": {"n": len(v), "total_ms": round(sum(v), 1),
-                            "max_ms": round(max(v), 1) if v else 0.0}
-                for g, v in self.pauses.items()}
+        return {
+            f"gen{g}": {
+                "n": len(v),
+                "total_ms": round(sum(v), 1),
+                "max_ms": round(max(v), 1) if v else 0.0,
+            }
+            for g, v in self.pauses.items()
+        }
 
 
 def first_look(ctx: dict) -> dict:
@@ -428,13 +512,19 @@ def first_look(ctx: dict) -> dict:
     total = sum(lat) / 1000.0
     lat.sort()
     fig = meter.figures(len(lat))
-    res = {"queries": len(lat), "per_s": round(len(lat) / total, 1) if total else 0.0,
-           "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99),
-           "cpu_us_per_call": fig["cpu_us_per_call"],
-           "redis_commands_per_call": fig["redis_commands_per_call"]}
-    log(f"first look (untimed warm-up): {len(lat)} spawn queries, {res['per_s']:,.0f}/s, p50 "
+    res = {
+        "queries": len(lat),
+        "per_s": round(len(lat) / total, 1) if total else 0.0,
+        "p50_ms": pct(lat, 0.5),
+        "p99_ms": pct(lat, 0.99),
+        "cpu_us_per_call": fig["cpu_us_per_call"],
+        "redis_commands_per_call": fig["redis_commands_per_call"],
+    }
+    log(
+        f"first look (untimed warm-up): {len(lat)} spawn queries, {res['per_s']:,.0f}/s, p50 "
         f"{res['p50_ms']} ms, p99 {res['p99_ms']} ms; Redis commands/query "
-        f"{res['redis_commands_per_call']}")
+        f"{res['redis_commands_per_call']}"
+    )
     return res
 
 
@@ -460,8 +550,11 @@ def run_spawn_queries(ctx: dict, args) -> dict:
     gcw = GcWatch()
     loop0 = perf()
     while in_call < args.duration:
-        verdicts.update(record_round(ctx["engine"], clock, ids, walkers, positions, rng,
-                                     args.query_step, args.batch))
+        verdicts.update(
+            record_round(
+                ctx["engine"], clock, ids, walkers, positions, rng, args.query_step, args.batch
+            )
+        )
         rounds += 1
         now = clock.now()
         meter.start()
@@ -490,22 +583,34 @@ def run_spawn_queries(ctx: dict, args) -> dict:
     prof = profile.stop(("Game.visible", "game/engine.py"))
     calls = len(lat)
     lat.sort()
-    res = {"per_s": calls / in_call if in_call else 0.0, "calls": calls,
-           "in_call_s": round(in_call, 3), "loop_wall_s": round(loop_wall, 2), "rounds": rounds,
-           "p50_ms": pct(lat, 0.50), "p90_ms": pct(lat, 0.90), "p99_ms": pct(lat, 0.99),
-           "max_ms": pct(lat, 1.0), "refusals": dict(refusals),
-           "spawns_per_query": round(spawns / max(1, calls - sum(refusals.values())), 1),
-           "spawns_seen_by_kind": dict(kinds), "spawns_seen_by_rarity": dict(rarities),
-           "fix_verdicts": dict(verdicts), "gc_during_loop": gc_pauses,
-           **meter.figures(calls)}
+    res = {
+        "per_s": calls / in_call if in_call else 0.0,
+        "calls": calls,
+        "in_call_s": round(in_call, 3),
+        "loop_wall_s": round(loop_wall, 2),
+        "rounds": rounds,
+        "p50_ms": pct(lat, 0.50),
+        "p90_ms": pct(lat, 0.90),
+        "p99_ms": pct(lat, 0.99),
+        "max_ms": pct(lat, 1.0),
+        "refusals": dict(refusals),
+        "spawns_per_query": round(spawns / max(1, calls - sum(refusals.values())), 1),
+        "spawns_seen_by_kind": dict(kinds),
+        "spawns_seen_by_rarity": dict(rarities),
+        "fix_verdicts": dict(verdicts),
+        "gc_during_loop": gc_pauses,
+        **meter.figures(calls),
+    }
     if prof is not None:
         res["profile"] = prof
-    log(f"visible: {calls} queries in {in_call:.2f}s inside Game.visible = {res['per_s']:,.0f}/s "
+    log(
+        f"visible: {calls} queries in {in_call:.2f}s inside Game.visible = {res['per_s']:,.0f}/s "
         f"(loop {loop_wall:.1f}s incl. walking and fixes, {rounds} rounds); p50 "
         f"{res['p50_ms']} ms p99 {res['p99_ms']} ms; {res['spawns_per_query']} spawns per "
         f"query {dict(kinds)}; refusals {dict(refusals)}; CPU % of a core {res['cpu']}; "
         f"CPU us/query {res['cpu_us_per_call']}; Redis commands/query "
-        f"{res['redis_commands_per_call']}")
+        f"{res['redis_commands_per_call']}"
+    )
     return res
 
 
@@ -550,8 +655,11 @@ def run_concurrent(ctx: dict, args) -> dict:
         done = list(pool.map(queries, parts, [stop] * n))
         wall = perf() - t0
     q_lat = sorted(x for _, lat in done for x in lat)
-    spawn = {"per_s": sum(c for c, _ in done) / wall, "p50_ms": pct(q_lat, 0.5),
-             "p99_ms": pct(q_lat, 0.99)}
+    spawn = {
+        "per_s": sum(c for c, _ in done) / wall,
+        "p50_ms": pct(q_lat, 0.5),
+        "p99_ms": pct(q_lat, 0.99),
+    }
 
     thrown: list[set] = [set() for _ in ids]
 
@@ -559,9 +667,13 @@ def run_concurrent(ctx: dict, args) -> dict:
         outcomes, lat = Counter(), []
         for i in part:
             fix = positions[i]
-            targets = [sid for sid, y, x, expires in seen[i][1]
-                       if sid not in thrown[i] and expires > now + 5.0
-                       and fast_m(fix.lat, fix.lon, y, x) <= REACH_M]
+            targets = [
+                sid
+                for sid, y, x, expires in seen[i][1]
+                if sid not in thrown[i]
+                and expires > now + 5.0
+                and fast_m(fix.lat, fix.lon, y, x) <= REACH_M
+            ]
             if not targets:
                 continue
             sid = targets[0]
@@ -582,8 +694,9 @@ def run_concurrent(ctx: dict, args) -> dict:
     c_lat: list[float] = []
     with ThreadPoolExecutor(n) as pool:
         while in_timed < args.duration:
-            record_round(ctx["engine"], clock, ids, walkers, positions, rng, args.catch_step,
-                         args.batch)
+            record_round(
+                ctx["engine"], clock, ids, walkers, positions, rng, args.catch_step, args.batch
+            )
             now = clock.now()
             for i in order:  # the phones' lists of spawns (untimed, as in the catch part)
                 if seen[i] is None or now - seen[i][0] > REFRESH_S:
@@ -597,10 +710,16 @@ def run_concurrent(ctx: dict, args) -> dict:
                 c_lat += lat
             in_timed += perf() - t0
     c_lat.sort()
-    catch = {"per_s": len(c_lat) / in_timed if in_timed else 0.0, "p50_ms": pct(c_lat, 0.5),
-             "p99_ms": pct(c_lat, 0.99), "outcomes": dict(c_out)}
-    log(f"{n} threads: {spawn['per_s']:,.0f} spawn queries/s (p99 {spawn['p99_ms']} ms), "
-        f"{catch['per_s']:,.0f} catches/s (p99 {catch['p99_ms']} ms) {dict(c_out)}")
+    catch = {
+        "per_s": len(c_lat) / in_timed if in_timed else 0.0,
+        "p50_ms": pct(c_lat, 0.5),
+        "p99_ms": pct(c_lat, 0.99),
+        "outcomes": dict(c_out),
+    }
+    log(
+        f"{n} threads: {spawn['per_s']:,.0f} spawn queries/s (p99 {spawn['p99_ms']} ms), "
+        f"{catch['per_s']:,.0f} catches/s (p99 {catch['p99_ms']} ms) {dict(c_out)}"
+    )
     return {"threads": n, "spawns": spawn, "catches": catch}
 
 
@@ -632,8 +751,11 @@ def run_catches(ctx: dict, args) -> dict:
     loop0 = perf()
     while in_call < args.duration:
         # More than the 10 s cooldown per round: a shopper throws at most once per round.
-        verdicts.update(record_round(ctx["engine"], clock, ids, walkers, positions, rng,
-                                     args.catch_step, args.batch))
+        verdicts.update(
+            record_round(
+                ctx["engine"], clock, ids, walkers, positions, rng, args.catch_step, args.batch
+            )
+        )
         rounds += 1
         now = clock.now()
         # What each phone knows: the spawns around it, asked again every REFRESH_S (untimed).
@@ -648,16 +770,24 @@ def run_catches(ctx: dict, args) -> dict:
         meter.start()
         for i in order:
             fix = positions[i]
-            targets = [sid for sid, y, x, expires in seen[i][1]
-                       if sid not in done[i] and expires > now + 5.0
-                       and fast_m(fix.lat, fix.lon, y, x) <= REACH_M]
+            targets = [
+                sid
+                for sid, y, x, expires in seen[i][1]
+                if sid not in done[i]
+                and expires > now + 5.0
+                and fast_m(fix.lat, fix.lon, y, x) <= REACH_M
+            ]
             if not targets:
                 no_target += 1
                 continue
             sid = rng.choice(targets)
-            throw = Fix(fix.lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
-                        fix.lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855), fix.accuracy_m,
-                        now, fix.speed_mps)
+            throw = Fix(
+                fix.lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
+                fix.lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855),
+                fix.accuracy_m,
+                now,
+                fix.speed_mps,
+            )
             code = None
             t = perf()
             try:
@@ -692,26 +822,41 @@ def run_catches(ctx: dict, args) -> dict:
     calls = len(lat)
     lat.sort()
     thrown = sum(outcomes.values())
-    res = {"per_s": calls / in_call if in_call else 0.0, "calls": calls,
-           "caught_per_s": round(outcomes.get("caught", 0) / in_call, 1) if in_call else 0.0,
-           "in_call_s": round(in_call, 3), "loop_wall_s": round(loop_wall, 2), "rounds": rounds,
-           "p50_ms": pct(lat, 0.50), "p90_ms": pct(lat, 0.90), "p99_ms": pct(lat, 0.99),
-           "max_ms": pct(lat, 1.0), "outcomes": dict(outcomes), "by_kind": dict(by_kind),
-           "refusals": dict(refusals), "errors": dict(errors),
-           "refusal_share": round(sum(refusals.values()) / max(1, calls), 4),
-           "coupons_issued": coupons, "points": points,
-           "caught_share": round(outcomes.get("caught", 0) / max(1, thrown), 3),
-           "shoppers_without_target": no_target, "spawn_lists_refreshed": refreshed,
-           "fix_verdicts": dict(verdicts), "gc_during_loop": gc_pauses,
-           **meter.figures(calls)}
+    res = {
+        "per_s": calls / in_call if in_call else 0.0,
+        "calls": calls,
+        "caught_per_s": round(outcomes.get("caught", 0) / in_call, 1) if in_call else 0.0,
+        "in_call_s": round(in_call, 3),
+        "loop_wall_s": round(loop_wall, 2),
+        "rounds": rounds,
+        "p50_ms": pct(lat, 0.50),
+        "p90_ms": pct(lat, 0.90),
+        "p99_ms": pct(lat, 0.99),
+        "max_ms": pct(lat, 1.0),
+        "outcomes": dict(outcomes),
+        "by_kind": dict(by_kind),
+        "refusals": dict(refusals),
+        "errors": dict(errors),
+        "refusal_share": round(sum(refusals.values()) / max(1, calls), 4),
+        "coupons_issued": coupons,
+        "points": points,
+        "caught_share": round(outcomes.get("caught", 0) / max(1, thrown), 3),
+        "shoppers_without_target": no_target,
+        "spawn_lists_refreshed": refreshed,
+        "fix_verdicts": dict(verdicts),
+        "gc_during_loop": gc_pauses,
+        **meter.figures(calls),
+    }
     if prof is not None:
         res["profile"] = prof
-    log(f"catch: {calls} throws in {in_call:.2f}s inside Game.catch = {res['per_s']:,.0f}/s "
+    log(
+        f"catch: {calls} throws in {in_call:.2f}s inside Game.catch = {res['per_s']:,.0f}/s "
         f"(loop {loop_wall:.1f}s, {rounds} rounds); p50 {res['p50_ms']} ms p99 "
         f"{res['p99_ms']} ms; outcomes {dict(outcomes)} {dict(by_kind)}; coupons {coupons}; "
         f"refusals {dict(refusals)}; errors {dict(errors)}; no target {no_target}; CPU % of a "
         f"core {res['cpu']}; CPU us/throw {res['cpu_us_per_call']}; Redis commands/throw "
-        f"{res['redis_commands_per_call']}")
+        f"{res['redis_commands_per_call']}"
+    )
     return res
 
 
@@ -726,10 +871,20 @@ def http_setup(url: str, tmp: Path, args, rng: random.Random) -> list[list]:
     from tests.servers import SECRET_KEY
 
     # The passwords are never checked here: hash them as cheaply as argon2 allows.
-    app = create_app(TestConfig(REDIS_URL=url, SECRET_KEY=SECRET_KEY, VAR_DIR=tmp / "var",
-                                PASSWORD_HASH_TIME_COST=1, PASSWORD_HASH_MEMORY_KIB=64))
-    accounts, engine, game = (app.extensions["accounts"], app.extensions["geo"],
-                              app.extensions["game"])
+    app = create_app(
+        TestConfig(
+            REDIS_URL=url,
+            SECRET_KEY=SECRET_KEY,
+            VAR_DIR=tmp / "var",
+            PASSWORD_HASH_TIME_COST=1,
+            PASSWORD_HASH_MEMORY_KIB=64,
+        )
+    )
+    accounts, engine, game = (
+        app.extensions["accounts"],
+        app.extensions["geo"],
+        app.extensions["game"],
+    )
 
     def account(i: int) -> tuple[str, str]:
         user = accounts.create_user(f"game-bench-{i}@example.test", PASSWORD, "shopper")
@@ -739,13 +894,16 @@ def http_setup(url: str, tmp: Path, args, rng: random.Random) -> list[list]:
     t = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
         made = list(pool.map(account, range(args.http_shoppers)))
-    log(f"http: {len(made)} shopper accounts with sessions and consent in "
-        f"{time.perf_counter() - t:.1f}s")
+    log(
+        f"http: {len(made)} shopper accounts with sessions and consent in "
+        f"{time.perf_counter() - t:.1f}s"
+    )
     walkers = [Stroller.place(rng) for _ in made]
     fixes = [w.fix(time.time(), rng) for w in walkers]
     for start in range(0, len(made), args.batch):
-        engine.record_many([(made[i][0], [fixes[i]])
-                            for i in range(start, min(start + args.batch, len(made)))])
+        engine.record_many(
+            [(made[i][0], [fixes[i]]) for i in range(start, min(start + args.batch, len(made)))]
+        )
     # Spawns that outlive both HTTP runs (a throw at one that expired meanwhile is answered
     # SPAWN_EXPIRED and the shopper moves on to the next).
     horizon = time.time() + 2 * (args.http_duration + args.http_warmup + 2.0) + 20.0
@@ -756,8 +914,7 @@ def http_setup(url: str, tmp: Path, args, rng: random.Random) -> list[list]:
         # so the server's spawn queries are a shopper's next looks, not first looks (a first
         # look publishes one socket event per rare spawn in view).
         found = game.visible(uid)["spawns"]
-        near = [s["id"] for s in found
-                if s["distance_m"] <= REACH_M and s["expires_at"] > horizon]
+        near = [s["id"] for s in found if s["distance_m"] <= REACH_M and s["expires_at"] > horizon]
         reach["with_target" if near else "without_target"] += 1
         shoppers.append([token, fix.lat, fix.lon, fix.accuracy_m, w.speed, near])
     log(f"http: positions recorded at real time; spawns within {REACH_M:g} m: {dict(reach)}")
@@ -765,48 +922,81 @@ def http_setup(url: str, tmp: Path, args, rng: random.Random) -> list[list]:
     return shoppers
 
 
-def run_load(mode: str, port: int, tmp: Path, args, shoppers: list, procs: dict,
-             profile_dir: Path | None) -> dict:
+def run_load(
+    mode: str, port: int, tmp: Path, args, shoppers: list, procs: dict, profile_dir: Path | None
+) -> dict:
     """Run the load generator against one endpoint; return rate, latency, CPU."""
     import psutil
 
     start_at = time.time() + 1.5  # the generator has connected by then
-    spec = {"mode": mode, "port": port, "connections": args.connections, "start_at": start_at,
-            "warmup": args.http_warmup, "duration": args.http_duration, "seed": args.seed,
-            "cooldown_s": args.cooldown, "shoppers": shoppers}
+    spec = {
+        "mode": mode,
+        "port": port,
+        "connections": args.connections,
+        "start_at": start_at,
+        "warmup": args.http_warmup,
+        "duration": args.http_duration,
+        "seed": args.seed,
+        "cooldown_s": args.cooldown,
+        "shoppers": shoppers,
+    }
     path = tmp / f"load-{mode}.json"
     path.write_text(json.dumps(spec))
-    gen = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_loadgen",
-                            str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           start_new_session=True)
+    gen = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--_loadgen", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     spy = None
     try:
         watched = dict(procs) | {"loadgen": psutil.Process(gen.pid)}
         time.sleep(max(0.0, start_at + args.http_warmup - time.time()))
         if profile_dir is not None and find_py_spy():
-            spy = subprocess.Popen([find_py_spy(), "record", "-p", str(procs["server"].pid),
-                                    "-r", "250", "-d", str(max(1, int(args.http_duration))),
-                                    "-f", "raw", "--nonblocking",
-                                    "-o", str(profile_dir / f"http_{mode}.txt")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            spy = subprocess.Popen(
+                [
+                    find_py_spy(),
+                    "record",
+                    "-p",
+                    str(procs["server"].pid),
+                    "-r",
+                    "250",
+                    "-d",
+                    str(max(1, int(args.http_duration))),
+                    "-f",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(profile_dir / f"http_{mode}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
         cpu0 = cpu_seconds(watched)
         w0 = time.perf_counter()
         time.sleep(max(0.0, start_at + args.http_warmup + args.http_duration - time.time()))
         cpu = cpu_percent(cpu0, cpu_seconds(watched), time.perf_counter() - w0)
         stdout, stderr = gen.communicate(timeout=args.http_duration + args.http_warmup + 60.0)
         if gen.returncode != 0 or not stdout.strip():
-            raise RuntimeError(f"load generator failed ({gen.returncode}): "
-                               f"{stderr.decode(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"load generator failed ({gen.returncode}): "
+                f"{stderr.decode(errors='replace')[-2000:]}"
+            )
         out = json.loads(stdout.decode().strip().splitlines()[-1])
         if spy is not None:
             spy.communicate(timeout=args.http_duration + 30.0)
             prof = profile_dir / f"http_{mode}.txt"
             if prof.exists():
-                root = ("spawns", "blueprints/game.py") if mode == "spawns" else (
-                    "catch", "blueprints/game.py")
+                root = (
+                    ("spawns", "blueprints/game.py")
+                    if mode == "spawns"
+                    else ("catch", "blueprints/game.py")
+                )
                 summary = summarize_under(prof, *root)
-                log(f"http {mode}: py-spy of the gunicorn worker in {prof}, under the view:\n"
-                    + summary["text"])
+                log(
+                    f"http {mode}: py-spy of the gunicorn worker in {prof}, under the view:\n"
+                    + summary["text"]
+                )
     finally:
         stop_process(gen, timeout=5.0)
         if spy is not None:
@@ -818,10 +1008,18 @@ def run_load(mode: str, port: int, tmp: Path, args, shoppers: list, procs: dict,
     else:  # a throw is answered with an outcome (200) or a refusal with its code (4xx)
         answered = sum(n for s, n in statuses.items() if s[:1] in "24")
     per_s = answered / args.http_duration
-    server_ms = (round(cpu.get("server", 0.0) * 10.0 / per_s, 3) if per_s else None)
-    return {"per_s": per_s, "answered": answered, "p50_ms": pct(lat, 0.50),
-            "p90_ms": pct(lat, 0.90), "p99_ms": pct(lat, 0.99), "max_ms": pct(lat, 1.0),
-            "server_cpu_ms_per_request": server_ms, "cpu": cpu, **out}
+    server_ms = round(cpu.get("server", 0.0) * 10.0 / per_s, 3) if per_s else None
+    return {
+        "per_s": per_s,
+        "answered": answered,
+        "p50_ms": pct(lat, 0.50),
+        "p90_ms": pct(lat, 0.90),
+        "p99_ms": pct(lat, 0.99),
+        "max_ms": pct(lat, 1.0),
+        "server_cpu_ms_per_request": server_ms,
+        "cpu": cpu,
+        **out,
+    }
 
 
 def run_http(r, server, redis_proc, tmp: Path, args, rng: random.Random) -> dict:
@@ -845,8 +1043,13 @@ def run_http(r, server, redis_proc, tmp: Path, args, rng: random.Random) -> dict
         r.xgroup_setid(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP, id="$")
     r.delete(geo_keys.PENDING_EXITS)
     with ThreadPoolExecutor(1) as bg:  # boot the server while the accounts are made
-        booting = bg.submit(start_gunicorn, server.url, free_port(), 1,
-                            {"FOOTFALL_VAR_DIR": str(tmp / "var-gunicorn")})
+        booting = bg.submit(
+            start_gunicorn,
+            server.url,
+            free_port(),
+            1,
+            {"FOOTFALL_VAR_DIR": str(tmp / "var-gunicorn")},
+        )
         shoppers = http_setup(server.url, tmp, args, rng)
         gunicorn = booting.result()
     try:
@@ -854,13 +1057,16 @@ def run_http(r, server, redis_proc, tmp: Path, args, rng: random.Random) -> dict
         if len(workers) != 1:
             raise RuntimeError(f"expected one gunicorn worker, found {len(workers)}")
         procs = {"server": workers[0], "redis": redis_proc}
-        log(f"http: gunicorn -k gevent -w 1 on {gunicorn.url} (worker {workers[0].pid}); "
-            f"{args.connections} keep-alive connections from one load process")
+        log(
+            f"http: gunicorn -k gevent -w 1 on {gunicorn.url} (worker {workers[0].pid}); "
+            f"{args.connections} keep-alive connections from one load process"
+        )
         # One request of each kind alone first: the worker loads its caches (stores, views).
         conn = http.client.HTTPConnection("127.0.0.1", gunicorn.port, timeout=60.0)
         t = time.perf_counter()
-        conn.request("GET", "/api/game/spawns",
-                     headers={"Authorization": f"Bearer {shoppers[0][0]}"})
+        conn.request(
+            "GET", "/api/game/spawns", headers={"Authorization": f"Bearer {shoppers[0][0]}"}
+        )
         resp = conn.getresponse()
         body = resp.read()
         cold_ms = (time.perf_counter() - t) * 1000.0
@@ -869,34 +1075,46 @@ def run_http(r, server, redis_proc, tmp: Path, args, rng: random.Random) -> dict
             raise RuntimeError(f"GET /api/game/spawns answered {resp.status}: {body[:300]!r}")
         log(f"http: first (cold) spawns query answered in {cold_ms:.0f} ms")
         spawns = run_load("spawns", gunicorn.port, tmp, args, shoppers, procs, args.profile)
-        log(f"http: GET /api/game/spawns {spawns['per_s']:,.0f}/s, p50 {spawns['p50_ms']} ms, "
+        log(
+            f"http: GET /api/game/spawns {spawns['per_s']:,.0f}/s, p50 {spawns['p50_ms']} ms, "
             f"p99 {spawns['p99_ms']} ms, statuses {spawns['statuses']}, "
             f"{spawns['spawns_per_answer']} spawns per answer; CPU % of a core {spawns['cpu']}, "
-            f"server {spawns['server_cpu_ms_per_request']} ms/request")
+            f"server {spawns['server_cpu_ms_per_request']} ms/request"
+        )
         targets = [s for s in shoppers if s[5]]
         catches = run_load("catches", gunicorn.port, tmp, args, targets, procs, args.profile)
-        log(f"http: POST /api/game/catches {catches['per_s']:,.0f}/s, p50 {catches['p50_ms']} "
+        log(
+            f"http: POST /api/game/catches {catches['per_s']:,.0f}/s, p50 {catches['p50_ms']} "
             f"ms, p99 {catches['p99_ms']} ms, statuses {catches['statuses']}, outcomes "
             f"{catches['outcomes']}; waiting for a shopper out of cooldown "
             f"{catches['idle_conn_s']} connection-s; CPU % of a core {catches['cpu']}, "
-            f"server {catches['server_cpu_ms_per_request']} ms/request")
-        if (catches["idle_conn_s"] > 0.01 * args.connections * args.http_duration
-                and not args.quick):
-            log("http: WARNING the connections waited for shoppers out of cooldown: the catch "
-                "rate is bounded by --http-shoppers (each throws once per 10 s), raise it")
+            f"server {catches['server_cpu_ms_per_request']} ms/request"
+        )
+        if catches["idle_conn_s"] > 0.01 * args.connections * args.http_duration and not args.quick:
+            log(
+                "http: WARNING the connections waited for shoppers out of cooldown: the catch "
+                "rate is bounded by --http-shoppers (each throws once per 10 s), raise it"
+            )
         if catches.get("errors"):
             log(f"http: first unexpected answers: {catches['errors']}")
     finally:
         gunicorn.close()
-    return {"spawns": spawns, "catches": catches, "shoppers": len(shoppers),
-            "shoppers_with_target": len(targets), "cold_spawns_ms": round(cold_ms, 1)}
+    return {
+        "spawns": spawns,
+        "catches": catches,
+        "shoppers": len(shoppers),
+        "shoppers_with_target": len(targets),
+        "cold_spawns_ms": round(cold_ms, 1),
+    }
 
 
 # -- the load generator (a separate process) -------------------------------------------------
 _OUTCOME_RE = re.compile(rb'"outcome": ?"(\w+)"')
 _CODE_RE = re.compile(rb'"code": ?"(\w+)"')
-_THROW = (b'{"spawn_id":"%s","fix":{"lat":%.7f,"lon":%.7f,"accuracy_m":%.1f,'
-          b'"recorded_at":%.3f,"speed_mps":%.2f}}')
+_THROW = (
+    b'{"spawn_id":"%s","fix":{"lat":%.7f,"lon":%.7f,"accuracy_m":%.1f,'
+    b'"recorded_at":%.3f,"speed_mps":%.2f}}'
+)
 _NEXT_SPAWN = {"ALREADY_CAUGHT", "FLED", "SPAWN_EXPIRED", "SPAWN_NOT_FOUND", "TOO_FAR"}
 
 
@@ -931,11 +1149,17 @@ def loadgen_main(spec_path: str) -> int:
     shoppers = spec["shoppers"]
     n = max(1, min(spec["connections"], len(shoppers)))
     tokens = [s[0].encode() for s in shoppers]
-    spawn_req = [b"GET /api/game/spawns HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-                 b"\r\n" % (host, tok) for tok in tokens]
-    head = (b"POST /api/game/catches HTTP/1.1\r\nHost: " + host
-            + b"\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n")
+    spawn_req = [
+        b"GET /api/game/spawns HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+        b"\r\n" % (host, tok)
+        for tok in tokens
+    ]
+    head = (
+        b"POST /api/game/catches HTTP/1.1\r\nHost: "
+        + host
+        + b"\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n"
+    )
     next_spawn = [0] * len(shoppers)
     sel = selectors.DefaultSelector()
     conns = [_Conn() for _ in range(n)]
@@ -968,10 +1192,14 @@ def loadgen_main(spec_path: str) -> int:
             c.queue.popleft()
             c.shopper = j
             _, lat, lon, acc, speed, spawns = shoppers[j]
-            body = _THROW % (spawns[next_spawn[j]].encode(),
-                             lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
-                             lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855), acc, time.time(),
-                             speed)
+            body = _THROW % (
+                spawns[next_spawn[j]].encode(),
+                lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
+                lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855),
+                acc,
+                time.time(),
+                speed,
+            )
             return head % (tokens[j], len(body)) + body
         c.wait_until = math.inf
         return None
@@ -1034,7 +1262,7 @@ def loadgen_main(spec_path: str) -> int:
             i = buf.find(b"Content-Length: ", 0, he)
             if i < 0:
                 i = buf.lower().find(b"content-length: ", 0, he)
-            length = int(buf[i + 16:buf.find(b"\r\n", i)]) if i >= 0 else 0
+            length = int(buf[i + 16 : buf.find(b"\r\n", i)]) if i >= 0 else 0
             stop = he + 4 + length
             if len(buf) < stop:
                 c.buf = buf
@@ -1042,7 +1270,7 @@ def loadgen_main(spec_path: str) -> int:
             done = perf()
             c.buf = buf[stop:]
             status = buf[9:12].decode()
-            body = buf[he + 4:stop]
+            body = buf[he + 4 : stop]
             code = ""
             if mode == "catches":
                 j = c.shopper
@@ -1083,51 +1311,95 @@ def loadgen_main(spec_path: str) -> int:
     wall = time.perf_counter() - wall0
     for c in conns:
         c.sock.close()
-    out = {"lat_ms": [round(x, 3) for x in lat_ms], "statuses": dict(statuses),
-           "reconnects": reconnects, "cpu_pct": round(100.0 * cpu / wall, 1),
-           "connections": n, "errors": errors}
+    out = {
+        "lat_ms": [round(x, 3) for x in lat_ms],
+        "statuses": dict(statuses),
+        "reconnects": reconnects,
+        "cpu_pct": round(100.0 * cpu / wall, 1),
+        "connections": n,
+        "errors": errors,
+    }
     if mode == "spawns":
         out["spawns_per_answer"] = round(spawns_seen / max(1, answers), 1)
     else:
         out["outcomes"] = dict(outcomes)
         out["idle_conn_s"] = round(idle, 2)
         out["shoppers_left_with_target"] = sum(
-            1 for j, s in enumerate(shoppers) if next_spawn[j] < len(s[5]))
+            1 for j, s in enumerate(shoppers) if next_spawn[j] < len(s[5])
+        )
     print(json.dumps(out))
     return 0
 
 
 # -- main ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--shoppers", type=int, default=10_000, help="shoppers in the domain part")
     p.add_argument("--stores", type=int, default=5_000, help="demo stores to import")
-    p.add_argument("--duration", type=float, default=10.0,
-                   help="seconds spent inside Game.visible, then inside Game.catch")
-    p.add_argument("--query-step", type=float, default=5.0,
-                   help="simulated seconds between two rounds of spawn queries")
-    p.add_argument("--catch-step", type=float, default=12.0,
-                   help="simulated seconds between two rounds of throws (cooldown is 10 s)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        help="seconds spent inside Game.visible, then inside Game.catch",
+    )
+    p.add_argument(
+        "--query-step",
+        type=float,
+        default=5.0,
+        help="simulated seconds between two rounds of spawn queries",
+    )
+    p.add_argument(
+        "--catch-step",
+        type=float,
+        default=12.0,
+        help="simulated seconds between two rounds of throws (cooldown is 10 s)",
+    )
     p.add_argument("--batch", type=int, default=1_000, help="shoppers per record_many call")
-    p.add_argument("--http-shoppers", type=int, default=12_000,
-                   help="shopper accounts for the HTTP part (a throw per shopper per 10 s)")
-    p.add_argument("--http-duration", type=float, default=10.0,
-                   help="seconds of each timed HTTP run (spawns, then catches)")
-    p.add_argument("--http-warmup", type=float, default=1.0,
-                   help="seconds of load before each HTTP window")
+    p.add_argument(
+        "--http-shoppers",
+        type=int,
+        default=12_000,
+        help="shopper accounts for the HTTP part (a throw per shopper per 10 s)",
+    )
+    p.add_argument(
+        "--http-duration",
+        type=float,
+        default=10.0,
+        help="seconds of each timed HTTP run (spawns, then catches)",
+    )
+    p.add_argument(
+        "--http-warmup", type=float, default=1.0, help="seconds of load before each HTTP window"
+    )
     p.add_argument("--connections", type=int, default=8, help="keep-alive HTTP connections")
-    p.add_argument("--cooldown", type=float, default=10.0,
-                   help="the server's GAME_COOLDOWN_S (the load generator respects it)")
+    p.add_argument(
+        "--cooldown",
+        type=float,
+        default=10.0,
+        help="the server's GAME_COOLDOWN_S (the load generator respects it)",
+    )
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--threads", type=int, default=1,
-                   help="concurrent callers in the one process for the second pass (1: skip)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="concurrent callers in the one process for the second pass (1: skip)",
+    )
     p.add_argument("--skip-http", action="store_true", help="run the domain part only")
-    p.add_argument("--profile", metavar="DIR", type=Path, default=None,
-                   help="py-spy this process during both domain loops and the gunicorn worker "
-                        "during both HTTP runs (collapsed stacks in DIR)")
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes for a smoke run of about 10 s (figures meaningless)")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="py-spy this process during both domain loops and the gunicorn worker "
+        "during both HTTP runs (collapsed stacks in DIR)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes for a smoke run of about 10 s (figures meaningless)",
+    )
     p.add_argument("--_loadgen", metavar="SPEC", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -1151,9 +1423,13 @@ def machine_notes() -> dict:
     import gunicorn
     import redis as redis_py
 
-    return {"cores": os.cpu_count(), "python": platform.python_version(),
-            "gunicorn": gunicorn.__version__, "redis_py": redis_py.__version__,
-            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "gunicorn": gunicorn.__version__,
+        "redis_py": redis_py.__version__,
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1184,8 +1460,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # AOF on with fsync every second, as in production; no automatic rewrite during the
         # run (an empty server would rewrite each time the file doubles, see promo_bench).
-        server = EmbeddedRedis(tmp / "redis", free_port(), appendonly=True,
-                               extra_args=["--auto-aof-rewrite-min-size", "8gb"])
+        server = EmbeddedRedis(
+            tmp / "redis",
+            free_port(),
+            appendonly=True,
+            extra_args=["--auto-aof-rewrite-min-size", "8gb"],
+        )
         server.start()
         r = make_redis(server.url)  # the client the app builds
         info = r.info("server")
@@ -1202,17 +1482,22 @@ def main(argv: list[str] | None = None) -> int:
         if report.written != len(stores):
             raise RuntimeError(f"store import failed: {report.to_dict()['errors'][:3]}")
         shanghai = [s for s in stores if s["city"] == "Shanghai"]
-        in_box = sum(1 for s in shanghai
-                     if BOX[0] <= s["lat"] <= BOX[2] and BOX[1] <= s["lon"] <= BOX[3])
-        log(f"imported {report.written} stores in {time.perf_counter() - t:.2f}s; "
-            f"{len(shanghai)} in Shanghai, {in_box} of them in the walking area")
+        in_box = sum(
+            1 for s in shanghai if BOX[0] <= s["lat"] <= BOX[2] and BOX[1] <= s["lon"] <= BOX[3]
+        )
+        log(
+            f"imported {report.written} stores in {time.perf_counter() - t:.2f}s; "
+            f"{len(shanghai)} in Shanghai, {in_box} of them in the walking area"
+        )
         promos = Promotions(r, clock, catalog, CouponCodec(COUPON_KEYS))
         engine = LocationEngine(r, catalog, clock, EngineSettings())
         game = Game(r, clock, promos, engine, GameSettings(cooldown_s=args.cooldown))
         cid, oid = make_campaign(promos, game, t0)
-        log(f"campaign {cid} live on the Shanghai stores, game with {len(SPECIES)} species, "
+        log(
+            f"campaign {cid} live on the Shanghai stores, game with {len(SPECIES)} species, "
             f"offer {oid} for store catches; simulated time starts "
-            f"{datetime.fromtimestamp(t0, SHANGHAI):%Y-%m-%d %H:%M} Shanghai")
+            f"{datetime.fromtimestamp(t0, SHANGHAI):%Y-%m-%d %H:%M} Shanghai"
+        )
 
         ids = [f"gb-{i:06d}" for i in range(args.shoppers)]
         write_consent(r, ids, t0)
@@ -1220,11 +1505,22 @@ def main(argv: list[str] | None = None) -> int:
         positions: list = [None] * len(ids)
         t = time.perf_counter()
         verdicts = record_round(engine, clock, ids, walkers, positions, rng, 1.0, args.batch)
-        log(f"{len(ids)} shoppers with consent and a first fix in {time.perf_counter() - t:.2f}s "
-            f"(verdicts {dict(verdicts)})")
-        ctx = {"r": r, "redis_proc": redis_proc, "clock": clock, "game": game, "engine": engine,
-               "rng": rng, "ids": ids, "walkers": walkers, "positions": positions,
-               "seen": [None] * len(ids)}
+        log(
+            f"{len(ids)} shoppers with consent and a first fix in {time.perf_counter() - t:.2f}s "
+            f"(verdicts {dict(verdicts)})"
+        )
+        ctx = {
+            "r": r,
+            "redis_proc": redis_proc,
+            "clock": clock,
+            "game": game,
+            "engine": engine,
+            "rng": rng,
+            "ids": ids,
+            "walkers": walkers,
+            "positions": positions,
+            "seen": [None] * len(ids),
+        }
         first = first_look(ctx)
         slot0 = int(clock.now() // SLOT_S)
         visible = run_spawn_queries(ctx, args)
@@ -1243,8 +1539,17 @@ def main(argv: list[str] | None = None) -> int:
 
     hs = http["spawns"] if http else None
     hc = http["catches"] if http else None
-    detail_keys = ("calls", "in_call_s", "loop_wall_s", "rounds", "p90_ms", "max_ms",
-                   "cpu_us_per_call", "redis_commands_per_call", "redis_usec_per_call_by_command")
+    detail_keys = (
+        "calls",
+        "in_call_s",
+        "loop_wall_s",
+        "rounds",
+        "p90_ms",
+        "max_ms",
+        "cpu_us_per_call",
+        "redis_commands_per_call",
+        "redis_usec_per_call_by_command",
+    )
     result = {
         "bench": "game",
         "spawn_queries_per_s": round(visible["per_s"], 1),
@@ -1261,10 +1566,12 @@ def main(argv: list[str] | None = None) -> int:
         "spawns_per_query": visible["spawns_per_query"],
         "threads": args.threads,
         "spawn_queries_per_s_threads": round(concurrent["spawns"]["per_s"], 1)
-        if concurrent else None,
+        if concurrent
+        else None,
         "catches_per_s_threads": round(concurrent["catches"]["per_s"], 1) if concurrent else None,
         "threads_p99_ms": max(concurrent["spawns"]["p99_ms"], concurrent["catches"]["p99_ms"])
-        if concurrent else None,
+        if concurrent
+        else None,
         "threads_catch_outcomes": concurrent["catches"]["outcomes"] if concurrent else None,
         "http_spawn_queries_per_s": round(hs["per_s"], 1) if hs else None,
         "http_spawn_p50_ms": hs["p50_ms"] if hs else None,
@@ -1274,30 +1581,78 @@ def main(argv: list[str] | None = None) -> int:
         "http_catch_p99_ms": hc["p99_ms"] if hc else None,
         "quick": args.quick,
         "visible": {k: visible[k] for k in detail_keys}
-        | {k: visible[k] for k in ("refusals", "spawns_seen_by_kind", "spawns_seen_by_rarity",
-                                   "fix_verdicts", "gc_during_loop")},
-        "catch": {k: catches[k] for k in detail_keys}
-        | {k: catches[k] for k in ("by_kind", "errors", "refusal_share", "caught_share",
-                                   "points", "shoppers_without_target",
-                                   "spawn_lists_refreshed", "fix_verdicts", "gc_during_loop")},
-        "http": None if http is None else {
-            "shoppers": http["shoppers"], "shoppers_with_target": http["shoppers_with_target"],
-            "connections": args.connections, "duration_s": args.http_duration,
-            "cold_spawns_ms": http["cold_spawns_ms"],
-            "spawns": {k: hs[k] for k in ("statuses", "p90_ms", "max_ms", "spawns_per_answer",
-                                          "server_cpu_ms_per_request", "reconnects")},
-            "catches": {k: hc[k] for k in ("statuses", "outcomes", "p90_ms", "max_ms",
-                                           "server_cpu_ms_per_request", "idle_conn_s",
-                                           "shoppers_left_with_target", "reconnects")},
+        | {
+            k: visible[k]
+            for k in (
+                "refusals",
+                "spawns_seen_by_kind",
+                "spawns_seen_by_rarity",
+                "fix_verdicts",
+                "gc_during_loop",
+            )
         },
-        "cpu": {"visible": visible["cpu"], "catch": catches["cpu"],
-                "http_spawns": hs["cpu"] if hs else None,
-                "http_catches": hc["cpu"] if hc else None},
-        "shoppers": args.shoppers, "stores": args.stores, "durations_s": {
-            "domain": args.duration, "http": args.http_duration},
+        "catch": {k: catches[k] for k in detail_keys}
+        | {
+            k: catches[k]
+            for k in (
+                "by_kind",
+                "errors",
+                "refusal_share",
+                "caught_share",
+                "points",
+                "shoppers_without_target",
+                "spawn_lists_refreshed",
+                "fix_verdicts",
+                "gc_during_loop",
+            )
+        },
+        "http": None
+        if http is None
+        else {
+            "shoppers": http["shoppers"],
+            "shoppers_with_target": http["shoppers_with_target"],
+            "connections": args.connections,
+            "duration_s": args.http_duration,
+            "cold_spawns_ms": http["cold_spawns_ms"],
+            "spawns": {
+                k: hs[k]
+                for k in (
+                    "statuses",
+                    "p90_ms",
+                    "max_ms",
+                    "spawns_per_answer",
+                    "server_cpu_ms_per_request",
+                    "reconnects",
+                )
+            },
+            "catches": {
+                k: hc[k]
+                for k in (
+                    "statuses",
+                    "outcomes",
+                    "p90_ms",
+                    "max_ms",
+                    "server_cpu_ms_per_request",
+                    "idle_conn_s",
+                    "shoppers_left_with_target",
+                    "reconnects",
+                )
+            },
+        },
+        "cpu": {
+            "visible": visible["cpu"],
+            "catch": catches["cpu"],
+            "http_spawns": hs["cpu"] if hs else None,
+            "http_catches": hc["cpu"] if hc else None,
+        },
+        "shoppers": args.shoppers,
+        "stores": args.stores,
+        "durations_s": {"domain": args.duration, "http": args.http_duration},
         "first_look": first,
-        "simulated": {"start": datetime.fromtimestamp(t0, SHANGHAI).isoformat(),
-                      "slots_crossed": slots_crossed},
+        "simulated": {
+            "start": datetime.fromtimestamp(t0, SHANGHAI).isoformat(),
+            "slots_crossed": slots_crossed,
+        },
         "redis": {"used_memory": redis_mem},
         "machine": notes,
         "run_s": round(time.monotonic() - _STARTED, 1),

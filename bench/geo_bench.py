@@ -58,8 +58,7 @@ _STARTED = time.monotonic()
 
 def log(message: str) -> None:
     """Print a progress line to stderr."""
-    print(f"[geo-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr,
-          flush=True)
+    print(f"[geo-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 # -- shoppers walking in simulated time ------------------------------------------------------
@@ -71,12 +70,33 @@ class Walker:
     reported accuracy (5-30 m).
     """
 
-    __slots__ = ("lat", "lon", "home_lat", "home_lon", "heading", "speed", "t", "pause_until",
-                 "ne", "nn", "kx")
+    __slots__ = (
+        "lat",
+        "lon",
+        "home_lat",
+        "home_lon",
+        "heading",
+        "speed",
+        "t",
+        "pause_until",
+        "ne",
+        "nn",
+        "kx",
+    )
 
-    def __init__(self, lat: float, lon: float, home_lat: float, home_lon: float, heading: float,
-                 speed: float, t: float, pause_until: float, ne: float = 0.0,
-                 nn: float = 0.0) -> None:
+    def __init__(
+        self,
+        lat: float,
+        lon: float,
+        home_lat: float,
+        home_lon: float,
+        heading: float,
+        speed: float,
+        t: float,
+        pause_until: float,
+        ne: float = 0.0,
+        nn: float = 0.0,
+    ) -> None:
         self.lat, self.lon = lat, lon
         self.home_lat, self.home_lon = home_lat, home_lon
         self.heading, self.speed = heading, speed
@@ -86,8 +106,18 @@ class Walker:
 
     def to_list(self) -> list[float]:
         """Return the walk state (to hand it to a load-generator process)."""
-        return [self.lat, self.lon, self.home_lat, self.home_lon, self.heading, self.speed,
-                self.t, self.pause_until, self.ne, self.nn]
+        return [
+            self.lat,
+            self.lon,
+            self.home_lat,
+            self.home_lon,
+            self.heading,
+            self.speed,
+            self.t,
+            self.pause_until,
+            self.ne,
+            self.nn,
+        ]
 
     @classmethod
     def from_list(cls, state: list[float]) -> Walker:
@@ -125,12 +155,18 @@ class Walker:
         self.ne = 0.6 * self.ne + 0.8 * rng.gauss(0.0, sigma)
         self.nn = 0.6 * self.nn + 0.8 * rng.gauss(0.0, sigma)
         speed = max(0.0, v + rng.gauss(0.0, 0.3))
-        return (self.lat + self.nn / M_PER_DEG, self.lon + self.ne / self.kx, round(acc, 1),
-                round(t, 3), round(speed, 2))
+        return (
+            self.lat + self.nn / M_PER_DEG,
+            self.lon + self.ne / self.kx,
+            round(acc, 1),
+            round(t, 3),
+            round(speed, 2),
+        )
 
 
-def make_walkers(stores: list[dict], n: int, rng: random.Random, t0: float,
-                 nanjing_share: float) -> list[Walker]:
+def make_walkers(
+    stores: list[dict], n: int, rng: random.Random, t0: float, nanjing_share: float
+) -> list[Walker]:
     """Place n shoppers near random stores (a share of them on East Nanjing Road)."""
     nanjing = [s for s in stores if NANJING_MARK in s["address"]] or stores
     walkers = []
@@ -142,13 +178,18 @@ def make_walkers(stores: list[dict], n: int, rng: random.Random, t0: float,
             dist, pause_until = rng.uniform(30.0, 250.0), 0.0
         angle = rng.uniform(0.0, 2 * math.pi)
         kx = M_PER_DEG * math.cos(math.radians(store["lat"]))
-        walkers.append(Walker(
-            store["lat"] + dist * math.cos(angle) / M_PER_DEG,
-            store["lon"] + dist * math.sin(angle) / kx,
-            store["lat"], store["lon"],
-            heading=rng.uniform(0.0, 2 * math.pi), speed=rng.uniform(1.0, 2.0),
-            t=t0 + rng.uniform(0.0, 10.0), pause_until=pause_until,
-        ))
+        walkers.append(
+            Walker(
+                store["lat"] + dist * math.cos(angle) / M_PER_DEG,
+                store["lon"] + dist * math.sin(angle) / kx,
+                store["lat"],
+                store["lon"],
+                heading=rng.uniform(0.0, 2 * math.pi),
+                speed=rng.uniform(1.0, 2.0),
+                t=t0 + rng.uniform(0.0, 10.0),
+                pause_until=pause_until,
+            )
+        )
     return walkers
 
 
@@ -178,11 +219,15 @@ def cpu_percent(before: dict[str, float], after: dict[str, float], wall: float) 
     "machine" is the whole machine (up to 100 % x cores) and "others" what processes not
     named here used meanwhile (other programs on a shared machine: noise).
     """
-    out = {name: round(100.0 * (after[name] - before[name]) / wall, 1)
-           for name in after if name in before and wall > 0}
+    out = {
+        name: round(100.0 * (after[name] - before[name]) / wall, 1)
+        for name in after
+        if name in before and wall > 0
+    }
     if "machine" in out:
-        out["others"] = round(max(0.0, out["machine"] - sum(
-            v for k, v in out.items() if k != "machine")), 1)
+        out["others"] = round(
+            max(0.0, out["machine"] - sum(v for k, v in out.items() if k != "machine")), 1
+        )
     return out
 
 
@@ -215,13 +260,15 @@ def start_gunicorn(tmp: Path, redis_url: str, port: int, hello: bool = False) ->
     import http.client
 
     env = dict(os.environ)
-    env.update({
-        "FOOTFALL_ENV": "production",
-        "SECRET_KEY": SECRET_KEY,
-        "REDIS_URL": redis_url,
-        "LOG_REQUESTS": "0",
-        "FOOTFALL_VAR_DIR": str(tmp / "var"),
-    })
+    env.update(
+        {
+            "FOOTFALL_ENV": "production",
+            "SECRET_KEY": SECRET_KEY,
+            "REDIS_URL": redis_url,
+            "LOG_REQUESTS": "0",
+            "FOOTFALL_VAR_DIR": str(tmp / "var"),
+        }
+    )
     cwd = ROOT
     cmd = gunicorn_cmd(port) + ["wsgi:app"]
     if hello:
@@ -231,8 +278,15 @@ def start_gunicorn(tmp: Path, redis_url: str, port: int, hello: bool = False) ->
         conf = ROOT / "gunicorn.conf.py"
         cmd = gunicorn_cmd(port) + (["-c", str(conf)] if conf.exists() else []) + ["hello_app:app"]
     log_file = open(tmp / "gunicorn.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     proc.log_file = log_file  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60.0
     while True:
@@ -262,16 +316,28 @@ def gunicorn_cmd(port: int) -> list[str]:
     """
     import gunicorn
 
-    cmd = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1",
-           "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gevent",
+        "-w",
+        "1",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "warning",
+    ]
     if tuple(gunicorn.version_info[:2]) >= (25, 1):
         # One control socket path per user: concurrent instances would unlink each other's.
         cmd.append("--no-control-socket")
     return cmd
 
 
-def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0,
-                 group: bool = False) -> None:
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0, group: bool = False) -> None:
     """Stop a child process we started: SIGTERM, then SIGKILL after the timeout.
 
     With group=True the process leads a session of its own (start_new_session) and whatever
@@ -328,8 +394,9 @@ def summarize_collapsed(path: Path, top: int = 18) -> str:
 
 
 # -- the engine, in this process -------------------------------------------------------------
-def run_engine(r, redis_pid: int, stores: list[dict], args, rng: random.Random,
-               profile_dir: Path | None) -> dict:
+def run_engine(
+    r, redis_pid: int, stores: list[dict], args, rng: random.Random, profile_dir: Path | None
+) -> dict:
     """Feed shoppers' fixes through LocationEngine.record_many; return figures."""
     import psutil
 
@@ -347,7 +414,7 @@ def run_engine(r, redis_pid: int, stores: list[dict], args, rng: random.Random,
     t = time.perf_counter()
     for start in range(0, len(ids), 1000):
         pipe = r.pipeline(transaction=False)
-        for sid in ids[start:start + 1000]:
+        for sid in ids[start : start + 1000]:
             st = keys.shopper_state(sid)
             pipe.hset(st, mapping={"consent": "1", "consent_at": f"{clock.now():.3f}"})
             pipe.hsetnx(st, "trust", TRUST_START)
@@ -382,8 +449,10 @@ def run_engine(r, redis_pid: int, stores: list[dict], args, rng: random.Random,
         clock.set(latest)
         tally(engine.record_many(batches), pro_verdicts, pro_events, pro_errors)
     pro_wall = time.perf_counter() - t
-    log(f"engine: prologue {pro_fixes} fixes ({args.backlog} per shopper, batched) in "
-        f"{pro_wall:.2f}s = {pro_fixes / pro_wall:,.0f} fixes/s; events {dict(pro_events)}")
+    log(
+        f"engine: prologue {pro_fixes} fixes ({args.backlog} per shopper, batched) in "
+        f"{pro_wall:.2f}s = {pro_fixes / pro_wall:,.0f} fixes/s; events {dict(pro_events)}"
+    )
 
     # Timed: round after round, each shopper's next single fix, `batch` shoppers per call.
     order = list(range(len(ids)))
@@ -398,24 +467,41 @@ def run_engine(r, redis_pid: int, stores: list[dict], args, rng: random.Random,
         profile_dir.mkdir(parents=True, exist_ok=True)
         if find_py_spy():
             # A sampling profiler outside the process: the figures stay nearly unchanged.
-            spy = subprocess.Popen([find_py_spy(), "record", "-p", str(os.getpid()), "-r", "250",
-                                    "-d", str(max(1, int(args.duration))), "-f", "raw",
-                                    "--nonblocking", "-o", str(profile_dir / "engine.txt")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            spy = subprocess.Popen(
+                [
+                    find_py_spy(),
+                    "record",
+                    "-p",
+                    str(os.getpid()),
+                    "-r",
+                    "250",
+                    "-d",
+                    str(max(1, int(args.duration))),
+                    "-f",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(profile_dir / "engine.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
             time.sleep(0.5)
         else:
             from pyinstrument import Profiler
 
             profiler = Profiler(interval=0.001)
             profiler.start()
-    log(f"engine: timed run, {args.duration:g}s, batches of {args.batch} shoppers per "
-        f"record_many call")
+    log(
+        f"engine: timed run, {args.duration:g}s, batches of {args.batch} shoppers per "
+        f"record_many call"
+    )
     cpu0 = cpu_seconds(procs)
     wall0 = time.perf_counter()
     deadline = wall0 + args.duration
     pos = 0
     while time.perf_counter() < deadline:
-        chunk = order[pos:pos + args.batch]
+        chunk = order[pos : pos + args.batch]
         pos += args.batch
         if pos >= len(order):
             pos = 0
@@ -446,17 +532,26 @@ def run_engine(r, redis_pid: int, stores: list[dict], args, rng: random.Random,
         (profile_dir / "engine.html").write_text(profiler.output_html())
         text = profiler.output_text(unicode=False, color=False)
         (profile_dir / "engine.txt").write_text(text)
-        log(f"engine: pyinstrument profile written to {profile_dir}/engine.html and engine.txt "
-            "(pyinstrument slows the engine down ~2x; figures are not comparable)")
+        log(
+            f"engine: pyinstrument profile written to {profile_dir}/engine.html and engine.txt "
+            "(pyinstrument slows the engine down ~2x; figures are not comparable)"
+        )
     rate = fixes_done / in_api if in_api else 0.0
-    log(f"engine: {fixes_done} fixes in {calls} calls; {rate:,.0f} fixes/s inside record_many "
-        f"({fixes_done / wall:,.0f}/s counting fix generation); CPU % of a core: {cpu}")
-    log(f"engine: verdicts {dict(verdicts)}; events {dict(events)}"
-        + (f"; errors {dict(errors)}" if errors else ""))
+    log(
+        f"engine: {fixes_done} fixes in {calls} calls; {rate:,.0f} fixes/s inside record_many "
+        f"({fixes_done / wall:,.0f}/s counting fix generation); CPU % of a core: {cpu}"
+    )
+    log(
+        f"engine: verdicts {dict(verdicts)}; events {dict(events)}"
+        + (f"; errors {dict(errors)}" if errors else "")
+    )
     # CPU per fix: this process (the engine's Python, plus ~5 % fix generation) and the Redis
     # server. One caller waits for Redis on every round trip, so the two add up to the wall time.
-    per_fix = {name: round(cpu[name] / 100.0 * wall / fixes_done * 1e6, 1)
-               for name in ("bench_process", "redis") if name in cpu and fixes_done}
+    per_fix = {
+        name: round(cpu[name] / 100.0 * wall / fixes_done * 1e6, 1)
+        for name in ("bench_process", "redis")
+        if name in cpu and fixes_done
+    }
     log(f"engine: CPU per fix (us): {per_fix}")
     return {
         "fixes_per_s": rate,
@@ -468,9 +563,13 @@ def run_engine(r, redis_pid: int, stores: list[dict], args, rng: random.Random,
         "events": dict(events),
         "errors": dict(errors),
         "cpu": cpu,
-        "prologue": {"fixes": pro_fixes, "fixes_per_s": round(pro_fixes / pro_wall, 1),
-                     "events": dict(pro_events), "verdicts": dict(pro_verdicts),
-                     "errors": dict(pro_errors)},
+        "prologue": {
+            "fixes": pro_fixes,
+            "fixes_per_s": round(pro_fixes / pro_wall, 1),
+            "events": dict(pro_events),
+            "verdicts": dict(pro_verdicts),
+            "errors": dict(pro_errors),
+        },
         "stream_len": r.xlen(keys.EVENTS),
     }
 
@@ -489,8 +588,9 @@ def http_start_time(now: float) -> float:
     return now - 3600.0
 
 
-def make_http_shoppers(redis_url: str, tmp: Path, walkers: list[Walker], args,
-                       rng: random.Random) -> list[str]:
+def make_http_shoppers(
+    redis_url: str, tmp: Path, walkers: list[Walker], args, rng: random.Random
+) -> list[str]:
     """Create one shopper account per walk, with a session and consent; return their tokens.
 
     Each shopper's phone then uploads its buffered backlog through an in-process engine (as
@@ -501,8 +601,15 @@ def make_http_shoppers(redis_url: str, tmp: Path, walkers: list[Walker], args,
     from geo.engine import Fix
 
     # The passwords are never checked here: hash them as cheaply as argon2 allows.
-    app = create_app(TestConfig(REDIS_URL=redis_url, SECRET_KEY=SECRET_KEY, VAR_DIR=tmp / "var",
-                                PASSWORD_HASH_TIME_COST=1, PASSWORD_HASH_MEMORY_KIB=64))
+    app = create_app(
+        TestConfig(
+            REDIS_URL=redis_url,
+            SECRET_KEY=SECRET_KEY,
+            VAR_DIR=tmp / "var",
+            PASSWORD_HASH_TIME_COST=1,
+            PASSWORD_HASH_MEMORY_KIB=64,
+        )
+    )
     accounts, engine = app.extensions["accounts"], app.extensions["geo"]
     tokens, ids = [], []
     for i in range(len(walkers)):
@@ -512,8 +619,10 @@ def make_http_shoppers(redis_url: str, tmp: Path, walkers: list[Walker], args,
         ids.append(user["id"])
     events: Counter = Counter()
     for start in range(0, len(ids), args.batch):
-        batches = [(ids[i], [Fix(*walkers[i].step(rng)) for _ in range(args.backlog)])
-                   for i in range(start, min(start + args.batch, len(ids)))]
+        batches = [
+            (ids[i], [Fix(*walkers[i].step(rng)) for _ in range(args.backlog)])
+            for i in range(start, min(start + args.batch, len(ids)))
+        ]
         for outcome in engine.record_many(batches).values():
             if isinstance(outcome, Exception):
                 raise outcome
@@ -523,8 +632,16 @@ def make_http_shoppers(redis_url: str, tmp: Path, walkers: list[Walker], args,
     return tokens
 
 
-def run_load(mode: str, port: int, tmp: Path, args, duration: float, procs: dict,
-             shoppers: list | None = None, profile_dir: Path | None = None) -> dict:
+def run_load(
+    mode: str,
+    port: int,
+    tmp: Path,
+    args,
+    duration: float,
+    procs: dict,
+    shoppers: list | None = None,
+    profile_dir: Path | None = None,
+) -> dict:
     """Run the load generators against one endpoint; return rate, latency, CPU."""
     import psutil
 
@@ -534,15 +651,28 @@ def run_load(mode: str, port: int, tmp: Path, args, duration: float, procs: dict
     specs = []
     for k in range(n_procs):
         conns = args.connections // n_procs + (1 if k < args.connections % n_procs else 0)
-        spec = {"mode": mode, "port": port, "connections": max(1, conns), "start_at": start_at,
-                "warmup": warmup, "duration": duration, "seed": args.seed * 1000 + k,
-                "shoppers": shoppers[k::n_procs] if shoppers else []}
+        spec = {
+            "mode": mode,
+            "port": port,
+            "connections": max(1, conns),
+            "start_at": start_at,
+            "warmup": warmup,
+            "duration": duration,
+            "seed": args.seed * 1000 + k,
+            "shoppers": shoppers[k::n_procs] if shoppers else [],
+        }
         path = tmp / f"load-{mode}-{k}.json"
         path.write_text(json.dumps(spec))
         specs.append(path)
-    gens = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_loadgen",
-                              str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True) for path in specs]
+    gens = [
+        subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--_loadgen", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        for path in specs
+    ]
     spy = None
     try:
         watched = dict(procs)
@@ -552,10 +682,25 @@ def run_load(mode: str, port: int, tmp: Path, args, duration: float, procs: dict
         if profile_dir is not None and find_py_spy():
             profile_dir.mkdir(parents=True, exist_ok=True)
             out = profile_dir / f"http_{mode}.txt"
-            spy = subprocess.Popen([find_py_spy(), "record", "-p", str(procs["server"].pid),
-                                    "-r", "250", "-d", str(max(1, int(duration))), "-f", "raw",
-                                    "--nonblocking", "-o", str(out)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            spy = subprocess.Popen(
+                [
+                    find_py_spy(),
+                    "record",
+                    "-p",
+                    str(procs["server"].pid),
+                    "-r",
+                    "250",
+                    "-d",
+                    str(max(1, int(duration))),
+                    "-f",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
         cpu0 = cpu_seconds(watched)
         w0 = time.perf_counter()
         time.sleep(max(0.0, start_at + warmup + duration - time.time()))
@@ -564,15 +709,19 @@ def run_load(mode: str, port: int, tmp: Path, args, duration: float, procs: dict
         for gen in gens:
             stdout, stderr = gen.communicate(timeout=duration + warmup + 60.0)
             if gen.returncode != 0 or not stdout.strip():
-                raise RuntimeError(f"load generator failed ({gen.returncode}): "
-                                   f"{stderr.decode(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"load generator failed ({gen.returncode}): "
+                    f"{stderr.decode(errors='replace')[-2000:]}"
+                )
             results.append(json.loads(stdout.decode().strip().splitlines()[-1]))
         if spy is not None:
             _, err = spy.communicate(timeout=duration + 30.0)
             out = profile_dir / f"http_{mode}.txt"
             if out.exists():
-                log(f"http {mode}: py-spy profile of the gunicorn worker in {out}\n"
-                    + summarize_collapsed(out))
+                log(
+                    f"http {mode}: py-spy profile of the gunicorn worker in {out}\n"
+                    + summarize_collapsed(out)
+                )
             else:
                 log(f"http {mode}: py-spy failed: {err.decode(errors='replace')[-500:]}")
     finally:
@@ -595,17 +744,31 @@ def run_load(mode: str, port: int, tmp: Path, args, duration: float, procs: dict
     ok = statuses.get("200", 0)
 
     def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) \
-            if latencies else 0.0
+        return (
+            round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2)
+            if latencies
+            else 0.0
+        )
 
     # Server CPU per answered request: unlike req/s, hardly moved by other programs taking CPU.
     cpu_ms = round(cpu.get("server", 0.0) * 10.0 / (ok / duration), 3) if ok else None
-    return {"per_s": ok / duration, "requests": sum(statuses.values()), "ok": ok,
-            "server_cpu_ms_per_request": cpu_ms,
-            "statuses": dict(statuses), "p50_ms": pct(0.50), "p90_ms": pct(0.90),
-            "p99_ms": pct(0.99), "max_ms": round(latencies[-1], 2) if latencies else 0.0,
-            "verdicts": dict(verdicts), "events": dict(events), "reconnects": reconnects,
-            "cpu": cpu, "load_procs": n_procs, "connections": args.connections}
+    return {
+        "per_s": ok / duration,
+        "requests": sum(statuses.values()),
+        "ok": ok,
+        "server_cpu_ms_per_request": cpu_ms,
+        "statuses": dict(statuses),
+        "p50_ms": pct(0.50),
+        "p90_ms": pct(0.90),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1], 2) if latencies else 0.0,
+        "verdicts": dict(verdicts),
+        "events": dict(events),
+        "reconnects": reconnects,
+        "cpu": cpu,
+        "load_procs": n_procs,
+        "connections": args.connections,
+    }
 
 
 def send_one_fix(port: int, token: str, walker: Walker, rng: random.Random) -> float:
@@ -616,9 +779,12 @@ def send_one_fix(port: int, token: str, walker: Walker, rng: random.Random) -> f
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60.0)
     try:
         t = time.perf_counter()
-        conn.request("POST", "/api/location/fix", body=body,
-                     headers={"Authorization": f"Bearer {token}",
-                              "Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/api/location/fix",
+            body=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
         response = conn.getresponse()
         answer = response.read()
         elapsed = (time.perf_counter() - t) * 1000.0
@@ -629,8 +795,9 @@ def send_one_fix(port: int, token: str, walker: Walker, rng: random.Random) -> f
     return elapsed
 
 
-def run_http(r, server, tmp: Path, stores: list[dict], args, rng: random.Random,
-             profile_dir: Path | None) -> dict:
+def run_http(
+    r, server, tmp: Path, stores: list[dict], args, rng: random.Random, profile_dir: Path | None
+) -> dict:
     """Measure GET /healthz (the ceiling) and POST /api/location/fix through gunicorn."""
     import psutil
 
@@ -642,8 +809,10 @@ def run_http(r, server, tmp: Path, stores: list[dict], args, rng: random.Random,
     walkers = make_walkers(stores, args.http_shoppers, rng, t0, args.nanjing_share)
     t = time.perf_counter()
     tokens = make_http_shoppers(server.url, tmp, walkers, args, rng)
-    log(f"http: {len(tokens)} shopper accounts with sessions, consent and history in "
-        f"{time.perf_counter() - t:.2f}s")
+    log(
+        f"http: {len(tokens)} shopper accounts with sessions, consent and history in "
+        f"{time.perf_counter() - t:.2f}s"
+    )
     # The pending-exit index holds deadlines in simulated time, all long past for the server's
     # sweeper (a background greenlet in the worker). Left there, the sweeper would work through
     # thousands of them during the measurements. New ones (from the HTTP fixes) stay.
@@ -656,8 +825,10 @@ def run_http(r, server, tmp: Path, stores: list[dict], args, rng: random.Random,
             worker = psutil.Process(hello.pid).children()[0]
             res = run_load("healthz", port, tmp, args, args.http_duration, {"server": worker})
             hello_rate = res["per_s"]
-            log(f"http: calibration, plain Flask hello under the same gunicorn: "
-                f"{hello_rate:,.0f} req/s, p50 {res['p50_ms']} ms, CPU % of a core {res['cpu']}")
+            log(
+                f"http: calibration, plain Flask hello under the same gunicorn: "
+                f"{hello_rate:,.0f} req/s, p50 {res['p50_ms']} ms, CPU % of a core {res['cpu']}"
+            )
         finally:
             stop_process(hello, group=True)
     port = free_port()
@@ -668,24 +839,32 @@ def run_http(r, server, tmp: Path, stores: list[dict], args, rng: random.Random,
         if len(workers) != 1:
             raise RuntimeError(f"expected one gunicorn worker, found {len(workers)}")
         procs = {"server": workers[0], "redis": psutil.Process(server.process.pid)}
-        log(f"http: gunicorn -k gevent -w 1 on 127.0.0.1:{port} (worker pid {workers[0].pid}); "
-            f"{args.connections} keep-alive connections from {args.load_procs} load process(es)")
-        ceiling = run_load("healthz", port, tmp, args, args.http_duration, procs,
-                           profile_dir=profile_dir)
-        log(f"http: GET /healthz {ceiling['per_s']:,.0f} req/s, p50 {ceiling['p50_ms']} ms, "
+        log(
+            f"http: gunicorn -k gevent -w 1 on 127.0.0.1:{port} (worker pid {workers[0].pid}); "
+            f"{args.connections} keep-alive connections from {args.load_procs} load process(es)"
+        )
+        ceiling = run_load(
+            "healthz", port, tmp, args, args.http_duration, procs, profile_dir=profile_dir
+        )
+        log(
+            f"http: GET /healthz {ceiling['per_s']:,.0f} req/s, p50 {ceiling['p50_ms']} ms, "
             f"p99 {ceiling['p99_ms']} ms, statuses {ceiling['statuses']}, CPU % of a core "
-            f"{ceiling['cpu']}, server CPU {ceiling['server_cpu_ms_per_request']} ms/request")
+            f"{ceiling['cpu']}, server CPU {ceiling['server_cpu_ms_per_request']} ms/request"
+        )
         # One fix alone first: the worker loads its fence cache on its first fix (~0.5 s for
         # 5,000 stores). Under load, every greenlet that arrives meanwhile loads it again (see
         # README), which would turn the first seconds of the measurement into a stall.
         cold_ms = send_one_fix(port, tokens[0], walkers[0], rng)
         log(f"http: first (cold) fix answered in {cold_ms:.0f} ms")
         shoppers = [[tok, w.to_list()] for tok, w in zip(tokens, walkers, strict=True)]
-        fixes = run_load("fix", port, tmp, args, args.http_duration, procs, shoppers,
-                         profile_dir=profile_dir)
-        log(f"http: POST /api/location/fix {fixes['per_s']:,.0f} req/s, p50 {fixes['p50_ms']} "
+        fixes = run_load(
+            "fix", port, tmp, args, args.http_duration, procs, shoppers, profile_dir=profile_dir
+        )
+        log(
+            f"http: POST /api/location/fix {fixes['per_s']:,.0f} req/s, p50 {fixes['p50_ms']} "
             f"ms, p99 {fixes['p99_ms']} ms, statuses {fixes['statuses']}, CPU % of a core "
-            f"{fixes['cpu']}, server CPU {fixes['server_cpu_ms_per_request']} ms/request")
+            f"{fixes['cpu']}, server CPU {fixes['server_cpu_ms_per_request']} ms/request"
+        )
         log(f"http: verdicts {fixes['verdicts']}; events {fixes['events']}")
         for name, res in (("healthz", ceiling), ("fix", fixes)):
             bad = res["requests"] - res["ok"]
@@ -695,8 +874,13 @@ def run_http(r, server, tmp: Path, stores: list[dict], args, rng: random.Random,
                 log(f"http: {res['reconnects']} reconnects during {name}")
     finally:
         stop_process(gunicorn, group=True)
-    return {"ceiling": ceiling, "fix": fixes, "shoppers": len(tokens), "cold_fix_ms": cold_ms,
-            "flask_hello_per_s": hello_rate}
+    return {
+        "ceiling": ceiling,
+        "fix": fixes,
+        "shoppers": len(tokens),
+        "cold_fix_ms": cold_ms,
+        "flask_hello_per_s": hello_rate,
+    }
 
 
 # -- the load generator (a separate process) -------------------------------------------------
@@ -733,9 +917,12 @@ def loadgen_main(spec_path: str) -> int:
     if mode == "healthz":
         fixed = b"GET /healthz HTTP/1.1\r\nHost: %s\r\nAccept: */*\r\n\r\n" % host
     else:
-        head = (b"POST /api/location/fix HTTP/1.1\r\nHost: " + host
-                + b"\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n")
+        head = (
+            b"POST /api/location/fix HTTP/1.1\r\nHost: "
+            + host
+            + b"\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n"
+        )
         shoppers = [(tok.encode(), Walker.from_list(w)) for tok, w in spec["shoppers"]]
         n = max(1, min(n, len(shoppers)))
 
@@ -805,7 +992,7 @@ def loadgen_main(spec_path: str) -> int:
             i = buf.find(b"Content-Length: ", 0, he)
             if i < 0:
                 i = buf.lower().find(b"content-length: ", 0, he)
-            length = int(buf[i + 16:buf.find(b"\r\n", i)]) if i >= 0 else 0
+            length = int(buf[i + 16 : buf.find(b"\r\n", i)]) if i >= 0 else 0
             stop = he + 4 + length
             if len(buf) < stop:
                 c.buf = buf
@@ -816,7 +1003,7 @@ def loadgen_main(spec_path: str) -> int:
                 lat_ms.append((done - c.sent) * 1000.0)
                 statuses[buf[9:12].decode()] += 1
                 if count_bodies:
-                    body = buf[he + 4:stop]
+                    body = buf[he + 4 : stop]
                     for v in _VERDICT_RE.findall(body):
                         verdicts[v.decode()] += 1
                     for k in _KIND_RE.findall(body):
@@ -831,43 +1018,81 @@ def loadgen_main(spec_path: str) -> int:
     wall = time.perf_counter() - wall0
     for c in conns:
         c.sock.close()
-    print(json.dumps({"count": len(lat_ms), "lat_ms": [round(x, 3) for x in lat_ms],
-                      "statuses": dict(statuses), "verdicts": dict(verdicts),
-                      "events": dict(events), "reconnects": reconnects,
-                      "cpu_pct": round(100.0 * cpu / wall, 1)}))
+    print(
+        json.dumps(
+            {
+                "count": len(lat_ms),
+                "lat_ms": [round(x, 3) for x in lat_ms],
+                "statuses": dict(statuses),
+                "verdicts": dict(verdicts),
+                "events": dict(events),
+                "reconnects": reconnects,
+                "cpu_pct": round(100.0 * cpu / wall, 1),
+            }
+        )
+    )
     return 0
 
 
 # -- main ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--shoppers", type=int, default=10_000, help="shoppers for the engine part")
     p.add_argument("--stores", type=int, default=5_000, help="demo stores to import")
     p.add_argument("--duration", type=float, default=10.0, help="seconds of timed engine run")
-    p.add_argument("--http-duration", type=float, default=10.0,
-                   help="seconds of each timed HTTP run (ceiling, then fixes)")
+    p.add_argument(
+        "--http-duration",
+        type=float,
+        default=10.0,
+        help="seconds of each timed HTTP run (ceiling, then fixes)",
+    )
     p.add_argument("--connections", type=int, default=64, help="keep-alive HTTP connections")
     p.add_argument("--load-procs", type=int, default=1, help="load-generator processes")
-    p.add_argument("--http-shoppers", type=int, default=2_000,
-                   help="shopper accounts sending fixes over HTTP")
-    p.add_argument("--http-warmup", type=float, default=1.0,
-                   help="seconds of load before each HTTP measurement window")
+    p.add_argument(
+        "--http-shoppers", type=int, default=2_000, help="shopper accounts sending fixes over HTTP"
+    )
+    p.add_argument(
+        "--http-warmup",
+        type=float,
+        default=1.0,
+        help="seconds of load before each HTTP measurement window",
+    )
     p.add_argument("--batch", type=int, default=1_000, help="shoppers per record_many call")
-    p.add_argument("--backlog", type=int, default=12,
-                   help="buffered fixes each shopper uploads (untimed) before the timed runs")
-    p.add_argument("--nanjing-share", type=float, default=0.3,
-                   help="share of shoppers starting on East Nanjing Road, Shanghai")
+    p.add_argument(
+        "--backlog",
+        type=int,
+        default=12,
+        help="buffered fixes each shopper uploads (untimed) before the timed runs",
+    )
+    p.add_argument(
+        "--nanjing-share",
+        type=float,
+        default=0.3,
+        help="share of shoppers starting on East Nanjing Road, Shanghai",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--skip-http", action="store_true", help="run the engine part only")
-    p.add_argument("--calibrate", action="store_true",
-                   help="also measure a plain Flask hello app under the same gunicorn and load "
-                        "generator (compare with the published Flask figure)")
-    p.add_argument("--profile", metavar="DIR", type=Path, default=None,
-                   help="profile the timed engine run and the gunicorn worker with py-spy "
-                        "(collapsed stacks in DIR; pyinstrument for the engine without py-spy)")
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes for a smoke run of a few seconds (figures meaningless)")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also measure a plain Flask hello app under the same gunicorn and load "
+        "generator (compare with the published Flask figure)",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="profile the timed engine run and the gunicorn worker with py-spy "
+        "(collapsed stacks in DIR; pyinstrument for the engine without py-spy)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes for a smoke run of a few seconds (figures meaningless)",
+    )
     p.add_argument("--_loadgen", metavar="SPEC", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -910,12 +1135,15 @@ def main(argv: list[str] | None = None) -> int:
         stores = generate_stores(args.stores)
         t = time.perf_counter()
         report = StoreCatalog(r, Clock()).import_rows(
-            (f"stores[{i}]", dict(s)) for i, s in enumerate(stores))
+            (f"stores[{i}]", dict(s)) for i, s in enumerate(stores)
+        )
         if report.written != len(stores):
             raise RuntimeError(f"store import failed: {report.to_dict()['errors'][:3]}")
         import_s = time.perf_counter() - t
-        log(f"imported {report.written} stores in {import_s:.2f}s "
-            f"({sum(NANJING_MARK in s['address'] for s in stores)} on East Nanjing Road)")
+        log(
+            f"imported {report.written} stores in {import_s:.2f}s "
+            f"({sum(NANJING_MARK in s['address'] for s in stores)} on East Nanjing Road)"
+        )
         engine = run_engine(r, server.process.pid, stores, args, rng, args.profile)
         http = None
         if not args.skip_http:
@@ -941,30 +1169,49 @@ def main(argv: list[str] | None = None) -> int:
         "stores": args.stores,
         "shoppers": args.shoppers,
         "quick": args.quick,
-        "engine": {k: engine[k] for k in ("fixes", "calls", "loop_fixes_per_s", "errors",
-                                          "prologue", "stream_len")}
+        "engine": {
+            k: engine[k]
+            for k in ("fixes", "calls", "loop_fixes_per_s", "errors", "prologue", "stream_len")
+        }
         | {"batch": args.batch, "duration_s": args.duration},
-        "http": None if http is None else {
-            "shoppers": http["shoppers"], "connections": args.connections,
+        "http": None
+        if http is None
+        else {
+            "shoppers": http["shoppers"],
+            "connections": args.connections,
             "cold_fix_ms": round(http["cold_fix_ms"], 1),
             "flask_hello_per_s": http.get("flask_hello_per_s"),
-            "load_procs": args.load_procs, "duration_s": args.http_duration,
+            "load_procs": args.load_procs,
+            "duration_s": args.http_duration,
             "ceiling": {k: http["ceiling"][k] for k in ("statuses", "p50_ms", "p99_ms")},
-            "fix": {k: http["fix"][k] for k in ("statuses", "p90_ms", "max_ms", "verdicts",
-                                                "events", "reconnects")},
+            "fix": {
+                k: http["fix"][k]
+                for k in ("statuses", "p90_ms", "max_ms", "verdicts", "events", "reconnects")
+            },
         },
         "engine_cpu_us_per_fix": engine["cpu_us_per_fix"],
-        "server_cpu_ms_per_request": None if http is None else {
+        "server_cpu_ms_per_request": None
+        if http is None
+        else {
             "healthz": http["ceiling"]["server_cpu_ms_per_request"],
-            "fix": http["fix"]["server_cpu_ms_per_request"]},
+            "fix": http["fix"]["server_cpu_ms_per_request"],
+        },
         "ratio_cpu_normalized": (
-            round(http["ceiling"]["server_cpu_ms_per_request"]
-                  / http["fix"]["server_cpu_ms_per_request"], 3)
-            if http and http["fix"]["server_cpu_ms_per_request"]
-            and http["ceiling"]["server_cpu_ms_per_request"] else None),
-        "cpu": {"engine": engine["cpu"],
-                "http_ceiling": http["ceiling"]["cpu"] if http else None,
-                "http_fix": http["fix"]["cpu"] if http else None},
+            round(
+                http["ceiling"]["server_cpu_ms_per_request"]
+                / http["fix"]["server_cpu_ms_per_request"],
+                3,
+            )
+            if http
+            and http["fix"]["server_cpu_ms_per_request"]
+            and http["ceiling"]["server_cpu_ms_per_request"]
+            else None
+        ),
+        "cpu": {
+            "engine": engine["cpu"],
+            "http_ceiling": http["ceiling"]["cpu"] if http else None,
+            "http_fix": http["fix"]["cpu"] if http else None,
+        },
     }
     if args.profile is not None:
         result["profiled"] = str(args.profile)

@@ -46,8 +46,9 @@ HANDSHAKE_S = 20.0
 
 def log(message: str) -> None:
     """Print a progress line to stderr."""
-    print(f"[live-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr,
-          flush=True)
+    print(
+        f"[live-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True
+    )
 
 
 def pct(values, q: float) -> float:
@@ -167,10 +168,12 @@ class Load:
                 self.fail(v, f"connect errno {err}")
                 return
             key = base64.b64encode(os.urandom(16)).decode()
-            v.wbuf += (f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-                       f"Host: 127.0.0.1:{v.port}\r\nUpgrade: websocket\r\n"
-                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                       f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+            v.wbuf += (
+                f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                f"Host: 127.0.0.1:{v.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
             v.state = "http"
         self.flush(v)
 
@@ -195,7 +198,7 @@ class Load:
             if b" 101 " not in buf[:end].split(b"\r\n", 1)[0]:
                 self.fail(v, "upgrade refused")
                 return
-            del buf[:end + 4]
+            del buf[: end + 4]
             v.state = "eio"
         pos, n = 0, len(buf)
         while n - pos >= 2:
@@ -211,7 +214,7 @@ class Load:
                 length, head = struct.unpack_from("!Q", buf, pos + 2)[0], 10
             if n - pos < head + length:
                 break
-            payload = bytes(buf[pos + head:pos + head + length])
+            payload = bytes(buf[pos + head : pos + head + length])
             pos += head + length
             opcode = b0 & 0x0F
             if opcode == 1:
@@ -277,7 +280,7 @@ class Load:
             self.pending.extend(reversed(new))
             self.wait_ready(msg, time.perf_counter())
         elif cmd == "move":  # close every k-th viewer and reopen it on another port
-            moved = [v for v in self.viewers[msg["offset"]::msg["every"]] if v.state == "ready"]
+            moved = [v for v in self.viewers[msg["offset"] :: msg["every"]] if v.state == "ready"]
             for v in moved:
                 self.close(v)
                 self.ready -= 1
@@ -289,23 +292,35 @@ class Load:
             self.conn.send({"ok": True})
         elif cmd == "stats":
             lat = sorted(self.lat)
-            self.conn.send({"received": self.received, "first_recv": self.first_recv,
-                            "last_recv": self.last_recv, "ready": self.ready,
-                            "failed": dict(self.failed),
-                            "lat_ms": {q: round(1000 * pct(lat, f), 2) for q, f in
-                                       (("p50", 0.5), ("p90", 0.9), ("p99", 0.99),
-                                        ("max", 1.0))},
-                            "other_events": dict(self.other_events)})
+            self.conn.send(
+                {
+                    "received": self.received,
+                    "first_recv": self.first_recv,
+                    "last_recv": self.last_recv,
+                    "ready": self.ready,
+                    "failed": dict(self.failed),
+                    "lat_ms": {
+                        q: round(1000 * pct(lat, f), 2)
+                        for q, f in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+                    },
+                    "other_events": dict(self.other_events),
+                }
+            )
         elif cmd == "arm_claims":
             self.claiming = True
             self.outcomes.clear()
             self.conn.send({"ok": True})
         elif cmd == "claims":
             lat = sorted(self.claim_lat)
-            self.conn.send({"outcomes": dict(self.outcomes), "unanswered": len(self.claim_sent),
-                            "p50_ms": round(1000 * pct(lat, 0.5), 2),
-                            "p99_ms": round(1000 * pct(lat, 0.99), 1),
-                            "max_ms": round(1000 * pct(lat, 1.0), 1)})
+            self.conn.send(
+                {
+                    "outcomes": dict(self.outcomes),
+                    "unanswered": len(self.claim_sent),
+                    "p50_ms": round(1000 * pct(lat, 0.5), 2),
+                    "p99_ms": round(1000 * pct(lat, 0.99), 1),
+                    "max_ms": round(1000 * pct(lat, 1.0), 1),
+                }
+            )
         elif cmd == "stop":
             for v in self.viewers:
                 self.close(v)
@@ -336,15 +351,23 @@ class Load:
                 # gevent worker at its worker_connections limit accepts but never serves).
                 last_scan = time.monotonic()
                 for v in self.viewers:
-                    if v.sock is not None and v.state in {"connecting", "http", "eio", "join"} and \
-                            last_scan - v.started > HANDSHAKE_S:
+                    if (
+                        v.sock is not None
+                        and v.state in {"connecting", "http", "eio", "join"}
+                        and last_scan - v.started > HANDSHAKE_S
+                    ):
                         self.fail(v, "handshake timeout")
                 self.fill()
             if self._waiting and not self.pending and self.in_flight == 0:
                 msg, t0 = self._waiting
                 self._waiting = None
-                self.conn.send({"ready": self.ready, "failed": dict(self.failed),
-                                "seconds": round(time.perf_counter() - t0, 2)})
+                self.conn.send(
+                    {
+                        "ready": self.ready,
+                        "failed": dict(self.failed),
+                        "seconds": round(time.perf_counter() - t0, 2),
+                    }
+                )
 
 
 def load_main(conn) -> None:
@@ -363,8 +386,9 @@ class LoadProcess:
     def __init__(self) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=load_main, args=(child,), daemon=True,
-                                name="live-bench-load")
+        self.proc = ctx.Process(
+            target=load_main, args=(child,), daemon=True, name="live-bench-load"
+        )
         self.proc.start()
 
     def ask(self, timeout: float = 120.0, **msg) -> dict:
@@ -392,9 +416,15 @@ def make_setup_app(redis_url: str, tmp: Path):
     from config import TestConfig
     from tests.servers import SECRET_KEY
 
-    return create_app(TestConfig(REDIS_URL=redis_url, SECRET_KEY=SECRET_KEY,
-                                 VAR_DIR=tmp / "var", PASSWORD_HASH_TIME_COST=1,
-                                 PASSWORD_HASH_MEMORY_KIB=64))
+    return create_app(
+        TestConfig(
+            REDIS_URL=redis_url,
+            SECRET_KEY=SECRET_KEY,
+            VAR_DIR=tmp / "var",
+            PASSWORD_HASH_TIME_COST=1,
+            PASSWORD_HASH_MEMORY_KIB=64,
+        )
+    )
 
 
 def make_sessions(app, role: str, n: int) -> list[dict]:
@@ -417,19 +447,29 @@ def make_stream(app, server_url: str, host: dict, drop_quantity: int) -> dict:
 
     promos = app.extensions["promotions"]
     now = time.time()
-    cid = promos.campaigns.create(CampaignIn(name="live bench", starts_at=now - 60,
-                                             ends_at=now + 3600), actor="bench")["id"]
-    oid = promos.campaigns.create_offer(cid, OfferIn(
-        name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
-        actor="bench")["id"]
+    cid = promos.campaigns.create(
+        CampaignIn(name="live bench", starts_at=now - 60, ends_at=now + 3600), actor="bench"
+    )["id"]
+    oid = promos.campaigns.create_offer(
+        cid,
+        OfferIn(name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
+        actor="bench",
+    )["id"]
     promos.campaigns.transition(cid, "scheduled", actor="bench")
     marketer = make_sessions(app, "marketer", 1)[0]
-    response = requests.post(server_url + "/api/streams", timeout=10,
-                             headers={"Authorization": f"Bearer {marketer['token']}"}, json={
-                                 "title": "bench", "brand": "b",
-                                 "playback_url": "https://v.example/x",
-                                 "hosts": [host["user"]["id"]], "starts_at": now,
-                                 "campaign_id": cid})
+    response = requests.post(
+        server_url + "/api/streams",
+        timeout=10,
+        headers={"Authorization": f"Bearer {marketer['token']}"},
+        json={
+            "title": "bench",
+            "brand": "b",
+            "playback_url": "https://v.example/x",
+            "hosts": [host["user"]["id"]],
+            "starts_at": now,
+            "campaign_id": cid,
+        },
+    )
     if response.status_code != 201:
         raise RuntimeError(f"stream creation failed: {response.status_code} {response.text}")
     return {"id": response.json()["id"], "cid": cid, "oid": oid}
@@ -463,8 +503,13 @@ class Host:
         self.ack_lat: list[float] = []
         self.errors: Counter = Counter()
         self.lock = threading.Lock()
-        self.sio.connect(url, transports=["websocket"], namespaces=["/host"],
-                         auth={"token": token, "stream_id": stream_id}, wait_timeout=10)
+        self.sio.connect(
+            url,
+            transports=["websocket"],
+            namespaces=["/host"],
+            auth={"token": token, "stream_id": stream_id},
+            wait_timeout=10,
+        )
 
     def call(self, event: str, data: dict | None = None) -> dict:
         return self.sio.call(event, data or {}, namespace="/host", timeout=30)
@@ -490,10 +535,14 @@ class Host:
                     if ack and isinstance(ack[0], dict) and "error" in ack[0]:
                         self.errors[ack[0]["error"].get("code")] += 1
 
-            self.sio.emit("announce", {"text": f"bench {seq} {sent:.6f}"}, namespace="/host",
-                          callback=on_ack)
-        return {"sent": n, "send_s": round(time.perf_counter() - t0, 3),
-                "max_late_ms": round(1000 * late, 1)}
+            self.sio.emit(
+                "announce", {"text": f"bench {seq} {sent:.6f}"}, namespace="/host", callback=on_ack
+            )
+        return {
+            "sent": n,
+            "send_s": round(time.perf_counter() - t0, 3),
+            "max_late_ms": round(1000 * late, 1),
+        }
 
     def close(self) -> None:
         self.sio.disconnect()
@@ -504,8 +553,9 @@ def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_di
     """(a) announcements at a steady rate to every viewer: delivered/s and latency."""
     load.ask(cmd="reset")
     expected_viewers = load.ask(cmd="stats")["ready"]
-    spy = start_profile(worker.pid, spy_dir / "fanout_server.txt", args.duration) \
-        if spy_dir else None
+    spy = (
+        start_profile(worker.pid, spy_dir / "fanout_server.txt", args.duration) if spy_dir else None
+    )
     before = cpu_seconds(procs)
     t0 = time.perf_counter()
     wall0 = time.time()
@@ -529,14 +579,23 @@ def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_di
     return {
         "delivered_per_s": round(delivered_per_s, 1),
         "delivered_per_server_core_s": round(delivered_per_s / server_cores, 1)
-        if server_cores else None,
-        "received": stats["received"], "expected": expected,
-        "lost": expected - stats["received"], "announcements": sent["sent"],
-        "rate_per_s": args.rate, "send_s": sent["send_s"], "host_max_late_ms": sent["max_late_ms"],
-        "span_s": round(span, 3), "lat_ms": stats["lat_ms"],
-        "announce_ack_ms": {"p50": round(1000 * pct(ack, 0.5), 1),
-                            "p99": round(1000 * pct(ack, 0.99), 1)},
-        "host_errors": dict(host.errors), "cpu": cpu,
+        if server_cores
+        else None,
+        "received": stats["received"],
+        "expected": expected,
+        "lost": expected - stats["received"],
+        "announcements": sent["sent"],
+        "rate_per_s": args.rate,
+        "send_s": sent["send_s"],
+        "host_max_late_ms": sent["max_late_ms"],
+        "span_s": round(span, 3),
+        "lat_ms": stats["lat_ms"],
+        "announce_ack_ms": {
+            "p50": round(1000 * pct(ack, 0.5), 1),
+            "p99": round(1000 * pct(ack, 0.99), 1),
+        },
+        "host_errors": dict(host.errors),
+        "cpu": cpu,
     }
 
 
@@ -550,8 +609,7 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
         log(f"moved every second viewer to server B: {moved}")
     load.ask(cmd="arm_claims")
     t0 = time.perf_counter()
-    drop = host.call("drop", {"offer_id": stream["oid"], "quantity": args.drop,
-                              "window_s": 120})
+    drop = host.call("drop", {"offer_id": stream["oid"], "quantity": args.drop, "window_s": 120})
     if "error" in drop:
         raise RuntimeError(f"drop refused: {drop}")
     claimants = load.ask(cmd="stats")["ready"]
@@ -565,12 +623,20 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
     claims = load.ask(cmd="claims")
     won = claims["outcomes"].get("won", 0)
     issued = int(r.hget(keys.offer(stream["cid"], stream["oid"]), "issued") or 0)
-    return {"drop_claimed": f"{won}/{args.drop}", "oversell": max(0, won - args.drop,
-                                                                   issued - args.drop),
-            "issued_in_redis": issued, "claimants": claimants, "outcomes": claims["outcomes"],
-            "unanswered": claims["unanswered"], "claim_p50_ms": claims["p50_ms"],
-            "claim_p99_ms": claims["p99_ms"], "claim_max_ms": claims["max_ms"],
-            "all_answered_s": round(wall, 2), "servers": len(servers), "move": moved}
+    return {
+        "drop_claimed": f"{won}/{args.drop}",
+        "oversell": max(0, won - args.drop, issued - args.drop),
+        "issued_in_redis": issued,
+        "claimants": claimants,
+        "outcomes": claims["outcomes"],
+        "unanswered": claims["unanswered"],
+        "claim_p50_ms": claims["p50_ms"],
+        "claim_p99_ms": claims["p99_ms"],
+        "claim_max_ms": claims["max_ms"],
+        "all_answered_s": round(wall, 2),
+        "servers": len(servers),
+        "move": moved,
+    }
 
 
 def start_profile(pid: int, out: Path, seconds: float):
@@ -581,9 +647,25 @@ def start_profile(pid: int, out: Path, seconds: float):
         log("py-spy not found: no profile")
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(seconds) + 1),
-                             "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "-p",
+            str(pid),
+            "-d",
+            str(int(seconds) + 1),
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def finish_profile(spy, out: Path, label: str) -> None:
@@ -632,19 +714,32 @@ def main(argv=None) -> int:
     servers: list = []
     t_start = time.perf_counter()
     try:
-        server = EmbeddedRedis(tmp / "redis", free_port(), appendonly=True,
-                               extra_args=["--auto-aof-rewrite-min-size", "8gb"])
+        server = EmbeddedRedis(
+            tmp / "redis",
+            free_port(),
+            appendonly=True,
+            extra_args=["--auto-aof-rewrite-min-size", "8gb"],
+        )
         server.start()
         r = redis.Redis.from_url(server.url, decode_responses=True)
         log(f"redis on {server.url}")
         load = LoadProcess()
         n_servers = 1 if args.one_server else 2
         with ThreadPoolExecutor(3) as bg:
-            booting = [bg.submit(start_gunicorn, server.url, free_port(), 1,
-                                 {"FOOTFALL_VAR_DIR": str(tmp / f"var{i}"),
-                                  # gunicorn's default (1000) would leave viewers unserved
-                                  "GUNICORN_WORKER_CONNECTIONS": str(args.viewers + 500)})
-                       for i in range(n_servers)]
+            booting = [
+                bg.submit(
+                    start_gunicorn,
+                    server.url,
+                    free_port(),
+                    1,
+                    {
+                        "FOOTFALL_VAR_DIR": str(tmp / f"var{i}"),
+                        # gunicorn's default (1000) would leave viewers unserved
+                        "GUNICORN_WORKER_CONNECTIONS": str(args.viewers + 500),
+                    },
+                )
+                for i in range(n_servers)
+            ]
             app = make_setup_app(server.url, tmp)
             t = time.perf_counter()
             host_session = make_sessions(app, "host", 1)[0]
@@ -654,8 +749,12 @@ def main(argv=None) -> int:
         log("gunicorn -k gevent -w 1: " + ", ".join(s.url for s in servers))
         a = servers[0]
         worker = worker_of(a)
-        procs = {"server_a": worker, "load": psutil.Process(load.proc.pid),
-                 "bench": psutil.Process(), "redis": psutil.Process(server.process.pid)}
+        procs = {
+            "server_a": worker,
+            "load": psutil.Process(load.proc.pid),
+            "bench": psutil.Process(),
+            "redis": psutil.Process(server.process.pid),
+        }
         if len(servers) > 1:
             procs["server_b"] = worker_of(servers[1])
         stream = make_stream(app, a.url, host_session, args.drop)
@@ -665,9 +764,13 @@ def main(argv=None) -> int:
         # (b) memory per idle connection
         time.sleep(0.5)
         rss_before = rss_kb(worker)
-        got = load.ask(cmd="connect", port=a.port, stream_id=stream["id"],
-                       tokens=[v["token"] for v in viewers],
-                       timeout=60 + args.viewers / 20)
+        got = load.ask(
+            cmd="connect",
+            port=a.port,
+            stream_id=stream["id"],
+            tokens=[v["token"] for v in viewers],
+            timeout=60 + args.viewers / 20,
+        )
         log(f"connected and joined: {got}")
         if got["ready"] != args.viewers:
             log(f"WARNING: only {got['ready']} of {args.viewers} viewers are in")
@@ -675,17 +778,23 @@ def main(argv=None) -> int:
         rss_after = rss_kb(worker)
         n = got["ready"]
         kb_per_conn = (rss_after - rss_before) / n if n else 0.0
-        log(f"worker RSS {rss_before / 1024:.1f} MB -> {rss_after / 1024:.1f} MB: "
-            f"{kb_per_conn:.1f} KB per connection")
+        log(
+            f"worker RSS {rss_before / 1024:.1f} MB -> {rss_after / 1024:.1f} MB: "
+            f"{kb_per_conn:.1f} KB per connection"
+        )
         # (a) fan-out
         log(f"announcing {args.rate:g}/s for {args.duration:g}s to {n} viewers")
         fan = part_fanout(args, load, host, procs, worker, args.profile)
-        log(f"fan-out: {fan['delivered_per_s']} delivered/s, latency {fan['lat_ms']}, "
-            f"lost {fan['lost']}, cpu {fan['cpu']}")
+        log(
+            f"fan-out: {fan['delivered_per_s']} delivered/s, latency {fan['lat_ms']}, "
+            f"lost {fan['lost']}, cpu {fan['cpu']}"
+        )
         # (c) the drop
         drop = part_drop(args, load, host, r, stream, servers)
-        log(f"drop: {drop['drop_claimed']} won, issued in Redis {drop['issued_in_redis']}, "
-            f"outcomes {drop['outcomes']}")
+        log(
+            f"drop: {drop['drop_claimed']} won, issued in Redis {drop['issued_in_redis']}, "
+            f"outcomes {drop['outcomes']}"
+        )
         result = {
             "bench": "live",
             "viewers": n,
@@ -698,12 +807,19 @@ def main(argv=None) -> int:
             "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
             "quick": args.quick,
             "fanout": fan,
-            "memory": {"rss_before_mb": round(rss_before / 1024, 1),
-                       "rss_after_mb": round(rss_after / 1024, 1), "connections": n,
-                       "connect_s": got["seconds"], "connect_failed": got["failed"]},
+            "memory": {
+                "rss_before_mb": round(rss_before / 1024, 1),
+                "rss_after_mb": round(rss_after / 1024, 1),
+                "connections": n,
+                "connect_s": got["seconds"],
+                "connect_failed": got["failed"],
+            },
             "drop": drop,
-            "machine": {"cores": os.cpu_count(), "python": platform.python_version(),
-                        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+            "machine": {
+                "cores": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+            },
             "wall_s": round(time.perf_counter() - t_start, 1),
         }
         print(json.dumps(result))

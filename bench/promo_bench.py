@@ -52,8 +52,9 @@ _STARTED = time.monotonic()
 
 def log(message: str) -> None:
     """Print a progress line to stderr."""
-    print(f"[promo-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr,
-          flush=True)
+    print(
+        f"[promo-bench {time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True
+    )
 
 
 def pct(values: list[float], q: float) -> float:
@@ -71,9 +72,15 @@ def make_setup_app(redis_url: str, tmp: Path):
     from tests.servers import SECRET_KEY
 
     # The passwords are never checked here: hash them as cheaply as argon2 allows.
-    return create_app(TestConfig(REDIS_URL=redis_url, SECRET_KEY=SECRET_KEY,
-                                 VAR_DIR=tmp / "var", PASSWORD_HASH_TIME_COST=1,
-                                 PASSWORD_HASH_MEMORY_KIB=64))
+    return create_app(
+        TestConfig(
+            REDIS_URL=redis_url,
+            SECRET_KEY=SECRET_KEY,
+            VAR_DIR=tmp / "var",
+            PASSWORD_HASH_TIME_COST=1,
+            PASSWORD_HASH_MEMORY_KIB=64,
+        )
+    )
 
 
 def add_stores(catalog, n: int) -> list[str]:
@@ -81,9 +88,17 @@ def add_stores(catalog, n: int) -> list[str]:
     ids = []
     for i in range(n):
         sid = f"{BRAND.lower()}-{i}"
-        catalog.create({"id": sid, "name": f"{BRAND} {i}", "brand": BRAND, "city": "Shanghai",
-                        "lat": 31.2400 + i * 0.002, "lon": 121.4800,
-                        "fence": {"type": "circle", "radius_m": 80}})
+        catalog.create(
+            {
+                "id": sid,
+                "name": f"{BRAND} {i}",
+                "brand": BRAND,
+                "city": "Shanghai",
+                "lat": 31.2400 + i * 0.002,
+                "lon": 121.4800,
+                "fence": {"type": "circle", "radius_m": 80},
+            }
+        )
         ids.append(sid)
     return ids
 
@@ -94,31 +109,60 @@ def make_accounts(app, n: int) -> tuple[list[str], str]:
     marketer = accounts.create_user("bench-marketer@example.test", PASSWORD, "marketer")
     token = accounts.open_session(marketer)["token"]
     with ThreadPoolExecutor(4) as pool:  # two round trips each: overlap them a little
-        users = list(pool.map(
-            lambda i: accounts.create_user(f"bench-shopper-{i}@example.test", PASSWORD,
-                                           "shopper"), range(n)))
+        users = list(
+            pool.map(
+                lambda i: accounts.create_user(
+                    f"bench-shopper-{i}@example.test", PASSWORD, "shopper"
+                ),
+                range(n),
+            )
+        )
     return [u["id"] for u in users], token
 
 
-def make_campaign(promos, name: str, *, total: int, per_shopper: int, per_shopper_day: int,
-                  per_store_day: int, budget_count: int) -> tuple[str, str]:
+def make_campaign(
+    promos,
+    name: str,
+    *,
+    total: int,
+    per_shopper: int,
+    per_shopper_day: int,
+    per_store_day: int,
+    budget_count: int,
+) -> tuple[str, str]:
     """Create a live campaign (started an hour ago) with one offer with every cap set."""
     from promotions.models import MAX_FEN, CampaignIn, OfferIn
 
     now = time.time()
-    campaign = promos.campaigns.create(CampaignIn(
-        name=name, starts_at=now - 3600, ends_at=now + 30 * 86_400, timezone="Asia/Shanghai",
-        targets={"brands": [BRAND]},
-        budget={"count": budget_count,
-                "value_fen": min(MAX_FEN, 2 * budget_count * VALUE_FEN)}), actor="bench")
+    campaign = promos.campaigns.create(
+        CampaignIn(
+            name=name,
+            starts_at=now - 3600,
+            ends_at=now + 30 * 86_400,
+            timezone="Asia/Shanghai",
+            targets={"brands": [BRAND]},
+            budget={"count": budget_count, "value_fen": min(MAX_FEN, 2 * budget_count * VALUE_FEN)},
+        ),
+        actor="bench",
+    )
     cid = campaign["id"]
-    offer = promos.campaigns.create_offer(cid, OfferIn(
-        name="20 off", kind="amount_off", amount_off_fen=VALUE_FEN,
-        channels=["manual", "visit", "game", "live_drop"],
-        caps={"total": total, "value_fen": min(MAX_FEN, 2 * total * VALUE_FEN),
-              "per_shopper": per_shopper,
-              "per_shopper_day": per_shopper_day, "per_store_day": per_store_day}),
-        actor="bench")
+    offer = promos.campaigns.create_offer(
+        cid,
+        OfferIn(
+            name="20 off",
+            kind="amount_off",
+            amount_off_fen=VALUE_FEN,
+            channels=["manual", "visit", "game", "live_drop"],
+            caps={
+                "total": total,
+                "value_fen": min(MAX_FEN, 2 * total * VALUE_FEN),
+                "per_shopper": per_shopper,
+                "per_shopper_day": per_shopper_day,
+                "per_store_day": per_store_day,
+            },
+        ),
+        actor="bench",
+    )
     promos.campaigns.transition(cid, "scheduled", actor="bench")  # live: its start has passed
     status = promos.campaigns.get(cid)["status"]
     if status != "live":
@@ -140,8 +184,10 @@ def command_counts(r) -> dict[str, int]:
 
 def command_stats(r) -> dict[str, tuple[int, int]]:
     """Return (calls, usec) per command from INFO commandstats."""
-    return {name.removeprefix("cmdstat_"): (int(v.get("calls", 0)), int(v.get("usec", 0)))
-            for name, v in r.info("commandstats").items()}
+    return {
+        name.removeprefix("cmdstat_"): (int(v.get("calls", 0)), int(v.get("usec", 0)))
+        for name, v in r.info("commandstats").items()
+    }
 
 
 def script_breakdown(before: dict, after: dict) -> dict:
@@ -150,16 +196,23 @@ def script_breakdown(before: dict, after: dict) -> dict:
     `lua` is what is left: running the Lua code itself (argument handling, string building,
     cjson) and calling into the server.
     """
-    delta = {k: (c - before.get(k, (0, 0))[0], u - before.get(k, (0, 0))[1])
-             for k, (c, u) in after.items()}
+    delta = {
+        k: (c - before.get(k, (0, 0))[0], u - before.get(k, (0, 0))[1])
+        for k, (c, u) in after.items()
+    }
     scripts = delta.get("evalsha", (0, 0))
     if not scripts[0]:
         return {}
     # Other clients' commands (the idle servers' XREADGROUP, INFO) are left out.
-    inner = {k: (c, u) for k, (c, u) in delta.items()
-             if k not in ("evalsha", "info") and c >= 0.5 * scripts[0]}
-    out = {k: {"calls": round(c / scripts[0], 2), "usec": round(u / scripts[0], 2)}
-           for k, (c, u) in sorted(inner.items(), key=lambda kv: -kv[1][1])}
+    inner = {
+        k: (c, u)
+        for k, (c, u) in delta.items()
+        if k not in ("evalsha", "info") and c >= 0.5 * scripts[0]
+    }
+    out = {
+        k: {"calls": round(c / scripts[0], 2), "usec": round(u / scripts[0], 2)}
+        for k, (c, u) in sorted(inner.items(), key=lambda kv: -kv[1][1])
+    }
     total = scripts[1] / scripts[0]
     out["lua"] = {"usec": round(total - sum(u for _, u in inner.values()) / scripts[0], 2)}
     out["total"] = {"usec": round(total, 2)}
@@ -174,8 +227,11 @@ def commands_per_request(before: dict[str, int], after: dict[str, int], requests
     if not requests:
         return {}
     delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) > 0}
-    return {k: round(v / requests, 2) for k, v in sorted(delta.items(), key=lambda kv: -kv[1])
-            if v / requests >= 0.05}
+    return {
+        k: round(v / requests, 2)
+        for k, v in sorted(delta.items(), key=lambda kv: -kv[1])
+        if v / requests >= 0.05
+    }
 
 
 def evalsha_delta(before: tuple[int, int], after: tuple[int, int]) -> dict:
@@ -264,8 +320,14 @@ def run_issue(k: int, promos, spec: dict) -> dict:
     shoppers, stores = spec["shoppers"], spec["stores"]
     cid, oid, run = spec["cid"], spec["oid"], spec["run"]
     for i in range(5):  # warm the campaign view and the store cache (not counted)
-        promos.issue(cid, oid, rng.choice(shoppers), channel="manual",
-                     idempotency_key=f"{run}-warm-{k}-{i}", store_id=rng.choice(stores))
+        promos.issue(
+            cid,
+            oid,
+            rng.choice(shoppers),
+            channel="manual",
+            idempotency_key=f"{run}-warm-{k}-{i}",
+            store_id=rng.choice(stores),
+        )
     outcomes: Counter = Counter()
     lat: list[float] = []
     perf = time.perf_counter
@@ -275,14 +337,24 @@ def run_issue(k: int, promos, spec: dict) -> dict:
     i = 0
     while time.time() < end:
         t = perf()
-        res = promos.issue(cid, oid, rng.choice(shoppers), channel="manual",
-                           idempotency_key=f"{run}-{k}-{i}", store_id=rng.choice(stores))
+        res = promos.issue(
+            cid,
+            oid,
+            rng.choice(shoppers),
+            channel="manual",
+            idempotency_key=f"{run}-{k}-{i}",
+            store_id=rng.choice(stores),
+        )
         lat.append((perf() - t) * 1000.0)
         outcomes[res.outcome if res.ok else res.reason] += 1
         i += 1
     finished = time.time()
-    return {"outcomes": dict(outcomes), "lat_ms": [round(x, 3) for x in lat],
-            "finished": finished, "cpu_s": time.process_time() - cpu0}
+    return {
+        "outcomes": dict(outcomes),
+        "lat_ms": [round(x, 3) for x in lat],
+        "finished": finished,
+        "cpu_s": time.process_time() - cpu0,
+    }
 
 
 def run_raw(k: int, redis_url: str, spec: dict) -> dict:
@@ -332,10 +404,31 @@ def run_raw(k: int, redis_url: str, spec: dict) -> dict:
         parts = []
         for _ in range(batch):
             shopper, store, keys, tail = prepared[rng.randrange(len(prepared))]
-            parts.append(pack(("EVALSHA", sha, 12, *keys, nows, oid, shopper, store, "manual",
-                               f"{run}-{k}-{i}", cid, tail.replace('"issued_at":0',
-                                                                       f'"issued_at":{nows}'),
-                               nows, expires, hour, day, DAY_KEY_TTL_S, "system", source)))
+            parts.append(
+                pack(
+                    (
+                        "EVALSHA",
+                        sha,
+                        12,
+                        *keys,
+                        nows,
+                        oid,
+                        shopper,
+                        store,
+                        "manual",
+                        f"{run}-{k}-{i}",
+                        cid,
+                        tail.replace('"issued_at":0', f'"issued_at":{nows}'),
+                        nows,
+                        expires,
+                        hour,
+                        day,
+                        DAY_KEY_TTL_S,
+                        "system",
+                        source,
+                    )
+                )
+            )
             i += 1
         sock.sendall(b"".join(parts))
         got = 0
@@ -356,9 +449,15 @@ def run_raw(k: int, redis_url: str, spec: dict) -> dict:
         pipelines += 1
     finished = time.time()
     sock.close()
-    return {"ok": ok, "refused": refused, "errors": errors, "reasons": dict(reasons),
-            "pipelines": pipelines, "finished": finished,
-            "cpu_s": time.process_time() - cpu0}
+    return {
+        "ok": ok,
+        "refused": refused,
+        "errors": errors,
+        "reasons": dict(reasons),
+        "pipelines": pipelines,
+        "finished": finished,
+        "cpu_s": time.process_time() - cpu0,
+    }
 
 
 def local_port(session, base: str) -> int | None:
@@ -437,8 +536,11 @@ def run_http_load(k: int, spec: dict) -> dict:
             now = time.time()
             if now >= end:
                 break
-            body = {"shopper_id": rng.choice(shoppers), "store_id": rng.choice(stores),
-                    "idempotency_key": f"{run}-http-{k}-{t}-{i}"}
+            body = {
+                "shopper_id": rng.choice(shoppers),
+                "store_id": rng.choice(stores),
+                "idempotency_key": f"{run}-http-{k}-{t}-{i}",
+            }
             i += 1
             t0 = perf()
             try:
@@ -465,8 +567,13 @@ def run_http_load(k: int, spec: dict) -> dict:
         th.start()
     for th in threads:
         th.join()
-    return {"statuses": dict(statuses), "lat_ms": [round(x, 3) for x in lat], "errors": errors,
-            "cpu_s": time.process_time() - cpu0, "unpinned": pinned.count(False)}
+    return {
+        "statuses": dict(statuses),
+        "lat_ms": [round(x, 3) for x in lat],
+        "errors": errors,
+        "cpu_s": time.process_time() - cpu0,
+        "unpinned": pinned.count(False),
+    }
 
 
 def run_claims(k: int, spec: dict) -> dict:
@@ -499,8 +606,11 @@ def run_claims(k: int, spec: dict) -> dict:
         for shopper, store, key in mine:
             t0 = perf()
             try:
-                resp = session.post(url, json={"shopper_id": shopper, "store_id": store,
-                                               "idempotency_key": key}, timeout=60)
+                resp = session.post(
+                    url,
+                    json={"shopper_id": shopper, "store_id": store, "idempotency_key": key},
+                    timeout=60,
+                )
                 code = str(resp.status_code)
                 if resp.status_code == 409:
                     code += ":" + resp.json()["error"]["code"]
@@ -526,9 +636,14 @@ def run_claims(k: int, spec: dict) -> dict:
         th.start()
     for th in threads:
         th.join()
-    return {"statuses": dict(statuses), "by_server": dict(by_server), "errors": errors,
-            "lat_ms": [round(x, 3) for x in lat], "issued_keys": issued_keys,
-            "finished": time.time()}
+    return {
+        "statuses": dict(statuses),
+        "by_server": dict(by_server),
+        "errors": errors,
+        "lat_ms": [round(x, 3) for x in lat],
+        "issued_keys": issued_keys,
+        "finished": time.time(),
+    }
 
 
 class Pool:
@@ -540,9 +655,15 @@ class Pool:
         ctx = multiprocessing.get_context("spawn")
         self.results = ctx.Queue()
         self.queues = [ctx.Queue() for _ in range(n)]
-        self.procs = [ctx.Process(target=pool_worker, args=(k, redis_url, q, self.results),
-                                  daemon=True, name=f"promo-bench-worker-{k}")
-                      for k, q in enumerate(self.queues)]
+        self.procs = [
+            ctx.Process(
+                target=pool_worker,
+                args=(k, redis_url, q, self.results),
+                daemon=True,
+                name=f"promo-bench-worker-{k}",
+            )
+            for k, q in enumerate(self.queues)
+        ]
         for p in self.procs:
             p.start()
         ready = [self.get(60.0) for _ in self.procs]
@@ -652,9 +773,25 @@ def start_profile(pid: int, out: Path, seconds: float) -> subprocess.Popen | Non
         log("profile: py-spy not found (pip install py-spy); not profiling")
         return None
     out.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([spy, "record", "-p", str(pid), "-r", "250", "-d",
-                             str(max(1, int(seconds))), "-f", "raw", "--nonblocking",
-                             "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "-p",
+            str(pid),
+            "-r",
+            "250",
+            "-d",
+            str(max(1, int(seconds))),
+            "-f",
+            "raw",
+            "--nonblocking",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def finish_profile(spy: subprocess.Popen | None, out: Path, label: str) -> None:
@@ -669,16 +806,34 @@ def finish_profile(spy: subprocess.Popen | None, out: Path, label: str) -> None:
 
 
 # -- the parts -------------------------------------------------------------------------------
-def part_issue(pool: Pool, r, base_procs: dict, cid: str, oid: str, shoppers: list[str],
-               stores: list[str], args) -> dict:
+def part_issue(
+    pool: Pool,
+    r,
+    base_procs: dict,
+    cid: str,
+    oid: str,
+    shoppers: list[str],
+    stores: list[str],
+    args,
+) -> dict:
     """(a) Promotions.issue from the pool's processes, every cap active."""
     n = args.procs
     settle(r)
     rewrites0 = aof_rewrites(r)
     start_at = time.time() + 1.0
-    specs = [{"cid": cid, "oid": oid, "shoppers": shoppers, "stores": stores, "run": "dom",
-              "seed": args.seed, "start_at": start_at, "duration": args.duration}
-             for _ in range(n)]
+    specs = [
+        {
+            "cid": cid,
+            "oid": oid,
+            "shoppers": shoppers,
+            "stores": stores,
+            "run": "dom",
+            "seed": args.seed,
+            "start_at": start_at,
+            "duration": args.duration,
+        }
+        for _ in range(n)
+    ]
     spy = None
     prof = args.profile / "issue_worker0.txt" if args.profile else None
     for q, spec in zip(pool.queues, specs, strict=False):
@@ -708,23 +863,45 @@ def part_issue(pool: Pool, r, base_procs: dict, cid: str, oid: str, shoppers: li
     calls = sum(outcomes.values())
     cpu_s = sum(o["cpu_s"] for o in out)
     res = {
-        "per_s": issued / wall if wall > 0 else 0.0, "issued": issued, "calls": calls,
-        "wall_s": round(wall, 3), "outcomes": dict(outcomes), "procs": n,
-        "p50_ms": pct(lat, 0.50), "p99_ms": pct(lat, 0.99), "max_ms": pct(lat, 1.0),
+        "per_s": issued / wall if wall > 0 else 0.0,
+        "issued": issued,
+        "calls": calls,
+        "wall_s": round(wall, 3),
+        "outcomes": dict(outcomes),
+        "procs": n,
+        "p50_ms": pct(lat, 0.50),
+        "p99_ms": pct(lat, 0.99),
+        "max_ms": pct(lat, 1.0),
         "client_cpu_us_per_call": round(cpu_s / calls * 1e6, 1) if calls else None,
-        "redis_cpu_us_per_call": (round(cpu["redis"] / 100.0 * wall / calls * 1e6, 1)
-                                  if calls and "redis" in cpu else None),
-        "evalsha": stats, "cpu": cpu, "aof_rewrites": aof_rewrites(r) - rewrites0,
+        "redis_cpu_us_per_call": (
+            round(cpu["redis"] / 100.0 * wall / calls * 1e6, 1)
+            if calls and "redis" in cpu
+            else None
+        ),
+        "evalsha": stats,
+        "cpu": cpu,
+        "aof_rewrites": aof_rewrites(r) - rewrites0,
     }
-    log(f"issue: {issued} issued in {wall:.2f}s by {n} processes = {res['per_s']:,.0f}/s; "
+    log(
+        f"issue: {issued} issued in {wall:.2f}s by {n} processes = {res['per_s']:,.0f}/s; "
         f"outcomes {dict(outcomes)}; p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms; "
         f"client CPU {res['client_cpu_us_per_call']} us/call, Redis CPU "
-        f"{res['redis_cpu_us_per_call']} us/call, EVALSHA {stats}; CPU % of a core {cpu}")
+        f"{res['redis_cpu_us_per_call']} us/call, EVALSHA {stats}; CPU % of a core {cpu}"
+    )
     return res
 
 
-def part_raw(pool: Pool, r, base_procs: dict, promos, cid: str, oid: str,
-             shoppers: list[str], stores: list[str], args) -> dict:
+def part_raw(
+    pool: Pool,
+    r,
+    base_procs: dict,
+    promos,
+    cid: str,
+    oid: str,
+    shoppers: list[str],
+    stores: list[str],
+    args,
+) -> dict:
     """(b) The ISSUE script alone: pipelines of EVALSHA, the Issuer's key and argument shapes."""
     from promotions.issuance import coupon_terms
 
@@ -735,10 +912,23 @@ def part_raw(pool: Pool, r, base_procs: dict, promos, cid: str, oid: str,
     settle(r)
     rewrites0 = aof_rewrites(r)
     start_at = time.time() + 1.0 + 0.0002 * len(shoppers)  # time to prepare the shoppers' keys
-    specs = [{"cid": cid, "oid": oid, "sha": promos.scripts.sha["issue"], "run": "raw",
-              "batch": args.raw_batch, "shoppers": shoppers, "stores": stores,
-              "timezone": view.doc["timezone"], "terms": terms, "seed": args.seed,
-              "start_at": start_at, "duration": args.raw_duration} for _ in range(n)]
+    specs = [
+        {
+            "cid": cid,
+            "oid": oid,
+            "sha": promos.scripts.sha["issue"],
+            "run": "raw",
+            "batch": args.raw_batch,
+            "shoppers": shoppers,
+            "stores": stores,
+            "timezone": view.doc["timezone"],
+            "terms": terms,
+            "seed": args.seed,
+            "start_at": start_at,
+            "duration": args.raw_duration,
+        }
+        for _ in range(n)
+    ]
     for q, spec in zip(pool.queues, specs, strict=False):
         q.put(("raw", spec))
     sleep_until(start_at)
@@ -761,21 +951,34 @@ def part_raw(pool: Pool, r, base_procs: dict, promos, cid: str, oid: str,
         reasons.update(o["reasons"])
     cpu_s = sum(o["cpu_s"] for o in out)
     res = {
-        "per_s": ok / wall if wall > 0 else 0.0, "ok": ok, "calls": calls,
-        "wall_s": round(wall, 3), "procs": n, "batch": args.raw_batch,
+        "per_s": ok / wall if wall > 0 else 0.0,
+        "ok": ok,
+        "calls": calls,
+        "wall_s": round(wall, 3),
+        "procs": n,
+        "batch": args.raw_batch,
         "not_ok": dict(reasons),
         "client_cpu_us_per_call": round(cpu_s / calls * 1e6, 1) if calls else None,
-        "redis_cpu_us_per_call": (round(cpu["redis"] / 100.0 * wall / calls * 1e6, 1)
-                                  if calls and "redis" in cpu else None),
-        "evalsha": stats, "cpu": cpu, "aof_rewrites": aof_rewrites(r) - rewrites0,
+        "redis_cpu_us_per_call": (
+            round(cpu["redis"] / 100.0 * wall / calls * 1e6, 1)
+            if calls and "redis" in cpu
+            else None
+        ),
+        "evalsha": stats,
+        "cpu": cpu,
+        "aof_rewrites": aof_rewrites(r) - rewrites0,
         "script_usec_by_command": breakdown,
     }
-    log(f"raw: {ok} ISSUE scripts ok in {wall:.2f}s from {n} processes, pipelines of "
+    log(
+        f"raw: {ok} ISSUE scripts ok in {wall:.2f}s from {n} processes, pipelines of "
         f"{args.raw_batch} = {res['per_s']:,.0f}/s; not ok {dict(reasons)}; client CPU "
         f"{res['client_cpu_us_per_call']} us/call, Redis CPU {res['redis_cpu_us_per_call']} "
-        f"us/call, EVALSHA {stats}; CPU % of a core {cpu}")
-    log("raw: server time of one ISSUE script by command (us): "
-        + ", ".join(f"{k} {v['usec']}" for k, v in breakdown.items()))
+        f"us/call, EVALSHA {stats}; CPU % of a core {cpu}"
+    )
+    log(
+        "raw: server time of one ISSUE script by command (us): "
+        + ", ".join(f"{k} {v['usec']}" for k, v in breakdown.items())
+    )
     return res
 
 
@@ -792,26 +995,50 @@ def gunicorn_procs(server, expect: int) -> dict:
     return {f"server{i}": w for i, w in enumerate(sorted(workers, key=lambda p: p.pid))}
 
 
-def part_http(pool: Pool, r, redis_proc, server, n_workers: int, cid: str, oid: str,
-              token: str, shoppers: list[str], stores: list[str], args, label: str) -> dict:
+def part_http(
+    pool: Pool,
+    r,
+    redis_proc,
+    server,
+    n_workers: int,
+    cid: str,
+    oid: str,
+    token: str,
+    shoppers: list[str],
+    stores: list[str],
+    args,
+    label: str,
+) -> dict:
     """POST .../issue from keep-alive sessions in the pool's processes against one gunicorn."""
     n = args.http_procs
-    threads = [args.http_clients // n + (1 if k < args.http_clients % n else 0)
-               for k in range(n)]
+    threads = [args.http_clients // n + (1 if k < args.http_clients % n else 0) for k in range(n)]
     workers = gunicorn_procs(server, n_workers)
     settle(r)
     rewrites0 = aof_rewrites(r)
     start_at = time.time() + 1.0 + 0.5 * (n_workers > 1)  # time to pin the connections
-    specs = [{"base": server.url, "cid": cid, "oid": oid, "token": token,
-              "shoppers": shoppers, "stores": stores, "run": label, "seed": args.seed,
-              "threads": threads[k], "start_at": start_at, "warmup": args.http_warmup,
-              "duration": args.http_duration, "procs": n,
-              "server_pids": [p.pid for p in workers.values()]} for k in range(n)]
+    specs = [
+        {
+            "base": server.url,
+            "cid": cid,
+            "oid": oid,
+            "token": token,
+            "shoppers": shoppers,
+            "stores": stores,
+            "run": label,
+            "seed": args.seed,
+            "threads": threads[k],
+            "start_at": start_at,
+            "warmup": args.http_warmup,
+            "duration": args.http_duration,
+            "procs": n,
+            "server_pids": [p.pid for p in workers.values()],
+        }
+        for k in range(n)
+    ]
     for q, spec in zip(pool.queues, specs, strict=False):
         q.put(("http", spec))
     sleep_until(start_at + args.http_warmup)
-    procs = {"redis": redis_proc} | workers | {k: v for k, v in pool.ps.items()
-                                               if int(k[6:]) < n}
+    procs = {"redis": redis_proc} | workers | {k: v for k, v in pool.ps.items() if int(k[6:]) < n}
     window = CpuWindow(procs)
     stats0 = evalsha_stats(r)
     commands0 = command_counts(r)
@@ -840,14 +1067,21 @@ def part_http(pool: Pool, r, redis_proc, server, n_workers: int, cid: str, oid: 
     ok = statuses.get("201", 0)
     server_cpu = sum(v for name, v in cpu.items() if name.startswith("server"))
     res = {
-        "per_s": ok / args.http_duration, "statuses": dict(statuses),
-        "p50_ms": pct(lat, 0.50), "p90_ms": pct(lat, 0.90), "p99_ms": pct(lat, 0.99),
-        "clients": args.http_clients, "load_procs": n, "gunicorn_workers": n_workers,
-        "server_cpu_ms_per_request": (round(server_cpu * 10.0 / (ok / args.http_duration), 3)
-                                      if ok else None),
-        "evalsha": stats, "cpu": cpu, "aof_rewrites": aof_rewrites(r) - rewrites0,
-        "redis_commands_per_request": commands_per_request(
-            commands0, commands1, stats["calls"]),
+        "per_s": ok / args.http_duration,
+        "statuses": dict(statuses),
+        "p50_ms": pct(lat, 0.50),
+        "p90_ms": pct(lat, 0.90),
+        "p99_ms": pct(lat, 0.99),
+        "clients": args.http_clients,
+        "load_procs": n,
+        "gunicorn_workers": n_workers,
+        "server_cpu_ms_per_request": (
+            round(server_cpu * 10.0 / (ok / args.http_duration), 3) if ok else None
+        ),
+        "evalsha": stats,
+        "cpu": cpu,
+        "aof_rewrites": aof_rewrites(r) - rewrites0,
+        "redis_commands_per_request": commands_per_request(commands0, commands1, stats["calls"]),
     }
     unpinned = sum(o["unpinned"] for o in out)
     if unpinned:
@@ -855,30 +1089,50 @@ def part_http(pool: Pool, r, redis_proc, server, n_workers: int, cid: str, oid: 
         log(f"http ({label}): WARNING {unpinned} clients could not reach their worker")
     if errors:
         res["errors"] = errors[:3]
-    log(f"http ({label}, -w {n_workers}): {res['per_s']:,.0f} issued/s, p50 {res['p50_ms']} "
+    log(
+        f"http ({label}, -w {n_workers}): {res['per_s']:,.0f} issued/s, p50 {res['p50_ms']} "
         f"ms, p99 {res['p99_ms']} ms, statuses {dict(statuses)}, server CPU "
         f"{res['server_cpu_ms_per_request']} ms/request, EVALSHA {stats}; CPU % of a core {cpu}; "
         f"Redis commands per request {res['redis_commands_per_request']}"
-        + (f"; errors {errors[:2]}" if errors else ""))
+        + (f"; errors {errors[:2]}" if errors else "")
+    )
     return res
 
 
-def part_oversell(pool: Pool, r, promos, servers: list, token: str, shoppers: list[str],
-                  stores: list[str], args) -> dict:
+def part_oversell(
+    pool: Pool, r, promos, servers: list, token: str, shoppers: list[str], stores: list[str], args
+) -> dict:
     """(c) A fresh offer capped at `cap`; `claims` concurrent claims split over two servers."""
     from promotions import keys
 
     settle(r)
-    cid, oid = make_campaign(promos, "Oversell check", total=args.cap, per_shopper=1,
-                             per_shopper_day=1, per_store_day=CAP_HIGH, budget_count=CAP_HIGH)
+    cid, oid = make_campaign(
+        promos,
+        "Oversell check",
+        total=args.cap,
+        per_shopper=1,
+        per_shopper_day=1,
+        per_store_day=CAP_HIGH,
+        budget_count=CAP_HIGH,
+    )
     rng = random.Random(args.seed + 1)
-    claims = [(shoppers[i % len(shoppers)], rng.choice(stores), f"claim-{i}")
-              for i in range(args.claims)]
+    claims = [
+        (shoppers[i % len(shoppers)], rng.choice(stores), f"claim-{i}") for i in range(args.claims)
+    ]
     n = args.claim_procs
     start_at = time.time() + 1.5  # every thread has connected by then
-    specs = [{"bases": [s.url for s in servers], "cid": cid, "oid": oid, "token": token,
-              "claims": claims[k::n], "threads": args.claim_threads, "start_at": start_at}
-             for k in range(n)]
+    specs = [
+        {
+            "bases": [s.url for s in servers],
+            "cid": cid,
+            "oid": oid,
+            "token": token,
+            "claims": claims[k::n],
+            "threads": args.claim_threads,
+            "start_at": start_at,
+        }
+        for k in range(n)
+    ]
     out = pool.run("claims", specs, timeout=300.0)
     wall = max(o["finished"] for o in out) - start_at
     statuses: Counter = Counter()
@@ -899,62 +1153,93 @@ def part_oversell(pool: Pool, r, promos, servers: list, token: str, shoppers: li
     ledger_issues = sum(1 for _, f in r.xrange(keys.ledger(cid)) if f.get("type") == "issue")
     coupons = r.hlen(keys.coupons(cid))
     idem = r.hlen(keys.idempotency(cid))
-    counts = {"http_201": created, "offer_issued": int(offer.get("issued") or 0),
-              "campaign_issued": int(meta[0] or 0), "ledger_issue_entries": ledger_issues,
-              "coupons_in_hash": coupons, "idempotency_keys": idem}
+    counts = {
+        "http_201": created,
+        "offer_issued": int(offer.get("issued") or 0),
+        "campaign_issued": int(meta[0] or 0),
+        "ledger_issue_entries": ledger_issues,
+        "coupons_in_hash": coupons,
+        "idempotency_keys": idem,
+    }
     agree = len(set(counts.values())) == 1
     issued = max(counts.values())
-    res = {"cap": args.cap, "claims": args.claims, "issued": issued,
-           "oversell": max(0, issued - args.cap), "counts_agree": agree, "counts": counts,
-           "statuses": dict(statuses), "by_server": {str(i): by_server.get(s.url, 0)
-                                                     for i, s in enumerate(servers)},
-           "duplicate_201_keys": len(issued_keys) - len(set(issued_keys)),
-           "claims_per_s": round(args.claims / wall, 1) if wall > 0 else None,
-           "p50_ms": pct(lat, 0.50), "p99_ms": pct(lat, 0.99),
-           "load": f"{n} processes x {args.claim_threads} threads, {len(servers)} servers"}
+    res = {
+        "cap": args.cap,
+        "claims": args.claims,
+        "issued": issued,
+        "oversell": max(0, issued - args.cap),
+        "counts_agree": agree,
+        "counts": counts,
+        "statuses": dict(statuses),
+        "by_server": {str(i): by_server.get(s.url, 0) for i, s in enumerate(servers)},
+        "duplicate_201_keys": len(issued_keys) - len(set(issued_keys)),
+        "claims_per_s": round(args.claims / wall, 1) if wall > 0 else None,
+        "p50_ms": pct(lat, 0.50),
+        "p99_ms": pct(lat, 0.99),
+        "load": f"{n} processes x {args.claim_threads} threads, {len(servers)} servers",
+    }
     if errors:
         res["errors"] = errors[:3]
-    log(f"oversell: {args.claims} claims on cap {args.cap} over {len(servers)} servers in "
+    log(
+        f"oversell: {args.claims} claims on cap {args.cap} over {len(servers)} servers in "
         f"{wall:.2f}s: statuses {dict(statuses)}; counts {counts} "
-        f"({'agree' if agree else 'DISAGREE'}); by server {res['by_server']}")
+        f"({'agree' if agree else 'DISAGREE'}); by server {res['by_server']}"
+    )
     return res
 
 
 # -- main ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--duration", type=float, default=10.0,
-                   help="seconds of timed Promotions.issue")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of timed Promotions.issue")
     p.add_argument("--procs", type=int, default=8, help="worker processes calling issue()")
-    p.add_argument("--raw-duration", type=float, default=5.0,
-                   help="seconds of timed raw EVALSHA")
+    p.add_argument("--raw-duration", type=float, default=5.0, help="seconds of timed raw EVALSHA")
     p.add_argument("--raw-procs", type=int, default=8, help="processes sending raw EVALSHA")
     p.add_argument("--raw-batch", type=int, default=100, help="EVALSHA per pipeline")
-    p.add_argument("--http-duration", type=float, default=10.0,
-                   help="seconds of each timed HTTP run")
-    p.add_argument("--http-warmup", type=float, default=1.0,
-                   help="seconds of load before each HTTP window")
-    p.add_argument("--http-clients", type=int, default=8,
-                   help="concurrent HTTP clients (threads with keep-alive sessions)")
-    p.add_argument("--http-procs", type=int, default=2,
-                   help="processes the HTTP client threads are spread over")
-    p.add_argument("--skip-http2", action="store_true",
-                   help="skip the second HTTP run against gunicorn -w 2")
-    p.add_argument("--shoppers", type=int, default=5_000,
-                   help="shopper accounts (at least --claims are made)")
+    p.add_argument(
+        "--http-duration", type=float, default=10.0, help="seconds of each timed HTTP run"
+    )
+    p.add_argument(
+        "--http-warmup", type=float, default=1.0, help="seconds of load before each HTTP window"
+    )
+    p.add_argument(
+        "--http-clients",
+        type=int,
+        default=8,
+        help="concurrent HTTP clients (threads with keep-alive sessions)",
+    )
+    p.add_argument(
+        "--http-procs",
+        type=int,
+        default=2,
+        help="processes the HTTP client threads are spread over",
+    )
+    p.add_argument(
+        "--skip-http2", action="store_true", help="skip the second HTTP run against gunicorn -w 2"
+    )
+    p.add_argument(
+        "--shoppers", type=int, default=5_000, help="shopper accounts (at least --claims are made)"
+    )
     p.add_argument("--stores", type=int, default=8, help="stores of the campaign's brand")
     p.add_argument("--claims", type=int, default=5_000, help="oversell check: claims")
     p.add_argument("--cap", type=int, default=500, help="oversell check: the offer's total cap")
-    p.add_argument("--claim-procs", type=int, default=2,
-                   help="oversell check: load processes")
-    p.add_argument("--claim-threads", type=int, default=32,
-                   help="oversell check: threads per load process")
+    p.add_argument("--claim-procs", type=int, default=2, help="oversell check: load processes")
+    p.add_argument(
+        "--claim-threads", type=int, default=32, help="oversell check: threads per load process"
+    )
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--profile", metavar="DIR", type=Path, default=None,
-                   help="py-spy one issuing worker and the gunicorn worker (collapsed stacks)")
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes for a smoke run (figures meaningless)")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        default=None,
+        help="py-spy one issuing worker and the gunicorn worker (collapsed stacks)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes for a smoke run (figures meaningless)"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.duration = min(args.duration, 1.0)
@@ -967,8 +1252,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.claim_threads = min(args.claim_threads, 16)
         args.skip_http2 = True
     needed = max(args.procs, args.raw_procs, args.http_procs, args.claim_procs)
-    if min(args.procs, args.raw_procs, args.http_procs, args.claim_procs, args.stores,
-           args.claims, args.cap, args.http_clients, args.claim_threads, args.raw_batch) < 1:
+    if (
+        min(
+            args.procs,
+            args.raw_procs,
+            args.http_procs,
+            args.claim_procs,
+            args.stores,
+            args.claims,
+            args.cap,
+            args.http_clients,
+            args.claim_threads,
+            args.raw_batch,
+        )
+        < 1
+    ):
         p.error("sizes must be positive")
     args.pool_size = needed
     args.shoppers = max(args.shoppers, args.claims)
@@ -980,9 +1278,13 @@ def machine_notes() -> dict:
     import gunicorn
     import redis as redis_py
 
-    return {"cores": os.cpu_count(), "python": platform.python_version(),
-            "gunicorn": gunicorn.__version__, "redis_py": redis_py.__version__,
-            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "gunicorn": gunicorn.__version__,
+        "redis_py": redis_py.__version__,
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1008,12 +1310,17 @@ def main(argv: list[str] | None = None) -> int:
         # also rewrite its AOF each time the file doubles (64, 128, 256 MB ...), i.e. during
         # every part; production, with its data already there, rarely does. So the automatic
         # rewrite waits for 8 GB here (see README).
-        server = EmbeddedRedis(tmp / "redis", free_port(), appendonly=True,
-                               extra_args=["--auto-aof-rewrite-min-size", "8gb"])
+        server = EmbeddedRedis(
+            tmp / "redis",
+            free_port(),
+            appendonly=True,
+            extra_args=["--auto-aof-rewrite-min-size", "8gb"],
+        )
         server.start()
         r = redis.Redis.from_url(server.url, decode_responses=True)
         notes["valkey"] = r.info("server").get("valkey_version") or r.info("server").get(
-            "redis_version")
+            "redis_version"
+        )
         redis_proc = psutil.Process(server.process.pid)
         log(f"valkey {notes['valkey']} on 127.0.0.1:{server.port} (AOF everysec, data in {tmp})")
         # The worker processes start (spawn) while this process makes the accounts.
@@ -1024,40 +1331,56 @@ def main(argv: list[str] | None = None) -> int:
             stores = add_stores(app.extensions["stores"], args.stores)
             t = time.perf_counter()
             shoppers, token = make_accounts(app, args.shoppers)
-            log(f"{len(shoppers)} shopper accounts and a marketer in "
-                f"{time.perf_counter() - t:.2f}s; {len(stores)} stores")
-            cid, oid = make_campaign(promos, "Bench: every cap", total=CAP_HIGH,
-                                     per_shopper=10_000, per_shopper_day=10_000,
-                                     per_store_day=CAP_HIGH, budget_count=CAP_HIGH)
+            log(
+                f"{len(shoppers)} shopper accounts and a marketer in "
+                f"{time.perf_counter() - t:.2f}s; {len(stores)} stores"
+            )
+            cid, oid = make_campaign(
+                promos,
+                "Bench: every cap",
+                total=CAP_HIGH,
+                per_shopper=10_000,
+                per_shopper_day=10_000,
+                per_store_day=CAP_HIGH,
+                budget_count=CAP_HIGH,
+            )
             promos.scripts.load()
             pool = pool_future.result()
-        log(f"{args.pool_size} worker processes ready; campaign {cid} offer {oid} live with "
+        log(
+            f"{args.pool_size} worker processes ready; campaign {cid} offer {oid} live with "
             f"every cap set (offer total/value, budget count/value, per shopper, per shopper "
-            f"and day, per store and day)")
+            f"and day, per store and day)"
+        )
         # Two gunicorns for the HTTP parts, booted side by side before any timed part (a boot
         # takes ~2 s of CPU, which must not land in a measurement window).
         with ThreadPoolExecutor(2) as bg:
-            gunicorns = list(bg.map(
-                lambda i: start_gunicorn(server.url, free_port(), 1,
-                                         {"FOOTFALL_VAR_DIR": str(tmp / f"var{i}")}), range(2)))
+            gunicorns = list(
+                bg.map(
+                    lambda i: start_gunicorn(
+                        server.url, free_port(), 1, {"FOOTFALL_VAR_DIR": str(tmp / f"var{i}")}
+                    ),
+                    range(2),
+                )
+            )
         log(f"gunicorn -k gevent -w 1 on {gunicorns[0].url} and {gunicorns[1].url}")
         base = {"redis": redis_proc}
         issue = part_issue(pool, r, base, cid, oid, shoppers, stores, args)
         raw = part_raw(pool, r, base, promos, cid, oid, shoppers, stores, args)
-        http = part_http(pool, r, redis_proc, gunicorns[0], 1, cid, oid, token, shoppers,
-                         stores, args, "http_w1")
+        http = part_http(
+            pool, r, redis_proc, gunicorns[0], 1, cid, oid, token, shoppers, stores, args, "http_w1"
+        )
         over = part_oversell(pool, r, promos, gunicorns, token, shoppers, stores, args)
         for g in gunicorns:
             g.close()
         gunicorns = []
         http2 = None
         if not args.skip_http2:
-            g2 = start_gunicorn(server.url, free_port(), 2,
-                                {"FOOTFALL_VAR_DIR": str(tmp / "var2")})
+            g2 = start_gunicorn(server.url, free_port(), 2, {"FOOTFALL_VAR_DIR": str(tmp / "var2")})
             gunicorns = [g2]
             log(f"gunicorn -k gevent -w 2 on {g2.url}")
-            http2 = part_http(pool, r, redis_proc, g2, 2, cid, oid, token, shoppers, stores,
-                              args, "http_w2")
+            http2 = part_http(
+                pool, r, redis_proc, g2, 2, cid, oid, token, shoppers, stores, args, "http_w2"
+            )
         persistence = r.info("persistence")
         redis_mem = r.info("memory").get("used_memory_human")
         app.extensions["redis"].close()
@@ -1081,37 +1404,79 @@ def main(argv: list[str] | None = None) -> int:
             "oversell_counts_agree": over["counts_agree"],
             "issue_p50_ms": issue["p50_ms"],
             "issue_p99_ms": issue["p99_ms"],
-            "redis_usec_per_evalsha": {"issue": issue["evalsha"]["usec_per_call"],
-                                       "raw": raw["evalsha"]["usec_per_call"],
-                                       "http_w1": http["evalsha"]["usec_per_call"],
-                                       "http_w2": http2["evalsha"]["usec_per_call"]
-                                       if http2 else None},
+            "redis_usec_per_evalsha": {
+                "issue": issue["evalsha"]["usec_per_call"],
+                "raw": raw["evalsha"]["usec_per_call"],
+                "http_w1": http["evalsha"]["usec_per_call"],
+                "http_w2": http2["evalsha"]["usec_per_call"] if http2 else None,
+            },
             "quick": args.quick,
-            "issue": {k: issue[k] for k in ("issued", "calls", "wall_s", "outcomes", "procs",
-                                            "max_ms", "client_cpu_us_per_call",
-                                            "redis_cpu_us_per_call")},
-            "raw": {k: raw[k] for k in ("ok", "calls", "wall_s", "procs", "batch", "not_ok",
-                                        "client_cpu_us_per_call", "redis_cpu_us_per_call",
-                                        "script_usec_by_command")},
-            "http": {k: http[k] for k in ("statuses", "p90_ms", "clients", "load_procs",
-                                          "server_cpu_ms_per_request",
-                                          "redis_commands_per_request")},
-            "http_2workers": None if http2 is None else {
-                k: http2[k] for k in ("statuses", "p90_ms", "server_cpu_ms_per_request")},
+            "issue": {
+                k: issue[k]
+                for k in (
+                    "issued",
+                    "calls",
+                    "wall_s",
+                    "outcomes",
+                    "procs",
+                    "max_ms",
+                    "client_cpu_us_per_call",
+                    "redis_cpu_us_per_call",
+                )
+            },
+            "raw": {
+                k: raw[k]
+                for k in (
+                    "ok",
+                    "calls",
+                    "wall_s",
+                    "procs",
+                    "batch",
+                    "not_ok",
+                    "client_cpu_us_per_call",
+                    "redis_cpu_us_per_call",
+                    "script_usec_by_command",
+                )
+            },
+            "http": {
+                k: http[k]
+                for k in (
+                    "statuses",
+                    "p90_ms",
+                    "clients",
+                    "load_procs",
+                    "server_cpu_ms_per_request",
+                    "redis_commands_per_request",
+                )
+            },
+            "http_2workers": None
+            if http2 is None
+            else {k: http2[k] for k in ("statuses", "p90_ms", "server_cpu_ms_per_request")},
             "oversell_check": {k: v for k, v in over.items() if k not in ("oversell",)},
-            "cpu": {"issue": issue["cpu"], "raw": raw["cpu"], "http_w1": http["cpu"],
-                    "http_w2": http2["cpu"] if http2 else None},
-            "shoppers": len(shoppers), "stores": len(stores),
-            "durations_s": {"issue": args.duration, "raw": args.raw_duration,
-                            "http": args.http_duration},
-            "redis": {"used_memory": redis_mem,
-                      "aof_rewrites": persistence.get("aof_rewrites"),
-                      "aof_rewrites_during": {"issue": issue["aof_rewrites"],
-                                              "raw": raw["aof_rewrites"],
-                                              "http_w1": http["aof_rewrites"],
-                                              "http_w2": http2["aof_rewrites"]
-                                              if http2 else None},
-                      "aof_current_size": persistence.get("aof_current_size")},
+            "cpu": {
+                "issue": issue["cpu"],
+                "raw": raw["cpu"],
+                "http_w1": http["cpu"],
+                "http_w2": http2["cpu"] if http2 else None,
+            },
+            "shoppers": len(shoppers),
+            "stores": len(stores),
+            "durations_s": {
+                "issue": args.duration,
+                "raw": args.raw_duration,
+                "http": args.http_duration,
+            },
+            "redis": {
+                "used_memory": redis_mem,
+                "aof_rewrites": persistence.get("aof_rewrites"),
+                "aof_rewrites_during": {
+                    "issue": issue["aof_rewrites"],
+                    "raw": raw["aof_rewrites"],
+                    "http_w1": http["aof_rewrites"],
+                    "http_w2": http2["aof_rewrites"] if http2 else None,
+                },
+                "aof_current_size": persistence.get("aof_current_size"),
+            },
             "machine": notes,
             "run_s": round(time.monotonic() - _STARTED, 1),
         }

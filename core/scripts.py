@@ -14,8 +14,9 @@ class LuaScripts:
     def __init__(self, r: redis.Redis, sources: dict[str, str]) -> None:
         self.r = r
         self.sources = dict(sources)
-        self.sha = {name: hashlib.sha1(src.encode()).hexdigest()
-                    for name, src in self.sources.items()}
+        self.sha = {
+            name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.sources.items()
+        }
 
     def load(self) -> None:
         """Load every script (after a restart or SCRIPT FLUSH)."""

@@ -73,8 +73,7 @@ def bounds(cell: str) -> tuple[float, float, float, float]:
     return lat_lo, lon_lo, lat_hi, lon_hi
 
 
-def covering(lat: float, lon: float, radius_m: float,
-             precision: int = PRECISION) -> list[str]:
+def covering(lat: float, lon: float, radius_m: float, precision: int = PRECISION) -> list[str]:
     """Return the cells whose rectangles may hold points within radius_m of a point."""
     lat_lo, lon_lo, lat_hi, lon_hi = bounds(encode(lat, lon, precision))
     dlat, dlon = lat_hi - lat_lo, lon_hi - lon_lo

@@ -68,4 +68,3 @@ def recent(shopper_id: str) -> str:
 def strikes(shopper_id: str) -> str:
     """List: every incident with its evidence (JSON, no place), oldest first, capped."""
     return f"{shopper(shopper_id)}:strikes"
-

@@ -28,10 +28,15 @@ class Species(BaseModel):
     id: str = Field(pattern=SPECIES_ID)
     name: str = Field(min_length=1, max_length=60)
     rarity: Literal["common", "rare", "epic", "legendary"]
-    weight: Number = Field(gt=0, le=1_000_000,
-                          description="relative spawn frequency within the table")
-    points: Integer | None = Field(default=None, ge=0, le=1_000_000,
-                               description="points per catch (default by rarity: 10/50/200/1000)")
+    weight: Number = Field(
+        gt=0, le=1_000_000, description="relative spawn frequency within the table"
+    )
+    points: Integer | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="points per catch (default by rarity: 10/50/200/1000)",
+    )
 
 
 class GameConfigIn(BaseModel):
@@ -41,20 +46,35 @@ class GameConfigIn(BaseModel):
 
     species: list[Species] = Field(min_length=1, max_length=100)
     density_per_cell: Number = Field(
-        default=1.0, ge=0, le=20,
-        description="wild spawns per map cell (~150 m square) per 15-minute slot")
+        default=1.0,
+        ge=0,
+        le=20,
+        description="wild spawns per map cell (~150 m square) per 15-minute slot",
+    )
     store_density: Number = Field(
-        default=2.0, ge=0, le=20,
-        description="extra spawns inside each target store's fence per slot, in opening hours")
+        default=2.0,
+        ge=0,
+        le=20,
+        description="extra spawns inside each target store's fence per slot, in opening hours",
+    )
     store_rarity_boost: Number = Field(
-        default=5.0, ge=1, le=100,
+        default=5.0,
+        ge=1,
+        le=100,
         description="store spawns multiply the weight of rare, epic and legendary species by "
-        "this (legendary species spawn only in stores)")
-    offer_id: str | None = Field(default=None, pattern=r"^o[1-9][0-9]{0,8}$",
-                                 description="the offer a catch at a store earns (channel game)")
-    seed: str = Field(default_factory=lambda: secrets.token_hex(8), min_length=1,
-                      max_length=64, description="fixes where creatures spawn; change it to "
-                      "reshuffle the map")
+        "this (legendary species spawn only in stores)",
+    )
+    offer_id: str | None = Field(
+        default=None,
+        pattern=r"^o[1-9][0-9]{0,8}$",
+        description="the offer a catch at a store earns (channel game)",
+    )
+    seed: str = Field(
+        default_factory=lambda: secrets.token_hex(8),
+        min_length=1,
+        max_length=64,
+        description="fixes where creatures spawn; change it to reshuffle the map",
+    )
 
     @field_validator("species")
     @classmethod

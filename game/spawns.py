@@ -24,8 +24,10 @@ LIFETIMES_S = (900, 1800, 3600)  # each lives 15, 30 or 60 minutes
 LIFETIME_WEIGHTS = (0.5, 0.3, 0.2)
 MAX_SLOTS_BACK = LIFETIMES_S[-1] // SLOT_S  # older generations are all gone
 CACHE_SIZE = 20_000
-AR = {rarity: {"anchor_size_m": AR_ANCHOR_M[rarity], "suggested_scale": AR_SCALE[rarity]}
-      for rarity in RARITIES}
+AR = {
+    rarity: {"anchor_size_m": AR_ANCHOR_M[rarity], "suggested_scale": AR_SCALE[rarity]}
+    for rarity in RARITIES
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,17 +52,25 @@ class Spawn:
 
     def view(self, lat: float, lon: float) -> dict[str, Any]:
         """Return the spawn for a shopper at (lat, lon): distance, bearing and AR data."""
-        return self.view_at(fast_distance_m(lat, lon, self.lat, self.lon),
-                            bearing_deg(lat, lon, self.lat, self.lon))
+        return self.view_at(
+            fast_distance_m(lat, lon, self.lat, self.lon), bearing_deg(lat, lon, self.lat, self.lon)
+        )
 
     def view_at(self, distance_m: float, bearing: float) -> dict[str, Any]:
         """Return the spawn's view with a distance and bearing the caller worked out."""
         return {
-            "id": self.id, "campaign_id": self.campaign_id, "species": self.species,
-            "name": self.name, "rarity": self.rarity, "points": self.points,
-            "lat": round(self.lat, 6), "lon": round(self.lon, 6),
-            "expires_at": self.expires_at, "store_id": self.store_id,
-            "distance_m": round(distance_m, 1), "bearing_deg": round(bearing, 1),
+            "id": self.id,
+            "campaign_id": self.campaign_id,
+            "species": self.species,
+            "name": self.name,
+            "rarity": self.rarity,
+            "points": self.points,
+            "lat": round(self.lat, 6),
+            "lon": round(self.lon, 6),
+            "expires_at": self.expires_at,
+            "store_id": self.store_id,
+            "distance_m": round(distance_m, 1),
+            "bearing_deg": round(bearing, 1),
             "ar": AR[self.rarity],
         }
 
@@ -80,8 +90,9 @@ class SpawnTable:
         self._wild = wild
         self._wild_w = [s["weight"] for s in wild]
         self._store = list(config["species"])
-        self._store_w = [s["weight"] * (1 if s["rarity"] == "common" else boost)
-                         for s in self._store]
+        self._store_w = [
+            s["weight"] * (1 if s["rarity"] == "common" else boost) for s in self._store
+        ]
         self._cache: OrderedDict[tuple, list[Spawn]] = OrderedDict()
 
     def _rng(self, *parts: Any) -> random.Random:
@@ -101,13 +112,32 @@ class SpawnTable:
         whole = math.floor(density)
         return whole + (1 if rng.random() < density - whole else 0)
 
-    def _make(self, rng: random.Random, ident: str, sp: dict, lat: float, lon: float,
-              slot: int, store_id: str | None) -> Spawn:
+    def _make(
+        self,
+        rng: random.Random,
+        ident: str,
+        sp: dict,
+        lat: float,
+        lon: float,
+        slot: int,
+        store_id: str | None,
+    ) -> Spawn:
         born = slot * SLOT_S
         life = rng.choices(LIFETIMES_S, LIFETIME_WEIGHTS)[0]
         points = sp["points"] if sp.get("points") is not None else DEFAULT_POINTS[sp["rarity"]]
-        return Spawn(ident, self.cid, sp["id"], sp["name"], sp["rarity"], points, lat, lon,
-                     float(born), float(born + life), store_id)
+        return Spawn(
+            ident,
+            self.cid,
+            sp["id"],
+            sp["name"],
+            sp["rarity"],
+            points,
+            lat,
+            lon,
+            float(born),
+            float(born + life),
+            store_id,
+        )
 
     def wild(self, cell: str, slot: int) -> list[Spawn]:
         """Return the wild spawns born in one cell at one slot."""
@@ -123,14 +153,14 @@ class SpawnTable:
             sp = rng.choices(self._wild, self._wild_w)[0]
             lat = rng.uniform(lat_lo, lat_hi)
             lon = rng.uniform(lon_lo, lon_hi)
-            out.append(self._make(rng, f"w:{self.cid}:{cell}:{slot}:{n}", sp, lat, lon, slot,
-                                  None))
+            out.append(self._make(rng, f"w:{self.cid}:{cell}:{slot}:{n}", sp, lat, lon, slot, None))
         return out
 
     def in_store(self, store_id: str, fence, slot: int) -> list[Spawn]:
         """Return the extra spawns born inside one store's fence at one slot."""
-        return self._cached(("s", store_id, slot, fence),
-                            lambda: self._store_spawns(store_id, fence, slot))
+        return self._cached(
+            ("s", store_id, slot, fence), lambda: self._store_spawns(store_id, fence, slot)
+        )
 
     def _store_spawns(self, store_id: str, fence, slot: int) -> list[Spawn]:
         if self.store_density <= 0:
@@ -152,8 +182,11 @@ class SpawnTable:
             if spot is None:
                 # The centre of a concave fence (a U-shaped mall) may lie outside it: no spawn.
                 continue
-            out.append(self._make(rng, f"s:{self.cid}:{store_id}:{slot}:{len(out)}", sp,
-                                  *spot, slot, store_id))
+            out.append(
+                self._make(
+                    rng, f"s:{self.cid}:{store_id}:{slot}:{len(out)}", sp, *spot, slot, store_id
+                )
+            )
         return out
 
 
@@ -174,5 +207,4 @@ def parse_id(spawn_id: str) -> tuple[str, str, str, int, int] | None:
     return kind, cid, where, int(slot), int(n)
 
 
-__all__ = ["LIFETIMES_S", "RARITIES", "SLOT_S", "Spawn", "SpawnTable", "parse_id",
-           "slots_alive"]
+__all__ = ["LIFETIMES_S", "RARITIES", "SLOT_S", "Spawn", "SpawnTable", "parse_id", "slots_alive"]

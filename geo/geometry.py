@@ -291,8 +291,9 @@ class CircleFence(_Frozen):
         ring = []
         for i in range(segments):  # counter-clockwise, as RFC 7946 asks of a shell
             angle = 2.0 * math.pi * i / segments
-            lat, lon = frame.to_latlon(self.radius_m * math.cos(angle),
-                                       self.radius_m * math.sin(angle))
+            lat, lon = frame.to_latlon(
+                self.radius_m * math.cos(angle), self.radius_m * math.sin(angle)
+            )
             ring.append([_wrap_deg(lon), lat])
         ring.append(ring[0])
         return {"type": "Polygon", "coordinates": [ring]}
@@ -533,9 +534,7 @@ class PolygonFence(_Frozen):
 Fence = CircleFence | PolygonFence
 
 
-def _build_geom(
-    parts: tuple[tuple[Ring, ...], ...], frame: LocalFrame
-) -> Polygon | MultiPolygon:
+def _build_geom(parts: tuple[tuple[Ring, ...], ...], frame: LocalFrame) -> Polygon | MultiPolygon:
     polys = []
     for poly in parts:
         rings = [[frame.to_xy(lat, lon) for lon, lat in ring] for ring in poly]
@@ -635,9 +634,7 @@ def parse_fence(
     )
 
 
-def _check_near(
-    fence: Fence, lat: float, lon: float, max_offset_m: float, circle: bool
-) -> None:
+def _check_near(fence: Fence, lat: float, lon: float, max_offset_m: float, circle: bool) -> None:
     # The centre-to-point geodesic first: a fence on another continent is refused without
     # asking a local frame about a point it cannot represent.
     centre_m = geodesic_m(fence.lat, fence.lon, lat, lon)

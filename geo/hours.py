@@ -161,9 +161,7 @@ class Hours:
         if self.always:
             d["always"] = True
         else:
-            d["weekly"] = {
-                day: [list(r) for r in ranges] for day, ranges in self.weekly.items()
-            }
+            d["weekly"] = {day: [list(r) for r in ranges] for day, ranges in self.weekly.items()}
         if self.closed_dates:
             d["closed_dates"] = list(self.closed_dates)
         return d
@@ -188,7 +186,7 @@ _F = "opening_hours"
 
 def _minutes(v: Any, field: str, is_end: bool) -> int:
     if not isinstance(v, str):
-        raise HoursError("times must be strings like \"09:30\"", field)
+        raise HoursError('times must be strings like "09:30"', field)
     m = _TIME_RE.match(v)
     if not m:
         raise HoursError(f"bad time {v!r}: expected HH:MM", field)
@@ -210,8 +208,9 @@ def _parse_weekly(
         raise HoursError("weekly must be an object keyed by mon..sun", wf)
     for key in weekly:
         if key not in DAYS:
-            raise HoursError("unknown day: expected one of mon, tue, wed, thu, fri, sat, sun",
-                             f"{wf}.{key}")
+            raise HoursError(
+                "unknown day: expected one of mon, tue, wed, thu, fri, sat, sun", f"{wf}.{key}"
+            )
     normalised: dict[str, tuple[tuple[str, str], ...]] = {}
     # (start, end, spill, field) in minutes of the week, for the overlap check.
     frags: list[tuple[int, int, int, str]] = []
@@ -292,7 +291,7 @@ def parse_hours(spec: Any) -> Hours:
     needs_tz = not always or "closed_dates" in spec
     if tz is None:
         if needs_tz:
-            raise HoursError("tz is required, e.g. \"Asia/Shanghai\"", f"{_F}.tz")
+            raise HoursError('tz is required, e.g. "Asia/Shanghai"', f"{_F}.tz")
     elif not isinstance(tz, str) or not tz:
         raise HoursError("tz must be an IANA time zone name", f"{_F}.tz")
     else:
@@ -306,4 +305,3 @@ def parse_hours(spec: Any) -> Hours:
         return Hours(tz, True, {}, closed, [])
     weekly, frags = _parse_weekly(spec["weekly"])
     return Hours(tz, False, weekly, closed, frags)
-

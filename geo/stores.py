@@ -88,8 +88,9 @@ class StoreEntry:
         return self.hours.is_open_ts(ts)
 
 
-def validate_store(data: dict[str, Any], *, prefix: str = "",
-                   max_offset_m: float = FENCE_MAX_OFFSET_M) -> dict[str, Any]:
+def validate_store(
+    data: dict[str, Any], *, prefix: str = "", max_offset_m: float = FENCE_MAX_OFFSET_M
+) -> dict[str, Any]:
     """Check a store (types, ranges, hours, fence shape and place) and return its stored form.
 
     The fence must contain the store's point or lie within `max_offset_m` of it.
@@ -110,20 +111,24 @@ def _finish(store: dict[str, Any], prefix: str, max_offset_m: float) -> dict[str
     try:
         hours = parse_hours(store["opening_hours"]) if store["opening_hours"] is not None else None
     except HoursError as exc:
-        raise ValidationFailed(exc.reason, code="invalid_hours",
-                               field=prefix + (exc.field or "opening_hours")) from None
+        raise ValidationFailed(
+            exc.reason, code="invalid_hours", field=prefix + (exc.field or "opening_hours")
+        ) from None
     try:
         fence = parse_fence(store["fence"], store["lat"], store["lon"], max_offset_m)
     except FenceError as exc:
-        raise ValidationFailed(exc.reason, code="invalid_fence",
-                               field=prefix + (exc.field or "fence")) from None
+        raise ValidationFailed(
+            exc.reason, code="invalid_fence", field=prefix + (exc.field or "fence")
+        ) from None
     store["opening_hours"] = hours.to_dict() if hours is not None else None
     store["fence"] = fence.to_dict()
     return store
 
 
-def entry_from_record(record: dict[str, Any], hours_cache: dict[str, Hours] | None = None,
-                      ) -> StoreEntry:
+def entry_from_record(
+    record: dict[str, Any],
+    hours_cache: dict[str, Hours] | None = None,
+) -> StoreEntry:
     """Build the engine's view of a stored store record.
 
     Thousands of stores share a few dozen opening-hours specs: a cache keyed by the spec's
@@ -170,15 +175,20 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-able dict."""
-        return {"received": self.received, "written": self.written,
-                "rejected": len(self.errors), "errors": self.errors}
+        return {
+            "received": self.received,
+            "written": self.written,
+            "rejected": len(self.errors),
+            "errors": self.errors,
+        }
 
 
 class StoreCatalog:
     """The store catalog on Redis: one hash of records plus GEO and paging indexes."""
 
-    def __init__(self, r: redis.Redis, clock, *,
-                 fence_max_offset_m: float = FENCE_MAX_OFFSET_M) -> None:
+    def __init__(
+        self, r: redis.Redis, clock, *, fence_max_offset_m: float = FENCE_MAX_OFFSET_M
+    ) -> None:
         self.r = r
         self.clock = clock
         self.fence_max_offset_m = fence_max_offset_m
@@ -214,8 +224,12 @@ class StoreCatalog:
         return int(version or 0), {k: json.loads(v) for k, v in raw.items()}
 
     def list(
-        self, *, city: str | None = None, brand: str | None = None,
-        cursor: str | None = None, limit: int = 100,
+        self,
+        *,
+        city: str | None = None,
+        brand: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
     ) -> dict[str, Any]:
         """Page through stores in id order, optionally of one city and/or brand."""
         index = keys.by_city(city) if city else keys.by_brand(brand) if brand else keys.IDS
@@ -244,16 +258,29 @@ class StoreCatalog:
         }
 
     def nearby(
-        self, lat: float, lon: float, radius_m: float, *, limit: int = 50,
-        brand: str | None = None, open_now: bool = False, now: float | None = None,
+        self,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        *,
+        limit: int = 50,
+        brand: str | None = None,
+        open_now: bool = False,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
         """Return stores within a radius, nearest first, with geodesic distances."""
         now = self.clock.now() if now is None else now
         count = limit * 4 if (brand or open_now) else limit
         while True:
             found = self.r.geosearch(
-                keys.STORE_LOC, longitude=lon, latitude=lat, radius=radius_m * 1.01 + 1,
-                unit="m", sort="ASC", count=count, withdist=True,
+                keys.STORE_LOC,
+                longitude=lon,
+                latitude=lat,
+                radius=radius_m * 1.01 + 1,
+                unit="m",
+                sort="ASC",
+                count=count,
+                withdist=True,
             )
             out = self._nearby_items(found, lat, lon, radius_m, brand, open_now, now)
             # The filters may drop most candidates (a brand behind many others): widen the
@@ -263,8 +290,14 @@ class StoreCatalog:
             count *= 4
 
     def _nearby_items(
-        self, found: list, lat: float, lon: float, radius_m: float, brand: str | None,
-        open_now: bool, now: float,
+        self,
+        found: list,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        brand: str | None,
+        open_now: bool,
+        now: float,
     ) -> list[dict[str, Any]]:
         if not found:
             return []
@@ -309,14 +342,20 @@ class StoreCatalog:
     def update(self, store_id: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Apply a partial update, revalidating the whole store."""
         current = self.get(store_id)
-        merged = {k: current[k] for k in ("name", "brand", "city", "lat", "lon", "address",
-                                          "opening_hours", "fence")}
+        merged = {
+            k: current[k]
+            for k in ("name", "brand", "city", "lat", "lon", "address", "opening_hours", "fence")
+        }
         merged.update({k: v for k, v in patch.items()})
         merged["id"] = store_id
         fence = current["fence"]
         moved = (merged["lat"], merged["lon"]) != (current["lat"], current["lon"])
-        if (moved and "fence" not in patch and fence.get("type") == "circle"
-                and fence.get("center") == [current["lon"], current["lat"]]):
+        if (
+            moved
+            and "fence" not in patch
+            and fence.get("type") == "circle"
+            and fence.get("center") == [current["lon"], current["lat"]]
+        ):
             # A circle around the store point moves with the store (the stored form always
             # carries a center, so without this it would stay behind at the old point).
             merged["fence"] = {k: v for k, v in fence.items() if k != "center"}
@@ -330,8 +369,9 @@ class StoreCatalog:
                     pipe.watch(keys.STORES)
                     raw = pipe.hget(keys.STORES, store_id)
                     if raw is None:
-                        raise NotFound(f"no store {store_id!r}", code="store_not_found",
-                                       field="store_id")
+                        raise NotFound(
+                            f"no store {store_id!r}", code="store_not_found", field="store_id"
+                        )
                     old = json.loads(raw)
                     pipe.multi()
                     self._unindex(pipe, old)
@@ -343,7 +383,10 @@ class StoreCatalog:
                     continue
 
     def _write(
-        self, records: list[dict[str, Any]], *, must_be_new: bool = False,
+        self,
+        records: list[dict[str, Any]],
+        *,
+        must_be_new: bool = False,
         must_exist: bool = False,
     ) -> None:
         """Write records and their indexes in one transaction (all or nothing)."""
@@ -355,20 +398,21 @@ class StoreCatalog:
                     pipe.watch(keys.STORES)
                     olds = pipe.hmget(keys.STORES, ids)
                     if must_be_new and any(o is not None for o in olds):
-                        raise Conflict(f"store {ids[0]!r} exists", code="store_exists",
-                                       field="id")
+                        raise Conflict(f"store {ids[0]!r} exists", code="store_exists", field="id")
                     if must_exist and any(o is None for o in olds):
-                        raise NotFound(f"no store {ids[0]!r}", code="store_not_found",
-                                       field="store_id")
+                        raise NotFound(
+                            f"no store {ids[0]!r}", code="store_not_found", field="store_id"
+                        )
                     pipe.multi()
                     for record, old in zip(records, olds, strict=True):
                         if old is not None:
                             self._unindex(pipe, json.loads(old))
                         record["updated_at"] = round(now, 3)
                         self._index(pipe, record)
-                    pipe.hset(keys.STORES, mapping={
-                        r["id"]: json.dumps(r, separators=(",", ":")) for r in records
-                    })
+                    pipe.hset(
+                        keys.STORES,
+                        mapping={r["id"]: json.dumps(r, separators=(",", ":")) for r in records},
+                    )
                     pipe.incr(keys.VERSION)
                     pipe.execute()
                     return
@@ -410,11 +454,13 @@ class StoreCatalog:
         for label, item in rows:
             received += 1
             if received > MAX_IMPORT:
-                raise ValidationFailed(f"at most {MAX_IMPORT} stores per import",
-                                       code="import_too_large", field="file")
+                raise ValidationFailed(
+                    f"at most {MAX_IMPORT} stores per import", code="import_too_large", field="file"
+                )
             if isinstance(item, Exception):
-                errors.append({"at": label, "field": getattr(item, "field", None),
-                               "reason": str(item)})
+                errors.append(
+                    {"at": label, "field": getattr(item, "field", None), "reason": str(item)}
+                )
                 continue
             try:
                 record = validate_store(item, max_offset_m=self.fence_max_offset_m)
@@ -433,7 +479,7 @@ class StoreCatalog:
             return ImportReport(received, 0, errors)
         if good:
             for start in range(0, len(good), 5_000):
-                self._write(good[start:start + 5_000])
+                self._write(good[start : start + 5_000])
         return ImportReport(received, len(good), errors)
 
     def export_geojson(self, *, city: str | None = None, brand: str | None = None) -> dict:
@@ -450,21 +496,35 @@ class StoreCatalog:
             props = {k: record[k] for k in ("id", "name", "brand", "city", "address")}
             props["opening_hours"] = record.get("opening_hours")
             props["fence"] = record["fence"]
-            features.append({
-                "type": "Feature", "id": sid,
-                "geometry": {"type": "Point", "coordinates": [record["lon"], record["lat"]]},
-                "properties": props,
-            })
-            fence_geom = (fence.to_polygon_geojson() if fence.kind == "circle"
-                          else fence.to_geojson())
-            features.append({
-                "type": "Feature", "id": f"{sid}#fence",
-                "geometry": fence_geom,
-                "properties": {"store_id": sid, "role": "fence", "kind": fence.kind,
-                               "always_active": fence.always_active,
-                               **({"radius_m": record["fence"].get("radius_m")}
-                                  if fence.kind == "circle" else {})},
-            })
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": sid,
+                    "geometry": {"type": "Point", "coordinates": [record["lon"], record["lat"]]},
+                    "properties": props,
+                }
+            )
+            fence_geom = (
+                fence.to_polygon_geojson() if fence.kind == "circle" else fence.to_geojson()
+            )
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": f"{sid}#fence",
+                    "geometry": fence_geom,
+                    "properties": {
+                        "store_id": sid,
+                        "role": "fence",
+                        "kind": fence.kind,
+                        "always_active": fence.always_active,
+                        **(
+                            {"radius_m": record["fence"].get("radius_m")}
+                            if fence.kind == "circle"
+                            else {}
+                        ),
+                    },
+                }
+            )
         return {"type": "FeatureCollection", "features": features}
 
 
@@ -504,20 +564,25 @@ def parse_csv(text: str) -> list[tuple[str, dict[str, Any] | Exception]]:
     try:
         return _read_csv(reader)
     except csv.Error as exc:  # e.g. a cell over the csv module's 128 KiB field limit
-        raise ValidationFailed(f"line {reader.line_num}: unreadable CSV ({exc})",
-                               code="invalid_csv", field="file") from None
+        raise ValidationFailed(
+            f"line {reader.line_num}: unreadable CSV ({exc})", code="invalid_csv", field="file"
+        ) from None
 
 
 def _read_csv(reader: csv.DictReader) -> list[tuple[str, dict[str, Any] | Exception]]:
     header = reader.fieldnames or []
     missing = [c for c in ("name", "brand", "city", "lat", "lon") if c not in header]
     if missing:
-        raise ValidationFailed(f"CSV header lacks columns: {', '.join(missing)}",
-                               code="invalid_csv", field="file")
+        raise ValidationFailed(
+            f"CSV header lacks columns: {', '.join(missing)}", code="invalid_csv", field="file"
+        )
     unknown = [c for c in header if c not in CSV_COLUMNS]
     if unknown:
-        raise ValidationFailed(f"CSV header has unknown columns: {', '.join(unknown)}",
-                               code="invalid_csv", field="file")
+        raise ValidationFailed(
+            f"CSV header has unknown columns: {', '.join(unknown)}",
+            code="invalid_csv",
+            field="file",
+        )
     rows: list[tuple[str, dict[str, Any] | Exception]] = []
     for row in reader:
         label = f"line {reader.line_num}"
@@ -525,7 +590,8 @@ def _read_csv(reader: csv.DictReader) -> list[tuple[str, dict[str, Any] | Except
             if None in row:
                 raise RowError("row has more cells than the header")
             item: dict[str, Any] = {
-                "name": row.get("name") or "", "brand": row.get("brand") or "",
+                "name": row.get("name") or "",
+                "brand": row.get("brand") or "",
                 "city": row.get("city") or "",
                 "lat": _number_cell(row.get("lat") or "", "lat"),
                 "lon": _number_cell(row.get("lon") or "", "lon"),
@@ -548,12 +614,12 @@ def _read_csv(reader: csv.DictReader) -> list[tuple[str, dict[str, Any] | Except
 def parse_geojson(doc: Any) -> list[tuple[str, dict[str, Any] | Exception]]:
     """Read stores from an RFC 7946 FeatureCollection of Point features ([lon, lat])."""
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        raise ValidationFailed("expected a GeoJSON FeatureCollection", code="invalid_geojson",
-                               field="type")
+        raise ValidationFailed(
+            "expected a GeoJSON FeatureCollection", code="invalid_geojson", field="type"
+        )
     features = doc.get("features")
     if not isinstance(features, list):
-        raise ValidationFailed("features must be a list", code="invalid_geojson",
-                               field="features")
+        raise ValidationFailed("features must be a list", code="invalid_geojson", field="features")
     rows: list[tuple[str, dict[str, Any] | Exception]] = []
     for index, feature in enumerate(features):
         label = f"features[{index}]"
@@ -569,8 +635,9 @@ def parse_geojson(doc: Any) -> list[tuple[str, dict[str, Any] | Exception]]:
                 raise RowError("properties must be an object", field="properties")
             item = {k: v for k, v in props.items()}
             if "lon" in item or "lat" in item:
-                raise RowError("lat/lon come from the geometry, not the properties",
-                               field="properties")
+                raise RowError(
+                    "lat/lon come from the geometry, not the properties", field="properties"
+                )
             item["lon"], item["lat"] = coords[0], coords[1]
             if "id" not in item and isinstance(feature.get("id"), str):
                 item["id"] = feature["id"]

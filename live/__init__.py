@@ -20,18 +20,28 @@ from .streams import Streams
 class Live:
     """Every live service of one process, sharing one Redis client and clock."""
 
-    def __init__(self, r, clock, promotions, role_of, process_id: str,
-                 presence_ttl_s: float = 30.0, process_ttl_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        r,
+        clock,
+        promotions,
+        role_of,
+        process_id: str,
+        presence_ttl_s: float = 30.0,
+        process_ttl_s: float = 5.0,
+    ) -> None:
         self.streams = Streams(r, clock, promotions, role_of)
         self.chat = Chat(r, clock)
         self.stage = Stage(r, clock)
         self.drops = Drops(r, clock, promotions)
         self.history = History(r)
-        self.presence = Presence(r, clock, process_id, ttl_s=presence_ttl_s,
-                                 process_ttl_s=process_ttl_s)
+        self.presence = Presence(
+            r, clock, process_id, ttl_s=presence_ttl_s, process_ttl_s=process_ttl_s
+        )
         self.feedback = FeedbackCounters(r, clock)
-        self.room = Room(self.streams, self.chat, self.stage, self.drops, self.history,
-                         self.presence)
+        self.room = Room(
+            self.streams, self.chat, self.stage, self.drops, self.history, self.presence
+        )
         self.reports = Reports(r, self.streams, self.chat, self.drops, self.feedback)
 
 

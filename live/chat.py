@@ -24,14 +24,27 @@ from . import keys
 
 # -- errors ------------------------------------------------------------------------------------
 STATUS = {
-    "COMMENT_EMPTY": 422, "COMMENT_TOO_LONG": 422, "QUESTION_EMPTY": 422,
-    "QUESTION_TOO_LONG": 422, "BANNED_WORD": 422, "INVALID_OPTION": 422,
-    "INVALID_VIEWER": 422, "INVALID_SLOW_MODE": 422, "INVALID_MUTE": 422,
-    "INVALID_BANNED_WORDS": 422, "INVALID_POLL_QUESTION": 422, "INVALID_POLL_OPTIONS": 422,
+    "COMMENT_EMPTY": 422,
+    "COMMENT_TOO_LONG": 422,
+    "QUESTION_EMPTY": 422,
+    "QUESTION_TOO_LONG": 422,
+    "BANNED_WORD": 422,
+    "INVALID_OPTION": 422,
+    "INVALID_VIEWER": 422,
+    "INVALID_SLOW_MODE": 422,
+    "INVALID_MUTE": 422,
+    "INVALID_BANNED_WORDS": 422,
+    "INVALID_POLL_QUESTION": 422,
+    "INVALID_POLL_OPTIONS": 422,
     "INVALID_POLL_DURATION": 422,
-    "MUTED": 403, "BANNED": 403, "OWN_QUESTION": 403,
-    "RATE_LIMITED": 429, "SLOW_MODE": 429,
-    "COMMENT_NOT_FOUND": 404, "POLL_NOT_FOUND": 404, "QUESTION_NOT_FOUND": 404,
+    "MUTED": 403,
+    "BANNED": 403,
+    "OWN_QUESTION": 403,
+    "RATE_LIMITED": 429,
+    "SLOW_MODE": 429,
+    "COMMENT_NOT_FOUND": 404,
+    "POLL_NOT_FOUND": 404,
+    "QUESTION_NOT_FOUND": 404,
     # POLL_ALREADY_OPEN, POLL_CLOSED, ALREADY_VOTED, ALREADY_UPVOTED, QUESTION_CLOSED: 409
 }
 
@@ -41,11 +54,18 @@ class ChatRefused(DomainError):
 
     status = 409
 
-    def __init__(self, code: str, message: str, *, field: str | None = None,
-                 details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         # DomainError's own __init__, not super(): ChatThrottled puts RateLimited next in the MRO
-        DomainError.__init__(self, message, code=code, field=field,
-                             status=STATUS.get(code, 409), details=details)
+        DomainError.__init__(
+            self, message, code=code, field=field, status=STATUS.get(code, 409), details=details
+        )
 
 
 class ChatThrottled(ChatRefused, RateLimited):
@@ -185,7 +205,9 @@ end
 """
 
 # KEYS: gate's, 5 comments   ARGV: gate's, 7 history, 8 comment JSON without its id
-COMMENT = GATE + """
+COMMENT = (
+    GATE
+    + """
 local refused = gate()
 if refused then return refused end
 local seq = redis.call('HINCRBY', KEYS[1], 'comment_seq', 1)
@@ -194,9 +216,12 @@ redis.call('ZADD', KEYS[5], seq, doc)
 redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -(tonumber(ARGV[7]) + 1))
 return {'ok', doc}
 """
+)
 
 # KEYS: gate's, 5 questions, 6 open questions   ARGV: gate's, 7 unused, 8 JSON without its id
-ASK = GATE + """
+ASK = (
+    GATE
+    + """
 local refused = gate()
 if refused then return refused end
 local seq = redis.call('HINCRBY', KEYS[1], 'question_seq', 1)
@@ -205,6 +230,7 @@ redis.call('HSET', KEYS[5], 'q' .. seq, doc)
 redis.call('ZADD', KEYS[6], 0, string.format('%012d', seq))
 return {'ok', doc}
 """
+)
 
 # KEYS: 1 comments  2 chat   ARGV: 1 seq  2 comment id
 # A deleted comment that was pinned is unpinned with it, so nobody keeps seeing it.
@@ -296,9 +322,17 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 return {'ok'}
 """
 
-SCRIPTS = {"comment": COMMENT, "ask": ASK, "delete_comment": DELETE_COMMENT,
-           "pin_comment": PIN_COMMENT, "start_poll": START_POLL, "vote": VOTE,
-           "close_poll": CLOSE_POLL, "upvote": UPVOTE, "close_question": CLOSE_QUESTION}
+SCRIPTS = {
+    "comment": COMMENT,
+    "ask": ASK,
+    "delete_comment": DELETE_COMMENT,
+    "pin_comment": PIN_COMMENT,
+    "start_poll": START_POLL,
+    "vote": VOTE,
+    "close_poll": CLOSE_POLL,
+    "upvote": UPVOTE,
+    "close_question": CLOSE_QUESTION,
+}
 
 MESSAGES = {
     "BANNED": "you are banned from this stream's chat",
@@ -316,8 +350,12 @@ MESSAGES = {
     "QUESTION_CLOSED": "the question is no longer open",
     "ALREADY_UPVOTED": "you have already upvoted this question",
 }
-FIELDS = {"INVALID_OPTION": "option", "COMMENT_NOT_FOUND": "comment_id",
-          "POLL_NOT_FOUND": "poll_id", "QUESTION_NOT_FOUND": "question_id"}
+FIELDS = {
+    "INVALID_OPTION": "option",
+    "COMMENT_NOT_FOUND": "comment_id",
+    "POLL_NOT_FOUND": "poll_id",
+    "QUESTION_NOT_FOUND": "question_id",
+}
 
 
 def _refuse(reply: list) -> ChatRefused:
@@ -325,8 +363,9 @@ def _refuse(reply: list) -> ChatRefused:
     if code in ("SLOW_MODE", "RATE_LIMITED"):
         return ChatThrottled(code, MESSAGES[code], retry_after=float(reply[1]))
     details = {"until": float(reply[1])} if code == "MUTED" else None
-    return ChatRefused(code, MESSAGES.get(code, code.lower()), field=FIELDS.get(code),
-                       details=details)
+    return ChatRefused(
+        code, MESSAGES.get(code, code.lower()), field=FIELDS.get(code), details=details
+    )
 
 
 # -- text rules --------------------------------------------------------------------------------
@@ -390,12 +429,20 @@ class Chat:
         s = self.settings
         # the bucket and slow-mode state matter for at most a full refill or the longest slow
         # mode; a minute more covers clocks of processes a little apart
-        self._state_ttl_ms = int(1000 * (max(s.bucket_capacity * s.refill_s,
-                                             s.max_slow_mode_s) + 60))
+        self._state_ttl_ms = int(
+            1000 * (max(s.bucket_capacity * s.refill_s, s.max_slow_mode_s) + 60)
+        )
 
     # -- comments ------------------------------------------------------------------------------
-    def comment(self, sid: str, viewer_id: str, text: str, *, name: str | None = None,
-                now: float | None = None) -> dict[str, Any]:
+    def comment(
+        self,
+        sid: str,
+        viewer_id: str,
+        text: str,
+        *,
+        name: str | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
         """Post a viewer's comment after the length, word, ban, mute and rate rules."""
         clean = self._text(text, "COMMENT")
         return self._gated("comment", sid, viewer_id, clean, name, now, comments_key(sid))
@@ -422,11 +469,14 @@ class Chat:
     def mute(self, sid: str, viewer_id: str, seconds: float) -> float:
         """Mute a viewer for some seconds and return until when."""
         viewer_id = self._viewer(viewer_id)
-        if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
-                or not 1 <= seconds <= self.settings.max_mute_s):
-            raise ChatRefused("INVALID_MUTE",
-                              f"mute for 1 to {self.settings.max_mute_s} seconds",
-                              field="seconds")
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 1 <= seconds <= self.settings.max_mute_s
+        ):
+            raise ChatRefused(
+                "INVALID_MUTE", f"mute for 1 to {self.settings.max_mute_s} seconds", field="seconds"
+            )
         until = self.clock.now() + seconds
         self.r.hset(mutes_key(sid), viewer_id, repr(until))
         return until
@@ -447,23 +497,27 @@ class Chat:
         """Require seconds between one viewer's comments (0 turns slow mode off)."""
         top = self.settings.max_slow_mode_s
         if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= top:
-            raise ChatRefused("INVALID_SLOW_MODE", f"slow mode is 0 to {top} whole seconds",
-                              field="seconds")
+            raise ChatRefused(
+                "INVALID_SLOW_MODE", f"slow mode is 0 to {top} whole seconds", field="seconds"
+            )
         self.r.hset(chat_key(sid), "slow_mode", seconds)
 
     def set_banned_words(self, sid: str, words: list[str]) -> list[str]:
         """Replace the stream's banned-word list and return it (deduplicated)."""
         s = self.settings
         if not isinstance(words, list) or len(words) > s.max_banned_words:
-            raise ChatRefused("INVALID_BANNED_WORDS",
-                              f"at most {s.max_banned_words} banned words", field="words")
+            raise ChatRefused(
+                "INVALID_BANNED_WORDS", f"at most {s.max_banned_words} banned words", field="words"
+            )
         kept: dict[str, str] = {}
         for i, word in enumerate(words):
             clean = _clean(word)
             if not 1 <= len(clean) <= s.max_word_chars:
-                raise ChatRefused("INVALID_BANNED_WORDS",
-                                  f"a banned word has 1 to {s.max_word_chars} characters",
-                                  field=f"words[{i}]")
+                raise ChatRefused(
+                    "INVALID_BANNED_WORDS",
+                    f"a banned word has 1 to {s.max_word_chars} characters",
+                    field=f"words[{i}]",
+                )
             kept.setdefault(_normalize(clean), clean)
         listed = list(kept.values())
         self.r.hset(chat_key(sid), "banned_words", json.dumps(listed, ensure_ascii=False))
@@ -477,54 +531,74 @@ class Chat:
         pipe.smembers(bans_key(sid))
         (slow, words, pinned), mutes, bans = pipe.execute()
         now = self.clock.now()
-        muted = sorted(({"viewer_id": v, "until": float(u)} for v, u in mutes.items()
-                        if float(u) > now), key=lambda m: (m["until"], m["viewer_id"]))
-        return {"slow_mode_s": int(slow or 0), "banned_words": json.loads(words or "[]"),
-                "muted": muted, "banned": sorted(bans),
-                "pinned": json.loads(pinned) if pinned else None}
+        muted = sorted(
+            ({"viewer_id": v, "until": float(u)} for v, u in mutes.items() if float(u) > now),
+            key=lambda m: (m["until"], m["viewer_id"]),
+        )
+        return {
+            "slow_mode_s": int(slow or 0),
+            "banned_words": json.loads(words or "[]"),
+            "muted": muted,
+            "banned": sorted(bans),
+            "pinned": json.loads(pinned) if pinned else None,
+        }
 
     # -- polls ---------------------------------------------------------------------------------
-    def start_poll(self, sid: str, question: str, options: list[str],
-                   duration_s: int) -> dict[str, Any]:
+    def start_poll(
+        self, sid: str, question: str, options: list[str], duration_s: int
+    ) -> dict[str, Any]:
         """Open a poll (one open poll per stream) and return it with zero tallies."""
         s = self.settings
         q = _clean(question)
         if not 1 <= len(q) <= s.poll_question_chars:
-            raise ChatRefused("INVALID_POLL_QUESTION",
-                              f"the question has 1 to {s.poll_question_chars} characters",
-                              field="question")
+            raise ChatRefused(
+                "INVALID_POLL_QUESTION",
+                f"the question has 1 to {s.poll_question_chars} characters",
+                field="question",
+            )
         low, high = s.poll_options
         if not isinstance(options, list) or not low <= len(options) <= high:
-            raise ChatRefused("INVALID_POLL_OPTIONS", f"a poll has {low} to {high} options",
-                              field="options")
+            raise ChatRefused(
+                "INVALID_POLL_OPTIONS", f"a poll has {low} to {high} options", field="options"
+            )
         clean = [_clean(o) for o in options]
         for i, option in enumerate(clean):
             if not 1 <= len(option) <= s.poll_option_chars:
-                raise ChatRefused("INVALID_POLL_OPTIONS",
-                                  f"an option has 1 to {s.poll_option_chars} characters",
-                                  field=f"options[{i}]")
+                raise ChatRefused(
+                    "INVALID_POLL_OPTIONS",
+                    f"an option has 1 to {s.poll_option_chars} characters",
+                    field=f"options[{i}]",
+                )
         if len({_normalize(o) for o in clean}) != len(clean):
-            raise ChatRefused("INVALID_POLL_OPTIONS", "the options must differ",
-                              field="options")
+            raise ChatRefused("INVALID_POLL_OPTIONS", "the options must differ", field="options")
         shortest, longest = s.poll_duration_s
-        if (isinstance(duration_s, bool) or not isinstance(duration_s, int | float)
-                or not shortest <= duration_s <= longest):
-            raise ChatRefused("INVALID_POLL_DURATION",
-                              f"a poll lasts {shortest} to {longest} seconds",
-                              field="duration_s")
+        if (
+            isinstance(duration_s, bool)
+            or not isinstance(duration_s, int | float)
+            or not shortest <= duration_s <= longest
+        ):
+            raise ChatRefused(
+                "INVALID_POLL_DURATION",
+                f"a poll lasts {shortest} to {longest} seconds",
+                field="duration_s",
+            )
         # The id is taken before the script so that the script names every key it touches
         # (Redis Cluster); a refused start leaves a gap in the numbering, which is harmless.
         seq = self.r.hincrby(chat_key(sid), "poll_seq", 1)
         poll_id = f"poll{seq}"
         now = self.clock.now()
-        doc = json.dumps({"question": q, "options": clean, "duration_s": duration_s},
-                         ensure_ascii=False)
+        doc = json.dumps(
+            {"question": q, "options": clean, "duration_s": duration_s}, ensure_ascii=False
+        )
         reply = self.scripts.call(
-            "start_poll", [chat_key(sid), poll_key(sid, poll_id), polls_key(sid)],
-            [poll_id, seq, repr(now), repr(now + duration_s), len(clean), doc])
+            "start_poll",
+            [chat_key(sid), poll_key(sid, poll_id), polls_key(sid)],
+            [poll_id, seq, repr(now), repr(now + duration_s), len(clean), doc],
+        )
         if reply[0] != "ok":
-            raise ChatRefused(reply[0], MESSAGES[reply[0]], field="poll",
-                              details={"poll_id": reply[1]})
+            raise ChatRefused(
+                reply[0], MESSAGES[reply[0]], field="poll", details={"poll_id": reply[1]}
+            )
         return self._poll(sid, poll_id, now)
 
     def vote(self, sid: str, poll_id: str, viewer_id: str, option_index: int) -> dict[str, Any]:
@@ -535,20 +609,22 @@ class Chat:
         if isinstance(option_index, bool) or not isinstance(option_index, int):
             raise _refuse(["INVALID_OPTION"])
         reply = self.scripts.call(
-            "vote", [poll_key(sid, poll_id), voters_key(sid, poll_id), bans_key(sid)],
-            [viewer_id, option_index, repr(self.clock.now())])
+            "vote",
+            [poll_key(sid, poll_id), voters_key(sid, poll_id), bans_key(sid)],
+            [viewer_id, option_index, repr(self.clock.now())],
+        )
         if reply[0] != "ok":
             raise _refuse(reply)
-        return {"poll_id": poll_id, "option": option_index,
-                "tallies": [int(t) for t in reply[1]]}
+        return {"poll_id": poll_id, "option": option_index, "tallies": [int(t) for t in reply[1]]}
 
     def close_poll(self, sid: str, poll_id: str) -> dict[str, Any]:
         """Close a poll (closing it again is harmless) and return its final state."""
         if not POLL_ID.match(str(poll_id)):
             raise _refuse(["POLL_NOT_FOUND"])
         now = self.clock.now()
-        reply = self.scripts.call("close_poll", [chat_key(sid), poll_key(sid, poll_id)],
-                                  [poll_id, repr(now)])
+        reply = self.scripts.call(
+            "close_poll", [chat_key(sid), poll_key(sid, poll_id)], [poll_id, repr(now)]
+        )
         if reply[0] != "ok":
             raise _refuse(reply)
         return self._poll(sid, poll_id, now)
@@ -568,12 +644,14 @@ class Chat:
         return [_poll_dict(pid, raw, now) for pid, raw in zip(ids, pipe.execute(), strict=True)]
 
     # -- questions -----------------------------------------------------------------------------
-    def ask(self, sid: str, viewer_id: str, text: str, *,
-            name: str | None = None) -> dict[str, Any]:
+    def ask(
+        self, sid: str, viewer_id: str, text: str, *, name: str | None = None
+    ) -> dict[str, Any]:
         """Post a viewer's question (the comment rules apply, except slow mode)."""
         clean = self._text(text, "QUESTION")
-        doc = self._gated("ask", sid, viewer_id, clean, name, None, questions_key(sid),
-                          open_questions_key(sid))
+        doc = self._gated(
+            "ask", sid, viewer_id, clean, name, None, questions_key(sid), open_questions_key(sid)
+        )
         doc.update(upvotes=0, state="open")
         return doc
 
@@ -582,8 +660,16 @@ class Chat:
         viewer_id = self._viewer(viewer_id)
         member = self._question_member(question_id)
         reply = self.scripts.call(
-            "upvote", [questions_key(sid), upvotes_key(sid), open_questions_key(sid),
-                       upvoters_key(sid), bans_key(sid)], [question_id, member, viewer_id])
+            "upvote",
+            [
+                questions_key(sid),
+                upvotes_key(sid),
+                open_questions_key(sid),
+                upvoters_key(sid),
+                bans_key(sid),
+            ],
+            [question_id, member, viewer_id],
+        )
         if reply[0] != "ok":
             raise _refuse(reply)
         return int(reply[1])
@@ -619,8 +705,14 @@ class Chat:
         pipe.hgetall(upvotes_key(sid))
         pipe.hgetall(question_states_key(sid))
         docs, upvotes, states = pipe.execute()
-        out = [{**json.loads(raw), "upvotes": int(upvotes.get(qid, 0)),
-                "state": states.get(qid, "open")} for qid, raw in docs.items()]
+        out = [
+            {
+                **json.loads(raw),
+                "upvotes": int(upvotes.get(qid, 0)),
+                "state": states.get(qid, "open"),
+            }
+            for qid, raw in docs.items()
+        ]
         return sorted(out, key=lambda q: int(q["id"][1:]))
 
     # -- internals -----------------------------------------------------------------------------
@@ -635,13 +727,24 @@ class Chat:
             raise ChatRefused(f"{kind}_EMPTY", f"the {kind.lower()} is empty", field="text")
         top = self.settings.max_text_chars
         if len(clean) > top:
-            raise ChatRefused(f"{kind}_TOO_LONG",
-                              f"a {kind.lower()} has at most {top} characters", field="text",
-                              details={"max_chars": top, "chars": len(clean)})
+            raise ChatRefused(
+                f"{kind}_TOO_LONG",
+                f"a {kind.lower()} has at most {top} characters",
+                field="text",
+                details={"max_chars": top, "chars": len(clean)},
+            )
         return clean
 
-    def _gated(self, script: str, sid: str, viewer_id: str, text: str, name: str | None,
-               now: float | None, *store: str) -> dict[str, Any]:
+    def _gated(
+        self,
+        script: str,
+        sid: str,
+        viewer_id: str,
+        text: str,
+        name: str | None,
+        now: float | None,
+        *store: str,
+    ) -> dict[str, Any]:
         viewer_id = self._viewer(viewer_id)
         at = self.clock.now() if now is None else now
         # One read for the word list; the ban and mute are read too, so that a banned or muted
@@ -657,8 +760,12 @@ class Chat:
             raise _refuse(["MUTED", muted])
         word = find_banned_word(text, json.loads(words)) if words else None
         if word is not None:
-            raise ChatRefused("BANNED_WORD", "the text contains a banned word", field="text",
-                              details={"word": word})
+            raise ChatRefused(
+                "BANNED_WORD",
+                "the text contains a banned word",
+                field="text",
+                details={"word": word},
+            )
         doc: dict[str, Any] = {"viewer_id": viewer_id}
         if name:
             doc["name"] = str(name)[:64]
@@ -667,9 +774,17 @@ class Chat:
         reply = self.scripts.call(
             script,
             [chat_key(sid), bans_key(sid), mutes_key(sid), viewer_key(sid, viewer_id), *store],
-            [viewer_id, repr(at), s.bucket_capacity, repr(float(s.refill_s)), self._state_ttl_ms,
-             "1" if script == "comment" else "0", s.history,
-             json.dumps(doc, ensure_ascii=False)])
+            [
+                viewer_id,
+                repr(at),
+                s.bucket_capacity,
+                repr(float(s.refill_s)),
+                self._state_ttl_ms,
+                "1" if script == "comment" else "0",
+                s.history,
+                json.dumps(doc, ensure_ascii=False),
+            ],
+        )
         if reply[0] != "ok":
             raise _refuse(reply)
         return json.loads(reply[1])
@@ -678,8 +793,9 @@ class Chat:
         found = COMMENT_ID.match(str(comment_id))
         if not found:
             raise _refuse(["COMMENT_NOT_FOUND"])
-        reply = self.scripts.call(script, [comments_key(sid), chat_key(sid)],
-                                  [found.group(1), comment_id])
+        reply = self.scripts.call(
+            script, [comments_key(sid), chat_key(sid)], [found.group(1), comment_id]
+        )
         if reply[0] != "ok":
             raise _refuse(reply)
         return json.loads(reply[1])
@@ -695,10 +811,15 @@ class Chat:
         reply = self.scripts.call(
             "close_question",
             [questions_key(sid), open_questions_key(sid), question_states_key(sid)],
-            [question_id, member, state])
+            [question_id, member, state],
+        )
         if reply[0] != "ok":
-            raise ChatRefused(reply[0], MESSAGES[reply[0]], field=FIELDS.get(reply[0]),
-                              details={"state": reply[1]} if len(reply) > 1 else None)
+            raise ChatRefused(
+                reply[0],
+                MESSAGES[reply[0]],
+                field=FIELDS.get(reply[0]),
+                details={"state": reply[1]} if len(reply) > 1 else None,
+            )
 
     def _poll(self, sid: str, poll_id: str, now: float) -> dict[str, Any]:
         raw = self.r.hgetall(poll_key(sid, poll_id))
@@ -715,8 +836,16 @@ def _poll_dict(poll_id: str, raw: dict[str, str], now: float) -> dict[str, Any]:
     if closed_at is None and not is_open:
         closed_at = ends_at  # ran out by the clock; nobody had to close it
     tallies = [int(raw.get(f"t{i}", 0)) for i in range(int(raw["n"]))]
-    return {"id": poll_id, "question": doc["question"], "options": doc["options"],
-            "tallies": tallies, "total": sum(tallies), "duration_s": doc["duration_s"],
-            "started_at": float(raw["started_at"]), "ends_at": ends_at,
-            "closed_at": closed_at, "open": is_open,
-            "remaining_s": max(0.0, ends_at - now) if is_open else 0.0}
+    return {
+        "id": poll_id,
+        "question": doc["question"],
+        "options": doc["options"],
+        "tallies": tallies,
+        "total": sum(tallies),
+        "duration_s": doc["duration_s"],
+        "started_at": float(raw["started_at"]),
+        "ends_at": ends_at,
+        "closed_at": closed_at,
+        "open": is_open,
+        "remaining_s": max(0.0, ends_at - now) if is_open else 0.0,
+    }

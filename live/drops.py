@@ -111,37 +111,64 @@ class Drops:
         self.promotions = promotions
         self.scripts = LuaScripts(r, {"claim": CLAIM, "release": RELEASE, "start": START})
 
-    def start(self, stream: dict[str, Any], offer_id: str, quantity: int,
-              window_s: int) -> dict[str, Any]:
+    def start(
+        self, stream: dict[str, Any], offer_id: str, quantity: int, window_s: int
+    ) -> dict[str, Any]:
         """Start a drop of an offer of the stream's campaign on a live stream."""
         sid = stream["id"]
         if stream.get("campaign_id") is None:
-            raise ValidationFailed("the stream has no campaign to drop offers of",
-                                   code="no_campaign", field="offer_id")
+            raise ValidationFailed(
+                "the stream has no campaign to drop offers of", code="no_campaign", field="offer_id"
+            )
         offer = self.promotions.campaigns.get_offer(stream["campaign_id"], offer_id)
         if "live_drop" not in offer["channels"]:
-            raise ValidationFailed("the offer cannot be issued by live drops",
-                                   code="offer_not_for_drops", field="offer_id")
+            raise ValidationFailed(
+                "the offer cannot be issued by live drops",
+                code="offer_not_for_drops",
+                field="offer_id",
+            )
         if not 1 <= quantity <= MAX_QUANTITY:
             raise ValidationFailed(f"quantity is 1 to {MAX_QUANTITY}", field="quantity")
         if not MIN_WINDOW_S <= window_s <= MAX_WINDOW_S:
-            raise ValidationFailed(f"the claim window is {MIN_WINDOW_S} to {MAX_WINDOW_S} s",
-                                   field="window_s")
+            raise ValidationFailed(
+                f"the claim window is {MIN_WINDOW_S} to {MAX_WINDOW_S} s", field="window_s"
+            )
         did = f"d{self.r.hincrby(keys.meta(sid), 'drop_seq', 1)}"
         now = self.clock.now()
-        doc = {"id": did, "stream_id": sid, "campaign_id": stream["campaign_id"],
-               "offer_id": offer_id, "title": offer["name"], "quantity": quantity,
-               "window_s": window_s, "starts_at": now, "ends_at": now + window_s}
-        reply = self.scripts.call("start", [drop_key(sid, did), active_key(sid),
-                                            keys.meta(sid), keys.grants(sid)],
-                                  [did, json.dumps(doc), quantity, repr(now),
-                                   repr(now + window_s), stream["campaign_id"]])
+        doc = {
+            "id": did,
+            "stream_id": sid,
+            "campaign_id": stream["campaign_id"],
+            "offer_id": offer_id,
+            "title": offer["name"],
+            "quantity": quantity,
+            "window_s": window_s,
+            "starts_at": now,
+            "ends_at": now + window_s,
+        }
+        reply = self.scripts.call(
+            "start",
+            [drop_key(sid, did), active_key(sid), keys.meta(sid), keys.grants(sid)],
+            [
+                did,
+                json.dumps(doc),
+                quantity,
+                repr(now),
+                repr(now + window_s),
+                stream["campaign_id"],
+            ],
+        )
         if reply[0] != "ok":
             if reply[1] == "CAMPAIGN_NOT_GRANTED":
                 raise DropRefused(NOT_GRANTED, code=reply[1], field="offer_id", status=403)
-            raise DropRefused({"DROP_ALREADY_ACTIVE": "a drop is already running",
-                               "STREAM_NOT_LIVE": "drops happen while the stream is live"}
-                              [reply[1]], code=reply[1], field="stream_id")
+            raise DropRefused(
+                {
+                    "DROP_ALREADY_ACTIVE": "a drop is already running",
+                    "STREAM_NOT_LIVE": "drops happen while the stream is live",
+                }[reply[1]],
+                code=reply[1],
+                field="stream_id",
+            )
         return self.get(sid, did)
 
     def get(self, sid: str, did: str) -> dict[str, Any]:
@@ -169,29 +196,43 @@ class Drops:
         """Claim a drop: the first N viewers win a coupon, once each; others hear SOLD_OUT."""
         now = self.clock.now()
         dkeys = [drop_key(sid, did), winners_key(sid, did), active_key(sid)]
-        reply = self.scripts.call("claim", [*dkeys, keys.grants(sid)],
-                                  [did, repr(now), viewer_id])
+        reply = self.scripts.call("claim", [*dkeys, keys.grants(sid)], [did, repr(now), viewer_id])
         if reply[0] == "no":
-            messages = {"DROP_NOT_FOUND": "no such drop", "DROP_CLOSED": "the drop has ended",
-                        "SOLD_OUT": "all the coupons of this drop are gone",
-                        "CAMPAIGN_NOT_GRANTED": NOT_GRANTED}
-            raise DropRefused(messages[reply[1]], code=reply[1], field="drop_id",
-                              status={"DROP_NOT_FOUND": 404,
-                                      "CAMPAIGN_NOT_GRANTED": 403}.get(reply[1]))
+            messages = {
+                "DROP_NOT_FOUND": "no such drop",
+                "DROP_CLOSED": "the drop has ended",
+                "SOLD_OUT": "all the coupons of this drop are gone",
+                "CAMPAIGN_NOT_GRANTED": NOT_GRANTED,
+            }
+            raise DropRefused(
+                messages[reply[1]],
+                code=reply[1],
+                field="drop_id",
+                status={"DROP_NOT_FOUND": 404, "CAMPAIGN_NOT_GRANTED": 403}.get(reply[1]),
+            )
         drop = json.loads(self.r.hget(drop_key(sid, did), "doc"))
         claim_id = f"drop:{sid}:{did}:{viewer_id}"
         issued = self.promotions.issue(
-            drop["campaign_id"], drop["offer_id"], viewer_id, channel="live_drop",
-            idempotency_key=claim_id, actor="live", source={"stream_id": sid, "drop_id": did})
+            drop["campaign_id"],
+            drop["offer_id"],
+            viewer_id,
+            channel="live_drop",
+            idempotency_key=claim_id,
+            actor="live",
+            source={"stream_id": sid, "drop_id": did},
+        )
         if not issued.ok:
             self.scripts.call("release", dkeys, [did, viewer_id])
-            raise DropRefused("the coupon could not be issued", code=issued.reason,
-                              field="drop_id")
+            raise DropRefused("the coupon could not be issued", code=issued.reason, field="drop_id")
         coupon = self.promotions.coupons.present(issued.coupon, owner=True)
         remaining = int(reply[2])
-        return {"outcome": "won" if reply[0] == "won" else "already_won",
-                "claim": int(reply[1]), "remaining": max(remaining, 0),
-                "sold_out": remaining <= 0, "coupon": coupon}
+        return {
+            "outcome": "won" if reply[0] == "won" else "already_won",
+            "claim": int(reply[1]),
+            "remaining": max(remaining, 0),
+            "sold_out": remaining <= 0,
+            "coupon": coupon,
+        }
 
     def report(self, sid: str) -> list[dict[str, Any]]:
         """Return every drop of a stream with its winners (for the post-stream report)."""

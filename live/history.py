@@ -61,9 +61,18 @@ class History:
 
     def append(self, sid: str, name: str, payload: dict[str, Any]) -> int:
         """Record one broadcast event and return its offset."""
-        return int(self.scripts.call("append", [history_key(sid), offset_key(sid)], [
-            name, json.dumps(payload, separators=(",", ":"), ensure_ascii=False), self.size,
-            HISTORY_TTL_S]))
+        return int(
+            self.scripts.call(
+                "append",
+                [history_key(sid), offset_key(sid)],
+                [
+                    name,
+                    json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+                    self.size,
+                    HISTORY_TTL_S,
+                ],
+            )
+        )
 
     def offset(self, sid: str) -> int:
         """Return the stream's latest offset (0 before any event)."""
@@ -82,6 +91,12 @@ class History:
         oldest = int(first[0][0].split("-")[0]) if first else latest + 1
         if offset < latest and (offset + 1 < oldest or len(rows) > limit):
             return Recovery([], latest, True)
-        events = [{"offset": int(entry_id.split("-")[0]), "event": fields["e"],
-                   "data": json.loads(fields["p"])} for entry_id, fields in rows]
+        events = [
+            {
+                "offset": int(entry_id.split("-")[0]),
+                "event": fields["e"],
+                "data": json.loads(fields["p"]),
+            }
+            for entry_id, fields in rows
+        ]
         return Recovery(events, latest, False)

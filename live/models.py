@@ -30,16 +30,19 @@ class StreamIn(BaseModel):
     brand: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=2000)
     playback_url: str = Field(max_length=500, description="the video provider's https URL")
-    hosts: list[str] = Field(min_length=1, max_length=5,
-                             description="account ids of the hosts (role host)")
+    hosts: list[str] = Field(
+        min_length=1, max_length=5, description="account ids of the hosts (role host)"
+    )
     starts_at: Timestamp = Field(description="unix seconds or ISO 8601 with an offset")
-    campaign_id: str | None = Field(default=None, pattern=CAMPAIGN_ID,
-                                    description="the promotions campaign whose offers the "
-                                    "products link and the host drops; only marketers and "
-                                    "admins attach one when scheduling (which grants it)")
+    campaign_id: str | None = Field(
+        default=None,
+        pattern=CAMPAIGN_ID,
+        description="the promotions campaign whose offers the "
+        "products link and the host drops; only marketers and "
+        "admins attach one when scheduling (which grants it)",
+    )
 
-    _stamp = field_validator("starts_at", mode="before")(classmethod(
-        lambda cls, v: timestamp(v)))
+    _stamp = field_validator("starts_at", mode="before")(classmethod(lambda cls, v: timestamp(v)))
     _url = field_validator("playback_url")(classmethod(lambda cls, v: _https(v)))
 
     @field_validator("hosts")
@@ -62,16 +65,22 @@ class StreamPatch(BaseModel):
     playback_url: str | None = Field(default=None, max_length=500)
     hosts: list[str] | None = Field(default=None, min_length=1, max_length=5)
     starts_at: Timestamp | None = None
-    campaign_id: str | None = Field(default=None, pattern=CAMPAIGN_ID,
-                                    description="attach a campaign: a marketer's change grants "
-                                    "it to the stream; a host needs the campaign's grant")
+    campaign_id: str | None = Field(
+        default=None,
+        pattern=CAMPAIGN_ID,
+        description="attach a campaign: a marketer's change grants "
+        "it to the stream; a host needs the campaign's grant",
+    )
 
-    _stamp = field_validator("starts_at", mode="before")(classmethod(
-        lambda cls, v: v if v is None else timestamp(v)))
-    _url = field_validator("playback_url")(classmethod(
-        lambda cls, v: v if v is None else _https(v)))
-    _hosts = field_validator("hosts")(classmethod(
-        lambda cls, v: v if v is None else StreamIn._hosts(v)))
+    _stamp = field_validator("starts_at", mode="before")(
+        classmethod(lambda cls, v: v if v is None else timestamp(v))
+    )
+    _url = field_validator("playback_url")(
+        classmethod(lambda cls, v: v if v is None else _https(v))
+    )
+    _hosts = field_validator("hosts")(
+        classmethod(lambda cls, v: v if v is None else StreamIn._hosts(v))
+    )
 
 
 class StreamTransition(BaseModel):
@@ -90,8 +99,9 @@ class ProductIn(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     price_fen: Integer = Field(ge=0, le=MAX_FEN)
     description: str = Field(default="", max_length=1000)
-    offer_id: str | None = Field(default=None, pattern=OFFER_ID,
-                                 description="an offer of the stream's campaign")
+    offer_id: str | None = Field(
+        default=None, pattern=OFFER_ID, description="an offer of the stream's campaign"
+    )
 
     @field_validator("price_fen", mode="before")
     @classmethod

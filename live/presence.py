@@ -65,33 +65,45 @@ end
 """
 
 # ARGV: now, process, alive until, expires, member
-JOIN = _COMMON + """
+JOIN = (
+    _COMMON
+    + """
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 add(ARGV[5], ARGV[4])
 reap(tonumber(ARGV[1]))
 return redis.call('HLEN', KEYS[4])
 """
+)
 
 # ARGV: now, member
-LEAVE = _COMMON + """
+LEAVE = (
+    _COMMON
+    + """
 drop(ARGV[2])
 reap(tonumber(ARGV[1]))
 return redis.call('HLEN', KEYS[4])
 """
+)
 
 # ARGV: now, process, alive until, expires, member...
 # A process that was taken for dead (a long pause) and comes back puts its connections back.
-HEARTBEAT = _COMMON + """
+HEARTBEAT = (
+    _COMMON
+    + """
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 for i = 5, #ARGV do add(ARGV[i], ARGV[4]) end
 return 1
 """
+)
 
 # ARGV: now
-COUNT = _COMMON + """
+COUNT = (
+    _COMMON
+    + """
 reap(tonumber(ARGV[1]))
 return redis.call('HLEN', KEYS[4])
 """
+)
 
 
 def presence_key(sid: str) -> str:
@@ -121,8 +133,14 @@ def _keys(sid: str) -> list[str]:
 class Presence:
     """Join, leave, heartbeat and count a stream's viewers."""
 
-    def __init__(self, r: redis.Redis, clock, process_id: str,
-                 ttl_s: float = PRESENCE_TTL_S, process_ttl_s: float = PROCESS_TTL_S) -> None:
+    def __init__(
+        self,
+        r: redis.Redis,
+        clock,
+        process_id: str,
+        ttl_s: float = PRESENCE_TTL_S,
+        process_ttl_s: float = PROCESS_TTL_S,
+    ) -> None:
         if "|" in process_id:
             raise ValueError("a process id cannot contain '|'")
         self.r = r
@@ -130,8 +148,9 @@ class Presence:
         self.process_id = process_id
         self.ttl_s = ttl_s
         self.process_ttl_s = process_ttl_s
-        self.scripts = LuaScripts(r, {"join": JOIN, "leave": LEAVE, "heartbeat": HEARTBEAT,
-                                      "count": COUNT})
+        self.scripts = LuaScripts(
+            r, {"join": JOIN, "leave": LEAVE, "heartbeat": HEARTBEAT, "count": COUNT}
+        )
 
     def _member(self, connection_id: str, viewer_id: str) -> str:
         return f"{self.process_id}|{connection_id}|{viewer_id}"
@@ -139,14 +158,29 @@ class Presence:
     def join(self, sid: str, connection_id: str, viewer_id: str) -> int:
         """Add a viewer's connection; return the stream's viewer count."""
         now = self.clock.now()
-        return int(self.scripts.call("join", _keys(sid), [
-            repr(now), self.process_id, repr(now + self.process_ttl_s), repr(now + self.ttl_s),
-            self._member(connection_id, viewer_id)]))
+        return int(
+            self.scripts.call(
+                "join",
+                _keys(sid),
+                [
+                    repr(now),
+                    self.process_id,
+                    repr(now + self.process_ttl_s),
+                    repr(now + self.ttl_s),
+                    self._member(connection_id, viewer_id),
+                ],
+            )
+        )
 
     def leave(self, sid: str, connection_id: str, viewer_id: str) -> int:
         """Remove a viewer's connection; return the stream's viewer count."""
-        return int(self.scripts.call("leave", _keys(sid), [
-            repr(self.clock.now()), self._member(connection_id, viewer_id)]))
+        return int(
+            self.scripts.call(
+                "leave",
+                _keys(sid),
+                [repr(self.clock.now()), self._member(connection_id, viewer_id)],
+            )
+        )
 
     def heartbeat(self, connections: Iterable[tuple[str, str, str]]) -> None:
         """Say this process is alive and refresh its (stream, connection, viewer) triples."""
@@ -156,15 +190,18 @@ class Presence:
         if not by_stream:
             return
         now = self.clock.now()
-        head = [repr(now), self.process_id, repr(now + self.process_ttl_s),
-                repr(now + self.ttl_s)]
+        head = [repr(now), self.process_id, repr(now + self.process_ttl_s), repr(now + self.ttl_s)]
 
         def send() -> None:
             pipe = self.r.pipeline(transaction=False)
             for sid, members in by_stream.items():
                 for start in range(0, len(members), HEARTBEAT_CHUNK):
-                    self.scripts.queue(pipe, "heartbeat", _keys(sid),
-                                       head + members[start:start + HEARTBEAT_CHUNK])
+                    self.scripts.queue(
+                        pipe,
+                        "heartbeat",
+                        _keys(sid),
+                        head + members[start : start + HEARTBEAT_CHUNK],
+                    )
             pipe.execute()
 
         try:

@@ -33,27 +33,35 @@ class Reports:
 
     def log_comment(self, sid: str, comment: dict[str, Any]) -> None:
         """Append a posted comment to the stream's comment log."""
-        self.r.xadd(comment_log_key(sid), {"c": json.dumps(comment, ensure_ascii=False)},
-                    maxlen=COMMENT_LOG_MAX, approximate=True)
+        self.r.xadd(
+            comment_log_key(sid),
+            {"c": json.dumps(comment, ensure_ascii=False)},
+            maxlen=COMMENT_LOG_MAX,
+            approximate=True,
+        )
 
     def comments(self, sid: str) -> list[dict[str, Any]]:
         """Return every logged comment, oldest first."""
-        return [json.loads(fields["c"]) for _, fields in
-                self.r.xrange(comment_log_key(sid), "-", "+")]
+        return [
+            json.loads(fields["c"]) for _, fields in self.r.xrange(comment_log_key(sid), "-", "+")
+        ]
 
     def report(self, sid: str) -> dict[str, Any]:
         """Return the report of an ended stream (Conflict while it has not ended)."""
         stream = self.streams.get(sid)
         if stream["status"] != "ended":
-            raise Conflict("the report is ready once the stream has ended",
-                           code="STREAM_NOT_ENDED", field="stream_id")
+            raise Conflict(
+                "the report is ready once the stream has ended",
+                code="STREAM_NOT_ENDED",
+                field="stream_id",
+            )
         comments = self.comments(sid)
         return {
-            "stream": {k: stream[k] for k in ("id", "title", "brand", "starts_at", "live_at",
-                                              "ended_at")},
+            "stream": {
+                k: stream[k] for k in ("id", "title", "brand", "starts_at", "live_at", "ended_at")
+            },
             "stats": self.feedback.totals(sid),
-            "comments": {"count": len(comments),
-                         "csv": f"/api/streams/{sid}/report/comments.csv"},
+            "comments": {"count": len(comments), "csv": f"/api/streams/{sid}/report/comments.csv"},
             "polls": self.chat.polls(sid),
             "questions": self.chat.questions(sid),
             "drops": self.drops.report(sid),
@@ -75,17 +83,46 @@ class Reports:
             rows = [["poll_id", "question", "option", "votes", "started_at", "closed_at"]]
             for poll in report["polls"]:
                 for option, votes in zip(poll["options"], poll["tallies"], strict=True):
-                    rows.append([poll["id"], poll["question"], option, votes,
-                                 poll["started_at"], poll["closed_at"]])
+                    rows.append(
+                        [
+                            poll["id"],
+                            poll["question"],
+                            option,
+                            votes,
+                            poll["started_at"],
+                            poll["closed_at"],
+                        ]
+                    )
         elif part == "questions":
             rows = [["id", "at", "viewer_id", "text", "upvotes", "state"]]
-            rows += [[q.get("id"), q.get("at"), q.get("viewer_id"), q.get("text"),
-                      q.get("upvotes"), q.get("state")] for q in report["questions"]]
+            rows += [
+                [
+                    q.get("id"),
+                    q.get("at"),
+                    q.get("viewer_id"),
+                    q.get("text"),
+                    q.get("upvotes"),
+                    q.get("state"),
+                ]
+                for q in report["questions"]
+            ]
         elif part == "drops":
-            rows = [["id", "offer_id", "title", "quantity", "claimed", "status", "starts_at",
-                     "ends_at"]]
-            rows += [[d["id"], d["offer_id"], d["title"], d["quantity"], d["claimed"],
-                      d["status"], d["starts_at"], d["ends_at"]] for d in report["drops"]]
+            rows = [
+                ["id", "offer_id", "title", "quantity", "claimed", "status", "starts_at", "ends_at"]
+            ]
+            rows += [
+                [
+                    d["id"],
+                    d["offer_id"],
+                    d["title"],
+                    d["quantity"],
+                    d["claimed"],
+                    d["status"],
+                    d["starts_at"],
+                    d["ends_at"],
+                ]
+                for d in report["drops"]
+            ]
         else:  # stats
             rows = [["name", "value"]]
             rows += [[k, "" if v is None else v] for k, v in report["stats"].items()]

@@ -18,8 +18,15 @@ RECENT_COMMENTS = 50
 class Room:
     """Assemble a stream's current state from its parts (every part lives in Redis)."""
 
-    def __init__(self, streams: Streams, chat: Chat, stage: Stage, drops: Drops,
-                 history: History, presence: Presence) -> None:
+    def __init__(
+        self,
+        streams: Streams,
+        chat: Chat,
+        stage: Stage,
+        drops: Drops,
+        history: History,
+        presence: Presence,
+    ) -> None:
         self.streams = streams
         self.chat = chat
         self.stage = stage
@@ -36,9 +43,20 @@ class Room:
         moderation = self.chat.moderation_state(sid)
         return {
             "offset": offset,
-            "stream": {k: stream[k] for k in ("id", "title", "brand", "description",
-                                              "playback_url", "status", "starts_at",
-                                              "live_at", "ended_at")},
+            "stream": {
+                k: stream[k]
+                for k in (
+                    "id",
+                    "title",
+                    "brand",
+                    "description",
+                    "playback_url",
+                    "status",
+                    "starts_at",
+                    "live_at",
+                    "ended_at",
+                )
+            },
             "products": stream["products"],
             "pinned": self.stage.pinned(sid),
             "announcement": self.stage.announcement(sid),

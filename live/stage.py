@@ -48,14 +48,20 @@ class Stage:
 
     def pin(self, sid: str, product_id: str) -> list[dict[str, Any]]:
         """Pin a product (at most three); return the pinned products."""
-        reply = self.scripts.call("pin", [pins_key(sid), keys.products(sid)],
-                                  [product_id, MAX_PINS])
+        reply = self.scripts.call(
+            "pin", [pins_key(sid), keys.products(sid)], [product_id, MAX_PINS]
+        )
         if reply[0] != "ok":
             if reply[1] == "PRODUCT_NOT_FOUND":
-                raise NotFound("no such product in this stream", code="PRODUCT_NOT_FOUND",
-                               field="product_id")
-            raise DomainError(f"at most {MAX_PINS} products can be pinned",
-                              code="TOO_MANY_PINS", field="product_id", status=409)
+                raise NotFound(
+                    "no such product in this stream", code="PRODUCT_NOT_FOUND", field="product_id"
+                )
+            raise DomainError(
+                f"at most {MAX_PINS} products can be pinned",
+                code="TOO_MANY_PINS",
+                field="product_id",
+                status=409,
+            )
         return self.pinned(sid)
 
     def unpin(self, sid: str, product_id: str) -> list[dict[str, Any]]:
@@ -75,8 +81,9 @@ class Stage:
         """Record an announcement and return it."""
         text = (text or "").strip()
         if not 1 <= len(text) <= MAX_ANNOUNCEMENT:
-            raise ValidationFailed(f"an announcement is 1 to {MAX_ANNOUNCEMENT} characters",
-                                   field="text")
+            raise ValidationFailed(
+                f"an announcement is 1 to {MAX_ANNOUNCEMENT} characters", field="text"
+            )
         record = {"text": text, "at": self.clock.now()}
         self.r.set(announcement_key(sid), json.dumps(record, ensure_ascii=False))
         return record

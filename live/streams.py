@@ -44,8 +44,9 @@ class Caller:
 class Streams:
     """Stream records on Redis, one hash tag per stream."""
 
-    def __init__(self, r: redis.Redis, clock, promotions,
-                 role_of: Callable[[str], str | None]) -> None:
+    def __init__(
+        self, r: redis.Redis, clock, promotions, role_of: Callable[[str], str | None]
+    ) -> None:
         self.r = r
         self.clock = clock
         self.promotions = promotions
@@ -56,8 +57,9 @@ class Streams:
     def create(self, data: StreamIn, caller: Caller) -> dict[str, Any]:
         """Schedule a stream (a host may only schedule streams they host)."""
         if caller.role == "host" and caller.user_id not in data.hosts:
-            raise Forbidden("a host schedules only streams they host", code="not_your_stream",
-                            field="hosts")
+            raise Forbidden(
+                "a host schedules only streams they host", code="not_your_stream", field="hosts"
+            )
         self._check_hosts(data.hosts)
         if data.campaign_id is not None:
             self.promotions.campaigns.get(data.campaign_id)
@@ -71,8 +73,15 @@ class Streams:
         if data.campaign_id is not None:  # a marketer attaching a campaign grants it
             self.promotions.campaigns.record_grant(data.campaign_id, sid, actor, granted=True)
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(keys.meta(sid), mapping={"doc": json.dumps(doc), "status": "scheduled",
-                                           "status_at": now, "product_seq": 0})
+        pipe.hset(
+            keys.meta(sid),
+            mapping={
+                "doc": json.dumps(doc),
+                "status": "scheduled",
+                "status_at": now,
+                "product_seq": 0,
+            },
+        )
         if data.campaign_id is not None:
             pipe.sadd(keys.grants(sid), data.campaign_id)
         pipe.execute()
@@ -89,16 +98,18 @@ class Streams:
             raise NotFound("no such stream", code="stream_not_found", field="stream_id")
         return _stream_dict(meta, products)
 
-    def list(self, *, status: str | None = None, cursor: str | None = None,
-             limit: int = 20) -> dict[str, Any]:
+    def list(
+        self, *, status: str | None = None, cursor: str | None = None, limit: int = 20
+    ) -> dict[str, Any]:
         """Page through streams by scheduled start (soonest first), optionally by status."""
         start = f"({cursor}" if cursor else "-inf"
         items: list[dict[str, Any]] = []
         more = False
         last_score = None
         while not more:
-            found = self.r.zrangebyscore(keys.STREAMS, start, "+inf", start=0, num=limit + 1,
-                                         withscores=True)
+            found = self.r.zrangebyscore(
+                keys.STREAMS, start, "+inf", start=0, num=limit + 1, withscores=True
+            )
             if not found:
                 break
             pipe = self.r.pipeline(transaction=False)
@@ -129,23 +140,29 @@ class Streams:
         current hosts, and the caller disconnects `stale_consoles` after the change.
         """
         stream = self.managed(sid, caller)
-        changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items()
-                   if v is not None}
+        changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
         hosts_only = set(changes) <= {"hosts"}
         if stream["status"] != "scheduled" and not (hosts_only and stream["status"] == "live"):
-            raise Conflict("only a scheduled stream can change (a live one: its hosts)",
-                           code="STREAM_NOT_SCHEDULED", field="stream_id")
+            raise Conflict(
+                "only a scheduled stream can change (a live one: its hosts)",
+                code="STREAM_NOT_SCHEDULED",
+                field="stream_id",
+            )
         if "hosts" in changes:
             self._check_hosts(changes["hosts"])
             if caller.role == "host" and caller.user_id not in changes["hosts"]:
-                raise Forbidden("a host cannot remove themselves", code="not_your_stream",
-                                field="hosts")
+                raise Forbidden(
+                    "a host cannot remove themselves", code="not_your_stream", field="hosts"
+                )
         cid = changes.get("campaign_id")
         if cid is not None and cid != stream["campaign_id"]:
             self.promotions.campaigns.get(cid)
             if any(p.get("offer_id") for p in stream["products"]):
-                raise Conflict("products link offers of the current campaign: remove them "
-                               "first", code="campaign_in_use", field="campaign_id")
+                raise Conflict(
+                    "products link offers of the current campaign: remove them first",
+                    code="campaign_in_use",
+                    field="campaign_id",
+                )
             if caller.role in MANAGERS:
                 self.grant(sid, cid, f"{caller.role}:{caller.user_id}")
             elif not self.r.sismember(keys.grants(sid), cid):
@@ -161,12 +178,15 @@ class Streams:
     def transition(self, sid: str, to: str, caller: Caller) -> dict[str, Any]:
         """Go live or end (hosts of the stream, marketers, admins)."""
         self.managed(sid, caller)
-        reply = self.scripts.call("transition", [keys.meta(sid)],
-                                  [to, repr(self.clock.now())])
+        reply = self.scripts.call("transition", [keys.meta(sid)], [to, repr(self.clock.now())])
         if reply[0] != "ok":
-            raise DomainError(f"a {reply[2]} stream cannot become {to}",
-                              code="INVALID_TRANSITION", field="to", status=409,
-                              details={"status": reply[2]})
+            raise DomainError(
+                f"a {reply[2]} stream cannot become {to}",
+                code="INVALID_TRANSITION",
+                field="to",
+                status=409,
+                details={"status": reply[2]},
+            )
         # An index beside the record (another slot): the script decided, this only mirrors it.
         if reply[1] == "live":
             self.r.sadd(keys.LIVE, sid)
@@ -236,52 +256,65 @@ class Streams:
     @staticmethod
     def _require_host(stream: dict[str, Any], user_id: str) -> None:
         if user_id not in stream["hosts"]:
-            raise Forbidden("only this stream's hosts may do this", code="not_your_stream",
-                            field="stream_id")
+            raise Forbidden(
+                "only this stream's hosts may do this", code="not_your_stream", field="stream_id"
+            )
 
     def managed(self, sid: str, caller: Caller) -> dict[str, Any]:
         """Return the stream if the caller may manage it (its hosts, marketers, admins)."""
         stream = self.get(sid)
         if caller.role not in MANAGERS and caller.user_id not in stream["hosts"]:
-            raise Forbidden("hosts manage only their own streams", code="not_your_stream",
-                            field="stream_id")
+            raise Forbidden(
+                "hosts manage only their own streams", code="not_your_stream", field="stream_id"
+            )
         return stream
 
     def _check_hosts(self, hosts: list[str]) -> None:
         for i, uid in enumerate(hosts):
             if self.role_of(uid) != "host":
-                raise ValidationFailed("not a host account", code="not_a_host",
-                                       field=f"hosts[{i}]")
+                raise ValidationFailed("not a host account", code="not_a_host", field=f"hosts[{i}]")
 
     # -- products ------------------------------------------------------------------------
-    def add_product(self, sid: str, data: ProductIn, caller: Caller,
-                    image=None) -> dict[str, Any]:
+    def add_product(self, sid: str, data: ProductIn, caller: Caller, image=None) -> dict[str, Any]:
         """Add a product (with its processed image, if any) to a stream not yet ended."""
         stream = self.managed(sid, caller)
         if stream["status"] == "ended":
-            raise Conflict("an ended stream takes no products", code="STREAM_ENDED",
-                           field="stream_id")
+            raise Conflict(
+                "an ended stream takes no products", code="STREAM_ENDED", field="stream_id"
+            )
         if len(stream["products"]) >= MAX_PRODUCTS:
-            raise Conflict(f"a stream has at most {MAX_PRODUCTS} products",
-                           code="too_many_products", field="stream_id")
+            raise Conflict(
+                f"a stream has at most {MAX_PRODUCTS} products",
+                code="too_many_products",
+                field="stream_id",
+            )
         if data.offer_id is not None:
             if stream["campaign_id"] is None:
-                raise ValidationFailed("link the stream to a campaign before linking offers",
-                                       code="no_campaign", field="offer_id")
+                raise ValidationFailed(
+                    "link the stream to a campaign before linking offers",
+                    code="no_campaign",
+                    field="offer_id",
+                )
             self.promotions.campaigns.get_offer(stream["campaign_id"], data.offer_id)
         pid = f"p{self.r.hincrby(keys.meta(sid), 'product_seq', 1)}"
         product = data.model_dump()
         product.update(id=pid, stream_id=sid, added_at=self.clock.now(), image=None)
         pipe = self.r.pipeline(transaction=True)
         if image is not None:
-            product["image"] = {"width": image.width, "height": image.height,
-                                "thumb_width": image.thumb_width,
-                                "thumb_height": image.thumb_height,
-                                "etag": image.sha256[:20]}
-            pipe.hset(keys.images(sid), mapping={
-                f"{pid}:image": base64.b64encode(image.image).decode(),
-                f"{pid}:thumb": base64.b64encode(image.thumb).decode(),
-            })
+            product["image"] = {
+                "width": image.width,
+                "height": image.height,
+                "thumb_width": image.thumb_width,
+                "thumb_height": image.thumb_height,
+                "etag": image.sha256[:20],
+            }
+            pipe.hset(
+                keys.images(sid),
+                mapping={
+                    f"{pid}:image": base64.b64encode(image.image).decode(),
+                    f"{pid}:thumb": base64.b64encode(image.thumb).decode(),
+                },
+            )
         pipe.hset(keys.products(sid), pid, json.dumps(product))
         pipe.execute()
         return product
@@ -303,16 +336,18 @@ class Streams:
         pipe.hget(keys.images(sid), f"{pid}:{kind}")
         raw, data = pipe.execute()
         if raw is None or data is None:
-            raise NotFound("no such product image", code="image_not_found",
-                           field="product_id")
+            raise NotFound("no such product image", code="image_not_found", field="product_id")
         product = json.loads(raw)
         return base64.b64decode(data), f"{product['image']['etag']}-{kind}"
 
 
 def _not_granted() -> Forbidden:
-    return Forbidden("the campaign has not granted this stream its offers (a marketer grants "
-                     "it: PUT /api/campaigns/{id}/grants/{stream_id})",
-                     code="CAMPAIGN_NOT_GRANTED", field="campaign_id")
+    return Forbidden(
+        "the campaign has not granted this stream its offers (a marketer grants "
+        "it: PUT /api/campaigns/{id}/grants/{stream_id})",
+        code="CAMPAIGN_NOT_GRANTED",
+        field="campaign_id",
+    )
 
 
 def _stream_dict(meta: dict[str, str], products: dict[str, str]) -> dict[str, Any]:

@@ -18,16 +18,30 @@ from .membership import Memberships
 from .reports import Reports
 from .scripts import Scripts
 
-__all__ = ["Actor", "CouponCodec", "CouponNotifier", "IssueResult", "Promotions",
-           "RedeemSettings", "Refused"]
+__all__ = [
+    "Actor",
+    "CouponCodec",
+    "CouponNotifier",
+    "IssueResult",
+    "Promotions",
+    "RedeemSettings",
+    "Refused",
+]
 
 
 class Promotions:
     """Every promotions service of one process, sharing one Redis client, clock and codec."""
 
-    def __init__(self, r: redis.Redis, clock, catalog, codec: CouponCodec, *,
-                 notifier: CouponNotifier | None = None,
-                 settings: RedeemSettings | None = None) -> None:
+    def __init__(
+        self,
+        r: redis.Redis,
+        clock,
+        catalog,
+        codec: CouponCodec,
+        *,
+        notifier: CouponNotifier | None = None,
+        settings: RedeemSettings | None = None,
+    ) -> None:
         self.r = r
         self.clock = clock
         self.scripts = Scripts(r)

@@ -39,10 +39,22 @@ class Refused(DomainError):
 
     status = 409
 
-    def __init__(self, reason: str, message: str | None = None, *, status: int | None = None,
-                 field: str | None = None, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message or REASONS.get(reason, reason.lower().replace("_", " ")),
-                         code=reason, status=status, field=field, details=details)
+    def __init__(
+        self,
+        reason: str,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        field: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            message or REASONS.get(reason, reason.lower().replace("_", " ")),
+            code=reason,
+            status=status,
+            field=field,
+            details=details,
+        )
         self.reason = reason
 
 
@@ -100,8 +112,11 @@ class CampaignView:
 
     def targets(self, store: dict[str, Any]) -> bool:
         """Tell whether a store is one of the campaign's targets."""
-        return (store["id"] in self._stores or store["city"].lower() in self._cities
-                or store["brand"].lower() in self._brands)
+        return (
+            store["id"] in self._stores
+            or store["city"].lower() in self._cities
+            or store["brand"].lower() in self._brands
+        )
 
     def offer_allows(self, oid: str, store: dict[str, Any]) -> bool:
         """Tell whether a coupon of an offer can be earned or redeemed at a store."""
@@ -137,12 +152,24 @@ class Campaigns:
         doc = data.model_dump()
         doc.update(id=cid, created_at=now, created_by=actor)
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(keys.meta(cid), mapping={
-            "doc": json.dumps(doc), "status": "draft", "status_at": now,
-            "starts": data.starts_at, "ends": data.ends_at,
-            "budget_count": _cap(data.budget.count), "budget_value": _cap(data.budget.value_fen),
-            "issued": 0, "value": 0, "redeemed": 0, "discount": 0, "seq": 0, "offer_seq": 0,
-        })
+        pipe.hset(
+            keys.meta(cid),
+            mapping={
+                "doc": json.dumps(doc),
+                "status": "draft",
+                "status_at": now,
+                "starts": data.starts_at,
+                "ends": data.ends_at,
+                "budget_count": _cap(data.budget.count),
+                "budget_value": _cap(data.budget.value_fen),
+                "issued": 0,
+                "value": 0,
+                "redeemed": 0,
+                "discount": 0,
+                "seq": 0,
+                "offer_seq": 0,
+            },
+        )
         pipe.execute()
         self._index(cid, now)
         return self.get(cid)
@@ -163,15 +190,15 @@ class Campaigns:
             raise NotFound("no such campaign", code="campaign_not_found", field="campaign_id")
         return _campaign_dict(meta)
 
-    def list(self, *, cursor: str | None = None, limit: int = 50,
-             status: str | None = None) -> dict[str, Any]:
+    def list(
+        self, *, cursor: str | None = None, limit: int = 50, status: str | None = None
+    ) -> dict[str, Any]:
         """Page through campaigns, newest first (ids grow with creation; cursor = last id)."""
         top = f"({int(cursor)}" if cursor else "+inf"
         items: list[dict[str, Any]] = []
         more = False
         while not more:
-            ids = self.r.zrevrangebyscore(keys.CAMPAIGNS, top, "-inf", start=0,
-                                          num=limit + 1)
+            ids = self.r.zrevrangebyscore(keys.CAMPAIGNS, top, "-inf", start=0, num=limit + 1)
             if not ids:
                 break
             pipe = self.r.pipeline(transaction=False)
@@ -196,10 +223,12 @@ class Campaigns:
     def update(self, cid: str, patch: CampaignPatch) -> dict[str, Any]:
         """Change a campaign's name, window, zone, targets, budget or trust floor."""
         # null means "leave as is"; targets and budget given are replaced as a whole.
-        changes = {name: getattr(patch, name) for name in patch.model_fields_set
-                   if getattr(patch, name) is not None}
-        changes = {k: v.model_dump() if hasattr(v, "model_dump") else v
-                   for k, v in changes.items()}
+        changes = {
+            name: getattr(patch, name)
+            for name in patch.model_fields_set
+            if getattr(patch, name) is not None
+        }
+        changes = {k: v.model_dump() if hasattr(v, "model_dump") else v for k, v in changes.items()}
         if "targets" in changes:
             self._check_stores(changes["targets"]["stores"], "targets.stores")
         key = keys.meta(cid)
@@ -209,22 +238,31 @@ class Campaigns:
                     pipe.watch(key)
                     meta = pipe.hgetall(key)
                     if not meta:
-                        raise NotFound("no such campaign", code="campaign_not_found",
-                                       field="campaign_id")
+                        raise NotFound(
+                            "no such campaign", code="campaign_not_found", field="campaign_id"
+                        )
                     if _campaign_dict(meta, self.clock.now())["status"] == "ended":
-                        raise Conflict("an ended campaign cannot change",
-                                       code="CAMPAIGN_ENDED", field="campaign_id")
+                        raise Conflict(
+                            "an ended campaign cannot change",
+                            code="CAMPAIGN_ENDED",
+                            field="campaign_id",
+                        )
                     doc = json.loads(meta["doc"])
                     for name, value in changes.items():
                         if value is not None:
                             doc[name] = value
                     CampaignIn.model_validate({k: doc[k] for k in CampaignIn.model_fields})
                     pipe.multi()
-                    pipe.hset(key, mapping={
-                        "doc": json.dumps(doc), "starts": doc["starts_at"],
-                        "ends": doc["ends_at"], "budget_count": _cap(doc["budget"]["count"]),
-                        "budget_value": _cap(doc["budget"]["value_fen"]),
-                    })
+                    pipe.hset(
+                        key,
+                        mapping={
+                            "doc": json.dumps(doc),
+                            "starts": doc["starts_at"],
+                            "ends": doc["ends_at"],
+                            "budget_count": _cap(doc["budget"]["count"]),
+                            "budget_value": _cap(doc["budget"]["value_fen"]),
+                        },
+                    )
                     pipe.incr(keys.VERSION)
                     pipe.execute()
                     break
@@ -241,17 +279,25 @@ class Campaigns:
             details = {"status": reply[2]} if len(reply) > 2 else None
             message = REASONS[reason]
             if reason == "OUTSIDE_WINDOW":
-                message = ("a scheduled campaign goes live by itself at its start; "
-                           "it cannot go live outside its window")
-            raise Refused(reason, message, field="to", details=details,
-                          status=404 if reason == "CAMPAIGN_NOT_FOUND" else 409)
+                message = (
+                    "a scheduled campaign goes live by itself at its start; "
+                    "it cannot go live outside its window"
+                )
+            raise Refused(
+                reason,
+                message,
+                field="to",
+                details=details,
+                status=404 if reason == "CAMPAIGN_NOT_FOUND" else 409,
+            )
         self.r.incr(keys.VERSION)
         self._views.clear()
         return self.get(cid)
 
     def _status(self, cid: str, to: str, actor: str) -> list:
-        return self.scripts.call("transition", [keys.meta(cid), keys.ledger(cid)],
-                                 [repr(self.clock.now()), to, actor])
+        return self.scripts.call(
+            "transition", [keys.meta(cid), keys.ledger(cid)], [repr(self.clock.now()), to, actor]
+        )
 
     def tick(self) -> dict[str, str]:
         """Apply the clock's transitions to every campaign not yet ended; return new statuses."""
@@ -265,8 +311,9 @@ class Campaigns:
         return out
 
     # -- grants to live streams ----------------------------------------------------------
-    def record_grant(self, cid: str, stream_id: str, actor: str, *,
-                     granted: bool) -> dict[str, Any] | None:
+    def record_grant(
+        self, cid: str, stream_id: str, actor: str, *, granted: bool
+    ) -> dict[str, Any] | None:
         """Record that a stream may (or no longer may) drop the campaign's offers, with a
         ledger entry `grant` / `revoke`; return the grant (None once revoked).
 
@@ -275,13 +322,21 @@ class Campaigns:
         """
         campaign = self.get(cid)
         if granted and campaign["status"] == "ended":
-            raise Conflict("an ended campaign grants no streams", code="CAMPAIGN_ENDED",
-                           field="campaign_id")
+            raise Conflict(
+                "an ended campaign grants no streams", code="CAMPAIGN_ENDED", field="campaign_id"
+            )
         now = self.clock.now()
-        record = {"campaign_id": cid, "stream_id": stream_id, "granted_by": actor,
-                  "granted_at": now}
-        raw = self._grant_script.call("grant", [keys.grants(cid), keys.ledger(cid)], [
-            stream_id, json.dumps(record), "grant" if granted else "revoke", actor, repr(now)])
+        record = {
+            "campaign_id": cid,
+            "stream_id": stream_id,
+            "granted_by": actor,
+            "granted_at": now,
+        }
+        raw = self._grant_script.call(
+            "grant",
+            [keys.grants(cid), keys.ledger(cid)],
+            [stream_id, json.dumps(record), "grant" if granted else "revoke", actor, repr(now)],
+        )
         return json.loads(raw) if raw else None
 
     def grants(self, cid: str) -> list[dict[str, Any]]:
@@ -295,21 +350,33 @@ class Campaigns:
         """Add an offer to a campaign that has not ended."""
         campaign = self.get(cid)
         if campaign["status"] == "ended":
-            raise Conflict("an ended campaign takes no new offers", code="CAMPAIGN_ENDED",
-                           field="campaign_id")
+            raise Conflict(
+                "an ended campaign takes no new offers", code="CAMPAIGN_ENDED", field="campaign_id"
+            )
         self._check_stores(data.eligible.stores, "eligible.stores")
-        if data.membership_program and not self.r.hexists(keys.PROGRAMS,
-                                                          data.membership_program):
-            raise ValidationFailed("no such membership program", code="unknown_program",
-                                   field="membership_program")
+        if data.membership_program and not self.r.hexists(keys.PROGRAMS, data.membership_program):
+            raise ValidationFailed(
+                "no such membership program", code="unknown_program", field="membership_program"
+            )
         oid = f"o{self.r.hincrby(keys.meta(cid), 'offer_seq', 1)}"
         doc = data.model_dump()
-        doc.update(id=oid, campaign_id=cid, created_at=self.clock.now(), created_by=actor,
-                   value_fen=data.value_fen())
+        doc.update(
+            id=oid,
+            campaign_id=cid,
+            created_at=self.clock.now(),
+            created_by=actor,
+            value_fen=data.value_fen(),
+        )
         fields = _offer_fields(doc)
-        fields.update(doc=json.dumps(doc), issued=0, value=0, redeemed=0, discount=0,
-                      value_fen=data.value_fen(),
-                      valid_until="" if data.validity.ends_at is None else data.validity.ends_at)
+        fields.update(
+            doc=json.dumps(doc),
+            issued=0,
+            value=0,
+            redeemed=0,
+            discount=0,
+            value_fen=data.value_fen(),
+            valid_until="" if data.validity.ends_at is None else data.validity.ends_at,
+        )
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(keys.offer(cid, oid), mapping=fields)
         pipe.zadd(keys.offers(cid), {oid: self.clock.now()})
@@ -386,8 +453,9 @@ class Campaigns:
             pipe = self.r.pipeline(transaction=False)
             for oid in oids:
                 pipe.hget(keys.offer(cid, oid), "doc")
-            offers = {oid: json.loads(doc) for oid, doc in zip(oids, pipe.execute(),
-                                                                 strict=True) if doc}
+            offers = {
+                oid: json.loads(doc) for oid, doc in zip(oids, pipe.execute(), strict=True) if doc
+            }
             view = CampaignView(cid, json.loads(raw), offers)
             self._views[cid] = view
         return view
@@ -415,8 +483,11 @@ class Campaigns:
         for cid in cids:
             pipe.hmget(keys.meta(cid), "status", "starts", "ends")
         now = self.clock.now()
-        return {cid for cid, (status, starts, ends) in zip(cids, pipe.execute(), strict=True)
-                if status and _effective(status, float(starts), float(ends), now) == "live"}
+        return {
+            cid
+            for cid, (status, starts, ends) in zip(cids, pipe.execute(), strict=True)
+            if status and _effective(status, float(starts), float(ends), now) == "live"
+        }
 
     def _maybe_invalidate(self) -> None:
         now = time.monotonic()
@@ -450,8 +521,9 @@ class Campaigns:
             return
         for i, record in enumerate(self.catalog.get_many(store_ids)):
             if record is None:
-                raise ValidationFailed(f"no store {store_ids[i]!r}", code="unknown_store",
-                                       field=f"{field_name}[{i}]")
+                raise ValidationFailed(
+                    f"no store {store_ids[i]!r}", code="unknown_store", field=f"{field_name}[{i}]"
+                )
 
 
 def _cap(value: int | None) -> str:

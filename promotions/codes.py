@@ -71,8 +71,10 @@ def parse_keys(spec: str) -> list[tuple[str, bytes]]:
             continue
         kid, sep, secret = part.partition(":")
         if not sep or not KEY_ID.match(kid) or len(secret) < 16:
-            raise ValueError("COUPON_SIGNING_KEYS must be 'kid:secret,...' with key ids of "
-                             "1-16 letters/digits and secrets of at least 16 characters")
+            raise ValueError(
+                "COUPON_SIGNING_KEYS must be 'kid:secret,...' with key ids of "
+                "1-16 letters/digits and secrets of at least 16 characters"
+            )
         pairs.append((kid, secret.encode()))
     if not pairs:
         raise ValueError("COUPON_SIGNING_KEYS holds no key")
@@ -129,7 +131,7 @@ class CouponCodec:
         body = self._body(int(ref.campaign_id), ref.seq)
         raw = body + _mac_chars(self.keys[0][1], body)
         raw += ALPHABET[_luhn_mod32(raw)]
-        return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+        return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
     def verify_short_code(self, code: str) -> CouponRef:
         """Return the coupon a short code names, or raise InvalidCode."""
@@ -138,16 +140,15 @@ class CouponCodec:
         if len(raw) < 2 + SEQ_MIN_CHARS + MAC_CHARS + 1 or any(ch not in _INDEX for ch in raw):
             raise InvalidCode("not a coupon code", field="code")
         if _luhn_mod32(raw[:-1]) != _INDEX[raw[-1]]:
-            raise InvalidCode("the code has a typo (check character does not match)",
-                              field="code")
-        body, mac = raw[:-1 - MAC_CHARS], raw[-1 - MAC_CHARS:-1]
+            raise InvalidCode("the code has a typo (check character does not match)", field="code")
+        body, mac = raw[: -1 - MAC_CHARS], raw[-1 - MAC_CHARS : -1]
         # The structure is checked before the MAC, so that only the MAC decides between "not
         # a coupon code" and NO_SUCH_CODE: the answer never tells a guess its MAC was right.
         campaign_len = _INDEX[body[0]]
         if campaign_len < 1 or len(body) < 1 + campaign_len + SEQ_MIN_CHARS:
             raise InvalidCode("not a coupon code", field="code")
-        campaign = _decode(body[1:1 + campaign_len])
-        seq = _decode(body[1 + campaign_len:])
+        campaign = _decode(body[1 : 1 + campaign_len])
+        seq = _decode(body[1 + campaign_len :])
         if campaign < 1 or seq < 1:
             raise InvalidCode("not a coupon code", field="code")
         if not any(hmac.compare_digest(_mac_chars(secret, body), mac) for _, secret in self.keys):

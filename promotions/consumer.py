@@ -36,9 +36,17 @@ def consumer_name() -> str:
 class VisitConsumer:
     """Read geo:events in the `promotions` group; count visits and issue visit coupons."""
 
-    def __init__(self, r: redis.Redis, campaigns: Campaigns, issuer: Issuer, scripts,
-                 name: str | None = None, *, batch: int = 100,
-                 on_issue: Callable[[IssueResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        r: redis.Redis,
+        campaigns: Campaigns,
+        issuer: Issuer,
+        scripts,
+        name: str | None = None,
+        *,
+        batch: int = 100,
+        on_issue: Callable[[IssueResult], None] | None = None,
+    ) -> None:
         self.r = r
         self.campaigns = campaigns
         self.issuer = issuer
@@ -62,8 +70,13 @@ class VisitConsumer:
         if not self._group_ready:
             self.ensure_group()
         try:
-            reply = self.r.xreadgroup(keys.CONSUMER_GROUP, self.name, {geo_keys.EVENTS: ">"},
-                                      count=self.batch, block=block_ms)
+            reply = self.r.xreadgroup(
+                keys.CONSUMER_GROUP,
+                self.name,
+                {geo_keys.EVENTS: ">"},
+                count=self.batch,
+                block=block_ms,
+            )
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -79,9 +92,14 @@ class VisitConsumer:
         handled = 0
         start = "0-0"
         while True:
-            reply = self.r.xautoclaim(geo_keys.EVENTS, keys.CONSUMER_GROUP, self.name,
-                                      min_idle_time=min_idle_ms, start_id=start,
-                                      count=self.batch)
+            reply = self.r.xautoclaim(
+                geo_keys.EVENTS,
+                keys.CONSUMER_GROUP,
+                self.name,
+                min_idle_time=min_idle_ms,
+                start_id=start,
+                count=self.batch,
+            )
             start, entries = reply[0], reply[1]
             # Entries deleted from the stream while pending come back as None: drop them.
             handled += self._handle_all([e for e in entries if e and e[1] is not None])
@@ -117,25 +135,43 @@ class VisitConsumer:
         at = float(event["at"])
         if views is None:
             views = self.campaigns.active_views()
-        targeting = [view for view in views
-                     if view.targets(store) and view.doc["starts_at"] <= at < view.doc["ends_at"]]
+        targeting = [
+            view
+            for view in views
+            if view.targets(store) and view.doc["starts_at"] <= at < view.doc["ends_at"]
+        ]
         # Only live campaigns count visits and issue (a draft or paused one does neither).
         live = self.campaigns.live_ids([view.id for view in targeting])
         for view in targeting:
             if view.id not in live:
                 continue
             day, hour = local_day_hour(at, view.tz)
-            self.scripts.call("record_visit", [
-                keys.seen_visits(view.id, day), keys.stats(view.id), keys.visitors(view.id),
-            ], [event["id"], f"{event['kind']}||{store['id']}|{hour}|", event["shopper_id"],
-                SEEN_TTL_S])
+            self.scripts.call(
+                "record_visit",
+                [
+                    keys.seen_visits(view.id, day),
+                    keys.stats(view.id),
+                    keys.visitors(view.id),
+                ],
+                [
+                    event["id"],
+                    f"{event['kind']}||{store['id']}|{hour}|",
+                    event["shopper_id"],
+                    SEEN_TTL_S,
+                ],
+            )
             for oid, offer in view.offers.items():
                 if "visit" not in offer["channels"] or offer["visit_trigger"] != event["kind"]:
                     continue
                 result = self.issuer.issue(
-                    view.id, oid, event["shopper_id"], channel="visit",
+                    view.id,
+                    oid,
+                    event["shopper_id"],
+                    channel="visit",
                     idempotency_key=f"visit:{oid}:{event['shopper_id']}:{store['id']}:{day}",
-                    store_id=store["id"], actor="visit", trust=int(event.get("trust", 0)),
+                    store_id=store["id"],
+                    actor="visit",
+                    trust=int(event.get("trust", 0)),
                     source={"event_id": event["id"], "kind": event["kind"]},
                 )
                 results.append(result)
@@ -146,5 +182,7 @@ class VisitConsumer:
     def pending(self) -> dict[str, Any]:
         """Return the group's pending summary (for health checks and tests)."""
         info = self.r.xpending(geo_keys.EVENTS, keys.CONSUMER_GROUP)
-        return {"pending": info["pending"], "consumers": {c["name"]: c["pending"]
-                                                          for c in info["consumers"]}}
+        return {
+            "pending": info["pending"],
+            "consumers": {c["name"]: c["pending"] for c in info["consumers"]},
+        }

@@ -46,9 +46,16 @@ class RedeemSettings:
 class Coupons:
     """Read coupons (applying expiry), list wallets, redeem, void and sweep expiries."""
 
-    def __init__(self, r: redis.Redis, clock, campaigns: Campaigns, scripts: Scripts,
-                 codec: CouponCodec, settings: RedeemSettings | None = None,
-                 throttle: Throttle | None = None) -> None:
+    def __init__(
+        self,
+        r: redis.Redis,
+        clock,
+        campaigns: Campaigns,
+        scripts: Scripts,
+        codec: CouponCodec,
+        settings: RedeemSettings | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
         self.r = r
         self.clock = clock
         self.campaigns = campaigns
@@ -58,9 +65,17 @@ class Coupons:
         self.throttle = throttle or Throttle(r)
         limit, window = self.settings.invalid_max, self.settings.invalid_window_s
         message = "too many invalid coupon codes; wait before scanning again"
-        self.rules = {kind: Rule(f"{keys.THROTTLE}:{kind}", limit, window, message,
-                                 code="too_many_invalid_codes", field="code")
-                      for kind in ("staff", "till", "shopper")}
+        self.rules = {
+            kind: Rule(
+                f"{keys.THROTTLE}:{kind}",
+                limit,
+                window,
+                message,
+                code="too_many_invalid_codes",
+                field="code",
+            )
+            for kind in ("staff", "till", "shopper")
+        }
 
     # -- reading -------------------------------------------------------------------------
     def get(self, coupon_id: str, *, field: str = "coupon_id") -> dict[str, Any]:
@@ -68,8 +83,9 @@ class Coupons:
         ref = split_coupon_id(coupon_id, field)
         return self._load(ref, field=field)
 
-    def _load(self, ref: CouponRef, *, field: str = "coupon_id",
-              expire: bool = True) -> dict[str, Any]:
+    def _load(
+        self, ref: CouponRef, *, field: str = "coupon_id", expire: bool = True
+    ) -> dict[str, Any]:
         pipe = self.r.pipeline(transaction=False)
         pipe.hget(keys.coupons(ref.campaign_id), ref.seq)
         pipe.hget(keys.state(ref.campaign_id), ref.seq)
@@ -97,8 +113,14 @@ class Coupons:
             raise NotFound("no such coupon", code="NOT_FOUND", field="coupon_id")
         return coupon
 
-    def wallet(self, shopper_id: str, *, status: str | None = None, cursor: str | None = None,
-               limit: int = 20) -> dict[str, Any]:
+    def wallet(
+        self,
+        shopper_id: str,
+        *,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: int = 20,
+    ) -> dict[str, Any]:
         """List a shopper's coupons, newest first, by status, paged by cursor."""
         cids = sorted(self.r.smembers(keys.shopper_campaigns(shopper_id)), key=int)
         pipe = self.r.pipeline(transaction=False)
@@ -115,7 +137,7 @@ class Coupons:
         more = False
         i = 0
         while i < len(entries) and not more:
-            chunk = entries[i:i + max(limit * 2, 20)]
+            chunk = entries[i : i + max(limit * 2, 20)]
             i += len(chunk)
             pipe = self.r.pipeline(transaction=False)
             for _, cid, seq in chunk:
@@ -139,8 +161,10 @@ class Coupons:
         if more:
             score, cid, seq = items[-1][0]
             next_cursor = f"{score!r}:{cid}-{seq}"
-        return {"items": [self.present(c, owner=True) for _, c in items],
-                "next_cursor": next_cursor}
+        return {
+            "items": [self.present(c, owner=True) for _, c in items],
+            "next_cursor": next_cursor,
+        }
 
     # -- redemption ----------------------------------------------------------------------
     def preview(self, code: str, basket_fen: int, actor: Actor) -> dict[str, Any]:
@@ -163,24 +187,36 @@ class Coupons:
     def redeem(self, code: str, basket_fen: int, order_ref: str, actor: Actor) -> dict[str, Any]:
         """Redeem a coupon for an order at the actor's store; the same order again is a no-op."""
         ref, coupon = self._scan(code, actor, self._usable_here)
-        repeat = (coupon["status"] == "redeemed"
-                  and coupon["redemption"]["order_ref"] == order_ref
-                  and coupon["redemption"]["store_id"] == actor.store_id)
+        repeat = (
+            coupon["status"] == "redeemed"
+            and coupon["redemption"]["order_ref"] == order_ref
+            and coupon["redemption"]["store_id"] == actor.store_id
+        )
         if not repeat:
             reason = self._refusal(coupon, basket_fen, actor, checks_state=False)
             if reason in SUSPICIOUS:
                 self._count_invalid(actor, coupon["shopper_id"])
             if reason:
-                raise Refused(reason, status=403 if reason == "WRONG_STORE" else 409,
-                              field="code")
+                raise Refused(reason, status=403 if reason == "WRONG_STORE" else 409, field="code")
         view = self.campaigns.view(ref.campaign_id)
         now = self.clock.now()
         _, hour = local_day_hour(now, view.tz)
-        reply = self.scripts.call("redeem", _redeem_keys(ref.campaign_id, coupon["offer_id"]), [
-            repr(now), ref.seq, order_ref, actor.store_id or "", actor.user_id, basket_fen,
-            discount_for(coupon, basket_fen), hour, ref.campaign_id,
-            f"{actor.role}:{actor.user_id}",
-        ])
+        reply = self.scripts.call(
+            "redeem",
+            _redeem_keys(ref.campaign_id, coupon["offer_id"]),
+            [
+                repr(now),
+                ref.seq,
+                order_ref,
+                actor.store_id or "",
+                actor.user_id,
+                basket_fen,
+                discount_for(coupon, basket_fen),
+                hour,
+                ref.campaign_id,
+                f"{actor.role}:{actor.user_id}",
+            ],
+        )
         state = reply[2] if len(reply) > 2 else reply[1] if reply[0] != "no" else None
         if reply[0] == "no":
             if state is not None:
@@ -190,16 +226,23 @@ class Coupons:
             details = None
             if reply[1] == "ALREADY_REDEEMED":
                 r = coupon.get("redemption") or {}
-                details = {"store_id": r.get("store_id"), "at": r.get("at"),
-                           "order_ref": r.get("order_ref")}
+                details = {
+                    "store_id": r.get("store_id"),
+                    "at": r.get("at"),
+                    "order_ref": r.get("order_ref"),
+                }
             raise Refused(reply[1], field="code", details=details)
         coupon = _with_state(coupon, reply[1])
-        return {"outcome": "redeemed" if reply[0] == "ok" else "existing",
-                "redemption": coupon["redemption"], "discount_fen":
-                coupon["redemption"]["discount_fen"], "coupon": self._till_view(coupon)}
+        return {
+            "outcome": "redeemed" if reply[0] == "ok" else "existing",
+            "redemption": coupon["redemption"],
+            "discount_fen": coupon["redemption"]["discount_fen"],
+            "coupon": self._till_view(coupon),
+        }
 
-    def void_redemption(self, coupon_id: str | None, order_ref: str | None,
-                        actor: Actor, *, code: str | None = None) -> dict[str, Any]:
+    def void_redemption(
+        self, coupon_id: str | None, order_ref: str | None, actor: Actor, *, code: str | None = None
+    ) -> dict[str, Any]:
         """Undo a redemption (a refund) within the void window: the coupon is usable again.
 
         The coupon is named by its id, or by a code, which goes through the same throttled
@@ -213,18 +256,31 @@ class Coupons:
         if coupon["status"] != "redeemed":
             raise Refused("NOT_REDEEMED", field="coupon_id")
         if actor.role == "staff" and coupon["redemption"]["store_id"] != actor.store_id:
-            raise Forbidden("staff void only their own store's redemptions",
-                            code="not_your_store", field="coupon_id")
+            raise Forbidden(
+                "staff void only their own store's redemptions",
+                code="not_your_store",
+                field="coupon_id",
+            )
         view = self.campaigns.view(ref.campaign_id)
         now = self.clock.now()
         _, hour = local_day_hour(now, view.tz)
-        reply = self.scripts.call("unredeem", _redeem_keys(ref.campaign_id, coupon["offer_id"]), [
-            repr(now), ref.seq, order_ref or "", self.settings.void_window_s,
-            f"{actor.role}:{actor.user_id}", ref.campaign_id, hour,
-        ])
+        reply = self.scripts.call(
+            "unredeem",
+            _redeem_keys(ref.campaign_id, coupon["offer_id"]),
+            [
+                repr(now),
+                ref.seq,
+                order_ref or "",
+                self.settings.void_window_s,
+                f"{actor.role}:{actor.user_id}",
+                ref.campaign_id,
+                hour,
+            ],
+        )
         if reply[0] == "no":
-            raise Refused(reply[1], field="order_ref" if reply[1] == "ORDER_MISMATCH"
-                          else "coupon_id")
+            raise Refused(
+                reply[1], field="order_ref" if reply[1] == "ORDER_MISMATCH" else "coupon_id"
+            )
         return self.present(_with_state(coupon, reply[1]), owner=False)
 
     def void(self, coupon_id: str, actor: Actor, reason: str = "") -> dict[str, Any]:
@@ -233,15 +289,27 @@ class Coupons:
         coupon = self._load(ref)
         state = json.loads(self.r.hget(keys.state(ref.campaign_id), ref.seq))
         cid = ref.campaign_id
-        reply = self.scripts.call("void", [
-            keys.meta(cid), keys.offer(cid, coupon["offer_id"]), keys.per_shopper(cid),
-            keys.per_shopper_day(cid, state["day"]), keys.per_store_day(cid, state["day"]),
-            keys.state(cid), keys.expiring(cid), keys.ledger(cid), keys.stats(cid),
-        ], [repr(self.clock.now()), ref.seq, f"{actor.role}:{actor.user_id}", cid, reason])
+        reply = self.scripts.call(
+            "void",
+            [
+                keys.meta(cid),
+                keys.offer(cid, coupon["offer_id"]),
+                keys.per_shopper(cid),
+                keys.per_shopper_day(cid, state["day"]),
+                keys.per_store_day(cid, state["day"]),
+                keys.state(cid),
+                keys.expiring(cid),
+                keys.ledger(cid),
+                keys.stats(cid),
+            ],
+            [repr(self.clock.now()), ref.seq, f"{actor.role}:{actor.user_id}", cid, reason],
+        )
         if reply[0] == "no":
-            raise Refused(reply[1], field="coupon_id",
-                          details={"status": json.loads(reply[2])["status"]}
-                          if len(reply) > 2 else None)
+            raise Refused(
+                reply[1],
+                field="coupon_id",
+                details={"status": json.loads(reply[2])["status"]} if len(reply) > 2 else None,
+            )
         return self.present(_with_state(coupon, reply[1]), owner=False)
 
     # -- expiry --------------------------------------------------------------------------
@@ -267,14 +335,18 @@ class Coupons:
         except Refused:
             return 0
         _, hour = local_day_hour(now, tz)
-        return int(self.scripts.call(
-            "expire", [keys.state(cid), keys.expiring(cid), keys.ledger(cid), keys.stats(cid)],
-            [repr(now), limit, cid, hour, *seqs]))
+        return int(
+            self.scripts.call(
+                "expire",
+                [keys.state(cid), keys.expiring(cid), keys.ledger(cid), keys.stats(cid)],
+                [repr(now), limit, cid, hour, *seqs],
+            )
+        )
 
     # -- helpers -------------------------------------------------------------------------
-    def _scan(self, code: str, actor: Actor,
-              acts_on: Callable[[dict[str, Any], Actor], bool]) -> tuple[CouponRef,
-                                                                          dict[str, Any]]:
+    def _scan(
+        self, code: str, actor: Actor, acts_on: Callable[[dict[str, Any], Actor], bool]
+    ) -> tuple[CouponRef, dict[str, Any]]:
         """Verify a scanned/typed code (throttled) and load its coupon: the one path for codes.
 
         One check at a time per till (or per user without a store) runs under a lock, so the
@@ -286,10 +358,13 @@ class Coupons:
         throttled, so guessing reveals nothing about other stores' and shoppers' coupons.
         """
         hide = actor.role == "staff" and not is_token(code)
-        busy = RateLimited("another code is being checked at this till; try again",
-                           code="too_many_invalid_codes", field="code", retry_after=1)
-        with self.throttle.exclusive(f"coupon-check:{actor.store_id or actor.user_id}",
-                                     busy=busy):
+        busy = RateLimited(
+            "another code is being checked at this till; try again",
+            code="too_many_invalid_codes",
+            field="code",
+            retry_after=1,
+        )
+        with self.throttle.exclusive(f"coupon-check:{actor.store_id or actor.user_id}", busy=busy):
             for rule, ident in self._limits(actor, None):
                 self.throttle.check(rule, ident)
             try:
@@ -300,8 +375,10 @@ class Coupons:
                     raise no_such_code() from None
                 if hide and not acts_on(coupon, actor):
                     raise no_such_code()
-                if hide and self.throttle.remaining(self.rules["shopper"],
-                                                    coupon["shopper_id"]) <= 0:
+                if (
+                    hide
+                    and self.throttle.remaining(self.rules["shopper"], coupon["shopper_id"]) <= 0
+                ):
                     raise no_such_code()
             except InvalidCode:
                 self._count_invalid(actor, None)
@@ -319,8 +396,9 @@ class Coupons:
         redemption = coupon.get("redemption") or {}
         return coupon["status"] == "redeemed" and redemption.get("store_id") == actor.store_id
 
-    def _refusal(self, coupon: dict[str, Any], basket_fen: int, actor: Actor,
-                 checks_state: bool = True) -> str | None:
+    def _refusal(
+        self, coupon: dict[str, Any], basket_fen: int, actor: Actor, checks_state: bool = True
+    ) -> str | None:
         now = self.clock.now()
         if checks_state:
             status = coupon["status"]
@@ -363,14 +441,32 @@ class Coupons:
 
 
 def _redeem_keys(cid: str, oid: str) -> list[str]:
-    return [keys.meta(cid), keys.offer(cid, oid), keys.state(cid), keys.expiring(cid),
-            keys.ledger(cid), keys.stats(cid)]
+    return [
+        keys.meta(cid),
+        keys.offer(cid, oid),
+        keys.state(cid),
+        keys.expiring(cid),
+        keys.ledger(cid),
+        keys.stats(cid),
+    ]
 
 
 def _with_state(coupon: dict[str, Any], raw_state: str) -> dict[str, Any]:
-    fixed = {k: v for k, v in coupon.items()
-             if k not in ("status", "redemption", "expired_at", "voided_at", "void_reason",
-                          "voided_redemptions", "valid_from", "expires_at")}
+    fixed = {
+        k: v
+        for k, v in coupon.items()
+        if k
+        not in (
+            "status",
+            "redemption",
+            "expired_at",
+            "voided_at",
+            "void_reason",
+            "voided_redemptions",
+            "valid_from",
+            "expires_at",
+        )
+    }
     return coupon_from(json.dumps(fixed), raw_state)
 
 
@@ -382,8 +478,9 @@ def _parse_cursor(cursor: str) -> tuple[float, int, int]:
     except (ValueError, NotFound):
         from core.errors import ValidationFailed
 
-        raise ValidationFailed("not a cursor from this list", code="invalid_cursor",
-                               field="cursor") from None
+        raise ValidationFailed(
+            "not a cursor from this list", code="invalid_cursor", field="cursor"
+        ) from None
 
 
 def _message(reason: str) -> str:

@@ -69,8 +69,15 @@ def coupon_from(raw_coupon: str, raw_state: str) -> dict[str, Any]:
 class Issuer:
     """Issue coupons of an offer to shoppers, atomically checking state, caps and idempotency."""
 
-    def __init__(self, r: redis.Redis, clock, campaigns: Campaigns, scripts: Scripts,
-                 memberships, notifier: CouponNotifier | None = None) -> None:
+    def __init__(
+        self,
+        r: redis.Redis,
+        clock,
+        campaigns: Campaigns,
+        scripts: Scripts,
+        memberships,
+        notifier: CouponNotifier | None = None,
+    ) -> None:
         self.r = r
         self.clock = clock
         self.campaigns = campaigns
@@ -78,11 +85,21 @@ class Issuer:
         self.memberships = memberships
         self.notifier = notifier or NoNotifier()
 
-    def issue(self, cid: str, oid: str, shopper_id: str, *, channel: str,
-              idempotency_key: str, store_id: str | None = None, actor: str = "system",
-              source: dict[str, Any] | None = None, trust: int | None = None,
-              now: float | None = None,
-              prelude: Callable[[Any], int] | None = None) -> IssueResult:
+    def issue(
+        self,
+        cid: str,
+        oid: str,
+        shopper_id: str,
+        *,
+        channel: str,
+        idempotency_key: str,
+        store_id: str | None = None,
+        actor: str = "system",
+        source: dict[str, Any] | None = None,
+        trust: int | None = None,
+        now: float | None = None,
+        prelude: Callable[[Any], int] | None = None,
+    ) -> IssueResult:
         """Issue one coupon, or return the coupon this idempotency key issued before.
 
         Refusals come back as IssueResult(outcome="refused", reason=...), never as
@@ -106,44 +123,84 @@ class Issuer:
         if store_id:
             record = self.campaigns.store(store_id)
             if record is None or not view.offer_allows(oid, record):
-                return self._refuse(cid, oid, store_id, hour, channel, "NOT_ELIGIBLE",
-                                    idempotency_key)
+                return self._refuse(
+                    cid, oid, store_id, hour, channel, "NOT_ELIGIBLE", idempotency_key
+                )
             store = store_id
         if trust is not None and trust < view.doc["min_trust"]:
-            return self._refuse(cid, oid, store, hour, channel, "UNTRUSTED",
-                                idempotency_key)
+            return self._refuse(cid, oid, store, hour, channel, "UNTRUSTED", idempotency_key)
         program = offer.get("membership_program")
         if program and not self.memberships.has(shopper_id, program):
-            return self._refuse(cid, oid, store, hour, channel, "MEMBERSHIP_REQUIRED",
-                                idempotency_key)
+            return self._refuse(
+                cid, oid, store, hour, channel, "MEMBERSHIP_REQUIRED", idempotency_key
+            )
         validity = offer["validity"]
         if validity["days"]:
             valid_from, expires_at = now, now + validity["days"] * 86_400
         else:
             valid_from, expires_at = validity["starts_at"], validity["ends_at"]
-        terms = coupon_terms(view, oid, shopper_id, now=now, store_id=store or None,
-                             source={"channel": channel, **(source or {})})
+        terms = coupon_terms(
+            view,
+            oid,
+            shopper_id,
+            now=now,
+            store_id=store or None,
+            source={"channel": channel, **(source or {})},
+        )
         tail = json.dumps(terms, separators=(",", ":"), ensure_ascii=False)[1:]
         pipe = self.r.pipeline(transaction=False)
         extra = prelude(pipe) if prelude is not None else 0
         # The wallet's index first: if this process dies after it, the shopper has an empty
         # campaign in the index, never a coupon the wallet cannot find.
         pipe.sadd(keys.shopper_campaigns(shopper_id), cid)
-        self.scripts.queue(pipe, "issue", issue_keys(cid, oid, shopper_id, day), [
-            repr(now), oid, shopper_id, store, channel, idempotency_key, cid, tail,
-            repr(valid_from), repr(expires_at), hour, day, DAY_KEY_TTL_S, actor,
-            json.dumps(source or {}, separators=(",", ":")),
-        ])
+        self.scripts.queue(
+            pipe,
+            "issue",
+            issue_keys(cid, oid, shopper_id, day),
+            [
+                repr(now),
+                oid,
+                shopper_id,
+                store,
+                channel,
+                idempotency_key,
+                cid,
+                tail,
+                repr(valid_from),
+                repr(expires_at),
+                hour,
+                day,
+                DAY_KEY_TTL_S,
+                actor,
+                json.dumps(source or {}, separators=(",", ":")),
+            ],
+        )
         replies = pipe.execute(raise_on_error=False)
         before, replies = replies[:extra], replies[extra:]
         reply = replies[1]
         if isinstance(reply, redis.exceptions.NoScriptError):
             self.scripts.load()
-            reply = self.scripts.call("issue", issue_keys(cid, oid, shopper_id, day), [
-                repr(now), oid, shopper_id, store, channel, idempotency_key, cid, tail,
-                repr(valid_from), repr(expires_at), hour, day, DAY_KEY_TTL_S, actor,
-                json.dumps(source or {}, separators=(",", ":")),
-            ])
+            reply = self.scripts.call(
+                "issue",
+                issue_keys(cid, oid, shopper_id, day),
+                [
+                    repr(now),
+                    oid,
+                    shopper_id,
+                    store,
+                    channel,
+                    idempotency_key,
+                    cid,
+                    tail,
+                    repr(valid_from),
+                    repr(expires_at),
+                    hour,
+                    day,
+                    DAY_KEY_TTL_S,
+                    actor,
+                    json.dumps(source or {}, separators=(",", ":")),
+                ],
+            )
         elif isinstance(reply, Exception):
             raise reply
         kind = reply[0]
@@ -160,8 +217,16 @@ class Issuer:
             log.exception("coupon_issued notification failed")
         return IssueResult("issued", coupon, prelude=before)
 
-    def _refuse(self, cid: str, oid: str, store: str, hour: str, channel: str,
-                reason: str, idempotency_key: str) -> IssueResult:
+    def _refuse(
+        self,
+        cid: str,
+        oid: str,
+        store: str,
+        hour: str,
+        channel: str,
+        reason: str,
+        idempotency_key: str,
+    ) -> IssueResult:
         # A retry of an attempt that issued before (the membership was unlinked since, say)
         # still gets its original coupon: the key decides first, as in the script.
         seq = self.r.hget(keys.idempotency(cid), idempotency_key)
@@ -177,28 +242,48 @@ class Issuer:
         return IssueResult("refused", reason=reason)
 
 
-def coupon_terms(view, oid: str, shopper_id: str, *, now: float, store_id: str | None,
-                 source: dict[str, Any]) -> dict[str, Any]:
+def coupon_terms(
+    view, oid: str, shopper_id: str, *, now: float, store_id: str | None, source: dict[str, Any]
+) -> dict[str, Any]:
     """Return a new coupon's fixed terms, copied from its offer (they never change later)."""
     offer = view.offers[oid]
     return {
-        "campaign_id": view.id, "offer_id": oid, "shopper_id": shopper_id,
-        "title": offer_title(offer), "offer_name": offer["name"], "kind": offer["kind"],
-        "amount_off_fen": offer["amount_off_fen"], "percent_off": offer["percent_off"],
-        "max_off_fen": offer["max_off_fen"], "gift_item": offer["gift_item"],
-        "min_spend_fen": offer["min_spend_fen"], "currency": "CNY",
-        "campaign_name": view.doc["name"], "brand": _brand(view, offer),
-        "issued_at": now, "store_id": store_id, "source": source,
+        "campaign_id": view.id,
+        "offer_id": oid,
+        "shopper_id": shopper_id,
+        "title": offer_title(offer),
+        "offer_name": offer["name"],
+        "kind": offer["kind"],
+        "amount_off_fen": offer["amount_off_fen"],
+        "percent_off": offer["percent_off"],
+        "max_off_fen": offer["max_off_fen"],
+        "gift_item": offer["gift_item"],
+        "min_spend_fen": offer["min_spend_fen"],
+        "currency": "CNY",
+        "campaign_name": view.doc["name"],
+        "brand": _brand(view, offer),
+        "issued_at": now,
+        "store_id": store_id,
+        "source": source,
     }
 
 
 def issue_keys(cid: str, oid: str, shopper_id: str, day: str) -> list[str]:
     """Return the keys of the ISSUE script, in its order (all under the campaign's tag)."""
-    return [keys.meta(cid), keys.offer(cid, oid), keys.per_shopper(cid),
-            keys.per_shopper_day(cid, day), keys.per_store_day(cid, day),
-            keys.idempotency(cid), keys.coupons(cid), keys.state(cid),
-            keys.wallet(cid, shopper_id), keys.expiring(cid), keys.ledger(cid),
-            keys.stats(cid)]
+    return [
+        keys.meta(cid),
+        keys.offer(cid, oid),
+        keys.per_shopper(cid),
+        keys.per_shopper_day(cid, day),
+        keys.per_store_day(cid, day),
+        keys.idempotency(cid),
+        keys.coupons(cid),
+        keys.state(cid),
+        keys.wallet(cid, shopper_id),
+        keys.expiring(cid),
+        keys.ledger(cid),
+        keys.stats(cid),
+    ]
 
 
 def _brand(view, offer: dict[str, Any]) -> str:

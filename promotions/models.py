@@ -59,10 +59,12 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    count: Integer | None = Field(default=None, ge=0, le=1_000_000_000,
-                              description="coupons issued in all")
-    value_fen: Integer | None = Field(default=None, ge=0, le=MAX_FEN,
-                                  description="money value of the coupons issued, in fen")
+    count: Integer | None = Field(
+        default=None, ge=0, le=1_000_000_000, description="coupons issued in all"
+    )
+    value_fen: Integer | None = Field(
+        default=None, ge=0, le=MAX_FEN, description="money value of the coupons issued, in fen"
+    )
 
 
 class CampaignIn(BaseModel):
@@ -71,20 +73,25 @@ class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=200)
-    starts_at: Timestamp = Field(
-                             description="unix seconds or ISO 8601 with an offset")
-    ends_at: Timestamp = Field(
-                           description="unix seconds or ISO 8601 with an offset")
-    timezone: str = Field(default="Asia/Shanghai", max_length=64,
-                          description="IANA zone for days (per-day caps) and hourly analytics")
+    starts_at: Timestamp = Field(description="unix seconds or ISO 8601 with an offset")
+    ends_at: Timestamp = Field(description="unix seconds or ISO 8601 with an offset")
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        max_length=64,
+        description="IANA zone for days (per-day caps) and hourly analytics",
+    )
     targets: Targets = Field(default_factory=Targets)
     budget: Budget = Field(default_factory=Budget)
-    min_trust: Integer = Field(default=50, ge=0, le=100,
-                           description="visit and game events below this trust score never "
-                           "issue (UNTRUSTED)")
+    min_trust: Integer = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="visit and game events below this trust score never issue (UNTRUSTED)",
+    )
 
-    _stamp = field_validator("starts_at", "ends_at", mode="before")(classmethod(
-        lambda cls, v: timestamp(v)))
+    _stamp = field_validator("starts_at", "ends_at", mode="before")(
+        classmethod(lambda cls, v: timestamp(v))
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -115,10 +122,12 @@ class CampaignPatch(BaseModel):
     budget: Budget | None = None
     min_trust: Integer | None = Field(default=None, ge=0, le=100)
 
-    _stamp = field_validator("starts_at", "ends_at", mode="before")(classmethod(
-        lambda cls, v: v if v is None else timestamp(v)))
-    _zone = field_validator("timezone")(classmethod(
-        lambda cls, v: v if v is None else CampaignIn._zone(v)))
+    _stamp = field_validator("starts_at", "ends_at", mode="before")(
+        classmethod(lambda cls, v: v if v is None else timestamp(v))
+    )
+    _zone = field_validator("timezone")(
+        classmethod(lambda cls, v: v if v is None else CampaignIn._zone(v))
+    )
 
 
 class Transition(BaseModel):
@@ -150,8 +159,9 @@ class Validity(BaseModel):
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
 
-    _stamp = field_validator("starts_at", "ends_at", mode="before")(classmethod(
-        lambda cls, v: v if v is None else timestamp(v)))
+    _stamp = field_validator("starts_at", "ends_at", mode="before")(
+        classmethod(lambda cls, v: v if v is None else timestamp(v))
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Validity:
@@ -193,23 +203,30 @@ class OfferIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=120)
     kind: Literal["amount_off", "percent_off", "gift"]
-    amount_off_fen: Integer | None = Field(default=None, ge=1, le=MAX_FEN,
-                                       description="amount_off: the discount in fen")
-    percent_off: Integer | None = Field(default=None, ge=1, le=100,
-                                    description="percent_off: whole percent")
-    max_off_fen: Integer | None = Field(default=None, ge=1, le=MAX_FEN,
-                                    description="percent_off: the largest discount in fen")
+    amount_off_fen: Integer | None = Field(
+        default=None, ge=1, le=MAX_FEN, description="amount_off: the discount in fen"
+    )
+    percent_off: Integer | None = Field(
+        default=None, ge=1, le=100, description="percent_off: whole percent"
+    )
+    max_off_fen: Integer | None = Field(
+        default=None, ge=1, le=MAX_FEN, description="percent_off: the largest discount in fen"
+    )
     gift_item: str | None = Field(default=None, min_length=1, max_length=120)
-    gift_value_fen: Integer = Field(default=0, ge=0, le=MAX_FEN,
-                                description="gift: what the gift costs, for the budget")
+    gift_value_fen: Integer = Field(
+        default=0, ge=0, le=MAX_FEN, description="gift: what the gift costs, for the budget"
+    )
     min_spend_fen: Integer = Field(default=0, ge=0, le=MAX_FEN)
     validity: Validity = Field(default_factory=lambda: Validity(days=7))
     eligible: Eligibility = Field(default_factory=Eligibility)
     channels: list[Literal["visit", "game", "live_drop", "manual"]] = Field(
-        default_factory=lambda: ["manual"], min_length=1, max_length=4)
+        default_factory=lambda: ["manual"], min_length=1, max_length=4
+    )
     visit_trigger: Literal["enter", "dwell"] = Field(
-        default="dwell", description="for the visit channel: issue on fence enter or on dwell "
-        "(once per shopper per store per campaign day)")
+        default="dwell",
+        description="for the visit channel: issue on fence enter or on dwell "
+        "(once per shopper per store per campaign day)",
+    )
     membership_program: str | None = Field(default=None, pattern=ID_PATTERN)
     caps: Caps = Field(default_factory=Caps)
     active: Flag = True
@@ -221,8 +238,11 @@ class OfferIn(BaseModel):
 
     @model_validator(mode="after")
     def _terms(self) -> OfferIn:
-        need = {"amount_off": ("amount_off_fen",), "percent_off": ("percent_off", "max_off_fen"),
-                "gift": ("gift_item",)}[self.kind]
+        need = {
+            "amount_off": ("amount_off_fen",),
+            "percent_off": ("percent_off", "max_off_fen"),
+            "gift": ("gift_item",),
+        }[self.kind]
         for name in need:
             if getattr(self, name) is None:
                 raise ValueError(f"{self.kind} needs {name}")
@@ -249,7 +269,8 @@ class OfferPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=120)
     caps: Caps | None = None
     channels: list[Literal["visit", "game", "live_drop", "manual"]] | None = Field(
-        default=None, min_length=1, max_length=4)
+        default=None, min_length=1, max_length=4
+    )
     visit_trigger: Literal["enter", "dwell"] | None = None
     active: Flag | None = None
 
@@ -261,10 +282,13 @@ class ProgramIn(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN)
     name: str = Field(min_length=1, max_length=120)
-    number_pattern: str = Field(default=r"^[A-Za-z0-9\-]{4,32}$", max_length=MAX_PATTERN_LEN,
-                                description="regular expression a member number (at most "
-                                f"{MAX_NUMBER_LEN} characters) must match in full, in RE2 "
-                                "syntax: no backreferences or lookaround")
+    number_pattern: str = Field(
+        default=r"^[A-Za-z0-9\-]{4,32}$",
+        max_length=MAX_PATTERN_LEN,
+        description="regular expression a member number (at most "
+        f"{MAX_NUMBER_LEN} characters) must match in full, in RE2 "
+        "syntax: no backreferences or lookaround",
+    )
 
     @field_validator("number_pattern")
     @classmethod

@@ -55,7 +55,9 @@ end
 #       wallet, expiring, ledger, stats
 # ARGV: now, offer id, shopper, store ('' = none), channel, idempotency key, campaign id,
 #       coupon JSON after its id, valid from, expires at, hour, day, day-key ttl, actor, source
-ISSUE = _EFFECTIVE + """
+ISSUE = (
+    _EFFECTIVE
+    + """
 local nowS = ARGV[1]
 local now = tonumber(nowS)
 local oid, shopper, store, channel, idem = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
@@ -133,10 +135,13 @@ redis.call('XADD', KEYS[11], '*', 'type', 'issue', 'coupon', cid, 'offer', oid,
            'at', nowS, 'value_fen', value, 'source', ARGV[15], 'idempotency_key', idem)
 return {'ok', coupon, state}
 """
+)
 
 # KEYS: meta, offer, state, expiring, ledger, stats
 # ARGV: now, seq, order ref, store, staff id, basket fen, discount fen, hour, campaign id, actor
-REDEEM = _EXPIRE_ONE + """
+REDEEM = (
+    _EXPIRE_ONE
+    + """
 local nowS = ARGV[1]
 local now = tonumber(nowS)
 local seq = ARGV[2]
@@ -176,10 +181,13 @@ redis.call('XADD', KEYS[5], '*', 'type', 'redeem', 'coupon', ARGV[9] .. '-' .. s
            'basket_fen', ARGV[6], 'discount_fen', discount)
 return {'ok', enc}
 """
+)
 
 # KEYS: meta, offer, state, expiring, ledger, stats
 # ARGV: now, seq, order ref ('' = any), void window s, actor, campaign id, hour
-UNREDEEM = _EXPIRE_ONE + """
+UNREDEEM = (
+    _EXPIRE_ONE
+    + """
 local nowS = ARGV[1]
 local now = tonumber(nowS)
 local seq = ARGV[2]
@@ -212,6 +220,7 @@ if now < s.expires_at then
 end
 return {'ok', expire_one(KEYS[3], KEYS[4], KEYS[5], KEYS[6], seq, s, nowS, ARGV[6], ARGV[7])}
 """
+)
 
 # KEYS: meta, offer, per_shopper, per_shopper_day (of issue), per_store_day (of issue),
 #       state, expiring, ledger, stats
@@ -254,7 +263,9 @@ return {'ok', enc}
 
 # KEYS: state, expiring, ledger, stats
 # ARGV: now, limit, campaign id, hour, [seq ...] (given: only those; else the due ones)
-EXPIRE = _EXPIRE_ONE + """
+EXPIRE = (
+    _EXPIRE_ONE
+    + """
 local nowS = ARGV[1]
 local now = tonumber(nowS)
 local seqs = {}
@@ -282,10 +293,13 @@ for _, seq in ipairs(seqs) do
 end
 return count
 """
+)
 
 # KEYS: meta, ledger
 # ARGV: now, target status ('' = only apply the clock's transitions), actor
-TRANSITION = _EFFECTIVE + """
+TRANSITION = (
+    _EFFECTIVE
+    + """
 local nowS = ARGV[1]
 local now = tonumber(nowS)
 local to = ARGV[2]
@@ -306,6 +320,7 @@ redis.call('XADD', KEYS[2], '*', 'type', 'status', 'from', status, 'to', to,
            'actor', ARGV[3], 'at', nowS)
 return {'ok', (effective(KEYS[1], KEYS[2], now, nowS))}
 """
+)
 
 # KEYS: seen (of the day), stats, visitors
 # ARGV: event id, stats field, shopper, ttl

@@ -46,8 +46,7 @@ def make_app(redis_server, redis_client, clock, tmp_path):
     """Build an app on the test server; keyword arguments override TestConfig settings."""
 
     def factory(**overrides):
-        config = TestConfig(**{"REDIS_URL": redis_server, "VAR_DIR": tmp_path / "var",
-                               **overrides})
+        config = TestConfig(**{"REDIS_URL": redis_server, "VAR_DIR": tmp_path / "var", **overrides})
         return create_app(config, clock=clock)
 
     return factory
@@ -82,8 +81,7 @@ class AuthActions:
 
     def signup(self, email: str | None = None, password: str = "correct-horse-1"):
         email = email or self._email("shopper")
-        response = self.client.post("/api/auth/signup", json={"email": email,
-                                                              "password": password})
+        response = self.client.post("/api/auth/signup", json={"email": email, "password": password})
         assert response.status_code == 201, response.get_json()
         return response.get_json()
 

@@ -33,8 +33,13 @@ SPECIES = [
 
 def game_config(**overrides: Any) -> GameConfigIn:
     """Return a dense game (many creatures near any point) with a fixed seed."""
-    spec = {"species": SPECIES, "density_per_cell": 20, "store_density": 6,
-            "store_rarity_boost": 5, "seed": "test-seed"}
+    spec = {
+        "species": SPECIES,
+        "density_per_cell": 20,
+        "store_density": 6,
+        "store_rarity_boost": 5,
+        "seed": "test-seed",
+    }
     spec.update(overrides)
     return GameConfigIn(**spec)
 
@@ -77,9 +82,16 @@ def shopper_for(spawn: Spawn, *outcomes: str, prefix: str = "p") -> str:
 class World:
     """Stores, a live campaign with an offer and a game, an engine and a game on one Redis."""
 
-    def __init__(self, r, clock, *, engine_settings: EngineSettings | None = None,
-                 settings: GameSettings | None = None, stores: list[dict] | None = None,
-                 **config: Any) -> None:
+    def __init__(
+        self,
+        r,
+        clock,
+        *,
+        engine_settings: EngineSettings | None = None,
+        settings: GameSettings | None = None,
+        stores: list[dict] | None = None,
+        **config: Any,
+    ) -> None:
         self.r = r
         self.clock = clock
         self.promos = make_promotions(r, clock)
@@ -95,8 +107,14 @@ class World:
 
     def new_game(self, settings: GameSettings | None = None, r=None) -> Game:
         """Return another Game on the same Redis (as another process, or after a restart)."""
-        return Game(r or self.r, self.clock, self.promos, self.engine,
-                    settings or GameSettings(), notifier=self.notes)
+        return Game(
+            r or self.r,
+            self.clock,
+            self.promos,
+            self.engine,
+            settings or GameSettings(),
+            notifier=self.notes,
+        )
 
     def join(self, shopper_id: str, lat: float = SHANGHAI[0], lon: float = SHANGHAI[1]) -> str:
         """Give the shopper consent and a trusted fix at a point."""
@@ -109,27 +127,46 @@ class World:
         [result] = self.engine.record_fixes(shopper_id, [self.fix(lat, lon, **kw)])
         assert result.verdict == "ok" and not result.ignored, result
 
-    def fix(self, lat: float, lon: float, *, age: float = 0.0, acc: float = 5.0,
-            speed: float | None = 0.0, mock: bool = False) -> Fix:
+    def fix(
+        self,
+        lat: float,
+        lon: float,
+        *,
+        age: float = 0.0,
+        acc: float = 5.0,
+        speed: float | None = 0.0,
+        mock: bool = False,
+    ) -> Fix:
         """Return a fix recorded `age` seconds ago."""
         return Fix(lat, lon, acc, self.clock.now() - age, speed, mock)
 
-    def near(self, shopper_id: str, *, within: float = 70.0, rarity: str | None = None,
-             store: bool | None = None, game: Game | None = None) -> list[Spawn]:
+    def near(
+        self,
+        shopper_id: str,
+        *,
+        within: float = 70.0,
+        rarity: str | None = None,
+        store: bool | None = None,
+        game: Game | None = None,
+    ) -> list[Spawn]:
         """Return the spawns the shopper sees within `within` metres, nearest first."""
         game = game or self.game
         views = game.visible(shopper_id, limit=ALL)["spawns"]
-        found = [game.spawn(v["id"]) for v in views if v["distance_m"] <= within
-                 and (rarity is None or v["rarity"] == rarity)
-                 and (store is None or (v["store_id"] is not None) == store)]
+        found = [
+            game.spawn(v["id"])
+            for v in views
+            if v["distance_m"] <= within
+            and (rarity is None or v["rarity"] == rarity)
+            and (store is None or (v["store_id"] is not None) == store)
+        ]
         assert found, f"no {rarity or ''} spawn within {within} m"
         return found
 
-    def throw(self, shopper_id: str, spawn: Spawn, game: Game | None = None,
-              **kw: Any) -> dict[str, Any]:
+    def throw(
+        self, shopper_id: str, spawn: Spawn, game: Game | None = None, **kw: Any
+    ) -> dict[str, Any]:
         """Throw at a spawn from a fix right on it."""
-        return (game or self.game).catch(shopper_id, spawn.id, self.fix(spawn.lat, spawn.lon,
-                                                                        **kw))
+        return (game or self.game).catch(shopper_id, spawn.id, self.fix(spawn.lat, spawn.lon, **kw))
 
 
 def catchable(world: World, shopper_id: str, count: int, **near: Any) -> list[Spawn]:

@@ -33,31 +33,66 @@ def make_promotions(r, clock, notifier=None, keys=None, **settings):
     from promotions import RedeemSettings
 
     catalog = StoreCatalog(r, clock)
-    return Promotions(r, clock, catalog, CouponCodec(keys or KEYS), notifier=notifier,
-                      settings=RedeemSettings(**settings) if settings else None)
+    return Promotions(
+        r,
+        clock,
+        catalog,
+        CouponCodec(keys or KEYS),
+        notifier=notifier,
+        settings=RedeemSettings(**settings) if settings else None,
+    )
 
 
 def add_stores(catalog, n=3, brand="Acme", city="Shanghai"):
     ids = []
     for i in range(n):
         sid = f"{brand.lower()}-{i}"
-        catalog.create({"id": sid, "name": f"{brand} {i}", "brand": brand, "city": city,
-                        "lat": SHANGHAI[0] + i * 0.01, "lon": SHANGHAI[1],
-                        "fence": {"type": "circle", "radius_m": 80}})
+        catalog.create(
+            {
+                "id": sid,
+                "name": f"{brand} {i}",
+                "brand": brand,
+                "city": city,
+                "lat": SHANGHAI[0] + i * 0.01,
+                "lon": SHANGHAI[1],
+                "fence": {"type": "circle", "radius_m": 80},
+            }
+        )
         ids.append(sid)
     return ids
 
 
-def draft_campaign(promos, *, targets=None, budget=None, starts=T0 - 3600, ends=T0 + 30 * 86400,
-                   timezone="Asia/Shanghai", min_trust=50, **offer):
+def draft_campaign(
+    promos,
+    *,
+    targets=None,
+    budget=None,
+    starts=T0 - 3600,
+    ends=T0 + 30 * 86400,
+    timezone="Asia/Shanghai",
+    min_trust=50,
+    **offer,
+):
     """Create a draft campaign with one offer; keyword arguments shape the offer."""
-    campaign = promos.campaigns.create(CampaignIn(
-        name="Double 11", starts_at=starts, ends_at=ends, timezone=timezone,
-        min_trust=min_trust, targets=targets or {"brands": ["Acme"]}, budget=budget or {}),
-        actor="m1")
+    campaign = promos.campaigns.create(
+        CampaignIn(
+            name="Double 11",
+            starts_at=starts,
+            ends_at=ends,
+            timezone=timezone,
+            min_trust=min_trust,
+            targets=targets or {"brands": ["Acme"]},
+            budget=budget or {},
+        ),
+        actor="m1",
+    )
     cid = campaign["id"]
-    spec = {"name": "20 off", "kind": "amount_off", "amount_off_fen": 2000,
-            "channels": ["manual", "visit", "game", "live_drop"]}
+    spec = {
+        "name": "20 off",
+        "kind": "amount_off",
+        "amount_off_fen": 2000,
+        "channels": ["manual", "visit", "game", "live_drop"],
+    }
     spec.update(offer)
     created = promos.campaigns.create_offer(cid, OfferIn(**spec), actor="m1")
     return cid, created["id"]
@@ -72,8 +107,14 @@ def live_campaign(promos, **kwargs):
 
 def issue(promos, cid, oid, shopper="u1", *, key=None, channel="manual", **kwargs):
     """Issue with a fresh idempotency key unless one is given."""
-    return promos.issue(cid, oid, shopper, channel=channel,
-                        idempotency_key=key or f"test-{next(_idempotency)}", **kwargs)
+    return promos.issue(
+        cid,
+        oid,
+        shopper,
+        channel=channel,
+        idempotency_key=key or f"test-{next(_idempotency)}",
+        **kwargs,
+    )
 
 
 def staff(store_id, user_id=None):
@@ -83,8 +124,11 @@ def staff(store_id, user_id=None):
 
 def ledger_entries(r, cid, kind=None):
     """Return a campaign's raw ledger entries (fields), optionally of one type."""
-    return [fields for _, fields in r.xrange(promo_keys.ledger(cid))
-            if kind is None or fields["type"] == kind]
+    return [
+        fields
+        for _, fields in r.xrange(promo_keys.ledger(cid))
+        if kind is None or fields["type"] == kind
+    ]
 
 
 def append_geo_event(r, shopper_id, store_id, kind, at, trust=100, **extra):

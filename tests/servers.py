@@ -77,7 +77,7 @@ def wait_for(
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
     """GET a URL on 127.0.0.1 with the standard library; return (status, body)."""
     assert url.startswith("http://")
-    hostport, _, path = url[len("http://"):].partition("/")
+    hostport, _, path = url[len("http://") :].partition("/")
     host, _, port = hostport.partition(":")
     conn = http.client.HTTPConnection(host, int(port or 80), timeout=timeout)
     try:
@@ -152,12 +152,21 @@ class ServerProcess:
         """Launch the process and wait until GET /healthz answers 200."""
         # A session of its own, so a forced stop can take the workers down with the master.
         self.process = subprocess.Popen(
-            self.args, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.args,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
-            wait_for(self._healthy, timeout, lambda: f"{self.name} on {self.url}/healthz",
-                     ignore=(OSError, http.client.HTTPException))
+            wait_for(
+                self._healthy,
+                timeout,
+                lambda: f"{self.name} on {self.url}/healthz",
+                ignore=(OSError, http.client.HTTPException),
+            )
         except BaseException as exc:
             self.stop()
             raise RuntimeError(f"{self.name} did not start:\n{self.output()}") from exc
@@ -230,17 +239,22 @@ def _kill_group(pgid: int) -> None:
 
 def gunicorn_env(redis_url: str, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Return the environment of a production-mode server process on `redis_url`."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR", "REDIS_EMBEDDED_PORT"}}
-    env.update({
-        "FOOTFALL_ENV": "production",
-        "SECRET_KEY": SECRET_KEY,
-        "REDIS_URL": redis_url,
-        "LOG_REQUESTS": "0",
-        "PASSWORD_HASH_TIME_COST": "1",
-        "PASSWORD_HASH_MEMORY_KIB": "1024",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR", "REDIS_EMBEDDED_PORT"}
+    }
+    env.update(
+        {
+            "FOOTFALL_ENV": "production",
+            "SECRET_KEY": SECRET_KEY,
+            "REDIS_URL": redis_url,
+            "LOG_REQUESTS": "0",
+            "PASSWORD_HASH_TIME_COST": "1",
+            "PASSWORD_HASH_MEMORY_KIB": "1024",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra_env or {})
     return env
 
@@ -256,14 +270,18 @@ def start_gunicorn(
     """Start gunicorn (the worker of gunicorn.conf.py) on 127.0.0.1:<port>; wait until healthy."""
     port = port or free_port()
     args = [
-        sys.executable, "-m", "gunicorn",
-        "-k", "gunicorn_worker.EnvelopeGeventWorker",
-        "-w", str(workers),
-        "-b", f"127.0.0.1:{port}",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gunicorn_worker.EnvelopeGeventWorker",
+        "-w",
+        str(workers),
+        "-b",
+        f"127.0.0.1:{port}",
         "wsgi:app",
     ]
-    server = ServerProcess(args, port, gunicorn_env(redis_url, extra_env),
-                           name=f"gunicorn:{port}")
+    server = ServerProcess(args, port, gunicorn_env(redis_url, extra_env), name=f"gunicorn:{port}")
     try:
         return server.start(timeout)
     except BaseException:
@@ -281,16 +299,21 @@ def start_dev_server(
 ) -> ServerProcess:
     """Start `python run.py` in development mode: no REDIS_URL, so on its embedded Redis."""
     port = port or free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"REDIS_URL", "SECRET_KEY", "FOOTFALL_ENV", "GUNICORN_CMD_ARGS"}}
-    env.update({
-        "FOOTFALL_VAR_DIR": str(var_dir),
-        "REDIS_EMBEDDED_PORT": str(free_port()),
-        "LOG_REQUESTS": "0",
-        "PASSWORD_HASH_TIME_COST": "1",
-        "PASSWORD_HASH_MEMORY_KIB": "1024",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "SECRET_KEY", "FOOTFALL_ENV", "GUNICORN_CMD_ARGS"}
+    }
+    env.update(
+        {
+            "FOOTFALL_VAR_DIR": str(var_dir),
+            "REDIS_EMBEDDED_PORT": str(free_port()),
+            "LOG_REQUESTS": "0",
+            "PASSWORD_HASH_TIME_COST": "1",
+            "PASSWORD_HASH_MEMORY_KIB": "1024",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(extra_env or {})
     args = [sys.executable, "run.py", "--host", "127.0.0.1", "--port", str(port)]
     if not demo:

@@ -15,19 +15,16 @@ from .helpers import assert_error, bearer
 PASSWORD = "correct-horse-1"
 
 
-
-
-
-
 def login(client, email: str, password: str = PASSWORD, **kwargs):
     return client.post("/api/auth/login", json={"email": email, "password": password}, **kwargs)
 
 
 # -- sign-up ---------------------------------------------------------------------------------
 def test_signup_returns_a_working_token(client):
-    response = client.post("/api/auth/signup", json={"email": "ann@example.test",
-                                                     "password": PASSWORD,
-                                                     "display_name": "Ann"})
+    response = client.post(
+        "/api/auth/signup",
+        json={"email": "ann@example.test", "password": PASSWORD, "display_name": "Ann"},
+    )
     assert response.status_code == 201, response.get_json()
     session = response.get_json()
     assert session["token_type"] == "Bearer"
@@ -37,13 +34,19 @@ def test_signup_returns_a_working_token(client):
 
     me = client.get("/api/me", headers=bearer(session["token"]))
     assert me.status_code == 200
-    assert me.get_json() == {"id": session["user"]["id"], "email": "ann@example.test",
-                             "role": "shopper", "display_name": "Ann", "store_id": None}
+    assert me.get_json() == {
+        "id": session["user"]["id"],
+        "email": "ann@example.test",
+        "role": "shopper",
+        "display_name": "Ann",
+        "store_id": None,
+    }
 
 
 def test_signup_normalizes_the_email(client):
-    response = client.post("/api/auth/signup", json={"email": "  Bob@Example.TEST ",
-                                                     "password": PASSWORD})
+    response = client.post(
+        "/api/auth/signup", json={"email": "  Bob@Example.TEST ", "password": PASSWORD}
+    )
     assert response.status_code == 201
     assert response.get_json()["user"]["email"] == "bob@example.test"
     assert login(client, "BOB@example.test").status_code == 200
@@ -68,8 +71,9 @@ def test_signup_duplicate_email_is_a_conflict(client, auth, second):
     ],
 )
 def test_signup_refuses_weak_passwords(client, password, code):
-    response = client.post("/api/auth/signup", json={"email": "weak@example.test",
-                                                     "password": password})
+    response = client.post(
+        "/api/auth/signup", json={"email": "weak@example.test", "password": password}
+    )
     assert_error(response, 422, code, "password")
 
 
@@ -95,11 +99,13 @@ def test_signup_refuses_bad_emails(client, email, code):
 def test_signup_throttled_per_address(make_app):
     client = make_app(SIGNUP_IP_MAX=2).test_client()
     for n in range(2):
-        response = client.post("/api/auth/signup", json={"email": f"s{n}@example.test",
-                                                         "password": PASSWORD})
+        response = client.post(
+            "/api/auth/signup", json={"email": f"s{n}@example.test", "password": PASSWORD}
+        )
         assert response.status_code == 201
-    response = client.post("/api/auth/signup", json={"email": "s9@example.test",
-                                                     "password": PASSWORD})
+    response = client.post(
+        "/api/auth/signup", json={"email": "s9@example.test", "password": PASSWORD}
+    )
     assert_error(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) > 0
 
@@ -130,8 +136,12 @@ def test_wrong_password_and_unknown_email_get_the_same_answer(client, auth):
         ({"password": PASSWORD}, 422, "validation_error", "email"),
         ({"email": "e@example.test", "password": ""}, 422, "validation_error", "password"),
         ({"email": "nope", "password": PASSWORD}, 422, "invalid_email", "email"),
-        ({"email": "e@example.test", "password": PASSWORD, "remember": True}, 422,
-         "unknown_field", "remember"),
+        (
+            {"email": "e@example.test", "password": PASSWORD, "remember": True},
+            422,
+            "unknown_field",
+            "remember",
+        ),
     ],
 )
 def test_login_input_validation(client, body, status, code, field):
@@ -214,8 +224,9 @@ def test_login_rate_limited_per_account(app, client, auth, clock):
     auth.signup("frank@example.test")
     limit = app.config["LOGIN_MAX_ATTEMPTS"]
     for _ in range(limit):
-        assert_error(login(client, "frank@example.test", "wrong-password"), 401,
-                     "invalid_credentials")
+        assert_error(
+            login(client, "frank@example.test", "wrong-password"), 401, "invalid_credentials"
+        )
     # Locked out: even the right password is refused until the window passes.
     response = login(client, "Frank@Example.test")
     assert_error(response, 429, "rate_limited")
@@ -250,14 +261,25 @@ def test_login_rate_limited_per_address(make_app):
 
 # -- the create-user command -----------------------------------------------------------------
 def _create_store(app, store_id: str = "st-cli") -> None:
-    app.extensions["stores"].create({"id": store_id, "name": "CLI store", "brand": "B",
-                                     "city": "Shanghai", "lat": 31.23, "lon": 121.47})
+    app.extensions["stores"].create(
+        {
+            "id": store_id,
+            "name": "CLI store",
+            "brand": "B",
+            "city": "Shanghai",
+            "lat": 31.23,
+            "lon": 121.47,
+        }
+    )
 
 
-def test_cli_creates_a_marketer_with_the_password_from_the_environment(client, runner,
-                                                                        redis_client):
-    result = runner.invoke(args=["create-user", "Mia@Example.test", "--role", "marketer"],
-                           env={"FOOTFALL_NEW_PASSWORD": PASSWORD})
+def test_cli_creates_a_marketer_with_the_password_from_the_environment(
+    client, runner, redis_client
+):
+    result = runner.invoke(
+        args=["create-user", "Mia@Example.test", "--role", "marketer"],
+        env={"FOOTFALL_NEW_PASSWORD": PASSWORD},
+    )
     assert result.exit_code == 0, result.output
     assert "created marketer mia@example.test" in result.output
 
@@ -273,8 +295,18 @@ def test_cli_creates_a_marketer_with_the_password_from_the_environment(client, r
 
 def test_cli_creates_staff_for_an_existing_store(app, client, runner):
     _create_store(app)
-    result = runner.invoke(args=["create-user", "till@example.test", "--role", "staff",
-                                 "--store", "st-cli", "--password", PASSWORD])
+    result = runner.invoke(
+        args=[
+            "create-user",
+            "till@example.test",
+            "--role",
+            "staff",
+            "--store",
+            "st-cli",
+            "--password",
+            PASSWORD,
+        ]
+    )
     assert result.exit_code == 0, result.output
     user = login(client, "till@example.test").get_json()["user"]
     assert user["role"] == "staff"
@@ -311,8 +343,15 @@ def test_signup_stores_an_argon2_hash(auth, redis_client):
 # -- erasure ---------------------------------------------------------------------------------
 def test_erase_me_removes_the_account_and_location_data(app, client, auth, clock, redis_client):
     marketer, _ = auth.headers("marketer")
-    store = {"id": "st-erase", "name": "S", "brand": "B", "city": "Shanghai",
-             "lat": 31.2400, "lon": 121.4800, "fence": {"type": "circle", "radius_m": 100}}
+    store = {
+        "id": "st-erase",
+        "name": "S",
+        "brand": "B",
+        "city": "Shanghai",
+        "lat": 31.2400,
+        "lon": 121.4800,
+        "fence": {"type": "circle", "radius_m": 100},
+    }
     assert client.post("/api/stores", json=store, headers=marketer).status_code == 201
     session = auth.signup("ivy@example.test")
     headers, user_id = bearer(session["token"]), session["user"]["id"]
@@ -333,8 +372,12 @@ def test_erase_me_removes_the_account_and_location_data(app, client, auth, clock
     assert_error(client.get("/api/me", headers=headers), 401, "session_revoked")
     assert_error(login(client, "ivy@example.test"), 401, "invalid_credentials")
     # The address is free again.
-    assert client.post("/api/auth/signup", json={"email": "ivy@example.test",
-                                                 "password": PASSWORD}).status_code == 201
+    assert (
+        client.post(
+            "/api/auth/signup", json={"email": "ivy@example.test", "password": PASSWORD}
+        ).status_code
+        == 201
+    )
 
 
 def test_erase_me_is_for_shoppers(client, auth):
@@ -347,10 +390,16 @@ def test_erase_me_is_for_shoppers(client, auth):
 def test_consent_get_and_put(client, auth, clock):
     headers = bearer(auth.signup()["token"])
     assert client.get("/api/me/consent", headers=headers).get_json() == {
-        "location": False, "updated_at": None}
+        "location": False,
+        "updated_at": None,
+    }
     fix = {"lat": 31.24, "lon": 121.48, "accuracy_m": 10, "recorded_at": clock.now()}
-    assert_error(client.post("/api/location/fix", json=fix, headers=headers), 403,
-                 "consent_required", "consent")
+    assert_error(
+        client.post("/api/location/fix", json=fix, headers=headers),
+        403,
+        "consent_required",
+        "consent",
+    )
 
     response = client.put("/api/me/consent", json={"location": True}, headers=headers)
     assert response.status_code == 200
@@ -364,8 +413,12 @@ def test_consent_get_and_put(client, auth, clock):
     assert response.get_json() == {"location": False, "updated_at": clock.now()}
     # Withdrawing consent erases the raw fixes kept so far.
     assert client.get("/api/location/fixes", headers=headers).get_json()["items"] == []
-    assert_error(client.post("/api/location/fix", json=fix, headers=headers), 403,
-                 "consent_required", "consent")
+    assert_error(
+        client.post("/api/location/fix", json=fix, headers=headers),
+        403,
+        "consent_required",
+        "consent",
+    )
 
 
 @pytest.mark.parametrize(
@@ -390,12 +443,15 @@ def test_consent_is_for_shoppers(client, auth, role):
 
 
 # -- non-ASCII tokens --------------------------------------------------------------------------
-@pytest.mark.parametrize("token", [
-    "v1.eyJ1IjoiYSJ9.sig\u00e9",  # reached compare_digest on str: a TypeError, a 500
-    "v1.eyJ1IjoiYSJ9\u00ff.c2ln",
-    "\u00e9",
-    "v1.\u00e9.\u00e9",
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "v1.eyJ1IjoiYSJ9.sig\u00e9",  # reached compare_digest on str: a TypeError, a 500
+        "v1.eyJ1IjoiYSJ9\u00ff.c2ln",
+        "\u00e9",
+        "v1.\u00e9.\u00e9",
+    ],
+)
 def test_a_non_ascii_bearer_token_is_a_401_envelope(client, token):
     response = client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert_error(response, 401, "invalid_token")
@@ -404,6 +460,7 @@ def test_a_non_ascii_bearer_token_is_a_401_envelope(client, token):
 def test_a_non_ascii_socket_token_is_refused(app, client):
     socketio = app.extensions["socketio"]
     for query in ("token=v1.eyJ1IjoiYSJ9.sig%C3%A9", "token=%C3%A9.%C3%A9.%C3%A9"):
-        sock = socketio.test_client(app, namespace="/shopper", query_string=query,
-                                    flask_test_client=client)
+        sock = socketio.test_client(
+            app, namespace="/shopper", query_string=query, flask_test_client=client
+        )
         assert not sock.is_connected("/shopper")

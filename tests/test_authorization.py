@@ -129,17 +129,17 @@ def _headers(auth, caller: str) -> dict:
 
 
 def test_every_rule_is_in_the_matrix(app):
-    rules = {r.endpoint for r in app.url_map.iter_rules()
-             if not is_framework_public(r.endpoint)}
+    rules = {r.endpoint for r in app.url_map.iter_rules() if not is_framework_public(r.endpoint)}
     assert rules == {endpoint for endpoint, _, _ in ROUTES}
     assert rules, "no API rules found"
 
 
 def test_only_docs_and_static_files_skip_the_role_check(app):
-    docs = re.compile(r"^/(static/|api/(openapi\.json|swagger(/.*)?|static/.*|"
-                      r"oauth2-redirect\.html)?$)")
-    skipped = [rule.rule for rule in app.url_map.iter_rules()
-               if is_framework_public(rule.endpoint)]
+    docs = re.compile(
+        r"^/(static/|api/(openapi\.json|swagger(/.*)?|static/.*|"
+        r"oauth2-redirect\.html)?$)"
+    )
+    skipped = [rule.rule for rule in app.url_map.iter_rules() if is_framework_public(rule.endpoint)]
     assert "/api/openapi.json" in skipped
     assert [url for url in skipped if not docs.match(url)] == []
 
@@ -167,8 +167,13 @@ def test_role_matrix(app, client, auth, route, caller):
     error = body.get("error") or {}
     if PUBLIC in allowed or caller in allowed:
         # Let through: whatever the answer is, it is not the role check.
-        assert error.get("code") not in ("unauthorized", "forbidden_role", "undeclared_roles",
-                                         "invalid_token", "session_revoked"), body
+        assert error.get("code") not in (
+            "unauthorized",
+            "forbidden_role",
+            "undeclared_roles",
+            "invalid_token",
+            "session_revoked",
+        ), body
         return
     expected = (401, "unauthorized") if caller == "anonymous" else (403, "forbidden_role")
     assert (response.status_code, error.get("code")) == expected, body
@@ -197,8 +202,12 @@ def test_view_without_declared_roles_is_refused(make_app, caller):
         if caller == "guest":
             session = accounts.create_guest()
         else:
-            accounts.create_user(f"{caller}@example.test", "correct-horse-1", caller,
-                                 store_id=DUMMY_ID if caller == "staff" else None)
+            accounts.create_user(
+                f"{caller}@example.test",
+                "correct-horse-1",
+                caller,
+                store_id=DUMMY_ID if caller == "staff" else None,
+            )
             session = accounts.open_session(accounts.find_by_email(f"{caller}@example.test"))
         headers = {"Authorization": f"Bearer {session['token']}"}
     response = client.get("/api/throwaway", headers=headers)

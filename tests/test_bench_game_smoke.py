@@ -15,16 +15,31 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_KEYS = ["bench", "spawn_queries_per_s", "catches_per_s", "p99_ms"]
-FIGURES = ("spawn_queries_per_s", "catches_per_s", "p99_ms", "spawn_p50_ms", "catch_p50_ms",
-           "spawns_per_query", "http_spawn_queries_per_s", "http_catches_per_s")
+FIGURES = (
+    "spawn_queries_per_s",
+    "catches_per_s",
+    "p99_ms",
+    "spawn_p50_ms",
+    "catch_p50_ms",
+    "spawns_per_query",
+    "http_spawn_queries_per_s",
+    "http_catches_per_s",
+)
 
 
 def test_game_bench_quick_prints_figures():
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
+    }
     proc = subprocess.run(
         [sys.executable, "bench/game_bench.py", "--quick"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = proc.stdout.strip().splitlines()

@@ -14,16 +14,31 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_KEYS = ["bench", "viewers", "delivered_per_s", "p50_ms", "p99_ms", "kb_per_connection",
-              "drop_claimed", "oversell"]
+FIRST_KEYS = [
+    "bench",
+    "viewers",
+    "delivered_per_s",
+    "p50_ms",
+    "p99_ms",
+    "kb_per_connection",
+    "drop_claimed",
+    "oversell",
+]
 
 
 def test_live_bench_quick_prints_figures():
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
+    }
     proc = subprocess.run(
         [sys.executable, "bench/live_bench.py", "--quick"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = proc.stdout.strip().splitlines()

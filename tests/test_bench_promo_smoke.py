@@ -14,17 +14,30 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_KEYS = ["bench", "issue_per_s", "raw_script_per_s", "ratio_to_raw", "oversell",
-              "issued_of_cap"]
+FIRST_KEYS = [
+    "bench",
+    "issue_per_s",
+    "raw_script_per_s",
+    "ratio_to_raw",
+    "oversell",
+    "issued_of_cap",
+]
 RATES = ("issue_per_s", "raw_script_per_s", "ratio_to_raw", "http_issue_per_s")
 
 
 def test_promo_bench_quick_prints_figures():
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
+    }
     proc = subprocess.run(
         [sys.executable, "bench/promo_bench.py", "--quick"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = proc.stdout.strip().splitlines()

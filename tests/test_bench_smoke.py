@@ -10,16 +10,29 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIRED = ("engine_fixes_per_s", "http_fixes_per_s", "http_ceiling_per_s", "ratio_to_ceiling",
-            "p50_ms", "p99_ms")
+REQUIRED = (
+    "engine_fixes_per_s",
+    "http_fixes_per_s",
+    "http_ceiling_per_s",
+    "ratio_to_ceiling",
+    "p50_ms",
+    "p99_ms",
+)
 
 
 def test_geo_bench_quick_prints_figures():
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
+    }
     proc = subprocess.run(
         [sys.executable, "bench/geo_bench.py", "--quick"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = proc.stdout.strip().splitlines()

@@ -16,10 +16,7 @@ from app.redis_supervisor import EmbeddedRedis, free_port
 from .helpers import assert_error
 
 FIX = {"lat": 31.24, "lon": 121.48, "accuracy_m": 10, "recorded_at": 1_780_000_000}
-STORE = {"id": "st-1", "name": "S", "brand": "B", "city": "Shanghai", "lat": 31.24,
-         "lon": 121.48}
-
-
+STORE = {"id": "st-1", "name": "S", "brand": "B", "city": "Shanghai", "lat": 31.24, "lon": 121.48}
 
 
 @pytest.fixture
@@ -64,11 +61,8 @@ def test_malformed_json_is_400_naming_the_body(client, raw):
 
 
 def test_deeply_nested_json_is_malformed_not_a_crash(client):
-    response = client.post("/api/auth/login", data="[" * 100_000,
-                           content_type="application/json")
+    response = client.post("/api/auth/login", data="[" * 100_000, content_type="application/json")
     assert_error(response, 400, "malformed_json", "body")
-
-
 
 
 @pytest.mark.parametrize(
@@ -111,8 +105,13 @@ def test_batch_validation_names_the_nested_field(client, shopper):
         pytest.param({"json": []}, id="array"),
         pytest.param({"json": [{"email": "a@b.cd", "password": "x"}]}, id="array-of-object"),
         pytest.param({"json": 42}, id="number"),
-        pytest.param({"data": "email=a@b.cd&password=x",
-                      "content_type": "application/x-www-form-urlencoded"}, id="form"),
+        pytest.param(
+            {
+                "data": "email=a@b.cd&password=x",
+                "content_type": "application/x-www-form-urlencoded",
+            },
+            id="form",
+        ),
     ],
 )
 def test_body_that_is_not_an_object_is_422_naming_the_body(client, kwargs):
@@ -134,30 +133,42 @@ STREAMED = {"wsgi.input_terminated": True}
 
 
 def streamed_post(client, path, body: bytes, content_type: str, headers=None):
-    return client.post(path, input_stream=io.BytesIO(body), content_type=content_type,
-                       headers={"Transfer-Encoding": "chunked", **(headers or {})},
-                       environ_overrides=STREAMED)
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        headers={"Transfer-Encoding": "chunked", **(headers or {})},
+        environ_overrides=STREAMED,
+    )
 
 
 @pytest.mark.parametrize("size", [1000, 5000, 20_000])
 def test_a_streamed_body_over_the_limit_is_413_not_parsed_truncated(make_app, size):
     client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
     body = json.dumps({"email": "a@b.cd", "password": "x" * size}).encode()
-    assert_error(streamed_post(client, "/api/auth/login", body, "application/json"),
-                 413, "payload_too_large")
+    assert_error(
+        streamed_post(client, "/api/auth/login", body, "application/json"), 413, "payload_too_large"
+    )
 
 
 def test_a_streamed_body_under_the_limit_is_read_whole(make_app):
     client = make_app(MAX_CONTENT_LENGTH=1000).test_client()
     body = json.dumps({"email": "a@b.cd", "password": "x" * 100}).encode()
-    assert_error(streamed_post(client, "/api/auth/login", body, "application/json"),
-                 401, "invalid_credentials")
+    assert_error(
+        streamed_post(client, "/api/auth/login", body, "application/json"),
+        401,
+        "invalid_credentials",
+    )
 
 
 @pytest.mark.parametrize("raw", [b"{bad", b'{"email": "a@b.cd",}', b"[1,", b"\xff"])
 def test_malformed_streamed_json_is_400_naming_the_body(client, raw):
-    assert_error(streamed_post(client, "/api/auth/login", raw, "application/json"),
-                 400, "malformed_json", "body")
+    assert_error(
+        streamed_post(client, "/api/auth/login", raw, "application/json"),
+        400,
+        "malformed_json",
+        "body",
+    )
 
 
 def test_a_streamed_import_over_the_limit_is_413_not_imported_truncated(make_app):
@@ -166,9 +177,13 @@ def test_a_streamed_import_over_the_limit_is_413_not_imported_truncated(make_app
     accounts.create_user("big@example.test", "correct-horse-1", "marketer")
     token = accounts.open_session(accounts.find_by_email("big@example.test"))["token"]
     rows = "".join(f"s{i},Store {i},Acme,Shanghai,31.23,121.47\n" for i in range(60))
-    response = streamed_post(app.test_client(), "/api/stores/import",
-                             ("id,name,brand,city,lat,lon\n" + rows).encode(), "text/csv",
-                             headers={"Authorization": f"Bearer {token}"})
+    response = streamed_post(
+        app.test_client(),
+        "/api/stores/import",
+        ("id,name,brand,city,lat,lon\n" + rows).encode(),
+        "text/csv",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert_error(response, 413, "payload_too_large")
     assert app.extensions["stores"].list()["items"] == []
 
@@ -200,8 +215,11 @@ def test_oversized_import_is_413(make_app, auth):
     accounts.create_user("big@example.test", "correct-horse-1", "marketer")
     token = accounts.open_session(accounts.find_by_email("big@example.test"))["token"]
     response = app.test_client().post(
-        "/api/stores/import", data="id,name,brand,city,lat,lon\n" + "x" * 2000,
-        content_type="text/csv", headers={"Authorization": f"Bearer {token}"})
+        "/api/stores/import",
+        data="id,name,brand,city,lat,lon\n" + "x" * 2000,
+        content_type="text/csv",
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert_error(response, 413, "payload_too_large")
 
 
@@ -240,11 +258,20 @@ def test_openapi_document(client):
     spec = response.get_json()
     assert spec["openapi"].startswith("3.1")
     paths = spec["paths"]
-    for path in ("/api/stores", "/api/stores/{store_id}", "/api/stores/nearby",
-                 "/api/stores/import", "/api/location/fix", "/api/location/fixes"):
+    for path in (
+        "/api/stores",
+        "/api/stores/{store_id}",
+        "/api/stores/nearby",
+        "/api/stores/import",
+        "/api/location/fix",
+        "/api/location/fixes",
+    ):
         assert path in paths, path
     assert spec["components"]["securitySchemes"]["bearer"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "footfall-v1"}
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "footfall-v1",
+    }
     assert paths["/api/stores"]["post"]["security"] == [{"bearer": []}]
     assert paths["/api/location/fix"]["post"]["security"] == [{"bearer": []}]
     assert "text/csv" in paths["/api/stores/import"]["post"]["requestBody"]["content"]
@@ -328,51 +355,133 @@ GARBAGE = {
     "Infinity": '{"lat": Infinity, "lon": -Infinity, "radius_m": NaN}',
     "tiny": '{"lat": 1e-400, "lon": -1e-400, "accuracy_m": 1e-400}',
     "long-int": '{"lat": ' + "9" * 5000 + "}",
-    "big-int": json.dumps({k: 10**400 for k in ("lat", "lon", "accuracy_m", "recorded_at",
-                                                 "speed_mps", "radius_m")}),
+    "big-int": json.dumps(
+        {k: 10**400 for k in ("lat", "lon", "accuracy_m", "recorded_at", "speed_mps", "radius_m")}
+    ),
     "deep-array": DEEP_ARRAY,
     "deep-object": DEEP_OBJECT,
     "deep-field": json.dumps({"fence": {"type": "circle"}, "name": "x"})[:-1]
-    + ', "opening_hours": ' + DEEP_OBJECT + "}",
+    + ', "opening_hours": '
+    + DEEP_OBJECT
+    + "}",
     "deep-but-parsable": json.dumps({**STORE, "fence": {"type": "Polygon"}})[:-2]
-    + ', "coordinates": ' + "[" * 900 + "]" * 900 + '}, "opening_hours": '
-    + '{"a":' * 900 + "1" + "}" * 900 + "}",
-    "csv-deep-cell": "name,brand,city,lat,lon,fence\nS,B,C,1,2,\"" + "[" * 50_000 + "\"\n",
-    "csv-huge-cell": "name,brand,city,lat,lon,fence\nS,B,C,1,2,\"" + "x" * 200_000 + "\"\n",
-    "csv-ragged": "name,brand,city,lat,lon\nS,B\nS,B,C,1,2,3,4\n\x00,\r\r\n\"",
+    + ', "coordinates": '
+    + "[" * 900
+    + "]" * 900
+    + '}, "opening_hours": '
+    + '{"a":' * 900
+    + "1"
+    + "}" * 900
+    + "}",
+    "csv-deep-cell": 'name,brand,city,lat,lon,fence\nS,B,C,1,2,"' + "[" * 50_000 + '"\n',
+    "csv-huge-cell": 'name,brand,city,lat,lon,fence\nS,B,C,1,2,"' + "x" * 200_000 + '"\n',
+    "csv-ragged": 'name,brand,city,lat,lon\nS,B\nS,B,C,1,2,3,4\n\x00,\r\r\n"',
     "huge-string": json.dumps({k: "x" * 1_000_000 for k in ("email", "password", "name")}),
-    "unicode": json.dumps({"email": "ünïcødé@例え.テスト", "password": "🔑" * 8,
-                           "name": "店\u0000\u202e", "brand": "\ud800", "city": "\U0010ffff",
-                           "lat": "北", "location": "是"}),
+    "unicode": json.dumps(
+        {
+            "email": "ünïcødé@例え.テスト",
+            "password": "🔑" * 8,
+            "name": "店\u0000\u202e",
+            "brand": "\ud800",
+            "city": "\U0010ffff",
+            "lat": "北",
+            "location": "是",
+        }
+    ),
     "lone-surrogate": '{"email": "\\ud800@example.test", "password": "\\udfff\\udfff\\udfff1234"}',
     "bom": "\ufeff" + json.dumps({"email": "a@b.cd", "password": "x" * 8}),
     "invalid-utf8": b'{"email": "\xff\xfe@example.test", "password": "\xc3\x28aaaaaaaa"}',
-    "operators": json.dumps({"email": {"$gt": ""}, "password": {"$ne": None},
-                             "lat": {"$gt": 0}, "fixes": {"0": FIX}, "location": [True]}),
-    "wrong-shapes": json.dumps({"fixes": [None, [], 1, "x", {}], "fence": [], "opening_hours": [],
-                                "lat": [], "lon": {}, "name": 1, "brand": None}),
-    "extreme-times": json.dumps({"fixes": [{**FIX, "recorded_at": t} for t in (
-        1e308, -1e308, 0, -62135596800, 253402300800, "0001-01-01T00:00:00+14:00",
-        "9999-12-31T23:59:59-14:00")]}),
-    "extreme-store": json.dumps({
-        **STORE, "lat": 85, "lon": 180,
-        "opening_hours": {"tz": "Etc/GMT-14", "weekly": {"mon": [["00:00", "24:00"]]},
-                          "closed_dates": ["9999-12-31", "0001-01-01"]},
-        "fence": {"type": "MultiPolygon", "coordinates": [[[[179.99, 84.99], [-179.99, 84.99],
-                                                            [-179.99, 85.0], [179.99, 84.99]]]]},
-    }),
-    "weird-fences": json.dumps({**STORE, "fence": {
-        "type": "Polygon", "coordinates": [[[1e308, 1e308], [-1e308, 1e308], [0, 0],
-                                            [1e308, 1e308]]]}}),
-    "circle-extremes": json.dumps({**STORE, "fence": {"type": "circle", "radius_m": 1e308,
-                                                      "center": [1e308, -1e308]}}),
-    "feature-collection": json.dumps({"type": "FeatureCollection", "features": [
-        None, {"type": "Feature"}, {"type": "Feature", "geometry": {"type": "Point"}},
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": ["a", None]},
-         "properties": []},
-        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1e308, 1e308]},
-         "properties": {"name": "x", "brand": "y", "city": "z", "fence": DEEP_ARRAY[:200]}},
-    ]}),
+    "operators": json.dumps(
+        {
+            "email": {"$gt": ""},
+            "password": {"$ne": None},
+            "lat": {"$gt": 0},
+            "fixes": {"0": FIX},
+            "location": [True],
+        }
+    ),
+    "wrong-shapes": json.dumps(
+        {
+            "fixes": [None, [], 1, "x", {}],
+            "fence": [],
+            "opening_hours": [],
+            "lat": [],
+            "lon": {},
+            "name": 1,
+            "brand": None,
+        }
+    ),
+    "extreme-times": json.dumps(
+        {
+            "fixes": [
+                {**FIX, "recorded_at": t}
+                for t in (
+                    1e308,
+                    -1e308,
+                    0,
+                    -62135596800,
+                    253402300800,
+                    "0001-01-01T00:00:00+14:00",
+                    "9999-12-31T23:59:59-14:00",
+                )
+            ]
+        }
+    ),
+    "extreme-store": json.dumps(
+        {
+            **STORE,
+            "lat": 85,
+            "lon": 180,
+            "opening_hours": {
+                "tz": "Etc/GMT-14",
+                "weekly": {"mon": [["00:00", "24:00"]]},
+                "closed_dates": ["9999-12-31", "0001-01-01"],
+            },
+            "fence": {
+                "type": "MultiPolygon",
+                "coordinates": [
+                    [[[179.99, 84.99], [-179.99, 84.99], [-179.99, 85.0], [179.99, 84.99]]]
+                ],
+            },
+        }
+    ),
+    "weird-fences": json.dumps(
+        {
+            **STORE,
+            "fence": {
+                "type": "Polygon",
+                "coordinates": [[[1e308, 1e308], [-1e308, 1e308], [0, 0], [1e308, 1e308]]],
+            },
+        }
+    ),
+    "circle-extremes": json.dumps(
+        {**STORE, "fence": {"type": "circle", "radius_m": 1e308, "center": [1e308, -1e308]}}
+    ),
+    "feature-collection": json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                None,
+                {"type": "Feature"},
+                {"type": "Feature", "geometry": {"type": "Point"}},
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": ["a", None]},
+                    "properties": [],
+                },
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [1e308, 1e308]},
+                    "properties": {
+                        "name": "x",
+                        "brand": "y",
+                        "city": "z",
+                        "fence": DEEP_ARRAY[:200],
+                    },
+                },
+            ],
+        }
+    ),
 }
 
 
@@ -403,8 +512,9 @@ def test_garbage_bodies_never_cause_a_500(client, auth, name):
         for content_type in ("application/json", "application/geo+json", "text/csv"):
             if content_type != "application/json" and "/import" not in path:
                 continue
-            response = getattr(client, method)(path, data=data, content_type=content_type,
-                                               headers=headers)
+            response = getattr(client, method)(
+                path, data=data, content_type=content_type, headers=headers
+            )
             if response.status_code >= 500:
                 failures.append((method, path, content_type, response.status_code))
             elif response.status_code >= 400:

@@ -14,8 +14,13 @@ from .conftest import T0
 from .game_helpers import SHANGHAI, SPECIES, offset, outcome_of
 from .helpers import assert_error
 
-GAME = {"species": SPECIES, "density_per_cell": 20, "store_density": 20,
-        "store_rarity_boost": 5, "seed": "api-seed"}
+GAME = {
+    "species": SPECIES,
+    "density_per_cell": 20,
+    "store_density": 20,
+    "store_rarity_boost": 5,
+    "seed": "api-seed",
+}
 
 
 class GameApi:
@@ -26,32 +31,54 @@ class GameApi:
         self.client = client
         self.auth = auth
         self.marketer, _ = auth.headers("marketer")
-        store = {"id": "acme-1", "name": "Acme 1", "brand": "Acme", "city": "Shanghai",
-                 "lat": SHANGHAI[0], "lon": SHANGHAI[1],
-                 "fence": {"type": "circle", "radius_m": 80}}
+        store = {
+            "id": "acme-1",
+            "name": "Acme 1",
+            "brand": "Acme",
+            "city": "Shanghai",
+            "lat": SHANGHAI[0],
+            "lon": SHANGHAI[1],
+            "fence": {"type": "circle", "radius_m": 80},
+        }
         assert client.post("/api/stores", json=store, headers=self.marketer).status_code == 201
-        response = client.post("/api/campaigns", headers=self.marketer, json={
-            "name": "Double 11", "starts_at": "2026-05-28T00:00:00+08:00",
-            "ends_at": T0 + 30 * 86_400, "targets": {"brands": ["Acme"]}})
+        response = client.post(
+            "/api/campaigns",
+            headers=self.marketer,
+            json={
+                "name": "Double 11",
+                "starts_at": "2026-05-28T00:00:00+08:00",
+                "ends_at": T0 + 30 * 86_400,
+                "targets": {"brands": ["Acme"]},
+            },
+        )
         self.cid = response.get_json()["id"]
         self.oid = self.offer(["manual", "game"])
         self.manual_oid = self.offer(["manual"])
-        response = client.post(f"/api/campaigns/{self.cid}/transition",
-                               json={"to": "scheduled"}, headers=self.marketer)
+        response = client.post(
+            f"/api/campaigns/{self.cid}/transition", json={"to": "scheduled"}, headers=self.marketer
+        )
         assert response.get_json()["status"] == "live"
         response = self.put({**GAME, "offer_id": self.oid})
         assert response.status_code == 200, response.get_json()
 
     def offer(self, channels):
-        response = self.client.post(f"/api/campaigns/{self.cid}/offers", headers=self.marketer,
-                                    json={"name": "20 off", "kind": "amount_off",
-                                          "amount_off_fen": 2000, "channels": channels})
+        response = self.client.post(
+            f"/api/campaigns/{self.cid}/offers",
+            headers=self.marketer,
+            json={
+                "name": "20 off",
+                "kind": "amount_off",
+                "amount_off_fen": 2000,
+                "channels": channels,
+            },
+        )
         assert response.status_code == 201, response.get_json()
         return response.get_json()["id"]
 
     def put(self, body, cid=None):
-        return self.client.put(f"/api/campaigns/{cid or self.cid}/game", json=body,
-                               headers=self.marketer)
+        return self.client.put(
+            f"/api/campaigns/{cid or self.cid}/game", json=body, headers=self.marketer
+        )
 
     def shopper(self, at=SHANGHAI):
         """Sign a shopper up (with consent) and record a fix at a point."""
@@ -73,17 +100,29 @@ class GameApi:
 
     def throw(self, headers, view, **fix):
         """Throw at a listed spawn from a fix right on it."""
-        body = {"spawn_id": view["id"], "fix": {"lat": view["lat"], "lon": view["lon"],
-                                                "accuracy_m": 5, "recorded_at": T0,
-                                                "speed_mps": 0, **fix}}
+        body = {
+            "spawn_id": view["id"],
+            "fix": {
+                "lat": view["lat"],
+                "lon": view["lon"],
+                "accuracy_m": 5,
+                "recorded_at": T0,
+                "speed_mps": 0,
+                **fix,
+            },
+        }
         return self.client.post("/api/game/catches", json=body, headers=headers)
 
     def catchable(self, headers, shopper_id, *, store=None, within=60.0):
         """Return listed spawns that the shopper's first throw catches."""
         game = self.app.extensions["game"]
-        return [v for v in self.spawns(headers) if v["distance_m"] <= within
-                and (store is None or bool(v["store_id"]) == store)
-                and outcome_of(game.spawn(v["id"]), shopper_id) == "caught"]
+        return [
+            v
+            for v in self.spawns(headers)
+            if v["distance_m"] <= within
+            and (store is None or bool(v["store_id"]) == store)
+            and outcome_of(game.spawn(v["id"]), shopper_id) == "caught"
+        ]
 
 
 @pytest.fixture
@@ -99,13 +138,21 @@ def test_put_and_get_a_game(client, auth, api):
     assert doc["seed"] == "api-seed" and doc["updated_at"] == T0
     assert [s["id"] for s in doc["species"]] == [s["id"] for s in SPECIES]
     shopper, _ = auth.headers("shopper")
-    assert_error(client.get(f"/api/campaigns/{api.cid}/game", headers=shopper),
-                 403, "forbidden_role")
+    assert_error(
+        client.get(f"/api/campaigns/{api.cid}/game", headers=shopper), 403, "forbidden_role"
+    )
     assert_error(api.put(GAME, cid="999"), 404, "campaign_not_found", "campaign_id")
-    other = client.post("/api/campaigns", headers=api.marketer, json={
-        "name": "No game", "starts_at": T0, "ends_at": T0 + 86_400}).get_json()["id"]
-    assert_error(client.get(f"/api/campaigns/{other}/game", headers=api.marketer),
-                 404, "game_not_found", "campaign_id")
+    other = client.post(
+        "/api/campaigns",
+        headers=api.marketer,
+        json={"name": "No game", "starts_at": T0, "ends_at": T0 + 86_400},
+    ).get_json()["id"]
+    assert_error(
+        client.get(f"/api/campaigns/{other}/game", headers=api.marketer),
+        404,
+        "game_not_found",
+        "campaign_id",
+    )
     # Without a seed the server picks one.
     body = {k: v for k, v in GAME.items() if k != "seed"}
     assert len(api.put(body, cid=other).get_json()["seed"]) == 16
@@ -115,19 +162,22 @@ def _species(**changes):
     return [{**SPECIES[0], **changes}, *SPECIES[1:]]
 
 
-@pytest.mark.parametrize(("change", "status", "code", "field"), [
-    ({"species": [SPECIES[0], SPECIES[0]]}, 422, "validation_error", "species"),
-    ({"species": _species(rarity="mythic")}, 422, "validation_error", "species[0].rarity"),
-    ({"species": _species(id="Big Dumpling")}, 422, "validation_error", "species[0].id"),
-    ({"species": _species(weight=0)}, 422, "validation_error", "species[0].weight"),
-    ({"species": []}, 422, "validation_error", "species"),
-    ({"species": [SPECIES[4]]}, 422, "validation_error", "body"),  # legendary only
-    ({"density_per_cell": 21}, 422, "validation_error", "density_per_cell"),
-    ({"store_rarity_boost": 0.5}, 422, "validation_error", "store_rarity_boost"),
-    ({"colour": "red"}, 422, "unknown_field", "colour"),
-    ({"offer_id": "manual"}, 422, "offer_not_for_game", "offer_id"),
-    ({"offer_id": "o999"}, 404, "offer_not_found", "offer_id"),
-])
+@pytest.mark.parametrize(
+    ("change", "status", "code", "field"),
+    [
+        ({"species": [SPECIES[0], SPECIES[0]]}, 422, "validation_error", "species"),
+        ({"species": _species(rarity="mythic")}, 422, "validation_error", "species[0].rarity"),
+        ({"species": _species(id="Big Dumpling")}, 422, "validation_error", "species[0].id"),
+        ({"species": _species(weight=0)}, 422, "validation_error", "species[0].weight"),
+        ({"species": []}, 422, "validation_error", "species"),
+        ({"species": [SPECIES[4]]}, 422, "validation_error", "body"),  # legendary only
+        ({"density_per_cell": 21}, 422, "validation_error", "density_per_cell"),
+        ({"store_rarity_boost": 0.5}, 422, "validation_error", "store_rarity_boost"),
+        ({"colour": "red"}, 422, "unknown_field", "colour"),
+        ({"offer_id": "manual"}, 422, "offer_not_for_game", "offer_id"),
+        ({"offer_id": "o999"}, 404, "offer_not_found", "offer_id"),
+    ],
+)
 def test_bad_games_are_refused_with_the_field(api, change, status, code, field):
     if change.get("offer_id") == "manual":
         change = {"offer_id": api.manual_oid}
@@ -150,8 +200,12 @@ def test_spawns_need_a_position_then_list_sprites(client, api):
         assert set(spawn["ar"]) == {"anchor_size_m", "suggested_scale"}
     near = api.spawns(headers, radius_m=50)
     assert near and max(s["distance_m"] for s in near) <= 50
-    assert_error(client.get("/api/game/spawns?radius_m=501", headers=headers), 422,
-                 "validation_error", "radius_m")
+    assert_error(
+        client.get("/api/game/spawns?radius_m=501", headers=headers),
+        422,
+        "validation_error",
+        "radius_m",
+    )
     marketer = client.get("/api/game/spawns", headers=api.marketer)
     assert_error(marketer, 403, "forbidden_role")
 
@@ -171,29 +225,42 @@ def test_catches_over_http(app, client, api):
     assert [c["id"] for c in wallet] == [result["coupon"]["id"]]
 
     assert_error(api.throw(headers, view), 409, "ALREADY_CAUGHT", "spawn_id")
-    other = next(v for v in api.spawns(headers) if v["id"] != view["id"]
-                 and v["distance_m"] < 60)
+    other = next(v for v in api.spawns(headers) if v["id"] != view["id"] and v["distance_m"] < 60)
     error = assert_error(api.throw(headers, other), 409, "COOLDOWN")
     assert error["details"] == {"until": T0 + 10}
-    assert_error(api.throw(headers, other, recorded_at=T0 - 31), 422, "STALE_FIX",
-                 "fix.recorded_at")
+    assert_error(
+        api.throw(headers, other, recorded_at=T0 - 31), 422, "STALE_FIX", "fix.recorded_at"
+    )
     far = dict(other)
     far["lat"], far["lon"] = offset(other["lat"], other["lon"], 0, 150)
     error = assert_error(api.throw(headers, far), 409, "TOO_FAR", "fix")
     assert error["details"]["distance_m"] == pytest.approx(150, abs=0.5)
-    assert_error(api.throw(headers, {**other, "id": f"w:{api.cid}:wtw3sjq:1:0"}), 410,
-                 "SPAWN_EXPIRED", "spawn_id")
-    assert_error(api.throw(headers, {**other, "id": f"w:{api.cid}:wtw3s:1:0"}), 404,
-                 "SPAWN_NOT_FOUND", "spawn_id")
-    assert_error(api.throw(headers, {**other, "id": "w:1:no:pe"}), 422, "validation_error",
-                 "spawn_id")
-    assert_error(api.throw(headers, other, accuracy_m=0), 422, "validation_error",
-                 "fix.accuracy_m")
+    assert_error(
+        api.throw(headers, {**other, "id": f"w:{api.cid}:wtw3sjq:1:0"}),
+        410,
+        "SPAWN_EXPIRED",
+        "spawn_id",
+    )
+    assert_error(
+        api.throw(headers, {**other, "id": f"w:{api.cid}:wtw3s:1:0"}),
+        404,
+        "SPAWN_NOT_FOUND",
+        "spawn_id",
+    )
+    assert_error(
+        api.throw(headers, {**other, "id": "w:1:no:pe"}), 422, "validation_error", "spawn_id"
+    )
+    assert_error(api.throw(headers, other, accuracy_m=0), 422, "validation_error", "fix.accuracy_m")
     assert_error(api.throw(api.marketer, other), 403, "forbidden_role")
 
     status = client.get("/api/game/me", headers=headers).get_json()
-    assert status == {"catches_today": 1, "daily_cap": 500, "cooldown_until": T0 + 10,
-                      "warned": False, "suspended": False}
+    assert status == {
+        "catches_today": 1,
+        "daily_cap": 500,
+        "cooldown_until": T0 + 10,
+        "warned": False,
+        "suspended": False,
+    }
     collection = client.get("/api/game/collection", headers=headers).get_json()
     assert collection["catches"] == 1 and collection["species"] == 1
     assert collection["items"][0]["species"] == view["species"]
@@ -224,10 +291,10 @@ def test_leaderboards_show_names_to_shoppers_and_ids_to_marketers(client, auth, 
     city = client.get(url + "?scope=city&city=Shanghai&period=day", headers=amy).get_json()
     assert city["day"] == "2026-05-29" and city["players"] == 2
     assert_error(client.get(url + "?scope=city", headers=amy), 422, "validation_error", "city")
-    assert_error(client.get(url + "?period=week", headers=amy), 422, "validation_error",
-                 "period")
-    assert_error(client.get("/api/game/leaderboards/999", headers=amy), 404, "game_not_found",
-                 "campaign_id")
+    assert_error(client.get(url + "?period=week", headers=amy), 422, "validation_error", "period")
+    assert_error(
+        client.get("/api/game/leaderboards/999", headers=amy), 404, "game_not_found", "campaign_id"
+    )
 
 
 def test_sprites_are_public_pngs_with_etags(client, api):
@@ -247,10 +314,10 @@ def test_sprites_are_public_pngs_with_etags(client, api):
     assert Image.open(io.BytesIO(small.data)).size == (128, 128)
     assert small.headers["ETag"] != etag
     assert_error(client.get(url + "?size=100"), 422, "validation_error", "size")
-    assert_error(client.get(f"/api/game/sprites/{api.cid}/unicorn.png"), 404,
-                 "species_not_found", "species")
-    assert_error(client.get("/api/game/sprites/999/koi.png"), 404, "species_not_found",
-                 "species")
+    assert_error(
+        client.get(f"/api/game/sprites/{api.cid}/unicorn.png"), 404, "species_not_found", "species"
+    )
+    assert_error(client.get("/api/game/sprites/999/koi.png"), 404, "species_not_found", "species")
 
 
 def test_strikes_for_marketers(client, auth, api):
@@ -268,12 +335,14 @@ def test_strikes_for_marketers(client, auth, api):
     assert cleared["history"][-1]["reason"] == "cleared"
     assert cleared["history"][-1]["evidence"]["by"].startswith("marketer:")
     _, marketer_user = auth.headers("marketer")
-    for path in (f"/api/game/shoppers/{marketer_user['id']}/strikes",
-                 "/api/game/shoppers/nobody/strikes"):
-        assert_error(client.get(path, headers=api.marketer), 404, "shopper_not_found",
-                     "shopper_id")
-        assert_error(client.delete(path, headers=api.marketer), 404, "shopper_not_found",
-                     "shopper_id")
+    for path in (
+        f"/api/game/shoppers/{marketer_user['id']}/strikes",
+        "/api/game/shoppers/nobody/strikes",
+    ):
+        assert_error(client.get(path, headers=api.marketer), 404, "shopper_not_found", "shopper_id")
+        assert_error(
+            client.delete(path, headers=api.marketer), 404, "shopper_not_found", "shopper_id"
+        )
 
 
 def test_roll_audit(client, api):
@@ -283,18 +352,23 @@ def test_roll_audit(client, api):
     answer = client.get("/api/game/rolls", query_string=query, headers=api.marketer).get_json()
     roll, flee = roll_for(spawn_id, shopper_id, 2)
     assert answer == {**query, "roll": round(roll, 6), "flee_roll": round(flee, 6)}
-    assert_error(client.get("/api/game/rolls", query_string=query, headers=headers), 403,
-                 "forbidden_role")
-    assert_error(client.get("/api/game/rolls", query_string={**query, "attempt": 0},
-                            headers=api.marketer), 422, "validation_error", "attempt")
+    assert_error(
+        client.get("/api/game/rolls", query_string=query, headers=headers), 403, "forbidden_role"
+    )
+    assert_error(
+        client.get("/api/game/rolls", query_string={**query, "attempt": 0}, headers=api.marketer),
+        422,
+        "validation_error",
+        "attempt",
+    )
 
 
 def test_game_events_reach_the_shoppers_socket(app, client, api):
     headers, shopper_id = api.shopper(at=None)
     token = headers["Authorization"].split(" ", 1)[1]
-    sock = app.extensions["socketio"].test_client(app, namespace="/shopper",
-                                                  auth={"token": token},
-                                                  flask_test_client=client)
+    sock = app.extensions["socketio"].test_client(
+        app, namespace="/shopper", auth={"token": token}, flask_test_client=client
+    )
     sock.get_received("/shopper")
     api.fix(headers, *SHANGHAI)
     views = api.spawns(headers)
@@ -318,9 +392,13 @@ def test_game_events_reach_the_shoppers_socket(app, client, api):
     by_name = {m["name"]: m["args"][0] for m in received}
     assert by_name["catch_result"]["outcome"] == "caught"
     assert by_name["catch_result"]["roll"] == result["roll"]
-    assert by_name["reward"] == {"spawn_id": view["id"], "species": view["species"],
-                                 "points": view["points"], "total_points": view["points"],
-                                 "coupon": result["coupon"]}
+    assert by_name["reward"] == {
+        "spawn_id": view["id"],
+        "species": view["species"],
+        "points": view["points"],
+        "total_points": view["points"],
+        "coupon": result["coupon"],
+    }
     assert by_name["coupon_issued"]["id"] == result["coupon"]["id"]
 
 
@@ -328,8 +406,7 @@ def test_erasure_removes_the_game_state(app, client, api):
     headers, shopper_id = api.shopper()
     view = api.catchable(headers, shopper_id)[0]
     assert api.throw(headers, view).status_code == 200
-    assert_error(api.throw(headers, api.spawns(headers)[1], mock=True), 422, "UNTRUSTED_FIX",
-                 "fix")
+    assert_error(api.throw(headers, api.spawns(headers)[1], mock=True), 422, "UNTRUSTED_FIX", "fix")
     r = app.extensions["redis"]
     assert list(r.scan_iter(match=f"{keys.shopper(shopper_id)}*"))
     assert client.delete("/api/me", headers=headers).get_json() == {"status": "erased"}

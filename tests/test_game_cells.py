@@ -52,7 +52,7 @@ def test_encode_agrees_with_redis_geohash(redis_client, place):
     [from_redis] = redis_client.geohash("places", place)
     # Redis stores 52-bit positions (~0.6 m): eight characters (~38 x 19 m) agree.
     assert cells.encode(lat, lon, 8) == from_redis[:8]
-    assert cells.encode(lat, lon) == from_redis[:cells.PRECISION]
+    assert cells.encode(lat, lon) == from_redis[: cells.PRECISION]
 
 
 def test_encode_agrees_with_an_independent_encoder_and_bounds_round_trip():
@@ -68,11 +68,14 @@ def test_encode_agrees_with_an_independent_encoder_and_bounds_round_trip():
         assert cell.startswith(cells.encode(lat, lon, precision - 1) if precision > 1 else "")
 
 
-@pytest.mark.parametrize(("lat", "width_m", "height_m"), [
-    (0.0, 152.9, 151.8),  # ~153 m x 153 m at the equator
-    (31.24, 131.2, 152.2),  # ~131 m wide, 153 m tall in Shanghai
-    (60.0, 76.7, 153.0),
-])
+@pytest.mark.parametrize(
+    ("lat", "width_m", "height_m"),
+    [
+        (0.0, 152.9, 151.8),  # ~153 m x 153 m at the equator
+        (31.24, 131.2, 152.2),  # ~131 m wide, 153 m tall in Shanghai
+        (60.0, 76.7, 153.0),
+    ],
+)
 def test_cell_size(lat, width_m, height_m):
     lat_lo, lon_lo, lat_hi, lon_hi = cells.bounds(cells.encode(lat, 121.48))
     assert lat_hi - lat_lo == pytest.approx(180 / 2**17)
@@ -96,11 +99,16 @@ def test_covering_holds_every_point_within_the_radius(lat0, radius):
         assert found == sorted(set(found))
         frame = LocalFrame(lat, lon)
         # Points on the circle (just inside it) in every direction, and random inner points.
-        points = [frame.to_latlon(radius * 0.9999 * math.sin(a), radius * 0.9999 * math.cos(a))
-                  for a in (math.radians(d) for d in range(0, 360, 3))]
-        points += [frame.to_latlon(*(radius * math.sqrt(rng.random()) * f(a) for f in
-                                     (math.sin, math.cos)))
-                   for a in (rng.uniform(0, 2 * math.pi) for _ in range(40))]
+        points = [
+            frame.to_latlon(radius * 0.9999 * math.sin(a), radius * 0.9999 * math.cos(a))
+            for a in (math.radians(d) for d in range(0, 360, 3))
+        ]
+        points += [
+            frame.to_latlon(
+                *(radius * math.sqrt(rng.random()) * f(a) for f in (math.sin, math.cos))
+            )
+            for a in (rng.uniform(0, 2 * math.pi) for _ in range(40))
+        ]
         for y, x in points:
             assert fast_distance_m(lat, lon, y, x) <= radius
             assert cells.encode(y, x) in found, (lat, lon, y, x)

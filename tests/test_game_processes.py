@@ -25,11 +25,16 @@ from tests.two_servers import (  # noqa: F401 - fixtures
 
 from .game_helpers import SPECIES
 
-STORE = {"id": "game-mall", "name": "Game Mall", "brand": "Bailian", "city": "Shanghai",
-         "lat": 31.2300, "lon": 121.4700, "fence": {"type": "circle", "radius_m": 100}}
+STORE = {
+    "id": "game-mall",
+    "name": "Game Mall",
+    "brand": "Bailian",
+    "city": "Shanghai",
+    "lat": 31.2300,
+    "lon": 121.4700,
+    "fence": {"type": "circle", "radius_m": 100},
+}
 HERE = {"lat": STORE["lat"], "lon": STORE["lon"], "accuracy_m": 5}
-
-
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +43,27 @@ def campaign(helper_app) -> str:
     promos = helper_app.extensions["promotions"]
     helper_app.extensions["stores"].create(dict(STORE))
     now = time.time()
-    cid = promos.campaigns.create(CampaignIn(
-        name="Game processes", starts_at=now - 60, ends_at=now + 3600,
-        targets={"stores": [STORE["id"]]}), actor="test")["id"]
-    oid = promos.campaigns.create_offer(cid, OfferIn(
-        name="10 off", kind="amount_off", amount_off_fen=1000, channels=["game"]),
-        actor="test")["id"]
+    cid = promos.campaigns.create(
+        CampaignIn(
+            name="Game processes",
+            starts_at=now - 60,
+            ends_at=now + 3600,
+            targets={"stores": [STORE["id"]]},
+        ),
+        actor="test",
+    )["id"]
+    oid = promos.campaigns.create_offer(
+        cid,
+        OfferIn(name="10 off", kind="amount_off", amount_off_fen=1000, channels=["game"]),
+        actor="test",
+    )["id"]
     promos.campaigns.transition(cid, "scheduled", actor="test")
-    helper_app.extensions["game"].configure(cid, GameConfigIn(
-        species=SPECIES, density_per_cell=20, store_density=20, offer_id=oid,
-        seed="processes"))
+    helper_app.extensions["game"].configure(
+        cid,
+        GameConfigIn(
+            species=SPECIES, density_per_cell=20, store_density=20, offer_id=oid, seed="processes"
+        ),
+    )
     return cid
 
 
@@ -58,14 +74,20 @@ def test_two_servers_list_the_same_spawns_and_share_catches(servers, helper_app,
     helper_app.extensions["geo"].set_consent(shopper_id, True)
     auth = bearer(session["token"])
     with requests.Session() as http:
-        response = http.post(server_a.url + "/api/location/fix", headers=auth, timeout=10,
-                             json={**HERE, "recorded_at": time.time()})
+        response = http.post(
+            server_a.url + "/api/location/fix",
+            headers=auth,
+            timeout=10,
+            json={**HERE, "recorded_at": time.time()},
+        )
         assert response.status_code == 200 and response.json()["accepted"] == 1
         # Creatures change only at 15-minute slot boundaries: retry if one passes meanwhile.
         for _ in range(3):
             slot = time.time() // SLOT_S
-            lists = [http.get(server.url + "/api/game/spawns", headers=auth, timeout=10)
-                     for server in (server_a, server_b)]
+            lists = [
+                http.get(server.url + "/api/game/spawns", headers=auth, timeout=10)
+                for server in (server_a, server_b)
+            ]
             if time.time() // SLOT_S == slot:
                 break
         assert [r.status_code for r in lists] == [200, 200], [r.text for r in lists]
@@ -76,23 +98,37 @@ def test_two_servers_list_the_same_spawns_and_share_catches(servers, helper_app,
         assert any(s["campaign_id"] == campaign for s in spawns)
 
         # Throw on A at a creature B listed, from where the shopper stands.
-        target = next(s for s in spawns if s["distance_m"] <= 75
-                      and s["expires_at"] > time.time() + 60)
+        target = next(
+            s for s in spawns if s["distance_m"] <= 75 and s["expires_at"] > time.time() + 60
+        )
         fix = {**HERE, "recorded_at": time.time(), "speed_mps": 0}
-        response = http.post(server_a.url + "/api/game/catches", headers=auth, timeout=10,
-                             json={"spawn_id": target["id"], "fix": fix})
+        response = http.post(
+            server_a.url + "/api/game/catches",
+            headers=auth,
+            timeout=10,
+            json={"spawn_id": target["id"], "fix": fix},
+        )
         assert response.status_code == 200, response.text
         result = response.json()
         roll, flee = roll_for(target["id"], shopper_id, 1)
         rarity = target["rarity"]
-        expected = ("caught" if roll < CATCH_RATE[rarity]
-                    else "fled" if flee < FLEE_RATE[rarity] else "missed")
+        expected = (
+            "caught"
+            if roll < CATCH_RATE[rarity]
+            else "fled"
+            if flee < FLEE_RATE[rarity]
+            else "missed"
+        )
         assert result["outcome"] == expected and result["attempt"] == 1
         assert result["spawn"]["id"] == target["id"]
 
         # B sees what A recorded: the catch, the flight, or the cooldown the miss started.
-        response = http.post(server_b.url + "/api/game/catches", headers=auth, timeout=10,
-                             json={"spawn_id": target["id"], "fix": fix})
+        response = http.post(
+            server_b.url + "/api/game/catches",
+            headers=auth,
+            timeout=10,
+            json={"spawn_id": target["id"], "fix": fix},
+        )
         code = {"caught": "ALREADY_CAUGHT", "fled": "FLED", "missed": "COOLDOWN"}[expected]
         assert response.status_code == 409 and response.json()["error"]["code"] == code
         status = http.get(server_b.url + "/api/game/me", headers=auth, timeout=10).json()

@@ -46,8 +46,12 @@ def square(frame: LocalFrame, half: float, cx: float = 0.0, cy: float = 0.0) -> 
     """Return a counter-clockwise square ring of side 2*half around (cx, cy) metres."""
     return ring_from_xy(
         frame,
-        [(cx - half, cy - half), (cx + half, cy - half), (cx + half, cy + half),
-         (cx - half, cy + half)],
+        [
+            (cx - half, cy - half),
+            (cx + half, cy - half),
+            (cx + half, cy + half),
+            (cx - half, cy + half),
+        ],
     )
 
 
@@ -322,8 +326,9 @@ def test_circle_overlap_fraction(lat: float) -> None:
     assert fence.overlap_fraction(*edge, 10.0) == pytest.approx(0.5, abs=0.01)
     # The fence inside a big accuracy disc counts as full overlap (min of the two areas).
     assert fence.overlap_fraction(lat, LON0, 2000.0) == 1.0
-    fractions = [fence.overlap_fraction(*dest(lat, LON0, 30.0, d), 40.0) for d in
-                 (400, 470, 500, 530, 560)]
+    fractions = [
+        fence.overlap_fraction(*dest(lat, LON0, 30.0, d), 40.0) for d in (400, 470, 500, 530, 560)
+    ]
     assert fractions == sorted(fractions, reverse=True)
     assert fractions[0] == 1.0 and fractions[-1] == 0.0
 
@@ -435,13 +440,26 @@ def _specs() -> list[tuple[dict, float, float]]:
     f = LocalFrame(31.23, LON0)
     return [
         ({"type": "circle", "radius_m": 120}, 31.23, LON0),
-        ({"type": "circle", "radius_m": 87.5, "center": [LON0, 31.2305],
-          "always_active": True}, 31.23, LON0),
-        ({"type": "Polygon", "coordinates": [square(f, 300.0), square(f, 50.0)[::-1]]},
-         31.23, LON0),
+        (
+            {"type": "circle", "radius_m": 87.5, "center": [LON0, 31.2305], "always_active": True},
+            31.23,
+            LON0,
+        ),
+        (
+            {"type": "Polygon", "coordinates": [square(f, 300.0), square(f, 50.0)[::-1]]},
+            31.23,
+            LON0,
+        ),
         ({"type": "MultiPolygon", "coordinates": [[square(f, 300.0)]]}, 31.23, LON0),
-        ({"type": "MultiPolygon", "always_active": False,
-          "coordinates": [[square(f, 300.0)], [square(f, 100.0, cx=1000.0)]]}, 31.23, LON0),
+        (
+            {
+                "type": "MultiPolygon",
+                "always_active": False,
+                "coordinates": [[square(f, 300.0)], [square(f, 100.0, cx=1000.0)]],
+            },
+            31.23,
+            LON0,
+        ),
     ]
 
 
@@ -488,8 +506,11 @@ def test_parse_circle_defaults_to_store() -> None:
     fence = parse_fence({"type": "circle", "radius_m": 20}, 31.23, LON0)
     assert isinstance(fence, CircleFence)
     assert (fence.lat, fence.lon, fence.radius_m, fence.always_active) == (31.23, LON0, 20.0, False)
-    big = parse_fence({"type": "circle", "radius_m": 5000.0, "center": [10, -84.9],
-                       "always_active": True}, 0.0, 0.0)
+    big = parse_fence(
+        {"type": "circle", "radius_m": 5000.0, "center": [10, -84.9], "always_active": True},
+        0.0,
+        0.0,
+    )
     assert (big.lat, big.lon, big.radius_m, big.always_active) == (-84.9, 10.0, 5000.0, True)
 
 
@@ -502,8 +523,13 @@ def test_parse_accepts_altitude_and_ints() -> None:
 
 def test_parse_accepts_1000_vertices() -> None:
     f = LocalFrame(31.23, LON0)
-    ring = ring_from_xy(f, [(500 * math.cos(2 * math.pi * i / 1000),
-                             500 * math.sin(2 * math.pi * i / 1000)) for i in range(1000)])
+    ring = ring_from_xy(
+        f,
+        [
+            (500 * math.cos(2 * math.pi * i / 1000), 500 * math.sin(2 * math.pi * i / 1000))
+            for i in range(1000)
+        ],
+    )
     fence = parse_fence({"type": "Polygon", "coordinates": [ring]}, 31.23, LON0)
     assert fence.contains(31.23, LON0)
 
@@ -515,8 +541,10 @@ def _ring(xy: list[tuple[float, float]], close: bool = True) -> list[list[float]
 
 SQ = [(-100.0, -100.0), (100.0, -100.0), (100.0, 100.0), (-100.0, 100.0)]
 BOWTIE = [(-100.0, -100.0), (100.0, 100.0), (100.0, -100.0), (-100.0, 100.0)]
-N1001 = [(500 * math.cos(2 * math.pi * i / 1001), 500 * math.sin(2 * math.pi * i / 1001))
-         for i in range(1001)]
+N1001 = [
+    (500 * math.cos(2 * math.pi * i / 1001), 500 * math.sin(2 * math.pi * i / 1001))
+    for i in range(1001)
+]
 
 
 def _poly(*rings: list[list[float]]) -> dict:
@@ -537,71 +565,153 @@ REFUSALS = [
     ("radius-nan", {"type": "circle", "radius_m": float("nan")}, "fence.radius_m", "finite"),
     ("radius-inf", {"type": "circle", "radius_m": float("inf")}, "fence.radius_m", "finite"),
     ("radius-huge-int", {"type": "circle", "radius_m": 10**400}, "fence.radius_m", "finite"),
-    ("circle-unknown-key", {"type": "circle", "radius_m": 100, "color": "red"}, "fence.color",
-     "unknown"),
-    ("center-shape", {"type": "circle", "radius_m": 100, "center": [1]}, "fence.center",
-     "position"),
-    ("center-lat", {"type": "circle", "radius_m": 100, "center": [10, 85.5]}, "fence.center",
-     "latitude"),
-    ("center-lon", {"type": "circle", "radius_m": 100, "center": [180.5, 10]}, "fence.center",
-     "longitude"),
-    ("always-not-bool", {"type": "circle", "radius_m": 100, "always_active": "yes"},
-     "fence.always_active", "true or false"),
+    (
+        "circle-unknown-key",
+        {"type": "circle", "radius_m": 100, "color": "red"},
+        "fence.color",
+        "unknown",
+    ),
+    (
+        "center-shape",
+        {"type": "circle", "radius_m": 100, "center": [1]},
+        "fence.center",
+        "position",
+    ),
+    (
+        "center-lat",
+        {"type": "circle", "radius_m": 100, "center": [10, 85.5]},
+        "fence.center",
+        "latitude",
+    ),
+    (
+        "center-lon",
+        {"type": "circle", "radius_m": 100, "center": [180.5, 10]},
+        "fence.center",
+        "longitude",
+    ),
+    (
+        "always-not-bool",
+        {"type": "circle", "radius_m": 100, "always_active": "yes"},
+        "fence.always_active",
+        "true or false",
+    ),
     ("poly-unknown-key", {**_poly(_ring(SQ)), "properties": {}}, "fence.properties", "unknown"),
     ("poly-no-coords", {"type": "Polygon"}, "fence.coordinates", "required"),
-    ("coords-string", {"type": "Polygon", "coordinates": "0,0,1,1"}, "fence.coordinates",
-     "array"),
+    ("coords-string", {"type": "Polygon", "coordinates": "0,0,1,1"}, "fence.coordinates", "array"),
     ("coords-empty", {"type": "Polygon", "coordinates": []}, "fence.coordinates", "array"),
-    ("ring-not-array", {"type": "Polygon", "coordinates": ["x"]}, "fence.coordinates[0]",
-     "array"),
+    ("ring-not-array", {"type": "Polygon", "coordinates": ["x"]}, "fence.coordinates[0]", "array"),
     ("open-ring", _poly(_ring(SQ, close=False)), "fence.coordinates[0]", "not closed"),
     ("three-positions", _poly(_ring(SQ[:2])), "fence.coordinates[0]", "at least 4"),
     ("bow-tie", _poly(_ring(BOWTIE)), "fence.coordinates[0]", "self-intersection"),
     ("1001-vertices", _poly(_ring(N1001)), "fence.coordinates", "1001"),
-    ("string-lon", _poly([["121.47", 31.23], *_ring(SQ)[1:-1], ["121.47", 31.23]]),
-     "fence.coordinates[0][0]", "number"),
-    ("nan-lat", _poly([*_ring(SQ)[:2], [LON0, float("nan")], *_ring(SQ)[3:]]),
-     "fence.coordinates[0][2]", "finite"),
-    ("bool-lon", _poly([*_ring(SQ)[:1], [True, 31.23], *_ring(SQ)[2:]]),
-     "fence.coordinates[0][1]", "number"),
-    ("lat-86", _poly([*_ring(SQ)[:3], [LON0, 86.0], *_ring(SQ)[4:]]),
-     "fence.coordinates[0][3]", "latitude"),
-    ("lon-181", _poly([*_ring(SQ)[:3], [181.0, 31.23], *_ring(SQ)[4:]]),
-     "fence.coordinates[0][3]", "longitude"),
-    ("position-4d", _poly([*_ring(SQ)[:3], [LON0, 31.23, 0, 0], *_ring(SQ)[4:]]),
-     "fence.coordinates[0][3]", "position"),
-    ("hole-outside-shell",
-     _poly(_ring(SQ), _ring([(300.0, 300.0), (400.0, 300.0), (400.0, 400.0), (300.0, 400.0)])),
-     "fence.coordinates[1]", "inside its shell"),
-    ("hole-crossing-shell",
-     _poly(_ring(SQ), _ring([(50.0, 50.0), (150.0, 50.0), (150.0, 150.0), (50.0, 150.0)])),
-     "fence.coordinates[1]", "inside its shell"),
-    ("bow-tie-hole", _poly(_ring([(4 * x, 4 * y) for x, y in SQ]), _ring(BOWTIE)),
-     "fence.coordinates[1]", "self-intersection"),
-    ("overlapping-holes",
-     _poly(_ring([(4 * x, 4 * y) for x, y in SQ]), _ring(SQ),
-           _ring([(x + 50.0, y) for x, y in SQ])),
-     "fence.coordinates", "invalid polygon"),
-    ("zero-area", _poly(_ring([(0.0, 0.0), (100.0, 0.0), (200.0, 0.0)])),
-     "fence.coordinates[0]", "invalid"),
+    (
+        "string-lon",
+        _poly([["121.47", 31.23], *_ring(SQ)[1:-1], ["121.47", 31.23]]),
+        "fence.coordinates[0][0]",
+        "number",
+    ),
+    (
+        "nan-lat",
+        _poly([*_ring(SQ)[:2], [LON0, float("nan")], *_ring(SQ)[3:]]),
+        "fence.coordinates[0][2]",
+        "finite",
+    ),
+    (
+        "bool-lon",
+        _poly([*_ring(SQ)[:1], [True, 31.23], *_ring(SQ)[2:]]),
+        "fence.coordinates[0][1]",
+        "number",
+    ),
+    (
+        "lat-86",
+        _poly([*_ring(SQ)[:3], [LON0, 86.0], *_ring(SQ)[4:]]),
+        "fence.coordinates[0][3]",
+        "latitude",
+    ),
+    (
+        "lon-181",
+        _poly([*_ring(SQ)[:3], [181.0, 31.23], *_ring(SQ)[4:]]),
+        "fence.coordinates[0][3]",
+        "longitude",
+    ),
+    (
+        "position-4d",
+        _poly([*_ring(SQ)[:3], [LON0, 31.23, 0, 0], *_ring(SQ)[4:]]),
+        "fence.coordinates[0][3]",
+        "position",
+    ),
+    (
+        "hole-outside-shell",
+        _poly(_ring(SQ), _ring([(300.0, 300.0), (400.0, 300.0), (400.0, 400.0), (300.0, 400.0)])),
+        "fence.coordinates[1]",
+        "inside its shell",
+    ),
+    (
+        "hole-crossing-shell",
+        _poly(_ring(SQ), _ring([(50.0, 50.0), (150.0, 50.0), (150.0, 150.0), (50.0, 150.0)])),
+        "fence.coordinates[1]",
+        "inside its shell",
+    ),
+    (
+        "bow-tie-hole",
+        _poly(_ring([(4 * x, 4 * y) for x, y in SQ]), _ring(BOWTIE)),
+        "fence.coordinates[1]",
+        "self-intersection",
+    ),
+    (
+        "overlapping-holes",
+        _poly(
+            _ring([(4 * x, 4 * y) for x, y in SQ]), _ring(SQ), _ring([(x + 50.0, y) for x, y in SQ])
+        ),
+        "fence.coordinates",
+        "invalid polygon",
+    ),
+    (
+        "zero-area",
+        _poly(_ring([(0.0, 0.0), (100.0, 0.0), (200.0, 0.0)])),
+        "fence.coordinates[0]",
+        "invalid",
+    ),
     ("too-wide", _poly(_ring([(40 * x, 40 * y) for x, y in SQ])), "fence.coordinates", "5000"),
-    ("multi-overlap",
-     {"type": "MultiPolygon",
-      "coordinates": [[_ring(SQ)], [_ring([(x + 150.0, y) for x, y in SQ])]]},
-     "fence.coordinates[1]", "overlaps polygon 0"),
-    ("multi-shared-edge",
-     {"type": "MultiPolygon",
-      "coordinates": [[_ring(SQ)], [_ring([(x + 200.0, y) for x, y in SQ])]]},
-     "fence.coordinates", "invalid multipolygon"),
-    ("multi-open-ring",
-     {"type": "MultiPolygon", "coordinates": [[_ring(SQ)], [_ring(SQ, close=False)]]},
-     "fence.coordinates[1][0]", "not closed"),
-    ("multi-bad-position",
-     {"type": "MultiPolygon",
-      "coordinates": [[_ring(SQ)], [[*_ring(SQ)[:2], [LON0, None], *_ring(SQ)[3:]]]]},
-     "fence.coordinates[1][0][2]", "number"),
-    ("multi-empty-part", {"type": "MultiPolygon", "coordinates": [[_ring(SQ)], []]},
-     "fence.coordinates[1]", "non-empty"),
+    (
+        "multi-overlap",
+        {
+            "type": "MultiPolygon",
+            "coordinates": [[_ring(SQ)], [_ring([(x + 150.0, y) for x, y in SQ])]],
+        },
+        "fence.coordinates[1]",
+        "overlaps polygon 0",
+    ),
+    (
+        "multi-shared-edge",
+        {
+            "type": "MultiPolygon",
+            "coordinates": [[_ring(SQ)], [_ring([(x + 200.0, y) for x, y in SQ])]],
+        },
+        "fence.coordinates",
+        "invalid multipolygon",
+    ),
+    (
+        "multi-open-ring",
+        {"type": "MultiPolygon", "coordinates": [[_ring(SQ)], [_ring(SQ, close=False)]]},
+        "fence.coordinates[1][0]",
+        "not closed",
+    ),
+    (
+        "multi-bad-position",
+        {
+            "type": "MultiPolygon",
+            "coordinates": [[_ring(SQ)], [[*_ring(SQ)[:2], [LON0, None], *_ring(SQ)[3:]]]],
+        },
+        "fence.coordinates[1][0][2]",
+        "number",
+    ),
+    (
+        "multi-empty-part",
+        {"type": "MultiPolygon", "coordinates": [[_ring(SQ)], []]},
+        "fence.coordinates[1]",
+        "non-empty",
+    ),
 ]
 
 
@@ -624,7 +734,9 @@ def test_parse_refusal_names_the_spot_in_lonlat() -> None:
 
 
 def test_multipolygon_parts_may_touch_at_a_corner() -> None:
-    spec = {"type": "MultiPolygon",
-            "coordinates": [[_ring(SQ)], [_ring([(x + 200.0, y + 200.0) for x, y in SQ])]]}
+    spec = {
+        "type": "MultiPolygon",
+        "coordinates": [[_ring(SQ)], [_ring([(x + 200.0, y + 200.0) for x, y in SQ])]],
+    }
     fence = parse_fence(spec, 31.23, LON0)
     assert isinstance(fence, PolygonFence) and len(fence.parts) == 2

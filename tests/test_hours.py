@@ -81,9 +81,16 @@ def test_midnight_edges(ranges: list, stamp: str, expected: bool) -> None:
 
 
 def test_adjacent_ranges_are_allowed() -> None:
-    hours = parse_hours({"tz": "UTC", "weekly": {"mon": [["10:00", "14:00"], ["14:00", "18:00"]],
-                                                 "tue": [["00:00", "03:00"]],
-                                                 "sun": [["20:00", "00:00"]]}})
+    hours = parse_hours(
+        {
+            "tz": "UTC",
+            "weekly": {
+                "mon": [["10:00", "14:00"], ["14:00", "18:00"]],
+                "tue": [["00:00", "03:00"]],
+                "sun": [["20:00", "00:00"]],
+            },
+        }
+    )
     assert hours.is_open_ts(utc_ts("2026-03-02T14:00"))
     assert hours.is_open_ts(utc_ts("2026-03-01T23:59"))
 
@@ -191,8 +198,15 @@ def _reference_open(spec: dict, ts: float) -> bool:
 
 @pytest.mark.parametrize(
     "tz",
-    ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu",
-     "Asia/Shanghai", "America/Santiago", "UTC"],
+    [
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Lord_Howe",
+        "Asia/Kathmandu",
+        "Asia/Shanghai",
+        "America/Santiago",
+        "UTC",
+    ],
 )
 def test_matches_reference_model(tz: str) -> None:
     spec = {
@@ -212,13 +226,14 @@ def test_matches_reference_model(tz: str) -> None:
     start = utc_ts("2026-01-01T00:00")
     stamps = [start + rng.uniform(0, 366 * 86400) for _ in range(3000)]
     # Dense sweeps across a few DST transitions (and their surroundings).
-    for day in ("2026-03-08", "2026-03-29", "2026-04-05", "2026-10-04", "2026-10-25",
-                "2026-11-01"):
+    for day in ("2026-03-08", "2026-03-29", "2026-04-05", "2026-10-04", "2026-10-25", "2026-11-01"):
         base = utc_ts(f"{day}T00:00") - 86400
         stamps += [base + k * 300 for k in range(3 * 288)]
     for ts in stamps:
         assert hours.is_open_ts(ts) is _reference_open(spec, ts), (
-            tz, datetime.fromtimestamp(ts, ZoneInfo(tz)).isoformat())
+            tz,
+            datetime.fromtimestamp(ts, ZoneInfo(tz)).isoformat(),
+        )
 
 
 def test_naive_datetime_is_refused() -> None:
@@ -241,8 +256,11 @@ def test_naive_datetime_is_refused() -> None:
     ],
 )
 def test_closed_dates_close_the_business_day(stamp: str, expected: bool) -> None:
-    spec = {"tz": "Asia/Shanghai", "weekly": {d: [["18:00", "02:00"]] for d in DAYS},
-            "closed_dates": ["2026-12-25"]}
+    spec = {
+        "tz": "Asia/Shanghai",
+        "weekly": {d: [["18:00", "02:00"]] for d in DAYS},
+        "closed_dates": ["2026-12-25"],
+    }
     hours = parse_hours(spec)
     assert hours.is_open_ts(local_ts("Asia/Shanghai", stamp)) is expected
 
@@ -265,9 +283,7 @@ def test_closed_dates_use_the_store_local_date(utc: str, expected: bool) -> None
 # --------------------------------------------------------------------------- 24/7
 
 
-@pytest.mark.parametrize(
-    "spec", [None, {"always": True}, {"tz": "Asia/Shanghai", "always": True}]
-)
+@pytest.mark.parametrize("spec", [None, {"always": True}, {"tz": "Asia/Shanghai", "always": True}])
 def test_always_open(spec: dict | None) -> None:
     hours = parse_hours(spec)
     assert hours.always_open
@@ -297,8 +313,11 @@ def test_empty_week_is_never_open() -> None:
         {"tz": "Asia/Shanghai", "always": True},
         {"tz": "Europe/Berlin", "always": True, "closed_dates": ["2026-12-26", "2026-12-25"]},
         SPLIT_SUNDAY,
-        {"tz": "UTC", "weekly": {"sun": [], "mon": [["08:00", "24:00"]]},
-         "closed_dates": ["2026-01-01", "2026-01-01"]},
+        {
+            "tz": "UTC",
+            "weekly": {"sun": [], "mon": [["08:00", "24:00"]]},
+            "closed_dates": ["2026-01-01", "2026-01-01"],
+        },
     ],
 )
 def test_to_dict_round_trip(spec: dict | None) -> None:
@@ -327,17 +346,29 @@ REFUSALS = [
     ("tz-path", {"tz": "../../etc/passwd", "weekly": {}}, "opening_hours.tz", "time zone"),
     ("tz-number", {"tz": 8, "weekly": {}}, "opening_hours.tz", "IANA"),
     ("tz-missing", {"weekly": {}}, "opening_hours.tz", "required"),
-    ("tz-missing-closed", {"always": True, "closed_dates": ["2026-12-25"]}, "opening_hours.tz",
-     "required"),
+    (
+        "tz-missing-closed",
+        {"always": True, "closed_dates": ["2026-12-25"]},
+        "opening_hours.tz",
+        "required",
+    ),
     ("no-weekly", {"tz": "UTC"}, "opening_hours.weekly", "required"),
     ("always-and-weekly", {**_w(), "always": True}, "opening_hours.weekly", "either"),
     ("always-string", {"tz": "UTC", "always": "yes"}, "opening_hours.always", "true or false"),
-    ("weekly-list", {"tz": "UTC", "weekly": [["10:00", "22:00"]]}, "opening_hours.weekly",
-     "object"),
+    (
+        "weekly-list",
+        {"tz": "UTC", "weekly": [["10:00", "22:00"]]},
+        "opening_hours.weekly",
+        "object",
+    ),
     ("unknown-day", _w(monday=[["10:00", "22:00"]]), "opening_hours.weekly.monday", "unknown day"),
     ("day-not-list", _w(tue="10:00-22:00"), "opening_hours.weekly.tue", "array"),
-    ("range-shape", _w(mon=[["10:00", "14:00", "18:00"]]), "opening_hours.weekly.mon[0]",
-     "[start, end]"),
+    (
+        "range-shape",
+        _w(mon=[["10:00", "14:00", "18:00"]]),
+        "opening_hours.weekly.mon[0]",
+        "[start, end]",
+    ),
     ("range-string", _w(mon=["10:00-22:00"]), "opening_hours.weekly.mon[0]", "[start, end]"),
     ("hour-25", _w(mon=[["10:00", "25:00"]]), "opening_hours.weekly.mon[0]", "bad time"),
     ("minute-60", _w(wed=[["10:60", "22:00"]]), "opening_hours.weekly.wed[0]", "bad time"),
@@ -345,26 +376,66 @@ REFUSALS = [
     ("seconds", _w(mon=[["09:00:00", "22:00"]]), "opening_hours.weekly.mon[0]", "HH:MM"),
     ("int-time", _w(mon=[[900, 2200]]), "opening_hours.weekly.mon[0]", "strings"),
     ("start-24", _w(mon=[["24:00", "02:00"]]), "opening_hours.weekly.mon[0]", "end time"),
-    ("seven-ranges", _w(fri=[[f"{h:02d}:00", f"{h:02d}:30"] for h in range(7)]),
-     "opening_hours.weekly.fri", "at most 6"),
-    ("overlap-same-day", _w(mon=[["10:00", "14:00"], ["13:00", "18:00"]]),
-     "opening_hours.weekly.mon[1]", "overlaps mon[0]"),
-    ("overlap-unsorted", _w(mon=[["13:00", "18:00"], ["10:00", "14:00"]]),
-     "opening_hours.weekly.mon[0]", "overlaps mon[1]"),
-    ("overlap-via-spill", _w(mon=[["20:00", "08:00"]], tue=[["07:00", "09:00"]]),
-     "opening_hours.weekly.tue[0]", "overlaps mon[0]"),
-    ("overlap-sunday-wrap", _w(sun=[["22:00", "02:00"]], mon=[["01:00", "03:00"]]),
-     "opening_hours.weekly.mon[0]", "overlaps sun[0]"),
-    ("overlap-full-day", _w(sat=[["10:00", "10:00"], ["20:00", "21:00"]]),
-     "opening_hours.weekly.sat[1]", "overlaps sat[0]"),
-    ("closed-not-list", {**_w(), "closed_dates": "2026-12-25"}, "opening_hours.closed_dates",
-     "array"),
-    ("closed-month-13", {**_w(), "closed_dates": ["2026-12-24", "2026-13-01"]},
-     "opening_hours.closed_dates[1]", "bad date"),
-    ("closed-basic-format", {**_w(), "closed_dates": ["20261225"]},
-     "opening_hours.closed_dates[0]", "YYYY-MM-DD"),
-    ("closed-int", {**_w(), "closed_dates": [20261225]}, "opening_hours.closed_dates[0]",
-     "YYYY-MM-DD"),
+    (
+        "seven-ranges",
+        _w(fri=[[f"{h:02d}:00", f"{h:02d}:30"] for h in range(7)]),
+        "opening_hours.weekly.fri",
+        "at most 6",
+    ),
+    (
+        "overlap-same-day",
+        _w(mon=[["10:00", "14:00"], ["13:00", "18:00"]]),
+        "opening_hours.weekly.mon[1]",
+        "overlaps mon[0]",
+    ),
+    (
+        "overlap-unsorted",
+        _w(mon=[["13:00", "18:00"], ["10:00", "14:00"]]),
+        "opening_hours.weekly.mon[0]",
+        "overlaps mon[1]",
+    ),
+    (
+        "overlap-via-spill",
+        _w(mon=[["20:00", "08:00"]], tue=[["07:00", "09:00"]]),
+        "opening_hours.weekly.tue[0]",
+        "overlaps mon[0]",
+    ),
+    (
+        "overlap-sunday-wrap",
+        _w(sun=[["22:00", "02:00"]], mon=[["01:00", "03:00"]]),
+        "opening_hours.weekly.mon[0]",
+        "overlaps sun[0]",
+    ),
+    (
+        "overlap-full-day",
+        _w(sat=[["10:00", "10:00"], ["20:00", "21:00"]]),
+        "opening_hours.weekly.sat[1]",
+        "overlaps sat[0]",
+    ),
+    (
+        "closed-not-list",
+        {**_w(), "closed_dates": "2026-12-25"},
+        "opening_hours.closed_dates",
+        "array",
+    ),
+    (
+        "closed-month-13",
+        {**_w(), "closed_dates": ["2026-12-24", "2026-13-01"]},
+        "opening_hours.closed_dates[1]",
+        "bad date",
+    ),
+    (
+        "closed-basic-format",
+        {**_w(), "closed_dates": ["20261225"]},
+        "opening_hours.closed_dates[0]",
+        "YYYY-MM-DD",
+    ),
+    (
+        "closed-int",
+        {**_w(), "closed_dates": [20261225]},
+        "opening_hours.closed_dates[0]",
+        "YYYY-MM-DD",
+    ),
 ]
 
 

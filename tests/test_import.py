@@ -15,11 +15,12 @@ from geo.demo import generate_stores, stores_to_csv, stores_to_geojson
 from .helpers import assert_error
 
 N = 5000
-BOWTIE = {"type": "Polygon", "coordinates": [[[121.47, 31.23], [121.471, 31.231],
-                                              [121.471, 31.23], [121.47, 31.231],
-                                              [121.47, 31.23]]]}
-
-
+BOWTIE = {
+    "type": "Polygon",
+    "coordinates": [
+        [[121.47, 31.23], [121.471, 31.231], [121.471, 31.23], [121.47, 31.231], [121.47, 31.23]]
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,12 @@ def upload(client, marketer):
     def post(data, content_type: str = "text/csv", query: str = "", headers=None):
         if isinstance(data, str):
             data = data.encode()
-        return client.post(f"/api/stores/import{query}", data=data, content_type=content_type,
-                           headers=marketer if headers is None else headers)
+        return client.post(
+            f"/api/stores/import{query}",
+            data=data,
+            content_type=content_type,
+            headers=marketer if headers is None else headers,
+        )
 
     return post
 
@@ -74,9 +79,18 @@ def line_of(index: int) -> str:
     return f"line {index + 2}"
 
 
-BEIJING_SQUARE = {"type": "Polygon", "coordinates": [[
-    [116.4064, 39.9032], [116.4084, 39.9032], [116.4084, 39.9052], [116.4064, 39.9052],
-    [116.4064, 39.9032]]]}
+BEIJING_SQUARE = {
+    "type": "Polygon",
+    "coordinates": [
+        [
+            [116.4064, 39.9032],
+            [116.4084, 39.9032],
+            [116.4084, 39.9052],
+            [116.4064, 39.9052],
+            [116.4064, 39.9032],
+        ]
+    ],
+}
 
 # Bad rows: (store index, cell edits, field, words in the reason)
 BAD_ROWS = [
@@ -88,8 +102,12 @@ BAD_ROWS = [
     (60, {"hours": '{"tz": "Asia/Shanghai", "weekly": '}, "hours", "not valid JSON"),
     # A Shanghai store with a fence drawn in Beijing, and with a circle centred there.
     (70, {"fence": json.dumps(BEIJING_SQUARE)}, "fence.coordinates", "from the store's point"),
-    (80, {"fence": json.dumps({"type": "circle", "radius_m": 100, "center": [116.4074, 39.9042]})},
-     "fence.center", "from the store's point"),
+    (
+        80,
+        {"fence": json.dumps({"type": "circle", "radius_m": 100, "center": [116.4074, 39.9042]})},
+        "fence.center",
+        "from the store's point",
+    ),
 ]
 
 
@@ -128,8 +146,14 @@ def test_import_5000_stores_from_csv(client, marketer, upload, stores, demo_csv,
 
 
 def test_bad_rows_reject_the_whole_file(client, marketer, upload, bad_csv, redis_client):
-    existing = {"id": "st-keep", "name": "Keep", "brand": "B", "city": "Shanghai",
-                "lat": 31.2, "lon": 121.4}
+    existing = {
+        "id": "st-keep",
+        "name": "Keep",
+        "brand": "B",
+        "city": "Shanghai",
+        "lat": 31.2,
+        "lon": 121.4,
+    }
     assert client.post("/api/stores", json=existing, headers=marketer).status_code == 201
     version = redis_client.get(keys.VERSION)
 
@@ -154,8 +178,7 @@ def test_partial_import_writes_only_the_good_rows(client, marketer, upload, bad_
 
     assert total(client, marketer) == N - len(BAD_ROWS)
     for index, _, _, _ in BAD_ROWS[:-1]:
-        assert client.get(f"/api/stores/{stores[index]['id']}",
-                          headers=marketer).status_code == 404
+        assert client.get(f"/api/stores/{stores[index]['id']}", headers=marketer).status_code == 404
     # The duplicate row lost: the first st-00001 is the one kept.
     kept = client.get("/api/stores/st-00001", headers=marketer).get_json()
     assert kept["name"] == stores[0]["name"]
@@ -192,8 +215,9 @@ def test_reimport_updates_in_place(client, marketer, upload, stores, redis_clien
     assert in_old["total"] == sum(1 for s in few[1:] if s["city"] == old_city)
     in_new = client.get("/api/stores?city=suzhou", headers=marketer).get_json()
     assert [s["id"] for s in in_new["items"]] == [few[0]["id"]]
-    near = client.get("/api/stores/nearby?lat=31.30&lon=120.62&radius_m=100",
-                      headers=marketer).get_json()
+    near = client.get(
+        "/api/stores/nearby?lat=31.30&lon=120.62&radius_m=100", headers=marketer
+    ).get_json()
     assert [s["id"] for s in near["items"]] == [few[0]["id"]]
 
 
@@ -217,15 +241,19 @@ def test_csv_with_a_byte_order_mark(client, marketer, upload, stores):
 def test_import_5000_stores_from_geojson_with_a_bad_feature(client, marketer, upload, stores):
     doc = stores_to_geojson(stores)
     good = copy.deepcopy(doc["features"][7])
-    doc["features"][7]["geometry"] = {"type": "LineString",
-                                      "coordinates": [[121.47, 31.23], [121.48, 31.24]]}
+    doc["features"][7]["geometry"] = {
+        "type": "LineString",
+        "coordinates": [[121.47, 31.23], [121.48, 31.24]],
+    }
     doc["features"][99]["properties"]["fence"] = BOWTIE
     response = upload(json.dumps(doc), "application/geo+json")
     assert_error(response, 422, "import_rejected", "features[7]")
     report = response.get_json()
     assert report["received"] == N and report["written"] == 0
     assert [(e["at"], e["field"]) for e in report["errors"]] == [
-        ("features[7]", "geometry"), ("features[99]", "fence.coordinates[0]")]
+        ("features[7]", "geometry"),
+        ("features[99]", "fence.coordinates[0]"),
+    ]
     assert total(client, marketer) == 0
 
     doc["features"][7] = good
@@ -241,24 +269,31 @@ def test_import_5000_stores_from_geojson_with_a_bad_feature(client, marketer, up
 
 def _feature(fid: str, coordinates, **props) -> dict:
     properties = {"name": f"Store {fid}", "brand": "Acme", "city": "Shanghai", **props}
-    return {"type": "Feature", "id": fid, "geometry": {"type": "Point",
-                                                       "coordinates": coordinates},
-            "properties": properties}
+    return {
+        "type": "Feature",
+        "id": fid,
+        "geometry": {"type": "Point", "coordinates": coordinates},
+        "properties": properties,
+    }
 
 
 @pytest.mark.parametrize("content_type", ["application/geo+json", "application/json"])
 def test_geojson_coordinates_are_lon_lat(client, marketer, upload, content_type):
-    doc = {"type": "FeatureCollection", "features": [
-        _feature("st-lonlat", [121.47, 31.23]),
-        _feature("st-alt", [121.48, 31.24, 12.5]),
-    ]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            _feature("st-lonlat", [121.47, 31.23]),
+            _feature("st-alt", [121.48, 31.24, 12.5]),
+        ],
+    }
     response = upload(json.dumps(doc), content_type)
     assert response.status_code == 201, response.get_json()
     got = client.get("/api/stores/st-lonlat", headers=marketer).get_json()
     assert (got["lat"], got["lon"]) == (31.23, 121.47)
     assert got["fence"]["center"] == [121.47, 31.23]
-    near = client.get("/api/stores/nearby?lat=31.23&lon=121.47&radius_m=50",
-                      headers=marketer).get_json()
+    near = client.get(
+        "/api/stores/nearby?lat=31.23&lon=121.47&radius_m=50", headers=marketer
+    ).get_json()
     assert [s["id"] for s in near["items"]] == ["st-lonlat"]
 
 
@@ -271,26 +306,50 @@ def test_geojson_coordinates_are_lon_lat(client, marketer, upload, content_type)
         pytest.param({**_feature("x", [1, 2]), "geometry": None}, "geometry", id="no-geometry"),
         pytest.param(_feature("x", [31.23, 121.47]), "lat", id="lat-lon-swapped-out-of-range"),
         pytest.param(_feature("x", ["121", "31"], lat=31), "properties", id="lat-in-properties"),
-        pytest.param({**_feature("x", [1, 2]), "properties": [1]}, "properties",
-                     id="properties-list"),
+        pytest.param(
+            {**_feature("x", [1, 2]), "properties": [1]}, "properties", id="properties-list"
+        ),
         pytest.param(_feature("x", [121.47, 31.23], colour="red"), "colour", id="unknown-prop"),
-        pytest.param(_feature("x", [121.47, 31.23], opening_hours={"tz": "Nowhere"}),
-                     "opening_hours.weekly", id="bad-hours"),
-        pytest.param(_feature("x", [121.47, 31.23], fence=BEIJING_SQUARE),
-                     "fence.coordinates", id="shanghai-store-beijing-fence"),
+        pytest.param(
+            _feature("x", [121.47, 31.23], opening_hours={"tz": "Nowhere"}),
+            "opening_hours.weekly",
+            id="bad-hours",
+        ),
+        pytest.param(
+            _feature("x", [121.47, 31.23], fence=BEIJING_SQUARE),
+            "fence.coordinates",
+            id="shanghai-store-beijing-fence",
+        ),
         # A Paris store whose fence was written [lat, lon]: it lands off Somalia.
-        pytest.param(_feature("x", [2.3522, 48.8566], fence={"type": "Polygon", "coordinates": [[
-            [48.8556, 2.3512], [48.8576, 2.3512], [48.8576, 2.3532], [48.8556, 2.3532],
-            [48.8556, 2.3512]]]}), "fence.coordinates", id="fence-lat-lon-swapped"),
+        pytest.param(
+            _feature(
+                "x",
+                [2.3522, 48.8566],
+                fence={
+                    "type": "Polygon",
+                    "coordinates": [
+                        [
+                            [48.8556, 2.3512],
+                            [48.8576, 2.3512],
+                            [48.8576, 2.3532],
+                            [48.8556, 2.3532],
+                            [48.8556, 2.3512],
+                        ]
+                    ],
+                },
+            ),
+            "fence.coordinates",
+            id="fence-lat-lon-swapped",
+        ),
     ],
 )
 def test_bad_geojson_features_are_reported_by_index(upload, feature, field):
-    doc = {"type": "FeatureCollection",
-           "features": [_feature("st-ok", [121.47, 31.23]), feature]}
+    doc = {"type": "FeatureCollection", "features": [_feature("st-ok", [121.47, 31.23]), feature]}
     response = upload(json.dumps(doc), "application/geo+json")
     assert_error(response, 422, "import_rejected", "features[1]")
     assert [(e["at"], e["field"]) for e in response.get_json()["errors"]] == [
-        ("features[1]", field)]
+        ("features[1]", field)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -316,32 +375,105 @@ def test_geojson_without_features_is_empty(upload):
     "data, content_type, query, status, code, field",
     [
         pytest.param(b"", "text/csv", "", 422, "empty_import", "body", id="empty-csv"),
-        pytest.param(b"", "application/geo+json", "", 422, "empty_import", "body",
-                     id="empty-geojson"),
-        pytest.param(b"id,name,brand,city,lat,lon\n", "text/csv", "", 422, "empty_import",
-                     "file", id="header-only"),
-        pytest.param(b"<stores/>", "application/xml", "", 415, "unsupported_media_type",
-                     "Content-Type", id="xml"),
-        pytest.param(b"name,brand", "application/octet-stream", "", 415,
-                     "unsupported_media_type", "Content-Type", id="octet-stream"),
-        pytest.param(b"name,brand,city,lat,lon\nCaf\xe9,B,C,1,2\n", "text/csv", "", 422,
-                     "invalid_encoding", "body", id="latin-1"),
-        pytest.param(b"name,brand,city,lat,lon,phone\nA,B,C,1,2,3\n", "text/csv", "", 422,
-                     "invalid_csv", "file", id="unknown-column"),
-        pytest.param(b"name,brand,city,lat\nA,B,C,1\n", "text/csv", "", 422, "invalid_csv",
-                     "file", id="missing-column"),
-        pytest.param(b'name,brand,city,lat,lon,fence\nA,B,C,1,2,"' + b"[" * 200_000 + b'"\n',
-                     "text/csv", "", 422, "invalid_csv", "file", id="cell-over-csv-limit"),
-        pytest.param(b'name,brand,city,lat,lon,fence\nA,B,C,1,2,"' + b"[" * 50_000 + b'"\n',
-                     "text/csv", "", 422, "import_rejected", "line 2", id="deeply-nested-cell"),
-        pytest.param(b"name,brand,city,lat,lon\nA,B,C,1,2\n", "application/geo+json", "", 400,
-                     "malformed_json", "body", id="csv-sent-as-geojson"),
-        pytest.param(b"name,brand,city,lat,lon\nA,B,C,1,2\n", "text/plain", "?format=geojson",
-                     400, "malformed_json", "body", id="format-overrides-type"),
-        pytest.param(b"{}", "text/csv", "?format=xml", 422, "validation_error", "format",
-                     id="unknown-format"),
-        pytest.param(b"a", "text/csv", "?partial=maybe", 422, "validation_error", "partial",
-                     id="bad-partial"),
+        pytest.param(
+            b"", "application/geo+json", "", 422, "empty_import", "body", id="empty-geojson"
+        ),
+        pytest.param(
+            b"id,name,brand,city,lat,lon\n",
+            "text/csv",
+            "",
+            422,
+            "empty_import",
+            "file",
+            id="header-only",
+        ),
+        pytest.param(
+            b"<stores/>",
+            "application/xml",
+            "",
+            415,
+            "unsupported_media_type",
+            "Content-Type",
+            id="xml",
+        ),
+        pytest.param(
+            b"name,brand",
+            "application/octet-stream",
+            "",
+            415,
+            "unsupported_media_type",
+            "Content-Type",
+            id="octet-stream",
+        ),
+        pytest.param(
+            b"name,brand,city,lat,lon\nCaf\xe9,B,C,1,2\n",
+            "text/csv",
+            "",
+            422,
+            "invalid_encoding",
+            "body",
+            id="latin-1",
+        ),
+        pytest.param(
+            b"name,brand,city,lat,lon,phone\nA,B,C,1,2,3\n",
+            "text/csv",
+            "",
+            422,
+            "invalid_csv",
+            "file",
+            id="unknown-column",
+        ),
+        pytest.param(
+            b"name,brand,city,lat\nA,B,C,1\n",
+            "text/csv",
+            "",
+            422,
+            "invalid_csv",
+            "file",
+            id="missing-column",
+        ),
+        pytest.param(
+            b'name,brand,city,lat,lon,fence\nA,B,C,1,2,"' + b"[" * 200_000 + b'"\n',
+            "text/csv",
+            "",
+            422,
+            "invalid_csv",
+            "file",
+            id="cell-over-csv-limit",
+        ),
+        pytest.param(
+            b'name,brand,city,lat,lon,fence\nA,B,C,1,2,"' + b"[" * 50_000 + b'"\n',
+            "text/csv",
+            "",
+            422,
+            "import_rejected",
+            "line 2",
+            id="deeply-nested-cell",
+        ),
+        pytest.param(
+            b"name,brand,city,lat,lon\nA,B,C,1,2\n",
+            "application/geo+json",
+            "",
+            400,
+            "malformed_json",
+            "body",
+            id="csv-sent-as-geojson",
+        ),
+        pytest.param(
+            b"name,brand,city,lat,lon\nA,B,C,1,2\n",
+            "text/plain",
+            "?format=geojson",
+            400,
+            "malformed_json",
+            "body",
+            id="format-overrides-type",
+        ),
+        pytest.param(
+            b"{}", "text/csv", "?format=xml", 422, "validation_error", "format", id="unknown-format"
+        ),
+        pytest.param(
+            b"a", "text/csv", "?partial=maybe", 422, "validation_error", "partial", id="bad-partial"
+        ),
     ],
 )
 def test_import_refusals(upload, redis_client, data, content_type, query, status, code, field):

@@ -33,24 +33,32 @@ def test_a_comment_is_stored_stripped_with_id_viewer_name_and_time(chat, clock):
     first = chat.comment(SID, "u1", "  hello there  ", name="Ann")
     clock.advance(3)
     second = chat.comment(SID, "u2", "这件大衣好看")
-    assert first == {"id": "c1", "viewer_id": "u1", "name": "Ann", "text": "hello there",
-                     "at": clock.now() - 3}
+    assert first == {
+        "id": "c1",
+        "viewer_id": "u1",
+        "name": "Ann",
+        "text": "hello there",
+        "at": clock.now() - 3,
+    }
     assert second == {"id": "c2", "viewer_id": "u2", "text": "这件大衣好看", "at": clock.now()}
     assert chat.recent_comments(SID) == [first, second]
     assert chat.recent_comments(SID, 1) == [second]
     assert chat.recent_comments("other") == []
 
 
-@pytest.mark.parametrize(("text", "outcome"), [
-    ("", "COMMENT_EMPTY"),
-    ("   \n\t ", "COMMENT_EMPTY"),
-    ("a" * 200, "ok"),
-    ("a" * 201, "COMMENT_TOO_LONG"),
-    ("好" * 200, "ok"),  # 600 bytes in UTF-8, 200 characters
-    ("好" * 201, "COMMENT_TOO_LONG"),
-    ("  " + "x" * 200 + "  ", "ok"),  # length after stripping
-    ("😍" * 200, "ok"),
-])
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [
+        ("", "COMMENT_EMPTY"),
+        ("   \n\t ", "COMMENT_EMPTY"),
+        ("a" * 200, "ok"),
+        ("a" * 201, "COMMENT_TOO_LONG"),
+        ("好" * 200, "ok"),  # 600 bytes in UTF-8, 200 characters
+        ("好" * 201, "COMMENT_TOO_LONG"),
+        ("  " + "x" * 200 + "  ", "ok"),  # length after stripping
+        ("😍" * 200, "ok"),
+    ],
+)
 def test_comment_length_counts_characters(chat, text, outcome):
     if outcome == "ok":
         assert chat.comment(SID, "u1", text)["text"] == text.strip()
@@ -73,8 +81,7 @@ def test_token_bucket_allows_a_burst_of_five_then_refills_one_per_two_seconds(ch
         chat.comment(SID, "u1", "hi")
     error = refused(chat.comment, SID, "u1", "hi")
     assert isinstance(error, ChatThrottled) and isinstance(error, RateLimited)
-    assert (error.code, error.status, error.details) == ("RATE_LIMITED", 429,
-                                                         {"retry_after": 2.0})
+    assert (error.code, error.status, error.details) == ("RATE_LIMITED", 429, {"retry_after": 2.0})
     assert error.retry_after == 2
     assert chat.comment(SID, "u2", "others are not limited")["viewer_id"] == "u2"
     clock.advance(1.5)
@@ -115,8 +122,7 @@ def test_slow_mode_spaces_one_viewers_comments(chat, clock):
     clock.advance(4)
     error = refused(chat.comment, SID, "u1", "too soon")
     assert isinstance(error, ChatThrottled)
-    assert (error.code, error.status, error.details) == ("SLOW_MODE", 429,
-                                                         {"retry_after": 6.0})
+    assert (error.code, error.status, error.details) == ("SLOW_MODE", 429, {"retry_after": 6.0})
     chat.ask(SID, "u1", "questions are not comments?")  # slow mode is for comments
     clock.advance(6)
     chat.comment(SID, "u1", "after ten seconds")
@@ -160,10 +166,20 @@ def test_unmute_lifts_a_mute_early(chat):
 def test_the_script_refuses_a_mute_set_after_the_first_read(chat, redis_client, clock):
     # the pre-read only orders the refusals; the script decides (here it sees the mute alone)
     redis_client.hset(chat_mod.mutes_key(SID), "u1", repr(clock.now() + 5))
-    assert chat.scripts.call("comment", [
-        chat_mod.chat_key(SID), chat_mod.bans_key(SID), chat_mod.mutes_key(SID),
-        chat_mod.viewer_key(SID, "u1"), chat_mod.comments_key(SID)],
-        ["u1", repr(clock.now()), 5, "2.0", 60_000, "1", 500, '{"text":"x"}'])[0] == "MUTED"
+    assert (
+        chat.scripts.call(
+            "comment",
+            [
+                chat_mod.chat_key(SID),
+                chat_mod.bans_key(SID),
+                chat_mod.mutes_key(SID),
+                chat_mod.viewer_key(SID, "u1"),
+                chat_mod.comments_key(SID),
+            ],
+            ["u1", repr(clock.now()), 5, "2.0", 60_000, "1", 500, '{"text":"x"}'],
+        )[0]
+        == "MUTED"
+    )
 
 
 @pytest.mark.parametrize("seconds", [0, -5, 86_401, True, "60"])
@@ -177,9 +193,12 @@ def test_a_banned_viewer_cannot_write_vote_or_upvote_and_keeps_past_comments(cha
     question = chat.ask(SID, "u2", "what sizes?")
     poll = chat.start_poll(SID, "Colour?", ["red", "blue"], 60)
     chat.ban(SID, "u1")
-    for call, args in [(chat.comment, ("u1", "hi")), (chat.ask, ("u1", "hi?")),
-                       (chat.vote, (poll["id"], "u1", 0)),
-                       (chat.upvote, (question["id"], "u1"))]:
+    for call, args in [
+        (chat.comment, ("u1", "hi")),
+        (chat.ask, ("u1", "hi?")),
+        (chat.vote, (poll["id"], "u1", 0)),
+        (chat.upvote, (question["id"], "u1")),
+    ]:
         error = refused(call, SID, *args)
         assert (error.code, error.status) == ("BANNED", 403)
     assert chat.recent_comments(SID) == [kept]
@@ -195,24 +214,27 @@ def test_a_viewer_id_is_a_short_string(chat, viewer):
 
 
 # -- banned words ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("words", "text", "hit"), [
-    (["bad"], "that is BAD", "bad"),
-    (["Bad"], "so bad!", "Bad"),
-    (["bad"], "b a d", "bad"),
-    (["bad"], "so b.a.d!", "bad"),
-    (["bad"], "B-A-D quality", "bad"),
-    (["bad"], "ｂａｄ", "bad"),  # full-width letters
-    (["bad"], "badge", "bad"),  # a substring match, as specified
-    (["scam"], "is this cam ok?", None),  # separators are only dropped between single letters
-    (["scam"], "what a s c a m", "scam"),
-    (["free money"], "FREE-money here", "free money"),
-    (["free money"], "f r e e m o n e y", "free money"),
-    (["假货"], "这是假货吗", "假货"),
-    (["假货"], "假 货", "假货"),
-    (["假货"], "假，货！", "假货"),
-    (["假货"], "真货", None),
-    (["ugly", "scam"], "lovely coat", None),
-])
+@pytest.mark.parametrize(
+    ("words", "text", "hit"),
+    [
+        (["bad"], "that is BAD", "bad"),
+        (["Bad"], "so bad!", "Bad"),
+        (["bad"], "b a d", "bad"),
+        (["bad"], "so b.a.d!", "bad"),
+        (["bad"], "B-A-D quality", "bad"),
+        (["bad"], "ｂａｄ", "bad"),  # full-width letters
+        (["bad"], "badge", "bad"),  # a substring match, as specified
+        (["scam"], "is this cam ok?", None),  # separators are only dropped between single letters
+        (["scam"], "what a s c a m", "scam"),
+        (["free money"], "FREE-money here", "free money"),
+        (["free money"], "f r e e m o n e y", "free money"),
+        (["假货"], "这是假货吗", "假货"),
+        (["假货"], "假 货", "假货"),
+        (["假货"], "假，货！", "假货"),
+        (["假货"], "真货", None),
+        (["ugly", "scam"], "lovely coat", None),
+    ],
+)
 def test_banned_words_match(words, text, hit):
     assert find_banned_word(text, words) == hit
 
@@ -237,14 +259,17 @@ def test_banned_and_muted_come_before_banned_words(chat):
     assert refused(chat.comment, SID, "u2", "bad").code == "MUTED"
 
 
-@pytest.mark.parametrize(("words", "field"), [
-    (["ok"] * 201, "words"),
-    ("bad", "words"),
-    (["ok", ""], "words[1]"),
-    (["ok", "   "], "words[1]"),
-    (["x" * 41], "words[0]"),
-    ([None], "words[0]"),
-])
+@pytest.mark.parametrize(
+    ("words", "field"),
+    [
+        (["ok"] * 201, "words"),
+        ("bad", "words"),
+        (["ok", ""], "words[1]"),
+        (["ok", "   "], "words[1]"),
+        (["x" * 41], "words[0]"),
+        ([None], "words[0]"),
+    ],
+)
 def test_banned_word_list_limits(chat, words, field):
     error = refused(chat.set_banned_words, SID, words)
     assert (error.code, error.field) == ("INVALID_BANNED_WORDS", field)
@@ -276,45 +301,62 @@ def test_pin_unpin_and_delete(chat):
 def test_unknown_comments_are_not_found(chat, comment_id):
     for call in (chat.delete_comment, chat.pin_comment):
         error = refused(call, SID, comment_id)
-        assert (error.code, error.status, error.field) == ("COMMENT_NOT_FOUND", 404,
-                                                           "comment_id")
+        assert (error.code, error.status, error.field) == ("COMMENT_NOT_FOUND", 404, "comment_id")
 
 
 # -- polls -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("question", "options", "duration", "code", "field"), [
-    ("", ["a", "b"], 60, "INVALID_POLL_QUESTION", "question"),
-    ("q" * 141, ["a", "b"], 60, "INVALID_POLL_QUESTION", "question"),
-    ("Colour?", ["a"], 60, "INVALID_POLL_OPTIONS", "options"),
-    ("Colour?", list("abcdefg"), 60, "INVALID_POLL_OPTIONS", "options"),
-    ("Colour?", "ab", 60, "INVALID_POLL_OPTIONS", "options"),
-    ("Colour?", ["a", " "], 60, "INVALID_POLL_OPTIONS", "options[1]"),
-    ("Colour?", ["a", "o" * 61], 60, "INVALID_POLL_OPTIONS", "options[1]"),
-    ("Colour?", ["Red", "red "], 60, "INVALID_POLL_OPTIONS", "options"),
-    ("Colour?", ["a", "b"], 9, "INVALID_POLL_DURATION", "duration_s"),
-    ("Colour?", ["a", "b"], 3601, "INVALID_POLL_DURATION", "duration_s"),
-    ("Colour?", ["a", "b"], True, "INVALID_POLL_DURATION", "duration_s"),
-])
+@pytest.mark.parametrize(
+    ("question", "options", "duration", "code", "field"),
+    [
+        ("", ["a", "b"], 60, "INVALID_POLL_QUESTION", "question"),
+        ("q" * 141, ["a", "b"], 60, "INVALID_POLL_QUESTION", "question"),
+        ("Colour?", ["a"], 60, "INVALID_POLL_OPTIONS", "options"),
+        ("Colour?", list("abcdefg"), 60, "INVALID_POLL_OPTIONS", "options"),
+        ("Colour?", "ab", 60, "INVALID_POLL_OPTIONS", "options"),
+        ("Colour?", ["a", " "], 60, "INVALID_POLL_OPTIONS", "options[1]"),
+        ("Colour?", ["a", "o" * 61], 60, "INVALID_POLL_OPTIONS", "options[1]"),
+        ("Colour?", ["Red", "red "], 60, "INVALID_POLL_OPTIONS", "options"),
+        ("Colour?", ["a", "b"], 9, "INVALID_POLL_DURATION", "duration_s"),
+        ("Colour?", ["a", "b"], 3601, "INVALID_POLL_DURATION", "duration_s"),
+        ("Colour?", ["a", "b"], True, "INVALID_POLL_DURATION", "duration_s"),
+    ],
+)
 def test_poll_limits(chat, question, options, duration, code, field):
     error = refused(chat.start_poll, SID, question, options, duration)
     assert (error.code, error.status, error.field) == (code, 422, field)
 
 
-@pytest.mark.parametrize(("question", "options", "duration"), [
-    ("q" * 140, ["a", "b"], 10),
-    ("喜欢哪个颜色？", ["红", "蓝", "绿", "黑", "白", "o" * 60], 3600),
-])
+@pytest.mark.parametrize(
+    ("question", "options", "duration"),
+    [
+        ("q" * 140, ["a", "b"], 10),
+        ("喜欢哪个颜色？", ["红", "蓝", "绿", "黑", "白", "o" * 60], 3600),
+    ],
+)
 def test_poll_limits_are_inclusive(chat, question, options, duration):
     assert chat.start_poll(SID, question, options, duration)["options"] == options
 
 
 def test_a_poll_counts_one_vote_per_viewer(chat, clock):
     poll = chat.start_poll(SID, " Which colour? ", ["Red", "Blue", "Green"], 60)
-    assert poll == {"id": "poll1", "question": "Which colour?",
-                    "options": ["Red", "Blue", "Green"], "tallies": [0, 0, 0], "total": 0,
-                    "duration_s": 60, "started_at": clock.now(), "ends_at": clock.now() + 60,
-                    "closed_at": None, "open": True, "remaining_s": 60.0}
-    assert chat.vote(SID, "poll1", "u1", 1) == {"poll_id": "poll1", "option": 1,
-                                                "tallies": [0, 1, 0]}
+    assert poll == {
+        "id": "poll1",
+        "question": "Which colour?",
+        "options": ["Red", "Blue", "Green"],
+        "tallies": [0, 0, 0],
+        "total": 0,
+        "duration_s": 60,
+        "started_at": clock.now(),
+        "ends_at": clock.now() + 60,
+        "closed_at": None,
+        "open": True,
+        "remaining_s": 60.0,
+    }
+    assert chat.vote(SID, "poll1", "u1", 1) == {
+        "poll_id": "poll1",
+        "option": 1,
+        "tallies": [0, 1, 0],
+    }
     chat.vote(SID, "poll1", "u2", 1)
     chat.vote(SID, "poll1", "u3", 0)
     error = refused(chat.vote, SID, "poll1", "u1", 2)
@@ -343,8 +385,11 @@ def test_unknown_polls_are_not_found(chat, poll_id):
 def test_one_open_poll_per_stream_and_expiry_by_the_clock(chat, clock):
     chat.start_poll(SID, "First?", ["a", "b"], 30)
     error = refused(chat.start_poll, SID, "Second?", ["a", "b"], 30)
-    assert (error.code, error.status, error.details) == ("POLL_ALREADY_OPEN", 409,
-                                                         {"poll_id": "poll1"})
+    assert (error.code, error.status, error.details) == (
+        "POLL_ALREADY_OPEN",
+        409,
+        {"poll_id": "poll1"},
+    )
     chat.start_poll("other", "Elsewhere?", ["a", "b"], 30)  # another stream is independent
     chat.vote(SID, "poll1", "u1", 0)
     clock.advance(29.5)
@@ -363,8 +408,7 @@ def test_closing_a_poll_ends_voting_and_lets_the_next_start(chat, clock):
     chat.vote(SID, "poll1", "u1", 1)
     clock.advance(10)
     closed = chat.close_poll(SID, "poll1")
-    assert (closed["open"], closed["closed_at"], closed["tallies"]) == (False, clock.now(),
-                                                                        [0, 1])
+    assert (closed["open"], closed["closed_at"], closed["tallies"]) == (False, clock.now(), [0, 1])
     assert refused(chat.vote, SID, "poll1", "u2", 0).code == "POLL_CLOSED"
     clock.advance(5)
     assert chat.close_poll(SID, "poll1")["closed_at"] == clock.now() - 5  # again: harmless
@@ -375,7 +419,9 @@ def test_closing_a_poll_ends_voting_and_lets_the_next_start(chat, clock):
     chat.close_poll(SID, "poll2")  # closed late: recorded as closed at its end
     report = chat.polls(SID)
     assert [(p["id"], p["tallies"], p["open"]) for p in report] == [
-        ("poll1", [0, 1], False), ("poll2", [0, 0, 1], False)]
+        ("poll1", [0, 1], False),
+        ("poll2", [0, 0, 1], False),
+    ]
     assert report[1]["closed_at"] == report[1]["ends_at"]
 
 
@@ -419,8 +465,10 @@ def test_four_processes_count_each_viewer_once(chat, redis_server, redis_client,
     chat.start_poll(SID, "Colour?", ["a", "b", "c"], 600)
     ctx = multiprocessing.get_context("spawn")
     barrier, queue = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_vote_race, args=(redis_server, clock.now(), n, barrier, queue))
-             for n in range(4)]
+    procs = [
+        ctx.Process(target=_vote_race, args=(redis_server, clock.now(), n, barrier, queue))
+        for n in range(4)
+    ]
     for p in procs:
         p.start()
     replies = [queue.get(timeout=60) for _ in procs]
@@ -428,16 +476,20 @@ def test_four_processes_count_each_viewer_once(chat, redis_server, redis_client,
         p.join(60)
         assert p.exitcode == 0
     outcomes = [o for reply in replies for o in reply]
-    assert (outcomes.count("ok"), outcomes.count("ALREADY_VOTED"), len(outcomes)) == (50, 150,
-                                                                                     200)
+    assert (outcomes.count("ok"), outcomes.count("ALREADY_VOTED"), len(outcomes)) == (50, 150, 200)
     assert chat.poll_state(SID)["tallies"] == [17, 17, 16]
     assert redis_client.hlen(chat_mod.voters_key(SID, "poll1")) == 50
 
 
 # -- questions ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "code"), [
-    ("", "QUESTION_EMPTY"), ("  ", "QUESTION_EMPTY"), ("?" * 201, "QUESTION_TOO_LONG"),
-])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", "QUESTION_EMPTY"),
+        ("  ", "QUESTION_EMPTY"),
+        ("?" * 201, "QUESTION_TOO_LONG"),
+    ],
+)
 def test_question_length(chat, text, code):
     error = refused(chat.ask, SID, "u1", text)
     assert (error.code, error.status, error.field) == (code, 422, "text")
@@ -445,9 +497,15 @@ def test_question_length(chat, text, code):
 
 def test_upvote_rules(chat):
     question = chat.ask(SID, "u1", " Does it come in XL? ", name="Ann")
-    assert question == {"id": "q1", "viewer_id": "u1", "name": "Ann",
-                        "text": "Does it come in XL?", "at": question["at"], "upvotes": 0,
-                        "state": "open"}
+    assert question == {
+        "id": "q1",
+        "viewer_id": "u1",
+        "name": "Ann",
+        "text": "Does it come in XL?",
+        "at": question["at"],
+        "upvotes": 0,
+        "state": "open",
+    }
     error = refused(chat.upvote, SID, "q1", "u1")
     assert (error.code, error.status) == ("OWN_QUESTION", 403)
     assert chat.upvote(SID, "q1", "u2") == 1
@@ -456,8 +514,7 @@ def test_upvote_rules(chat):
     assert chat.upvote(SID, "q1", "u3") == 2
     for qid in ("q2", "q0", "x", "q1:u2", None):
         error = refused(chat.upvote, SID, qid, "u2")
-        assert (error.code, error.status, error.field) == ("QUESTION_NOT_FOUND", 404,
-                                                           "question_id")
+        assert (error.code, error.status, error.field) == ("QUESTION_NOT_FOUND", 404, "question_id")
     chat.answer(SID, "q1")
     assert refused(chat.upvote, SID, "q1", "u4").code == "QUESTION_CLOSED"
     error = refused(chat.dismiss, SID, "q1")
@@ -474,7 +531,12 @@ def test_top_questions_by_upvotes_then_age(chat, clock):
             chat.upvote(SID, qid, f"fan{v}")
     top = chat.top_questions(SID)
     assert [(q["id"], q["upvotes"]) for q in top] == [
-        ("q3", 3), ("q12", 3), ("q10", 2), ("q2", 1), ("q1", 0)]
+        ("q3", 3),
+        ("q12", 3),
+        ("q10", 2),
+        ("q2", 1),
+        ("q1", 0),
+    ]
     assert top[0]["text"] == "question 3?" and top[0]["state"] == "open"
     chat.answer(SID, "q3")
     chat.dismiss(SID, "q12")
@@ -497,7 +559,12 @@ def test_refusals_have_the_error_envelope(chat):
     chat.set_slow_mode(SID, 30)
     chat.comment(SID, "u1", "first")
     error = refused(chat.comment, SID, "u1", "second")
-    assert error.to_dict() == {"error": {"code": "SLOW_MODE", "field": None,
-                                         "message": error.message,
-                                         "details": {"retry_after": 30.0}}}
+    assert error.to_dict() == {
+        "error": {
+            "code": "SLOW_MODE",
+            "field": None,
+            "message": error.message,
+            "details": {"retry_after": 30.0},
+        }
+    }
     assert error.retry_after == 30

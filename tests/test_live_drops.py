@@ -31,17 +31,37 @@ def build(r, clock):
 @pytest.fixture
 def world(redis_client, clock):
     promos, streams, drops = build(redis_client, clock)
-    cid = promos.campaigns.create(CampaignIn(name="c", starts_at=T0 - 60, ends_at=T0 + 86400),
-                                  actor="m")["id"]
-    oid = promos.campaigns.create_offer(cid, OfferIn(
-        name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
-        actor="m")["id"]
+    cid = promos.campaigns.create(
+        CampaignIn(name="c", starts_at=T0 - 60, ends_at=T0 + 86400), actor="m"
+    )["id"]
+    oid = promos.campaigns.create_offer(
+        cid,
+        OfferIn(name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
+        actor="m",
+    )["id"]
     promos.campaigns.transition(cid, "scheduled", actor="m")
-    stream = streams.create(StreamIn(title="t", brand="b", playback_url="https://v.example/x",
-                                     hosts=["h1"], starts_at=T0, campaign_id=cid), MARKETER)
+    stream = streams.create(
+        StreamIn(
+            title="t",
+            brand="b",
+            playback_url="https://v.example/x",
+            hosts=["h1"],
+            starts_at=T0,
+            campaign_id=cid,
+        ),
+        MARKETER,
+    )
     stream = streams.transition(stream["id"], "live", MARKETER)
-    return {"promos": promos, "streams": streams, "drops": drops, "stream": stream,
-            "cid": cid, "oid": oid, "r": redis_client, "clock": clock}
+    return {
+        "promos": promos,
+        "streams": streams,
+        "drops": drops,
+        "stream": stream,
+        "cid": cid,
+        "oid": oid,
+        "r": redis_client,
+        "clock": clock,
+    }
 
 
 def refused(code, fn, *args):
@@ -78,8 +98,10 @@ def test_a_drop_closes_with_its_window_and_only_one_runs_at_a_time(world):
     assert second["id"] != drop["id"]
 
 
-@pytest.mark.parametrize(("quantity", "window", "field"), [
-    (0, 60, "quantity"), (100_001, 60, "quantity"), (5, 9, "window_s"), (5, 301, "window_s")])
+@pytest.mark.parametrize(
+    ("quantity", "window", "field"),
+    [(0, 60, "quantity"), (100_001, 60, "quantity"), (5, 9, "window_s"), (5, 301, "window_s")],
+)
 def test_bad_drops_are_refused(world, quantity, window, field):
     from core.errors import ValidationFailed
 
@@ -90,16 +112,27 @@ def test_bad_drops_are_refused(world, quantity, window, field):
 
 def test_drops_need_a_live_stream_and_a_drop_offer(world):
     promos, streams = world["promos"], world["streams"]
-    manual = promos.campaigns.create_offer(world["cid"], OfferIn(
-        name="m", kind="amount_off", amount_off_fen=100, channels=["manual"]), actor="m")["id"]
+    manual = promos.campaigns.create_offer(
+        world["cid"],
+        OfferIn(name="m", kind="amount_off", amount_off_fen=100, channels=["manual"]),
+        actor="m",
+    )["id"]
     from core.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as info:
         world["drops"].start(world["stream"], manual, 5, 30)
     assert info.value.code == "offer_not_for_drops"
-    later = streams.create(StreamIn(title="t", brand="b", playback_url="https://v.example/x",
-                                    hosts=["h1"], starts_at=T0, campaign_id=world["cid"]),
-                           MARKETER)
+    later = streams.create(
+        StreamIn(
+            title="t",
+            brand="b",
+            playback_url="https://v.example/x",
+            hosts=["h1"],
+            starts_at=T0,
+            campaign_id=world["cid"],
+        ),
+        MARKETER,
+    )
     refused("STREAM_NOT_LIVE", world["drops"].start, later, world["oid"], 5, 30)
 
 
@@ -132,9 +165,13 @@ def test_exactly_n_across_processes(world, redis_server):
     sid = world["stream"]["id"]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_claimers, args=(redis_server, sid, drop["id"],
-                                                 [f"v{k}-{i}" for i in range(60)], out))
-             for k in range(4)]
+    procs = [
+        ctx.Process(
+            target=_claimers,
+            args=(redis_server, sid, drop["id"], [f"v{k}-{i}" for i in range(60)], out),
+        )
+        for k in range(4)
+    ]
     for p in procs:
         p.start()
     won = sum(out.get(timeout=60) for _ in procs)
@@ -177,8 +214,7 @@ def test_presence_counts_across_processes_and_heals(redis_client, clock):
     assert a.count("7") == 2 and b.count("7") == 2
 
 
-def test_a_dead_process_stops_counting_within_seconds_and_nobody_counts_twice(
-        redis_client, clock):
+def test_a_dead_process_stops_counting_within_seconds_and_nobody_counts_twice(redis_client, clock):
     from live.feedback import FeedbackCounters
 
     a = Presence(redis_client, clock, "proc-a", ttl_s=30, process_ttl_s=5)
@@ -220,11 +256,17 @@ def test_pins_at_most_three_in_order_and_announcements(redis_client, clock):
     from live.stage import Stage
 
     promos, streams, _ = build(redis_client, clock)
-    stream = streams.create(StreamIn(title="t", brand="b", playback_url="https://v.example/x",
-                                     hosts=["h1"], starts_at=T0), MARKETER)
+    stream = streams.create(
+        StreamIn(
+            title="t", brand="b", playback_url="https://v.example/x", hosts=["h1"], starts_at=T0
+        ),
+        MARKETER,
+    )
     sid = stream["id"]
-    pids = [streams.add_product(sid, ProductIn(name=f"p{i}", price_fen=100), MARKETER)["id"]
-            for i in range(4)]
+    pids = [
+        streams.add_product(sid, ProductIn(name=f"p{i}", price_fen=100), MARKETER)["id"]
+        for i in range(4)
+    ]
     stage = Stage(redis_client, clock)
     for pid in pids[:3]:
         stage.pin(sid, pid)
@@ -238,7 +280,8 @@ def test_pins_at_most_three_in_order_and_announcements(redis_client, clock):
     assert [p["id"] for p in stage.pin(sid, pids[3])] == [pids[0], pids[2], pids[3]]
     assert stage.announcement(sid) is None
     assert stage.announce(sid, "  20% off coats for ten minutes! ")["text"] == (
-        "20% off coats for ten minutes!")
+        "20% off coats for ten minutes!"
+    )
     assert stage.announcement(sid)["at"] == T0
     with pytest.raises(ValidationFailed):
         stage.announce(sid, " ")
@@ -256,8 +299,7 @@ def test_a_late_joiner_gets_the_state_and_a_reconnect_gets_what_it_missed(world)
     chat, stage, history = Chat(r, clock), Stage(r, clock), History(r, size=20)
     presence = Presence(r, clock, "proc-a")
     room = Room(world["streams"], chat, stage, world["drops"], history, presence)
-    pid = world["streams"].add_product(sid, ProductIn(name="coat", price_fen=100),
-                                       MARKETER)["id"]
+    pid = world["streams"].add_product(sid, ProductIn(name="coat", price_fen=100), MARKETER)["id"]
     stage.pin(sid, pid)
     poll = chat.start_poll(sid, "Colour?", ["red", "blue"], 600)
     chat.vote(sid, poll["id"], "v1", 1)
@@ -277,7 +319,12 @@ def test_a_late_joiner_gets_the_state_and_a_reconnect_gets_what_it_missed(world)
     assert state["viewers"] == 1 and state["stream"]["status"] == "live"
     recovered = room.recover(sid, 55)
     assert recovered["recovered"] and [e["data"]["n"] for e in recovered["events"]] == [
-        55, 56, 57, 58, 59]
+        55,
+        56,
+        57,
+        58,
+        59,
+    ]
     for i in range(60, 400):  # the history keeps about the last `size` entries
         history.append(sid, "like", {"n": i})
     behind = room.recover(sid, 2)
@@ -290,8 +337,9 @@ def test_only_a_granted_stream_attaches_a_campaign_and_drops_its_offers(world):
 
     promos, streams, drops, cid = world["promos"], world["streams"], world["drops"], world["cid"]
     host = Caller("h1", "host")
-    body = dict(title="t", brand="b", playback_url="https://v.example/x", hosts=["h1"],
-                starts_at=T0)
+    body = dict(
+        title="t", brand="b", playback_url="https://v.example/x", hosts=["h1"], starts_at=T0
+    )
     with pytest.raises(Forbidden) as info:  # a host cannot attach a campaign by scheduling
         streams.create(StreamIn(**body, campaign_id=cid), host)
     assert info.value.code == "CAMPAIGN_NOT_GRANTED"
@@ -302,8 +350,7 @@ def test_only_a_granted_stream_attaches_a_campaign_and_drops_its_offers(world):
     # A stream record naming the campaign without its grant (as a host could make one before)
     # drops nothing: the drop's own script checks the grant.
     other = streams.transition(streams.create(StreamIn(**body), host)["id"], "live", host)
-    refused("CAMPAIGN_NOT_GRANTED", drops.start, {**other, "campaign_id": cid}, world["oid"],
-            5, 30)
+    refused("CAMPAIGN_NOT_GRANTED", drops.start, {**other, "campaign_id": cid}, world["oid"], 5, 30)
     # A marketer grants it; now the host may attach the campaign and drop.
     grant = streams.grant(mine["id"], cid, "marketer:m1")
     assert grant["stream_id"] == mine["id"] and grant["granted_by"] == "marketer:m1"
@@ -320,4 +367,7 @@ def test_only_a_granted_stream_attaches_a_campaign_and_drops_its_offers(world):
     assert [g["stream_id"] for g in promos.campaigns.grants(cid)] == [world["stream"]["id"]]
     entries = promos.reports.ledger(cid)["items"]
     assert [(e["type"], e["stream_id"]) for e in entries if e["type"] in ("grant", "revoke")] == [
-        ("grant", world["stream"]["id"]), ("grant", mine["id"]), ("revoke", mine["id"])]
+        ("grant", world["stream"]["id"]),
+        ("grant", mine["id"]),
+        ("revoke", mine["id"]),
+    ]

@@ -26,27 +26,30 @@ def minute_start(clock) -> float:
 
 
 # -- tokenize ----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "tokens"), [
-    ("这件大衣 so warm!!", ["这件", "件大", "大衣", "warm"]),
-    ("I LOVE this dress, it's the best", ["love", "dress", "best"]),
-    ("Don't you love it? Isn't it great?", ["love", "great"]),
-    ("a b c 1 x", []),  # Latin words need two characters
-    ("size 38 or 40?", ["size", "38", "40"]),
-    ("’Hello’ café", ["hello", "café"]),  # curly quotes trimmed, accents kept
-    ("😍😍😍 wow 🔥", ["wow"]),
-    ("!!! ??? ...", []),
-    ("买", ["买"]),  # a lone character is kept...
-    ("的", []),  # ...unless it is a stop character
-    ("哈哈哈哈", []),  # bigrams of stop characters only
-    ("我的天", ["的天"]),  # 我的 is stop-only, 的天 is not
-    ("好看好看", ["好看", "看好", "好看"]),
-    ("颜色很好看，想买！", ["颜色", "色很", "很好", "好看", "想买"]),
-    ("红色XL有吗", ["红色", "xl"]),  # 有吗: stop characters only
-    ("かわいい", ["かわ", "わい", "いい"]),
-    ("예뻐요", ["예뻐", "뻐요"]),
-    ("ＸＬ码", ["xl", "码"]),  # full-width letters are letters
-    ("", []),
-])
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("这件大衣 so warm!!", ["这件", "件大", "大衣", "warm"]),
+        ("I LOVE this dress, it's the best", ["love", "dress", "best"]),
+        ("Don't you love it? Isn't it great?", ["love", "great"]),
+        ("a b c 1 x", []),  # Latin words need two characters
+        ("size 38 or 40?", ["size", "38", "40"]),
+        ("’Hello’ café", ["hello", "café"]),  # curly quotes trimmed, accents kept
+        ("😍😍😍 wow 🔥", ["wow"]),
+        ("!!! ??? ...", []),
+        ("买", ["买"]),  # a lone character is kept...
+        ("的", []),  # ...unless it is a stop character
+        ("哈哈哈哈", []),  # bigrams of stop characters only
+        ("我的天", ["的天"]),  # 我的 is stop-only, 的天 is not
+        ("好看好看", ["好看", "看好", "好看"]),
+        ("颜色很好看，想买！", ["颜色", "色很", "很好", "好看", "想买"]),
+        ("红色XL有吗", ["红色", "xl"]),  # 有吗: stop characters only
+        ("かわいい", ["かわ", "わい", "いい"]),
+        ("예뻐요", ["예뻐", "뻐요"]),
+        ("ＸＬ码", ["xl", "码"]),  # full-width letters are letters
+        ("", []),
+    ],
+)
 def test_tokenize(text, tokens):
     assert tokenize(text) == tokens
 
@@ -58,40 +61,43 @@ def test_stop_words_are_a_compact_list():
 
 
 # -- sentiment ---------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "score"), [
-    ("I love it", 1),
-    ("so cheap!!", 1),  # cheap is good news when shopping
-    ("beautiful colour", 1),
-    ("that's a scam", -1),
-    ("too expensive", -1),
-    ("fake and ugly", -1),
-    ("not good", -1),
-    ("not bad at all", 1),
-    ("isn't cheap", -1),
-    ("not too expensive", 1),
-    ("no, it's ugly", -1),  # negation stays within its clause
-    ("love the colour but expensive and ugly", -1),
-    ("what size is it?", 0),
-    ("好看", 1),
-    ("喜欢，好便宜", 1),
-    ("漂亮 划算", 1),
-    ("太贵了", -1),
-    ("难看", -1),
-    ("是假货吧", -1),
-    ("质量差要退货", -1),
-    ("不好看", -1),
-    ("不贵", 1),
-    ("不是很贵", 1),
-    ("没有假货", 1),
-    ("不错哦", 1),
-    ("不好意思，问一下", 0),  # an apology, not a complaint
-    ("假期快乐", 0),  # holiday, not fake
-    ("差不多", 0),
-    ("这件大衣 so warm!!", 1),
-    ("好看 but expensive", 0),
-    ("😍😍😍", 0),
-    ("", 0),
-])
+@pytest.mark.parametrize(
+    ("text", "score"),
+    [
+        ("I love it", 1),
+        ("so cheap!!", 1),  # cheap is good news when shopping
+        ("beautiful colour", 1),
+        ("that's a scam", -1),
+        ("too expensive", -1),
+        ("fake and ugly", -1),
+        ("not good", -1),
+        ("not bad at all", 1),
+        ("isn't cheap", -1),
+        ("not too expensive", 1),
+        ("no, it's ugly", -1),  # negation stays within its clause
+        ("love the colour but expensive and ugly", -1),
+        ("what size is it?", 0),
+        ("好看", 1),
+        ("喜欢，好便宜", 1),
+        ("漂亮 划算", 1),
+        ("太贵了", -1),
+        ("难看", -1),
+        ("是假货吧", -1),
+        ("质量差要退货", -1),
+        ("不好看", -1),
+        ("不贵", 1),
+        ("不是很贵", 1),
+        ("没有假货", 1),
+        ("不错哦", 1),
+        ("不好意思，问一下", 0),  # an apology, not a complaint
+        ("假期快乐", 0),  # holiday, not fake
+        ("差不多", 0),
+        ("这件大衣 so warm!!", 1),
+        ("好看 but expensive", 0),
+        ("😍😍😍", 0),
+        ("", 0),
+    ],
+)
 def test_sentiment(text, score):
     assert sentiment(text) == score
 
@@ -117,17 +123,31 @@ def test_counts_per_minute_last_full_and_current(counters, clock, minute_start):
     assert snap["joins_per_min"] == {"last_full": 3, "current": 1}
     assert snap["likes_per_min"] == {"last_full": 40, "current": 260}
     assert snap["comments_per_min"] == {"last_full": 1, "current": 0}
-    assert snap["minute"] == {"current_started_at": minute_start + 60,
-                              "current_elapsed_s": 15.0,
-                              "last_full_started_at": minute_start}
+    assert snap["minute"] == {
+        "current_started_at": minute_start + 60,
+        "current_elapsed_s": 15.0,
+        "last_full_started_at": minute_start,
+    }
     # a snapshot asked for an earlier time sees that minute as the current, partial one
     earlier = counters.snapshot(SID, now=minute_start + 59)
     assert earlier["joins_per_min"] == {"last_full": 0, "current": 3}
     assert earlier["comments_per_min"]["current"] == 1
     assert earlier["likes_per_min"]["current"] == 40
-    assert snap["totals"] == counters.totals(SID) == {
-        "joins": 4, "comments": 1, "likes": 300, "positive": 0, "negative": 0,
-        "viewers": 0, "peak_viewers": 0, "peak_at": None, "started_at": minute_start}
+    assert (
+        snap["totals"]
+        == counters.totals(SID)
+        == {
+            "joins": 4,
+            "comments": 1,
+            "likes": 300,
+            "positive": 0,
+            "negative": 0,
+            "viewers": 0,
+            "peak_viewers": 0,
+            "peak_at": None,
+            "started_at": minute_start,
+        }
+    )
 
 
 @pytest.mark.parametrize("n", [-1, 1.5, True, "3", None])
@@ -176,8 +196,9 @@ def test_sentiment_over_the_last_five_minutes(counters, clock, minute_start):
     assert (totals["comments"], totals["positive"], totals["negative"]) == (4, 2, 1)
 
 
-def test_top_words_over_five_minutes_drop_older_minutes(counters, clock, minute_start,
-                                                        redis_client):
+def test_top_words_over_five_minutes_drop_older_minutes(
+    counters, clock, minute_start, redis_client
+):
     counters.record_comment(SID, "old coat old coat")  # counted once per comment
     clock.advance(60)
     for text in ["这件大衣 so warm", "大衣好看", "warm coat", "warm scarf"]:

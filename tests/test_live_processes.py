@@ -41,8 +41,9 @@ class Client:
         self.events: queue.Queue[tuple[str, dict]] = queue.Queue()
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("*", lambda name, data: self.events.put((name, data)), namespace=namespace)
-        self.sio.connect(url, transports=["websocket"], namespaces=[namespace], auth=auth,
-                         wait_timeout=10)
+        self.sio.connect(
+            url, transports=["websocket"], namespaces=[namespace], auth=auth, wait_timeout=10
+        )
 
     def call(self, event: str, data: dict | None = None) -> dict:
         return self.sio.call(event, data or {}, namespace=self.namespace, timeout=15)
@@ -66,28 +67,41 @@ class Client:
 def stream(helper_app, servers) -> dict:
     promos = helper_app.extensions["promotions"]
     now = time.time()
-    cid = promos.campaigns.create(CampaignIn(name="live", starts_at=now - 60,
-                                             ends_at=now + 3600), actor="t")["id"]
-    oid = promos.campaigns.create_offer(cid, OfferIn(
-        name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
-        actor="t")["id"]
+    cid = promos.campaigns.create(
+        CampaignIn(name="live", starts_at=now - 60, ends_at=now + 3600), actor="t"
+    )["id"]
+    oid = promos.campaigns.create_offer(
+        cid,
+        OfferIn(name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
+        actor="t",
+    )["id"]
     promos.campaigns.transition(cid, "scheduled", actor="t")
     host = session_for(helper_app, "host")
     marketer = session_for(helper_app, "marketer")
-    response = requests.post(servers[1].url + "/api/streams", timeout=10,
-                             headers=bearer(marketer["token"]), json={
-                                 "title": "t", "brand": "b", "playback_url": "https://v.example/x",
-                                 "hosts": [host["user"]["id"]], "starts_at": now,
-                                 "campaign_id": cid})
+    response = requests.post(
+        servers[1].url + "/api/streams",
+        timeout=10,
+        headers=bearer(marketer["token"]),
+        json={
+            "title": "t",
+            "brand": "b",
+            "playback_url": "https://v.example/x",
+            "hosts": [host["user"]["id"]],
+            "starts_at": now,
+            "campaign_id": cid,
+        },
+    )
     assert response.status_code == 201, response.text
     return {"id": response.json()["id"], "oid": oid, "host": host}
 
 
 def test_a_host_on_one_process_reaches_viewers_on_both_and_drops_stay_exactly_n(
-        servers, helper_app, stream):
+    servers, helper_app, stream
+):
     server_a, server_b = servers
-    host = Client(server_a.url, "/host", {"token": stream["host"]["token"],
-                                          "stream_id": stream["id"]})
+    host = Client(
+        server_a.url, "/host", {"token": stream["host"]["token"], "stream_id": stream["id"]}
+    )
     viewers = []
     try:
         for i in range(6):
@@ -108,8 +122,7 @@ def test_a_host_on_one_process_reaches_viewers_on_both_and_drops_stay_exactly_n(
             acks = list(pool.map(lambda v: v.call("claim", {"drop_id": drop["id"]}), viewers))
         outcomes = Counter(a.get("outcome") or a["error"]["code"] for a in acks)
         assert outcomes == {"won": 3, "SOLD_OUT": 3}
-        assert all(a["coupon"]["source"]["channel"] == "live_drop" for a in acks
-                   if "coupon" in a)
+        assert all(a["coupon"]["source"]["channel"] == "live_drop" for a in acks if "coupon" in a)
         for viewer in viewers:
             viewer.wait_for("drop_sold_out")
         # A viewer leaving on one process is seen by the other's count.
@@ -122,23 +135,35 @@ def test_a_host_on_one_process_reaches_viewers_on_both_and_drops_stay_exactly_n(
 
 
 def test_a_host_taken_off_a_stream_on_one_process_loses_the_console_on_the_other(
-        servers, helper_app):
+    servers, helper_app
+):
     server_a, server_b = servers
     keeps, loses = session_for(helper_app, "host"), session_for(helper_app, "host")
     marketer = session_for(helper_app, "marketer")
     hosts = [keeps["user"]["id"], loses["user"]["id"]]
-    created = requests.post(server_b.url + "/api/streams", headers=bearer(marketer["token"]),
-                            timeout=10, json={"title": "t", "brand": "b",
-                                              "playback_url": "https://v.example/x",
-                                              "hosts": hosts, "starts_at": time.time()})
+    created = requests.post(
+        server_b.url + "/api/streams",
+        headers=bearer(marketer["token"]),
+        timeout=10,
+        json={
+            "title": "t",
+            "brand": "b",
+            "playback_url": "https://v.example/x",
+            "hosts": hosts,
+            "starts_at": time.time(),
+        },
+    )
     sid = created.json()["id"]
     staying = Client(server_b.url, "/host", {"token": keeps["token"], "stream_id": sid})
     leaving = Client(server_a.url, "/host", {"token": loses["token"], "stream_id": sid})
     try:
         assert "text" in leaving.call("announce", {"text": "soon"})
-        changed = requests.patch(f"{server_b.url}/api/streams/{sid}", timeout=10,
-                                 headers=bearer(marketer["token"]),
-                                 json={"hosts": [keeps["user"]["id"]]})
+        changed = requests.patch(
+            f"{server_b.url}/api/streams/{sid}",
+            timeout=10,
+            headers=bearer(marketer["token"]),
+            json={"hosts": [keeps["user"]["id"]]},
+        )
         assert changed.status_code == 200, changed.text
         wait_for(lambda: not leaving.sio.connected, 10, "the removed host's console closed")
         assert staying.sio.connected and staying.call("start") == {"status": "live"}
@@ -155,11 +180,18 @@ def test_the_viewer_count_heals_when_a_process_dies(servers, helper_app, shared_
 
     server_a, _ = servers
     host = session_for(helper_app, "host")
-    created = requests.post(server_a.url + "/api/streams", headers=bearer(host["token"]),
-                            timeout=10, json={"title": "t", "brand": "b",
-                                              "playback_url": "https://v.example/x",
-                                              "hosts": [host["user"]["id"]],
-                                              "starts_at": time.time()})
+    created = requests.post(
+        server_a.url + "/api/streams",
+        headers=bearer(host["token"]),
+        timeout=10,
+        json={
+            "title": "t",
+            "brand": "b",
+            "playback_url": "https://v.example/x",
+            "hosts": [host["user"]["id"]],
+            "starts_at": time.time(),
+        },
+    )
     sid = created.json()["id"]
     # A third process with the default settings: a connection counts for 30 s after its last
     # refresh, but a process's viewers only while it says it is alive (every second, 5 s).
@@ -180,8 +212,11 @@ def test_the_viewer_count_heals_when_a_process_dies(servers, helper_app, shared_
         clients.append(again)
         assert again.call("join", {"stream_id": sid})["state"]["viewers"] == 3
         # Well within the 30 s connection TTL, the count is right again.
-        wait_for(lambda: console.call("feedback")["viewers"] == 2, 12,
-                 "the count without the dead process's viewers")
+        wait_for(
+            lambda: console.call("feedback")["viewers"] == 2,
+            12,
+            "the count without the dead process's viewers",
+        )
         assert console.call("feedback")["peak_viewers"] == 3  # never 4
     finally:
         for client in clients:
@@ -199,10 +234,18 @@ def test_a_room_carries_on_after_a_redis_outage(own_redis, own_server, tmp_path)
     host = session_for(helper, "host")
     viewer_session = session_for(helper, "shopper")
     now = time.time()
-    created = requests.post(own_server.url + "/api/streams", headers=bearer(host["token"]),
-                            timeout=10, json={"title": "t", "brand": "b",
-                                              "playback_url": "https://v.example/x",
-                                              "hosts": [host["user"]["id"]], "starts_at": now})
+    created = requests.post(
+        own_server.url + "/api/streams",
+        headers=bearer(host["token"]),
+        timeout=10,
+        json={
+            "title": "t",
+            "brand": "b",
+            "playback_url": "https://v.example/x",
+            "hosts": [host["user"]["id"]],
+            "starts_at": now,
+        },
+    )
     sid = created.json()["id"]
     console = Client(own_server.url, "/host", {"token": host["token"], "stream_id": sid})
     viewer = Client(own_server.url, "/live", {"token": viewer_session["token"]})
@@ -240,8 +283,10 @@ def offsets_heard(client: Client, name: str) -> list[int]:
             heard.append(data["offset"])
 
 
-def test_every_viewer_hears_every_offset_once_across_a_redis_outage(own_redis,  # noqa: F811
-                                                                    tmp_path):
+def test_every_viewer_hears_every_offset_once_across_a_redis_outage(
+    own_redis,  # noqa: F811
+    tmp_path,
+):
     """The host on A announces as soon as Redis is back, before B has subscribed again: B's
     viewers get those announcements from the history once B is subscribed, and nobody gets
     one twice (B hears some both ways)."""
@@ -252,11 +297,18 @@ def test_every_viewer_hears_every_offset_once_across_a_redis_outage(own_redis,  
     host = session_for(helper, "host")
     clients: list[Client] = []
     try:
-        created = requests.post(server_a.url + "/api/streams", headers=bearer(host["token"]),
-                                timeout=10, json={"title": "t", "brand": "b",
-                                                  "playback_url": "https://v.example/x",
-                                                  "hosts": [host["user"]["id"]],
-                                                  "starts_at": time.time()})
+        created = requests.post(
+            server_a.url + "/api/streams",
+            headers=bearer(host["token"]),
+            timeout=10,
+            json={
+                "title": "t",
+                "brand": "b",
+                "playback_url": "https://v.example/x",
+                "hosts": [host["user"]["id"]],
+                "starts_at": time.time(),
+            },
+        )
         sid = created.json()["id"]
         console = Client(server_a.url, "/host", {"token": host["token"], "stream_id": sid})
         clients.append(console)

@@ -14,8 +14,15 @@ from tests.servers import SECRET_KEY, start_gunicorn
 
 from .conftest import T0
 
-STORE = {"id": "s1", "name": "Bund One", "brand": "B", "city": "Shanghai", "lat": 31.24,
-         "lon": 121.48, "fence": {"type": "circle", "radius_m": 100}}
+STORE = {
+    "id": "s1",
+    "name": "Bund One",
+    "brand": "B",
+    "city": "Shanghai",
+    "lat": 31.24,
+    "lon": 121.48,
+    "fence": {"type": "circle", "radius_m": 100},
+}
 FIX = {"lat": 31.24, "lon": 121.48, "accuracy_m": 5, "recorded_at": T0}
 
 
@@ -66,8 +73,9 @@ def test_no_fix_before_consent(client, auth):
     response = client.post("/api/location/fix", json=FIX, headers=headers)
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "consent_required"
-    assert client.put("/api/me/consent", json={"location": True},
-                      headers=headers).status_code == 200
+    assert (
+        client.put("/api/me/consent", json={"location": True}, headers=headers).status_code == 200
+    )
     assert client.post("/api/location/fix", json=FIX, headers=headers).status_code == 200
 
 
@@ -101,12 +109,15 @@ def test_fix_after_logout_is_refused(client, shopper):
 @pytest.mark.parametrize("lat", [89.0, -90.0, 85.06])
 def test_fix_beyond_the_geo_index_range(client, shopper, lat):
     # Redis GEO indexes stop at +-85.05 degrees; such a fix is still a fix (found by fuzzing).
-    response = client.post("/api/location/fix", json={**FIX, "lat": lat, "lon": 0.0},
-                           headers=shopper)
+    response = client.post(
+        "/api/location/fix", json={**FIX, "lat": lat, "lon": 0.0}, headers=shopper
+    )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["results"][0]["events"] == []
-    batch = [{**FIX, "lat": lat, "lon": 0.0, "recorded_at": T0 + 10},
-             {**FIX, "lat": lat, "lon": 1.0, "recorded_at": T0 + 200}]
+    batch = [
+        {**FIX, "lat": lat, "lon": 0.0, "recorded_at": T0 + 10},
+        {**FIX, "lat": lat, "lon": 1.0, "recorded_at": T0 + 200},
+    ]
     response = client.post("/api/location/fixes", json={"fixes": batch}, headers=shopper)
     assert response.status_code == 200, response.get_json()
 
@@ -127,13 +138,19 @@ def test_more_concurrent_fixes_than_pool_connections(redis_server, redis_client)
     helper.extensions["redis"].close()
     env = {"REDIS_MAX_CONNECTIONS": str(pool), "BACKGROUND_TASKS": "0"}
     with start_gunicorn(redis_server, extra_env=env) as server:
+
         def send(token: str) -> int:
             # Two fixes: the second has an anchor (a segment search) and a commit to make.
-            fixes = [{**FIX, "recorded_at": time.time() - 5},
-                     {**FIX, "lat": 31.2410, "recorded_at": time.time()}]
-            response = requests.post(server.url + "/api/location/fixes",
-                                     json={"fixes": fixes}, timeout=30,
-                                     headers={"Authorization": f"Bearer {token}"})
+            fixes = [
+                {**FIX, "recorded_at": time.time() - 5},
+                {**FIX, "lat": 31.2410, "recorded_at": time.time()},
+            ]
+            response = requests.post(
+                server.url + "/api/location/fixes",
+                json={"fixes": fixes},
+                timeout=30,
+                headers={"Authorization": f"Bearer {token}"},
+            )
             return response.status_code
 
         with ThreadPoolExecutor(requests_n) as workers:

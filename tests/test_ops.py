@@ -12,27 +12,41 @@ from .conftest import T0
 
 def test_metrics_count_requests_fixes_and_events(client, auth):
     marketer, _ = auth.headers("marketer")
-    client.post("/api/stores", json={"id": "s1", "name": "S", "brand": "B", "city": "Shanghai",
-                                     "lat": 31.24, "lon": 121.48}, headers=marketer)
+    client.post(
+        "/api/stores",
+        json={
+            "id": "s1",
+            "name": "S",
+            "brand": "B",
+            "city": "Shanghai",
+            "lat": 31.24,
+            "lon": 121.48,
+        },
+        headers=marketer,
+    )
     shopper, _ = auth.headers("shopper")
     fix = {"lat": 31.24, "lon": 121.48, "accuracy_m": 5, "recorded_at": T0}
     client.post("/api/location/fix", json=fix, headers=shopper)
-    client.post("/api/location/fix", json={**fix, "recorded_at": T0 + 1, "mock": True},
-                headers=shopper)
+    client.post(
+        "/api/location/fix", json={**fix, "recorded_at": T0 + 1, "mock": True}, headers=shopper
+    )
     client.post("/api/location/fix", json=fix, headers=shopper)  # a duplicate
     text = client.get("/metrics").get_data(as_text=True)
     assert 'footfall_location_fixes_total{verdict="ok"} 1.0' in text
     assert 'footfall_location_fixes_total{verdict="mocked"} 1.0' in text
     assert 'footfall_location_fixes_total{verdict="ignored"} 1.0' in text
     assert 'footfall_geofence_events_total{kind="enter"} 1.0' in text
-    assert ('footfall_http_requests_total{endpoint="/api/location/fix",method="POST",'
-            'status="200"} 3.0') in text
+    assert (
+        'footfall_http_requests_total{endpoint="/api/location/fix",method="POST",status="200"} 3.0'
+    ) in text
     assert 'footfall_http_request_duration_seconds_bucket{endpoint="/api/location/fix"' in text
 
 
 def test_request_id_is_echoed_or_made(client):
-    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers[
-        "X-Request-ID"] == "abc-123"
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
+        == "abc-123"
+    )
     assert len(client.get("/healthz").headers["X-Request-ID"]) == 16
 
 
@@ -40,8 +54,9 @@ def test_logs_are_json_with_the_request_id(app):
     formatter = JsonFormatter()
     with app.test_request_context("/healthz", headers={"X-Request-ID": "rid-7"}):
         app.preprocess_request()
-        record = logging.makeLogRecord({"name": "t", "levelname": "INFO", "msg": "hello %s",
-                                        "args": ("world",), "status": 200})
+        record = logging.makeLogRecord(
+            {"name": "t", "levelname": "INFO", "msg": "hello %s", "args": ("world",), "status": 200}
+        )
         line = json.loads(formatter.format(record))
     assert line["msg"] == "hello world" and line["request_id"] == "rid-7"
     assert line["status"] == 200 and line["level"] == "info"

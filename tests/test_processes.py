@@ -34,8 +34,14 @@ from tests.servers import (
 )
 
 NS = "/shopper"
-STORE = {"name": "Bailian Plaza", "brand": "Footfall", "city": "Shanghai",
-         "lat": 31.2400, "lon": 121.4800, "fence": {"type": "circle", "radius_m": 100}}
+STORE = {
+    "name": "Bailian Plaza",
+    "brand": "Footfall",
+    "city": "Shanghai",
+    "lat": 31.2400,
+    "lon": 121.4800,
+    "fence": {"type": "circle", "radius_m": 100},
+}
 PASSWORD = "correct-horse-1"
 
 
@@ -45,8 +51,13 @@ def bearer(token: str) -> dict[str, str]:
 
 def fix_at_store(**extra: Any) -> dict[str, Any]:
     """A precise fix at the store's centre, recorded now (the servers run on the real clock)."""
-    return {"lat": STORE["lat"], "lon": STORE["lon"], "accuracy_m": 10,
-            "recorded_at": time.time(), **extra}
+    return {
+        "lat": STORE["lat"],
+        "lon": STORE["lon"],
+        "accuracy_m": 10,
+        "recorded_at": time.time(),
+        **extra,
+    }
 
 
 def queue_subscribers(redis_url: str) -> int:
@@ -96,8 +107,13 @@ class ShopperSocket:
         self.client.on("geofence", self.geofence.put, namespace=NS)
         self.client.on("error", self.errors.put, namespace=NS)
         try:
-            self.client.connect(base_url, transports=["websocket"], namespaces=[NS],
-                                auth={"token": token}, wait_timeout=10)
+            self.client.connect(
+                base_url,
+                transports=["websocket"],
+                namespaces=[NS],
+                auth={"token": token},
+                wait_timeout=10,
+            )
         except BaseException:
             self.client.disconnect()
             raise
@@ -129,8 +145,9 @@ def refused_connect(base_url: str, token: str | None) -> Any:
     auth = {"token": token} if token is not None else None
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
-            client.connect(base_url, transports=["websocket"], namespaces=[NS], auth=auth,
-                           wait_timeout=10)
+            client.connect(
+                base_url, transports=["websocket"], namespaces=[NS], auth=auth, wait_timeout=10
+            )
     finally:
         client.disconnect()
     return refusals.get(timeout=5)
@@ -138,8 +155,9 @@ def refused_connect(base_url: str, token: str | None) -> Any:
 
 def make_helper_app(redis_url: str, tmp_path) -> Any:
     """An in-process app on the servers' Redis and SECRET_KEY: its tokens work on the servers."""
-    return create_app(config.TestConfig(REDIS_URL=redis_url, SECRET_KEY=SECRET_KEY,
-                                 VAR_DIR=tmp_path / "var"))
+    return create_app(
+        config.TestConfig(REDIS_URL=redis_url, SECRET_KEY=SECRET_KEY, VAR_DIR=tmp_path / "var")
+    )
 
 
 def session_for(app: Any, role: str) -> dict:
@@ -150,10 +168,15 @@ def session_for(app: Any, role: str) -> dict:
     return accounts.open_session(accounts.find_by_email(email))
 
 
-def create_store(http: requests.Session, server: ServerProcess, marketer_token: str,
-                 store_id: str) -> dict:
-    response = http.post(server.url + "/api/stores", json={"id": store_id, **STORE},
-                         headers=bearer(marketer_token), timeout=10)
+def create_store(
+    http: requests.Session, server: ServerProcess, marketer_token: str, store_id: str
+) -> dict:
+    response = http.post(
+        server.url + "/api/stores",
+        json={"id": store_id, **STORE},
+        headers=bearer(marketer_token),
+        timeout=10,
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -161,12 +184,17 @@ def create_store(http: requests.Session, server: ServerProcess, marketer_token: 
 def signup_with_consent(http: requests.Session, server: ServerProcess) -> dict:
     """Sign a shopper up and give location consent over HTTP; return the session."""
     email = f"shopper-{uuid.uuid4().hex[:10]}@example.test"
-    response = http.post(server.url + "/api/auth/signup",
-                         json={"email": email, "password": PASSWORD}, timeout=10)
+    response = http.post(
+        server.url + "/api/auth/signup", json={"email": email, "password": PASSWORD}, timeout=10
+    )
     assert response.status_code == 201, response.text
     session = response.json()
-    response = http.put(server.url + "/api/me/consent", json={"location": True},
-                        headers=bearer(session["token"]), timeout=10)
+    response = http.put(
+        server.url + "/api/me/consent",
+        json={"location": True},
+        headers=bearer(session["token"]),
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
     assert response.json()["location"] is True
     return session
@@ -277,8 +305,12 @@ def test_geofence_event_fans_out_across_processes(servers, http, store, shared_r
         # listener lazily); B never had a socket client, so the one subscriber is A.
         wait_for(lambda: queue_subscribers(shared_redis) >= 1, 10, "A's queue subscription")
 
-        response = http.post(server_b.url + "/api/location/fix", json=fix_at_store(),
-                             headers=bearer(session["token"]), timeout=10)
+        response = http.post(
+            server_b.url + "/api/location/fix",
+            json=fix_at_store(),
+            headers=bearer(session["token"]),
+            timeout=10,
+        )
         assert response.status_code == 200, response.text
         [result] = response.json()["results"]
         assert [e["kind"] for e in result["events"]] == ["enter"]
@@ -336,22 +368,21 @@ def test_connect_refused_for_a_role_that_may_not_connect(servers, helper_app):
 def test_connect_refused_after_logout(servers, http, socket_shopper):
     server_a, server_b = servers
     token = socket_shopper["token"]
-    response = http.post(server_b.url + "/api/auth/logout", headers=bearer(token),
-                         timeout=10)
+    response = http.post(server_b.url + "/api/auth/logout", headers=bearer(token), timeout=10)
     assert response.status_code == 200, response.text
     refusal = refused_connect(server_a.url, token)
     assert refusal["data"]["error"]["code"] == "session_revoked"
 
 
-def test_logout_on_one_process_closes_the_socket_on_another(servers, http, socket_shopper,
-                                                             shared_redis):
+def test_logout_on_one_process_closes_the_socket_on_another(
+    servers, http, socket_shopper, shared_redis
+):
     server_a, server_b = servers
     token = socket_shopper["token"]
     socket = ShopperSocket(server_a.url, token)
     try:
         wait_for(lambda: queue_subscribers(shared_redis) >= 1, 10, "A's queue subscription")
-        response = http.post(server_b.url + "/api/auth/logout", headers=bearer(token),
-                             timeout=10)
+        response = http.post(server_b.url + "/api/auth/logout", headers=bearer(token), timeout=10)
         assert response.status_code == 200, response.text
         # B publishes the disconnect on the queue; A, which holds the socket, closes it.
         wait_for(lambda: not socket.client.connected, 10, "the socket to be closed")
@@ -366,17 +397,38 @@ def test_logout_on_one_process_closes_the_socket_on_another(servers, http, socke
         ("not an identifier", None, "unknown_event", "event"),
         ("location", "31.24,121.48", "invalid_payload", "payload"),
         ("location", None, "invalid_payload", "payload"),
-        ("location", {"lat": 91, "lon": 121.48, "accuracy_m": 10, "recorded_at": 1.78e9},
-         "validation_error", "lat"),
-        ("location", {"lat": 31.2, "lon": 121.4, "recorded_at": 1.78e9}, "validation_error",
-         "accuracy_m"),
-        ("location", {"lat": 31.2, "lon": 121.4, "accuracy_m": 5, "recorded_at": 1.78e9, "x": 1},
-         "unknown_field", "x"),
+        (
+            "location",
+            {"lat": 91, "lon": 121.48, "accuracy_m": 10, "recorded_at": 1.78e9},
+            "validation_error",
+            "lat",
+        ),
+        (
+            "location",
+            {"lat": 31.2, "lon": 121.4, "recorded_at": 1.78e9},
+            "validation_error",
+            "accuracy_m",
+        ),
+        (
+            "location",
+            {"lat": 31.2, "lon": 121.4, "accuracy_m": 5, "recorded_at": 1.78e9, "x": 1},
+            "unknown_field",
+            "x",
+        ),
         ("location", {"fixes": []}, "validation_error", "fixes"),
         ("location", {"blob": "x" * 20_000}, "payload_too_large", "payload"),
     ],
-    ids=["unknown", "odd-name", "string", "none", "lat-range", "missing", "extra",
-         "empty-batch", "too-large"],
+    ids=[
+        "unknown",
+        "odd-name",
+        "string",
+        "none",
+        "lat-range",
+        "missing",
+        "extra",
+        "empty-batch",
+        "too-large",
+    ],
 )
 def test_bad_events_get_an_error_ack_and_the_connection_stays(
     servers, socket_shopper, event, payload, code, field
@@ -491,8 +543,9 @@ def test_redis_outage_and_recovery(own_redis, own_server, own_http, tmp_path):
         # until then, events for this process's clients are lost.
         wait_for(lambda: queue_subscribers(own_redis.url) == 1, 20, "the queue re-subscription")
 
-        response = http.post(server.url + "/api/location/fix", json=fix_at_store(),
-                             headers=headers, timeout=10)
+        response = http.post(
+            server.url + "/api/location/fix", json=fix_at_store(), headers=headers, timeout=10
+        )
         assert response.status_code == 200, response.text
         event = socket.next_geofence(timeout=10)
         assert event["kind"] == "enter" and event["store_id"] == "outage-1"

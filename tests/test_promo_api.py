@@ -16,8 +16,15 @@ SHANGHAI = (31.2400, 121.4800)
 
 
 def store(sid, brand="Acme", lat=SHANGHAI[0], lon=SHANGHAI[1]):
-    return {"id": sid, "name": sid, "brand": brand, "city": "Shanghai", "lat": lat, "lon": lon,
-            "fence": {"type": "circle", "radius_m": 80}}
+    return {
+        "id": sid,
+        "name": sid,
+        "brand": brand,
+        "city": "Shanghai",
+        "lat": lat,
+        "lon": lon,
+        "fence": {"type": "circle", "radius_m": 80},
+    }
 
 
 class Promo:
@@ -27,32 +34,50 @@ class Promo:
         self.client = client
         self.auth = auth
         self.marketer, _ = auth.headers("marketer")
-        for s in (store("acme-1"), store("acme-2", lat=SHANGHAI[0] + 0.01),
-                  store("other-1", brand="Other", lat=SHANGHAI[0] + 0.02)):
+        for s in (
+            store("acme-1"),
+            store("acme-2", lat=SHANGHAI[0] + 0.01),
+            store("other-1", brand="Other", lat=SHANGHAI[0] + 0.02),
+        ):
             assert client.post("/api/stores", json=s, headers=self.marketer).status_code == 201
-        response = client.post("/api/campaigns", headers=self.marketer, json={
-            "name": "Double 11", "starts_at": "2026-05-28T00:00:00+08:00",
-            "ends_at": T0 + 30 * 86_400, "targets": {"brands": ["Acme"]},
-        })
+        response = client.post(
+            "/api/campaigns",
+            headers=self.marketer,
+            json={
+                "name": "Double 11",
+                "starts_at": "2026-05-28T00:00:00+08:00",
+                "ends_at": T0 + 30 * 86_400,
+                "targets": {"brands": ["Acme"]},
+            },
+        )
         assert response.status_code == 201, response.get_json()
         self.campaign = response.get_json()
         self.cid = self.campaign["id"]
-        spec = {"name": "20 off", "kind": "amount_off", "amount_off_fen": 2000,
-                "min_spend_fen": 10_000, "channels": ["manual", "visit"]}
+        spec = {
+            "name": "20 off",
+            "kind": "amount_off",
+            "amount_off_fen": 2000,
+            "min_spend_fen": 10_000,
+            "channels": ["manual", "visit"],
+        }
         spec.update(offer)
-        response = client.post(f"/api/campaigns/{self.cid}/offers", json=spec,
-                               headers=self.marketer)
+        response = client.post(
+            f"/api/campaigns/{self.cid}/offers", json=spec, headers=self.marketer
+        )
         assert response.status_code == 201, response.get_json()
         self.offer = response.get_json()
         self.oid = self.offer["id"]
-        response = client.post(f"/api/campaigns/{self.cid}/transition", json={"to": "scheduled"},
-                               headers=self.marketer)
+        response = client.post(
+            f"/api/campaigns/{self.cid}/transition", json={"to": "scheduled"}, headers=self.marketer
+        )
         assert response.get_json()["status"] == "live"
 
     def issue(self, shopper_id, key, **extra):
-        return self.client.post(f"/api/campaigns/{self.cid}/offers/{self.oid}/issue",
-                                json={"shopper_id": shopper_id, "idempotency_key": key, **extra},
-                                headers=self.marketer)
+        return self.client.post(
+            f"/api/campaigns/{self.cid}/offers/{self.oid}/issue",
+            json={"shopper_id": shopper_id, "idempotency_key": key, **extra},
+            headers=self.marketer,
+        )
 
 
 @pytest.fixture
@@ -72,50 +97,71 @@ def test_campaign_lifecycle_over_http(client, promo):
     assert got["status"] == "live" and got["targets"]["brands"] == ["Acme"]
     listed = client.get("/api/campaigns?status=live", headers=m).get_json()
     assert [c["id"] for c in listed["items"]] == [promo.cid]
-    paused = client.post(f"/api/campaigns/{promo.cid}/transition", json={"to": "paused"},
-                         headers=m)
+    paused = client.post(f"/api/campaigns/{promo.cid}/transition", json={"to": "paused"}, headers=m)
     assert paused.get_json()["status"] == "paused"
-    error = assert_error(client.post(f"/api/campaigns/{promo.cid}/transition",
-                                     json={"to": "draft"}, headers=m),
-                         409, "INVALID_TRANSITION", "to")
+    error = assert_error(
+        client.post(f"/api/campaigns/{promo.cid}/transition", json={"to": "draft"}, headers=m),
+        409,
+        "INVALID_TRANSITION",
+        "to",
+    )
     assert error["details"] == {"status": "paused"}
     patched = client.patch(f"/api/campaigns/{promo.cid}", json={"name": "Double 12"}, headers=m)
     assert patched.get_json()["name"] == "Double 12"
-    assert client.post(f"/api/campaigns/{promo.cid}/transition", json={"to": "ended"},
-                       headers=m).get_json()["status"] == "ended"
-    assert_error(client.patch(f"/api/campaigns/{promo.cid}", json={"name": "x"}, headers=m),
-                 409, "CAMPAIGN_ENDED", "campaign_id")
+    assert (
+        client.post(
+            f"/api/campaigns/{promo.cid}/transition", json={"to": "ended"}, headers=m
+        ).get_json()["status"]
+        == "ended"
+    )
+    assert_error(
+        client.patch(f"/api/campaigns/{promo.cid}", json={"name": "x"}, headers=m),
+        409,
+        "CAMPAIGN_ENDED",
+        "campaign_id",
+    )
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"name": "x", "kind": "amount_off"}, "body"),
-    ({"name": "x", "kind": "amount_off", "amount_off_fen": 1.5}, "amount_off_fen"),
-    ({"name": "x", "kind": "percent_off", "percent_off": 10}, "body"),
-    ({"name": "x", "kind": "gift", "gift_item": "bag", "channels": ["air"]}, "channels[0]"),
-    ({"name": "x", "kind": "gift", "gift_item": "bag", "caps": {"total": -1}}, "caps.total"),
-    ({"name": "x", "kind": "gift", "gift_item": "bag", "validity": {"days": 0}},
-     "validity.days"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "kind": "amount_off"}, "body"),
+        ({"name": "x", "kind": "amount_off", "amount_off_fen": 1.5}, "amount_off_fen"),
+        ({"name": "x", "kind": "percent_off", "percent_off": 10}, "body"),
+        ({"name": "x", "kind": "gift", "gift_item": "bag", "channels": ["air"]}, "channels[0]"),
+        ({"name": "x", "kind": "gift", "gift_item": "bag", "caps": {"total": -1}}, "caps.total"),
+        (
+            {"name": "x", "kind": "gift", "gift_item": "bag", "validity": {"days": 0}},
+            "validity.days",
+        ),
+    ],
+)
 def test_bad_offers_are_refused_with_the_field(client, promo, body, field):
-    response = client.post(f"/api/campaigns/{promo.cid}/offers", json=body,
-                           headers=promo.marketer)
+    response = client.post(f"/api/campaigns/{promo.cid}/offers", json=body, headers=promo.marketer)
     error = assert_error(response, 422, "validation_error", field)
     assert error["message"]
 
 
 def test_unknown_target_store_is_named(client, auth):
     m, _ = auth.headers("marketer")
-    response = client.post("/api/campaigns", headers=m, json={
-        "name": "x", "starts_at": T0, "ends_at": T0 + 10, "targets": {"stores": ["nope"]}})
+    response = client.post(
+        "/api/campaigns",
+        headers=m,
+        json={"name": "x", "starts_at": T0, "ends_at": T0 + 10, "targets": {"stores": ["nope"]}},
+    )
     assert_error(response, 422, "unknown_store", "targets.stores[0]")
-    response = client.post("/api/campaigns", headers=m, json={
-        "name": "x", "starts_at": T0 + 10, "ends_at": T0})
+    response = client.post(
+        "/api/campaigns", headers=m, json={"name": "x", "starts_at": T0 + 10, "ends_at": T0}
+    )
     assert_error(response, 422, "validation_error", "body")
 
 
 def test_manual_issue_is_idempotent_and_capped(client, auth, promo, shopper):
-    client.patch(f"/api/campaigns/{promo.cid}/offers/{promo.oid}",
-                 json={"caps": {"total": 1}}, headers=promo.marketer)
+    client.patch(
+        f"/api/campaigns/{promo.cid}/offers/{promo.oid}",
+        json={"caps": {"total": 1}},
+        headers=promo.marketer,
+    )
     _, shopper_id = shopper
     first = promo.issue(shopper_id, "ticket-1")
     assert first.status_code == 201
@@ -126,10 +172,12 @@ def test_manual_issue_is_idempotent_and_capped(client, auth, promo, shopper):
     assert again.get_json() == {"outcome": "existing", "coupon": coupon}
     assert_error(promo.issue(shopper_id, "ticket-2"), 409, "CAP_TOTAL_REACHED", "offer_id")
     assert_error(promo.issue("no-such-shopper", "ticket-3"), 422, "NOT_ELIGIBLE", "shopper_id")
-    assert_error(promo.issue(shopper_id, "ticket-4", store_id="other-1"), 409, "NOT_ELIGIBLE",
-                 "offer_id")
-    offer = client.get(f"/api/campaigns/{promo.cid}/offers/{promo.oid}",
-                       headers=promo.marketer).get_json()
+    assert_error(
+        promo.issue(shopper_id, "ticket-4", store_id="other-1"), 409, "NOT_ELIGIBLE", "offer_id"
+    )
+    offer = client.get(
+        f"/api/campaigns/{promo.cid}/offers/{promo.oid}", headers=promo.marketer
+    ).get_json()
     assert offer["counters"]["issued"] == 1 and offer["counters"]["value_fen"] == 2000
 
 
@@ -152,8 +200,12 @@ def test_wallet_codes_and_images(client, auth, promo, shopper):
     assert [d.text for d in zxingcpp.read_barcodes(image)] == [mine["token"]]
     other, _ = auth.headers("shopper")
     for suffix in ("", "/qr.png", "/card.png"):
-        assert_error(client.get(f"/api/wallet/{coupon_id}{suffix}", headers=other),
-                     404, "NOT_FOUND", "coupon_id")
+        assert_error(
+            client.get(f"/api/wallet/{coupon_id}{suffix}", headers=other),
+            404,
+            "NOT_FOUND",
+            "coupon_id",
+        )
     assert client.get("/api/wallet?status=redeemed", headers=headers).get_json()["items"] == []
 
 
@@ -165,20 +217,29 @@ def test_till_preview_redeem_void(client, auth, promo, shopper):
     till, _ = auth.headers("staff", store_id="acme-1")
     elsewhere, _ = auth.headers("staff", store_id="other-1")
 
-    low = client.post("/api/redemptions/preview", json={"code": token, "basket_fen": 5_000},
-                      headers=till).get_json()
+    low = client.post(
+        "/api/redemptions/preview", json={"code": token, "basket_fen": 5_000}, headers=till
+    ).get_json()
     assert (low["applies"], low["reason"], low["discount_fen"]) == (False, "MIN_SPEND_NOT_MET", 0)
-    ok = client.post("/api/redemptions/preview", json={"code": code.lower(),
-                                                       "basket_fen": 12_000},
-                     headers=till).get_json()
+    ok = client.post(
+        "/api/redemptions/preview", json={"code": code.lower(), "basket_fen": 12_000}, headers=till
+    ).get_json()
     assert (ok["applies"], ok["discount_fen"], ok["pay_fen"]) == (True, 2000, 10_000)
     assert "shopper_id" not in ok["coupon"]
-    foreign = client.post("/api/redemptions/preview", json={"code": token, "basket_fen": 12_000},
-                          headers=elsewhere).get_json()
+    foreign = client.post(
+        "/api/redemptions/preview", json={"code": token, "basket_fen": 12_000}, headers=elsewhere
+    ).get_json()
     assert foreign["reason"] == "WRONG_STORE"
-    assert_error(client.post("/api/redemptions", json={"code": token, "basket_fen": 12_000,
-                                                       "order_ref": "A-1"}, headers=elsewhere),
-                 403, "WRONG_STORE", "code")
+    assert_error(
+        client.post(
+            "/api/redemptions",
+            json={"code": token, "basket_fen": 12_000, "order_ref": "A-1"},
+            headers=elsewhere,
+        ),
+        403,
+        "WRONG_STORE",
+        "code",
+    )
 
     body = {"code": token, "basket_fen": 12_000, "order_ref": "A-1"}
     first = client.post("/api/redemptions", json=body, headers=till)
@@ -186,20 +247,30 @@ def test_till_preview_redeem_void(client, auth, promo, shopper):
     assert first.get_json()["redemption"]["store_id"] == "acme-1"
     repeat = client.post("/api/redemptions", json=body, headers=till)
     assert repeat.status_code == 200 and repeat.get_json()["outcome"] == "existing"
-    error = assert_error(client.post("/api/redemptions", json={**body, "order_ref": "A-2"},
-                                     headers=till), 409, "ALREADY_REDEEMED", "code")
+    error = assert_error(
+        client.post("/api/redemptions", json={**body, "order_ref": "A-2"}, headers=till),
+        409,
+        "ALREADY_REDEEMED",
+        "code",
+    )
     assert error["details"]["store_id"] == "acme-1" and error["details"]["order_ref"] == "A-1"
     assert error["details"]["at"] == T0
 
-    assert_error(client.post("/api/redemptions/void", json={"coupon_id": coupon_id},
-                             headers=elsewhere), 403, "not_your_store", "coupon_id")
-    voided = client.post("/api/redemptions/void", json={"code": token, "order_ref": "A-1"},
-                         headers=till)
+    assert_error(
+        client.post("/api/redemptions/void", json={"coupon_id": coupon_id}, headers=elsewhere),
+        403,
+        "not_your_store",
+        "coupon_id",
+    )
+    voided = client.post(
+        "/api/redemptions/void", json={"code": token, "order_ref": "A-1"}, headers=till
+    )
     assert voided.status_code == 200 and voided.get_json()["status"] == "issued"
     again = client.post("/api/redemptions", json={**body, "order_ref": "A-3"}, headers=till)
     assert again.status_code == 201
-    ledger = client.get(f"/api/campaigns/{promo.cid}/ledger?type=redeem",
-                        headers=promo.marketer).get_json()
+    ledger = client.get(
+        f"/api/campaigns/{promo.cid}/ledger?type=redeem", headers=promo.marketer
+    ).get_json()
     assert [e["order_ref"] for e in ledger["items"]] == ["A-1", "A-3"]
 
 
@@ -214,15 +285,23 @@ def test_forged_codes_are_refused_and_throttled(client, auth, make_app):
     coupon_id = promo.issue(user["id"], "k1").get_json()["coupon"]["id"]
     token = client.get(f"/api/wallet/{coupon_id}", headers=headers).get_json()["token"]
     till, _ = auth.headers("staff", store_id="acme-1")
-    forged = [token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
-              token.replace(f".{coupon_id}.", f".{promo.cid}-999."), "2222-2222-22"]
+    forged = [
+        token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
+        token.replace(f".{coupon_id}.", f".{promo.cid}-999."),
+        "2222-2222-22",
+    ]
     for code in forged:
-        assert_error(client.post("/api/redemptions/preview",
-                                 json={"code": code, "basket_fen": 20_000}, headers=till),
-                     422, "INVALID_CODE", "code")
-    throttled = client.post("/api/redemptions/preview", json={"code": token,
-                                                              "basket_fen": 20_000},
-                            headers=till)
+        assert_error(
+            client.post(
+                "/api/redemptions/preview", json={"code": code, "basket_fen": 20_000}, headers=till
+            ),
+            422,
+            "INVALID_CODE",
+            "code",
+        )
+    throttled = client.post(
+        "/api/redemptions/preview", json={"code": token, "basket_fen": 20_000}, headers=till
+    )
     assert_error(throttled, 429, "too_many_invalid_codes", "code")
     # A sliding window from the first invalid code (its end: tests/test_throttle.py).
     window = app.config["COUPON_INVALID_WINDOW_S"]
@@ -230,17 +309,25 @@ def test_forged_codes_are_refused_and_throttled(client, auth, make_app):
 
 
 def test_marketer_void_releases_the_cap(client, promo, shopper):
-    client.patch(f"/api/campaigns/{promo.cid}/offers/{promo.oid}",
-                 json={"caps": {"total": 1}}, headers=promo.marketer)
+    client.patch(
+        f"/api/campaigns/{promo.cid}/offers/{promo.oid}",
+        json={"caps": {"total": 1}},
+        headers=promo.marketer,
+    )
     _, shopper_id = shopper
     coupon_id = promo.issue(shopper_id, "k1").get_json()["coupon"]["id"]
     assert_error(promo.issue(shopper_id, "k2"), 409, "CAP_TOTAL_REACHED", "offer_id")
-    voided = client.post(f"/api/coupons/{coupon_id}/void", json={"reason": "wrong shopper"},
-                         headers=promo.marketer)
+    voided = client.post(
+        f"/api/coupons/{coupon_id}/void", json={"reason": "wrong shopper"}, headers=promo.marketer
+    )
     assert voided.get_json()["status"] == "voided"
     assert promo.issue(shopper_id, "k2").status_code == 201
-    assert_error(client.post(f"/api/coupons/{coupon_id}/void", json={},
-                             headers=promo.marketer), 409, "NOT_VOIDABLE", "coupon_id")
+    assert_error(
+        client.post(f"/api/coupons/{coupon_id}/void", json={}, headers=promo.marketer),
+        409,
+        "NOT_VOIDABLE",
+        "coupon_id",
+    )
 
 
 def test_reports_over_http(client, auth, promo, shopper):
@@ -250,12 +337,16 @@ def test_reports_over_http(client, auth, promo, shopper):
     promo.issue(other_user["id"], "k2", store_id="acme-2")
     coupon = client.get("/api/wallet", headers=headers).get_json()["items"][0]
     till, _ = auth.headers("staff", store_id="acme-1")
-    client.post("/api/redemptions", json={"code": coupon["token"], "basket_fen": 15_000,
-                                          "order_ref": "R1"}, headers=till)
+    client.post(
+        "/api/redemptions",
+        json={"code": coupon["token"], "basket_fen": 15_000, "order_ref": "R1"},
+        headers=till,
+    )
     m = promo.marketer
     page1 = client.get(f"/api/campaigns/{promo.cid}/ledger?limit=2", headers=m).get_json()
-    page2 = client.get(f"/api/campaigns/{promo.cid}/ledger?limit=10&after="
-                       f"{page1['next_cursor']}", headers=m).get_json()
+    page2 = client.get(
+        f"/api/campaigns/{promo.cid}/ledger?limit=10&after={page1['next_cursor']}", headers=m
+    ).get_json()
     kinds = [e["type"] for e in page1["items"] + page2["items"]]
     assert kinds == ["status", "status", "issue", "issue", "redeem"]
     assert page2["next_cursor"] is None
@@ -268,49 +359,86 @@ def test_reports_over_http(client, auth, promo, shopper):
     assert exported.mimetype == "text/csv"
     rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
     assert {(r["store_id"], r["issued"], r["redeemed"]) for r in rows} == {
-        ("acme-1", "1", "1"), ("acme-2", "1", "0")}
+        ("acme-1", "1", "1"),
+        ("acme-2", "1", "0"),
+    }
     png = client.get(f"/api/campaigns/{promo.cid}/heatmap.png", headers=m)
     assert png.mimetype == "image/png" and Image.open(io.BytesIO(png.data)).size == (800, 600)
-    assert_error(client.get(f"/api/campaigns/{promo.cid}/ledger?after=bogus", headers=m),
-                 422, "invalid_cursor", "after")
+    assert_error(
+        client.get(f"/api/campaigns/{promo.cid}/ledger?after=bogus", headers=m),
+        422,
+        "invalid_cursor",
+        "after",
+    )
 
 
 def test_membership_gates_an_offer(client, auth):
     promo = Promo(client, auth)
     m = promo.marketer
-    assert client.post("/api/membership-programs", json={"id": "acme-club", "name": "Acme Club",
-                                                         "number_pattern": "^AC[0-9]{6}$"},
-                       headers=m).status_code == 201
-    offer = client.post(f"/api/campaigns/{promo.cid}/offers", headers=m, json={
-        "name": "members", "kind": "gift", "gift_item": "tote bag", "channels": ["manual"],
-        "membership_program": "acme-club"}).get_json()
+    assert (
+        client.post(
+            "/api/membership-programs",
+            json={"id": "acme-club", "name": "Acme Club", "number_pattern": "^AC[0-9]{6}$"},
+            headers=m,
+        ).status_code
+        == 201
+    )
+    offer = client.post(
+        f"/api/campaigns/{promo.cid}/offers",
+        headers=m,
+        json={
+            "name": "members",
+            "kind": "gift",
+            "gift_item": "tote bag",
+            "channels": ["manual"],
+            "membership_program": "acme-club",
+        },
+    ).get_json()
     headers, user = auth.headers("shopper")
     url = f"/api/campaigns/{promo.cid}/offers/{offer['id']}/issue"
     body = {"shopper_id": user["id"], "idempotency_key": "m1"}
     assert_error(client.post(url, json=body, headers=m), 409, "MEMBERSHIP_REQUIRED", "offer_id")
-    assert_error(client.put("/api/me/memberships/acme-club", json={"member_number": "123"},
-                            headers=headers), 422, "invalid_member_number", "member_number")
-    linked = client.put("/api/me/memberships/acme-club", json={"member_number": "AC000001"},
-                        headers=headers)
+    assert_error(
+        client.put("/api/me/memberships/acme-club", json={"member_number": "123"}, headers=headers),
+        422,
+        "invalid_member_number",
+        "member_number",
+    )
+    linked = client.put(
+        "/api/me/memberships/acme-club", json={"member_number": "AC000001"}, headers=headers
+    )
     assert linked.get_json()["member_number"] == "AC000001"
     taker, _ = auth.headers("shopper")
-    assert_error(client.put("/api/me/memberships/acme-club", json={"member_number": "AC000001"},
-                            headers=taker), 409, "member_number_taken", "member_number")
+    assert_error(
+        client.put(
+            "/api/me/memberships/acme-club", json={"member_number": "AC000001"}, headers=taker
+        ),
+        409,
+        "member_number_taken",
+        "member_number",
+    )
     assert client.post(url, json=body, headers=m).status_code == 201
-    assert client.get("/api/me/memberships", headers=headers).get_json()["items"][0][
-        "program"] == "acme-club"
+    assert (
+        client.get("/api/me/memberships", headers=headers).get_json()["items"][0]["program"]
+        == "acme-club"
+    )
     assert client.delete("/api/me", headers=headers).status_code == 200
     # Erasure freed the number for someone else.
-    assert client.put("/api/me/memberships/acme-club", json={"member_number": "AC000001"},
-                      headers=taker).status_code == 200
+    assert (
+        client.put(
+            "/api/me/memberships/acme-club", json={"member_number": "AC000001"}, headers=taker
+        ).status_code
+        == 200
+    )
 
 
 def test_coupon_issued_reaches_the_shoppers_socket(app, client, auth, promo, shopper):
     headers, shopper_id = shopper
     token = headers["Authorization"].split(" ", 1)[1]
     socketio = app.extensions["socketio"]
-    sock = socketio.test_client(app, namespace="/shopper", auth={"token": token},
-                                flask_test_client=client)
+    sock = socketio.test_client(
+        app, namespace="/shopper", auth={"token": token}, flask_test_client=client
+    )
     sock.get_received("/shopper")
     coupon_id = promo.issue(shopper_id, "k1").get_json()["coupon"]["id"]
     received = sock.get_received("/shopper")
@@ -333,16 +461,22 @@ def test_visit_to_coupon_through_the_api_and_consumer(app, client, auth, promo, 
     items = client.get("/api/wallet", headers=headers).get_json()["items"]
     assert len(items) == 1
     assert items[0]["source"]["channel"] == "visit" and items[0]["store_id"] == "acme-1"
-    funnel = client.get(f"/api/campaigns/{promo.cid}/analytics",
-                        headers=promo.marketer).get_json()["funnel"]
+    funnel = client.get(f"/api/campaigns/{promo.cid}/analytics", headers=promo.marketer).get_json()[
+        "funnel"
+    ]
     assert funnel["visits"] == 2 and funnel["coupons_from_visits"] == 1
 
 
 def test_campaign_list_pages_newest_first_without_gaps(client, auth):
     m, _ = auth.headers("marketer")
-    made = [client.post("/api/campaigns", headers=m, json={
-        "name": f"c{i}", "starts_at": T0 + 60, "ends_at": T0 + 600}).get_json()["id"]
-        for i in range(5)]
+    made = [
+        client.post(
+            "/api/campaigns",
+            headers=m,
+            json={"name": f"c{i}", "starts_at": T0 + 60, "ends_at": T0 + 600},
+        ).get_json()["id"]
+        for i in range(5)
+    ]
     client.post(f"/api/campaigns/{made[1]}/transition", json={"to": "scheduled"}, headers=m)
     seen, cursor = [], None
     while True:
@@ -355,29 +489,45 @@ def test_campaign_list_pages_newest_first_without_gaps(client, auth):
     assert seen == made[::-1]
     scheduled = client.get("/api/campaigns?status=scheduled", headers=m).get_json()
     assert [c["id"] for c in scheduled["items"]] == [made[1]]
-    assert_error(client.get("/api/campaigns?cursor=abc", headers=m), 422, "validation_error",
-                 "cursor")
+    assert_error(
+        client.get("/api/campaigns?cursor=abc", headers=m), 422, "validation_error", "cursor"
+    )
 
 
 def test_nulls_in_a_patch_change_nothing(client, promo):
     m = promo.marketer
-    nulls = {"name": None, "starts_at": None, "ends_at": None, "timezone": None,
-             "targets": None, "budget": None, "min_trust": None}
+    nulls = {
+        "name": None,
+        "starts_at": None,
+        "ends_at": None,
+        "timezone": None,
+        "targets": None,
+        "budget": None,
+        "min_trust": None,
+    }
     response = client.patch(f"/api/campaigns/{promo.cid}", json=nulls, headers=m)
     assert response.status_code == 200 and response.get_json()["name"] == "Double 11"
-    response = client.patch(f"/api/campaigns/{promo.cid}/offers/{promo.oid}", headers=m,
-                            json={"caps": None, "channels": None, "name": None,
-                                  "visit_trigger": None, "active": None})
+    response = client.patch(
+        f"/api/campaigns/{promo.cid}/offers/{promo.oid}",
+        headers=m,
+        json={"caps": None, "channels": None, "name": None, "visit_trigger": None, "active": None},
+    )
     assert response.status_code == 200 and response.get_json()["name"] == "20 off"
-    capped = client.patch(f"/api/campaigns/{promo.cid}/offers/{promo.oid}", headers=m,
-                          json={"caps": {"total": 5, "per_shopper": None}})
+    capped = client.patch(
+        f"/api/campaigns/{promo.cid}/offers/{promo.oid}",
+        headers=m,
+        json={"caps": {"total": 5, "per_shopper": None}},
+    )
     assert capped.get_json()["caps"]["total"] == 5
 
 
 def test_targets_and_budget_in_a_patch_replace_the_old_ones(client, promo):
     m = promo.marketer
-    got = client.patch(f"/api/campaigns/{promo.cid}", headers=m,
-                       json={"targets": {"stores": ["acme-1"]}, "budget": {"count": 9}})
+    got = client.patch(
+        f"/api/campaigns/{promo.cid}",
+        headers=m,
+        json={"targets": {"stores": ["acme-1"]}, "budget": {"count": 9}},
+    )
     body = got.get_json()
     assert body["targets"] == {"cities": [], "stores": ["acme-1"], "brands": []}
     assert body["budget"] == {"count": 9, "value_fen": None}
@@ -393,11 +543,11 @@ def test_the_analytics_csv_defuses_formulas(app, client, promo, shopper):
     _, shopper_id = shopper
     promo.issue(shopper_id, "k1", store_id="acme-1")
     r = app.extensions["redis"]
-    r.hset(keys.stats(promo.cid), "issued|o1|=HYPERLINK(\"http://x\")|2026-05-28T20|-1", 3)
+    r.hset(keys.stats(promo.cid), 'issued|o1|=HYPERLINK("http://x")|2026-05-28T20|-1', 3)
     exported = client.get(f"/api/campaigns/{promo.cid}/analytics.csv", headers=promo.marketer)
     rows = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
     forged = [row for row in rows if row["issued"] == "3"]
     assert len(forged) == 1
-    assert forged[0]["store_id"] == "'=HYPERLINK(\"http://x\")"
+    assert forged[0]["store_id"] == '\'=HYPERLINK("http://x")'
     assert forged[0]["channel"] == "'-1"
     assert {row["store_id"] for row in rows} >= {"acme-1"}

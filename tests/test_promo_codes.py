@@ -78,25 +78,28 @@ def _alter(token, part, value):
 
 def _flip(text, i):
     ch = text[i]
-    return text[:i] + ("A" if ch != "A" else "B") + text[i + 1:]
+    return text[:i] + ("A" if ch != "A" else "B") + text[i + 1 :]
 
 
-@pytest.mark.parametrize("forge", [
-    pytest.param(lambda t: _alter(t, 2, "5-78"), id="other-seq"),
-    pytest.param(lambda t: _alter(t, 2, "6-77"), id="other-campaign"),
-    pytest.param(lambda t: _alter(t, 2, "5-77 "), id="id-with-space"),
-    pytest.param(lambda t: _alter(t, 3, _flip(t.split(".")[3], 0)), id="signature-first-char"),
-    pytest.param(lambda t: _alter(t, 3, _flip(t.split(".")[3], -1)), id="signature-last-char"),
-    pytest.param(lambda t: _alter(t, 3, ""), id="no-signature"),
-    pytest.param(lambda t: t[:-1], id="truncated-by-one"),
-    pytest.param(lambda t: t[: len(t) // 2], id="truncated-to-half"),
-    pytest.param(lambda t: t + "A", id="one-char-more"),
-    pytest.param(lambda t: t + ".x", id="extra-part"),
-    pytest.param(lambda t: _alter(t, 0, "FF2"), id="prefix-FF2"),
-    pytest.param(lambda t: _alter(t, 0, "ff1"), id="prefix-lower-case"),
-    pytest.param(lambda t: t.replace(".", ":"), id="other-separator"),
-    pytest.param(lambda t: "", id="empty"),
-])
+@pytest.mark.parametrize(
+    "forge",
+    [
+        pytest.param(lambda t: _alter(t, 2, "5-78"), id="other-seq"),
+        pytest.param(lambda t: _alter(t, 2, "6-77"), id="other-campaign"),
+        pytest.param(lambda t: _alter(t, 2, "5-77 "), id="id-with-space"),
+        pytest.param(lambda t: _alter(t, 3, _flip(t.split(".")[3], 0)), id="signature-first-char"),
+        pytest.param(lambda t: _alter(t, 3, _flip(t.split(".")[3], -1)), id="signature-last-char"),
+        pytest.param(lambda t: _alter(t, 3, ""), id="no-signature"),
+        pytest.param(lambda t: t[:-1], id="truncated-by-one"),
+        pytest.param(lambda t: t[: len(t) // 2], id="truncated-to-half"),
+        pytest.param(lambda t: t + "A", id="one-char-more"),
+        pytest.param(lambda t: t + ".x", id="extra-part"),
+        pytest.param(lambda t: _alter(t, 0, "FF2"), id="prefix-FF2"),
+        pytest.param(lambda t: _alter(t, 0, "ff1"), id="prefix-lower-case"),
+        pytest.param(lambda t: t.replace(".", ":"), id="other-separator"),
+        pytest.param(lambda t: "", id="empty"),
+    ],
+)
 def test_forged_or_altered_tokens_are_refused(codec, forge):
     token = codec.token("5-77")
     forged = forge(token)
@@ -104,8 +107,9 @@ def test_forged_or_altered_tokens_are_refused(codec, forge):
     refused(codec, forged)
 
 
-@pytest.mark.parametrize("forged", ["FF2.k2.5-77.abc", "XX.k2.5-77.abc", "FF1.k2.5-77",
-                                    "FF1.k2.5-77.a.b", "k2.5-77.abc"])
+@pytest.mark.parametrize(
+    "forged", ["FF2.k2.5-77.abc", "XX.k2.5-77.abc", "FF1.k2.5-77", "FF1.k2.5-77.a.b", "k2.5-77.abc"]
+)
 def test_verify_token_refuses_wrong_shapes(codec, forged):
     refused(codec, forged, how="verify_token")
 
@@ -116,10 +120,21 @@ def test_token_naming_no_coupon_is_refused_even_when_signed(codec):
 
 
 # -- short codes -------------------------------------------------------------------------------
-@pytest.mark.parametrize("coupon_id", [
-    "1-1", "1-2", "31-1", "32-1", "12-345", "1-1048575", "1-1048576", "1-99999999",
-    "123456-7", "999999999999-999999999999",
-])
+@pytest.mark.parametrize(
+    "coupon_id",
+    [
+        "1-1",
+        "1-2",
+        "31-1",
+        "32-1",
+        "12-345",
+        "1-1048575",
+        "1-1048576",
+        "1-99999999",
+        "123456-7",
+        "999999999999-999999999999",
+    ],
+)
 def test_short_code_round_trip(codec, coupon_id):
     code = codec.short_code(coupon_id)
     assert codec.verify_short_code(code).coupon_id == coupon_id
@@ -149,15 +164,18 @@ def test_short_codes_are_unique_and_use_only_the_alphabet(codec):
         assert codec.verify_short_code(code) == CouponRef(str(campaign), seq)
 
 
-@pytest.mark.parametrize("typed", [
-    lambda c: c.lower(),
-    lambda c: c.replace("-", ""),
-    lambda c: c.replace("-", " "),
-    lambda c: " " + c.replace("-", "  ").lower() + " ",
-    lambda c: "-".join(c.replace("-", "")),  # a hyphen after every character
-    lambda c: c.replace("-", "\t"),
-    lambda c: c.replace("-", "."),
-])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        lambda c: c.lower(),
+        lambda c: c.replace("-", ""),
+        lambda c: c.replace("-", " "),
+        lambda c: " " + c.replace("-", "  ").lower() + " ",
+        lambda c: "-".join(c.replace("-", "")),  # a hyphen after every character
+        lambda c: c.replace("-", "\t"),
+        lambda c: c.replace("-", "."),
+    ],
+)
 def test_typed_short_codes_are_normalised(codec, typed):
     code = codec.short_code("42-1057")
     assert codec.verify(typed(code)) == CouponRef("42", 1057)
@@ -171,7 +189,7 @@ def test_every_single_character_substitution_is_rejected(codec, coupon_id):
         for ch in ALPHABET:
             if ch == original:
                 continue
-            typo = raw[:i] + ch + raw[i + 1:]
+            typo = raw[:i] + ch + raw[i + 1 :]
             error = refused(codec, typo)
             # The check character alone catches every single substitution.
             assert "typo" in error.message, (typo, error.message)
@@ -186,7 +204,7 @@ def test_adjacent_transpositions_are_rejected(codec):
         for i in range(len(raw) - 1):
             if raw[i] == raw[i + 1]:
                 continue
-            swapped = raw[:i] + raw[i + 1] + raw[i] + raw[i + 2:]
+            swapped = raw[:i] + raw[i + 1] + raw[i] + raw[i + 2 :]
             error = refused(codec, swapped)
             swaps += 1
             by_check_char += "typo" in error.message
@@ -210,8 +228,19 @@ def test_short_code_of_the_old_key_still_verifies_after_rotation(codec):
     assert CouponCodec([NEW_KEY]).short_code("42-1057") != old
 
 
-@pytest.mark.parametrize("code", ["", "   ", "ABCD", "2222-2222-2", "OOOO-OOOO-OO",
-                                  "1111-1111-11", "ÄBCD-EFGH-JK", "3322-23TN-X"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "",
+        "   ",
+        "ABCD",
+        "2222-2222-2",
+        "OOOO-OOOO-OO",
+        "1111-1111-11",
+        "ÄBCD-EFGH-JK",
+        "3322-23TN-X",
+    ],
+)
 def test_malformed_short_codes_are_refused(codec, code):
     refused(codec, code)
 
@@ -219,12 +248,23 @@ def test_malformed_short_codes_are_refused(codec, code):
 # -- key configuration -------------------------------------------------------------------------
 def test_parse_keys_keeps_the_order():
     assert parse_keys(" new:0123456789abcdef , old:fedcba9876543210,") == [
-        ("new", b"0123456789abcdef"), ("old", b"fedcba9876543210")]
+        ("new", b"0123456789abcdef"),
+        ("old", b"fedcba9876543210"),
+    ]
 
 
-@pytest.mark.parametrize("spec", ["", " , ", "k1", "k1:short", "k.1:0123456789abcdef",
-                                  "k1:0123456789abcdef,k1:fedcba9876543210",
-                                  "a-very-long-key-id-x:0123456789abcdef"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        " , ",
+        "k1",
+        "k1:short",
+        "k.1:0123456789abcdef",
+        "k1:0123456789abcdef,k1:fedcba9876543210",
+        "a-very-long-key-id-x:0123456789abcdef",
+    ],
+)
 def test_parse_keys_refuses_bad_specs(spec):
     with pytest.raises(ValueError):
         parse_keys(spec)
@@ -237,13 +277,16 @@ def test_a_codec_needs_a_key():
 
 # -- non-ASCII input and what a wrong guess learns ---------------------------------------------
 @pytest.mark.parametrize("how", ["verify", "verify_token", "verify_short_code"])
-@pytest.mark.parametrize("mangle", [
-    lambda token, code: token[:-2] + "é",  # a non-ASCII signature (was a TypeError: 500)
-    lambda token, code: token.replace("FF1.", "FF1.\u00ff", 1),
-    lambda token, code: code[:-1] + "\u017f",  # "ſ".upper() == "S", a letter of the alphabet
-    lambda token, code: "\u0665" + code,  # an Arabic-Indic digit
-    lambda token, code: code.replace("-", "\u00a0"),
-])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda token, code: token[:-2] + "é",  # a non-ASCII signature (was a TypeError: 500)
+        lambda token, code: token.replace("FF1.", "FF1.\u00ff", 1),
+        lambda token, code: code[:-1] + "\u017f",  # "ſ".upper() == "S", a letter of the alphabet
+        lambda token, code: "\u0665" + code,  # an Arabic-Indic digit
+        lambda token, code: code.replace("-", "\u00a0"),
+    ],
+)
 def test_non_ascii_codes_are_invalid_not_errors(codec, how, mangle):
     token, code = codec.token("42-1057"), codec.short_code("42-1057")
     refused(codec, mangle(token, code), how)
@@ -268,9 +311,11 @@ def test_a_non_ascii_code_at_the_till_is_a_422_envelope(client, auth, code):
     from .helpers import assert_error
 
     till, _ = auth.headers("staff", store_id="acme-1")
-    for path, extra in (("/api/redemptions/preview", {"basket_fen": 100}),
-                        ("/api/redemptions", {"basket_fen": 100, "order_ref": "A-1"}),
-                        ("/api/redemptions/void", {})):
+    for path, extra in (
+        ("/api/redemptions/preview", {"basket_fen": 100}),
+        ("/api/redemptions", {"basket_fen": 100, "order_ref": "A-1"}),
+        ("/api/redemptions/void", {}),
+    ):
         response = client.post(path, json={"code": code, **extra}, headers=till)
         assert_error(response, 422, "INVALID_CODE", "code")
 
@@ -302,8 +347,14 @@ def test_a_staff_member_cannot_tell_a_foreign_code_from_a_wrong_one(make_app):
     redeemed = client.get(f"/api/wallet/{redeemed_id}", headers=headers).get_json()["code"]
     fresh = client.get(f"/api/wallet/{fresh_id}", headers=headers).get_json()["code"]
     here, _ = auth.headers("staff", store_id="acme-1")
-    assert client.post("/api/redemptions", headers=here, json={
-        "code": redeemed, "basket_fen": 20_000, "order_ref": "A-1"}).status_code == 201
+    assert (
+        client.post(
+            "/api/redemptions",
+            headers=here,
+            json={"code": redeemed, "basket_fen": 20_000, "order_ref": "A-1"},
+        ).status_code
+        == 201
+    )
 
     def answer(path, code, who, **extra):
         response = client.post(path, json={"code": code, **extra}, headers=who)

@@ -48,16 +48,19 @@ def pending(r):
     return r.xpending(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP)["pending"]
 
 
-@pytest.mark.parametrize("trigger, kind, issues", [
-    ("dwell", "dwell", True),
-    ("dwell", "enter", False),
-    ("dwell", "exit", False),
-    ("dwell", "transit", False),
-    ("enter", "enter", True),
-    ("enter", "dwell", False),
-    ("enter", "exit", False),
-    ("enter", "transit", False),
-])
+@pytest.mark.parametrize(
+    "trigger, kind, issues",
+    [
+        ("dwell", "dwell", True),
+        ("dwell", "enter", False),
+        ("dwell", "exit", False),
+        ("dwell", "transit", False),
+        ("enter", "enter", True),
+        ("enter", "dwell", False),
+        ("enter", "exit", False),
+        ("enter", "transit", False),
+    ],
+)
 def test_event_kinds(promos, consumer, redis_client, clock, trigger, kind, issues):
     cid, oid = live_campaign(promos, channels=["visit"], visit_trigger=trigger)
     event = append_geo_event(redis_client, "u1", "acme-0", kind, clock.now())
@@ -67,19 +70,28 @@ def test_event_kinds(promos, consumer, redis_client, clock, trigger, kind, issue
     if issues:
         coupon = coupons[0]
         assert (coupon["offer_id"], coupon["store_id"], coupon["status"]) == (
-            oid, "acme-0", "issued")
+            oid,
+            "acme-0",
+            "issued",
+        )
         assert coupon["source"] == {"channel": "visit", "event_id": event["id"], "kind": kind}
         entry = ledger_entries(redis_client, cid, "issue")[0]
         assert (entry["channel"], entry["actor"], json.loads(entry["source"])) == (
-            "visit", "visit", {"event_id": event["id"], "kind": kind})
+            "visit",
+            "visit",
+            {"event_id": event["id"], "kind": kind},
+        )
     totals = promos.reports.analytics(cid)["totals"]
     assert (totals["visits_enter"], totals["visits_dwell"]) == (
-        int(kind == "enter"), int(kind == "dwell"))
+        int(kind == "enter"),
+        int(kind == "dwell"),
+    )
     assert pending(redis_client) == 0
 
 
-def test_offer_without_the_visit_channel_counts_the_visit_only(promos, consumer, redis_client,
-                                                               clock):
+def test_offer_without_the_visit_channel_counts_the_visit_only(
+    promos, consumer, redis_client, clock
+):
     cid, _ = live_campaign(promos, channels=["manual", "game"])
     append_geo_event(redis_client, "u1", "acme-0", "dwell", clock.now())
     consumer.run_once()
@@ -87,8 +99,9 @@ def test_offer_without_the_visit_channel_counts_the_visit_only(promos, consumer,
     assert promos.reports.analytics(cid)["funnel"]["visits"] == 1
 
 
-def test_one_visit_coupon_per_store_and_campaign_day(promos, consumer, outcomes, redis_client,
-                                                     clock):
+def test_one_visit_coupon_per_store_and_campaign_day(
+    promos, consumer, outcomes, redis_client, clock
+):
     cid, _ = live_campaign(promos, channels=["visit"])
     first = append_geo_event(redis_client, "u1", "acme-0", "dwell", clock.now())
     redis_client.xadd(geo_keys.EVENTS, {"event": json.dumps(first)})  # the same event again
@@ -106,8 +119,11 @@ def test_one_visit_coupon_per_store_and_campaign_day(promos, consumer, outcomes,
     consumer.run_once()
     assert [r.outcome for r in outcomes][3:] == ["issued", "issued"]
     stores = sorted((c["store_id"], c["issued_at"]) for c in wallet(promos, "u1"))
-    assert stores == [("acme-0", T0), ("acme-0", NEXT_SHANGHAI_MIDNIGHT + 60),
-                      ("acme-1", T0 + 2 * 3600)]
+    assert stores == [
+        ("acme-0", T0),
+        ("acme-0", NEXT_SHANGHAI_MIDNIGHT + 60),
+        ("acme-1", T0 + 2 * 3600),
+    ]
     assert len(ledger_entries(redis_client, cid, "issue")) == 3
 
 
@@ -136,8 +152,10 @@ def test_visits_count_once_per_event_id(promos, consumer, redis_client, clock):
     funnel = promos.reports.analytics(cid)["funnel"]
     assert (funnel["visits"], funnel["visitors"], funnel["coupons_from_visits"]) == (3, 2, 2)
     assert funnel["visit_to_coupon"] == round(2 / 3, 4)
-    by_store = {g["store"]: (g["visits_enter"], g["visits_dwell"]) for g in
-                promos.reports.analytics(cid, group="store")["groups"]}
+    by_store = {
+        g["store"]: (g["visits_enter"], g["visits_dwell"])
+        for g in promos.reports.analytics(cid, group="store")["groups"]
+    }
     assert by_store == {"acme-0": (1, 1), "acme-1": (0, 1)}
 
 
@@ -152,8 +170,9 @@ def test_events_outside_the_campaign_are_ignored(promos, consumer, redis_client,
     assert promos.reports.analytics(cid)["funnel"]["visits"] == 0
 
 
-def test_a_visit_issues_for_every_live_campaign_targeting_the_store(promos, consumer,
-                                                                    redis_client, clock):
+def test_a_visit_issues_for_every_live_campaign_targeting_the_store(
+    promos, consumer, redis_client, clock
+):
     one, _ = live_campaign(promos, channels=["visit"])
     two, _ = live_campaign(promos, channels=["visit"], targets={"stores": ["acme-0"]})
     paused, _ = live_campaign(promos, channels=["visit"])
@@ -167,15 +186,17 @@ def test_a_visit_issues_for_every_live_campaign_targeting_the_store(promos, cons
     assert promos.reports.analytics(one)["funnel"]["visits"] == 1
 
 
-def test_a_dead_consumers_entries_are_recovered_exactly_once(promos, consumer, outcomes,
-                                                             redis_client, clock):
+def test_a_dead_consumers_entries_are_recovered_exactly_once(
+    promos, consumer, outcomes, redis_client, clock
+):
     cid, _ = live_campaign(promos, channels=["visit"])
     consumer.ensure_group()
     for i in range(5):
         append_geo_event(redis_client, f"u{i}", f"acme-{i % 3}", "dwell", clock.now())
     # Consumer "dead" reads the batch and dies before acknowledging anything.
-    read = redis_client.xreadgroup(promo_keys.CONSUMER_GROUP, "dead", {geo_keys.EVENTS: ">"},
-                                   count=100)
+    read = redis_client.xreadgroup(
+        promo_keys.CONSUMER_GROUP, "dead", {geo_keys.EVENTS: ">"}, count=100
+    )
     assert len(read[0][1]) == 5
     assert consumer.pending() == {"pending": 5, "consumers": {"dead": 5}}
     assert consumer.run_once() == 0  # nothing new for B
@@ -189,14 +210,16 @@ def test_a_dead_consumers_entries_are_recovered_exactly_once(promos, consumer, o
 
 
 def test_recovery_after_the_work_but_before_the_ack_issues_nothing_twice(
-        promos, consumer, outcomes, redis_client, clock):
+    promos, consumer, outcomes, redis_client, clock
+):
     cid, _ = live_campaign(promos, channels=["visit"])
     consumer.ensure_group()
     for i in range(4):
         append_geo_event(redis_client, f"u{i}", "acme-0", "dwell", clock.now())
     dead = promos.consumer("dead")
-    read = redis_client.xreadgroup(promo_keys.CONSUMER_GROUP, "dead", {geo_keys.EVENTS: ">"},
-                                   count=100)
+    read = redis_client.xreadgroup(
+        promo_keys.CONSUMER_GROUP, "dead", {geo_keys.EVENTS: ">"}, count=100
+    )
     for _, fields in read[0][1]:
         assert [r.outcome for r in dead.handle(fields)] == ["issued"]
     # ... and "dead" crashes here, before XACK.
@@ -207,8 +230,9 @@ def test_recovery_after_the_work_but_before_the_ack_issues_nothing_twice(
     assert promos.reports.analytics(cid)["funnel"]["visits"] == 4
 
 
-def test_a_malformed_entry_is_skipped_without_blocking_the_rest(promos, consumer, redis_client,
-                                                                clock, caplog):
+def test_a_malformed_entry_is_skipped_without_blocking_the_rest(
+    promos, consumer, redis_client, clock, caplog
+):
     live_campaign(promos, channels=["visit"])
     append_geo_event(redis_client, "u1", "acme-0", "dwell", clock.now())
     redis_client.xadd(geo_keys.EVENTS, {"event": "{not json"})
@@ -222,8 +246,9 @@ def test_a_malformed_entry_is_skipped_without_blocking_the_rest(promos, consumer
     assert consumer.run_once() == 0
 
 
-def test_consumer_recreates_its_group_when_the_stream_is_gone(promos, consumer, redis_client,
-                                                              clock):
+def test_consumer_recreates_its_group_when_the_stream_is_gone(
+    promos, consumer, redis_client, clock
+):
     live_campaign(promos, channels=["visit"])
     assert consumer.run_once() == 0
     redis_client.delete(geo_keys.EVENTS)
@@ -234,27 +259,33 @@ def test_consumer_recreates_its_group_when_the_stream_is_gone(promos, consumer, 
 
 
 # -- end to end: the location engine's dwell becomes a coupon ----------------------------------
-def test_a_real_dwell_from_the_location_engine_issues_one_coupon(promos, consumer, redis_client,
-                                                                 clock):
+def test_a_real_dwell_from_the_location_engine_issues_one_coupon(
+    promos, consumer, redis_client, clock
+):
     cid, oid = live_campaign(promos, channels=["visit"])
     engine = LocationEngine(redis_client, promos.campaigns.catalog, clock, EngineSettings())
     engine.set_consent("walker", True)
     kinds = []
     for dt in range(0, 241, 30):  # four minutes inside acme-0's fence, a fix every 30 s
         clock.set(T0 + dt)
-        for result in engine.record_fixes("walker", [Fix(SHANGHAI[0], SHANGHAI[1], 5.0,
-                                                         T0 + dt)]):
+        for result in engine.record_fixes("walker", [Fix(SHANGHAI[0], SHANGHAI[1], 5.0, T0 + dt)]):
             kinds += [e["kind"] for e in result.events]
     assert kinds == ["enter", "dwell"]
     streamed = [json.loads(f["event"]) for _, f in redis_client.xrange(geo_keys.EVENTS)]
     assert [(e["kind"], e["store_id"], e["at"]) for e in streamed] == [
-        ("enter", "acme-0", T0), ("dwell", "acme-0", T0 + 120)]
+        ("enter", "acme-0", T0),
+        ("dwell", "acme-0", T0 + 120),
+    ]
     assert consumer.run_once() == 2
     coupons = wallet(promos, "walker")
     assert len(coupons) == 1
     coupon = coupons[0]
-    assert (coupon["offer_id"], coupon["store_id"], coupon["source"]["kind"],
-            coupon["source"]["event_id"]) == (oid, "acme-0", "dwell", streamed[1]["id"])
+    assert (
+        coupon["offer_id"],
+        coupon["store_id"],
+        coupon["source"]["kind"],
+        coupon["source"]["event_id"],
+    ) == (oid, "acme-0", "dwell", streamed[1]["id"])
     funnel = promos.reports.analytics(cid)["funnel"]
     assert (funnel["visits"], funnel["visitors"], funnel["coupons_from_visits"]) == (2, 1, 1)
     # Staying on produces no more events, and so no more coupons.

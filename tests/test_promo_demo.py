@@ -23,10 +23,14 @@ def test_a_walk_on_nanjing_road_issues_a_coupon_the_staff_redeem(app, client):
     assert seed_demo(app)["campaign"]["id"] == campaign["id"]  # seeding twice changes nothing
     store = app.extensions["stores"].get(DEMO_STAFF_STORE)
     shopper = login(client, "shopper@demo.footfall.test")
-    response = client.post("/api/location/fix", headers=shopper, json={
-        "lat": store["lat"], "lon": store["lon"], "accuracy_m": 8, "recorded_at": T0})
-    entered = {e["store_id"] for e in response.get_json()["results"][0]["events"]
-               if e["kind"] == "enter"}
+    response = client.post(
+        "/api/location/fix",
+        headers=shopper,
+        json={"lat": store["lat"], "lon": store["lon"], "accuracy_m": 8, "recorded_at": T0},
+    )
+    entered = {
+        e["store_id"] for e in response.get_json()["results"][0]["events"] if e["kind"] == "enter"
+    }
     assert DEMO_STAFF_STORE in entered and len(entered) > 3  # the street's fences overlap
     app.extensions["promotions"].consumer("demo-test").run_once()
     coupons = client.get("/api/wallet", headers=shopper).get_json()["items"]
@@ -35,8 +39,11 @@ def test_a_walk_on_nanjing_road_issues_a_coupon_the_staff_redeem(app, client):
     assert {c["store_id"] for c in coupons} <= entered
     coupon = coupons[0]
     staff = login(client, "staff@demo.footfall.test")
-    redeemed = client.post("/api/redemptions", headers=staff, json={
-        "code": coupon["code"], "basket_fen": 12_800, "order_ref": "demo-1"})
+    redeemed = client.post(
+        "/api/redemptions",
+        headers=staff,
+        json={"code": coupon["code"], "basket_fen": 12_800, "order_ref": "demo-1"},
+    )
     assert redeemed.status_code == 201, redeemed.get_json()
     assert redeemed.get_json()["discount_fen"] == 2_000
 
@@ -45,8 +52,11 @@ def test_the_demo_street_has_creatures_with_rarer_ones_in_the_stores(app, client
     report = seed_demo(app)
     store = app.extensions["stores"].get(DEMO_STAFF_STORE)
     shopper = login(client, "shopper@demo.footfall.test")
-    client.post("/api/location/fix", headers=shopper, json={
-        "lat": store["lat"], "lon": store["lon"], "accuracy_m": 8, "recorded_at": T0})
+    client.post(
+        "/api/location/fix",
+        headers=shopper,
+        json={"lat": store["lat"], "lon": store["lon"], "accuracy_m": 8, "recorded_at": T0},
+    )
     spawns = client.get("/api/game/spawns", headers=shopper).get_json()["spawns"]
     assert spawns and {s["campaign_id"] for s in spawns} == {report["campaign"]["id"]}
     in_stores = [s for s in spawns if s["store_id"]]
@@ -81,14 +91,24 @@ def test_the_demo_street_is_open_at_any_hour_it_is_walked(app, client, clock, ho
     seed_demo(app)
     store = app.extensions["stores"].get(DEMO_STAFF_STORE)
     shopper = login(client, "shopper@demo.footfall.test")
-    response = client.post("/api/location/fix", headers=shopper, json={
-        "lat": store["lat"], "lon": store["lon"], "accuracy_m": 8,
-        "recorded_at": clock.now()})
-    entered = {e["store_id"] for e in response.get_json()["results"][0]["events"]
-               if e["kind"] == "enter"}
+    response = client.post(
+        "/api/location/fix",
+        headers=shopper,
+        json={
+            "lat": store["lat"],
+            "lon": store["lon"],
+            "accuracy_m": 8,
+            "recorded_at": clock.now(),
+        },
+    )
+    entered = {
+        e["store_id"] for e in response.get_json()["results"][0]["events"] if e["kind"] == "enter"
+    }
     assert DEMO_STAFF_STORE in entered
-    nearby = client.get(f"/api/stores/nearby?lat={store['lat']}&lon={store['lon']}"
-                        "&radius_m=400&limit=200", headers=shopper).get_json()["items"]
+    nearby = client.get(
+        f"/api/stores/nearby?lat={store['lat']}&lon={store['lon']}&radius_m=400&limit=200",
+        headers=shopper,
+    ).get_json()["items"]
     open_now = {s["id"]: s["open_now"] for s in nearby}
     assert all(open_now[sid] for sid in entered), open_now
     spawns = client.get("/api/game/spawns", headers=shopper).get_json()["spawns"]

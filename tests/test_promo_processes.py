@@ -28,10 +28,15 @@ from tests.two_servers import (  # noqa: F401 - fixtures
     shared_redis,
 )
 
-STORE = {"id": "bailian-promo", "name": "Bailian Plaza", "brand": "Bailian", "city": "Shanghai",
-         "lat": 31.2400, "lon": 121.4800, "fence": {"type": "circle", "radius_m": 100}}
-
-
+STORE = {
+    "id": "bailian-promo",
+    "name": "Bailian Plaza",
+    "brand": "Bailian",
+    "city": "Shanghai",
+    "lat": 31.2400,
+    "lon": 121.4800,
+    "fence": {"type": "circle", "radius_m": 100},
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +45,27 @@ def campaign(helper_app) -> str:
     promos = helper_app.extensions["promotions"]
     helper_app.extensions["stores"].create(dict(STORE))
     now = time.time()
-    created = promos.campaigns.create(CampaignIn(
-        name="Processes", starts_at=now - 60, ends_at=now + 3600,
-        targets={"stores": [STORE["id"]]}), actor="test")
+    created = promos.campaigns.create(
+        CampaignIn(
+            name="Processes",
+            starts_at=now - 60,
+            ends_at=now + 3600,
+            targets={"stores": [STORE["id"]]},
+        ),
+        actor="test",
+    )
     promos.campaigns.transition(created["id"], "scheduled", actor="test")
     return created["id"]
 
 
 def add_offer(helper_app, cid: str, **spec) -> str:
-    body = {"name": "10 off", "kind": "amount_off", "amount_off_fen": 1000,
-            "channels": ["manual"], **spec}
+    body = {
+        "name": "10 off",
+        "kind": "amount_off",
+        "amount_off_fen": 1000,
+        "channels": ["manual"],
+        **spec,
+    }
     promos = helper_app.extensions["promotions"]
     return promos.campaigns.create_offer(cid, OfferIn(**body), actor="test")["id"]
 
@@ -65,7 +81,8 @@ def keep_alive_session() -> requests.Session:
 
 
 def test_cap_of_50_holds_for_200_concurrent_attempts_on_two_processes(
-        servers, helper_app, campaign, shared_redis):
+    servers, helper_app, campaign, shared_redis
+):
     oid = add_offer(helper_app, campaign, caps={"total": 50})
     marketer = bearer(session_for(helper_app, "marketer")["token"])
     people = shoppers(helper_app, 200)
@@ -73,8 +90,12 @@ def test_cap_of_50_holds_for_200_concurrent_attempts_on_two_processes(
 
     def attempt(i: int) -> tuple[int, str]:
         server = servers[i % 2]
-        response = http.post(server.url + url, headers=marketer, timeout=30,
-                             json={"shopper_id": people[i], "idempotency_key": f"a-{i}"})
+        response = http.post(
+            server.url + url,
+            headers=marketer,
+            timeout=30,
+            json={"shopper_id": people[i], "idempotency_key": f"a-{i}"},
+        )
         body = response.json()
         return response.status_code, body.get("error", {}).get("code", "")
 
@@ -83,8 +104,9 @@ def test_cap_of_50_holds_for_200_concurrent_attempts_on_two_processes(
     assert outcomes == {(201, ""): 50, (409, "CAP_TOTAL_REACHED"): 150}
     r = redis.Redis.from_url(shared_redis, decode_responses=True)
     assert r.hget(keys.offer(campaign, oid), "issued") == "50"
-    issues = [f for _, f in r.xrange(keys.ledger(campaign)) if f["type"] == "issue"
-              and f["offer"] == oid]
+    issues = [
+        f for _, f in r.xrange(keys.ledger(campaign)) if f["type"] == "issue" and f["offer"] == oid
+    ]
     assert len(issues) == 50 and len({f["coupon"] for f in issues}) == 50
     assert len({f["shopper"] for f in issues}) == 50
     r.close()
@@ -98,8 +120,12 @@ def test_per_shopper_cap_and_idempotency_hold_across_processes(servers, helper_a
 
     def attempt(args: tuple[int, str]) -> tuple[int, str]:
         i, key = args
-        response = http.post(servers[i % 2].url + url, headers=marketer, timeout=30,
-                             json={"shopper_id": shopper, "idempotency_key": key})
+        response = http.post(
+            servers[i % 2].url + url,
+            headers=marketer,
+            timeout=30,
+            json={"shopper_id": shopper, "idempotency_key": key},
+        )
         body = response.json()
         return response.status_code, body.get("coupon", {}).get("id") or body["error"]["code"]
 
@@ -120,7 +146,8 @@ def test_per_shopper_cap_and_idempotency_hold_across_processes(servers, helper_a
 
 
 def test_dwell_on_one_process_issues_once_and_reaches_a_socket_on_the_other(
-        servers, helper_app, campaign):
+    servers, helper_app, campaign
+):
     server_a, server_b = servers
     add_offer(helper_app, campaign, channels=["visit"], visit_trigger="dwell")
     session = session_for(helper_app, "shopper")
@@ -128,17 +155,31 @@ def test_dwell_on_one_process_issues_once_and_reaches_a_socket_on_the_other(
     received: queue.Queue[dict] = queue.Queue()
     client = socketio.Client(reconnection=False)
     client.on("coupon_issued", received.put, namespace=NS)
-    client.connect(server_a.url, transports=["websocket"], namespaces=[NS],
-                   auth={"token": session["token"]}, wait_timeout=10)
+    client.connect(
+        server_a.url,
+        transports=["websocket"],
+        namespaces=[NS],
+        auth={"token": session["token"]},
+        wait_timeout=10,
+    )
     try:
         now = time.time()
-        fixes = [{"lat": STORE["lat"], "lon": STORE["lon"], "accuracy_m": 5,
-                  "recorded_at": now - 170},
-                 {"lat": STORE["lat"], "lon": STORE["lon"] + 0.00001, "accuracy_m": 5,
-                  "recorded_at": now - 10}]
+        fixes = [
+            {"lat": STORE["lat"], "lon": STORE["lon"], "accuracy_m": 5, "recorded_at": now - 170},
+            {
+                "lat": STORE["lat"],
+                "lon": STORE["lon"] + 0.00001,
+                "accuracy_m": 5,
+                "recorded_at": now - 10,
+            },
+        ]
         with requests.Session() as http:
-            response = http.post(server_b.url + "/api/location/fixes", json={"fixes": fixes},
-                                 headers=bearer(session["token"]), timeout=10)
+            response = http.post(
+                server_b.url + "/api/location/fixes",
+                json={"fixes": fixes},
+                headers=bearer(session["token"]),
+                timeout=10,
+            )
             assert response.status_code == 200, response.text
             kinds = [e["kind"] for r in response.json()["results"] for e in r["events"]]
             assert kinds == ["enter", "dwell"]
@@ -146,13 +187,21 @@ def test_dwell_on_one_process_issues_once_and_reaches_a_socket_on_the_other(
             coupon = received.get(timeout=15)
             assert coupon["source"]["channel"] == "visit"
             assert coupon["store_id"] == STORE["id"]
-            wallet = wait_for(lambda: http.get(server_b.url + "/api/wallet",
-                                               headers=bearer(session["token"]),
-                                               timeout=10).json()["items"], 10, "the wallet")
+            wallet = wait_for(
+                lambda: http.get(
+                    server_b.url + "/api/wallet", headers=bearer(session["token"]), timeout=10
+                ).json()["items"],
+                10,
+                "the wallet",
+            )
             assert [c["id"] for c in wallet] == [coupon["id"]]
             # Re-sending the same fixes produces no new events and no second coupon.
-            http.post(server_a.url + "/api/location/fixes", json={"fixes": fixes},
-                      headers=bearer(session["token"]), timeout=10)
+            http.post(
+                server_a.url + "/api/location/fixes",
+                json={"fixes": fixes},
+                headers=bearer(session["token"]),
+                timeout=10,
+            )
         with pytest.raises(queue.Empty):
             received.get(timeout=2)
     finally:

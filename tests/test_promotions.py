@@ -60,14 +60,16 @@ def refusals(promos, cid):
 # (campaign budget, offer caps as a function of N, how attempts vary, reason)
 CAPS = {
     "offer-total": ({}, lambda n: {"total": n}, "everyone", "CAP_TOTAL_REACHED"),
-    "offer-value": ({}, lambda n: {"value_fen": n * 2000 + 1999}, "everyone",
-                    "CAP_BUDGET_REACHED"),
+    "offer-value": ({}, lambda n: {"value_fen": n * 2000 + 1999}, "everyone", "CAP_BUDGET_REACHED"),
     "campaign-count": ({"count": None}, lambda n: {}, "everyone", "CAP_TOTAL_REACHED"),
     "campaign-value": ({"value_fen": None}, lambda n: {}, "everyone", "CAP_BUDGET_REACHED"),
-    "per-shopper": ({}, lambda n: {"per_shopper": n}, "same-shopper",
-                    "CAP_PER_SHOPPER_REACHED"),
-    "per-shopper-day": ({}, lambda n: {"per_shopper_day": n}, "same-shopper",
-                        "CAP_PER_SHOPPER_DAY_REACHED"),
+    "per-shopper": ({}, lambda n: {"per_shopper": n}, "same-shopper", "CAP_PER_SHOPPER_REACHED"),
+    "per-shopper-day": (
+        {},
+        lambda n: {"per_shopper_day": n},
+        "same-shopper",
+        "CAP_PER_SHOPPER_DAY_REACHED",
+    ),
     "per-store-day": ({}, lambda n: {"per_store_day": n}, "same-store", "CAP_PER_STORE_REACHED"),
 }
 
@@ -103,17 +105,24 @@ def test_cap_edge(promos, redis_client, kind, n):
     result = issue(promos, cid, oid, shopper, store_id=store)
     assert (result.outcome, result.reason, result.coupon) == ("refused", reason, None)
     assert offer_counters(promos, cid, oid)["issued"] == n
-    assert campaign_counters(promos, cid) == {"issued": n, "value_fen": 2000 * n,
-                                              "redeemed": 0, "discount_fen": 0}
+    assert campaign_counters(promos, cid) == {
+        "issued": n,
+        "value_fen": 2000 * n,
+        "redeemed": 0,
+        "discount_fen": 0,
+    }
     assert len(ledger_entries(redis_client, cid, "issue")) == n
     assert refusals(promos, cid) == {reason: 1}
 
 
-@pytest.mark.parametrize("kind, other", [
-    ("per-shopper", ("u2", "acme-0")),
-    ("per-shopper-day", ("u2", "acme-0")),
-    ("per-store-day", ("u1", "acme-1")),
-])
+@pytest.mark.parametrize(
+    "kind, other",
+    [
+        ("per-shopper", ("u2", "acme-0")),
+        ("per-shopper-day", ("u2", "acme-0")),
+        ("per-store-day", ("u1", "acme-1")),
+    ],
+)
 def test_per_shopper_and_store_caps_leave_others_alone(promos, kind, other):
     _, caps, vary, reason = CAPS[kind]
     cid, oid = live_campaign(promos, caps=caps(1))
@@ -124,12 +133,16 @@ def test_per_shopper_and_store_caps_leave_others_alone(promos, kind, other):
     assert issue(promos, cid, oid, other[0], store_id=other[1]).outcome == "issued"
 
 
-@pytest.mark.parametrize("caps, reason, shopper, store", [
-    ({"per_shopper_day": 1}, "CAP_PER_SHOPPER_DAY_REACHED", "u1", "acme-0"),
-    ({"per_store_day": 1}, "CAP_PER_STORE_REACHED", "u2", "acme-0"),
-])
-def test_day_caps_reset_at_the_campaigns_local_midnight(promos, clock, caps, reason, shopper,
-                                                        store):
+@pytest.mark.parametrize(
+    "caps, reason, shopper, store",
+    [
+        ({"per_shopper_day": 1}, "CAP_PER_SHOPPER_DAY_REACHED", "u1", "acme-0"),
+        ({"per_store_day": 1}, "CAP_PER_STORE_REACHED", "u2", "acme-0"),
+    ],
+)
+def test_day_caps_reset_at_the_campaigns_local_midnight(
+    promos, clock, caps, reason, shopper, store
+):
     cid, oid = live_campaign(promos, caps=caps)  # timezone Asia/Shanghai
     assert issue(promos, cid, oid, "u1", store_id="acme-0").ok
     # A new UTC day is still the same day in Shanghai.
@@ -153,8 +166,9 @@ def test_per_shopper_day_cap_in_another_timezone(promos, clock):
 
 def test_budget_is_shared_by_the_campaigns_offers(promos):
     cid, first = live_campaign(promos, budget={"count": 3})
-    second = promos.campaigns.create_offer(cid, _offer(name="10 off", amount_off_fen=1000),
-                                           actor="m1")["id"]
+    second = promos.campaigns.create_offer(
+        cid, _offer(name="10 off", amount_off_fen=1000), actor="m1"
+    )["id"]
     assert issue(promos, cid, first).ok and issue(promos, cid, second).ok
     assert issue(promos, cid, second).ok
     assert issue(promos, cid, first).reason == "CAP_TOTAL_REACHED"
@@ -164,8 +178,12 @@ def test_budget_is_shared_by_the_campaigns_offers(promos):
 def _offer(**fields):
     from promotions.models import OfferIn
 
-    spec = {"name": "20 off", "kind": "amount_off", "amount_off_fen": 2000,
-            "channels": ["manual", "visit", "game", "live_drop"]}
+    spec = {
+        "name": "20 off",
+        "kind": "amount_off",
+        "amount_off_fen": 2000,
+        "channels": ["manual", "visit", "game", "live_drop"],
+    }
     spec.update(fields)
     return OfferIn(**spec)
 
@@ -189,7 +207,9 @@ def test_scheduled_campaign_goes_live_at_its_start_by_itself(promos, redis_clien
     assert (campaign["status"], campaign["status_at"]) == ("live", T0 + 3600)
     statuses = ledger_entries(redis_client, cid, "status")
     assert [(e["from"], e["to"], e["actor"]) for e in statuses] == [
-        ("draft", "scheduled", "m1"), ("scheduled", "live", "clock")]
+        ("draft", "scheduled", "m1"),
+        ("scheduled", "live", "clock"),
+    ]
     assert float(statuses[-1]["at"]) == T0 + 3600
 
 
@@ -208,7 +228,11 @@ def test_paused_campaign_issues_nothing_until_resumed(promos, redis_client):
     assert promos.campaigns.transition(cid, "live", actor="m1")["status"] == "live"
     assert issue(promos, cid, oid).outcome == "issued"
     assert [e["to"] for e in ledger_entries(redis_client, cid, "status")] == [
-        "scheduled", "live", "paused", "live"]
+        "scheduled",
+        "live",
+        "paused",
+        "live",
+    ]
 
 
 @pytest.mark.parametrize("before", ["scheduled", "live", "paused"])
@@ -225,18 +249,21 @@ def test_campaign_ends_at_its_end(promos, redis_client, clock, before):
     assert (last["from"], last["to"], last["actor"]) == (before, "ended", "clock")
 
 
-@pytest.mark.parametrize("path, to", [
-    ([], "live"),
-    ([], "paused"),
-    (["scheduled"], "paused"),
-    (["scheduled", "live"], "draft"),
-    (["scheduled", "live"], "scheduled"),
-    (["scheduled", "live", "paused"], "scheduled"),
-    (["scheduled", "live", "paused"], "draft"),
-    (["ended"], "live"),
-    (["ended"], "draft"),
-    (["ended"], "scheduled"),
-])
+@pytest.mark.parametrize(
+    "path, to",
+    [
+        ([], "live"),
+        ([], "paused"),
+        (["scheduled"], "paused"),
+        (["scheduled", "live"], "draft"),
+        (["scheduled", "live"], "scheduled"),
+        (["scheduled", "live", "paused"], "scheduled"),
+        (["scheduled", "live", "paused"], "draft"),
+        (["ended"], "live"),
+        (["ended"], "draft"),
+        (["ended"], "scheduled"),
+    ],
+)
 def test_invalid_transitions_are_refused(promos, path, to):
     # Only a campaign that stays scheduled needs a start in the future.
     cid, _ = draft_campaign(promos, starts=T0 + 10 if path == ["scheduled"] else T0 - 3600)
@@ -304,20 +331,27 @@ def test_same_idempotency_key_returns_the_first_coupon(promos, redis_client, clo
     assert (first.outcome, again.outcome) == ("issued", "existing")
     assert again.coupon == first.coupon
     assert len(ledger_entries(redis_client, cid, "issue")) == 1
-    assert offer_counters(promos, cid, oid) == counters == {
-        "issued": 1, "value_fen": 2000, "redeemed": 0, "discount_fen": 0}
+    assert (
+        offer_counters(promos, cid, oid)
+        == counters
+        == {"issued": 1, "value_fen": 2000, "redeemed": 0, "discount_fen": 0}
+    )
     other = issue(promos, cid, oid, key="order-2", store_id="acme-0")
     assert other.outcome == "issued" and other.coupon["id"] != first.coupon["id"]
     assert len(ledger_entries(redis_client, cid, "issue")) == 2
     entry = ledger_entries(redis_client, cid, "issue")[0]
     assert (entry["coupon"], entry["idempotency_key"], entry["store"]) == (
-        first.coupon["id"], f"{oid}|order-1", "acme-0")
+        first.coupon["id"],
+        f"{oid}|order-1",
+        "acme-0",
+    )
 
 
 def test_idempotency_keys_are_scoped_to_the_offer(promos):
     cid, oid = live_campaign(promos)
-    other = promos.campaigns.create_offer(cid, OfferIn(
-        name="gift", kind="gift", gift_item="bag", channels=["manual"]), actor="m1")["id"]
+    other = promos.campaigns.create_offer(
+        cid, OfferIn(name="gift", kind="gift", gift_item="bag", channels=["manual"]), actor="m1"
+    )["id"]
     first = issue(promos, cid, oid, key="shared")
     second = issue(promos, cid, other, key="shared")
     assert (first.outcome, second.outcome) == ("issued", "issued")
@@ -379,8 +413,9 @@ def test_offer_eligible_at_listed_stores_only(promos):
 
 def test_offer_eligible_at_one_brand_only(promos):
     add_stores(promos.campaigns.catalog, n=2, brand="Zeta")
-    cid, oid = live_campaign(promos, targets={"cities": ["Shanghai"]},
-                             eligible={"mode": "brand", "brand": "zeta"})
+    cid, oid = live_campaign(
+        promos, targets={"cities": ["Shanghai"]}, eligible={"mode": "brand", "brand": "zeta"}
+    )
     assert issue(promos, cid, oid, store_id="acme-0").reason == "NOT_ELIGIBLE"
     result = issue(promos, cid, oid, store_id="zeta-1")
     assert result.outcome == "issued" and result.coupon["brand"] == "zeta"
@@ -403,10 +438,16 @@ def test_offer_of_an_unknown_program_is_refused(promos):
     assert info.value.code == "unknown_program"
 
 
-@pytest.mark.parametrize("min_trust, trust, outcome", [
-    (50, 49, "refused"), (50, 50, "issued"), (50, None, "issued"), (90, 89, "refused"),
-    (0, 0, "issued"),
-])
+@pytest.mark.parametrize(
+    "min_trust, trust, outcome",
+    [
+        (50, 49, "refused"),
+        (50, 50, "issued"),
+        (50, None, "issued"),
+        (90, 89, "refused"),
+        (0, 0, "issued"),
+    ],
+)
 def test_untrusted_events_never_issue(promos, min_trust, trust, outcome):
     cid, oid = live_campaign(promos, min_trust=min_trust)
     result = issue(promos, cid, oid, channel="game", trust=trust, store_id="acme-0")
@@ -435,8 +476,14 @@ def _issue_race(url, targets, t0, first, count, barrier, queue):
     outcomes = {cid: [] for cid, _ in targets}
     for i in range(first, first + count):
         for cid, oid in targets:  # interleaved, so every campaign is raced at once
-            result = promos.issue(cid, oid, f"racer{i}", channel="manual",
-                                  idempotency_key=f"race-{i}", store_id=f"acme-{i % 3}")
+            result = promos.issue(
+                cid,
+                oid,
+                f"racer{i}",
+                channel="manual",
+                idempotency_key=f"race-{i}",
+                store_id=f"acme-{i % 3}",
+            )
             outcomes[cid].append((result.outcome, result.reason))
     r.close()
     queue.put(outcomes)
@@ -454,8 +501,13 @@ def test_four_processes_never_over_issue(promos, redis_server, redis_client, clo
     targets = [live_campaign(promos, budget=budget, caps=caps) for budget, caps, _ in RACES]
     ctx = multiprocessing.get_context("spawn")
     barrier, queue = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_issue_race, args=(redis_server, targets, clock.now(), 50 * n,
-                                                   50, barrier, queue)) for n in range(4)]
+    procs = [
+        ctx.Process(
+            target=_issue_race,
+            args=(redis_server, targets, clock.now(), 50 * n, 50, barrier, queue),
+        )
+        for n in range(4)
+    ]
     for p in procs:
         p.start()
     replies = [queue.get(timeout=60) for _ in procs]
@@ -467,8 +519,12 @@ def test_four_processes_never_over_issue(promos, redis_server, redis_client, clo
         assert len(outcomes) == 200
         assert outcomes.count(("issued", None)) == 50, reason
         assert outcomes.count(("refused", reason)) == 150, reason
-        assert offer_counters(promos, cid, oid) == {"issued": 50, "value_fen": 100_000,
-                                                    "redeemed": 0, "discount_fen": 0}
+        assert offer_counters(promos, cid, oid) == {
+            "issued": 50,
+            "value_fen": 100_000,
+            "redeemed": 0,
+            "discount_fen": 0,
+        }
         assert campaign_counters(promos, cid)["issued"] == 50
         issued = ledger_entries(redis_client, cid, "issue")
         assert len(issued) == 50 and len({e["coupon"] for e in issued}) == 50
@@ -539,10 +595,16 @@ def test_wallet_filters_by_status(promos, clock):
     kept, used, dropped = (issue(promos, cid, oid, "u1").coupon for _ in range(3))
     promos.coupons.redeem(promos.codec.token(used["id"]), 10_000, "order-1", staff("acme-0"))
     promos.coupons.void(dropped["id"], MANAGER)
-    by_status = {s: [c["id"] for c in promos.coupons.wallet("u1", status=s)["items"]]
-                 for s in ("issued", "redeemed", "voided", "expired")}
-    assert by_status == {"issued": [kept["id"]], "redeemed": [used["id"]],
-                         "voided": [dropped["id"]], "expired": []}
+    by_status = {
+        s: [c["id"] for c in promos.coupons.wallet("u1", status=s)["items"]]
+        for s in ("issued", "redeemed", "voided", "expired")
+    }
+    assert by_status == {
+        "issued": [kept["id"]],
+        "redeemed": [used["id"]],
+        "voided": [dropped["id"]],
+        "expired": [],
+    }
     page = promos.coupons.wallet("u1", status="issued", limit=1)
     assert [c["id"] for c in page["items"]] == [kept["id"]] and page["next_cursor"] is None
 
@@ -589,23 +651,52 @@ def _coupon(promos, shopper="u1", **offer):
     return cid, oid, promos.coupons.present(coupon, owner=True)
 
 
-@pytest.mark.parametrize("offer, basket, discount, gift", [
-    ({}, 10_000, 2000, None),
-    ({}, 1500, 1500, None),  # never more than the basket
-    ({"kind": "percent_off", "amount_off_fen": None, "percent_off": 15, "max_off_fen": 3000},
-     10_000, 1500, None),
-    ({"kind": "percent_off", "amount_off_fen": None, "percent_off": 15, "max_off_fen": 3000},
-     50_000, 3000, None),
-    ({"kind": "percent_off", "amount_off_fen": None, "percent_off": 15, "max_off_fen": 3000},
-     99, 14, None),
-    ({"kind": "gift", "amount_off_fen": None, "gift_item": "Tote bag", "gift_value_fen": 500},
-     10_000, 0, "Tote bag"),
-])
+@pytest.mark.parametrize(
+    "offer, basket, discount, gift",
+    [
+        ({}, 10_000, 2000, None),
+        ({}, 1500, 1500, None),  # never more than the basket
+        (
+            {"kind": "percent_off", "amount_off_fen": None, "percent_off": 15, "max_off_fen": 3000},
+            10_000,
+            1500,
+            None,
+        ),
+        (
+            {"kind": "percent_off", "amount_off_fen": None, "percent_off": 15, "max_off_fen": 3000},
+            50_000,
+            3000,
+            None,
+        ),
+        (
+            {"kind": "percent_off", "amount_off_fen": None, "percent_off": 15, "max_off_fen": 3000},
+            99,
+            14,
+            None,
+        ),
+        (
+            {
+                "kind": "gift",
+                "amount_off_fen": None,
+                "gift_item": "Tote bag",
+                "gift_value_fen": 500,
+            },
+            10_000,
+            0,
+            "Tote bag",
+        ),
+    ],
+)
 def test_preview_discount(promos, offer, basket, discount, gift):
     _, _, coupon = _coupon(promos, **offer)
     answer = promos.coupons.preview(coupon["token"], basket, staff("acme-1"))
-    assert (answer["applies"], answer["reason"], answer["discount_fen"], answer["pay_fen"],
-            answer["gift_item"]) == (True, None, discount, basket - discount, gift)
+    assert (
+        answer["applies"],
+        answer["reason"],
+        answer["discount_fen"],
+        answer["pay_fen"],
+        answer["gift_item"],
+    ) == (True, None, discount, basket - discount, gift)
     assert answer["coupon"]["id"] == coupon["id"]
     assert "shopper_id" not in answer["coupon"] and "source" not in answer["coupon"]
     assert promos.coupons.get(coupon["id"])["status"] == "issued"  # a preview changes nothing
@@ -615,7 +706,11 @@ def test_preview_minimum_spend(promos):
     _, _, coupon = _coupon(promos, min_spend_fen=5000)
     short = promos.coupons.preview(coupon["code"], 4999, staff("acme-0"))
     assert (short["applies"], short["reason"], short["discount_fen"], short["pay_fen"]) == (
-        False, "MIN_SPEND_NOT_MET", 0, 4999)
+        False,
+        "MIN_SPEND_NOT_MET",
+        0,
+        4999,
+    )
     assert promos.coupons.preview(coupon["code"], 5000, staff("acme-0"))["applies"] is True
     with pytest.raises(Refused) as info:
         promos.coupons.redeem(coupon["code"], 4999, "order-1", staff("acme-0"))
@@ -664,26 +759,42 @@ def test_fixed_window_not_yet_valid(promos, clock):
 @pytest.mark.parametrize("how", ["token", "code", "typed"])
 def test_redeem_once_and_repeat_for_the_same_order(promos, redis_client, clock, how):
     cid, oid, coupon = _coupon(promos)
-    code = {"token": coupon["token"], "code": coupon["code"],
-            "typed": " " + coupon["code"].replace("-", " ").lower()}[how]
+    code = {
+        "token": coupon["token"],
+        "code": coupon["code"],
+        "typed": " " + coupon["code"].replace("-", " ").lower(),
+    }[how]
     till = staff("acme-1", "cashier-7")
     clock.advance(120)
     done = promos.coupons.redeem(code, 12_000, "order-1", till)
     assert done["outcome"] == "redeemed" and done["discount_fen"] == 2000
-    assert done["redemption"] == {"order_ref": "order-1", "store_id": "acme-1",
-                                  "staff_id": "cashier-7", "at": T0 + 120, "basket_fen": 12_000,
-                                  "discount_fen": 2000}
+    assert done["redemption"] == {
+        "order_ref": "order-1",
+        "store_id": "acme-1",
+        "staff_id": "cashier-7",
+        "at": T0 + 120,
+        "basket_fen": 12_000,
+        "discount_fen": 2000,
+    }
     assert done["coupon"]["status"] == "redeemed"
     clock.advance(5)
     again = promos.coupons.redeem(code, 12_000, "order-1", till)
     assert again["outcome"] == "existing" and again["redemption"] == done["redemption"]
     redeemed = ledger_entries(redis_client, cid, "redeem")
     assert len(redeemed) == 1
-    assert (redeemed[0]["coupon"], redeemed[0]["order_ref"], redeemed[0]["store"],
-            redeemed[0]["actor"], redeemed[0]["discount_fen"]) == (
-        coupon["id"], "order-1", "acme-1", "staff:cashier-7", "2000")
-    assert offer_counters(promos, cid, oid) == {"issued": 1, "value_fen": 2000, "redeemed": 1,
-                                                "discount_fen": 2000}
+    assert (
+        redeemed[0]["coupon"],
+        redeemed[0]["order_ref"],
+        redeemed[0]["store"],
+        redeemed[0]["actor"],
+        redeemed[0]["discount_fen"],
+    ) == (coupon["id"], "order-1", "acme-1", "staff:cashier-7", "2000")
+    assert offer_counters(promos, cid, oid) == {
+        "issued": 1,
+        "value_fen": 2000,
+        "redeemed": 1,
+        "discount_fen": 2000,
+    }
     assert campaign_counters(promos, cid)["redeemed"] == 1
     with pytest.raises(Refused) as info:
         promos.coupons.redeem(code, 12_000, "order-2", staff("acme-0"))
@@ -738,12 +849,17 @@ def test_void_redemption_within_the_window(promos, redis_client, clock):
     undone = promos.coupons.void_redemption(coupon["id"], "order-1", till)
     assert undone["status"] == "issued" and "redemption" not in undone
     assert undone["voided_redemptions"] == 1
-    assert offer_counters(promos, cid, oid) == {"issued": 1, "value_fen": 2000, "redeemed": 0,
-                                                "discount_fen": 0}
+    assert offer_counters(promos, cid, oid) == {
+        "issued": 1,
+        "value_fen": 2000,
+        "redeemed": 0,
+        "discount_fen": 0,
+    }
     assert campaign_counters(promos, cid)["discount_fen"] == 0
     entry = ledger_entries(redis_client, cid, "void_redemption")
     assert [(e["coupon"], e["order_ref"], e["discount_fen"]) for e in entry] == [
-        (coupon["id"], "order-1", "2000")]
+        (coupon["id"], "order-1", "2000")
+    ]
     done = promos.coupons.redeem(coupon["token"], 8_000, "order-2", till)
     assert done["outcome"] == "redeemed" and done["redemption"]["order_ref"] == "order-2"
     assert offer_counters(promos, cid, oid)["redeemed"] == 1
@@ -792,7 +908,10 @@ def test_void_redemption_past_expiry_expires_the_coupon(promos, redis_client, cl
     undone = promos.coupons.void_redemption(coupon["id"], "order-1", till)
     assert (undone["status"], undone["expired_at"]) == ("expired", T0 + DAY + 60)
     assert [e["type"] for e in ledger_entries(redis_client, cid)][-3:] == [
-        "redeem", "void_redemption", "expire"]
+        "redeem",
+        "void_redemption",
+        "expire",
+    ]
     with pytest.raises(Refused) as info:
         promos.coupons.redeem(coupon["token"], 10_000, "order-2", till)
     assert info.value.code == "COUPON_EXPIRED"
@@ -812,7 +931,8 @@ def test_void_releases_the_caps(promos, redis_client):
     assert issue(promos, cid, oid, "u3", store_id="acme-2").reason == "CAP_TOTAL_REACHED"
     entries = ledger_entries(redis_client, cid, "void")
     assert [(e["coupon"], e["reason"], e["actor"]) for e in entries] == [
-        (first["id"], "issued by mistake", "marketer:m1")]
+        (first["id"], "issued by mistake", "marketer:m1")
+    ]
     with pytest.raises(Refused) as info:
         promos.coupons.redeem(promos.codec.token(first["id"]), 10_000, "o-1", staff("acme-0"))
     assert info.value.code == "COUPON_VOIDED"
@@ -939,8 +1059,17 @@ def test_ledger_pages_every_entry_once_in_order(promos, redis_client, clock):
             promos.coupons.redeem(code, 10_000, f"order-{i}", staff("acme-0"))
     every = [entry_id for entry_id, _ in redis_client.xrange(promo_keys.ledger(cid))]
     assert len(every) == 2 + 13 + 4
-    for kind, limit in [(None, 1), (None, 4), (None, 19), (None, 100), ("issue", 5),
-                        ("redeem", 2), ("redeem", 4), ("status", 1), ("void", 3)]:
+    for kind, limit in [
+        (None, 1),
+        (None, 4),
+        (None, 19),
+        (None, 100),
+        ("issue", 5),
+        ("redeem", 2),
+        ("redeem", 4),
+        ("status", 1),
+        ("void", 3),
+    ]:
         seen, after = [], None
         while True:
             page = promos.reports.ledger(cid, after=after, limit=limit, kind=kind)
@@ -950,12 +1079,19 @@ def test_ledger_pages_every_entry_once_in_order(promos, redis_client, clock):
             if after is None:
                 break
             assert page["items"]
-        wanted = [i for i, f in redis_client.xrange(promo_keys.ledger(cid))
-                  if kind is None or f["type"] == kind]
+        wanted = [
+            i
+            for i, f in redis_client.xrange(promo_keys.ledger(cid))
+            if kind is None or f["type"] == kind
+        ]
         assert [e["id"] for e in seen] == wanted, (kind, limit)
     first = promos.reports.ledger(cid, limit=3)["items"][2]
     assert (first["type"], first["offer"], first["value_fen"], first["at"]) == (
-        "issue", oid, 2000, T0 + 1)
+        "issue",
+        oid,
+        2000,
+        T0 + 1,
+    )
     with pytest.raises(ValidationFailed):
         promos.reports.ledger(cid, after="nope")
 
@@ -965,8 +1101,9 @@ def _scenario(promos, clock):
     cid, oid = live_campaign(promos)
     coupons = {}
     for i, store in enumerate(["acme-0", "acme-0", "acme-0", "acme-1", "acme-1"]):
-        coupons[i] = promos.coupons.present(issue(promos, cid, oid, f"u{i}",
-                                                  store_id=store).coupon, owner=True)
+        coupons[i] = promos.coupons.present(
+            issue(promos, cid, oid, f"u{i}", store_id=store).coupon, owner=True
+        )
     for i, store, basket in ((0, "acme-0", 5000), (1, "acme-0", 1200), (3, "acme-1", 9000)):
         promos.coupons.redeem(coupons[i]["token"], basket, f"order-{i}", staff(store))
     return cid, oid
@@ -978,24 +1115,43 @@ def test_analytics_totals_and_groups(promos, clock):
     game = issue(promos, cid, oid, "u9", channel="game", store_id="acme-1").coupon
     promos.coupons.void(game["id"], MANAGER)
     report = promos.reports.analytics(cid)
-    assert report["totals"] == {"visits_enter": 0, "visits_dwell": 0, "issued": 6,
-                                "value_fen": 12_000, "redeemed": 3, "discount_fen": 5200,
-                                "voided": 1, "expired": 0, "redemption_rate": 0.6}
-    assert report["funnel"] == {"visits": 0, "visitors": 0, "coupons_from_visits": 0,
-                                "coupons": 5, "redeemed": 3, "visit_to_coupon": None,
-                                "coupon_to_redemption": 0.6}
+    assert report["totals"] == {
+        "visits_enter": 0,
+        "visits_dwell": 0,
+        "issued": 6,
+        "value_fen": 12_000,
+        "redeemed": 3,
+        "discount_fen": 5200,
+        "voided": 1,
+        "expired": 0,
+        "redemption_rate": 0.6,
+    }
+    assert report["funnel"] == {
+        "visits": 0,
+        "visitors": 0,
+        "coupons_from_visits": 0,
+        "coupons": 5,
+        "redeemed": 3,
+        "visit_to_coupon": None,
+        "coupon_to_redemption": 0.6,
+    }
     by_store = {g["store"]: g for g in promos.reports.analytics(cid, group="store")["groups"]}
     assert {s: (g["issued"], g["redeemed"], g["discount_fen"]) for s, g in by_store.items()} == {
-        "acme-0": (3, 2, 3200), "acme-1": (3, 1, 2000)}
+        "acme-0": (3, 2, 3200),
+        "acme-1": (3, 1, 2000),
+    }
     assert by_store["acme-0"]["redemption_rate"] == round(2 / 3, 4)
     assert by_store["acme-1"]["redemption_rate"] == 0.5
     by_offer = promos.reports.analytics(cid, group="offer")["groups"]
     assert [(g["offer"], g["issued"]) for g in by_offer] == [(oid, 6)]
-    by_hour = {g["hour"]: g["issued"] for g in
-               promos.reports.analytics(cid, group="hour")["groups"]}
+    by_hour = {
+        g["hour"]: g["issued"] for g in promos.reports.analytics(cid, group="hour")["groups"]
+    }
     assert by_hour == {"2026-05-29T04": 5, "2026-05-29T05": 1}
-    by_channel = {g["channel"]: (g["issued"], g["voided"]) for g in
-                  promos.reports.analytics(cid, group="channel")["groups"]}
+    by_channel = {
+        g["channel"]: (g["issued"], g["voided"])
+        for g in promos.reports.analytics(cid, group="channel")["groups"]
+    }
     assert by_channel == {"manual": (5, 0), "game": (1, 1)}
 
 
@@ -1008,10 +1164,21 @@ def test_csv_export(promos, clock):
     assert len(records) == 2
     zero, one = records["acme-0"], records["acme-1"]
     assert (zero["hour"], zero["offer_id"], zero["channel"]) == ("2026-05-29T04", oid, "manual")
-    assert (zero["issued"], zero["value_fen"], zero["redeemed"], zero["discount_fen"],
-            zero["voided"], zero["redemption_rate"]) == ("3", "6000", "2", "3200", "0", "0.6667")
-    assert (one["issued"], one["value_fen"], one["redeemed"], one["discount_fen"],
-            one["redemption_rate"]) == ("2", "4000", "1", "2000", "0.5")
+    assert (
+        zero["issued"],
+        zero["value_fen"],
+        zero["redeemed"],
+        zero["discount_fen"],
+        zero["voided"],
+        zero["redemption_rate"],
+    ) == ("3", "6000", "2", "3200", "0", "0.6667")
+    assert (
+        one["issued"],
+        one["value_fen"],
+        one["redeemed"],
+        one["discount_fen"],
+        one["redemption_rate"],
+    ) == ("2", "4000", "1", "2000", "0.5")
 
 
 # -- memberships -------------------------------------------------------------------------------
@@ -1023,8 +1190,11 @@ def test_membership_programs_and_links(promos):
     with pytest.raises(Conflict) as info:
         ms.create_program(ProgramIn(id="vip", name="Again"))
     assert info.value.code == "program_exists"
-    assert ms.link("u1", "vip", " 123456 ") == {"program": "vip", "program_name": "VIP Club",
-                                               "member_number": "123456"}
+    assert ms.link("u1", "vip", " 123456 ") == {
+        "program": "vip",
+        "program_name": "VIP Club",
+        "member_number": "123456",
+    }
     assert ms.link("u1", "vip", "123456")["member_number"] == "123456"  # a repeat is fine
     with pytest.raises(Conflict) as info:
         ms.link("u2", "vip", "123456")
@@ -1037,7 +1207,8 @@ def test_membership_programs_and_links(promos):
     ms.link("u1", "air", "AM-0001")
     assert ms.list("u1") == [
         {"program": "air", "program_name": "Air Miles", "member_number": "AM-0001"},
-        {"program": "vip", "program_name": "VIP Club", "member_number": "654321"}]
+        {"program": "vip", "program_name": "VIP Club", "member_number": "654321"},
+    ]
     ms.unlink("u1", "vip")
     assert ms.has("u1", "vip") is False and ms.has("u1", "air") is True
     assert ms.link("u3", "vip", "654321")["member_number"] == "654321"
@@ -1051,8 +1222,7 @@ def test_membership_programs_and_links(promos):
 
 @pytest.mark.parametrize("number", ["12345", "1234567", "12a456", "", "123 456"])
 def test_member_number_must_match_the_programs_pattern(promos, number):
-    promos.memberships.create_program(ProgramIn(id="vip", name="VIP",
-                                                number_pattern=r"^\d{6}$"))
+    promos.memberships.create_program(ProgramIn(id="vip", name="VIP", number_pattern=r"^\d{6}$"))
     with pytest.raises(ValidationFailed) as info:
         promos.memberships.link("u1", "vip", number)
     assert info.value.code == "invalid_member_number"
@@ -1076,9 +1246,15 @@ def test_erase_removes_memberships_and_the_wallet_index(promos, redis_client):
     promos.erase("u1")
     assert promos.memberships.list("u1") == []
     assert promos.coupons.wallet("u1") == {"items": [], "next_cursor": None}
-    assert redis_client.exists(promo_keys.shopper_campaigns("u1"),
-                               promo_keys.wallet(one, "u1"), promo_keys.wallet(two, "u1"),
-                               promo_keys.shopper_memberships("u1")) == 0
+    assert (
+        redis_client.exists(
+            promo_keys.shopper_campaigns("u1"),
+            promo_keys.wallet(one, "u1"),
+            promo_keys.wallet(two, "u1"),
+            promo_keys.shopper_memberships("u1"),
+        )
+        == 0
+    )
     assert promos.memberships.link("u9", "vip", "VIP-42")["member_number"] == "VIP-42"
     # The books keep the coupons under the opaque id; other shoppers are untouched.
     assert [promos.coupons.get(c)["status"] for c in kept] == ["issued", "issued"]

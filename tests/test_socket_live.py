@@ -12,25 +12,40 @@ from .conftest import T0
 @pytest.fixture
 def setup(app, client, auth):
     promos = app.extensions["promotions"]
-    cid = promos.campaigns.create(CampaignIn(name="c", starts_at=T0 - 60, ends_at=T0 + 86400),
-                                  actor="m")["id"]
-    oid = promos.campaigns.create_offer(cid, OfferIn(
-        name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
-        actor="m")["id"]
+    cid = promos.campaigns.create(
+        CampaignIn(name="c", starts_at=T0 - 60, ends_at=T0 + 86400), actor="m"
+    )["id"]
+    oid = promos.campaigns.create_offer(
+        cid,
+        OfferIn(name="flash", kind="amount_off", amount_off_fen=1000, channels=["live_drop"]),
+        actor="m",
+    )["id"]
     promos.campaigns.transition(cid, "scheduled", actor="m")
     host = auth.user("host")
     marketer, _ = auth.headers("marketer")
-    stream = client.post("/api/streams", headers=marketer, json={
-        "title": "t", "brand": "b", "playback_url": "https://v.example/x",
-        "hosts": [host["user"]["id"]], "starts_at": T0, "campaign_id": cid}).get_json()
-    product = client.post(f"/api/streams/{stream['id']}/products", headers=marketer,
-                          json={"name": "coat", "price_fen": 100}).get_json()
+    stream = client.post(
+        "/api/streams",
+        headers=marketer,
+        json={
+            "title": "t",
+            "brand": "b",
+            "playback_url": "https://v.example/x",
+            "hosts": [host["user"]["id"]],
+            "starts_at": T0,
+            "campaign_id": cid,
+        },
+    ).get_json()
+    product = client.post(
+        f"/api/streams/{stream['id']}/products",
+        headers=marketer,
+        json={"name": "coat", "price_fen": 100},
+    ).get_json()
     socketio = app.extensions["socketio"]
 
     def connect(namespace, token, **auth_extra):
-        return socketio.test_client(app, namespace=namespace,
-                                    auth={"token": token, **auth_extra},
-                                    flask_test_client=client)
+        return socketio.test_client(
+            app, namespace=namespace, auth={"token": token, **auth_extra}, flask_test_client=client
+        )
 
     def viewer():
         headers, user = auth.headers("shopper")
@@ -38,8 +53,16 @@ def setup(app, client, auth):
         return sock, user["id"]
 
     host_sock = connect("/host", host["token"], stream_id=stream["id"])
-    return {"stream": stream, "sid": stream["id"], "oid": oid, "pid": product["id"],
-            "host": host_sock, "viewer": viewer, "connect": connect, "auth": auth}
+    return {
+        "stream": stream,
+        "sid": stream["id"],
+        "oid": oid,
+        "pid": product["id"],
+        "host": host_sock,
+        "viewer": viewer,
+        "connect": connect,
+        "auth": auth,
+    }
 
 
 def names(sock, ns="/live"):
@@ -49,13 +72,16 @@ def names(sock, ns="/live"):
 def test_only_the_streams_hosts_connect_to_its_console(setup):
     assert setup["host"].is_connected("/host")
     other = setup["auth"].user("host")
-    assert not setup["connect"]("/host", other["token"],
-                                stream_id=setup["sid"]).is_connected("/host")
+    assert not setup["connect"]("/host", other["token"], stream_id=setup["sid"]).is_connected(
+        "/host"
+    )
     assert not setup["connect"]("/host", setup["auth"].user("host")["token"]).is_connected(
-        "/host")  # no stream id
+        "/host"
+    )  # no stream id
     shopper = setup["auth"].signup()
-    assert not setup["connect"]("/host", shopper["token"],
-                                stream_id=setup["sid"]).is_connected("/host")
+    assert not setup["connect"]("/host", shopper["token"], stream_id=setup["sid"]).is_connected(
+        "/host"
+    )
 
 
 def test_a_live_session_end_to_end(setup):
@@ -68,49 +94,76 @@ def test_a_live_session_end_to_end(setup):
     early = alice.emit("comment", {"text": "hi"}, namespace="/live", callback=True)
     assert early["error"]["code"] == "STREAM_NOT_LIVE"
     assert host.emit("start", {}, namespace="/host", callback=True) == {"status": "live"}
-    assert host.emit("pin", {"product_id": setup["pid"]}, namespace="/host",
-                     callback=True)["pinned"][0]["id"] == setup["pid"]
+    assert (
+        host.emit("pin", {"product_id": setup["pid"]}, namespace="/host", callback=True)["pinned"][
+            0
+        ]["id"]
+        == setup["pid"]
+    )
     sent = alice.emit("comment", {"text": "这件大衣 so warm"}, namespace="/live", callback=True)
     assert sent["comment"]["text"] == "这件大衣 so warm"
-    poll = host.emit("poll_start", {"question": "Colour?", "options": ["red", "blue"],
-                                    "duration_s": 60}, namespace="/host", callback=True)
-    assert bob.emit("vote", {"poll_id": poll["id"], "option": 1}, namespace="/live",
-                    callback=True)["tallies"] == [0, 1]
-    again = bob.emit("vote", {"poll_id": poll["id"], "option": 0}, namespace="/live",
-                     callback=True)
+    poll = host.emit(
+        "poll_start",
+        {"question": "Colour?", "options": ["red", "blue"], "duration_s": 60},
+        namespace="/host",
+        callback=True,
+    )
+    assert bob.emit("vote", {"poll_id": poll["id"], "option": 1}, namespace="/live", callback=True)[
+        "tallies"
+    ] == [0, 1]
+    again = bob.emit("vote", {"poll_id": poll["id"], "option": 0}, namespace="/live", callback=True)
     assert again["error"]["code"] == "ALREADY_VOTED" and bob.is_connected("/live")
-    drop = host.emit("drop", {"offer_id": setup["oid"], "quantity": 1, "window_s": 30},
-                     namespace="/host", callback=True)
+    drop = host.emit(
+        "drop",
+        {"offer_id": setup["oid"], "quantity": 1, "window_s": 30},
+        namespace="/host",
+        callback=True,
+    )
     won = alice.emit("claim", {"drop_id": drop["id"]}, namespace="/live", callback=True)
     assert won["outcome"] == "won" and won["coupon"]["source"]["channel"] == "live_drop"
     lost = bob.emit("claim", {"drop_id": drop["id"]}, namespace="/live", callback=True)
     assert lost["error"]["code"] == "SOLD_OUT"
     heard = [m for m in bob.get_received("/live") if m["name"] != "error"]
-    assert [m["name"] for m in heard] == ["stream_status", "pinned", "comment", "poll",
-                                          "poll_tallies", "drop", "drop_sold_out"]
+    assert [m["name"] for m in heard] == [
+        "stream_status",
+        "pinned",
+        "comment",
+        "poll",
+        "poll_tallies",
+        "drop",
+        "drop_sold_out",
+    ]
     offsets = [m["args"][0]["offset"] for m in heard]
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
     # A viewer reconnecting with the offset of the comment gets what came after it.
     carol, _ = setup["viewer"]()
-    back = carol.emit("join", {"stream_id": sid, "offset": offsets[2]}, namespace="/live",
-                      callback=True)
+    back = carol.emit(
+        "join", {"stream_id": sid, "offset": offsets[2]}, namespace="/live", callback=True
+    )
     assert back["recovered"] and [e["event"] for e in back["events"]] == [
-        "poll", "poll_tallies", "drop", "drop_sold_out"]
+        "poll",
+        "poll_tallies",
+        "drop",
+        "drop_sold_out",
+    ]
     feedback = host.emit("feedback", {}, namespace="/host", callback=True)
     assert feedback["viewers"] == 3 and feedback["poll"]["tallies"] == [0, 1]
 
 
 def test_bad_input_gets_an_error_ack_and_keeps_the_connection(setup):
     viewer, _ = setup["viewer"]()
-    assert viewer.emit("comment", {"text": "x"}, namespace="/live",
-                       callback=True)["error"]["code"] == "NOT_JOINED"
+    assert (
+        viewer.emit("comment", {"text": "x"}, namespace="/live", callback=True)["error"]["code"]
+        == "NOT_JOINED"
+    )
     viewer.emit("join", {"stream_id": setup["sid"]}, namespace="/live", callback=True)
     for event, payload, code in (
-            ("join", {"stream_id": "abc"}, "validation_error"),
-            ("join", {"stream_id": "999"}, "stream_not_found"),
-            ("claim", {"drop_id": "d1", "extra": 1}, "unknown_field"),
-            ("drop", {"offer_id": "o1", "quantity": 1, "window_s": 30}, "unknown_event"),
-            ("comment", "not an object", "invalid_payload")):
+        ("join", {"stream_id": "abc"}, "validation_error"),
+        ("join", {"stream_id": "999"}, "stream_not_found"),
+        ("claim", {"drop_id": "d1", "extra": 1}, "unknown_field"),
+        ("drop", {"offer_id": "o1", "quantity": 1, "window_s": 30}, "unknown_event"),
+        ("comment", "not an object", "invalid_payload"),
+    ):
         ack = viewer.emit(event, payload, namespace="/live", callback=True)
         assert ack["error"]["code"] == code, (event, ack)
     big = viewer.emit("comment", {"text": "x" * 20_000}, namespace="/live", callback=True)
@@ -153,18 +206,26 @@ def test_after_the_stream_its_report_and_comments_csv(app, client, setup):
     viewer.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
     host.emit("start", {}, namespace="/host", callback=True)
     for text in ("好看!", "too expensive", "great, 喜欢"):
-        assert "comment" in viewer.emit("comment", {"text": text}, namespace="/live",
-                                        callback=True)
-    poll = host.emit("poll_start", {"question": "Size?", "options": ["S", "M"],
-                                    "duration_s": 60}, namespace="/host", callback=True)
+        assert "comment" in viewer.emit("comment", {"text": text}, namespace="/live", callback=True)
+    poll = host.emit(
+        "poll_start",
+        {"question": "Size?", "options": ["S", "M"], "duration_s": 60},
+        namespace="/host",
+        callback=True,
+    )
     viewer.emit("vote", {"poll_id": poll["id"], "option": 1}, namespace="/live", callback=True)
     token = setup["auth"].user("marketer")["token"]
-    assert_error(client.get(f"/api/streams/{sid}/report", headers=bearer(token)), 409,
-                 "STREAM_NOT_ENDED", "stream_id")
+    assert_error(
+        client.get(f"/api/streams/{sid}/report", headers=bearer(token)),
+        409,
+        "STREAM_NOT_ENDED",
+        "stream_id",
+    )
     host.emit("end", {}, namespace="/host", callback=True)
     report = client.get(f"/api/streams/{sid}/report", headers=bearer(token)).get_json()
     assert report["comments"]["count"] == 3 and report["stats"]["comments"] == 3
     assert report["polls"][0]["tallies"] == [0, 1]
+
     def rows(part):
         response = client.get(f"/api/streams/{sid}/report/{part}.csv", headers=bearer(token))
         assert response.mimetype == "text/csv"
@@ -177,8 +238,12 @@ def test_after_the_stream_its_report_and_comments_csv(app, client, setup):
     stats = {r["name"]: r["value"] for r in rows("stats")}
     assert stats["comments"] == "3"
     assert rows("drops") == [] and rows("questions") == []
-    assert_error(client.get(f"/api/streams/{sid}/report/nope.csv", headers=bearer(token)),
-                 422, "validation_error", "part")
+    assert_error(
+        client.get(f"/api/streams/{sid}/report/nope.csv", headers=bearer(token)),
+        422,
+        "validation_error",
+        "part",
+    )
 
 
 def test_guests_watch_but_do_not_write(app, client, setup):
@@ -191,16 +256,14 @@ def test_guests_watch_but_do_not_write(app, client, setup):
     setup["host"].emit("start", {}, namespace="/host", callback=True)
     joined = sock.emit("join", {"stream_id": setup["sid"]}, namespace="/live", callback=True)
     assert joined["state"]["stream"]["status"] == "live"
-    for event, payload in (("comment", {"text": "hi"}), ("like", {}),
-                           ("claim", {"drop_id": "d1"})):
+    for event, payload in (("comment", {"text": "hi"}), ("like", {}), ("claim", {"drop_id": "d1"})):
         ack = sock.emit(event, payload, namespace="/live", callback=True)
         assert ack["error"]["code"] == "forbidden_role", (event, ack)
     assert sock.is_connected("/live")
     # A guest is nobody elsewhere: every other endpoint refuses it.
     from .helpers import assert_error, bearer
 
-    assert_error(client.get("/api/wallet", headers=bearer(guest["token"])), 403,
-                 "forbidden_role")
+    assert_error(client.get("/api/wallet", headers=bearer(guest["token"])), 403, "forbidden_role")
 
 
 def test_every_report_csv_defuses_formulas_typed_by_viewers_and_staff(app, client, setup):
@@ -221,15 +284,24 @@ def test_every_report_csv_defuses_formulas_typed_by_viewers_and_staff(app, clien
     host.emit("start", {}, namespace="/host", callback=True)
     typed = ['=HYPERLINK("http://evil.example","prize")', "@SUM(1+1)", "+1+1", "-2+3"]
     for text in typed:
-        assert "comment" in viewer.emit("comment", {"text": text}, namespace="/live",
-                                        callback=True)
+        assert "comment" in viewer.emit("comment", {"text": text}, namespace="/live", callback=True)
     viewer.emit("ask", {"text": "=1+1"}, namespace="/live", callback=True)
-    host.emit("poll_start", {"question": "@who", "options": ["+a", "-b"], "duration_s": 60},
-              namespace="/host", callback=True)
-    drop = host.emit("drop", {"offer_id": setup["oid"], "quantity": 1, "window_s": 30},
-                     namespace="/host", callback=True)
-    assert viewer.emit("claim", {"drop_id": drop["id"]}, namespace="/live",
-                       callback=True)["outcome"] == "won"
+    host.emit(
+        "poll_start",
+        {"question": "@who", "options": ["+a", "-b"], "duration_s": 60},
+        namespace="/host",
+        callback=True,
+    )
+    drop = host.emit(
+        "drop",
+        {"offer_id": setup["oid"], "quantity": 1, "window_s": 30},
+        namespace="/host",
+        callback=True,
+    )
+    assert (
+        viewer.emit("claim", {"drop_id": drop["id"]}, namespace="/live", callback=True)["outcome"]
+        == "won"
+    )
     host.emit("end", {}, namespace="/host", callback=True)
     token = setup["auth"].user("marketer")["token"]
 
@@ -260,22 +332,28 @@ def test_a_host_taken_off_the_stream_loses_the_console(app, client, setup):
     first_id = setup["stream"]["hosts"][0]
     second = auth.user("host")
     both = [first_id, second["user"]["id"]]
-    assert client.patch(f"/api/streams/{sid}", headers=marketer,
-                        json={"hosts": both}).status_code == 200
+    assert (
+        client.patch(f"/api/streams/{sid}", headers=marketer, json={"hosts": both}).status_code
+        == 200
+    )
     console = setup["connect"]("/host", second["token"], stream_id=sid)
     assert console.is_connected("/host")
-    assert "text" in console.emit("announce", {"text": "hello"}, namespace="/host",
-                                  callback=True)
+    assert "text" in console.emit("announce", {"text": "hello"}, namespace="/host", callback=True)
     # Taken off behind the console's back (no disconnect): every host event checks the hosts.
-    app.extensions["streams"].update(sid, StreamPatch(hosts=[first_id]),
-                                     Caller("m", "marketer"))
+    app.extensions["streams"].update(sid, StreamPatch(hosts=[first_id]), Caller("m", "marketer"))
     for event, payload in (
-            ("announce", {"text": "still here"}), ("banned_words", {"words": ["x"]}),
-            ("slow_mode", {"seconds": 30}), ("mute", {"viewer_id": "v1", "seconds": 60}),
-            ("ban", {"viewer_id": "v1"}), ("pin", {"product_id": setup["pid"]}),
-            ("poll_start", {"question": "q", "options": ["a", "b"], "duration_s": 60}),
-            ("drop", {"offer_id": setup["oid"], "quantity": 1, "window_s": 30}),
-            ("delete_comment", {"comment_id": "c1"}), ("feedback", {}), ("start", {})):
+        ("announce", {"text": "still here"}),
+        ("banned_words", {"words": ["x"]}),
+        ("slow_mode", {"seconds": 30}),
+        ("mute", {"viewer_id": "v1", "seconds": 60}),
+        ("ban", {"viewer_id": "v1"}),
+        ("pin", {"product_id": setup["pid"]}),
+        ("poll_start", {"question": "q", "options": ["a", "b"], "duration_s": 60}),
+        ("drop", {"offer_id": setup["oid"], "quantity": 1, "window_s": 30}),
+        ("delete_comment", {"comment_id": "c1"}),
+        ("feedback", {}),
+        ("start", {}),
+    ):
         ack = console.emit(event, payload, namespace="/host", callback=True)
         assert ack["error"]["code"] == "not_your_stream", (event, ack)
     moderation = app.extensions["live"].chat.moderation_state(sid)
@@ -283,16 +361,20 @@ def test_a_host_taken_off_the_stream_loses_the_console(app, client, setup):
     assert moderation["banned_words"] == [] and moderation["slow_mode_s"] == 0
     # Taken off over REST (the stream may be live): the console is disconnected.
     assert setup["host"].emit("start", {}, namespace="/host", callback=True) == {"status": "live"}
-    assert client.patch(f"/api/streams/{sid}", headers=marketer,
-                        json={"hosts": both}).status_code == 200
+    assert (
+        client.patch(f"/api/streams/{sid}", headers=marketer, json={"hosts": both}).status_code
+        == 200
+    )
     console = setup["connect"]("/host", second["token"], stream_id=sid)
     assert console.is_connected("/host")
     response = client.patch(f"/api/streams/{sid}", headers=marketer, json={"hosts": [first_id]})
     assert response.status_code == 200 and response.get_json()["hosts"] == [first_id]
     assert not console.is_connected("/host")
     assert setup["host"].is_connected("/host")  # the remaining host keeps theirs
-    assert setup["host"].emit("announce", {"text": "on"}, namespace="/host",
-                              callback=True)["text"] == "on"
+    assert (
+        setup["host"].emit("announce", {"text": "on"}, namespace="/host", callback=True)["text"]
+        == "on"
+    )
     # A live stream changes only its hosts.
     late = client.patch(f"/api/streams/{sid}", headers=marketer, json={"title": "late"})
     assert late.status_code == 409 and late.get_json()["error"]["code"] == "STREAM_NOT_SCHEDULED"

@@ -6,8 +6,15 @@ import pytest
 
 from .conftest import T0
 
-STORE = {"id": "s1", "name": "S", "brand": "B", "city": "Shanghai", "lat": 31.24, "lon": 121.48,
-         "fence": {"type": "circle", "radius_m": 100}}
+STORE = {
+    "id": "s1",
+    "name": "S",
+    "brand": "B",
+    "city": "Shanghai",
+    "lat": 31.24,
+    "lon": 121.48,
+    "fence": {"type": "circle", "radius_m": 100},
+}
 FIX = {"lat": 31.24, "lon": 121.48, "accuracy_m": 5, "recorded_at": T0}
 
 
@@ -17,8 +24,9 @@ def socketio(app):
 
 
 def connect(socketio, app, client, token):
-    return socketio.test_client(app, namespace="/shopper", auth={"token": token},
-                                flask_test_client=client)
+    return socketio.test_client(
+        app, namespace="/shopper", auth={"token": token}, flask_test_client=client
+    )
 
 
 def token_of(headers):
@@ -57,8 +65,12 @@ def test_location_over_the_socket(socketio, app, client, auth):
     client.post("/api/stores", json=STORE, headers=marketer)
     shopper, _ = auth.headers("shopper")
     sock = connect(socketio, app, client, token_of(shopper))
-    ack = sock.emit("location", {"fixes": [FIX, {**FIX, "recorded_at": T0 + 130}]},
-                    namespace="/shopper", callback=True)
+    ack = sock.emit(
+        "location",
+        {"fixes": [FIX, {**FIX, "recorded_at": T0 + 130}]},
+        namespace="/shopper",
+        callback=True,
+    )
     assert [r["verdict"] for r in ack["results"]] == ["ok", "ok"]
     assert [e["kind"] for r in ack["results"] for e in r["events"]] == ["enter", "dwell"]
     assert sock.emit("whoami", namespace="/shopper", callback=True)["role"] == "shopper"
@@ -67,20 +79,24 @@ def test_location_over_the_socket(socketio, app, client, auth):
 @pytest.mark.parametrize(
     ("event", "payload", "code", "field"),
     [
-        ("location", {"lat": "north", "lon": 1, "accuracy_m": 5, "recorded_at": T0},
-         "validation_error", "lat"),
+        (
+            "location",
+            {"lat": "north", "lon": 1, "accuracy_m": 5, "recorded_at": T0},
+            "validation_error",
+            "lat",
+        ),
         ("location", {**FIX, "altitude": 3}, "unknown_field", "altitude"),
         ("location", "not an object", "invalid_payload", "payload"),
         ("location", {"fixes": []}, "validation_error", "fixes"),
-        ("location", {**FIX, "recorded_at": T0 + 86400}, "fix_in_future",
-         "fixes[0].recorded_at"),
+        ("location", {**FIX, "recorded_at": T0 + 86400}, "fix_in_future", "fixes[0].recorded_at"),
         ("location", {"blob": "x" * 20_000}, "payload_too_large", "payload"),
         ("no_such_event", {}, "unknown_event", "event"),
         ("trigger_event", {}, "unknown_event", "event"),
     ],
 )
-def test_bad_input_gets_an_error_ack_and_keeps_the_connection(socketio, app, client, auth,
-                                                              event, payload, code, field):
+def test_bad_input_gets_an_error_ack_and_keeps_the_connection(
+    socketio, app, client, auth, event, payload, code, field
+):
     shopper, _ = auth.headers("shopper")
     sock = connect(socketio, app, client, token_of(shopper))
     ack = sock.emit(event, payload, namespace="/shopper", callback=True)

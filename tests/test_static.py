@@ -80,8 +80,14 @@ def test_script_builds_the_socket_url_from_the_page_origin():
 def test_script_calls_only_api_routes_that_exist(app):
     js = (STATIC / "shopper.js").read_text(encoding="utf-8")
     paths = set(API_PATH.findall(js))
-    assert {"/api/auth/login", "/api/location/fix", "/api/location/inside",
-            "/api/location/trust", "/api/stores/nearby", "/api/me/consent"} <= paths
+    assert {
+        "/api/auth/login",
+        "/api/location/fix",
+        "/api/location/inside",
+        "/api/location/trust",
+        "/api/stores/nearby",
+        "/api/me/consent",
+    } <= paths
     adapter = app.url_map.bind("localhost")
     for path in sorted(paths):
         try:

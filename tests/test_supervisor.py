@@ -104,8 +104,11 @@ def test_stop_is_clean_and_the_aof_keeps_the_data(started):
 
 def test_a_foreign_redis_on_the_port_is_reported(started, tmp_path):
     other = EmbeddedRedis(tmp_path / "elsewhere", started.port)
-    with pytest.raises(SupervisorError, match=rf"port {started.port} is used by another Redis "
-                       r"server .*REDIS_EMBEDDED_PORT"):
+    with pytest.raises(
+        SupervisorError,
+        match=rf"port {started.port} is used by another Redis "
+        r"server .*REDIS_EMBEDDED_PORT",
+    ):
         other.start()
     assert other.owned is False and other.process is None
     assert client_of(started).ping() is True  # the foreign server is left alone

@@ -24,8 +24,12 @@ from promotions.reports import GROUPS
 from .. import schemas as S
 from ..api import endpoint, principal
 
-bp = APIBlueprint("campaigns", __name__, url_prefix="/api",
-                  abp_tags=[Tag(name="campaigns", description="campaigns, offers, caps")])
+bp = APIBlueprint(
+    "campaigns",
+    __name__,
+    url_prefix="/api",
+    abp_tags=[Tag(name="campaigns", description="campaigns, offers, caps")],
+)
 
 MANAGERS = ("marketer", "admin")
 CAMPAIGN_ID = r"^[1-9][0-9]{0,11}$"
@@ -56,8 +60,9 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["draft", "scheduled", "live", "paused", "ended"] | None = None
-    cursor: str | None = Field(default=None, pattern=CAMPAIGN_ID,
-                               description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        default=None, pattern=CAMPAIGN_ID, description="next_cursor of the previous page"
+    )
     limit: int = Field(default=50, ge=1, le=200)
 
 
@@ -67,12 +72,16 @@ class IssueBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     shopper_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
-    idempotency_key: str = Field(pattern=IDEMPOTENCY_KEY,
-                                 description="client-chosen; the same key returns the coupon "
-                                 "it issued the first time")
-    store_id: str | None = Field(default=None, pattern=ID_PATTERN,
-                                 description="the store it is issued for (checked against the "
-                                 "offer's eligibility and per-store caps)")
+    idempotency_key: str = Field(
+        pattern=IDEMPOTENCY_KEY,
+        description="client-chosen; the same key returns the coupon it issued the first time",
+    )
+    store_id: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="the store it is issued for (checked against the "
+        "offer's eligibility and per-store caps)",
+    )
 
 
 class LedgerQuery(BaseModel):
@@ -80,8 +89,10 @@ class LedgerQuery(BaseModel):
 
     after: str | None = Field(default=None, description="next_cursor of the previous page")
     limit: int = Field(default=100, ge=1, le=1000)
-    type: Literal["issue", "redeem", "void_redemption", "void", "expire", "status", "grant",
-                  "revoke"] | None = None
+    type: (
+        Literal["issue", "redeem", "void_redemption", "void", "expire", "status", "grant", "revoke"]
+        | None
+    ) = None
 
 
 class AnalyticsQuery(BaseModel):
@@ -109,170 +120,280 @@ def _actor() -> str:
     return f"{who.role}:{who.user_id}"
 
 
-@endpoint(bp, "post", "/campaigns", allow=MANAGERS, summary="Create a campaign (as a draft)",
-          responses={201: S.CampaignOut})
+@endpoint(
+    bp,
+    "post",
+    "/campaigns",
+    allow=MANAGERS,
+    summary="Create a campaign (as a draft)",
+    responses={201: S.CampaignOut},
+)
 def create_campaign(body: CampaignIn):
     return _promotions().campaigns.create(body, _actor()), 201
 
 
-@endpoint(bp, "get", "/campaigns", allow=MANAGERS, summary="List campaigns, newest first",
-          responses={200: S.CampaignPage})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns",
+    allow=MANAGERS,
+    summary="List campaigns, newest first",
+    responses={200: S.CampaignPage},
+)
 def list_campaigns(query: ListQuery):
-    return _promotions().campaigns.list(cursor=query.cursor, limit=query.limit,
-                                        status=query.status)
+    return _promotions().campaigns.list(cursor=query.cursor, limit=query.limit, status=query.status)
 
 
-@endpoint(bp, "get", "/campaigns/<campaign_id>", allow=MANAGERS,
-          summary="A campaign with its status and counters",
-          responses={200: S.CampaignOut})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>",
+    allow=MANAGERS,
+    summary="A campaign with its status and counters",
+    responses={200: S.CampaignOut},
+)
 def get_campaign(path: CampaignPath):
     return _promotions().campaigns.get(path.campaign_id)
 
 
-@endpoint(bp, "patch", "/campaigns/<campaign_id>", allow=MANAGERS,
-          summary="Change a campaign's name, window, zone, targets, budget or trust floor",
-          responses={200: S.CampaignOut})
+@endpoint(
+    bp,
+    "patch",
+    "/campaigns/<campaign_id>",
+    allow=MANAGERS,
+    summary="Change a campaign's name, window, zone, targets, budget or trust floor",
+    responses={200: S.CampaignOut},
+)
 def patch_campaign(path: CampaignPath, body: CampaignPatch):
     return _promotions().campaigns.update(path.campaign_id, body)
 
 
-@endpoint(bp, "post", "/campaigns/<campaign_id>/transition", allow=MANAGERS,
-          summary="Move a campaign to another status",
-          description="draft → scheduled → live → paused → live … → ended; scheduled → draft. "
-          "A scheduled campaign goes live by itself at its start and every campaign ends by "
-          "itself at its end. Refused moves answer 409 INVALID_TRANSITION or OUTSIDE_WINDOW.",
-          responses={200: S.CampaignOut})
+@endpoint(
+    bp,
+    "post",
+    "/campaigns/<campaign_id>/transition",
+    allow=MANAGERS,
+    summary="Move a campaign to another status",
+    description="draft → scheduled → live → paused → live … → ended; scheduled → draft. "
+    "A scheduled campaign goes live by itself at its start and every campaign ends by "
+    "itself at its end. Refused moves answer 409 INVALID_TRANSITION or OUTSIDE_WINDOW.",
+    responses={200: S.CampaignOut},
+)
 def transition_campaign(path: CampaignPath, body: Transition):
     return _promotions().campaigns.transition(path.campaign_id, body.to, _actor())
 
 
-@endpoint(bp, "post", "/campaigns/<campaign_id>/offers", allow=MANAGERS,
-          summary="Add an offer (coupon template) with its caps", responses={201: S.OfferOut})
+@endpoint(
+    bp,
+    "post",
+    "/campaigns/<campaign_id>/offers",
+    allow=MANAGERS,
+    summary="Add an offer (coupon template) with its caps",
+    responses={201: S.OfferOut},
+)
 def create_offer(path: CampaignPath, body: OfferIn):
     return _promotions().campaigns.create_offer(path.campaign_id, body, _actor()), 201
 
 
-@endpoint(bp, "get", "/campaigns/<campaign_id>/offers", allow=MANAGERS,
-          summary="The offers of a campaign with their counters",
-          responses={200: S.OfferList})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/offers",
+    allow=MANAGERS,
+    summary="The offers of a campaign with their counters",
+    responses={200: S.OfferList},
+)
 def list_offers(path: CampaignPath):
     return {"items": _promotions().campaigns.list_offers(path.campaign_id)}
 
 
-@endpoint(bp, "get", "/campaigns/<campaign_id>/offers/<offer_id>", allow=MANAGERS,
-          summary="One offer with its counters",
-          responses={200: S.OfferOut})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/offers/<offer_id>",
+    allow=MANAGERS,
+    summary="One offer with its counters",
+    responses={200: S.OfferOut},
+)
 def get_offer(path: OfferPath):
     _promotions().campaigns.get(path.campaign_id)
     return _promotions().campaigns.get_offer(path.campaign_id, path.offer_id)
 
 
-@endpoint(bp, "patch", "/campaigns/<campaign_id>/offers/<offer_id>", allow=MANAGERS,
-          summary="Change an offer's caps, channels, visit trigger or on/off switch",
-          description="The terms (discount, minimum spend, validity, eligibility) are fixed "
-          "once the offer exists, so every coupon of an offer means the same thing.",
-          responses={200: S.OfferOut})
+@endpoint(
+    bp,
+    "patch",
+    "/campaigns/<campaign_id>/offers/<offer_id>",
+    allow=MANAGERS,
+    summary="Change an offer's caps, channels, visit trigger or on/off switch",
+    description="The terms (discount, minimum spend, validity, eligibility) are fixed "
+    "once the offer exists, so every coupon of an offer means the same thing.",
+    responses={200: S.OfferOut},
+)
 def patch_offer(path: OfferPath, body: OfferPatch):
     _promotions().campaigns.get(path.campaign_id)
     return _promotions().campaigns.update_offer(path.campaign_id, path.offer_id, body)
 
 
-@endpoint(bp, "post", "/campaigns/<campaign_id>/offers/<offer_id>/issue", allow=MANAGERS,
-          summary="Issue a coupon to a shopper by hand (channel manual)",
-          description="201 with the new coupon; 200 with the original coupon when the "
-          "idempotency key was used before; 409 with a reason code (CAMPAIGN_NOT_LIVE, "
-          "OUTSIDE_WINDOW, CAP_TOTAL_REACHED, CAP_BUDGET_REACHED, CAP_PER_SHOPPER_REACHED, "
-          "CAP_PER_SHOPPER_DAY_REACHED, CAP_PER_STORE_REACHED, NOT_ELIGIBLE, "
-          "MEMBERSHIP_REQUIRED, CHANNEL_NOT_ALLOWED, OFFER_INACTIVE) when refused.",
-          responses={200: S.IssueOut, 201: S.IssueOut})
+@endpoint(
+    bp,
+    "post",
+    "/campaigns/<campaign_id>/offers/<offer_id>/issue",
+    allow=MANAGERS,
+    summary="Issue a coupon to a shopper by hand (channel manual)",
+    description="201 with the new coupon; 200 with the original coupon when the "
+    "idempotency key was used before; 409 with a reason code (CAMPAIGN_NOT_LIVE, "
+    "OUTSIDE_WINDOW, CAP_TOTAL_REACHED, CAP_BUDGET_REACHED, CAP_PER_SHOPPER_REACHED, "
+    "CAP_PER_SHOPPER_DAY_REACHED, CAP_PER_STORE_REACHED, NOT_ELIGIBLE, "
+    "MEMBERSHIP_REQUIRED, CHANNEL_NOT_ALLOWED, OFFER_INACTIVE) when refused.",
+    responses={200: S.IssueOut, 201: S.IssueOut},
+)
 def issue_coupon(path: OfferPath, body: IssueBody):
     from promotions import Refused
 
     promos = _promotions()
     if current_app.extensions["accounts"].role_of(body.shopper_id) != "shopper":
-        raise Refused("NOT_ELIGIBLE", "no shopper with this id", status=422,
-                      field="shopper_id")
-    result = promos.issue(path.campaign_id, path.offer_id, body.shopper_id, channel="manual",
-                          idempotency_key=body.idempotency_key, store_id=body.store_id,
-                          actor=_actor(), source={"idempotency_key": body.idempotency_key})
+        raise Refused("NOT_ELIGIBLE", "no shopper with this id", status=422, field="shopper_id")
+    result = promos.issue(
+        path.campaign_id,
+        path.offer_id,
+        body.shopper_id,
+        channel="manual",
+        idempotency_key=body.idempotency_key,
+        store_id=body.store_id,
+        actor=_actor(),
+        source={"idempotency_key": body.idempotency_key},
+    )
     if not result.ok:
         raise Refused(result.reason, field="offer_id")
     coupon = promos.coupons.present(result.coupon, owner=False)
-    return {"outcome": result.outcome, "coupon": coupon}, 201 if result.outcome == "issued" \
-        else 200
+    return {"outcome": result.outcome, "coupon": coupon}, 201 if result.outcome == "issued" else 200
 
 
-@endpoint(bp, "get", "/campaigns/<campaign_id>/grants", allow=MANAGERS,
-          summary="The live streams that may drop this campaign's offers",
-          responses={200: S.GrantList})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/grants",
+    allow=MANAGERS,
+    summary="The live streams that may drop this campaign's offers",
+    responses={200: S.GrantList},
+)
 def list_grants(path: CampaignPath):
     return {"items": _promotions().campaigns.grants(path.campaign_id)}
 
 
-@endpoint(bp, "put", "/campaigns/<campaign_id>/grants/<stream_id>", allow=MANAGERS,
-          summary="Let a live stream attach this campaign and drop its offers",
-          description="Without a grant, a host attaching the campaign to a stream and every "
-          "drop of its offers answer 403 CAMPAIGN_NOT_GRANTED (a marketer scheduling a stream "
-          "with the campaign grants it). Granting again changes nothing; the ledger records "
-          "`grant` and `revoke` entries.",
-          responses={200: S.Grant})
+@endpoint(
+    bp,
+    "put",
+    "/campaigns/<campaign_id>/grants/<stream_id>",
+    allow=MANAGERS,
+    summary="Let a live stream attach this campaign and drop its offers",
+    description="Without a grant, a host attaching the campaign to a stream and every "
+    "drop of its offers answer 403 CAMPAIGN_NOT_GRANTED (a marketer scheduling a stream "
+    "with the campaign grants it). Granting again changes nothing; the ledger records "
+    "`grant` and `revoke` entries.",
+    responses={200: S.Grant},
+)
 def grant_stream(path: GrantPath):
     return _live_streams().grant(path.stream_id, path.campaign_id, _actor())
 
 
-@endpoint(bp, "delete", "/campaigns/<campaign_id>/grants/<stream_id>", allow=MANAGERS,
-          summary="Take a grant back: no drop of this campaign starts or is claimed there",
-          responses={200: S.GrantRevoked})
+@endpoint(
+    bp,
+    "delete",
+    "/campaigns/<campaign_id>/grants/<stream_id>",
+    allow=MANAGERS,
+    summary="Take a grant back: no drop of this campaign starts or is claimed there",
+    responses={200: S.GrantRevoked},
+)
 def revoke_stream(path: GrantPath):
     _live_streams().revoke(path.stream_id, path.campaign_id, _actor())
     return {"status": "revoked", "campaign_id": path.campaign_id, "stream_id": path.stream_id}
 
 
-@endpoint(bp, "get", "/campaigns/<campaign_id>/ledger", allow=MANAGERS,
-          summary="Page through a campaign's ledger (issue, redeem, void, expiry, status)",
-          responses={200: S.LedgerPage})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/ledger",
+    allow=MANAGERS,
+    summary="Page through a campaign's ledger (issue, redeem, void, expiry, status)",
+    responses={200: S.LedgerPage},
+)
 def ledger(path: CampaignPath, query: LedgerQuery):
-    return _promotions().reports.ledger(path.campaign_id, after=query.after, limit=query.limit,
-                                        kind=query.type)
+    return _promotions().reports.ledger(
+        path.campaign_id, after=query.after, limit=query.limit, kind=query.type
+    )
 
 
-@endpoint(bp, "get", "/campaigns/<campaign_id>/analytics", allow=MANAGERS,
-          summary="Funnel (visit → coupon → redemption) and totals by offer, store, hour",
-          responses={200: S.AnalyticsOut})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/analytics",
+    allow=MANAGERS,
+    summary="Funnel (visit → coupon → redemption) and totals by offer, store, hour",
+    responses={200: S.AnalyticsOut},
+)
 def analytics(path: CampaignPath, query: AnalyticsQuery):
     return _promotions().reports.analytics(path.campaign_id, group=query.group)
 
 
-@endpoint(bp, "get", "/campaigns/<campaign_id>/analytics.csv", allow=MANAGERS,
-          summary="Hourly statistics per offer, store and channel as CSV",
-          responses={200: S.csv("Hourly statistics as CSV")})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/analytics.csv",
+    allow=MANAGERS,
+    summary="Hourly statistics per offer, store and channel as CSV",
+    responses={200: S.csv("Hourly statistics as CSV")},
+)
 def analytics_csv(path: CampaignPath):
     text = _promotions().reports.csv(path.campaign_id)
-    return Response(text, mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="campaign-{path.campaign_id}.csv"'})
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="campaign-{path.campaign_id}.csv"'},
+    )
 
 
-@endpoint(bp, "get", "/campaigns/<campaign_id>/heatmap.png", allow=MANAGERS,
-          summary="Heatmap of where coupons were issued (blue) and redeemed (red)",
-          responses={200: S.png("Heatmap image")})
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/heatmap.png",
+    allow=MANAGERS,
+    summary="Heatmap of where coupons were issued (blue) and redeemed (red)",
+    responses={200: S.png("Heatmap image")},
+)
 def heatmap(path: CampaignPath):
     points, bbox, title = _promotions().reports.heat_points(path.campaign_id)
-    return Response(heatmap_png(points, bbox, title=title), mimetype="image/png",
-                    headers={"Cache-Control": "private, max-age=60"})
+    return Response(
+        heatmap_png(points, bbox, title=title),
+        mimetype="image/png",
+        headers={"Cache-Control": "private, max-age=60"},
+    )
 
 
-@endpoint(bp, "get", "/coupons/<coupon_id>", allow=MANAGERS,
-          summary="Look up one coupon (support)",
-          responses={200: S.CouponOut})
+@endpoint(
+    bp,
+    "get",
+    "/coupons/<coupon_id>",
+    allow=MANAGERS,
+    summary="Look up one coupon (support)",
+    responses={200: S.CouponOut},
+)
 def get_coupon(path: CouponPath):
     promos = _promotions()
     return promos.coupons.present(promos.coupons.get(path.coupon_id), owner=False)
 
 
-@endpoint(bp, "post", "/coupons/<coupon_id>/void", allow=MANAGERS,
-          summary="Void an unredeemed coupon; its caps and budget are released",
-          responses={200: S.CouponOut})
+@endpoint(
+    bp,
+    "post",
+    "/coupons/<coupon_id>/void",
+    allow=MANAGERS,
+    summary="Void an unredeemed coupon; its caps and budget are released",
+    responses={200: S.CouponOut},
+)
 def void_coupon(path: CouponPath, body: VoidBody):
     who = principal()
-    return _promotions().coupons.void(path.coupon_id, Actor(who.user_id, who.role),
-                                      reason=body.reason)
+    return _promotions().coupons.void(
+        path.coupon_id, Actor(who.user_id, who.role), reason=body.reason
+    )

@@ -13,8 +13,7 @@ from .. import schemas as S
 from ..api import endpoint, principal
 from ..auth import defer_session_check
 
-bp = APIBlueprint("location", __name__, url_prefix="/api/location",
-                  abp_tags=[Tag(name="location")])
+bp = APIBlueprint("location", __name__, url_prefix="/api/location", abp_tags=[Tag(name="location")])
 
 
 class FixIn(BaseModel):
@@ -24,8 +23,9 @@ class FixIn(BaseModel):
 
     lat: Number = Field(ge=-90, le=90)
     lon: Number = Field(ge=-180, le=180)
-    accuracy_m: Number = Field(gt=0, le=100_000,
-                               description="horizontal accuracy radius (68 %) in metres")
+    accuracy_m: Number = Field(
+        gt=0, le=100_000, description="horizontal accuracy radius (68 %) in metres"
+    )
     recorded_at: Timestamp = Field(
         description="when the phone recorded the fix: unix seconds, or an ISO 8601 string "
         "with an offset (e.g. 2026-11-11T20:00:05+08:00), answered as unix seconds",
@@ -33,13 +33,13 @@ class FixIn(BaseModel):
     speed_mps: Number | None = Field(default=None, ge=0, le=1_000)
     mock: Flag = Field(default=False, description="the OS reported a mock location provider")
 
-    _timestamp = field_validator("recorded_at", mode="before")(classmethod(
-        lambda cls, v: timestamp(v)))
+    _timestamp = field_validator("recorded_at", mode="before")(
+        classmethod(lambda cls, v: timestamp(v))
+    )
 
     def to_fix(self) -> Fix:
         """Convert to the engine's Fix."""
-        return Fix(self.lat, self.lon, self.accuracy_m, self.recorded_at, self.speed_mps,
-                   self.mock)
+        return Fix(self.lat, self.lon, self.accuracy_m, self.recorded_at, self.speed_mps, self.mock)
 
 
 class FixBatch(BaseModel):
@@ -65,47 +65,77 @@ def record(fixes: list[Fix]) -> dict:
     }
 
 
-@endpoint(bp, "post", "/fix", allow=["shopper"], summary="Send one location fix",
-          description="Refused with consent_required (403) before the shopper consented. "
-          "Answers the spoof verdict and any geofence events the fix caused.",
-          responses={200: S.FixOutcome})
+@endpoint(
+    bp,
+    "post",
+    "/fix",
+    allow=["shopper"],
+    summary="Send one location fix",
+    description="Refused with consent_required (403) before the shopper consented. "
+    "Answers the spoof verdict and any geofence events the fix caused.",
+    responses={200: S.FixOutcome},
+)
 @defer_session_check
 def post_fix(body: FixIn):
     return record([body.to_fix()])
 
 
-@endpoint(bp, "post", "/fixes", allow=["shopper"], summary="Send a batch of up to 100 fixes",
-          description="Fixes are processed in recorded order; duplicates and fixes older than "
-          "the last processed one are ignored (idempotent retries).",
-          responses={200: S.FixOutcome})
+@endpoint(
+    bp,
+    "post",
+    "/fixes",
+    allow=["shopper"],
+    summary="Send a batch of up to 100 fixes",
+    description="Fixes are processed in recorded order; duplicates and fixes older than "
+    "the last processed one are ignored (idempotent retries).",
+    responses={200: S.FixOutcome},
+)
 @defer_session_check
 def post_fixes(body: FixBatch):
     return record([f.to_fix() for f in body.fixes])
 
 
-@endpoint(bp, "get", "/inside", allow=["shopper"], summary="The fences the caller is inside now",
-          responses={200: S.InsideOut})
+@endpoint(
+    bp,
+    "get",
+    "/inside",
+    allow=["shopper"],
+    summary="The fences the caller is inside now",
+    responses={200: S.InsideOut},
+)
 def inside():
     engine = current_app.extensions["geo"]
     stores = current_app.extensions["stores"]
     items = engine.inside(principal().user_id)
     records = stores.get_many([i["store_id"] for i in items])
     for item, record in zip(items, records, strict=True):
-        item["store"] = ({k: record[k] for k in ("id", "name", "brand", "city")}
-                         if record else None)
+        item["store"] = {k: record[k] for k in ("id", "name", "brand", "city")} if record else None
     return {"items": items}
 
 
-@endpoint(bp, "get", "/fixes", allow=["shopper"],
-          summary="The caller's own raw fixes still kept (at most 24 h)",
-          responses={200: S.MyFixes})
+@endpoint(
+    bp,
+    "get",
+    "/fixes",
+    allow=["shopper"],
+    summary="The caller's own raw fixes still kept (at most 24 h)",
+    responses={200: S.MyFixes},
+)
 def my_fixes():
     engine = current_app.extensions["geo"]
-    return {"items": engine.recent_fixes(principal().user_id),
-            "retention_s": engine.settings.retention_s}
+    return {
+        "items": engine.recent_fixes(principal().user_id),
+        "retention_s": engine.settings.retention_s,
+    }
 
 
-@endpoint(bp, "get", "/trust", allow=["shopper"], summary="The caller's location trust score",
-          responses={200: S.TrustOut})
+@endpoint(
+    bp,
+    "get",
+    "/trust",
+    allow=["shopper"],
+    summary="The caller's location trust score",
+    responses={200: S.TrustOut},
+)
 def my_trust():
     return {"trust": current_app.extensions["geo"].trust(principal().user_id)}

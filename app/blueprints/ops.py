@@ -14,29 +14,46 @@ from ..extensions import get_redis
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="operations")])
 
 
-@endpoint(bp, "get", "/healthz", allow=["public"], summary="The process is alive",
-          responses={200: S.Health})
+@endpoint(
+    bp,
+    "get",
+    "/healthz",
+    allow=["public"],
+    summary="The process is alive",
+    responses={200: S.Health},
+)
 def healthz():
     return {"status": "ok"}
 
 
-@endpoint(bp, "get", "/readyz", allow=["public"], summary="Redis is reachable",
-          responses={200: S.Ready})
+@endpoint(
+    bp, "get", "/readyz", allow=["public"], summary="Redis is reachable", responses={200: S.Ready}
+)
 def readyz():
     try:
         get_redis().ping()
     except redis.RedisError as exc:
-        response = jsonify({"status": "unavailable", "redis": False,
-                            "error": {"code": "service_unavailable", "message": str(exc),
-                                      "field": None}})
+        response = jsonify(
+            {
+                "status": "unavailable",
+                "redis": False,
+                "error": {"code": "service_unavailable", "message": str(exc), "field": None},
+            }
+        )
         response.status_code = 503
         response.headers["Retry-After"] = str(current_app.config.get("RETRY_AFTER_S", 2))
         return response
     return {"status": "ok", "redis": True}
 
 
-@endpoint(bp, "get", "/metrics", allow=["public"], summary="Prometheus metrics of this process",
-          responses={200: S.text("text/plain", "Prometheus text exposition format")})
+@endpoint(
+    bp,
+    "get",
+    "/metrics",
+    allow=["public"],
+    summary="Prometheus metrics of this process",
+    responses={200: S.text("text/plain", "Prometheus text exposition format")},
+)
 def metrics():
     registry = current_app.extensions["metrics"].registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -15,8 +15,12 @@ from .. import schemas as S
 from ..api import endpoint, principal
 from .campaigns import COUPON_ID
 
-bp = APIBlueprint("redemptions", __name__, url_prefix="/api/redemptions",
-                  abp_tags=[Tag(name="redemption", description="coupons at the till")])
+bp = APIBlueprint(
+    "redemptions",
+    __name__,
+    url_prefix="/api/redemptions",
+    abp_tags=[Tag(name="redemption", description="coupons at the till")],
+)
 
 ORDER_REF = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,63}$"
 
@@ -24,15 +28,20 @@ ORDER_REF = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,63}$"
 class PreviewBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    code: str = Field(min_length=1, max_length=200,
-                      description="the scanned QR (signed token) or the typed short code")
+    code: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the scanned QR (signed token) or the typed short code",
+    )
     basket_fen: Integer = Field(ge=0, le=MAX_FEN, description="the basket total in fen")
 
 
 class RedeemBody(PreviewBody):
-    order_ref: str = Field(pattern=ORDER_REF,
-                           description="the till's order reference; repeating a redemption "
-                           "with the same order returns the same redemption")
+    order_ref: str = Field(
+        pattern=ORDER_REF,
+        description="the till's order reference; repeating a redemption "
+        "with the same order returns the same redemption",
+    )
 
 
 class VoidBody(BaseModel):
@@ -40,8 +49,9 @@ class VoidBody(BaseModel):
 
     coupon_id: str | None = Field(default=None, pattern=COUPON_ID)
     code: str | None = Field(default=None, min_length=1, max_length=200)
-    order_ref: str | None = Field(default=None, pattern=ORDER_REF,
-                                  description="if given, the redemption must be for it")
+    order_ref: str | None = Field(
+        default=None, pattern=ORDER_REF, description="if given, the redemption must be for it"
+    )
 
     @model_validator(mode="after")
     def _one(self) -> VoidBody:
@@ -61,37 +71,52 @@ def _till() -> Actor:
     return Actor(who.user_id, who.role, who.store_id)
 
 
-@endpoint(bp, "post", "/preview", allow=["staff"],
-          summary="Check a code against a basket at the caller's store",
-          description="Answers applies, the discount in fen and the amount to pay; when it does "
-          "not apply, reason is one of ALREADY_REDEEMED, COUPON_EXPIRED, COUPON_VOIDED, "
-          "NOT_YET_VALID, WRONG_STORE, MIN_SPEND_NOT_MET. A code that is not a valid coupon "
-          "code answers 422 INVALID_CODE; so does a typed short code of a coupon that cannot "
-          "be used at this store (WRONG_STORE is only told for a scanned token); repeated "
-          "invalid codes answer 429 with Retry-After.",
-          responses={200: S.PreviewOut})
+@endpoint(
+    bp,
+    "post",
+    "/preview",
+    allow=["staff"],
+    summary="Check a code against a basket at the caller's store",
+    description="Answers applies, the discount in fen and the amount to pay; when it does "
+    "not apply, reason is one of ALREADY_REDEEMED, COUPON_EXPIRED, COUPON_VOIDED, "
+    "NOT_YET_VALID, WRONG_STORE, MIN_SPEND_NOT_MET. A code that is not a valid coupon "
+    "code answers 422 INVALID_CODE; so does a typed short code of a coupon that cannot "
+    "be used at this store (WRONG_STORE is only told for a scanned token); repeated "
+    "invalid codes answer 429 with Retry-After.",
+    responses={200: S.PreviewOut},
+)
 def preview(body: PreviewBody):
     return _coupons().preview(body.code, body.basket_fen, _till())
 
 
-@endpoint(bp, "post", "", allow=["staff"],
-          summary="Redeem a coupon for an order at the caller's store",
-          description="201 with the redemption; 200 with the same redemption when this order "
-          "was already recorded (a repeated scan); 409 ALREADY_REDEEMED (with where and when) "
-          "for another order, 409 COUPON_EXPIRED / COUPON_VOIDED / NOT_YET_VALID / "
-          "MIN_SPEND_NOT_MET, 403 WRONG_STORE.",
-          responses={200: S.RedemptionOut, 201: S.RedemptionOut})
+@endpoint(
+    bp,
+    "post",
+    "",
+    allow=["staff"],
+    summary="Redeem a coupon for an order at the caller's store",
+    description="201 with the redemption; 200 with the same redemption when this order "
+    "was already recorded (a repeated scan); 409 ALREADY_REDEEMED (with where and when) "
+    "for another order, 409 COUPON_EXPIRED / COUPON_VOIDED / NOT_YET_VALID / "
+    "MIN_SPEND_NOT_MET, 403 WRONG_STORE.",
+    responses={200: S.RedemptionOut, 201: S.RedemptionOut},
+)
 def redeem(body: RedeemBody):
     result = _coupons().redeem(body.code, body.basket_fen, body.order_ref, _till())
     return result, 201 if result["outcome"] == "redeemed" else 200
 
 
-@endpoint(bp, "post", "/void", allow=["staff", "marketer", "admin"],
-          summary="Void a redemption (refund): the coupon is usable again if still valid",
-          description="Staff of the store that redeemed it, or a marketer, within the void "
-          "window (COUPON_VOID_WINDOW_S). A code goes through the same throttled check as at "
-          "the till: for staff, a code not redeemed at their store answers 422 INVALID_CODE "
-          "like a wrong one.",
-          responses={200: S.CouponOut})
+@endpoint(
+    bp,
+    "post",
+    "/void",
+    allow=["staff", "marketer", "admin"],
+    summary="Void a redemption (refund): the coupon is usable again if still valid",
+    description="Staff of the store that redeemed it, or a marketer, within the void "
+    "window (COUPON_VOID_WINDOW_S). A code goes through the same throttled check as at "
+    "the till: for staff, a code not redeemed at their store answers 422 INVALID_CODE "
+    "like a wrong one.",
+    responses={200: S.CouponOut},
+)
 def void(body: VoidBody):
     return _coupons().void_redemption(body.coupon_id, body.order_ref, _till(), code=body.code)

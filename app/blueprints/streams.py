@@ -18,8 +18,12 @@ from ..auth import PUBLIC
 from ..errors import read_streamed_body
 from .auth import close_sockets
 
-bp = APIBlueprint("streams", __name__, url_prefix="/api/streams",
-                  abp_tags=[Tag(name="streams", description="live-stream shopping")])
+bp = APIBlueprint(
+    "streams",
+    __name__,
+    url_prefix="/api/streams",
+    abp_tags=[Tag(name="streams", description="live-stream shopping")],
+)
 
 EDITORS = ("marketer", "admin", "host")
 STREAM_ID = r"^[1-9][0-9]{0,11}$"
@@ -39,8 +43,11 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["scheduled", "live", "ended"] | None = None
-    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?$",
-                               description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?$",
+        description="next_cursor of the previous page",
+    )
     limit: int = Field(default=20, ge=1, le=100)
 
 
@@ -66,26 +73,42 @@ def create_stream(body: StreamIn):
     return _streams().create(body, _caller()), 201
 
 
-@endpoint(bp, "get", "", allow=[PUBLIC], summary="Streams by scheduled start, by status",
-          responses={200: S.StreamPage})
+@endpoint(
+    bp,
+    "get",
+    "",
+    allow=[PUBLIC],
+    summary="Streams by scheduled start, by status",
+    responses={200: S.StreamPage},
+)
 def list_streams(query: ListQuery):
     page = _streams().list(status=query.status, cursor=query.cursor, limit=query.limit)
     page["items"] = [_public(s) for s in page["items"]]
     return page
 
 
-@endpoint(bp, "get", "/<stream_id>", allow=[PUBLIC], summary="One stream with its products",
-          responses={200: S.StreamOut})
+@endpoint(
+    bp,
+    "get",
+    "/<stream_id>",
+    allow=[PUBLIC],
+    summary="One stream with its products",
+    responses={200: S.StreamOut},
+)
 def get_stream(path: StreamPath):
     return _public(_streams().get(path.stream_id))
 
 
-@endpoint(bp, "patch", "/<stream_id>", allow=EDITORS,
-          summary="Change a scheduled stream, or a live stream's hosts (its hosts, marketers, "
-          "admins)",
-          description="A host taken off the stream has its /host console disconnected at once, "
-          "on whichever server process holds it.",
-          responses={200: S.StreamOut})
+@endpoint(
+    bp,
+    "patch",
+    "/<stream_id>",
+    allow=EDITORS,
+    summary="Change a scheduled stream, or a live stream's hosts (its hosts, marketers, admins)",
+    description="A host taken off the stream has its /host console disconnected at once, "
+    "on whichever server process holds it.",
+    responses={200: S.StreamOut},
+)
 def patch_stream(path: StreamPath, body: StreamPatch):
     stream = _streams().update(path.stream_id, body, _caller())
     stale = _streams().stale_consoles(path.stream_id)
@@ -93,28 +116,51 @@ def patch_stream(path: StreamPath, body: StreamPatch):
     return stream
 
 
-@endpoint(bp, "post", "/<stream_id>/transition", allow=EDITORS,
-          summary="Go live or end: scheduled → live → ended (scheduled → ended cancels)",
-          responses={200: S.StreamOut})
+@endpoint(
+    bp,
+    "post",
+    "/<stream_id>/transition",
+    allow=EDITORS,
+    summary="Go live or end: scheduled → live → ended (scheduled → ended cancels)",
+    responses={200: S.StreamOut},
+)
 def transition_stream(path: StreamPath, body: StreamTransition):
     return _streams().transition(path.stream_id, body.to, _caller())
 
 
-@endpoint(bp, "post", "/<stream_id>/products", allow=EDITORS,
-          summary="Add a product, with an image",
-          description="Send multipart/form-data with the fields name, price_fen (integer fen), "
-          "description, offer_id and an `image` file (JPEG, PNG or WebP, at most 8 MB and 40 "
-          "megapixels, at least 64 px a side; resized to fit 1200 px with a 240 px thumbnail, "
-          "metadata removed), or JSON without an image.",
-          responses={201: S.ProductOut, 415: S.ErrorEnvelope},
-          openapi_extensions={"requestBody": {"required": True, "content": {
-              "multipart/form-data": {"schema": {"type": "object", "properties": {
-                  "name": {"type": "string"}, "price_fen": {"type": "integer"},
-                  "description": {"type": "string"}, "offer_id": {"type": "string"},
-                  "image": {"type": "string", "format": "binary"}},
-                  "required": ["name", "price_fen"]}},
-              "application/json": {"schema": {"type": "object"}},
-          }}})
+@endpoint(
+    bp,
+    "post",
+    "/<stream_id>/products",
+    allow=EDITORS,
+    summary="Add a product, with an image",
+    description="Send multipart/form-data with the fields name, price_fen (integer fen), "
+    "description, offer_id and an `image` file (JPEG, PNG or WebP, at most 8 MB and 40 "
+    "megapixels, at least 64 px a side; resized to fit 1200 px with a 240 px thumbnail, "
+    "metadata removed), or JSON without an image.",
+    responses={201: S.ProductOut, 415: S.ErrorEnvelope},
+    openapi_extensions={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "price_fen": {"type": "integer"},
+                            "description": {"type": "string"},
+                            "offer_id": {"type": "string"},
+                            "image": {"type": "string", "format": "binary"},
+                        },
+                        "required": ["name", "price_fen"],
+                    }
+                },
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    },
+)
 def add_product(path: StreamPath):
     from live.images import process_product_image
 
@@ -129,46 +175,71 @@ def add_product(path: StreamPath):
         upload = request.files.get("image")
         unexpected = set(request.files) - {"image"}
         if unexpected:
-            raise ValidationFailed("unknown file part", code="unknown_field",
-                                   field=sorted(unexpected)[0])
+            raise ValidationFailed(
+                "unknown file part", code="unknown_field", field=sorted(unexpected)[0]
+            )
     elif request.is_json:
         fields = request.get_json()
         if not isinstance(fields, dict):
             raise ValidationFailed("send a JSON object", field="body")
     else:
-        raise DomainError("send multipart/form-data or application/json",
-                          code="unsupported_media_type", field="Content-Type", status=415)
+        raise DomainError(
+            "send multipart/form-data or application/json",
+            code="unsupported_media_type",
+            field="Content-Type",
+            status=415,
+        )
     # Cheap checks before the expensive one: the fields, then the image's decode.
     data = ProductIn.model_validate(fields)
     image = process_product_image(upload.read(), field="image") if upload is not None else None
     return streams.add_product(path.stream_id, data, _caller(), image=image), 201
 
 
-@endpoint(bp, "delete", "/<stream_id>/products/<product_id>", allow=EDITORS,
-          summary="Remove a product and its images",
-          responses={200: S.StatusOut})
+@endpoint(
+    bp,
+    "delete",
+    "/<stream_id>/products/<product_id>",
+    allow=EDITORS,
+    summary="Remove a product and its images",
+    responses={200: S.StatusOut},
+)
 def remove_product(path: ProductPath):
     _streams().remove_product(path.stream_id, path.product_id, _caller())
     return {"status": "removed", "id": path.product_id}
 
 
-@endpoint(bp, "get", "/<stream_id>/products/<product_id>/image.jpg", allow=[PUBLIC],
-          summary="A product's image (JPEG, fits 1200 px)",
-          responses=S.cached_image("image/jpeg", "Product image"))
+@endpoint(
+    bp,
+    "get",
+    "/<stream_id>/products/<product_id>/image.jpg",
+    allow=[PUBLIC],
+    summary="A product's image (JPEG, fits 1200 px)",
+    responses=S.cached_image("image/jpeg", "Product image"),
+)
 def product_image(path: ProductPath):
     return _jpeg(path, "image")
 
 
-@endpoint(bp, "get", "/<stream_id>/products/<product_id>/thumb.jpg", allow=[PUBLIC],
-          summary="A product's thumbnail (JPEG, fits 240 px)",
-          responses=S.cached_image("image/jpeg", "Product thumbnail"))
+@endpoint(
+    bp,
+    "get",
+    "/<stream_id>/products/<product_id>/thumb.jpg",
+    allow=[PUBLIC],
+    summary="A product's thumbnail (JPEG, fits 240 px)",
+    responses=S.cached_image("image/jpeg", "Product thumbnail"),
+)
 def product_thumb(path: ProductPath):
     return _jpeg(path, "thumb")
 
 
-@endpoint(bp, "get", "/<stream_id>/report", allow=EDITORS,
-          summary="After the stream: statistics, polls, questions, drops (its hosts, marketers)",
-          responses={200: S.StreamReportOut})
+@endpoint(
+    bp,
+    "get",
+    "/<stream_id>/report",
+    allow=EDITORS,
+    summary="After the stream: statistics, polls, questions, drops (its hosts, marketers)",
+    responses={200: S.StreamReportOut},
+)
 def report(path: StreamPath):
     _streams().managed(path.stream_id, _caller())
     return current_app.extensions["live"].reports.report(path.stream_id)
@@ -179,20 +250,29 @@ class ReportPartPath(BaseModel):
     part: Literal["comments", "polls", "questions", "drops", "stats"]
 
 
-@endpoint(bp, "get", "/<stream_id>/report/<part>.csv", allow=EDITORS,
-          summary="After the stream: its comments, polls, questions, drops or stats as CSV",
-          responses={200: S.csv("One part of the report as CSV")})
+@endpoint(
+    bp,
+    "get",
+    "/<stream_id>/report/<part>.csv",
+    allow=EDITORS,
+    summary="After the stream: its comments, polls, questions, drops or stats as CSV",
+    responses={200: S.csv("One part of the report as CSV")},
+)
 def report_csv(path: ReportPartPath):
     _streams().managed(path.stream_id, _caller())
     text = current_app.extensions["live"].reports.csv(path.stream_id, path.part)
     name = f"stream-{path.stream_id}-{path.part}.csv"
-    return Response(text, mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        text, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 def _jpeg(path: ProductPath, kind: str) -> Response:
     data, etag = _streams().image(path.stream_id, path.product_id, kind)
     if request.if_none_match.contains(etag):
         return Response(status=304, headers={"ETag": f'"{etag}"'})
-    return Response(data, mimetype="image/jpeg", headers={
-        "Cache-Control": "public, max-age=86400", "ETag": f'"{etag}"'})
+    return Response(
+        data,
+        mimetype="image/jpeg",
+        headers={"Cache-Control": "public, max-age=86400", "ETag": f'"{etag}"'},
+    )

@@ -18,8 +18,12 @@ from .. import schemas as S
 from ..api import endpoint, principal
 from .campaigns import COUPON_ID
 
-bp = APIBlueprint("wallet", __name__, url_prefix="/api",
-                  abp_tags=[Tag(name="wallet", description="coupons and memberships")])
+bp = APIBlueprint(
+    "wallet",
+    __name__,
+    url_prefix="/api",
+    abp_tags=[Tag(name="wallet", description="coupons and memberships")],
+)
 
 
 class CouponPath(BaseModel):
@@ -34,8 +38,9 @@ class WalletQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["issued", "redeemed", "voided", "expired"] | None = None
-    cursor: str | None = Field(default=None, max_length=80,
-                               description="next_cursor of the previous page")
+    cursor: str | None = Field(
+        default=None, max_length=80, description="next_cursor of the previous page"
+    )
     limit: int = Field(default=20, ge=1, le=100)
 
 
@@ -53,42 +58,70 @@ def _own(coupon_id: str) -> dict:
     return _promotions().coupons.owned(principal().user_id, coupon_id)
 
 
-@endpoint(bp, "get", "/wallet", allow=["shopper"],
-          summary="The caller's coupons, newest first, by status, paged",
-          responses={200: S.WalletPage})
+@endpoint(
+    bp,
+    "get",
+    "/wallet",
+    allow=["shopper"],
+    summary="The caller's coupons, newest first, by status, paged",
+    responses={200: S.WalletPage},
+)
 def wallet(query: WalletQuery):
-    return _promotions().coupons.wallet(principal().user_id, status=query.status,
-                                        cursor=query.cursor, limit=query.limit)
+    return _promotions().coupons.wallet(
+        principal().user_id, status=query.status, cursor=query.cursor, limit=query.limit
+    )
 
 
-@endpoint(bp, "get", "/wallet/<coupon_id>", allow=["shopper"],
-          summary="One of the caller's coupons, with its signed token and short code",
-          responses={200: S.CouponOut})
+@endpoint(
+    bp,
+    "get",
+    "/wallet/<coupon_id>",
+    allow=["shopper"],
+    summary="One of the caller's coupons, with its signed token and short code",
+    responses={200: S.CouponOut},
+)
 def coupon(path: CouponPath):
     return _promotions().coupons.present(_own(path.coupon_id), owner=True)
 
 
-@endpoint(bp, "get", "/wallet/<coupon_id>/qr.png", allow=["shopper"],
-          summary="The coupon's QR code (the signed token) as PNG",
-          responses={200: S.png("QR code image")})
+@endpoint(
+    bp,
+    "get",
+    "/wallet/<coupon_id>/qr.png",
+    allow=["shopper"],
+    summary="The coupon's QR code (the signed token) as PNG",
+    responses={200: S.png("QR code image")},
+)
 def coupon_qr_png(path: CouponPath):
     token = _promotions().codec.token(_own(path.coupon_id)["id"])
-    return Response(qr_png(token), mimetype="image/png",
-                    headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        qr_png(token), mimetype="image/png", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
-@endpoint(bp, "get", "/wallet/<coupon_id>/qr.svg", allow=["shopper"],
-          summary="The coupon's QR code (the signed token) as SVG",
-          responses={200: S.binary("image/svg+xml", "QR code as SVG")})
+@endpoint(
+    bp,
+    "get",
+    "/wallet/<coupon_id>/qr.svg",
+    allow=["shopper"],
+    summary="The coupon's QR code (the signed token) as SVG",
+    responses={200: S.binary("image/svg+xml", "QR code as SVG")},
+)
 def coupon_qr_svg(path: CouponPath):
     token = _promotions().codec.token(_own(path.coupon_id)["id"])
-    return Response(qr_svg(token), mimetype="image/svg+xml",
-                    headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        qr_svg(token), mimetype="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
-@endpoint(bp, "get", "/wallet/<coupon_id>/card.png", allow=["shopper"],
-          summary="A coupon card image: QR, offer, brand, short code, expiry and status",
-          responses={200: S.png("Coupon card image")})
+@endpoint(
+    bp,
+    "get",
+    "/wallet/<coupon_id>/card.png",
+    allow=["shopper"],
+    summary="A coupon card image: QR, offer, brand, short code, expiry and status",
+    responses={200: S.png("Coupon card image")},
+)
 def coupon_card(path: CouponPath):
     promos = _promotions()
     c = _own(path.coupon_id)
@@ -97,47 +130,75 @@ def coupon_card(path: CouponPath):
     terms.append(c["campaign_name"])
     expires = datetime.fromtimestamp(c["expires_at"], ZoneInfo(view.doc["timezone"]))
     png = coupon_card_png(
-        token=promos.codec.token(c["id"]), title=c["title"], brand=c["brand"],
-        terms=" · ".join(terms), short_code=promos.codec.short_code(c["id"]),
+        token=promos.codec.token(c["id"]),
+        title=c["title"],
+        brand=c["brand"],
+        terms=" · ".join(terms),
+        short_code=promos.codec.short_code(c["id"]),
         expires_label=f"valid until {expires:%Y-%m-%d %H:%M} ({view.doc['timezone']})",
         status=c["status"],
     )
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-cache"})
 
 
-@endpoint(bp, "get", "/me/memberships", allow=["shopper"],
-          summary="The caller's linked loyalty memberships",
-          responses={200: S.MembershipList})
+@endpoint(
+    bp,
+    "get",
+    "/me/memberships",
+    allow=["shopper"],
+    summary="The caller's linked loyalty memberships",
+    responses={200: S.MembershipList},
+)
 def memberships():
     return {"items": _promotions().memberships.list(principal().user_id)}
 
 
-@endpoint(bp, "put", "/me/memberships/<program>", allow=["shopper"],
-          summary="Link (or change) the caller's member number of a program",
-          description="A member number belongs to one shopper per program: another account's "
-          "number answers 409 member_number_taken.",
-          responses={200: S.MembershipOut})
+@endpoint(
+    bp,
+    "put",
+    "/me/memberships/<program>",
+    allow=["shopper"],
+    summary="Link (or change) the caller's member number of a program",
+    description="A member number belongs to one shopper per program: another account's "
+    "number answers 409 member_number_taken.",
+    responses={200: S.MembershipOut},
+)
 def link_membership(path: ProgramPath, body: MembershipBody):
-    return _promotions().memberships.link(principal().user_id, path.program,
-                                          body.member_number)
+    return _promotions().memberships.link(principal().user_id, path.program, body.member_number)
 
 
-@endpoint(bp, "delete", "/me/memberships/<program>", allow=["shopper"],
-          summary="Unlink the caller's membership of a program",
-          responses={200: S.StatusOut})
+@endpoint(
+    bp,
+    "delete",
+    "/me/memberships/<program>",
+    allow=["shopper"],
+    summary="Unlink the caller's membership of a program",
+    responses={200: S.StatusOut},
+)
 def unlink_membership(path: ProgramPath):
     _promotions().memberships.unlink(principal().user_id, path.program)
     return {"status": "unlinked", "program": path.program}
 
 
-@endpoint(bp, "get", "/membership-programs", allow=["shopper", "marketer", "admin"],
-          summary="Loyalty programs a shopper can link",
-          responses={200: S.ProgramList})
+@endpoint(
+    bp,
+    "get",
+    "/membership-programs",
+    allow=["shopper", "marketer", "admin"],
+    summary="Loyalty programs a shopper can link",
+    responses={200: S.ProgramList},
+)
 def programs():
     return {"items": _promotions().memberships.programs()}
 
 
-@endpoint(bp, "post", "/membership-programs", allow=["marketer", "admin"],
-          summary="Add a loyalty program", responses={201: S.ProgramOut})
+@endpoint(
+    bp,
+    "post",
+    "/membership-programs",
+    allow=["marketer", "admin"],
+    summary="Add a loyalty program",
+    responses={201: S.ProgramOut},
+)
 def create_program(body: ProgramIn):
     return _promotions().memberships.create_program(body), 201

@@ -111,8 +111,7 @@ def parse(model: type[_Body], payload: Any) -> Any:
     if payload is None:
         payload = {}
     if not isinstance(payload, dict):
-        raise DomainError("payload must be an object", code="invalid_payload",
-                          field="payload")
+        raise DomainError("payload must be an object", code="invalid_payload", field="payload")
     return model.model_validate(payload)
 
 
@@ -120,8 +119,9 @@ def broadcast(sid: str, name: str, payload: dict[str, Any]) -> int:
     """Send an event to every viewer of a stream (any process) and record it; return its
     offset, which rides in the payload so clients can recover from it."""
     offset = _live().history.append(sid, name, payload)
-    current_app.extensions["socketio"].emit(name, {**payload, "offset": offset},
-                                            to=viewers_room(sid), namespace="/live")
+    current_app.extensions["socketio"].emit(
+        name, {**payload, "offset": offset}, to=viewers_room(sid), namespace="/live"
+    )
     return offset
 
 
@@ -262,8 +262,7 @@ class HostNamespace(SecureNamespace):
         sid = auth.get("stream_id") if isinstance(auth, dict) else None
         sid = sid or request.args.get("stream_id")
         if not isinstance(sid, str) or not sid.isdigit():
-            raise refusal(error_body("stream_required", "connect with auth.stream_id",
-                                     "stream_id"))
+            raise refusal(error_body("stream_required", "connect with auth.stream_id", "stream_id"))
         super().on_connect(auth)
         who = self.principals[request.sid]
         try:
@@ -305,7 +304,8 @@ class HostNamespace(SecureNamespace):
     def on_start(self, payload: Any = None) -> dict[str, Any]:
         """Go live; viewers hear `stream_status`."""
         stream = _live().streams.transition(  # checks the hosts too
-            self.streams[request.sid], "live", self._caller())
+            self.streams[request.sid], "live", self._caller()
+        )
         broadcast(stream["id"], "stream_status", {"status": "live"})
         return {"status": stream["status"]}
 
@@ -313,7 +313,8 @@ class HostNamespace(SecureNamespace):
     def on_end(self, payload: Any = None) -> dict[str, Any]:
         """End the stream; viewers hear `stream_status`."""
         stream = _live().streams.transition(  # checks the hosts too
-            self.streams[request.sid], "ended", self._caller())
+            self.streams[request.sid], "ended", self._caller()
+        )
         broadcast(stream["id"], "stream_status", {"status": "ended"})
         return {"status": stream["status"]}
 
