@@ -2,23 +2,27 @@
 """Set up and run Footfall with nothing but Python 3.11+.
 
     python3 dev.py demo    # set up, then serve with demo data on the embedded Redis
-    python3 dev.py test    # set up, then run the whole test suite
+    python3 dev.py test    # set up, then lint (ruff check, ruff format --check) and run every test
+    python3 dev.py lint    # set up, then only lint
     python3 dev.py bench   # set up, then run every benchmark (bench geo|promo|game|live: one)
     python3 dev.py setup   # only set up (.venv with the project and its test tools)
 
 Setting up creates .venv/ next to this file and installs the project into it (again only when
 pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py,
-after `bench [geo|promo|game|live]` to the benchmark.
+after `bench [geo|promo|game|live]` to the benchmark. `demo`, `test` and a single benchmark
+replace this process with theirs (exec), so a signal sent to dev.py's pid reaches the server.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -72,29 +76,74 @@ def install_js() -> None:
 BENCHMARKS = ["geo", "promo", "game", "live"]
 
 
-def run(args: list[str]) -> int:
-    """Run a command with the virtualenv's Python from the repository root."""
+def venv_env() -> dict[str, str]:
+    """Return this environment with the virtualenv's bin/ first on PATH."""
     env = dict(os.environ)
     env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.call([str(PY), *args], cwd=ROOT, env=env)
+    return env
+
+
+def run(args: list[str]) -> int:
+    """Run a command with the virtualenv's Python from the repository root.
+
+    SIGINT and SIGTERM sent to dev.py alone (not to its process group) are passed on to the
+    child, which then shuts down as it would on Ctrl-C, and dev.py waits for it to finish.
+    """
+    child = subprocess.Popen([str(PY), *args], cwd=ROOT, env=venv_env())
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def exec_venv(args: list[str]) -> NoReturn:
+    """Replace dev.py with a command of the virtualenv's Python, so signals reach it directly."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(ROOT)
+    os.execve(PY, [str(PY), *args], venv_env())
+
+
+def lint() -> int:
+    """Run `ruff check .` and `ruff format --check .`; return non-zero when either fails."""
+    ruff = str(VENV / "bin" / "ruff")
+    checked = subprocess.call([ruff, "check", "."], cwd=ROOT)
+    formatted = subprocess.call([ruff, "format", "--check", "."], cwd=ROOT)
+    if formatted:
+        print("ruff format --check failed: run `.venv/bin/ruff format .`", file=sys.stderr)
+    return checked or formatted
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "bench", "setup"}:
+    if not argv or argv[0] not in {"demo", "test", "bench", "lint", "setup"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
     setup()
     if command == "setup":
         return 0
+    if command == "lint":
+        return lint()
     if command == "demo":
-        return run(["run.py", *rest])
+        exec_venv(["run.py", *rest])
     if command == "bench":
         names = BENCHMARKS
         if rest and rest[0] in BENCHMARKS:
             names, rest = [rest[0]], rest[1:]
+        if len(names) == 1:
+            exec_venv([f"bench/{names[0]}_bench.py", *rest])
         return max(run([f"bench/{name}_bench.py", *rest]) for name in names)
-    return run(["-m", "pytest", *rest])
+    # The test command is CI's: lint is part of it, and fails it before any test runs.
+    if lint():
+        return 1
+    exec_venv(["-m", "pytest", *rest])
 
 
 if __name__ == "__main__":

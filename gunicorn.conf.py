@@ -10,7 +10,11 @@ wsgi_app = "wsgi:app"
 # gevent, answering the requests gunicorn itself refuses with the JSON envelope.
 worker_class = "gunicorn_worker.EnvelopeGeventWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+# Every open websocket takes one of these for its whole life; at the limit the worker stops
+# accepting, and new connections (health checks too) wait unserved. Gunicorn's default of 1,000
+# is far below what a process holds (README: Production serving); keep the load balancer's
+# per-process connection cap below this so health checks always find a slot.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS") or "20000")
 # The app must be built inside the worker, after gevent patched it, never in the master.
 preload_app = False
 # Open websockets keep a worker busy until this runs out on SIGTERM; clients reconnect to
@@ -29,3 +33,20 @@ if not control_socket_disable:
 # REMOTE_ADDR a second time.
 forwarded_allow_ips = ""
 proxy_protocol = "off"
+
+
+def on_starting(server):
+    """Raise the open-file limit in the master before it forks workers (they inherit it)."""
+    from core.fdlimit import FD_RESERVE, raise_open_file_limit
+
+    soft, hard = raise_open_file_limit()
+    if soft < worker_connections + FD_RESERVE:
+        server.log.warning(
+            "open-file limit %s (hard %s) is below worker_connections %s + %s: raise the hard "
+            "limit (ulimit -Hn, LimitNOFILE=, docker --ulimit nofile=) or lower "
+            "GUNICORN_WORKER_CONNECTIONS",
+            soft,
+            hard,
+            worker_connections,
+            FD_RESERVE,
+        )

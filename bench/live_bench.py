@@ -9,6 +9,11 @@ one selectors loop, so one process can hold thousands of connections cheaply).
     python bench/live_bench.py            # 2,000 viewers, 20 s of announcements, drop 200
     python bench/live_bench.py --quick    # 200 viewers, 5 s, drop 20 (~20 s; figures mean little)
 
+Viewers handshake as the official socket.io-client and browsers do: half of them offer
+per-message deflate (`Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits`) and
+are measured first (`kb_per_connection`), the other half offer nothing
+(`kb_per_connection_no_deflate_offer`); compressed frames are inflated as a browser would.
+
 Progress goes to stderr; the last line of stdout is one JSON object.
 """
 
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from array import array
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -62,10 +68,24 @@ def pct(values, q: float) -> float:
 class Viewer:
     """One /live connection: websocket upgrade, Engine.IO open, namespace connect, join."""
 
-    __slots__ = ("idx", "token", "sock", "rbuf", "wbuf", "state", "port", "error", "started")
+    __slots__ = (
+        "idx",
+        "token",
+        "sock",
+        "rbuf",
+        "wbuf",
+        "state",
+        "port",
+        "error",
+        "started",
+        "deflate",
+        "inflater",
+    )
 
-    def __init__(self, idx: int, token: str, port: int) -> None:
+    def __init__(self, idx: int, token: str, port: int, deflate: bool = True) -> None:
         self.idx, self.token, self.port = idx, token, port
+        self.deflate = deflate  # offer per-message deflate, as browsers and socket.io-client do
+        self.inflater = None  # a zlib decompressor once the server accepted the offer
         self.sock: socket.socket | None = None
         self.rbuf = bytearray()
         self.wbuf = bytearray()
@@ -109,6 +129,7 @@ class Load:
         self.claim_lat = array("d")
         self.outcomes: Counter = Counter()
         self.other_events: Counter = Counter()
+        self.negotiated = 0  # connections on which the server accepted per-message deflate
         self.done = False
 
     # -- connection lifecycle --
@@ -118,6 +139,7 @@ class Load:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.connect_ex(("127.0.0.1", v.port))
         v.sock, v.state, v.rbuf, v.wbuf = s, "connecting", bytearray(), bytearray()
+        v.inflater = None
         v.started = time.monotonic()
         self.in_flight += 1
         self.sel.register(s, selectors.EVENT_WRITE, v)
@@ -168,11 +190,16 @@ class Load:
                 self.fail(v, f"connect errno {err}")
                 return
             key = base64.b64encode(os.urandom(16)).decode()
+            offer = (
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                if v.deflate
+                else ""
+            )
             v.wbuf += (
                 f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
                 f"Host: 127.0.0.1:{v.port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                f"Sec-WebSocket-Version: 13\r\n\r\n"
+                f"Sec-WebSocket-Version: 13\r\n{offer}\r\n"
             ).encode()
             v.state = "http"
         self.flush(v)
@@ -198,6 +225,9 @@ class Load:
             if b" 101 " not in buf[:end].split(b"\r\n", 1)[0]:
                 self.fail(v, "upgrade refused")
                 return
+            if b"permessage-deflate" in bytes(buf[:end]).lower():
+                v.inflater = zlib.decompressobj(-15)  # the server's window: 15 bits by default
+                self.negotiated += 1
             del buf[: end + 4]
             v.state = "eio"
         pos, n = 0, len(buf)
@@ -218,6 +248,8 @@ class Load:
             pos += head + length
             opcode = b0 & 0x0F
             if opcode == 1:
+                if b0 & 0x40:  # RSV1: a compressed message (RFC 7692), context kept between
+                    payload = v.inflater.decompress(payload + b"\x00\x00\xff\xff")
                 self.on_packet(v, payload.decode(), now)
                 if v.sock is None:
                     return
@@ -275,7 +307,8 @@ class Load:
         if cmd == "connect":  # open (more) viewers on a port; reply when all are ready/failed
             self.stream_id = msg["stream_id"]
             start = len(self.viewers)
-            new = [Viewer(start + i, t, msg["port"]) for i, t in enumerate(msg["tokens"])]
+            deflate = msg.get("deflate", True)
+            new = [Viewer(start + i, t, msg["port"], deflate) for i, t in enumerate(msg["tokens"])]
             self.viewers.extend(new)
             self.pending.extend(reversed(new))
             self.wait_ready(msg, time.perf_counter())
@@ -304,6 +337,7 @@ class Load:
                         for q, f in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
                     },
                     "other_events": dict(self.other_events),
+                    "negotiated_deflate": self.negotiated,
                 }
             )
         elif cmd == "arm_claims":
@@ -761,26 +795,44 @@ def main(argv=None) -> int:
         host = Host(a.url, host_session["token"], stream["id"])
         if host.call("start") != {"status": "live"}:
             raise RuntimeError("the stream did not go live")
-        # (b) memory per idle connection
+        # (b) memory per idle connection: first the half that offers per-message deflate (the
+        # official client's default handshake), then the half that offers nothing.
         time.sleep(0.5)
-        rss_before = rss_kb(worker)
-        got = load.ask(
-            cmd="connect",
-            port=a.port,
-            stream_id=stream["id"],
-            tokens=[v["token"] for v in viewers],
-            timeout=60 + args.viewers / 20,
-        )
-        log(f"connected and joined: {got}")
-        if got["ready"] != args.viewers:
-            log(f"WARNING: only {got['ready']} of {args.viewers} viewers are in")
-        time.sleep(args.idle)
-        rss_after = rss_kb(worker)
+        half = (args.viewers + 1) // 2
+        rss = [rss_kb(worker)]
+        memory_parts = []
+        for deflate, group in ((True, viewers[:half]), (False, viewers[half:])):
+            before_ready = load.ask(cmd="stats")["ready"]
+            got = load.ask(
+                cmd="connect",
+                port=a.port,
+                stream_id=stream["id"],
+                tokens=[v["token"] for v in group],
+                deflate=deflate,
+                timeout=60 + len(group) / 20,
+            )
+            log(f"connected and joined (deflate offered: {deflate}): {got}")
+            time.sleep(args.idle)
+            rss.append(rss_kb(worker))
+            joined = got["ready"] - before_ready
+            memory_parts.append(
+                {
+                    "deflate_offered": deflate,
+                    "connections": joined,
+                    "kb_per_connection": round((rss[-1] - rss[-2]) / joined, 1) if joined else 0,
+                    "connect_s": got["seconds"],
+                    "connect_failed": got["failed"],
+                }
+            )
         n = got["ready"]
-        kb_per_conn = (rss_after - rss_before) / n if n else 0.0
+        if n != args.viewers:
+            log(f"WARNING: only {n} of {args.viewers} viewers are in")
+        negotiated = load.ask(cmd="stats")["negotiated_deflate"]
+        kb_per_conn = memory_parts[0]["kb_per_connection"]
         log(
-            f"worker RSS {rss_before / 1024:.1f} MB -> {rss_after / 1024:.1f} MB: "
-            f"{kb_per_conn:.1f} KB per connection"
+            f"worker RSS {rss[0] / 1024:.1f} -> {rss[1] / 1024:.1f} -> {rss[2] / 1024:.1f} MB: "
+            f"{kb_per_conn:.1f} KB per connection offering deflate (negotiated on {negotiated}), "
+            f"{memory_parts[1]['kb_per_connection']:.1f} KB without the offer"
         )
         # (a) fan-out
         log(f"announcing {args.rate:g}/s for {args.duration:g}s to {n} viewers")
@@ -802,17 +854,17 @@ def main(argv=None) -> int:
             "p50_ms": fan["lat_ms"]["p50"],
             "p99_ms": fan["lat_ms"]["p99"],
             "kb_per_connection": round(kb_per_conn, 1),
+            "kb_per_connection_no_deflate_offer": memory_parts[1]["kb_per_connection"],
             "drop_claimed": drop["drop_claimed"],
             "oversell": drop["oversell"],
             "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
             "quick": args.quick,
             "fanout": fan,
             "memory": {
-                "rss_before_mb": round(rss_before / 1024, 1),
-                "rss_after_mb": round(rss_after / 1024, 1),
+                "rss_mb": [round(x / 1024, 1) for x in rss],
                 "connections": n,
-                "connect_s": got["seconds"],
-                "connect_failed": got["failed"],
+                "parts": memory_parts,
+                "negotiated_deflate": negotiated,
             },
             "drop": drop,
             "machine": {

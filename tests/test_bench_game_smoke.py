@@ -52,4 +52,9 @@ def test_game_bench_quick_prints_figures():
         assert isinstance(value, int | float) and not isinstance(value, bool), (key, value)
         assert math.isfinite(value) and value > 0, (key, value)
     assert result["outcomes"].get("caught", 0) >= 1, result["outcomes"]
+    # One outcome or one refusal per timed catch call; the rate counts catches that caught.
+    answered = sum(result["outcomes"].values()) + sum(result["refusals"].values())
+    assert answered == result["catch"]["calls"], (result["outcomes"], result["catch"])
+    caught_rate = result["outcomes"]["caught"] / result["catch"]["in_call_s"]
+    assert math.isclose(result["caught_per_s"], caught_rate, rel_tol=0.01), result["caught_per_s"]
     assert result["p99_ms"] == max(result["spawn_p99_ms"], result["catch_p99_ms"])

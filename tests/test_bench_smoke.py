@@ -1,4 +1,9 @@
-"""The geo benchmark runs end to end (--quick) and prints its figures as JSON; no speed asserted."""
+"""The geo benchmark runs end to end (--quick) and prints its figures as JSON; no speed asserted.
+
+Its counts must agree with each other and with Redis, which no constant could fake: every fix is
+accepted, ignored or refused; the events the engine reported are the events in the stream; no
+shopper leaves or dwells in more fences than they entered; one verdict per HTTP answer.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = (
     "engine_fixes_per_s",
+    "engine_batched_fixes_per_s",
     "http_fixes_per_s",
     "http_ceiling_per_s",
     "ratio_to_ceiling",
@@ -39,10 +45,30 @@ def test_geo_bench_quick_prints_figures():
     assert lines, proc.stderr[-4000:]
     result = json.loads(lines[-1])
     assert result["bench"] == "geo"
-    assert list(result)[:7] == ["bench", *REQUIRED]
+    assert list(result)[:8] == ["bench", *REQUIRED]
     for key in REQUIRED:
         value = result[key]
         assert isinstance(value, int | float) and not isinstance(value, bool), (key, value)
         assert math.isfinite(value) and value > 0, (key, value)
     assert result["p99_ms"] >= result["p50_ms"]
     assert result["verdicts"].get("ok", 0) > 0
+
+    engine = result["engine"]
+    single, batched, prologue = engine["single"], engine["batched"], engine["prologue"]
+    assert single["concurrency"] > 1  # many callers at once, one shopper per call
+    for part, verdicts in ((single, result["verdicts"]), (batched, batched["verdicts"])):
+        assert part["accepted"] + part["ignored"] + part["refused"] == part["fixes"], part
+        accepted = sum(n for v, n in verdicts.items() if not v.startswith("ignored:"))
+        assert accepted == part["accepted"] > 0, (part, verdicts)
+        assert sum(verdicts.values()) == part["accepted"] + part["ignored"], (part, verdicts)
+    # Every event the engine reported went to the stream, and nothing else did.
+    reported = [prologue["events"], batched["events"], result["events"]]
+    assert engine["stream_len_after_batched"] == sum(sum(e.values()) for e in reported[:2])
+    assert engine["stream_len"] == sum(sum(e.values()) for e in reported), reported
+    assert engine["stream_len"] > engine["stream_len_after_batched"]
+    # The shoppers start outside every fence: exits and dwells follow entries.
+    total = {kind: sum(e.get(kind, 0) for e in reported) for kind in ("enter", "exit", "dwell")}
+    assert total["enter"] >= max(total["exit"], total["dwell"]) > 0, total
+
+    fix = result["http"]["fix"]
+    assert sum(fix["verdicts"].values()) == fix["statuses"].get("200", 0) > 0, fix

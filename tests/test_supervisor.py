@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +17,7 @@ import redis
 from app import create_app
 from app.redis_supervisor import EmbeddedRedis, SupervisorError, free_port
 from config import Config
-from tests.servers import wait_for
+from tests.servers import REPO_ROOT, wait_for
 
 
 def client_of(server: EmbeddedRedis) -> redis.Redis:
@@ -75,6 +79,94 @@ def test_second_supervisor_reuses_the_running_server(started):
     second.stop()
     assert client_of(started).ping() is True
     assert started.process.poll() is None
+
+
+def process_exists(pid: int) -> bool:
+    """Tell whether `pid` is a live process (a zombie has exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state != "Z"
+
+
+START_AND_WAIT = """
+import sys
+from app.redis_supervisor import EmbeddedRedis
+server = EmbeddedRedis(sys.argv[1], int(sys.argv[2])).start()
+print(server.process.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_an_orphaned_server_is_adopted_and_stopped_by_the_next_process(tmp_path):
+    data_dir, port = tmp_path / "redis", free_port()
+    # The owner is killed without a chance to clean up (SIGKILL): its server lives on, orphaned.
+    owner = subprocess.Popen(
+        [sys.executable, "-c", START_AND_WAIT, str(data_dir), str(port)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert owner.stdout is not None
+    orphan_pid = int(owner.stdout.readline())
+    try:
+        owner.kill()
+        owner.wait()
+        owner.stdout.close()
+        assert process_exists(orphan_pid)
+
+        again = EmbeddedRedis(data_dir, port)
+        again.start()
+        assert server_pid(again) == orphan_pid  # reused, not a second server
+        assert again.owned is True and again.adopted_pid == orphan_pid
+        assert again.owner_file.read_text().strip() == str(os.getpid())
+        client = client_of(again)
+        client.set("kept", "1")
+        client.close()
+
+        again.stop()
+        assert again.owned is False
+        assert not process_exists(orphan_pid)
+        # SHUTDOWN flushed the AOF: the data is there for the next start (on the same port).
+        again.start()
+        try:
+            assert again.process is not None and again.adopted_pid is None
+            assert client_of(again).get("kept") == "1"
+        finally:
+            again.stop()
+    finally:
+        if process_exists(orphan_pid):
+            os.kill(orphan_pid, signal.SIGKILL)
+        if owner.stdin:
+            owner.stdin.close()
+
+
+def test_a_server_whose_owner_lives_is_reused_not_adopted(tmp_path):
+    data_dir, port = tmp_path / "redis", free_port()
+    owner = subprocess.Popen(
+        [sys.executable, "-c", START_AND_WAIT, str(data_dir), str(port)],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert owner.stdout is not None and owner.stdin is not None
+    pid = int(owner.stdout.readline())
+    try:
+        second = EmbeddedRedis(data_dir, port)
+        second.start()
+        assert second.owned is False and second.adopted_pid is None
+        second.stop()
+        assert process_exists(pid)  # still serving its living owner
+    finally:
+        owner.stdin.close()  # the owner returns from read() and stops its server at exit
+        assert owner.wait(15) == 0
+        owner.stdout.close()
+    assert not process_exists(pid)
 
 
 def test_stop_is_clean_and_the_aof_keeps_the_data(started):
