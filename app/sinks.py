@@ -36,8 +36,7 @@ class SocketEventSink(EventSink):
     def publish(self, shopper_id: str, events: Sequence[dict[str, Any]]) -> None:
         """Emit each event as `geofence` to the shopper's room on any process."""
         for event in events:
-            self.socketio.emit("geofence", event, to=shopper_room(shopper_id),
-                               namespace="/shopper")
+            self.socketio.emit("geofence", event, to=shopper_room(shopper_id), namespace="/shopper")
 
 
 class SocketCouponNotifier:
@@ -48,8 +47,9 @@ class SocketCouponNotifier:
 
     def coupon_issued(self, shopper_id: str, coupon: dict[str, Any]) -> None:
         """Emit `coupon_issued` with the coupon (without its token: the wallet serves that)."""
-        self.socketio.emit("coupon_issued", coupon, to=shopper_room(shopper_id),
-                           namespace="/shopper")
+        self.socketio.emit(
+            "coupon_issued", coupon, to=shopper_room(shopper_id), namespace="/shopper"
+        )
 
 
 class SocketGameNotifier:
@@ -74,15 +74,17 @@ class LocalDeliveries(socketio.Manager):
         super().__init__()
         self.delivery_filters: list[Callable[[str, Any, str, str | None], bool]] = []
 
-    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None,
-             **kwargs):
+    def emit(
+        self, event, data, namespace, room=None, skip_sid=None, callback=None, to=None, **kwargs
+    ):
         room = to or room
         if callback is None and not all(
             allow(event, data, namespace or "/", room) for allow in self.delivery_filters
         ):
             return None
-        return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                            callback=callback, **kwargs)
+        return super().emit(
+            event, data, namespace, room=room, skip_sid=skip_sid, callback=callback, **kwargs
+        )
 
 
 def redis_connect(url: str, **options: Any) -> redis.Redis:
@@ -165,19 +167,41 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
         """Make a connection to the queue's Redis (every connection is made here)."""
         return redis_connect(self.url, **{**self.redis_options, **options})
 
-    def emit(self, event, data, namespace=None, room=None, skip_sid=None, callback=None,
-             to=None, **kwargs):
+    def emit(
+        self,
+        event,
+        data,
+        namespace=None,
+        room=None,
+        skip_sid=None,
+        callback=None,
+        to=None,
+        **kwargs,
+    ):
         room = to or room
-        if (callback is None and not kwargs.get("ignore_queue") and room is not None
-                and self.is_connected(room, namespace or "/")):
+        if (
+            callback is None
+            and not kwargs.get("ignore_queue")
+            and room is not None
+            and self.is_connected(room, namespace or "/")
+        ):
             kwargs["ignore_queue"] = True
-        return super().emit(event, data, namespace=namespace, room=room, skip_sid=skip_sid,
-                            callback=callback, **kwargs)
+        return super().emit(
+            event,
+            data,
+            namespace=namespace,
+            room=room,
+            skip_sid=skip_sid,
+            callback=callback,
+            **kwargs,
+        )
 
     def _publish(self, data: dict[str, Any]) -> None:
         if not self._publish_slots.acquire(timeout=self.publish_wait_s):
-            log.error("socket.io queue: %d publishes already waiting on redis, dropped one",
-                      self.publish_connections)
+            log.error(
+                "socket.io queue: %d publishes already waiting on redis, dropped one",
+                self.publish_connections,
+            )
             return
         try:
             if self._publisher is None:
@@ -188,8 +212,9 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
                     self._publisher.publish(self.channel, message)
                     return
                 except (redis.RedisError, OSError) as exc:
-                    log.error("socket.io queue: cannot publish to redis (attempt %d): %s",
-                              attempt, exc)
+                    log.error(
+                        "socket.io queue: cannot publish to redis (attempt %d): %s", attempt, exc
+                    )
         finally:
             self._publish_slots.release()
 
@@ -224,8 +249,11 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
                     elif message["type"] == "message" and message["channel"] == channel:
                         yield message["data"]
             except (redis.RedisError, OSError) as exc:
-                log.warning("socket.io queue: cannot receive from redis, retrying in %.1f s: %s",
-                            backoff, exc)
+                log.warning(
+                    "socket.io queue: cannot receive from redis, retrying in %.1f s: %s",
+                    backoff,
+                    exc,
+                )
             finally:
                 pubsub.close()
                 client.close()

@@ -116,8 +116,12 @@ class SecureNamespace(Namespace):
         """Check and run one client event (see trigger_event); failures go to socket_error."""
         if isinstance(event, Refused):
             return self._refused(event)
-        callable_by_clients = (isinstance(event, str) and event.isidentifier()
-                               and event not in LIFECYCLE and event != ROUTE)
+        callable_by_clients = (
+            isinstance(event, str)
+            and event.isidentifier()
+            and event not in LIFECYCLE
+            and event != ROUTE
+        )
         handler = getattr(self, f"on_{event}", None) if callable_by_clients else None
         if handler is None:
             raise DomainError(f"unknown event {event!r}", code="unknown_event", field="event")
@@ -132,16 +136,22 @@ class SecureNamespace(Namespace):
         if payload is not None:
             size = len(json.dumps(payload, separators=(",", ":"), default=str))
             if size > self.max_payload_bytes:
-                raise DomainError(f"payload over {self.max_payload_bytes} bytes",
-                                  code="payload_too_large", field="payload", status=413)
+                raise DomainError(
+                    f"payload over {self.max_payload_bytes} bytes",
+                    code="payload_too_large",
+                    field="payload",
+                    status=413,
+                )
         return handler(payload)
 
     def _refused(self, refused: Refused) -> None:
         """Answer an event the packet layer refused; close the connection when it says so."""
         if not refused.close:
             raise DomainError(refused.message, code=refused.code, field="payload", status=413)
-        emit("error", {**error_body(refused.code, refused.message, "payload"),
-                       "event": refused.event})
+        emit(
+            "error",
+            {**error_body(refused.code, refused.message, "payload"), "event": refused.event},
+        )
         log.warning("socket closed: %s", refused.code, extra={"sid": request.sid})
         eio_sid = self.server.manager.eio_sid_from_sid(request.sid, self.namespace)
         disconnect()  # the namespace: the client hears "io server disconnect"

@@ -31,8 +31,7 @@ class ShopperNamespace(SecureNamespace):
     def on_location(self, payload: Any) -> dict[str, Any]:
         """Take one fix or {"fixes": [...]}; ack with the verdicts and events."""
         if not isinstance(payload, dict):
-            raise DomainError("payload must be an object", code="invalid_payload",
-                              field="payload")
+            raise DomainError("payload must be an object", code="invalid_payload", field="payload")
         if "fixes" in payload:
             fixes = [f.to_fix() for f in _batch.validate_python(payload).fixes]
         else:
