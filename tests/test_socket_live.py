@@ -171,6 +171,38 @@ def test_bad_input_gets_an_error_ack_and_keeps_the_connection(setup):
     assert viewer.is_connected("/live")
 
 
+@pytest.mark.parametrize(
+    "event, payload, field",
+    [
+        ("vote", {"poll_id": "POLL", "option": True}, "option"),
+        ("vote", {"poll_id": "POLL", "option": "1"}, "option"),
+        ("vote", {"poll_id": "POLL", "option": 1.0}, "option"),
+        ("like", {"count": True}, "count"),
+        ("join", {"stream_id": "SID", "offset": False}, "offset"),
+    ],
+)
+def test_a_boolean_or_a_string_is_not_a_number_in_an_event(setup, event, payload, field):
+    host, sid = setup["host"], setup["sid"]
+    viewer, _ = setup["viewer"]()
+    viewer.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    host.emit("start", {}, namespace="/host", callback=True)
+    poll = host.emit(
+        "poll_start",
+        {"question": "Colour?", "options": ["red", "blue"], "duration_s": 60},
+        namespace="/host",
+        callback=True,
+    )
+    body = {k: {"POLL": poll["id"], "SID": sid}.get(v, v) for k, v in payload.items()}
+    ack = viewer.emit(event, body, namespace="/live", callback=True)
+    assert ack["error"]["code"] == "validation_error" and ack["error"]["field"] == field, ack
+    assert viewer.is_connected("/live")
+    # Nothing was counted: the poll's tallies are untouched and a real vote still works.
+    voted = viewer.emit(
+        "vote", {"poll_id": poll["id"], "option": 1}, namespace="/live", callback=True
+    )
+    assert voted["tallies"] == [0, 1]
+
+
 def test_likes_are_summed_once_a_second_and_hosts_get_feedback(app, setup):
     from app.live_ticker import tick
 

@@ -14,6 +14,7 @@ from flask_socketio import join_room, leave_room
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import DomainError
+from core.fields import Integer
 
 from ..auth import Principal, roles
 from .base import SecureNamespace, error_body, refusal
@@ -38,7 +39,7 @@ class _Body(BaseModel):
 
 class JoinIn(_Body):
     stream_id: str = Field(pattern=STREAM_ID)
-    offset: int | None = Field(default=None, ge=0, description="the last offset seen")
+    offset: Integer | None = Field(default=None, ge=0, description="the last offset seen")
 
 
 class TextIn(_Body):
@@ -46,12 +47,12 @@ class TextIn(_Body):
 
 
 class LikeIn(_Body):
-    count: int = Field(default=1, ge=1, le=100)
+    count: Integer = Field(default=1, ge=1, le=100)
 
 
 class VoteIn(_Body):
     poll_id: str = Field(max_length=20)
-    option: int = Field(ge=0, le=5)
+    option: Integer = Field(ge=0, le=5)
 
 
 class QuestionIn(_Body):
@@ -73,13 +74,13 @@ class ProductRef(_Body):
 class PollIn(_Body):
     question: str = Field(max_length=200)
     options: list[str] = Field(max_length=10)
-    duration_s: int = Field(ge=1, le=86_400)
+    duration_s: Integer = Field(ge=1, le=86_400)
 
 
 class DropIn(_Body):
     offer_id: str = Field(pattern=r"^o[1-9][0-9]{0,8}$")
-    quantity: int = Field(ge=1, le=100_000)
-    window_s: int = Field(ge=1, le=3_600)
+    quantity: Integer = Field(ge=1, le=100_000)
+    window_s: Integer = Field(ge=1, le=3_600)
 
 
 class ViewerIn(_Body):
@@ -87,7 +88,7 @@ class ViewerIn(_Body):
 
 
 class MuteIn(ViewerIn):
-    seconds: int = Field(ge=1, le=86_400)
+    seconds: Integer = Field(ge=1, le=86_400)
 
 
 class CommentRef(_Body):
@@ -95,7 +96,7 @@ class CommentRef(_Body):
 
 
 class SlowModeIn(_Body):
-    seconds: int = Field(ge=0, le=300)
+    seconds: Integer = Field(ge=0, le=300)
 
 
 class WordsIn(_Body):
