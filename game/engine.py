@@ -694,15 +694,7 @@ class Game:
         day = datetime.fromtimestamp(now, self.tz).strftime("%Y-%m-%d")
         reply = self.scripts.call(
             "catch",
-            [
-                keys.state(shopper_id),
-                keys.attempts(shopper_id),
-                keys.collection(shopper_id),
-                keys.recent(shopper_id),
-                keys.last_catch(shopper_id),
-                keys.boards(shopper_id),
-                geo_keys.shopper_state(shopper_id),
-            ],
+            keys.catch_keys(shopper_id),
             [
                 repr(now),
                 spawn.id,

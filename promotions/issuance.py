@@ -153,54 +153,31 @@ class Issuer:
         # The wallet's index first: if this process dies after it, the shopper has an empty
         # campaign in the index, never a coupon the wallet cannot find.
         pipe.sadd(keys.shopper_campaigns(shopper_id), cid)
-        self.scripts.queue(
-            pipe,
-            "issue",
-            issue_keys(cid, oid, shopper_id, day),
-            [
-                repr(now),
-                oid,
-                shopper_id,
-                store,
-                channel,
-                idempotency_key,
-                cid,
-                tail,
-                repr(valid_from),
-                repr(expires_at),
-                hour,
-                day,
-                DAY_KEY_TTL_S,
-                actor,
-                json.dumps(source or {}, separators=(",", ":")),
-            ],
-        )
+        script_keys = issue_keys(cid, oid, shopper_id, day)
+        args = [
+            repr(now),
+            oid,
+            shopper_id,
+            store,
+            channel,
+            idempotency_key,
+            cid,
+            tail,
+            repr(valid_from),
+            repr(expires_at),
+            hour,
+            day,
+            DAY_KEY_TTL_S,
+            actor,
+            json.dumps(source or {}, separators=(",", ":")),
+        ]
+        self.scripts.queue(pipe, "issue", script_keys, args)
         replies = pipe.execute(raise_on_error=False)
         before, replies = replies[:extra], replies[extra:]
         reply = replies[1]
         if isinstance(reply, redis.exceptions.NoScriptError):
             self.scripts.load()
-            reply = self.scripts.call(
-                "issue",
-                issue_keys(cid, oid, shopper_id, day),
-                [
-                    repr(now),
-                    oid,
-                    shopper_id,
-                    store,
-                    channel,
-                    idempotency_key,
-                    cid,
-                    tail,
-                    repr(valid_from),
-                    repr(expires_at),
-                    hour,
-                    day,
-                    DAY_KEY_TTL_S,
-                    actor,
-                    json.dumps(source or {}, separators=(",", ":")),
-                ],
-            )
+            reply = self.scripts.call("issue", script_keys, args)
         elif isinstance(reply, Exception):
             raise reply
         kind = reply[0]

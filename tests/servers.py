@@ -29,6 +29,7 @@ __all__ = [
     "SECRET_KEY",
     "ServerProcess",
     "free_port",
+    "process_exists",
     "reported",
     "shown_on_failure",
     "start_dev_server",
@@ -41,6 +42,19 @@ SECRET_KEY = "footfall-shared-test-secret-key-0123456789abcdef"
 assert len(SECRET_KEY) == 48
 
 T = TypeVar("T")
+
+
+def process_exists(pid: int) -> bool:
+    """Tell whether `pid` is a live process (a zombie has exited)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state != "Z"
 
 
 def wait_for(

@@ -6,13 +6,12 @@ import importlib.util
 import os
 import signal
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import redis
 
-from tests.servers import REPO_ROOT, ServerProcess, free_port
+from tests.servers import REPO_ROOT, ServerProcess, free_port, process_exists
 
 
 def load_dev_script() -> ModuleType:
@@ -21,19 +20,6 @@ def load_dev_script() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def process_exists(pid: int) -> bool:
-    """Tell whether `pid` is a live process (a zombie has exited)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return True
-    return state != "Z"
 
 
 def test_sigint_to_dev_py_alone_stops_the_demo_and_its_embedded_valkey(tmp_path):

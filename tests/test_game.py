@@ -670,15 +670,7 @@ def test_the_script_decides_what_roll_for_says(world, redis_client):
         world.game.scripts.queue(
             pipe,
             "catch",
-            [
-                keys.state(shopper),
-                keys.attempts(shopper),
-                keys.collection(shopper),
-                keys.recent(shopper),
-                keys.last_catch(shopper),
-                keys.boards(shopper),
-                geo_keys.shopper_state(shopper),
-            ],
+            keys.catch_keys(shopper),
             [
                 repr(T0),
                 spawn_id,
@@ -1161,15 +1153,7 @@ def test_a_catch_after_consent_was_withdrawn_writes_no_place(world, redis_client
     redis_client.hset(geo_keys.shopper_state(shopper), "consent", "0")  # withdrawn meanwhile
     reply = world.game.scripts.call(
         "catch",
-        [
-            keys.state(shopper),
-            keys.attempts(shopper),
-            keys.collection(shopper),
-            keys.recent(shopper),
-            keys.last_catch(shopper),
-            keys.boards(shopper),
-            geo_keys.shopper_state(shopper),
-        ],
+        keys.catch_keys(shopper),
         [
             repr(T0),
             spawn.id,

@@ -63,6 +63,25 @@ class Client:
         self.sio.disconnect()
 
 
+def schedule_stream(base_url: str, token: str, hosts: list[str], **extra) -> str:
+    """Schedule a stream over REST as the caller of `token`; return its id."""
+    response = requests.post(
+        base_url + "/api/streams",
+        headers=bearer(token),
+        timeout=10,
+        json={
+            "title": "t",
+            "brand": "b",
+            "playback_url": "https://v.example/x",
+            "hosts": hosts,
+            "starts_at": time.time(),
+            **extra,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 @pytest.fixture(scope="module")
 def stream(helper_app, servers) -> dict:
     promos = helper_app.extensions["promotions"]
@@ -78,21 +97,8 @@ def stream(helper_app, servers) -> dict:
     promos.campaigns.transition(cid, "scheduled", actor="t")
     host = session_for(helper_app, "host")
     marketer = session_for(helper_app, "marketer")
-    response = requests.post(
-        servers[1].url + "/api/streams",
-        timeout=10,
-        headers=bearer(marketer["token"]),
-        json={
-            "title": "t",
-            "brand": "b",
-            "playback_url": "https://v.example/x",
-            "hosts": [host["user"]["id"]],
-            "starts_at": now,
-            "campaign_id": cid,
-        },
-    )
-    assert response.status_code == 201, response.text
-    return {"id": response.json()["id"], "oid": oid, "host": host}
+    sid = schedule_stream(servers[1].url, marketer["token"], [host["user"]["id"]], campaign_id=cid)
+    return {"id": sid, "oid": oid, "host": host}
 
 
 def test_a_host_on_one_process_reaches_viewers_on_both_and_drops_stay_exactly_n(
@@ -141,19 +147,7 @@ def test_a_host_taken_off_a_stream_on_one_process_loses_the_console_on_the_other
     keeps, loses = session_for(helper_app, "host"), session_for(helper_app, "host")
     marketer = session_for(helper_app, "marketer")
     hosts = [keeps["user"]["id"], loses["user"]["id"]]
-    created = requests.post(
-        server_b.url + "/api/streams",
-        headers=bearer(marketer["token"]),
-        timeout=10,
-        json={
-            "title": "t",
-            "brand": "b",
-            "playback_url": "https://v.example/x",
-            "hosts": hosts,
-            "starts_at": time.time(),
-        },
-    )
-    sid = created.json()["id"]
+    sid = schedule_stream(server_b.url, marketer["token"], hosts)
     staying = Client(server_b.url, "/host", {"token": keeps["token"], "stream_id": sid})
     leaving = Client(server_a.url, "/host", {"token": loses["token"], "stream_id": sid})
     try:
@@ -180,19 +174,7 @@ def test_the_viewer_count_heals_when_a_process_dies(servers, helper_app, shared_
 
     server_a, _ = servers
     host = session_for(helper_app, "host")
-    created = requests.post(
-        server_a.url + "/api/streams",
-        headers=bearer(host["token"]),
-        timeout=10,
-        json={
-            "title": "t",
-            "brand": "b",
-            "playback_url": "https://v.example/x",
-            "hosts": [host["user"]["id"]],
-            "starts_at": time.time(),
-        },
-    )
-    sid = created.json()["id"]
+    sid = schedule_stream(server_a.url, host["token"], [host["user"]["id"]])
     # A third process with the default settings: a connection counts for 30 s after its last
     # refresh, but a process's viewers only while it says it is alive (every second, 5 s).
     doomed = start_gunicorn(shared_redis)
@@ -233,20 +215,7 @@ def test_a_room_carries_on_after_a_redis_outage(own_redis, own_server, tmp_path)
     helper = make_helper_app(own_redis.url, tmp_path)
     host = session_for(helper, "host")
     viewer_session = session_for(helper, "shopper")
-    now = time.time()
-    created = requests.post(
-        own_server.url + "/api/streams",
-        headers=bearer(host["token"]),
-        timeout=10,
-        json={
-            "title": "t",
-            "brand": "b",
-            "playback_url": "https://v.example/x",
-            "hosts": [host["user"]["id"]],
-            "starts_at": now,
-        },
-    )
-    sid = created.json()["id"]
+    sid = schedule_stream(own_server.url, host["token"], [host["user"]["id"]])
     console = Client(own_server.url, "/host", {"token": host["token"], "stream_id": sid})
     viewer = Client(own_server.url, "/live", {"token": viewer_session["token"]})
     try:
@@ -297,19 +266,7 @@ def test_every_viewer_hears_every_offset_once_across_a_redis_outage(
     host = session_for(helper, "host")
     clients: list[Client] = []
     try:
-        created = requests.post(
-            server_a.url + "/api/streams",
-            headers=bearer(host["token"]),
-            timeout=10,
-            json={
-                "title": "t",
-                "brand": "b",
-                "playback_url": "https://v.example/x",
-                "hosts": [host["user"]["id"]],
-                "starts_at": time.time(),
-            },
-        )
-        sid = created.json()["id"]
+        sid = schedule_stream(server_a.url, host["token"], [host["user"]["id"]])
         console = Client(server_a.url, "/host", {"token": host["token"], "stream_id": sid})
         clients.append(console)
         assert console.call("start") == {"status": "live"}

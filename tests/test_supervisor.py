@@ -17,7 +17,7 @@ import redis
 from app import create_app
 from app.redis_supervisor import EmbeddedRedis, SupervisorError, free_port
 from config import Config
-from tests.servers import REPO_ROOT, wait_for
+from tests.servers import REPO_ROOT, process_exists, wait_for
 
 
 def client_of(server: EmbeddedRedis) -> redis.Redis:
@@ -79,19 +79,6 @@ def test_second_supervisor_reuses_the_running_server(started):
     second.stop()
     assert client_of(started).ping() is True
     assert started.process.poll() is None
-
-
-def process_exists(pid: int) -> bool:
-    """Tell whether `pid` is a live process (a zombie has exited)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return True
-    return state != "Z"
 
 
 START_AND_WAIT = """

@@ -45,7 +45,7 @@ class BoundedSocket:
         burst_bytes: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._sock = sock
+        self.inner = sock
         self.max_message_bytes = max_message_bytes
         self.rate_bytes_s = rate_bytes_s
         self.burst_bytes = burst_bytes
@@ -59,7 +59,7 @@ class BoundedSocket:
         self._message = 0  # payload bytes of the current message so far
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+        return getattr(self.inner, name)
 
     def stop(self) -> None:
         """Read nothing more: the connection was closed by the server (the reader ends)."""
@@ -70,7 +70,7 @@ class BoundedSocket:
         if self.refused or self.stopped:
             return b""
         self._pace()
-        data = self._sock.recv(size)
+        data = self.inner.recv(size)
         if self.stopped:
             return b""
         self._tokens -= len(data)
@@ -129,7 +129,7 @@ class BoundedSocket:
         log.warning("websocket closed: %s", reason)
         payload = code.to_bytes(2, "big") + reason.encode()[:120]
         try:
-            self._sock.sendall(bytes([0x88, len(payload)]) + payload)
+            self.inner.sendall(bytes([0x88, len(payload)]) + payload)
         except OSError:
             pass
 
