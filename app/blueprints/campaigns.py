@@ -122,15 +122,17 @@ def _offer_ref(campaign_id: str, offer_id: str) -> str:
     return f"{campaign_id}/{offer_id}"
 
 
-def _granted(campaign_id: str) -> set[str]:
+def granted_streams(campaign_id: str) -> set[str]:
+    """Return the ids of the streams granted the campaign (none if it does not exist)."""
     try:
         return {g["stream_id"] for g in _promotions().campaigns.grants(campaign_id)}
     except NotFound:  # the grant itself answers which of stream and campaign is missing
         return set()
 
 
-def _grant_ref(path: GrantPath) -> str:
-    return f"{path.campaign_id}/{path.stream_id}"
+def audit_grant(campaign_id: str, stream_id: str) -> None:
+    """Record that the caller granted a stream the campaign (one mechanism for every path)."""
+    audit("grant", "grant", f"{campaign_id}/{stream_id}", None, {"granted": True})
 
 
 def _actor() -> str:
@@ -329,10 +331,10 @@ def list_grants(path: CampaignPath):
     responses={200: S.Grant},
 )
 def grant_stream(path: GrantPath):
-    granted = _granted(path.campaign_id)
+    granted = granted_streams(path.campaign_id)
     grant = _live_streams().grant(path.stream_id, path.campaign_id, _actor())
     if path.stream_id not in granted:  # granting again changes nothing, so records nothing
-        audit("grant", "grant", _grant_ref(path), None, {"granted": True})
+        audit_grant(path.campaign_id, path.stream_id)
     return grant
 
 
@@ -345,10 +347,11 @@ def grant_stream(path: GrantPath):
     responses={200: S.GrantRevoked},
 )
 def revoke_stream(path: GrantPath):
-    granted = _granted(path.campaign_id)
+    granted = granted_streams(path.campaign_id)
     _live_streams().revoke(path.stream_id, path.campaign_id, _actor())
     if path.stream_id in granted:
-        audit("revoke", "grant", _grant_ref(path), {"granted": True}, {"granted": False})
+        ref = f"{path.campaign_id}/{path.stream_id}"
+        audit("revoke", "grant", ref, {"granted": True}, {"granted": False})
     return {"status": "revoked", "campaign_id": path.campaign_id, "stream_id": path.stream_id}
 
 
