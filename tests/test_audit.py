@@ -365,3 +365,39 @@ def test_large_values_are_bounded(app, clock):
     assert entry["before"]["fence"]["truncated"] is True
     assert entry["before"]["fence"]["chars"] > 2000
     assert len(app.extensions["redis"].xrange(KEY)[0][1]["before"]) < 200
+
+
+def test_a_marketer_voiding_a_redemption_is_recorded_and_staff_are_not(client, auth, marketer):
+    headers, actor = marketer
+    client.post("/api/stores", json=store("acme-1"), headers=headers)
+    cid = client.post("/api/campaigns", json=campaign_body(), headers=headers).get_json()["id"]
+    oid = client.post(f"/api/campaigns/{cid}/offers", json=OFFER, headers=headers).get_json()["id"]
+    client.post(f"/api/campaigns/{cid}/transition", json={"to": "scheduled"}, headers=headers)
+    shopper_headers, shopper = auth.headers("shopper")
+    till, _ = auth.headers("staff", store_id="acme-1")
+    coupons = []
+    for key in ("r1", "r2"):
+        issued = client.post(
+            f"/api/campaigns/{cid}/offers/{oid}/issue",
+            json={"shopper_id": shopper["id"], "idempotency_key": key},
+            headers=headers,
+        )
+        coupon_id = issued.get_json()["coupon"]["id"]
+        code = client.get(f"/api/wallet/{coupon_id}", headers=shopper_headers).get_json()["code"]
+        redeemed = client.post(
+            "/api/redemptions",
+            json={"code": code, "basket_fen": 12_000, "order_ref": f"order-{key}"},
+            headers=till,
+        )
+        assert redeemed.status_code == 201, redeemed.get_json()
+        coupons.append(coupon_id)
+    before = len(entries(client, headers))
+    staff_void = client.post("/api/redemptions/void", json={"coupon_id": coupons[0]}, headers=till)
+    assert staff_void.status_code == 200, staff_void.get_json()
+    assert len(entries(client, headers)) == before  # staff's own till work is not the log's
+    void = client.post("/api/redemptions/void", json={"coupon_id": coupons[1]}, headers=headers)
+    assert void.status_code == 200, void.get_json()
+    entry = only(client, headers, action="void_redemption")
+    assert entry["actor"] == actor and entry["object_id"] == coupons[1]
+    assert entry["before"] == {"status": "redeemed"}
+    assert entry["after"] == {"status": void.get_json()["status"]} != entry["before"]
