@@ -145,7 +145,7 @@ class AuditLog:
                 break
             top = f"({last_id}"
         more = not exhausted and last_id is not None
-        if more and len(items) == limit:
+        if more:  # one look past the last entry read, so the last page says it is the last
             more = bool(self.r.xrevrange(KEY, max=f"({last_id}", min="-", count=1))
         return {"items": items, "next_cursor": last_id if more else None}
 

@@ -401,3 +401,38 @@ def test_a_marketer_voiding_a_redemption_is_recorded_and_staff_are_not(client, a
     assert entry["actor"] == actor and entry["object_id"] == coupons[1]
     assert entry["before"] == {"status": "redeemed"}
     assert entry["after"] == {"status": void.get_json()["status"]} != entry["before"]
+
+
+def test_a_narrow_filter_over_a_long_log_pages_on_with_a_cursor(app, clock):
+    from core.audit import SCAN_LIMIT
+
+    log = app.extensions["audit"]
+    log.record("admin:old", "create", "store", "needle")
+    with app.extensions["redis"].pipeline(transaction=False) as pipe:
+        for i in range(SCAN_LIMIT + 5):
+            pipe.xadd(
+                KEY,
+                {
+                    "ts": repr(T0),
+                    "actor": "marketer:m",
+                    "action": "update",
+                    "kind": "store",
+                    "object_id": f"hay{i}",
+                    "before": "{}",
+                    "after": "{}",
+                },
+            )
+        pipe.execute()
+    where = AuditFilter(actor="admin:old")
+    first = log.query(where, limit=10)
+    assert first["items"] == [] and first["next_cursor"] is not None  # read its bound, went on
+    second = log.query(where, cursor=first["next_cursor"], limit=10)
+    assert [e["object_id"] for e in second["items"]] == ["needle"]
+    assert second["next_cursor"] is None
+    # A page that fills up on the log's oldest entry has no cursor; one read bound is a page.
+    hay0 = log.query(AuditFilter(object_id="hay0"), cursor=first["next_cursor"])["items"][0]
+    last = log.query(cursor=hay0["id"], limit=1)
+    assert [e["object_id"] for e in last["items"]] == ["needle"] and last["next_cursor"] is None
+    bounded = log.query(limit=SCAN_LIMIT + 6)
+    assert len(bounded["items"]) == SCAN_LIMIT and bounded["next_cursor"] is not None
+    assert log.query(cursor=second["items"][0]["id"]) == {"items": [], "next_cursor": None}
