@@ -101,6 +101,8 @@ class Config:
         self.COUPON_INVALID_MAX = _env_int("COUPON_INVALID_MAX", 10)
         self.COUPON_INVALID_WINDOW_S = _env_int("COUPON_INVALID_WINDOW_S", 600)
         self.PROMO_CLAIM_IDLE_MS = _env_int("PROMO_CLAIM_IDLE_MS", 60_000)
+        # The audit log of marketers' and admins' changes keeps this many newest entries.
+        self.AUDIT_MAX_ENTRIES = _env_int("AUDIT_MAX_ENTRIES", 100_000)
         # The catch game (see README "Catch game").
         self.GAME_VISIBLE_RADIUS_M = _env_float("GAME_VISIBLE_RADIUS_M", 200.0)
         self.GAME_INTERACTION_RADIUS_M = _env_float("GAME_INTERACTION_RADIUS_M", 80.0)
@@ -124,6 +126,8 @@ class Config:
         """Check the settings and fill in what development mode may generate."""
         if not 0 < self.FIX_RETENTION_S <= 24 * 3600:
             raise RuntimeError("FIX_RETENTION_S must be between 1 and 86400 seconds (24 h)")
+        if self.AUDIT_MAX_ENTRIES < 1:
+            raise RuntimeError("AUDIT_MAX_ENTRIES must be at least 1")
         if not 0 <= self.TRUSTED_PROXY_HOPS <= 10:
             raise RuntimeError("TRUSTED_PROXY_HOPS must be between 0 and 10")
         if not 0.0 < self.GEOFENCE_MIN_OVERLAP <= 1.0:

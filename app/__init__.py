@@ -15,6 +15,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Config
+from core.audit import AuditLog
 from core.clock import Clock
 from core.errors import DomainError, Forbidden
 from core.throttle import Throttle
@@ -110,6 +111,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     r = make_redis(url, max_connections=config.REDIS_MAX_CONNECTIONS)
     app.extensions["redis"] = r
     app.extensions["clock"] = clock
+    app.extensions["audit"] = AuditLog(r, clock, max_entries=config.AUDIT_MAX_ENTRIES)
     socketio = SocketIO()
     options = {}
     if app.config.get("SOCKETIO_MESSAGE_QUEUE", True):
@@ -260,6 +262,7 @@ def register_security(app: OpenAPI) -> None:
 def register_blueprints(app: OpenAPI) -> None:
     """Mount the REST blueprints under /api."""
     from .blueprints import (
+        audit,
         auth,
         campaigns,
         game,
@@ -271,7 +274,18 @@ def register_blueprints(app: OpenAPI) -> None:
         wallet,
     )
 
-    for module in (ops, auth, stores, location, campaigns, wallet, redemptions, game, streams):
+    for module in (
+        ops,
+        auth,
+        stores,
+        location,
+        campaigns,
+        wallet,
+        redemptions,
+        game,
+        streams,
+        audit,
+    ):
         app.register_api(module.bp)
 
 

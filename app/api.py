@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from flask import g
+from flask import current_app, g
 
 from .auth import PUBLIC, Principal, roles
 from .schemas import error_responses
@@ -53,3 +53,19 @@ def endpoint(
 def principal() -> Principal:
     """Return the authenticated caller of this request."""
     return g.principal
+
+
+def audit(
+    action: str,
+    kind: str,
+    object_id: str,
+    before: dict | None = None,
+    after: dict | None = None,
+    *,
+    ignore: frozenset[str] = frozenset(),
+) -> None:
+    """Record the caller's change in the audit log (only the fields that changed)."""
+    who = principal()
+    current_app.extensions["audit"].record(
+        f"{who.role}:{who.user_id}", action, kind, object_id, before, after, ignore=ignore
+    )

@@ -150,6 +150,26 @@ class StatusOut(Open):
     status: str
 
 
+class AuditEntry(Open):
+    """One change: who, when, what, and the fields that changed before → after."""
+
+    id: str = Field(description="stream entry id; also the paging cursor")
+    ts: float = Field(description="unix time of the change")
+    actor: str = Field(description="role:account id of who made it")
+    action: str = Field(description="create, update, replace, delete, import, transition, ...")
+    kind: str = Field(description="store, campaign, offer, grant, game, program, coupon")
+    object_id: str
+    before: dict[str, Any] = Field(description="the changed fields' old values")
+    after: dict[str, Any] = Field(description="the changed fields' new values")
+
+
+class AuditPage(Open):
+    items: list[AuditEntry]
+    next_cursor: str | None = Field(
+        description="pass as cursor= for older entries; null at the end"
+    )
+
+
 class Grant(Open):
     """A live stream that may drop the campaign's offers."""
 

@@ -21,6 +21,7 @@ NON_JSON = {
     ("get", "/api/streams/{stream_id}/products/{product_id}/thumb.jpg"): "image/jpeg",
     ("get", "/api/streams/{stream_id}/report/{part}.csv"): "text/csv",
     ("get", "/api/stores/export.geojson"): "application/geo+json",
+    ("get", "/api/audit.csv"): "text/csv",
 }
 
 

@@ -8,6 +8,7 @@ from flask import Response, current_app
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.errors import NotFound
 from promotions import Actor
 from promotions.images import heatmap_png
 from promotions.issuance import IDEMPOTENCY_KEY
@@ -22,7 +23,7 @@ from promotions.models import (
 from promotions.reports import GROUPS
 
 from .. import schemas as S
-from ..api import endpoint, principal
+from ..api import audit, endpoint, principal
 
 bp = APIBlueprint(
     "campaigns",
@@ -32,6 +33,8 @@ bp = APIBlueprint(
 )
 
 MANAGERS = ("marketer", "admin")
+# What issuing and redeeming move on their own: never part of a marketer's change.
+COUNTERS = frozenset({"counters"})
 CAMPAIGN_ID = r"^[1-9][0-9]{0,11}$"
 OFFER_ID = r"^o[1-9][0-9]{0,8}$"
 COUPON_ID = r"^[1-9][0-9]{0,11}-[1-9][0-9]{0,11}$"
@@ -115,6 +118,23 @@ def _live_streams():
     return current_app.extensions["streams"]
 
 
+def _offer_ref(campaign_id: str, offer_id: str) -> str:
+    return f"{campaign_id}/{offer_id}"
+
+
+def granted_streams(campaign_id: str) -> set[str]:
+    """Return the ids of the streams granted the campaign (none if it does not exist)."""
+    try:
+        return {g["stream_id"] for g in _promotions().campaigns.grants(campaign_id)}
+    except NotFound:  # the grant itself answers which of stream and campaign is missing
+        return set()
+
+
+def audit_grant(campaign_id: str, stream_id: str) -> None:
+    """Record that the caller granted a stream the campaign (one mechanism for every path)."""
+    audit("grant", "grant", f"{campaign_id}/{stream_id}", None, {"granted": True})
+
+
 def _actor() -> str:
     who = principal()
     return f"{who.role}:{who.user_id}"
@@ -129,7 +149,9 @@ def _actor() -> str:
     responses={201: S.CampaignOut},
 )
 def create_campaign(body: CampaignIn):
-    return _promotions().campaigns.create(body, _actor()), 201
+    campaign = _promotions().campaigns.create(body, _actor())
+    audit("create", "campaign", campaign["id"], None, campaign, ignore=COUNTERS)
+    return campaign, 201
 
 
 @endpoint(
@@ -165,7 +187,10 @@ def get_campaign(path: CampaignPath):
     responses={200: S.CampaignOut},
 )
 def patch_campaign(path: CampaignPath, body: CampaignPatch):
-    return _promotions().campaigns.update(path.campaign_id, body)
+    before = _promotions().campaigns.get(path.campaign_id)
+    campaign = _promotions().campaigns.update(path.campaign_id, body)
+    audit("update", "campaign", path.campaign_id, before, campaign, ignore=COUNTERS)
+    return campaign
 
 
 @endpoint(
@@ -180,7 +205,10 @@ def patch_campaign(path: CampaignPath, body: CampaignPatch):
     responses={200: S.CampaignOut},
 )
 def transition_campaign(path: CampaignPath, body: Transition):
-    return _promotions().campaigns.transition(path.campaign_id, body.to, _actor())
+    before = _promotions().campaigns.get(path.campaign_id)
+    campaign = _promotions().campaigns.transition(path.campaign_id, body.to, _actor())
+    audit("transition", "campaign", path.campaign_id, before, campaign, ignore=COUNTERS)
+    return campaign
 
 
 @endpoint(
@@ -192,7 +220,11 @@ def transition_campaign(path: CampaignPath, body: Transition):
     responses={201: S.OfferOut},
 )
 def create_offer(path: CampaignPath, body: OfferIn):
-    return _promotions().campaigns.create_offer(path.campaign_id, body, _actor()), 201
+    offer = _promotions().campaigns.create_offer(path.campaign_id, body, _actor())
+    audit(
+        "create", "offer", _offer_ref(path.campaign_id, offer["id"]), None, offer, ignore=COUNTERS
+    )
+    return offer, 201
 
 
 @endpoint(
@@ -232,7 +264,11 @@ def get_offer(path: OfferPath):
 )
 def patch_offer(path: OfferPath, body: OfferPatch):
     _promotions().campaigns.get(path.campaign_id)
-    return _promotions().campaigns.update_offer(path.campaign_id, path.offer_id, body)
+    before = _promotions().campaigns.get_offer(path.campaign_id, path.offer_id)
+    offer = _promotions().campaigns.update_offer(path.campaign_id, path.offer_id, body)
+    ref = _offer_ref(path.campaign_id, path.offer_id)
+    audit("update", "offer", ref, before, offer, ignore=COUNTERS)
+    return offer
 
 
 @endpoint(
@@ -295,7 +331,11 @@ def list_grants(path: CampaignPath):
     responses={200: S.Grant},
 )
 def grant_stream(path: GrantPath):
-    return _live_streams().grant(path.stream_id, path.campaign_id, _actor())
+    granted = granted_streams(path.campaign_id)
+    grant = _live_streams().grant(path.stream_id, path.campaign_id, _actor())
+    if path.stream_id not in granted:  # granting again changes nothing, so records nothing
+        audit_grant(path.campaign_id, path.stream_id)
+    return grant
 
 
 @endpoint(
@@ -307,7 +347,11 @@ def grant_stream(path: GrantPath):
     responses={200: S.GrantRevoked},
 )
 def revoke_stream(path: GrantPath):
+    granted = granted_streams(path.campaign_id)
     _live_streams().revoke(path.stream_id, path.campaign_id, _actor())
+    if path.stream_id in granted:
+        ref = f"{path.campaign_id}/{path.stream_id}"
+        audit("revoke", "grant", ref, {"granted": True}, {"granted": False})
     return {"status": "revoked", "campaign_id": path.campaign_id, "stream_id": path.stream_id}
 
 
@@ -394,6 +438,8 @@ def get_coupon(path: CouponPath):
 )
 def void_coupon(path: CouponPath, body: VoidBody):
     who = principal()
-    return _promotions().coupons.void(
-        path.coupon_id, Actor(who.user_id, who.role), reason=body.reason
-    )
+    promos = _promotions()
+    before = promos.coupons.present(promos.coupons.get(path.coupon_id), owner=False)
+    coupon = promos.coupons.void(path.coupon_id, Actor(who.user_id, who.role), reason=body.reason)
+    audit("void", "coupon", path.coupon_id, before, coupon)
+    return coupon

@@ -13,7 +13,7 @@ from game.models import SPECIES_ID, GameConfigIn
 from game.sprites import SPRITE_SIZES
 
 from .. import schemas as S
-from ..api import endpoint, principal
+from ..api import audit, endpoint, principal
 from ..auth import PUBLIC
 from .campaigns import CAMPAIGN_ID
 from .location import FixIn
@@ -112,7 +112,13 @@ def _game():
     responses={200: S.GameConfigOut},
 )
 def put_game(path: CampaignPath, body: GameConfigIn):
-    return _game().configure(path.campaign_id, body)
+    try:
+        before = _game().config(path.campaign_id)
+    except NotFound:
+        before = None
+    config = _game().configure(path.campaign_id, body)
+    audit("configure" if before is None else "update", "game", path.campaign_id, before, config)
+    return config
 
 
 @endpoint(

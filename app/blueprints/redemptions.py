@@ -12,7 +12,7 @@ from promotions import Actor
 from promotions.models import MAX_FEN
 
 from .. import schemas as S
-from ..api import endpoint, principal
+from ..api import audit, endpoint, principal
 from .campaigns import COUPON_ID
 
 bp = APIBlueprint(
@@ -119,4 +119,8 @@ def redeem(body: RedeemBody):
     responses={200: S.CouponOut},
 )
 def void(body: VoidBody):
-    return _coupons().void_redemption(body.coupon_id, body.order_ref, _till(), code=body.code)
+    coupon = _coupons().void_redemption(body.coupon_id, body.order_ref, _till(), code=body.code)
+    if principal().role in ("marketer", "admin"):  # the audit log is of marketers' changes
+        after = {"status": coupon["status"]}
+        audit("void_redemption", "coupon", coupon["id"], {"status": "redeemed"}, after)
+    return coupon

@@ -9,10 +9,10 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import DomainError, Forbidden, ValidationFailed
-from geo.stores import ID_PATTERN, StoreIn, StorePatch, parse_csv, parse_geojson
+from geo.stores import ID_PATTERN, ImportReport, StoreIn, StorePatch, parse_csv, parse_geojson
 
 from .. import schemas as S
-from ..api import endpoint, principal
+from ..api import audit, endpoint, principal
 
 bp = APIBlueprint("stores", __name__, url_prefix="/api/stores", abp_tags=[Tag(name="stores")])
 
@@ -80,7 +80,9 @@ def _catalog():
     responses={201: S.StoreOut},
 )
 def create_store(body: StoreIn):
-    return _catalog().create(body.model_dump(exclude_unset=True)), 201
+    store = _catalog().create(body.model_dump(exclude_unset=True))
+    audit("create", "store", store["id"], None, store)
+    return store, 201
 
 
 @endpoint(
@@ -164,6 +166,8 @@ def import_stores(query: ImportQuery):
             ) from None
         rows = parse_geojson(doc)
     report = _catalog().import_rows(rows, partial=query.partial)
+    if report.written:  # one summary entry per import, never one per store
+        audit("import", "store", "", None, _import_summary(report, kind, query.partial))
     status = 201 if report.written else 422
     body = report.to_dict()
     if status == 422:
@@ -173,6 +177,16 @@ def import_stores(query: ImportQuery):
             "field": report.errors[0]["at"] if report.errors else None,
         }
     return body, status
+
+
+def _import_summary(report: ImportReport, kind: str, partial: bool) -> dict:
+    return {
+        "format": kind,
+        "partial": partial,
+        "received": report.received,
+        "written": report.written,
+        "rejected": len(report.errors),
+    }
 
 
 def _sniff_format() -> str:
@@ -221,7 +235,10 @@ def get_store(path: StorePath):
     bp, "put", "/<store_id>", allow=MANAGERS, summary="Replace a store", responses={200: S.StoreOut}
 )
 def replace_store(path: StorePath, body: StoreIn):
-    return _catalog().replace(path.store_id, body.model_dump(exclude_unset=True))
+    before = _catalog().get(path.store_id)
+    store = _catalog().replace(path.store_id, body.model_dump(exclude_unset=True))
+    audit("replace", "store", path.store_id, before, store)
+    return store
 
 
 @endpoint(
@@ -233,7 +250,10 @@ def replace_store(path: StorePath, body: StoreIn):
     responses={200: S.StoreOut},
 )
 def patch_store(path: StorePath, body: StorePatch):
-    return _catalog().update(path.store_id, body.model_dump(exclude_unset=True))
+    before = _catalog().get(path.store_id)
+    store = _catalog().update(path.store_id, body.model_dump(exclude_unset=True))
+    audit("update", "store", path.store_id, before, store)
+    return store
 
 
 @endpoint(
@@ -245,5 +265,7 @@ def patch_store(path: StorePath, body: StorePatch):
     responses={200: S.StatusOut},
 )
 def delete_store(path: StorePath):
+    before = _catalog().get(path.store_id)
     _catalog().delete(path.store_id)
+    audit("delete", "store", path.store_id, before, None)
     return {"status": "deleted", "id": path.store_id}

@@ -17,6 +17,7 @@ from ..api import endpoint, principal
 from ..auth import PUBLIC
 from ..errors import read_streamed_body
 from .auth import close_sockets
+from .campaigns import MANAGERS, audit_grant, granted_streams
 
 bp = APIBlueprint(
     "streams",
@@ -70,7 +71,10 @@ def _public(stream: dict) -> dict:
 
 @endpoint(bp, "post", "", allow=EDITORS, summary="Schedule a stream", responses={201: S.StreamOut})
 def create_stream(body: StreamIn):
-    return _streams().create(body, _caller()), 201
+    stream = _streams().create(body, _caller())
+    if body.campaign_id is not None and principal().role in MANAGERS:
+        audit_grant(body.campaign_id, stream["id"])  # a marketer attaching a campaign grants it
+    return stream, 201
 
 
 @endpoint(
@@ -110,7 +114,12 @@ def get_stream(path: StreamPath):
     responses={200: S.StreamOut},
 )
 def patch_stream(path: StreamPath, body: StreamPatch):
+    cid = body.campaign_id
+    granting = cid is not None and principal().role in MANAGERS
+    was_granted = granting and path.stream_id in granted_streams(cid)
     stream = _streams().update(path.stream_id, body, _caller())
+    if granting and not was_granted:
+        audit_grant(cid, path.stream_id)
     stale = _streams().stale_consoles(path.stream_id)
     close_sockets([("/host", console) for console in stale])
     return stream

@@ -15,7 +15,7 @@ from promotions.issuance import yuan
 from promotions.models import ID_PATTERN, ProgramIn
 
 from .. import schemas as S
-from ..api import endpoint, principal
+from ..api import audit, endpoint, principal
 from .campaigns import COUPON_ID
 
 bp = APIBlueprint(
@@ -201,4 +201,6 @@ def programs():
     responses={201: S.ProgramOut},
 )
 def create_program(body: ProgramIn):
-    return _promotions().memberships.create_program(body), 201
+    program = _promotions().memberships.create_program(body)
+    audit("create", "program", program["id"], None, program)
+    return program, 201
