@@ -258,13 +258,14 @@ def register_security(app: OpenAPI) -> None:
 
 
 def register_blueprints(app: OpenAPI) -> None:
-    """Mount the REST blueprints under /api."""
+    """Mount the REST blueprints under /api, and the consoles' pages (not part of the API)."""
     from .blueprints import (
         auth,
         campaigns,
         game,
         location,
         ops,
+        pages,
         redemptions,
         stores,
         streams,
@@ -273,6 +274,7 @@ def register_blueprints(app: OpenAPI) -> None:
 
     for module in (ops, auth, stores, location, campaigns, wallet, redemptions, game, streams):
         app.register_api(module.bp)
+    app.register_blueprint(pages.bp)
 
 
 def register_namespaces(app: OpenAPI) -> None:
