@@ -199,3 +199,17 @@ def test_pages_have_no_serious_accessibility_violations(open_page, web, path, ro
     assert_accessible(page)
     # Nothing wider than the screen: no sideways scrolling on a phone.
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+
+def test_the_npm_libraries_load_as_modules_in_the_browser(open_page):
+    page = open_page("/till/")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    loaded = page.evaluate(
+        """async () => {
+          const sio = await import('/vendor/socket.io-client/socket.io.esm.min.js');
+          const leaflet = await import('/vendor/leaflet/leaflet-src.esm.js');
+          return [typeof sio.io, typeof leaflet.map, leaflet.version];
+        }"""
+    )
+    assert loaded[:2] == ["function", "function"]
+    assert loaded[2].startswith("1.9")
