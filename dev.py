@@ -11,6 +11,9 @@ Setting up creates .venv/ next to this file and installs the project into it (ag
 pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py,
 after `bench [geo|promo|game|live]` to the benchmark. `demo`, `test` and a single benchmark
 replace this process with theirs (exec), so a signal sent to dev.py's pid reaches the server.
+Setting up also runs `npm ci` (again only when a package-lock.json changed): the consoles'
+libraries and the browser tests' Chromium (@sparticuz/chromium) at the root, the JS test
+client in tests/js.
 """
 
 from __future__ import annotations
@@ -54,21 +57,42 @@ def setup() -> None:
     install_js()
 
 
+# The browser of the browser tests: @sparticuz/chromium ships Chromium brotli-compressed; its
+# executablePath() unpacks it once into $TMPDIR/chromium, here a folder of node_modules.
+BROWSER_DIR = ROOT / "node_modules" / ".footfall-browser"
+BROWSER = BROWSER_DIR / "chromium"
+UNPACK_BROWSER = "(await import('@sparticuz/chromium')).default.executablePath()"
+
+
 def install_js() -> None:
-    """Install the JS test client (socket.io-client from npm) with the venv's node and npm."""
-    lock = JS / "package-lock.json"
-    stamp = JS / "node_modules" / ".footfall-installed"
+    """Install the npm packages (`npm ci` with the venv's node): the consoles' libraries and
+    the browser at the root, the JS test client in tests/js; then unpack the browser."""
+    for folder in (ROOT, JS):
+        npm_ci(folder)
+    if not BROWSER.exists():
+        print("unpacking the test browser (@sparticuz/chromium) ...", flush=True)
+        BROWSER_DIR.mkdir(parents=True, exist_ok=True)
+        env = venv_env()
+        env["TMPDIR"] = str(BROWSER_DIR)
+        node = str(VENV / "bin" / "node")
+        subprocess.run(
+            [node, "--input-type=module", "-e", UNPACK_BROWSER], check=True, cwd=ROOT, env=env
+        )
+
+
+def npm_ci(folder: Path) -> None:
+    """Run `npm ci` in a folder unless its node_modules matches its package-lock.json."""
+    lock = folder / "package-lock.json"
+    stamp = folder / "node_modules" / ".footfall-installed"
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text().strip() == digest:
         return
-    print("installing the JS test client (npm ci) ...", flush=True)
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    print(f"installing the npm packages of {folder.relative_to(ROOT)}/ (npm ci) ...", flush=True)
     subprocess.run(
         [str(VENV / "bin" / "npm"), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
         check=True,
-        cwd=JS,
-        env=env,
+        cwd=folder,
+        env=venv_env(),
     )
     stamp.write_text(digest)
 

@@ -260,7 +260,7 @@ def register_security(app: OpenAPI) -> None:
 
 
 def register_blueprints(app: OpenAPI) -> None:
-    """Mount the REST blueprints under /api."""
+    """Mount the REST blueprints under /api, and the consoles' pages (not part of the API)."""
     from .blueprints import (
         audit,
         auth,
@@ -268,6 +268,7 @@ def register_blueprints(app: OpenAPI) -> None:
         game,
         location,
         ops,
+        pages,
         redemptions,
         stores,
         streams,
@@ -287,6 +288,7 @@ def register_blueprints(app: OpenAPI) -> None:
         audit,
     ):
         app.register_api(module.bp)
+    app.register_blueprint(pages.bp)
 
 
 def register_namespaces(app: OpenAPI) -> None:

@@ -1,0 +1,202 @@
+"""Browser tests: a real headless Chromium (npm @sparticuz/chromium, driven by pip playwright)
+against a real gunicorn process on the test Redis.
+
+`python3 dev.py setup` installs and unpacks the browser (dev.py install_js). A test module
+imports the fixtures it uses from here (pytest passes them by name):
+
+    from tests.browser import browser, web, open_page  # noqa: F401
+
+`open_page(path, width=..., locale=...)` opens a page of the app in a new browser context
+(its own sessionStorage and localStorage); when a test fails, every page it opened is saved
+as a screenshot under var/screenshots/ and the path is printed with the failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from playwright.sync_api import Browser, Page, sync_playwright
+
+import config
+from app import create_app
+from tests.servers import REPO_ROOT, SECRET_KEY, ServerProcess, shown_on_failure, start_gunicorn
+
+BROWSER = REPO_ROOT / "node_modules" / ".footfall-browser" / "chromium"
+AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = REPO_ROOT / "var" / "screenshots"
+PASSWORD = "correct-horse-1"
+PHONE = 390
+DESKTOP = 1280
+
+
+def font_config(folder: Path) -> Path:
+    """Write a fontconfig file: the system's fonts plus Noto Sans SC (pip pylopdf-fonts-zh-cn),
+    so that Chinese renders with real glyphs even on a machine without CJK fonts."""
+    from pylopdf_fonts_zh_cn import sans_path
+
+    path = folder / "fonts.conf"
+    path.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+        '  <include ignore_missing="yes">/etc/fonts/fonts.conf</include>\n'
+        f"  <dir>{Path(sans_path()).parent}</dir>\n"
+        f"  <cachedir>{folder / 'cache'}</cachedir>\n"
+        "</fontconfig>\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> Iterator[Browser]:
+    """One headless Chromium for the whole session."""
+    if not BROWSER.exists():
+        pytest.fail(f"no browser at {BROWSER}: run `python3 dev.py setup` (it unpacks it)")
+    fonts = font_config(tmp_path_factory.mktemp("fonts"))
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(BROWSER),
+            headless=True,
+            # As root (containers, CI) Chromium refuses to start inside its sandbox.
+            args=["--no-sandbox"],
+            env={**os.environ, "FONTCONFIG_FILE": str(fonts)},
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Web:
+    """The app under test: one gunicorn process, and accounts made directly in its Redis."""
+
+    def __init__(self, server: ServerProcess, helper: Any) -> None:
+        self.server = server
+        self.url = server.url
+        self.accounts = helper.extensions["accounts"]
+
+    def user(self, role: str, **extra: Any) -> dict:
+        """Create an account of a role (password PASSWORD) and return it."""
+        email = f"{role}-{uuid.uuid4().hex[:10]}@example.test"
+        if role == "staff":
+            extra.setdefault("store_id", "bund-1")
+        return self.accounts.create_user(email, PASSWORD, role, **extra)
+
+
+@pytest.fixture(scope="module")
+def web(redis_server, tmp_path_factory, request) -> Iterator[Web]:
+    """A gunicorn process on the test Redis (emptied first) for one test module."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    server = start_gunicorn(redis_server)
+    helper = create_app(
+        config.TestConfig(
+            REDIS_URL=redis_server,
+            SECRET_KEY=SECRET_KEY,
+            VAR_DIR=tmp_path_factory.mktemp("helper") / "var",
+        )
+    )
+    try:
+        yield Web(server, helper)
+    finally:
+        helper.extensions["redis"].close()
+        server.close()
+
+
+@pytest.fixture
+def open_page(browser, web, request) -> Iterator[Callable[..., Page]]:
+    """Open a path of the app in a fresh browser context of a given width and locale."""
+    contexts = []
+
+    def opener(path: str, *, width: int = DESKTOP, locale: str = "en-US") -> Page:
+        context = browser.new_context(
+            viewport={"width": width, "height": 844 if width <= PHONE else 800},
+            locale=locale,
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(web.url + path)
+        return page
+
+    failed = request.session.testsfailed
+    with shown_on_failure(request, web.server):
+        yield opener
+    if request.session.testsfailed != failed:
+        save_screenshots(request.node.name, contexts)
+    for context in contexts:
+        context.close()
+
+
+def save_screenshots(test_name: str, contexts: list) -> None:
+    """Save every open page of a failed test under var/screenshots/ and print where."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.-]+", "_", test_name)
+    pages = [page for context in contexts for page in context.pages]
+    for number, page in enumerate(pages, 1):
+        path = SCREENSHOTS / f"{stem}-{number}.png"
+        try:
+            page.screenshot(path=str(path), full_page=True)
+        except Exception as exc:  # a crashed page: say so, keep the test's own failure
+            print(f"screenshot of {page.url} failed: {exc}")
+            continue
+        print(f"screenshot of {page.url}: {path}")
+
+
+def axe_violations(page: Page) -> list[dict]:
+    """Run axe-core (npm) in the page; return its serious and critical violations."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate("() => axe.run(document, { resultTypes: ['violations'] })")
+    return [
+        {
+            "id": violation["id"],
+            "impact": violation["impact"],
+            "help": violation["help"],
+            "targets": [node["target"] for node in violation["nodes"]],
+        }
+        for violation in results["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
+
+
+def assert_accessible(page: Page) -> None:
+    """Fail with axe-core's findings when the page has a serious or critical violation."""
+    violations = axe_violations(page)
+    assert violations == [], violations
+
+
+# Draw each character on a canvas in the font of `selector`; a character no font covers is
+# drawn as the same "tofu" box as the noncharacter U+FFFF.
+GLYPHS = """([selector, chars]) => {
+  const font = getComputedStyle(document.querySelector(selector)).font;
+  const canvas = document.createElement("canvas");
+  canvas.width = 64; canvas.height = 64;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  const draw = (ch) => {
+    ctx.clearRect(0, 0, 64, 64);
+    ctx.font = font.replace(/\\d+(\\.\\d+)?px/, "40px");
+    ctx.textBaseline = "top";
+    ctx.fillText(ch, 4, 4);
+    return Array.from(ctx.getImageData(0, 0, 64, 64).data.filter((_, i) => i % 4 === 3)).join();
+  };
+  const tofu = draw("\\uffff");
+  return chars.map((ch) => ({ ch, inked: /[1-9]/.test(draw(ch)), tofu: draw(ch) === tofu }));
+}"""
+
+
+def assert_glyphs_render(page: Page, selector: str) -> None:
+    """Fail when a CJK character of the element's text has no glyph (drawn as a box)."""
+    text = page.locator(selector).inner_text()
+    chars = sorted({ch for ch in text if "\u4e00" <= ch <= "\u9fff"})
+    assert chars, f"no Chinese characters in {selector}: {text!r}"
+    drawn = page.evaluate(GLYPHS, [selector, chars])
+    missing = [row["ch"] for row in drawn if row["tofu"] or not row["inked"]]
+    assert missing == [], f"drawn as boxes in {selector}: {missing}"
