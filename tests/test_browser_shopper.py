@@ -10,12 +10,14 @@ import json
 import re
 import time
 
+import pytest
 import requests
 from playwright.sync_api import expect
 
+from game import roll_for
+from game.models import CATCH_RATE
 from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     PASSWORD,
-    browser,
     open_page,
     web,
 )
@@ -52,8 +54,10 @@ def login(web, email: str) -> str:
     return response.json()["token"]
 
 
-def live_visit_campaign(web) -> str:
-    """A store and a live campaign with a coupon on entering its fence (real clock)."""
+@pytest.fixture(scope="module")
+def campaign(web) -> tuple[str, str]:
+    """A store and a live campaign with a coupon on entering its fence (real clock); returns
+    the campaign id and a marketer's token."""
     token = login(web, web.user("marketer")["email"])
     call(web, "POST", "/api/stores", token, STORE)
     now = time.time()
@@ -86,11 +90,28 @@ def live_visit_campaign(web) -> str:
         web, "POST", f"/api/campaigns/{campaign['id']}/transition", token, {"to": "scheduled"}
     )
     assert moved["status"] == "live"
-    return campaign["id"]
+    return campaign["id"], token
 
 
-def test_shopper_page_gets_events_over_socketio_and_shows_the_coupon_qr(open_page, web):
-    live_visit_campaign(web)
+def sign_in_and_consent(page, shopper: dict) -> str:
+    """Sign in on the page, grant consent, and return the tab's token."""
+    page.fill("#email", shopper["email"])
+    page.fill("#password", PASSWORD)
+    page.click("#login-btn")
+    expect(page.locator("#who")).to_have_text(f"{shopper['email']} (shopper)")
+    page.click("#consent-btn")
+    expect(page.locator("#consent-state")).to_have_text("granted")
+    return json.loads(page.evaluate("sessionStorage.getItem('footfall.session')"))["token"]
+
+
+def fix_at_store(web, token: str) -> None:
+    """Send the shopper's fix at the store through the API (the page's walk stays put)."""
+    fix = {"lat": STORE["lat"], "lon": STORE["lon"], "accuracy_m": 5, "recorded_at": time.time()}
+    answer = call(web, "POST", "/api/location/fix", token, fix)
+    assert answer["results"][0]["verdict"] == "ok", answer
+
+
+def test_shopper_page_gets_events_over_socketio_and_shows_the_coupon_qr(open_page, web, campaign):
     shopper = web.user("shopper")
     page = open_page("/static/index.html")
     errors: list[str] = []
@@ -137,3 +158,43 @@ def test_shopper_page_gets_events_over_socketio_and_shows_the_coupon_qr(open_pag
     assert [
         e for e in errors if not re.match(r"Failed to load .* 409 .*/api/game/spawns$", e)
     ] == []
+
+
+def test_a_caught_creature_has_no_throw_button_and_the_result_stays(open_page, web, campaign):
+    cid, marketer = campaign
+    game = {
+        "species": [{"id": "dumpling", "name": "Dumpling", "rarity": "common", "weight": 1}],
+        "density_per_cell": 20,
+        "store_density": 20,
+        "seed": "shopper-page",
+    }
+    call(web, "PUT", f"/api/campaigns/{cid}/game", marketer, game)
+    shopper = web.user("shopper")
+    page = open_page("/static/index.html")
+    token = sign_in_and_consent(page, shopper)
+    fix_at_store(web, token)
+    # One of the listed creatures (the page shows the nearest 8) that the first throw catches,
+    # within reach of where the page stands (the store).
+    listed = call(web, "GET", "/api/game/spawns", token)["spawns"][:8]
+    target = next(
+        v
+        for v in listed
+        if v["distance_m"] <= 60 and roll_for(v["id"], shopper["id"], 1)[0] < CATCH_RATE["common"]
+    )
+    row = page.locator(f'#spawns li[data-spawn="{target["id"]}"]')
+    row.get_by_role("button", name="throw").click()
+    result = page.locator("#throw-result")
+    expect(result).to_have_text(re.compile(r"^Dumpling: caught! \+10 points"))
+    expect(row.locator(".caught")).to_have_text("caught ✓")
+    expect(row.get_by_role("button")).to_have_count(0)
+    # The list refreshes every 3 s: the result and the missing button outlive a refresh.
+    with page.expect_response(lambda r: r.url.endswith("/api/game/spawns")):
+        pass
+    with page.expect_response(lambda r: r.url.endswith("/api/game/spawns")):
+        pass
+    expect(result).to_be_visible()
+    expect(result).to_have_text(re.compile(r"^Dumpling: caught!"))
+    expect(row.locator(".caught")).to_have_text("caught ✓")
+    expect(row.get_by_role("button")).to_have_count(0)
+    caught = [v["id"] for v in call(web, "GET", "/api/game/spawns", token)["spawns"] if v["caught"]]
+    assert caught == [target["id"]]
