@@ -415,6 +415,10 @@ class CouponOut(Open):
     brand: str
     issued_at: float
     store_id: str | None
+    store_name: str | None = Field(
+        default=None,
+        description="the name of the store it was earned at (in the wallet; null if none)",
+    )
     status: Literal["issued", "redeemed", "voided", "expired"]
     valid_from: float
     expires_at: float
@@ -538,11 +542,15 @@ class SpawnOut(Open):
     sprite_url: str
 
 
+class VisibleSpawnOut(SpawnOut):
+    caught: bool = Field(description="this shopper already caught this creature (no more throws)")
+
+
 class SpawnsOut(Open):
     position: dict[str, Any] = Field(description="{lat, lon, at} of the fix used")
     radius_m: float
     count: int
-    spawns: list[SpawnOut]
+    spawns: list[VisibleSpawnOut]
 
 
 class CatchOut(Open):

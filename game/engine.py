@@ -326,8 +326,14 @@ class Game:
         """Return the nearest spawns around the shopper's last trusted fix (at most limit)."""
         radius = radius_m or self.settings.visible_radius_m
         now = self.clock.now()
-        anchor, suspended, restricted = self.scripts.call(
-            "view_state", [geo_keys.shopper_position(shopper_id), keys.state(shopper_id)], []
+        anchor, suspended, restricted, tried = self.scripts.call(
+            "view_state",
+            [
+                geo_keys.shopper_position(shopper_id),
+                keys.state(shopper_id),
+                keys.attempts(shopper_id),
+            ],
+            [],
         )
         if suspended == "1":
             raise GameRefused("SUSPENDED", "this account is suspended from the game", status=403)
@@ -343,16 +349,23 @@ class Game:
         _, lat, lon = point
         shadow = restricted is not None and float(restricted) > now
         found = self._around(lat, lon, radius, now, common_only=shadow)
+        # HGETALL's flat [field, value, ...]: the references of the spawns this shopper caught.
+        caught = {
+            ref for ref, outcome in zip(tried[::2], tried[1::2], strict=True) if outcome == "caught"
+        }
         views = []
         for d2, dx, dy, _, base in found[:limit]:
             view = base.copy()
             view["distance_m"] = round(math.sqrt(d2), 1)
             view["bearing_deg"] = round(math.degrees(math.atan2(dx, dy)) % 360.0, 1)
+            view["caught"] = bool(caught) and self.spawn_ref(view["id"]) in caught
             views.append(view)
         # "Within range" means catchable from here: a rare creature worth walking the last
-        # metres for. Farther ones are on the list, not pushed.
+        # metres for. Farther ones, and ones this shopper already caught, are not pushed.
         reach = self.settings.interaction_radius_m
-        rare = [v for v in views if v["rarity"] in RARE and v["distance_m"] <= reach]
+        rare = [
+            v for v in views if v["rarity"] in RARE and v["distance_m"] <= reach and not v["caught"]
+        ]
         if rare:
             self._announce(shopper_id, rare)
         return {

@@ -101,10 +101,12 @@ return {count, counted}
 
 # Reads of the hot paths as one command each (the keys share the shopper's slot): cheaper for
 # the client than a pipeline of several.
-# KEYS: geo position, game state                      ARGV: -
+# KEYS: geo position, game state, attempts           ARGV: -
+# The attempts hash holds only the spawns tried lately (it expires with them): their references
+# and 'caught' / 'fled' / a count, so the list can say which creatures are already caught.
 VIEW_STATE = """
 local s = redis.call('HMGET', KEYS[2], 'suspended', 'restricted_until')
-return {redis.call('HGET', KEYS[1], 'anchor'), s[1], s[2]}
+return {redis.call('HGET', KEYS[1], 'anchor'), s[1], s[2], redis.call('HGETALL', KEYS[3])}
 """
 
 # KEYS: geo position, geo state, game state, recent, last catch   ARGV: since

@@ -1,11 +1,13 @@
 /* Footfall shopper demo client: sign in, consent, a simulated walk down East Nanjing Road,
- * and a live view of what the server concluded (verdicts, geofence events, fences, trust).
+ * and a live view of what the server concluded (verdicts, geofence events, fences, trust,
+ * creatures, coupons with their QR).
  *
- * Plain browser JavaScript with no dependencies. Every URL is relative to this page's origin,
- * so the page works wherever run.py (or gunicorn) serves it, with no CORS and no network access
- * beyond the Footfall server itself.
+ * A plain ES module; its one library is the official socket.io-client from npm, served by the
+ * Footfall server under /vendor/ (docs/frontend.md). Every URL is relative to this page's
+ * origin, so the page works wherever run.py (or gunicorn) serves it, with no CORS and no network
+ * access beyond the Footfall server itself.
  */
-"use strict";
+import { io } from "/vendor/socket.io-client/socket.io.esm.min.js";
 
 // ------------------------------------------------------------------------------ constants
 
@@ -88,6 +90,7 @@ const state = {
   trail: [], // {x, y, verdict} of sent fixes, in metres from the Bund
   socket: null,
   refreshTimer: null,
+  lastThrow: null, // {name, note, caught} of the last throw, shown until the next one
 };
 
 // ------------------------------------------------------------------------------ errors
@@ -236,25 +239,71 @@ async function loadWallet() {
   }
 }
 
-/** Add a coupon row; one announced over the socket is fetched for its short code. */
+/** Add a coupon row with its QR; one announced over the socket is fetched for its short code
+ * and the name of its store (the wallet's answer carries store_name, the event only the id). */
 async function showCoupon(coupon, fresh) {
   if (document.getElementById(`coupon-${coupon.id}`)) return;
-  const row = el("li");
+  const row = el("li", null, "coupon");
   row.id = `coupon-${coupon.id}`;
-  const where = coupon.store_id ? ` · earned at ${storeName(coupon.store_id)}` : "";
-  const code = el("span", coupon.code || "…", "via");
+  const where = el("span", "", "store");
+  const code = el("span", coupon.code || "…", "via code");
+  const detail = el("span", `${coupon.title} — ${coupon.campaign_name}`, "detail");
+  detail.append(where);
+  const qr = document.createElement("img");
+  qr.className = "qr";
+  qr.width = 96;
+  qr.height = 96;
+  qr.alt = `QR code of coupon ${coupon.title}`;
   row.append(el("span", clockTime(coupon.issued_at), "time"),
-    el("span", coupon.status, `kind ${coupon.status}`),
-    el("span", `${coupon.title} — ${coupon.campaign_name}${where}`, "detail"), code);
+    el("span", coupon.status, `kind ${coupon.status}`), detail, code, qr);
   row.title = `coupon ${coupon.id}, valid until ${new Date(coupon.expires_at * 1000).toLocaleString()}`;
+  const showStore = (c) => {
+    if (c.store_id) where.textContent = ` · earned at ${c.store_name || storeName(c.store_id)}`;
+  };
+  showStore(coupon);
   $("coupons").prepend(row);
+  trimList($("coupons"), 20);
   if (fresh) {
     try {
-      code.textContent = (await api("GET", `/api/wallet/${coupon.id}`)).code;
+      const full = await api("GET", `/api/wallet/${coupon.id}`);
+      code.textContent = full.code;
+      showStore(full);
     } catch (err) {
       showError("wallet", err);
     }
   }
+  loadQr(coupon.id, qr);
+}
+
+/** Show a coupon's QR (GET /api/wallet/{id}/qr.png): the image needs the bearer token, which
+ * never goes into a URL, so it is fetched as a blob and shown through an object URL. */
+async function loadQr(couponId, img) {
+  const token = state.token;
+  if (!token) return;
+  let response;
+  try {
+    response = await fetch(`/api/wallet/${couponId}/qr.png`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+  } catch {
+    showError("QR", { code: "network_error", message: "the server did not answer" });
+    return;
+  }
+  if (!response.ok) {
+    let envelope = { code: `http_${response.status}`, message: response.statusText };
+    try {
+      envelope = (await response.json()).error || envelope;
+    } catch {
+      // not JSON: the status line is all we have
+    }
+    showError("QR", envelope);
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  // A decoded image stays on screen after its object URL is revoked.
+  img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+  img.addEventListener("error", () => URL.revokeObjectURL(url), { once: true });
+  img.src = url;
 }
 
 /** Forget the session locally (after sign-out, or when the server no longer knows the token). */
@@ -265,14 +314,19 @@ function signedOut(reason) {
   state.consent = null;
   saveSession();
   clearInterval(state.refreshTimer);
-  if (state.socket) state.socket.close();
+  if (state.socket) state.socket.disconnect();
   state.socket = null;
+  setSocketState("off", "off");
   if (reason) showError("session", { code: "signed_out", message: reason });
   // Nothing shown may outlive the session it belongs to.
   $("trust").textContent = "–";
   state.inside = new Map();
   state.nearby = [];
   $("inside").replaceChildren(el("li", "–", "muted"));
+  $("coupons").replaceChildren();
+  $("spawns").replaceChildren(el("li", "–", "muted"));
+  state.lastThrow = null;
+  renderThrowResult();
   renderNearby();
   drawMap();
   renderAccount();
@@ -482,7 +536,8 @@ async function refresh() {
 
 // ------------------------------------------------------------------------------ game
 
-/** List the nearest creatures (GET /api/game/spawns) with a button to throw at each. */
+/** List the nearest creatures (GET /api/game/spawns) with a button to throw at each one this
+ * shopper has not caught yet (the answer says `caught`). */
 async function refreshSpawns() {
   if (!state.token || !state.position) return;
   let found;
@@ -497,37 +552,60 @@ async function refreshSpawns() {
   if (!found.spawns.length) list.append(el("li", "no creatures around", "muted"));
   for (const spawn of found.spawns.slice(0, 8)) {
     const li = el("li");
+    li.dataset.spawn = spawn.id;
     const img = document.createElement("img");
     img.src = `${spawn.sprite_url}?size=128`;
     img.alt = spawn.name;
     img.width = 40;
     img.height = 40;
-    const button = el("button", "throw");
-    button.type = "button";
-    button.addEventListener("click", () => throwAt(spawn, li));
     li.append(img, el("strong", ` ${spawn.name}`),
       el("span", ` · ${spawn.rarity} · ${Math.round(spawn.distance_m)} m · ` +
-        `${Math.round(spawn.bearing_deg)}°${spawn.store_id ? " · in a store" : ""} `, "muted"),
-      button);
+        `${Math.round(spawn.bearing_deg)}°${spawn.store_id ? " · in a store" : ""} `, "muted"));
+    if (spawn.caught) {
+      li.append(el("span", "caught ✓", "caught"));
+    } else {
+      const button = el("button", "throw");
+      button.type = "button";
+      button.addEventListener("click", () => throwAt(spawn));
+      li.append(button);
+    }
     list.append(li);
   }
 }
 
+/** The last throw's result stays on screen until the next throw (the list refreshes every 3 s). */
+function renderThrowResult() {
+  const box = $("throw-result");
+  const last = state.lastThrow;
+  box.hidden = !last;
+  box.textContent = last ? `${last.name}: ${last.note}` : "";
+  box.className = `throw-result${last && last.caught ? " caught" : ""}`;
+}
+
 /** Throw at a creature from the walker's current position (POST /api/game/catches). */
-async function throwAt(spawn, row) {
+async function throwAt(spawn) {
   const p = state.position;
   const ms = Math.max(Date.now(), state.lastRecordedMs + 1);
   const fix = { lat: Number(p.lat.toFixed(6)), lon: Number(p.lon.toFixed(6)),
     accuracy_m: Number(p.accuracy.toFixed(1)), recorded_at: ms / 1000 };
+  state.lastThrow = { name: spawn.name, note: "throwing…" };
+  renderThrowResult();
+  let caught = false;
+  let note;
   try {
     const result = await api("POST", "/api/game/catches", { spawn_id: spawn.id, fix });
-    const note = result.outcome === "caught"
+    caught = result.outcome === "caught";
+    note = caught
       ? `caught! +${result.points} points${result.coupon ? ` and a coupon: ${result.coupon.title}` : ""}`
       : result.outcome;
-    row.append(el("span", ` → ${note}`, "detail"));
   } catch (err) {
-    row.append(el("span", ` → ${err.code || "refused"}`, "muted"));
+    note = `${err.code || "refused"}: ${err.message}`;
   }
+  state.lastThrow = { name: spawn.name, note, caught };
+  renderThrowResult();
+  // A catch takes the throw button away and may have put a coupon in the wallet.
+  refreshSpawns();
+  if (caught) loadWallet();
 }
 
 async function refreshTrust() {
@@ -747,164 +825,45 @@ $("zoom").addEventListener("change", drawMap);
 
 // ------------------------------------------------------------------------------ Socket.IO
 
-/**
- * A minimal Socket.IO v5 client (Engine.IO v4, WebSocket transport only) for one namespace.
- *
- * Wire format, one packet per WebSocket text frame:
- *   Engine.IO:  "0{json}" open · "1" close · "2" ping · "3" pong · "4<socket.io packet>" message
- *   Socket.IO:  "<type>[/nsp,][ackId][json]" with type 0 connect · 1 disconnect · 2 event ·
- *               3 ack · 4 connect_error
- * WebSocket only (no long-polling first) is what docs/events.md recommends: it needs no sticky
- * sessions behind a load balancer.
- */
-class SocketIOClient {
-  constructor(namespace, { auth, onEvent, onState, onRefused }) {
-    this.namespace = namespace;
-    this.auth = auth; // a function: the token may change between reconnects
-    this.onEvent = onEvent;
-    this.onState = onState;
-    this.onRefused = onRefused;
-    this.ws = null;
-    this.attempt = 0;
-    this.closed = false;
-    this.retryTimer = null;
-    this.watchdog = null;
-    this.deadAfterMs = 45000;
-  }
-
-  open() {
-    this.closed = false;
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${scheme}//${location.host}/socket.io/?EIO=4&transport=websocket`);
-    this.ws = ws;
-    this.onState("connecting");
-    ws.onmessage = (message) => this.receive(String(message.data));
-    // onerror is always followed by onclose, so reconnecting from onclose covers both.
-    ws.onclose = () => {
-      if (this.ws === ws) this.reconnectLater();
-    };
-  }
-
-  close() {
-    this.closed = true;
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.watchdog);
-    if (this.ws) {
-      this.ws.onclose = null;
-      this.ws.close();
-      this.ws = null;
-    }
-    this.onState("off");
-  }
-
-  receive(frame) {
-    const body = frame.slice(1);
-    switch (frame[0]) {
-      case "0": { // open: the server says how often it will ping
-        const open = JSON.parse(body);
-        this.deadAfterMs = open.pingInterval + open.pingTimeout;
-        this.armWatchdog();
-        this.ws.send(`40${this.namespace},${JSON.stringify(this.auth())}`);
-        break;
-      }
-      case "2": // In Engine.IO v4 the server pings and the client answers.
-        this.ws.send(`3${body}`);
-        this.armWatchdog();
-        break;
-      case "1":
-        this.ws.close();
-        break;
-      case "4":
-        this.receiveSocketIO(body);
-        break;
-      default: // "6" noop and anything newer: nothing to do
-    }
-  }
-
-  receiveSocketIO(text) {
-    const type = text[0];
-    let rest = text.slice(1);
-    let namespace = "/";
-    if (rest.startsWith("/")) {
-      const comma = rest.indexOf(",");
-      namespace = comma < 0 ? rest : rest.slice(0, comma);
-      rest = comma < 0 ? "" : rest.slice(comma + 1);
-    }
-    if (namespace !== this.namespace) return;
-    const ackId = /^\d*/.exec(rest)[0]; // only on acks and on events that want one
-    const payload = rest.slice(ackId.length);
-    const data = payload ? JSON.parse(payload) : null;
-    switch (type) {
-      case "0":
-        this.attempt = 0;
-        this.onState("on", data && data.sid);
-        break;
-      case "4":
-        // Refused (bad token, wrong role, storage down). Closing the whole connection keeps a
-        // single retry path; the backoff stops a refused client from hammering the server.
-        this.onRefused(data);
-        this.ws.close();
-        break;
-      case "1": // the server dropped us from the namespace
-        this.ws.close();
-        break;
-      case "2":
-        if (Array.isArray(data)) this.onEvent(data[0], data[1]);
-        break;
-      default: // acks ("3"): this client sends no events that expect one
-    }
-  }
-
-  /** No ping within interval + timeout means a half-open connection: drop it and retry. */
-  armWatchdog() {
-    clearTimeout(this.watchdog);
-    const ws = this.ws;
-    this.watchdog = setTimeout(() => ws.close(), this.deadAfterMs);
-  }
-
-  reconnectLater() {
-    clearTimeout(this.watchdog);
-    this.ws = null;
-    if (this.closed) return;
-    // Exponential backoff with jitter, so a restarted server is not hit by every client at once.
-    const delay = Math.min(30000, 1000 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
-    this.attempt = Math.min(this.attempt + 1, 10);
-    this.onState("waiting", delay);
-    this.retryTimer = setTimeout(() => this.open(), delay);
-  }
-}
-
 function setSocketState(text, kind) {
   const pill = $("socket-state");
   pill.textContent = `socket: ${text}`;
   pill.dataset.state = kind;
 }
 
+/**
+ * The /shopper namespace through the official socket.io-client (npm, served under /vendor/).
+ * WebSocket only (no long-polling first), as docs/events.md recommends: it needs no sticky
+ * sessions behind a load balancer. The client reconnects with backoff by itself; `auth` is a
+ * function so a reconnect sends the token of now.
+ */
 function connectSocket() {
-  if (state.socket) state.socket.close();
-  state.socket = new SocketIOClient("/shopper", {
-    auth: () => ({ token: state.token }),
-    onEvent: (name, data) => {
-      if (name === "geofence") logEvent(data, "socket");
-      else if (name === "coupon_issued") showCoupon(data, true);
-      else if (name === "error") showError("socket", (data && data.error) || {});
-    },
-    onState: (kind, detail) => {
-      if (kind === "on") setSocketState("connected", "on");
-      else if (kind === "waiting") setSocketState(`retry in ${Math.round(detail / 1000)} s`, "waiting");
-      else setSocketState(kind, kind);
-    },
-    onRefused: (data) => {
-      // The refusal carries the error envelope as `data` (docs/events.md); fall back to message.
-      const envelope = (data && data.data && data.data.error) || { code: "connect_refused",
-        message: (data && data.message) || "connection refused" };
-      showError("socket", envelope);
-      setSocketState("refused", "refused");
-      // Ask the REST API whether the token is still good; a 401 there signs us out.
-      api("GET", "/api/me").catch(() => {});
-    },
+  if (state.socket) state.socket.disconnect();
+  const socket = io("/shopper", {
+    transports: ["websocket"],
+    auth: (send) => send({ token: state.token }),
   });
-  state.socket.open();
+  state.socket = socket;
+  setSocketState("connecting", "connecting");
+  socket.on("connect", () => setSocketState("connected", "on"));
+  socket.on("disconnect", () => setSocketState("reconnecting", "waiting"));
+  socket.on("connect_error", (err) => {
+    if (socket.active) {
+      // A transport failure: the client retries on its own.
+      setSocketState("retrying", "waiting");
+      return;
+    }
+    // Refused by the server (bad token, wrong role, storage down): the envelope is in err.data
+    // (docs/events.md). No automatic retry; ask the REST API whether the token is still good
+    // (a 401 there signs us out).
+    showError("socket", (err.data && err.data.error) ||
+      { code: "connect_refused", message: err.message || "connection refused" });
+    setSocketState("refused", "refused");
+    api("GET", "/api/me").catch(() => {});
+  });
+  socket.on("geofence", (event) => logEvent(event, "socket"));
+  socket.on("coupon_issued", (coupon) => showCoupon(coupon, true));
+  socket.on("error", (data) => showError("socket", (data && data.error) || {}));
 }
 
 // ------------------------------------------------------------------------------ start

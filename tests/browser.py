@@ -1,10 +1,11 @@
 """Browser tests: a real headless Chromium (npm @sparticuz/chromium, driven by pip playwright)
 against a real gunicorn process on the test Redis.
 
-`python3 dev.py setup` installs and unpacks the browser (dev.py install_js). A test module
-imports the fixtures it uses from here (pytest passes them by name):
+`python3 dev.py setup` installs and unpacks the browser (dev.py install_js). The session's
+`browser` comes from tests/conftest.py (one Playwright for every module); a test module imports
+the other fixtures it uses from here (pytest passes them by name):
 
-    from tests.browser import browser, web, open_page  # noqa: F401
+    from tests.browser import web, open_page  # noqa: F401
 
 `open_page(path, width=..., locale=...)` opens a page of the app in a new browser context
 (its own sessionStorage and localStorage); when a test fails, every page it opened is saved

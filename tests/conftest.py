@@ -12,6 +12,11 @@ from app.redis_supervisor import EmbeddedRedis, free_port
 from config import TestConfig
 from core.clock import FrozenClock
 
+# The one headless Chromium of the session, shared by every browser test module (a fixture
+# imported into two modules would be two session fixtures: two Playwrights, which cannot run
+# at once). Modules import `web` and `open_page` from tests.browser themselves.
+from tests.browser import browser  # noqa: F401
+
 T0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC, a Thursday; tests move the clock from here
 
 

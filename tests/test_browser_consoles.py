@@ -17,7 +17,6 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     PHONE,
     assert_accessible,
     assert_glyphs_render,
-    browser,
     open_page,
     web,
 )

@@ -577,6 +577,29 @@ def test_already_caught_fled_and_retries(world):
     assert world.throw(other, spawn, game)["outcome"] == "caught"
 
 
+def test_visible_spawns_say_which_this_shopper_caught(world):
+    game = world.new_game(GameSettings(cooldown_s=0))
+    world.join("seed")
+    spawn = world.near("seed")[0]
+    shopper = world.join(shopper_for(spawn, "missed", "caught", prefix="v"))
+
+    def caught(who: str) -> dict[str, bool]:
+        return {v["id"]: v["caught"] for v in game.visible(who, limit=ALL)["spawns"]}
+
+    assert spawn.id in caught(shopper) and not any(caught(shopper).values())
+    assert world.throw(shopper, spawn, game)["outcome"] == "missed"
+    assert not any(caught(shopper).values())  # a miss may be thrown at again
+    assert world.throw(shopper, spawn, game)["outcome"] == "caught"
+    seen = caught(shopper)
+    assert seen[spawn.id] is True
+    assert [i for i, c in seen.items() if c] == [spawn.id]  # only that one
+    runner = world.join(shopper_for(spawn, "fled", prefix="f"))
+    assert world.throw(runner, spawn, game)["outcome"] == "fled"
+    assert caught(runner)[spawn.id] is False  # fled, not caught (a throw says FLED)
+    other = world.join("v-other")
+    assert caught(other)[spawn.id] is False  # another shopper's catch is not theirs
+
+
 def test_cooldown_between_throws(world, clock):
     shopper = world.join("u1")
     first, second = world.near(shopper)[:2]

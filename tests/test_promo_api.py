@@ -209,6 +209,21 @@ def test_wallet_codes_and_images(client, auth, promo, shopper):
     assert client.get("/api/wallet?status=redeemed", headers=headers).get_json()["items"] == []
 
 
+def test_wallet_names_the_store_a_coupon_was_earned_at(client, promo, shopper):
+    headers, shopper_id = shopper
+    named = dict(store("acme-9"), name="Acme · Nanjing Road")
+    assert client.post("/api/stores", json=named, headers=promo.marketer).status_code == 201
+    issued = promo.issue(shopper_id, "k1", store_id="acme-9")
+    assert issued.status_code == 201, issued.get_json()
+    at_store = issued.get_json()["coupon"]["id"]
+    nowhere = promo.issue(shopper_id, "k2").get_json()["coupon"]["id"]
+    items = client.get("/api/wallet", headers=headers).get_json()["items"]
+    names = {c["id"]: (c["store_id"], c["store_name"]) for c in items}
+    assert names == {at_store: ("acme-9", "Acme · Nanjing Road"), nowhere: (None, None)}
+    one = client.get(f"/api/wallet/{at_store}", headers=headers).get_json()
+    assert one["store_name"] == "Acme · Nanjing Road"
+
+
 def test_till_preview_redeem_void(client, auth, promo, shopper):
     headers, shopper_id = shopper
     coupon_id = promo.issue(shopper_id, "k1").get_json()["coupon"]["id"]

@@ -70,11 +70,18 @@ def test_assets_name_no_other_host(name):
     assert not found, f"{name} refers to other hosts: {found}"
 
 
-def test_script_builds_the_socket_url_from_the_page_origin():
+def test_script_uses_the_official_socketio_client_from_this_origin(client):
     js = (STATIC / "shopper.js").read_text(encoding="utf-8")
-    assert "location.host" in js
-    assert "/socket.io/?EIO=4&transport=websocket" in js
-    assert re.search(r"new WebSocket\(`\$\{scheme\}//\$\{location\.host\}/socket\.io/", js)
+    imports = re.findall(r"""^import .* from "([^"]+)";$""", js, re.MULTILINE)
+    assert imports == ["/vendor/socket.io-client/socket.io.esm.min.js"]
+    with client.get(imports[0]) as response:  # served from node_modules (npm), not pasted
+        assert response.status_code == 200
+        assert response.mimetype in ("text/javascript", "application/javascript")
+    # io("/shopper") is the namespace on the page's own origin; no hand-made Engine.IO client.
+    assert re.search(r"""\bio\("/shopper", \{""", js)
+    assert "new WebSocket" not in js and "EIO=" not in js
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    assert '<script type="module" src="shopper.js"></script>' in html
 
 
 def test_script_calls_only_api_routes_that_exist(app):
