@@ -151,6 +151,13 @@ def test_staff_preview_redeem_and_see_already_redeemed(open_page, web, shop):
     expect(result).to_contain_text("Order T-1")
     expect(result).to_contain_text("(Asia/Shanghai)")
 
+    # Today's list at this store shows it.
+    row = page.locator("#till-today tbody tr[data-order='T-1']")
+    expect(row).to_contain_text(coupon["code"])
+    expect(row).to_contain_text("¥120.50")
+    expect(row).to_contain_text("¥20.00")
+    expect(row).to_contain_text("redeemed")
+
     # The server recorded it for this store and order, with the basket in fen.
     ledger = requests.get(
         f"{web.url}/api/campaigns/{shop.cid}/ledger?type=redeem", headers=shop.marketer, timeout=5
@@ -184,6 +191,7 @@ def test_staff_void_a_redemption_and_the_coupon_is_usable_again(open_page, web, 
     staff = web.user("staff", store_id=shop.store_id)
     page = open_page("/till/", width=DESKTOP, locale="zh-CN")
     sign_in(page, staff["email"])
+    expect(page.get_by_role("heading", name="本店今日核销")).to_be_visible()
     page.get_by_label("短码或扫描码").fill(coupon["code"])
     page.get_by_label("订单金额（¥）").fill("200")
     page.get_by_label("订单号").fill("V-1")
@@ -199,6 +207,11 @@ def test_staff_void_a_redemption_and_the_coupon_is_usable_again(open_page, web, 
     page.get_by_label("订单号").fill("V-2")
     page.get_by_role("button", name="核销").click()
     expect(result.get_by_role("heading")).to_have_text("核销成功")
+    table = page.locator("#till-today")
+    expect(table.locator("tr[data-order='V-1']")).to_contain_text("已撤销")
+    expect(table.locator("tr[data-order='V-2']")).to_contain_text("已核销")
+    expect(table.locator("tr[data-order='V-2']")).to_contain_text("¥200.00")
+    assert_accessible(page)
     assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP
 
 

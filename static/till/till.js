@@ -87,8 +87,70 @@ class Till {
     this.result.setAttribute("aria-labelledby", "till-result-title");
     this.result.hidden = true;
 
-    this.main.append(header, this.form, this.result);
+    this.today = document.createElement("section");
+    this.today.className = "card till-today";
+    this.today.setAttribute("aria-labelledby", "till-today-title");
+    this.main.append(header, this.form, this.result, this.today);
     this.form.elements.code.focus();
+    this.loadToday();
+  }
+
+  /** Draw today's redemptions at this store (GET /api/redemptions: staff see their own). */
+  async loadToday() {
+    const title = label("h3", "till.today_title", null, { id: "till-today-title" });
+    let page;
+    try {
+      page = await api("GET", "/api/redemptions");
+    } catch (error) {
+      const note = document.createElement("p");
+      note.className = "form-error";
+      note.setAttribute("role", "alert");
+      note.textContent = errorText(error);
+      this.today.replaceChildren(title, note);
+      return;
+    }
+    if (!page.items.length) {
+      this.today.replaceChildren(title, label("p", "till.today_none", { day: page.day }));
+      return;
+    }
+    const table = document.createElement("table");
+    table.id = "till-today";
+    const caption = label("caption", "till.today_caption", { day: page.day, timezone: page.timezone });
+    const head = document.createElement("tr");
+    for (const key of ["till.col_time", "till.col_code", "till.col_order", "till.col_basket", "till.col_discount", "till.col_status"]) {
+      head.append(label("th", key, null, { scope: "col" }));
+    }
+    const thead = document.createElement("thead");
+    thead.append(head);
+    const tbody = document.createElement("tbody");
+    for (const item of page.items) {
+      const row = document.createElement("tr");
+      row.dataset.order = item.order_ref;
+      const cell = (text) => {
+        const td = document.createElement("td");
+        td.textContent = text;
+        return td;
+      };
+      const status = document.createElement("td");
+      status.append(label("span", item.status === "voided" ? "till.status_voided" : "till.status_redeemed"));
+      row.append(
+        cell(formatTime(item.at, page.timezone, { timeStyle: "short" })),
+        cell(item.code),
+        cell(item.order_ref),
+        cell(formatMoney(item.basket_fen)),
+        cell(formatMoney(item.discount_fen)),
+        status,
+      );
+      tbody.append(row);
+    }
+    table.append(caption, thead, tbody);
+    const wrap = document.createElement("div");
+    wrap.className = "table-wrap";
+    wrap.tabIndex = 0;
+    wrap.setAttribute("role", "region");
+    wrap.setAttribute("aria-labelledby", "till-today-title");
+    wrap.append(table);
+    this.today.replaceChildren(title, wrap);
   }
 
   /** Read the form: {code, basket_fen, order_ref}, or null after showing what is wrong. */
@@ -127,6 +189,7 @@ class Till {
     try {
       const answer = await api("POST", "/api/redemptions", body);
       this.showRedeemed(answer, body);
+      this.loadToday();
     } catch (error) {
       this.result.hidden = true;
       if (error.code === "ALREADY_REDEEMED" && error.details) {
@@ -142,6 +205,7 @@ class Till {
     try {
       await api("POST", "/api/redemptions/void", { code, order_ref: orderRef });
       this.fill("till.voided_title", [label("p", "till.voided", { order: orderRef })]);
+      this.loadToday();
     } catch (error) {
       button.disabled = false;
       const note = this.result.querySelector("[data-void-error]");
