@@ -85,6 +85,14 @@ def browser(tmp_path_factory) -> Iterator[Browser]:
             _shared.pop("playwright").stop()
 
 
+def launch_browser(args: list[str]) -> Browser:
+    """Launch another headless Chromium with extra command-line switches (e.g. a fake
+    camera), on the session's Playwright; the caller closes it. Needs the `browser` fixture."""
+    return _shared["playwright"].chromium.launch(
+        executable_path=str(BROWSER), headless=True, args=["--no-sandbox", *args]
+    )
+
+
 class Web:
     """The app under test: one gunicorn process, and accounts made directly in its Redis."""
 

@@ -6,12 +6,15 @@ coupon issued to a shopper), as in tests/test_promo_api.py, against the real ser
 
 from __future__ import annotations
 
+import io
 import re
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
@@ -21,7 +24,9 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     assert_accessible,
     assert_glyphs_render,
     browser,
+    launch_browser,
     open_page,
+    save_screenshots,
     web,
 )
 from tests.test_browser_consoles import sign_in
@@ -89,17 +94,21 @@ class Shop:
         return response.json()
 
     def coupon(self) -> dict:
-        """Issue a coupon to a new shopper; return it as the shopper's wallet shows it."""
+        """Issue a coupon to a new shopper; return it as the shopper's wallet shows it, with
+        the QR image the wallet serves as `qr_png`."""
         shopper = self.web.user("shopper")
         issued = self.post(
             f"/api/campaigns/{self.cid}/offers/{self.oid}/issue",
             {"shopper_id": shopper["id"], "idempotency_key": uuid.uuid4().hex},
         )
         coupon_id = issued["coupon"]["id"]
-        mine = requests.get(
-            f"{self.web.url}/api/wallet/{coupon_id}", headers=login(self.web, shopper), timeout=5
+        headers = login(self.web, shopper)
+        mine = requests.get(f"{self.web.url}/api/wallet/{coupon_id}", headers=headers, timeout=5)
+        qr = requests.get(
+            f"{self.web.url}/api/wallet/{coupon_id}/qr.png", headers=headers, timeout=5
         )
-        return mine.json()
+        assert qr.headers["Content-Type"] == "image/png"
+        return {**mine.json(), "qr_png": qr.content}
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +248,76 @@ def test_a_bad_basket_and_an_unknown_code_are_shown_next_to_their_fields(open_pa
         "aria-invalid", "true"
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE
+    # No camera in this browser: the till says so by the code field.
+    page.get_by_role("button", name="Scan with camera").click()
+    expect(page.locator("#till-code + .field-error")).to_have_text(
+        "No camera can be used here: type the code instead."
+    )
+
+
+def y4m_video(png: bytes, path: Path, frames: int = 5) -> Path:
+    """Write a Y4M video (4:2:0) whose frames show a QR image on white, for Chromium's fake
+    camera (--use-file-for-fake-video-capture)."""
+    width, height = 640, 480
+    qr = Image.open(io.BytesIO(png)).convert("L")
+    side = 400
+    frame = Image.new("L", (width, height), 255)
+    frame.paste(qr.resize((side, side), Image.NEAREST), ((width - side) // 2, (height - side) // 2))
+    y = frame.tobytes()
+    chroma = bytes([128]) * ((width // 2) * (height // 2))  # grey: no colour
+    with path.open("wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            out.write(b"FRAME\n" + y + chroma + chroma)
+    return path
+
+
+def test_staff_scan_a_coupon_from_the_camera_and_redeem_it_then_scan_it_again(
+    browser, web, shop, tmp_path, request
+):
+    coupon = shop.coupon()
+    video = y4m_video(coupon["qr_png"], tmp_path / "coupon.y4m")
+    staff = web.user("staff", store_id=shop.store_id)
+    camera = launch_browser(
+        [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}",
+        ]
+    )
+    context = camera.new_context(viewport={"width": PHONE, "height": 844}, permissions=["camera"])
+    context.set_default_timeout(10_000)
+    failed = request.session.testsfailed
+    try:
+        page = context.new_page()
+        page.goto(web.url + "/till/")
+        sign_in(page, staff["email"])
+        page.get_by_label("Basket total (¥)").fill("150")
+        page.get_by_label("Order reference").fill("S-1")
+        page.get_by_role("button", name="Scan with camera").click()
+        result = page.locator("#till-result")
+        # The QR holds the signed token; the preview of it applies.
+        expect(page.get_by_label("Short code or scanned code")).to_have_value(coupon["token"])
+        expect(result.get_by_role("heading")).to_have_text("The coupon applies")
+        expect(result.locator(".pay")).to_have_text("To pay: ¥130.00")
+        expect(page.locator("video")).to_have_count(0)  # the camera is let go
+        page.get_by_role("button", name="Redeem").click()
+        expect(result.get_by_role("heading")).to_have_text("Redeemed")
+
+        # A second scan, for another order: ALREADY_REDEEMED, with where and when.
+        page.get_by_label("Short code or scanned code").fill("")
+        page.get_by_label("Order reference").fill("S-2")
+        page.get_by_role("button", name="Scan with camera").click()
+        expect(result.locator(".refusal")).to_have_text(
+            re.compile(rf"Already redeemed at store {shop.store_id} on .+\(order S-1\)\.")
+        )
+        page.get_by_role("button", name="Redeem").click()
+        expect(page.locator("#till-code + .field-error")).to_have_text(
+            re.compile(rf"Already redeemed at store {shop.store_id} .+\(order S-1\)\.")
+        )
+        assert_accessible(page)
+    finally:
+        if request.session.testsfailed != failed:
+            save_screenshots(request.node.name, [context])
+        context.close()
+        camera.close()

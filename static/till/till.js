@@ -2,7 +2,7 @@
 // preview it against the basket, redeem it for an order, void a redemption within the window.
 // The API checks that staff act only at their own store; the page shows which store that is.
 import { api, clearErrors, errorText, showError } from "../js/api.js";
-import { formatMoney, formatTime, label } from "../js/i18n.js";
+import { formatMoney, formatTime, label, t } from "../js/i18n.js";
 import { startPage } from "../js/shell.js";
 
 const DEFAULT_TZ = "Asia/Shanghai";
@@ -66,7 +66,13 @@ class Till {
     redeem.addEventListener("click", () => this.redeem());
     const actions = document.createElement("div");
     actions.className = "actions";
-    actions.append(label("button", "till.preview", null, { type: "submit", id: "till-preview" }), redeem);
+    const scan = label("button", "till.scan", null, { type: "button", id: "till-scan" });
+    scan.addEventListener("click", () => (this.scanner ? this.stopScan() : this.startScan()));
+    this.scanButton = scan;
+    actions.append(label("button", "till.preview", null, { type: "submit", id: "till-preview" }), redeem, scan);
+    this.camera = document.createElement("div");
+    this.camera.className = "till-camera";
+    this.camera.hidden = true;
     this.form.append(
       label("h3", "till.scan_title", null, { id: "till-form-title" }),
       field("code", "text", "till.code", { autocomplete: "off", autocapitalize: "characters", spellcheck: "false" }),
@@ -74,6 +80,7 @@ class Till {
       field("order_ref", "text", "till.order_ref", { autocomplete: "off" }),
       alert,
       actions,
+      this.camera,
     );
     this.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -151,6 +158,70 @@ class Till {
     wrap.setAttribute("aria-labelledby", "till-today-title");
     wrap.append(table);
     this.today.replaceChildren(title, wrap);
+  }
+
+  /** Scan a coupon's QR with the device camera: frames from getUserMedia are drawn on a canvas
+   *  and decoded with jsQR (npm, /vendor/jsqr/); the first code found fills the code field and
+   *  is checked against the basket when one is typed. */
+  async startScan() {
+    clearErrors(this.form);
+    if (!window.jsQR || !navigator.mediaDevices?.getUserMedia) {
+      return this.fail({ code: "till_no_camera", field: "code" });
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+    } catch (error) {
+      console.warn("camera", error);
+      return this.fail({ code: "till_no_camera", field: "code" });
+    }
+    const video = document.createElement("video");
+    video.setAttribute("playsinline", "");
+    video.muted = true;
+    video.srcObject = stream;
+    video.setAttribute("aria-hidden", "true");
+    const canvas = document.createElement("canvas");
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    this.camera.replaceChildren(label("p", "till.scanning", null, { role: "status" }), video);
+    this.camera.hidden = false;
+    this.scanButton.dataset.i18n = "till.scan_stop";
+    this.scanButton.textContent = t("till.scan_stop");
+    this.scanner = { stream, frame: 0 };
+    await video.play().catch(() => {});
+    const tick = () => {
+      if (!this.scanner) return;
+      if (video.readyState >= video.HAVE_ENOUGH_DATA && video.videoWidth) {
+        canvas.width = video.videoWidth;
+        canvas.height = video.videoHeight;
+        context.drawImage(video, 0, 0, canvas.width, canvas.height);
+        const image = context.getImageData(0, 0, canvas.width, canvas.height);
+        const found = window.jsQR(image.data, image.width, image.height, { inversionAttempts: "attemptBoth" });
+        if (found && found.data) return this.scanned(found.data);
+      }
+      this.scanner.frame = requestAnimationFrame(tick);
+    };
+    this.scanner.frame = requestAnimationFrame(tick);
+  }
+
+  stopScan() {
+    if (!this.scanner) return;
+    cancelAnimationFrame(this.scanner.frame);
+    for (const track of this.scanner.stream.getTracks()) track.stop();
+    this.scanner = null;
+    this.camera.replaceChildren();
+    this.camera.hidden = true;
+    this.scanButton.dataset.i18n = "till.scan";
+    this.scanButton.textContent = t("till.scan");
+  }
+
+  scanned(code) {
+    this.stopScan();
+    this.form.elements.code.value = code;
+    if (yuanToFen(this.form.elements.basket_fen.value) === null) {
+      this.form.elements.basket_fen.focus();
+      return;
+    }
+    this.preview();
   }
 
   /** Read the form: {code, basket_fen, order_ref}, or null after showing what is wrong. */
