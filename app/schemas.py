@@ -500,6 +500,26 @@ class PreviewOut(Open):
     coupon: CouponOut
 
 
+class StoreRedemption(Open):
+    coupon_id: str
+    code: str
+    campaign_id: str
+    title: str | None
+    at: float
+    order_ref: str
+    basket_fen: int
+    discount_fen: int
+    staff_id: str
+    status: Literal["redeemed", "voided"] = Field(description="voided: the redemption was undone")
+
+
+class StoreRedemptionsOut(Open):
+    store_id: str
+    day: str = Field(description="the store-local day, e.g. 2026-11-11")
+    timezone: str
+    items: list[StoreRedemption]
+
+
 class RedemptionOut(Open):
     outcome: Literal["redeemed", "existing"] = Field(
         description="redeemed (201), or existing (200) when this order was already recorded"

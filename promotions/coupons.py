@@ -203,7 +203,10 @@ class Coupons:
         _, hour = local_day_hour(now, view.tz)
         reply = self.scripts.call(
             "redeem",
-            _redeem_keys(ref.campaign_id, coupon["offer_id"]),
+            [
+                *_redeem_keys(ref.campaign_id, coupon["offer_id"]),
+                keys.store_redemptions(ref.campaign_id, actor.store_id or ""),
+            ],
             [
                 repr(now),
                 ref.seq,
@@ -239,6 +242,53 @@ class Coupons:
             "discount_fen": coupon["redemption"]["discount_fen"],
             "coupon": self._till_view(coupon),
         }
+
+    def store_redemptions(
+        self, store_id: str, since: float, until: float, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Redemptions at a store between two times, newest first, from every campaign's
+        per-store index; `status` is "redeemed", or "voided" when that redemption was undone."""
+        cids = self.r.zrange(keys.CAMPAIGNS, 0, -1)
+        pipe = self.r.pipeline(transaction=False)
+        for cid in cids:
+            pipe.zrevrangebyscore(
+                keys.store_redemptions(cid, store_id), until, since, withscores=True
+            )
+        found = []
+        for cid, rows in zip(cids, pipe.execute(), strict=True):
+            if not rows:
+                continue
+            entries = [(json.loads(member), at) for member, at in rows]
+            seqs = [str(entry["seq"]) for entry, _ in entries]
+            docs = self.r.hmget(keys.coupons(cid), seqs)
+            states = self.r.hmget(keys.state(cid), seqs)
+            for (entry, at), doc, state in zip(entries, docs, states, strict=True):
+                coupon = json.loads(doc) if doc else {}
+                now = json.loads(state) if state else {}
+                current = now.get("redemption") or {}
+                live = (
+                    now.get("status") == "redeemed"
+                    and current.get("order_ref") == entry["order_ref"]
+                    and current.get("store_id") == store_id
+                    and abs(float(current.get("at") or 0) - at) < 0.01
+                )
+                coupon_id = f"{cid}-{entry['seq']}"
+                found.append(
+                    {
+                        "coupon_id": coupon_id,
+                        "code": self.codec.short_code(coupon_id),
+                        "campaign_id": cid,
+                        "title": coupon.get("title"),
+                        "at": at,
+                        "order_ref": entry["order_ref"],
+                        "basket_fen": entry["basket_fen"],
+                        "discount_fen": entry["discount_fen"],
+                        "staff_id": entry["staff_id"],
+                        "status": "redeemed" if live else "voided",
+                    }
+                )
+        found.sort(key=lambda item: item["at"], reverse=True)
+        return found[:limit]
 
     def void_redemption(
         self, coupon_id: str | None, order_ref: str | None, actor: Actor, *, code: str | None = None

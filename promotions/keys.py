@@ -109,6 +109,12 @@ def program_members(program: str) -> str:
     return f"promo:{{p:{program}}}:members"
 
 
+def store_redemptions(cid: str, store_id: str) -> str:
+    """Sorted set: this campaign's redemptions at one store (JSON of coupon sequence number,
+    order, basket, discount and staff) by redemption time; kept after a void (the till's list)."""
+    return f"{campaign(cid)}:rs:{store_id}"
+
+
 def state(cid: str) -> str:
     """Hash: coupon sequence number -> mutable state JSON (status, validity, redemption)."""
     return f"{campaign(cid)}:state"

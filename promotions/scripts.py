@@ -137,7 +137,7 @@ return {'ok', coupon, state}
 """
 )
 
-# KEYS: meta, offer, state, expiring, ledger, stats
+# KEYS: meta, offer, state, expiring, ledger, stats, the store's redemptions
 # ARGV: now, seq, order ref, store, staff id, basket fen, discount fen, hour, campaign id, actor
 REDEEM = (
     _EXPIRE_ONE
@@ -175,6 +175,10 @@ redis.call('HINCRBY', KEYS[1], 'discount', discount)
 local tail = '|' .. s.offer_id .. '|' .. ARGV[4] .. '|' .. ARGV[8] .. '|' .. s.channel
 redis.call('HINCRBY', KEYS[6], 'redeemed' .. tail, 1)
 redis.call('HINCRBY', KEYS[6], 'discount' .. tail, discount)
+if ARGV[4] ~= '' then
+  redis.call('ZADD', KEYS[7], now, cjson.encode({seq = seq, order_ref = ARGV[3],
+             basket_fen = tonumber(ARGV[6]), discount_fen = discount, staff_id = ARGV[5]}))
+end
 redis.call('XADD', KEYS[5], '*', 'type', 'redeem', 'coupon', ARGV[9] .. '-' .. seq,
            'offer', s.offer_id, 'shopper', s.shopper_id, 'store', ARGV[4],
            'channel', s.channel, 'actor', ARGV[10], 'at', nowS, 'order_ref', ARGV[3],

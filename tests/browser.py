@@ -54,24 +54,44 @@ def font_config(folder: Path) -> Path:
     return path
 
 
+_shared: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def browser(tmp_path_factory) -> Iterator[Browser]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium for the whole session.
+
+    Each test module imports this fixture, which makes one session fixture per module for
+    pytest; they share one Playwright and one browser (a second sync Playwright cannot start
+    while the first runs), closed by whichever is torn down first at the session's end.
+    """
     if not BROWSER.exists():
         pytest.fail(f"no browser at {BROWSER}: run `python3 dev.py setup` (it unpacks it)")
-    fonts = font_config(tmp_path_factory.mktemp("fonts"))
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
+    if "browser" not in _shared:
+        fonts = font_config(tmp_path_factory.mktemp("fonts"))
+        playwright = sync_playwright().start()
+        _shared["playwright"] = playwright
+        _shared["browser"] = playwright.chromium.launch(
             executable_path=str(BROWSER),
             headless=True,
             # As root (containers, CI) Chromium refuses to start inside its sandbox.
             args=["--no-sandbox"],
             env={**os.environ, "FONTCONFIG_FILE": str(fonts)},
         )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    try:
+        yield _shared["browser"]
+    finally:
+        if "browser" in _shared:
+            _shared.pop("browser").close()
+            _shared.pop("playwright").stop()
+
+
+def launch_browser(args: list[str]) -> Browser:
+    """Launch another headless Chromium with extra command-line switches (e.g. a fake
+    camera), on the session's Playwright; the caller closes it. Needs the `browser` fixture."""
+    return _shared["playwright"].chromium.launch(
+        executable_path=str(BROWSER), headless=True, args=["--no-sandbox", *args]
+    )
 
 
 class Web:

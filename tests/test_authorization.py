@@ -73,6 +73,7 @@ POLICY = {
     "redemptions.preview": {"staff"},
     "redemptions.redeem": {"staff"},
     "redemptions.void": {"staff", "marketer", "admin"},
+    "redemptions.store_redemptions": {"staff", "marketer", "admin"},
     "game.put_game": {"marketer", "admin"},
     "game.get_game": {"marketer", "admin"},
     "game.spawns": {"shopper"},

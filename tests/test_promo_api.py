@@ -566,3 +566,82 @@ def test_the_analytics_csv_defuses_formulas(app, client, promo, shopper):
     assert forged[0]["store_id"] == '\'=HYPERLINK("http://x")'
     assert forged[0]["channel"] == "'-1"
     assert {row["store_id"] for row in rows} >= {"acme-1"}
+
+
+def test_a_stores_redemptions_of_the_day(client, auth, promo):
+    """The till's list: this store's redemptions today from every campaign, voids marked."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    till, staff_user = auth.headers("staff", store_id="acme-1")
+    other_till, _ = auth.headers("staff", store_id="acme-2")
+    codes = []
+    for n in range(3):
+        _, user = auth.headers("shopper")
+        codes.append(promo.issue(user["id"], f"day-{n}").get_json()["coupon"]["code"])
+    for code, order, headers in (
+        (codes[0], "A-1", till),
+        (codes[1], "A-2", till),
+        (codes[2], "B-1", other_till),
+    ):
+        body = {"code": code, "basket_fen": 15_000, "order_ref": order}
+        assert client.post("/api/redemptions", json=body, headers=headers).status_code == 201
+    voided = client.post(
+        "/api/redemptions/void", json={"code": codes[1], "order_ref": "A-2"}, headers=till
+    )
+    assert voided.status_code == 200
+
+    today = client.get("/api/redemptions", headers=till)
+    assert today.status_code == 200, today.get_json()
+    page = today.get_json()
+    day = datetime.fromtimestamp(T0, ZoneInfo("Asia/Shanghai")).date()
+    assert (page["store_id"], page["day"], page["timezone"]) == (
+        "acme-1",
+        day.isoformat(),
+        "Asia/Shanghai",
+    )
+    rows = {(i["order_ref"], i["status"], i["code"]) for i in page["items"]}
+    assert rows == {("A-1", "redeemed", codes[0]), ("A-2", "voided", codes[1])}
+    first = next(i for i in page["items"] if i["order_ref"] == "A-1")
+    assert (first["basket_fen"], first["discount_fen"], first["at"]) == (15_000, 2000, T0)
+    assert first["staff_id"] == staff_user["id"] and first["campaign_id"] == promo.cid
+
+    # Redeemed again after the void: both the voided and the new redemption are listed.
+    again = {"code": codes[1], "basket_fen": 15_000, "order_ref": "A-3"}
+    assert client.post("/api/redemptions", json=again, headers=till).status_code == 201
+    items = client.get("/api/redemptions", headers=till).get_json()["items"]
+    assert {(i["order_ref"], i["status"]) for i in items} == {
+        ("A-1", "redeemed"),
+        ("A-2", "voided"),
+        ("A-3", "redeemed"),
+    }
+
+    other = client.get("/api/redemptions", headers=other_till).get_json()
+    assert [i["order_ref"] for i in other["items"]] == ["B-1"]
+    assert_error(
+        client.get("/api/redemptions?store_id=acme-2", headers=till),
+        403,
+        "not_your_store",
+        "store_id",
+    )
+    assert_error(
+        client.get("/api/redemptions", headers=promo.marketer),
+        422,
+        "store_id_required",
+        "store_id",
+    )
+    by_marketer = client.get("/api/redemptions?store_id=acme-1", headers=promo.marketer)
+    assert len(by_marketer.get_json()["items"]) == 3
+    yesterday = (day - timedelta(days=1)).isoformat()
+    earlier = client.get(
+        f"/api/redemptions?store_id=acme-1&day={yesterday}", headers=promo.marketer
+    )
+    assert earlier.get_json()["items"] == []
+    assert_error(
+        client.get("/api/redemptions?store_id=nope", headers=promo.marketer),
+        404,
+        "store_not_found",
+        "store_id",
+    )
+    shopper, _ = auth.headers("shopper")
+    assert client.get("/api/redemptions", headers=shopper).status_code == 403

@@ -23,6 +23,7 @@ bp = Blueprint("pages", __name__)
 VENDOR = {
     "socket.io-client": "dist",
     "leaflet": "dist",
+    "jsqr": "dist",  # QR decoder of the till's camera scan (a classic script: window.jsQR)
 }
 # The lockfile pins every version, but a new install may change a file under the same URL:
 # browsers revalidate after an hour (ETag / Last-Modified make that a 304).

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.errors import Forbidden
+from core.errors import Forbidden, ValidationFailed
 from core.fields import Integer
 from promotions import Actor
 from promotions.models import MAX_FEN
@@ -58,6 +61,22 @@ class VoidBody(BaseModel):
         if (self.coupon_id is None) == (self.code is None):
             raise ValueError("give coupon_id or code")
         return self
+
+
+class TodayQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    store_id: str | None = Field(
+        default=None, max_length=64, description="required for marketer/admin; staff: own store"
+    )
+    day: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="the store-local day (default: today in the store's time zone)",
+    )
+
+
+DEFAULT_TZ = "Asia/Shanghai"  # a store without opening hours has no time zone of its own
 
 
 def _coupons():
@@ -124,3 +143,42 @@ def void(body: VoidBody):
         after = {"status": coupon["status"]}
         audit("void_redemption", "coupon", coupon["id"], {"status": "redeemed"}, after)
     return coupon
+
+
+@endpoint(
+    bp,
+    "get",
+    "",
+    allow=["staff", "marketer", "admin"],
+    summary="A store's redemptions of one store-local day (default today), newest first",
+    description="Staff see only their own store (store_id may be omitted); a marketer or "
+    "admin names the store. A voided redemption stays listed with status voided.",
+    responses={200: S.StoreRedemptionsOut},
+)
+def store_redemptions(query: TodayQuery):
+    who = principal()
+    store_id = query.store_id
+    if who.role == "staff":
+        _till()
+        if store_id not in (None, who.store_id):
+            raise Forbidden(
+                "staff see only their own store", code="not_your_store", field="store_id"
+            )
+        store_id = who.store_id
+    elif not store_id:
+        raise ValidationFailed("name the store", code="store_id_required", field="store_id")
+    store = current_app.extensions["stores"].get(store_id)  # 404 for an unknown store
+    tz_name = (store.get("opening_hours") or {}).get("tz") or DEFAULT_TZ
+    tz = ZoneInfo(tz_name)
+    coupons = _coupons()
+    if query.day:
+        try:
+            day = datetime.strptime(query.day, "%Y-%m-%d").date()
+        except ValueError:
+            raise ValidationFailed("not a date", code="invalid_day", field="day") from None
+    else:
+        day = datetime.fromtimestamp(coupons.clock.now(), tz).date()
+    start = datetime.combine(day, time(), tz)
+    end = datetime.combine(day + timedelta(days=1), time(), tz)
+    items = coupons.store_redemptions(store_id, start.timestamp(), end.timestamp() - 1e-6)
+    return {"store_id": store_id, "day": day.isoformat(), "timezone": tz_name, "items": items}

@@ -7,11 +7,12 @@ const USER = "footfall.user";
 
 /** An answer other than 2xx, carrying the envelope's code, message and field. */
 export class ApiError extends Error {
-  constructor(status, { code = "http_error", message = "", field = null } = {}) {
+  constructor(status, { code = "http_error", message = "", field = null, details = null } = {}) {
     super(message || code);
     this.status = status;
     this.code = code;
     this.field = field;
+    this.details = details;
   }
 }
 
