@@ -61,36 +61,38 @@ _shared: dict[str, Any] = {}
 def browser(tmp_path_factory) -> Iterator[Browser]:
     """One headless Chromium for the whole session.
 
-    Each test module imports this fixture, which makes one session fixture per module for
-    pytest; they share one Playwright and one browser (a second sync Playwright cannot start
-    while the first runs), closed by whichever is torn down first at the session's end.
+    Registered once, in tests/conftest.py (a test module must not import it: a second sync
+    Playwright cannot start while the first runs). Its Playwright stays in `_shared` for
+    `launch_browser`.
     """
     if not BROWSER.exists():
         pytest.fail(f"no browser at {BROWSER}: run `python3 dev.py setup` (it unpacks it)")
-    if "browser" not in _shared:
-        fonts = font_config(tmp_path_factory.mktemp("fonts"))
-        playwright = sync_playwright().start()
-        _shared["playwright"] = playwright
-        _shared["browser"] = playwright.chromium.launch(
-            executable_path=str(BROWSER),
-            headless=True,
-            # As root (containers, CI) Chromium refuses to start inside its sandbox.
-            args=["--no-sandbox"],
-            env={**os.environ, "FONTCONFIG_FILE": str(fonts)},
-        )
+    fonts = font_config(tmp_path_factory.mktemp("fonts"))
+    playwright = _shared["playwright"] = sync_playwright().start()
+    _shared["env"] = {**os.environ, "FONTCONFIG_FILE": str(fonts)}
+    launched = playwright.chromium.launch(
+        executable_path=str(BROWSER),
+        headless=True,
+        # As root (containers, CI) Chromium refuses to start inside its sandbox.
+        args=["--no-sandbox"],
+        env=_shared["env"],
+    )
     try:
-        yield _shared["browser"]
+        yield launched
     finally:
-        if "browser" in _shared:
-            _shared.pop("browser").close()
-            _shared.pop("playwright").stop()
+        launched.close()
+        _shared.clear()
+        playwright.stop()
 
 
 def launch_browser(args: list[str]) -> Browser:
     """Launch another headless Chromium with extra command-line switches (e.g. a fake
     camera), on the session's Playwright; the caller closes it. Needs the `browser` fixture."""
     return _shared["playwright"].chromium.launch(
-        executable_path=str(BROWSER), headless=True, args=["--no-sandbox", *args]
+        executable_path=str(BROWSER),
+        headless=True,
+        args=["--no-sandbox", *args],
+        env=_shared["env"],
     )
 
 

@@ -23,7 +23,6 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     PHONE,
     assert_accessible,
     assert_glyphs_render,
-    browser,
     launch_browser,
     open_page,
     save_screenshots,
