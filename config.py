@@ -103,6 +103,17 @@ class Config:
         self.PROMO_CLAIM_IDLE_MS = _env_int("PROMO_CLAIM_IDLE_MS", 60_000)
         # The audit log of marketers' and admins' changes keeps this many newest entries.
         self.AUDIT_MAX_ENTRIES = _env_int("AUDIT_MAX_ENTRIES", 100_000)
+        # The consoles' maps: the tile URL template ({s}, {z}, {x}, {y}) and its attribution. An
+        # empty MAP_TILE_URL draws stores and fences on a plain background (no tile requests).
+        self.MAP_TILE_URL = os.environ.get(
+            "MAP_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+        )
+        self.MAP_TILE_ATTRIBUTION = os.environ.get(
+            "MAP_TILE_ATTRIBUTION",
+            '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'
+            " contributors",
+        )
+        self.MAP_TILE_MAX_ZOOM = _env_int("MAP_TILE_MAX_ZOOM", 19)
         # The catch game (see README "Catch game").
         self.GAME_VISIBLE_RADIUS_M = _env_float("GAME_VISIBLE_RADIUS_M", 200.0)
         self.GAME_INTERACTION_RADIUS_M = _env_float("GAME_INTERACTION_RADIUS_M", 80.0)

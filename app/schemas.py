@@ -193,6 +193,16 @@ class Health(Open):
     status: Literal["ok"]
 
 
+class MapConfig(Open):
+    tile_url: str = Field(description="Leaflet tile URL template; empty: no tiles")
+    attribution: str = Field(description="HTML attribution of the tiles")
+    max_zoom: int
+
+
+class ClientConfig(Open):
+    map: MapConfig
+
+
 class Ready(Open):
     status: Literal["ok"]
     redis: bool

@@ -114,11 +114,16 @@ class Web:
 
 @pytest.fixture(scope="module")
 def web(redis_server, tmp_path_factory, request) -> Iterator[Web]:
-    """A gunicorn process on the test Redis (emptied first) for one test module."""
+    """A gunicorn process on the test Redis (emptied first) for one test module.
+
+    Maps draw no tiles (MAP_TILE_URL empty: tests never depend on a tile server); a module may
+    set more of the server's environment in a module-level WEB_ENV dict.
+    """
     client = redis.Redis.from_url(redis_server)
     client.flushdb()
     client.close()
-    server = start_gunicorn(redis_server)
+    env = {"MAP_TILE_URL": "", **getattr(request.module, "WEB_ENV", {})}
+    server = start_gunicorn(redis_server, extra_env=env)
     helper = create_app(
         config.TestConfig(
             REDIS_URL=redis_server,

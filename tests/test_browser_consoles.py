@@ -96,7 +96,7 @@ def test_a_shopper_is_told_the_console_is_not_for_them(open_page, web):
             "This page is for: marketer / administrator. You are signed in as shopper."
         )
     ).to_be_visible()
-    expect(page.get_by_text("Stores, fences, campaigns")).to_have_count(0)
+    expect(page.get_by_role("navigation", name="Console sections")).to_have_count(0)
     token = tab_token(page)
     page.get_by_role("button", name="Sign in with another account").click()
     expect(page.get_by_label("Email")).to_be_visible()
@@ -109,7 +109,7 @@ def test_sign_out_revokes_the_token(open_page, web):
     marketer = web.user("admin")
     page = open_page("/console/")
     sign_in(page, marketer["email"])
-    expect(page.get_by_text("Stores, fences, campaigns")).to_be_visible()
+    expect(page.get_by_role("navigation", name="Console sections")).to_be_visible()
     token = tab_token(page)
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("Email")).to_be_visible()

@@ -30,6 +30,8 @@ def test_pages_are_served_without_a_token_and_revalidated(client, path, module):
         ("/vendor/socket.io-client/socket.io.esm.min.js", "text/javascript"),
         ("/vendor/leaflet/leaflet.css", "text/css"),
         ("/vendor/leaflet/images/marker-icon.png", "image/png"),
+        ("/vendor/leaflet-geoman/leaflet-geoman.js", "text/javascript"),  # a scoped package
+        ("/vendor/chart.js/chart.umd.min.js", "text/javascript"),
     ],
 )
 def test_npm_libraries_are_served_with_caching_headers(client, path, mimetype):
@@ -38,7 +40,7 @@ def test_npm_libraries_are_served_with_caching_headers(client, path, mimetype):
         assert response.mimetype == mimetype
         assert response.headers["Cache-Control"] == f"public, max-age={pages.VENDOR_MAX_AGE_S}"
         package, _, name = path.removeprefix("/vendor/").partition("/")
-        file = ROOT / "node_modules" / package / pages.VENDOR[package] / name
+        file = ROOT / "node_modules" / "/".join(pages.VENDOR[package]) / name
         assert response.data == file.read_bytes()
         etag = response.headers["ETag"]
     with client.get(path, headers={"If-None-Match": etag}) as again:
@@ -65,7 +67,7 @@ def test_only_the_listed_folders_are_served(client, path, field):
 
 
 def test_a_library_that_is_not_installed_is_a_503_envelope(client, monkeypatch):
-    monkeypatch.setitem(pages.VENDOR, "not-installed-lib", "dist")
+    monkeypatch.setitem(pages.VENDOR, "not-installed-lib", ("not-installed-lib", "dist"))
     response = client.get("/vendor/not-installed-lib/index.js")
     assert response.status_code == 503
     error = response.get_json()["error"]
@@ -76,7 +78,7 @@ def test_a_library_that_is_not_installed_is_a_503_envelope(client, monkeypatch):
 def test_every_package_served_is_a_dependency_in_the_lockfile():
     manifest = json.loads((ROOT / "package.json").read_text())
     lock = json.loads((ROOT / "package-lock.json").read_text())
-    for package in pages.VENDOR:
+    for package, _folder in pages.VENDOR.values():
         assert package in manifest["dependencies"], package
         assert f"node_modules/{package}" in lock["packages"], package
 

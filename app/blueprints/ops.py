@@ -27,6 +27,25 @@ def healthz():
 
 
 @endpoint(
+    bp,
+    "get",
+    "/api/client-config",
+    allow=["public"],
+    summary="What the consoles need to know of this server's configuration (map tiles)",
+    responses={200: S.ClientConfig},
+)
+def client_config():
+    config = current_app.config
+    return {
+        "map": {
+            "tile_url": config["MAP_TILE_URL"],
+            "attribution": config["MAP_TILE_ATTRIBUTION"],
+            "max_zoom": config["MAP_TILE_MAX_ZOOM"],
+        }
+    }
+
+
+@endpoint(
     bp, "get", "/readyz", allow=["public"], summary="Redis is reachable", responses={200: S.Ready}
 )
 def readyz():

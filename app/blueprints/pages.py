@@ -18,12 +18,20 @@ from ..auth import PUBLIC, roles
 
 bp = Blueprint("pages", __name__)
 
-# npm package -> the one folder of it that browsers may load. Add a library here (and to
-# package.json) to use it in a page: <script type="module"> imports /vendor/<package>/<file>.
+# URL name -> (npm package, the one folder of it that browsers may load). Add a library here
+# (and to package.json) to use it in a page: a page loads /vendor/<name>/<file>. The URL name
+# is the package's own unless the package is scoped (an @scope/ has a slash).
 VENDOR = {
-    "socket.io-client": "dist",
-    "leaflet": "dist",
-    "jsqr": "dist",  # QR decoder of the till's camera scan (a classic script: window.jsQR)
+    "socket.io-client": ("socket.io-client", "dist"),
+    "leaflet": ("leaflet", "dist"),
+    "jsqr": (
+        "jsqr",
+        "dist",
+    ),  # QR decoder of the till's camera scan (a classic script: window.jsQR)
+    # Leaflet plugins (classic scripts that extend window.L, loaded after leaflet.js):
+    "leaflet.markercluster": ("leaflet.markercluster", "dist"),  # store clusters on the map
+    "leaflet-geoman": ("@geoman-io/leaflet-geoman-free", "dist"),  # drawing and editing fences
+    "chart.js": ("chart.js", "dist"),  # the funnel's charts (chart.umd.min.js: window.Chart)
 }
 # The lockfile pins every version, but a new install may change a file under the same URL:
 # browsers revalidate after an hour (ETag / Last-Modified make that a 304).
@@ -61,13 +69,13 @@ def till():
 @bp.get("/vendor/<package>/<path:filename>")
 @roles(PUBLIC)
 def vendor(package: str, filename: str):
-    folder = VENDOR.get(package)
-    if folder is None:
+    if package not in VENDOR:
         raise NotFound(f"no library {package!r} is served under /vendor/", field="package")
-    directory = _root() / "node_modules" / package / folder
+    npm_package, folder = VENDOR[package]
+    directory = _root() / "node_modules" / npm_package / folder
     if not directory.is_dir():
         raise DomainError(
-            f"the npm package {package!r} is not installed: run `python3 dev.py setup`",
+            f"the npm package {npm_package!r} is not installed: run `python3 dev.py setup`",
             code="frontend_not_installed",
             status=503,
         )
