@@ -133,6 +133,13 @@ def test_changes_are_listed_with_before_and_after_and_filtered(open_page, web):
     expect(page.get_by_label("What changed")).to_have_value("campaign")
     expect(created).to_be_visible()
     expect(page.locator("#audit-table tbody tr[data-kind='store']")).to_have_count(0)
+    # Back: the unfiltered log again.
+    page.go_back()
+    expect(page.get_by_label("What changed")).to_have_value("")
+    expect(renamed).to_be_visible()
+    page.go_forward()
+    expect(page.get_by_label("What changed")).to_have_value("campaign")
+    expect(renamed).to_have_count(0)
 
     # By object id, typed and submitted with the keyboard: the store's two entries.
     page.get_by_label("What changed").select_option("")
@@ -158,6 +165,17 @@ def test_changes_are_listed_with_before_and_after_and_filtered(open_page, web):
     expect(page.locator("#audit-status")).to_have_text("No changes match these filters.")
     expect(page.locator("#audit-table")).to_be_hidden()
     assert_accessible(page)
+
+    # A filter the API refuses (a hand-edited address): its message next to its field.
+    page.goto(f"{web.url}/console/#audit/since=yesterday")
+    response = requests.get(
+        f"{web.url}/api/audit?since=yesterday", headers=marketer.headers, timeout=5
+    )
+    error = response.json()["error"]
+    assert response.status_code == 422 and error["field"] == "since"
+    expect(page.locator("#audit-since + .field-error")).to_have_text(error["message"])
+    expect(page.get_by_label(re.compile("^From"))).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#audit-table")).to_be_hidden()
 
 
 def test_older_pages_follow_the_cursor_and_the_csv_holds_the_filtered_rows(open_page, web):

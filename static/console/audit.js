@@ -30,6 +30,7 @@ const PAGE_SIZES = ["10", "25", "50", "100"];
 const DEFAULT_LIMIT = "50";
 const SHOWN_FIELDS = 4; // fields listed at once; the rest behind "n more fields"
 const LONG_VALUE = 80; // characters of a value shown before "show all"
+const TIME_STYLE = { dateStyle: "medium", timeStyle: "medium" };
 
 /** The reader's time zone (the browser's), named wherever a time is shown. */
 export function readerZone() {
@@ -68,8 +69,14 @@ function toLocalInput(seconds) {
 export async function show(view, ctx) {
   const log = new AuditLog(view, ctx.user, hashFilters());
   log.draw();
+  // Times are formatted text: written again in the new language when it changes.
+  const relabel = () => log.retime();
+  document.addEventListener("languagechange", relabel);
   await log.load();
-  return () => log.close();
+  return () => {
+    document.removeEventListener("languagechange", relabel);
+    log.close();
+  };
 }
 
 class AuditLog {
@@ -86,6 +93,12 @@ class AuditLog {
 
   close() {
     this.turn += 1; // an answer still on its way is dropped
+  }
+
+  retime() {
+    for (const when of this.rows.querySelectorAll("time[data-ts]")) {
+      when.textContent = formatTime(Number(when.dataset.ts), this.zone, TIME_STYLE);
+    }
   }
 
   draw() {
@@ -184,7 +197,9 @@ class AuditLog {
     this.wrap.hidden = true;
     this.moreButton = label("button", "audit.more", null, { type: "button", id: "audit-more" });
     this.moreButton.hidden = true;
-    this.moreButton.addEventListener("click", () => this.load({ more: true }));
+    this.moreButton.addEventListener("click", () => {
+      if (!this.moreButton.hasAttribute("aria-disabled")) this.load({ more: true });
+    });
     results.append(
       label("h3", "audit.results", null, { id: "audit-results-title" }),
       this.status,
@@ -251,14 +266,21 @@ class AuditLog {
     const turn = ++this.turn;
     if (!more) clearErrors(this.form);
     this.status.replaceChildren(label("span", "audit.loading"));
-    this.moreButton.disabled = true;
+    this.moreButton.setAttribute("aria-disabled", "true");
     let page;
     try {
       page = await api("GET", `/api/audit?${this.query({ cursor: more ? this.cursor : null })}`);
     } catch (error) {
       if (turn !== this.turn) return;
-      this.moreButton.disabled = false;
+      this.moreButton.removeAttribute("aria-disabled");
       this.status.replaceChildren();
+      if (!more) {
+        // The rows of other filters would mislead next to the error.
+        this.rows.replaceChildren();
+        this.shown = 0;
+        this.wrap.hidden = true;
+        this.moreButton.hidden = true;
+      }
       showError(this.form, error);
       return;
     }
@@ -272,7 +294,7 @@ class AuditLog {
     this.shown += page.items.length;
     this.cursor = page.next_cursor;
     this.moreButton.hidden = !this.cursor;
-    this.moreButton.disabled = false;
+    this.moreButton.removeAttribute("aria-disabled");
     this.wrap.hidden = this.shown === 0;
     if (this.shown === 0 && !this.cursor) this.status.replaceChildren(label("span", "audit.empty"));
     else if (this.shown === 0) this.status.replaceChildren(label("span", "audit.scan_more"));
@@ -299,7 +321,8 @@ class AuditLog {
     };
     const when = document.createElement("time");
     when.dateTime = new Date(entry.ts * 1000).toISOString();
-    when.textContent = formatTime(entry.ts, this.zone, { dateStyle: "medium", timeStyle: "medium" });
+    when.dataset.ts = String(entry.ts);
+    when.textContent = formatTime(entry.ts, this.zone, TIME_STYLE);
     const who =
       entry.actor === this.mine
         ? label("span", "audit.you", { actor: entry.actor })
@@ -319,14 +342,13 @@ class AuditLog {
     return tr;
   }
 
-  /** Download the filtered log as CSV (GET /api/audit.csv with the tab's token in the
-   *  header, never in a URL): the answer becomes a Blob behind an object URL and a link with
+  /** Download the log as the applied filters select it (the rows shown, and older ones) as
+   *  CSV (GET /api/audit.csv with the tab's token in the header, never in a URL): the answer becomes a Blob behind an object URL and a link with
    *  `download` is clicked. */
   async exportCsv() {
-    const filters = this.readForm();
-    if (!filters) return;
-    this.filters = filters;
-    this.exportButton.disabled = true;
+    if (this.exportButton.hasAttribute("aria-disabled")) return; // one download at a time
+    clearErrors(this.form);
+    this.exportButton.setAttribute("aria-disabled", "true");
     try {
       let response;
       try {
@@ -356,7 +378,7 @@ class AuditLog {
     } catch (error) {
       showError(this.form, error);
     } finally {
-      this.exportButton.disabled = false;
+      this.exportButton.removeAttribute("aria-disabled");
     }
   }
 }
