@@ -147,11 +147,19 @@ class Till {
    *  list is drawn again only when it changed, and keeps the keyboard focus when it had it. */
   async loadToday() {
     const title = label("h3", "till.today_title", null, { id: "till-today-title" });
+    // A refresh and a read after a redemption may overlap: an older question's answer that
+    // arrives last is dropped, so the list never goes back in time.
+    const asked = (this.asked = (this.asked || 0) + 1);
+    const fresh = () => {
+      if (asked < (this.answered || 0)) return false;
+      this.answered = asked;
+      return true;
+    };
     let page;
     try {
       page = await api("GET", "/api/redemptions");
     } catch (error) {
-      if (!this.changed({ error: error.code, message: error.message })) return;
+      if (!fresh() || !this.changed({ error: error.code, message: error.message })) return;
       const note = document.createElement("p");
       note.className = "form-error";
       note.setAttribute("role", "alert");
@@ -159,7 +167,7 @@ class Till {
       this.today.replaceChildren(title, note);
       return;
     }
-    if (!this.changed(page)) return;
+    if (!fresh() || !this.changed(page)) return;
     const focused = this.today.contains(document.activeElement);
     if (!page.items.length) {
       this.today.replaceChildren(title, label("p", "till.today_none", { day: page.day }));
