@@ -17,7 +17,10 @@ from playwright.sync_api import expect
 from game import roll_for
 from game.models import CATCH_RATE
 from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
+    DESKTOP,
     PASSWORD,
+    PHONE,
+    assert_accessible,
     open_page,
     web,
 )
@@ -198,3 +201,35 @@ def test_a_caught_creature_has_no_throw_button_and_the_result_stays(open_page, w
     expect(row.get_by_role("button")).to_have_count(0)
     caught = [v["id"] for v in call(web, "GET", "/api/game/spawns", token)["spawns"] if v["caught"]]
     assert caught == [target["id"]]
+
+
+@pytest.mark.parametrize("width", [PHONE, DESKTOP])
+def test_the_shopper_page_has_no_serious_accessibility_violations(open_page, web, campaign, width):
+    cid, marketer = campaign
+    game = {
+        "species": [{"id": "bao", "name": "Bao", "rarity": "common", "weight": 1}],
+        "density_per_cell": 20,
+        "store_density": 20,
+        "seed": "shopper-axe",
+    }
+    call(web, "PUT", f"/api/campaigns/{cid}/game", marketer, game)
+    page = open_page("/static/index.html", width=width)
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#socket-state")).to_have_text("socket: off")
+    # Signed out, with an API error listed (a wrong password).
+    page.fill("#email", "nobody@example.test")
+    page.fill("#password", "not-the-password")
+    page.click("#login-btn")
+    expect(page.locator("#error-list li")).to_contain_text("invalid_credentials")
+    assert_accessible(page)
+
+    # Signed in, at the store: events, a coupon with its QR, creatures with throw buttons.
+    token = sign_in_and_consent(page, web.user("shopper"))
+    fix_at_store(web, token)
+    expect(page.locator("#coupons li.coupon img.qr")).to_have_attribute(
+        "src", re.compile(r"^blob:")
+    )
+    expect(page.locator("#spawns li button").first).to_be_visible()
+    expect(page.locator("#events li").first).to_be_visible()
+    assert_accessible(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width

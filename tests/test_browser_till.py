@@ -320,3 +320,34 @@ def test_staff_scan_a_coupon_from_the_camera_and_redeem_it_then_scan_it_again(
             save_screenshots(request.node.name, [context])
         context.close()
         camera.close()
+
+
+def test_todays_list_shows_a_redemption_made_at_another_till_by_itself(open_page, web, shop):
+    staff = web.user("staff", store_id=shop.store_id)
+    page = open_page("/till/", width=PHONE)
+    # The till reads the list again every few seconds while visible; a tab may set the
+    # interval (seconds) in sessionStorage — 1 s here, so the test waits little.
+    page.evaluate("sessionStorage.setItem('footfall.till.refresh_s', '1')")
+    sign_in(page, staff["email"])
+    expect(page.get_by_role("heading", name="Today's redemptions at this store")).to_be_visible()
+    order = f"OTHER-{uuid.uuid4().hex[:6]}"
+    expect(page.locator(f"tr[data-order='{order}']")).to_have_count(0)
+    page.get_by_label("Short code or scanned code").focus()
+
+    # Another till of the same store redeems a coupon through the API.
+    coupon = shop.coupon()
+    other = login(web, web.user("staff", store_id=shop.store_id))
+    response = requests.post(
+        web.url + "/api/redemptions",
+        json={"code": coupon["code"], "basket_fen": 15_000, "order_ref": order},
+        headers=other,
+        timeout=5,
+    )
+    assert response.status_code == 201, response.text
+    row = page.locator(f"#till-today tbody tr[data-order='{order}']")
+    expect(row).to_contain_text(coupon["code"])
+    expect(row).to_contain_text("¥150.00")
+    expect(row).to_contain_text("¥20.00")
+    # Typing at the till is not disturbed by the refresh.
+    expect(page.get_by_label("Short code or scanned code")).to_be_focused()
+    assert_accessible(page)

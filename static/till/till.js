@@ -6,6 +6,19 @@ import { formatMoney, formatTime, label, t } from "../js/i18n.js";
 import { startPage } from "../js/shell.js";
 
 const DEFAULT_TZ = "Asia/Shanghai";
+// Today's redemptions are read again every REFRESH_S seconds while the page is visible (paused
+// while it is hidden, read at once when it shows again), so a redemption made at another till
+// of the store appears by itself. A test (or a slow device) may set another interval, in
+// seconds, under this sessionStorage key; it is read before each wait.
+const REFRESH_S = 15;
+export const REFRESH_KEY = "footfall.till.refresh_s";
+
+/** Return the refresh interval in milliseconds (the tab's setting, 1–600 s, else REFRESH_S). */
+export function refreshMs() {
+  const set = Number(sessionStorage.getItem(REFRESH_KEY));
+  const seconds = Number.isFinite(set) && set >= 1 ? Math.min(set, 600) : REFRESH_S;
+  return seconds * 1000;
+}
 
 startPage({
   titleKey: "till.title",
@@ -100,15 +113,53 @@ class Till {
     this.main.append(header, this.form, this.result, this.today);
     this.form.elements.code.focus();
     this.loadToday();
+    this.keepFresh();
   }
 
-  /** Draw today's redemptions at this store (GET /api/redemptions: staff see their own). */
+  /** Read today's list again every refreshMs() while the page is visible; stop for good once
+   *  the till is gone (signed out). */
+  keepFresh() {
+    const wait = () => {
+      clearTimeout(this.timer);
+      this.timer = null;
+      if (document.visibilityState === "visible") this.timer = setTimeout(tick, refreshMs());
+    };
+    const tick = async () => {
+      clearTimeout(this.timer);
+      if (!this.today.isConnected) return stop();
+      await this.loadToday();
+      wait();
+    };
+    const shown = () => {
+      if (!this.today.isConnected) return stop();
+      if (document.visibilityState === "visible") tick();
+      else wait(); // hidden: no timer until it shows again
+    };
+    const stop = () => {
+      clearTimeout(this.timer);
+      document.removeEventListener("visibilitychange", shown);
+    };
+    document.addEventListener("visibilitychange", shown);
+    wait();
+  }
+
+  /** Draw today's redemptions at this store (GET /api/redemptions: staff see their own). The
+   *  list is drawn again only when it changed, and keeps the keyboard focus when it had it. */
   async loadToday() {
     const title = label("h3", "till.today_title", null, { id: "till-today-title" });
+    // A refresh and a read after a redemption may overlap: an older question's answer that
+    // arrives last is dropped, so the list never goes back in time.
+    const asked = (this.asked = (this.asked || 0) + 1);
+    const fresh = () => {
+      if (asked < (this.answered || 0)) return false;
+      this.answered = asked;
+      return true;
+    };
     let page;
     try {
       page = await api("GET", "/api/redemptions");
     } catch (error) {
+      if (!fresh() || !this.changed({ error: error.code, message: error.message })) return;
       const note = document.createElement("p");
       note.className = "form-error";
       note.setAttribute("role", "alert");
@@ -116,6 +167,8 @@ class Till {
       this.today.replaceChildren(title, note);
       return;
     }
+    if (!fresh() || !this.changed(page)) return;
+    const focused = this.today.contains(document.activeElement);
     if (!page.items.length) {
       this.today.replaceChildren(title, label("p", "till.today_none", { day: page.day }));
       return;
@@ -158,6 +211,15 @@ class Till {
     wrap.setAttribute("aria-labelledby", "till-today-title");
     wrap.append(table);
     this.today.replaceChildren(title, wrap);
+    if (focused) wrap.focus();
+  }
+
+  /** Tell whether an answer differs from the one drawn last (and remember it). */
+  changed(answer) {
+    const seen = JSON.stringify(answer);
+    if (seen === this.drawn) return false;
+    this.drawn = seen;
+    return true;
   }
 
   /** Scan a coupon's QR with the device camera: frames from getUserMedia are drawn on a canvas
