@@ -190,6 +190,11 @@ def test_a_lost_socket_shows_the_banner_and_watches_again(open_page, web, shop):
     page.get_by_role("link", name="← All campaigns").click()
     expect(page.get_by_role("heading", name="Live funnel")).to_be_visible()
     expect(page.locator(".socket-banner")).to_have_count(0)
+    # A campaign that does not exist: the watch's error envelope, in words.
+    page.evaluate("location.hash = '#funnel/999999'")
+    expect(page.locator("#funnel-live").get_by_role("alert")).to_have_text(
+        "There is no such campaign."
+    )
 
 
 def test_the_funnel_in_chinese_on_a_phone(open_page, web, shop):
