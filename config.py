@@ -127,6 +127,8 @@ class Config:
         self.LIVE_PRESENCE_TTL_S = _env_float("LIVE_PRESENCE_TTL_S", 30.0)
         # ... and a process's viewers stop counting this long after it last said it is alive.
         self.LIVE_PROCESS_TTL_S = _env_float("LIVE_PROCESS_TTL_S", 5.0)
+        # The console's live funnel: a watched campaign's snapshot is pushed at most this often.
+        self.FUNNEL_PUSH_S = _env_float("FUNNEL_PUSH_S", 2.0)
 
     @property
     def production(self) -> bool:
@@ -137,6 +139,8 @@ class Config:
         """Check the settings and fill in what development mode may generate."""
         if not 0 < self.FIX_RETENTION_S <= 24 * 3600:
             raise RuntimeError("FIX_RETENTION_S must be between 1 and 86400 seconds (24 h)")
+        if not 0.1 <= self.FUNNEL_PUSH_S <= 3600:
+            raise RuntimeError("FUNNEL_PUSH_S must be between 0.1 and 3600 seconds")
         if self.AUDIT_MAX_ENTRIES < 1:
             raise RuntimeError("AUDIT_MAX_ENTRIES must be at least 1")
         if not 0 <= self.TRUSTED_PROXY_HOPS <= 10:

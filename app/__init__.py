@@ -295,6 +295,7 @@ def register_namespaces(app: OpenAPI) -> None:
     """Register the Socket.IO namespaces."""
     from .sockets.base import socket_error
     from .sockets.live import HostNamespace, LiveNamespace
+    from .sockets.marketer import MarketerNamespace
     from .sockets.shopper import ShopperNamespace
 
     socketio = app.extensions["socketio"]
@@ -313,6 +314,9 @@ def register_namespaces(app: OpenAPI) -> None:
             lambda: viewers.deliveries.catch_up(socketio, app.extensions["live"].history)
         )
     socketio.on_namespace(HostNamespace("/host"))
+    marketers = MarketerNamespace("/marketer")
+    app.extensions["marketer_namespace"] = marketers  # the funnel ticker refreshes its watches
+    socketio.on_namespace(marketers)
 
 
 def register_commands(app: OpenAPI) -> None:

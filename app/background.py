@@ -1,5 +1,5 @@
 """Periodic work each server process runs: the exit sweeper, campaign clock and coupon expiry,
-and the promotions consumer of geofence events."""
+the promotions consumer of geofence events, the live rooms and the live funnel's pushes."""
 
 from __future__ import annotations
 
@@ -68,6 +68,23 @@ def start_background_tasks(app: Flask, interval_s: float = 5.0) -> None:
             except Exception:
                 log.exception("live rooms tick failed")
 
+    def funnel() -> None:
+        # The live funnel: at each period's start, one process per watched campaign computes
+        # its snapshot and pushes it to the watchers on every process when it changed.
+        from .sockets.marketer import tick as funnel_tick
+
+        clock = app.extensions["clock"]
+        period = app.config["FUNNEL_PUSH_S"]
+        while True:
+            socketio.sleep(period - clock.now() % period + 0.01)
+            try:
+                funnel_tick(app)
+            except redis.RedisError as exc:
+                log.warning("live funnel: redis unavailable: %s", exc)
+            except Exception:
+                log.exception("live funnel tick failed")
+
     socketio.start_background_task(sweeper)
     socketio.start_background_task(consumer)
     socketio.start_background_task(live_rooms)
+    socketio.start_background_task(funnel)

@@ -468,6 +468,26 @@ class AnalyticsOut(Open):
     groups: list[dict[str, Any]]
 
 
+class HeatStore(Open):
+    """One store of a campaign's heatmap: foot traffic and coupons there."""
+
+    store_id: str
+    name: str
+    lat: float
+    lon: float
+    visits: int = Field(description="foot traffic: enter and dwell visits counted at the store")
+    issued: int = Field(description="coupons issued there, voids taken off")
+    redeemed: int
+
+
+class HeatmapOut(Open):
+    campaign_id: str
+    stores: list[HeatStore]
+    bbox: list[float] | None = Field(
+        description="[south, west, north, east] around the stores, or null when there are none"
+    )
+
+
 # --- wallet and memberships ----------------------------------------------------------------
 
 

@@ -1,10 +1,12 @@
-"""The ledger (append-only, per campaign) and analytics: funnel, hourly rows, CSV, heatmap."""
+"""The ledger (append-only, per campaign) and analytics: funnel, groups (campaign, day, offer,
+store, hour, channel), CSV, heatmap points, cap/budget usage, and the live funnel's snapshot."""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import redis
 
@@ -12,11 +14,27 @@ from core.csvfile import to_csv
 from core.errors import ValidationFailed
 
 from . import keys
-from .campaigns import Campaigns
+from .campaigns import Campaigns, local_day_hour
 
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 METRICS = ("enter", "dwell", "issued", "value", "redeemed", "discount", "voided", "expired")
-GROUPS = ("campaign", "offer", "store", "hour", "channel")
+GROUPS = ("campaign", "day", "offer", "store", "hour", "channel")
+# The column of a statistics row each group reads (a day is the first 10 characters of the
+# campaign-local hour, 'YYYY-MM-DD').
+GROUP_COLUMN = {"offer": "offer_id", "store": "store_id", "hour": "hour", "channel": "channel"}
+# The columns of a grouped CSV export, after the group's own column (and its name).
+GROUP_CSV_COLUMNS = (
+    "visits",
+    "visits_enter",
+    "visits_dwell",
+    "issued",
+    "value_fen",
+    "redeemed",
+    "discount_fen",
+    "voided",
+    "expired",
+    "redemption_rate",
+)
 CSV_COLUMNS = (
     "hour",
     "offer_id",
@@ -93,22 +111,51 @@ class Reports:
             )
         return rows
 
+    def _grouped(self, cid: str, rows: list[dict[str, Any]], group: str) -> list[dict[str, Any]]:
+        """Sum the rows by one group; store and offer groups carry their name."""
+        buckets: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
+        for row in rows:
+            if group == "campaign":
+                key = "all"
+            elif group == "day":
+                key = row["hour"][:10]
+            else:
+                key = row[GROUP_COLUMN[group]] or ""
+            for metric in METRICS:
+                buckets[key][metric] += row[metric]
+        groups = []
+        for key, m in sorted(buckets.items()):
+            item: dict[str, Any] = {group: key}
+            if group == "store":
+                store = self.campaigns.store(key) if key else None
+                item["name"] = store["name"] if store else None
+            item.update(_with_rates(m))
+            groups.append(item)
+        if group == "offer":
+            names = self._offer_names(cid)
+            for item in groups:
+                item["name"] = names.get(item["offer"])
+        return groups
+
+    def _offer_names(self, cid: str) -> dict[str, str]:
+        return {o["id"]: o["name"] for o in self.campaigns.list_offers(cid)}
+
     def analytics(self, cid: str, *, group: str = "campaign") -> dict[str, Any]:
-        """Return the funnel and totals grouped by campaign, offer, store, hour or channel."""
+        """Return the funnel and totals grouped by campaign, day, offer, store, hour or channel."""
         if group not in GROUPS:
             raise ValidationFailed(f"group is one of {', '.join(GROUPS)}", field="group")
         campaign = self.campaigns.get(cid)
         rows = self._rows(cid)
-        buckets: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
-        for row in rows:
-            key = (
-                "all"
-                if group == "campaign"
-                else (row[{"offer": "offer_id", "store": "store_id"}.get(group, group)] or "")
-            )
-            for metric in METRICS:
-                buckets[key][metric] += row[metric]
-        groups = [{group: key, **_with_rates(m)} for key, m in sorted(buckets.items())]
+        return {
+            "campaign_id": cid,
+            "status": campaign["status"],
+            "group": group,
+            **self._funnel(cid, rows),
+            "groups": self._grouped(cid, rows, group),
+        }
+
+    def _funnel(self, cid: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Return the funnel, the totals and the refusals of a campaign's rows."""
         totals = dict.fromkeys(METRICS, 0)
         for row in rows:
             for metric in METRICS:
@@ -119,9 +166,6 @@ class Reports:
         for name, value in self.r.hscan_iter(keys.stats(cid), match="refused:*", count=1_000):
             refusals[name.split("|", 1)[0].removeprefix("refused:")] += int(value)
         return {
-            "campaign_id": cid,
-            "status": campaign["status"],
-            "group": group,
             "funnel": {
                 "visits": visits,
                 "visitors": self.r.pfcount(keys.visitors(cid)),
@@ -135,12 +179,16 @@ class Reports:
             },
             "totals": _with_rates(totals),
             "refusals": dict(sorted(refusals.items())),
-            "groups": groups,
         }
 
-    def csv(self, cid: str) -> str:
-        """Return the hourly statistics as CSV, one row per hour, offer, store and channel."""
+    def csv(self, cid: str, group: str | None = None) -> str:
+        """Return the statistics as CSV: one row per hour, offer, store and channel, or (with a
+        group) one row per group as analytics() shows it."""
+        if group is not None and group not in GROUPS:
+            raise ValidationFailed(f"group is one of {', '.join(GROUPS)}", field="group")
         self.campaigns.get(cid)
+        if group is not None:
+            return self._grouped_csv(cid, group)
         rows: list[list[Any]] = [list(CSV_COLUMNS)]
         for row in self._rows(cid):
             rows.append(
@@ -161,6 +209,109 @@ class Reports:
                 ]
             )
         return to_csv(rows)
+
+    def _grouped_csv(self, cid: str, group: str) -> str:
+        named = group in ("store", "offer")
+        head = [GROUP_COLUMN.get(group, group)] + (["name"] if named else [])
+        rows: list[list[Any]] = [head + list(GROUP_CSV_COLUMNS)]
+        for item in self._grouped(cid, self._rows(cid), group):
+            visits = item["visits_enter"] + item["visits_dwell"]
+            cells = [item[group]] + ([item.get("name")] if named else [])
+            cells += [visits] + [item[c] for c in GROUP_CSV_COLUMNS[1:]]
+            rows.append(["" if c is None else c for c in cells])
+        return to_csv(rows)
+
+    def heatmap(self, cid: str, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Return foot traffic (enter + dwell visits), coupons issued and redeemed per store,
+        with the store's name and position, and the area that holds them (or None)."""
+        campaign = self.campaigns.get(cid)
+        rows = self._rows(cid) if rows is None else rows
+        per_store: dict[str, dict[str, int]] = {}
+        for sid in campaign["targets"]["stores"]:
+            per_store.setdefault(sid, {"visits": 0, "issued": 0, "redeemed": 0})
+        for row in rows:
+            if not row["store_id"]:
+                continue
+            cell = per_store.setdefault(row["store_id"], {"visits": 0, "issued": 0, "redeemed": 0})
+            cell["visits"] += row["enter"] + row["dwell"]
+            cell["issued"] += row["issued"] - row["voided"]
+            cell["redeemed"] += row["redeemed"]
+        stores = []
+        for sid, cell in sorted(per_store.items()):
+            store = self.campaigns.store(sid)
+            if store is None:
+                continue  # a store deleted since: nowhere to draw it
+            stores.append(
+                {
+                    "store_id": sid,
+                    "name": store["name"],
+                    "lat": store["lat"],
+                    "lon": store["lon"],
+                    **cell,
+                }
+            )
+        return {"campaign_id": cid, "stores": stores, "bbox": _bbox(stores)}
+
+    def usage(self, cid: str) -> dict[str, Any]:
+        """Return how much of each cap and budget is used: the campaign's budget (coupons and
+        money), and per offer its total and money caps and today's per-store caps (today in the
+        campaign's zone). Per-shopper caps are listed as they are (their use is per shopper)."""
+        campaign = self.campaigns.get(cid)
+        day, _ = local_day_hour(self.campaigns.clock.now(), ZoneInfo(campaign["timezone"]))
+        offers = self.campaigns.list_offers(cid)
+        today = self.r.hgetall(keys.per_store_day(cid, day))
+        per_store: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for name, value in today.items():
+            oid, _, sid = name.partition("|")
+            per_store[oid].append((sid, int(value)))
+        budget, counters = campaign["budget"], campaign["counters"]
+        items = []
+        for offer in offers:
+            caps, used = offer["caps"], offer["counters"]
+            stores = []
+            for sid, count in sorted(per_store.get(offer["id"], []), key=lambda x: (-x[1], x[0])):
+                store = self.campaigns.store(sid)
+                stores.append(
+                    {"store_id": sid, "name": store["name"] if store else None, "used": count}
+                )
+            items.append(
+                {
+                    "offer_id": offer["id"],
+                    "name": offer["name"],
+                    "active": offer["active"],
+                    "total": {"used": used["issued"], "cap": caps["total"]},
+                    "value_fen": {"used": used["value_fen"], "cap": caps["value_fen"]},
+                    "per_store_day": {"cap": caps["per_store_day"], "stores": stores},
+                    "per_shopper": caps["per_shopper"],
+                    "per_shopper_day": caps["per_shopper_day"],
+                }
+            )
+        return {
+            "day": day,
+            "timezone": campaign["timezone"],
+            "campaign": {
+                "total": {"used": counters["issued"], "cap": budget["count"]},
+                "value_fen": {"used": counters["value_fen"], "cap": budget["value_fen"]},
+            },
+            "offers": items,
+        }
+
+    def snapshot(self, cid: str) -> dict[str, Any]:
+        """Return what the live funnel shows, from one read of the statistics: the funnel and
+        totals, the groups per day and per store, cap/budget usage and the heatmap's stores."""
+        campaign = self.campaigns.get(cid)
+        rows = self._rows(cid)
+        return {
+            "campaign_id": cid,
+            "name": campaign["name"],
+            "status": campaign["status"],
+            "timezone": campaign["timezone"],
+            **self._funnel(cid, rows),
+            "days": self._grouped(cid, rows, "day"),
+            "stores": self._grouped(cid, rows, "store"),
+            "usage": self.usage(cid),
+            "heatmap": self.heatmap(cid, rows),
+        }
 
     def heat_points(
         self, cid: str
@@ -205,6 +356,16 @@ def _ledger_entry(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
         else:
             entry[name] = value if value != "" else None
     return entry
+
+
+def _bbox(stores: list[dict[str, Any]]) -> list[float] | None:
+    """Return [south, west, north, east] around the stores with a margin, or None if none."""
+    if not stores:
+        return None
+    lats, lons = [s["lat"] for s in stores], [s["lon"] for s in stores]
+    pad_lat = max((max(lats) - min(lats)) * 0.1, 0.002)
+    pad_lon = max((max(lons) - min(lons)) * 0.1, 0.002)
+    return [min(lats) - pad_lat, min(lons) - pad_lon, max(lats) + pad_lat, max(lons) + pad_lon]
 
 
 def _rate(part: int, whole: int) -> float | None:

@@ -59,6 +59,7 @@ POLICY = {
     "campaigns.analytics": {"marketer", "admin"},
     "campaigns.analytics_csv": {"marketer", "admin"},
     "campaigns.heatmap": {"marketer", "admin"},
+    "campaigns.heatmap_points": {"marketer", "admin"},
     "campaigns.get_coupon": {"marketer", "admin"},
     "campaigns.void_coupon": {"marketer", "admin"},
     "wallet.wallet": {"shopper"},

@@ -645,3 +645,77 @@ def test_a_stores_redemptions_of_the_day(client, auth, promo):
     )
     shopper, _ = auth.headers("shopper")
     assert client.get("/api/redemptions", headers=shopper).status_code == 403
+
+
+def test_analytics_by_day_and_store_heatmap_points_and_grouped_csv(
+    app, client, auth, promo, shopper, clock
+):
+    """The live funnel's REST side: groups per campaign-local day and per store (with names),
+    foot traffic per store for the map, and a CSV of the groups as shown."""
+    m = promo.marketer
+    _, shopper_id = shopper
+    promo.issue(shopper_id, "k1", store_id="acme-1")
+    clock.advance(86_400)  # tokens last 12 h: new ones
+    promo.marketer = m = auth.headers("marketer")[0]
+    promo.issue(shopper_id, "k2", store_id="acme-2")
+    walker, _ = auth.headers("shopper")
+    fix = {"lat": SHANGHAI[0], "lon": SHANGHAI[1], "accuracy_m": 5, "recorded_at": clock.now()}
+    assert client.post("/api/location/fix", json=fix, headers=walker).status_code == 200
+    app.extensions["promotions"].consumer("test").run_once()
+
+    by_day = client.get(f"/api/campaigns/{promo.cid}/analytics?group=day", headers=m).get_json()
+    assert [(g["day"], g["issued"], g["visits_enter"]) for g in by_day["groups"]] == [
+        ("2026-05-29", 1, 0),  # T0 is the 29th in Shanghai, the campaign's zone
+        ("2026-05-30", 1, 1),
+    ]
+    by_store = client.get(f"/api/campaigns/{promo.cid}/analytics?group=store", headers=m)
+    assert {(g["store"], g["name"]) for g in by_store.get_json()["groups"]} == {
+        ("acme-1", "acme-1"),
+        ("acme-2", "acme-2"),
+    }
+
+    heat = client.get(f"/api/campaigns/{promo.cid}/heatmap", headers=m).get_json()
+    stores = {s["store_id"]: s for s in heat["stores"]}
+    assert stores["acme-1"] == {
+        "store_id": "acme-1",
+        "name": "acme-1",
+        "lat": SHANGHAI[0],
+        "lon": SHANGHAI[1],
+        "visits": 1,
+        "issued": 1,
+        "redeemed": 0,
+    }
+    assert stores["acme-2"]["issued"] == 1 and stores["acme-2"]["visits"] == 0
+    south, west, north, east = heat["bbox"]
+    assert south < SHANGHAI[0] < SHANGHAI[0] + 0.01 < north and west < SHANGHAI[1] < east
+
+    per_day = client.get(f"/api/campaigns/{promo.cid}/analytics.csv?group=day", headers=m)
+    assert per_day.mimetype == "text/csv"
+    assert 'filename="campaign-' in per_day.headers["Content-Disposition"]
+    assert "-by-day.csv" in per_day.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(per_day.get_data(as_text=True))))
+    assert [(r["day"], r["visits"], r["issued"]) for r in rows] == [
+        ("2026-05-29", "0", "1"),
+        ("2026-05-30", "1", "1"),
+    ]
+    per_store = client.get(f"/api/campaigns/{promo.cid}/analytics.csv?group=store", headers=m)
+    rows = list(csv.DictReader(io.StringIO(per_store.get_data(as_text=True))))
+    assert [(r["store_id"], r["name"], r["issued"]) for r in rows] == [
+        ("acme-1", "acme-1", "1"),
+        ("acme-2", "acme-2", "1"),
+    ]
+    hourly = client.get(f"/api/campaigns/{promo.cid}/analytics.csv", headers=m)
+    assert hourly.get_data(as_text=True).startswith("hour,offer_id,store_id,channel,")
+    assert_error(
+        client.get(f"/api/campaigns/{promo.cid}/analytics.csv?group=week", headers=m),
+        422,
+        "validation_error",
+        "group",
+    )
+    assert_error(
+        client.get("/api/campaigns/999/heatmap", headers=m),
+        404,
+        "campaign_not_found",
+        "campaign_id",
+    )
+    assert client.get(f"/api/campaigns/{promo.cid}/heatmap", headers=walker).status_code == 403

@@ -104,6 +104,16 @@ class AnalyticsQuery(BaseModel):
     group: Literal[GROUPS] = "campaign"  # type: ignore[valid-type]
 
 
+class CsvQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    group: Literal[GROUPS] | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="one row per group as the analytics show it; none: one row per hour, "
+        "offer, store and channel",
+    )
+
+
 class VoidBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, title="CouponVoidBody")
 
@@ -374,7 +384,7 @@ def ledger(path: CampaignPath, query: LedgerQuery):
     "get",
     "/campaigns/<campaign_id>/analytics",
     allow=MANAGERS,
-    summary="Funnel (visit → coupon → redemption) and totals by offer, store, hour",
+    summary="Funnel (visit → coupon → redemption) and totals by day, offer, store, hour",
     responses={200: S.AnalyticsOut},
 )
 def analytics(path: CampaignPath, query: AnalyticsQuery):
@@ -386,16 +396,29 @@ def analytics(path: CampaignPath, query: AnalyticsQuery):
     "get",
     "/campaigns/<campaign_id>/analytics.csv",
     allow=MANAGERS,
-    summary="Hourly statistics per offer, store and channel as CSV",
-    responses={200: S.csv("Hourly statistics as CSV")},
+    summary="Statistics as CSV: hourly per offer, store and channel, or one row per group",
+    responses={200: S.csv("Statistics as CSV")},
 )
-def analytics_csv(path: CampaignPath):
-    text = _promotions().reports.csv(path.campaign_id)
+def analytics_csv(path: CampaignPath, query: CsvQuery):
+    text = _promotions().reports.csv(path.campaign_id, group=query.group)
+    name = f"campaign-{path.campaign_id}" + (f"-by-{query.group}" if query.group else "")
     return Response(
         text,
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="campaign-{path.campaign_id}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/heatmap",
+    allow=MANAGERS,
+    summary="Foot traffic, coupons issued and redeemed per store, with positions (for a map)",
+    responses={200: S.HeatmapOut},
+)
+def heatmap_points(path: CampaignPath):
+    return _promotions().reports.heatmap(path.campaign_id)
 
 
 @endpoint(
