@@ -66,10 +66,10 @@ def map_total(page) -> int:
     return int(page.locator("#stores-map").get_attribute("data-stores"))
 
 
-def upload(page, name: str, content: str, *, partial: bool) -> None:
+def upload(page, name: str, content: str, *, partial: bool, mime: str = "text/csv") -> None:
     form = page.locator("#stores-import")
     form.get_by_label("CSV or GeoJSON file").set_input_files(
-        {"name": name, "mimeType": "text/csv", "buffer": content.encode()}
+        {"name": name, "mimeType": mime, "buffer": content.encode()}
     )
     mode = "Good rows only: write the good ones" if partial else "All or nothing: write no store"
     form.get_by_label(mode).check()
@@ -160,6 +160,16 @@ def test_a_5000_store_import_from_the_console_shows_clusters(open_page, web, mar
         arg=total,
     )
     assert page.locator("#stores-map .marker-cluster").count() < 200
+    # Zoomed out no fence is drawn; zoomed in (keyboard: +), only those of the stores in view.
+    the_map = page.locator("#stores-map")
+    expect(the_map).to_have_attribute("data-fences", "0")
+    the_map.focus()
+    while int(the_map.get_attribute("data-zoom")) < 15:
+        zoom = int(the_map.get_attribute("data-zoom"))
+        page.keyboard.press("Equal")
+        expect(the_map).not_to_have_attribute("data-zoom", str(zoom))
+    drawn = int(the_map.get_attribute("data-fences"))
+    assert 0 < drawn < total // 4, drawn
     # The list pages through them 50 at a time.
     page.get_by_label("City").fill(city)
     page.get_by_role("button", name="Show stores").click()
@@ -377,7 +387,6 @@ def test_the_servers_fence_errors_show_on_the_map(open_page, web, marketer):
         ],
     }
     page.get_by_label("Fence as JSON").fill(json.dumps(bowtie))
-    page.get_by_role("button", name="Show on the map").click()
     page.get_by_role("button", name="Save fence").click()
     alert = page.locator("#fence-error")
     expect(alert).to_have_text(
@@ -406,25 +415,37 @@ def test_the_servers_fence_errors_show_on_the_map(open_page, web, marketer):
     )
     page.get_by_role("button", name="Save fence").click()
     expect(alert).to_have_text("fence.coordinates: too many vertices: 1001 > 1000")
+    expect(tip).to_have_count(1)  # the previous message fades out (Leaflet: 200 ms)
     expect(tip).to_have_text("fence.coordinates: too many vertices: 1001 > 1000")
+    expect(page.locator("#fence-map path.fence-error-ring")).to_have_count(1)
 
 
-def test_geojson_export_downloads_the_filtered_stores(open_page, web, marketer):
+def test_geojson_import_then_export_downloads_the_filtered_stores(open_page, web, marketer):
     city = city_name()
-    for n in range(3):
-        post_store(
-            web,
-            marketer,
-            {
-                "id": f"{city}-{n}",
-                "name": f"Export {n}",
-                "brand": "Acme",
-                "city": city,
-                "lat": SHANGHAI[0],
-                "lon": SHANGHAI[1] + n * 0.001,
-            },
-        )
+    features = [
+        {
+            "type": "Feature",
+            "id": f"{city}-{n}",
+            "geometry": {"type": "Point", "coordinates": [SHANGHAI[1] + n * 0.001, SHANGHAI[0]]},
+            "properties": {"name": f"Export {n}", "brand": "Acme", "city": city},
+        }
+        for n in range(3)
+    ]
+    bad = {"type": "Feature", "geometry": {"type": "LineString", "coordinates": []}}
+    collection = {"type": "FeatureCollection", "features": [features[0], bad, *features[1:]]}
     page = console(open_page, marketer)
+    upload(
+        page,
+        "stores.geojson",
+        json.dumps(collection),
+        partial=True,
+        mime="application/geo+json",
+    )
+    result = page.locator("#stores-import-result")
+    expect(result.locator(".import-counts")).to_have_text("Received 4, written 3, bad 1.")
+    expect(page.locator("#stores-import-errors tbody tr td")).to_have_text(
+        ["feature 1", "geometry", "geometry must be a Point [lon, lat]"]
+    )
     page.get_by_label("City").fill(city)
     page.get_by_role("button", name="Show stores").click()
     expect(page.locator("#stores-table tbody tr")).to_have_count(3)

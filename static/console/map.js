@@ -10,7 +10,8 @@
 //       clusters (leaflet.markercluster, chunked loading) and, from zoom `fenceZoom` (15) on,
 //       the fences of the stores in view only. `pins` are items of GET /api/stores/map
 //       ({id, name, brand, city, lat, lon, fence}); `onSelect(pin)` runs when a store's marker
-//       is clicked or activated with Enter. Returns {setPins(pins), fitAll(), remove()}.
+//       is clicked or activated with Enter. Returns {setPins(pins), fitAll(), remove()}. The
+//       map's element carries data-zoom and data-fences (fences drawn now) after each move.
 const L = window.L;
 let config = null;
 
@@ -62,16 +63,21 @@ export function storesLayer(map, pins, { onSelect = null, fenceZoom = 15, label 
   clusters.addTo(map);
   fences.addTo(map);
 
+  // After each move: the fences of the stores in view (and a margin), none when zoomed out.
+  // The map's element says its zoom and how many fences it drew (data-zoom, data-fences).
   const drawFences = () => {
     fences.clearLayers();
-    if (map.getZoom() < fenceZoom) return;
-    const bounds = map.getBounds().pad(0.25);
     let drawn = 0;
-    for (const pin of current) {
-      if (!bounds.contains([pin.lat, pin.lon])) continue;
-      fences.addLayer(fenceLayer(pin, FENCE_STYLE));
-      if (++drawn >= MAX_FENCES_IN_VIEW) break;
+    if (map.getZoom() >= fenceZoom) {
+      const bounds = map.getBounds().pad(0.25);
+      for (const pin of current) {
+        if (!bounds.contains([pin.lat, pin.lon])) continue;
+        fences.addLayer(fenceLayer(pin, FENCE_STYLE));
+        if (++drawn >= MAX_FENCES_IN_VIEW) break;
+      }
     }
+    map.getContainer().dataset.zoom = String(map.getZoom());
+    map.getContainer().dataset.fences = String(drawn);
   };
 
   const setPins = (next) => {

@@ -44,6 +44,7 @@ async function showOverview(view, ctx) {
 
   const map = await createMap(mapElement, { zoom: 11 });
   let layer = null;
+  let gone = false; // the view was left: answers that come later change nothing
   const loadPins = async ({ fit = false } = {}) => {
     mapStatus.replaceChildren(label("span", "stores.map.loading"));
     const started = performance.now();
@@ -55,6 +56,7 @@ async function showOverview(view, ctx) {
       mapStatus.classList.add("form-error");
       return;
     }
+    if (gone) return;
     mapStatus.classList.remove("form-error");
     const pins = answer.items;
     if (!layer) {
@@ -81,6 +83,7 @@ async function showOverview(view, ctx) {
 
   await Promise.all([loadPins({ fit: true }), list.reload()]);
   return () => {
+    gone = true;
     if (layer) layer.remove();
     map.remove();
   };
