@@ -326,7 +326,11 @@ def test_draw_a_circle_then_a_polygon_with_a_hole_and_save(open_page, web, marke
     assert saved["type"] == "circle" and saved["radius_m"] == drawn["radius_m"]
     assert saved["center"] == pytest.approx(drawn["center"], abs=1e-6)
 
-    # A polygon, then a hole cut into it (Geoman's cut mode, driven by mouse clicks).
+    # Escape stops drawing; then a polygon, and a hole cut into it (Geoman's cut mode, driven
+    # by mouse clicks).
+    page.get_by_role("button", name="Draw a polygon").click()
+    page.keyboard.press("Escape")
+    expect(page.locator("#fence-status")).to_have_text("Drawing stopped.")
     page.get_by_role("button", name="Draw a polygon").click()
     outer = [(cx - 90, cy - 90), (cx + 90, cy - 90), (cx + 90, cy + 90), (cx - 90, cy + 90)]
     click_ring(page, outer)

@@ -284,6 +284,15 @@ async function fenceEditor(card, store) {
     if (!event.enabled && shape && !shape.pm.enabled()) shape.pm.enable({ allowSelfIntersection: true });
   });
 
+  // Escape stops drawing or cutting (focus stays on the button that started it).
+  card.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    if (!map.pm.globalDrawModeEnabled() && !map.pm.globalCutModeEnabled()) return;
+    map.pm.disableDraw();
+    map.pm.disableGlobalCutMode();
+    status.replaceChildren(label("span", "stores.fence.cancelled"));
+  });
+
   useCircle.addEventListener("click", () => {
     clearErrorMarks();
     const metres = Number(radius.value);
