@@ -317,8 +317,23 @@ def test_draw_a_circle_then_a_polygon_with_a_hole_and_save(open_page, web, marke
     page.mouse.move(cx + 60, cy, steps=6)
     page.mouse.click(cx + 60, cy)
     expect(page.locator("#fence-status")).to_have_text("Shape drawn. Save to keep it.")
+    first = json.loads(page.locator("#fence-json").input_value())
+    assert first["type"] == "circle" and 20 <= first["radius_m"] <= 400
+    # Its radius handle (the handle away from the centre) dragged outwards widens it.
+    handles = page.locator("#fence-map .leaflet-marker-icon.marker-icon")
+    expect(handles).to_have_count(2)
+    boxes = [handles.nth(k).bounding_box() for k in range(2)]
+    hx, hy = max(
+        ((b["x"] + b["width"] / 2, b["y"] + b["height"] / 2) for b in boxes),
+        key=lambda point: abs(point[0] - cx) + abs(point[1] - cy),
+    )
+    page.mouse.move(hx, hy)
+    page.mouse.down()
+    page.mouse.move(hx + 40, hy, steps=8)
+    page.mouse.up()
+    expect(page.locator("#fence-json")).not_to_have_value(json.dumps(first, separators=(",", ":")))
     drawn = json.loads(page.locator("#fence-json").input_value())
-    assert drawn["type"] == "circle" and 20 <= drawn["radius_m"] <= 400
+    assert drawn["radius_m"] > first["radius_m"] and drawn["center"] == first["center"]
     expect(page.locator("#fence-radius")).to_have_value(str(drawn["radius_m"]))
     page.get_by_role("button", name="Save fence").click()
     expect(page.locator("#fence-status")).to_have_text("Fence saved.")
@@ -422,6 +437,16 @@ def test_the_servers_fence_errors_show_on_the_map(open_page, web, marketer):
     expect(tip).to_have_count(1)  # the previous message fades out (Leaflet: 200 ms)
     expect(tip).to_have_text("fence.coordinates: too many vertices: 1001 > 1000")
     expect(page.locator("#fence-map path.fence-error-ring")).to_have_count(1)
+
+    # A circle 3 km away: the message at its centre, naming fence.center.
+    far = {"type": "circle", "radius_m": 50, "center": [lon + 0.03, lat]}
+    page.get_by_label("Fence as JSON").fill(json.dumps(far))
+    page.get_by_role("button", name="Save fence").click()
+    expect(alert).to_have_text(re.compile(r"^fence\.center: the fence is \d+ m from the store"))
+    expect(tip).to_have_count(1)
+    expect(tip).to_have_text(alert.inner_text())
+    expect(page.locator("#fence-map path.fence-error-ring")).to_have_count(0)
+    assert api_get(web, marketer, f"/api/stores/{store['id']}")["fence"]["type"] == "circle"
 
 
 def test_geojson_import_then_export_downloads_the_filtered_stores(open_page, web, marketer):

@@ -63,6 +63,7 @@ function facts(store) {
     ["stores.page.point", `${store.lat.toFixed(6)}, ${store.lon.toFixed(6)}`],
     ["stores.page.zone", zone],
   ];
+  rows.push(["stores.page.now", formatTime(Date.now() / 1000, zone)]);
   if (store.updated_at) rows.push(["stores.page.updated", formatTime(store.updated_at, zone)]);
   for (const [key, value] of rows) {
     const dd = document.createElement("dd");
@@ -204,7 +205,8 @@ async function fenceEditor(card, store) {
 
   const map = await createMap(mapElement, { center: [store.lat, store.lon], zoom: 17, doubleClickZoom: false });
   map.pm.setLang(language() === "zh-CN" ? "zh" : "en");
-  map.pm.setGlobalOptions({ allowSelfIntersection: true, pathOptions: SHAPE_STYLE });
+  // No snapping: a corner goes where it is clicked (the fence is the only shape here).
+  map.pm.setGlobalOptions({ allowSelfIntersection: true, snappable: false, pathOptions: SHAPE_STYLE });
   const storePoint = L.circleMarker([store.lat, store.lon], {
     radius: 6, color: "#222", fillColor: "#f0a30a", fillOpacity: 1, pmIgnore: true, interactive: false,
   }).addTo(map);
