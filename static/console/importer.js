@@ -4,6 +4,7 @@
 // received / written counts and the per-row error table (line or feature, field, reason).
 import { ApiError, clearErrors, showError, token } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
+import { tableWrap } from "./stores-page.js";
 
 const SHOWN_ERRORS = 200;
 
@@ -144,8 +145,7 @@ function report(body, status) {
   box.append(heading, counts);
   if (!body.errors.length) return box;
   if (status !== 201) box.append(label("p", "stores.import.nothing_written", null, { role: "alert" }));
-  const wrap = document.createElement("div");
-  wrap.className = "table-wrap";
+  const wrap = tableWrap("stores.import.bad_rows");
   const table = document.createElement("table");
   table.id = "stores-import-errors";
   const caption = label("caption", "stores.import.errors_caption", { count: body.errors.length });

@@ -110,14 +110,25 @@ function hoursCard(store) {
     tbody.append(row);
   }
   table.append(thead, tbody);
-  const wrap = document.createElement("div");
-  wrap.className = "table-wrap";
+  const wrap = tableWrap("stores.hours.title");
   wrap.append(table);
   card.append(wrap);
   if (hours.closed_dates?.length) {
     card.append(label("p", "stores.hours.closed_dates", { dates: hours.closed_dates.join(", ") }));
   }
   return card;
+}
+
+/** A wrapper that scrolls a wide table sideways on a phone: focusable (so the keyboard can
+ *  scroll it) and named by a catalogue key. */
+export function tableWrap(key) {
+  const wrap = document.createElement("div");
+  wrap.className = "table-wrap";
+  wrap.tabIndex = 0;
+  wrap.setAttribute("role", "region");
+  wrap.setAttribute("data-i18n-attr", `aria-label:${key}`);
+  wrap.setAttribute("aria-label", t(key));
+  return wrap;
 }
 
 // -- the fence editor ----------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { api, errorText, token } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
 import { importForm } from "./importer.js";
 import { createMap, storesLayer } from "./map.js";
-import { showStore } from "./stores-page.js";
+import { showStore, tableWrap } from "./stores-page.js";
 
 const PAGE_SIZE = 50;
 
@@ -122,8 +122,7 @@ function storeList() {
   const status = document.createElement("p");
   status.id = "stores-list-status";
   status.setAttribute("role", "status");
-  const wrap = document.createElement("div");
-  wrap.className = "table-wrap";
+  const wrap = tableWrap("stores.list.title");
   const table = document.createElement("table");
   table.id = "stores-table";
   const caption = label("caption", "stores.list.caption");
