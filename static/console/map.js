@@ -47,7 +47,10 @@ export function fenceLayer(store, style = {}) {
     const [lon, lat] = fence.center || [store.lon, store.lat];
     return L.circle([lat, lon], { radius: fence.radius_m, ...style });
   }
-  return L.geoJSON({ type: fence.type, coordinates: fence.coordinates }, { style: () => style });
+  return L.geoJSON(
+    { type: fence.type, coordinates: fence.coordinates },
+    { style: () => style, interactive: style.interactive !== false },
+  );
 }
 
 const PIN = L.divIcon({ className: "store-pin", html: "", iconSize: [16, 16] });
