@@ -253,10 +253,29 @@ class StoreOut(Open):
     updated_at: float
 
 
+class StoreListItem(StoreOut):
+    open_now: bool = Field(description="open now by its opening hours, in its time zone")
+
+
 class StorePage(Open):
-    items: list[StoreOut]
+    items: list[StoreListItem]
     next_cursor: str | None
     total: int | None
+
+
+class StorePin(Open):
+    id: str
+    name: str
+    brand: str
+    city: str
+    lat: float
+    lon: float
+    fence: dict[str, Any] = Field(description="the stored fence, as in StoreOut")
+
+
+class StoreMap(Open):
+    version: int = Field(description="the catalog version: it changes with every write")
+    items: list[StorePin]
 
 
 class NearbyStore(StoreOut):

@@ -230,12 +230,20 @@ class StoreCatalog:
         brand: str | None = None,
         cursor: str | None = None,
         limit: int = 100,
+        open_now: bool = False,
+        now: float | None = None,
     ) -> dict[str, Any]:
-        """Page through stores in id order, optionally of one city and/or brand."""
+        """Page through stores in id order, optionally of one city and/or brand, and/or open
+        now (at `now`, the catalog's clock by default). Each item says whether it is open now.
+        """
+        now = self.clock.now() if now is None else now
+        hours_cache: dict[str, Hours] = {}
         index = keys.by_city(city) if city else keys.by_brand(brand) if brand else keys.IDS
-        # With both filters the city index is paged and the brand checked per record.
+        # With both filters the city index is paged and the brand checked per record; open_now
+        # is checked per record too.
         brand_filter = brand.lower() if (city and brand) else None
-        chunk = 500 if brand_filter else limit + 1
+        filtered = bool(brand_filter or open_now)
+        chunk = 500 if filtered else limit + 1
         start = f"({cursor}" if cursor else "-"
         items: list[dict[str, Any]] = []
         more = False
@@ -244,17 +252,21 @@ class StoreCatalog:
             for record in self.get_many(ids):
                 if record is None or (brand_filter and record["brand"].lower() != brand_filter):
                     continue
+                entry = entry_from_record(record, hours_cache)
+                is_open = entry.hours.is_open_ts(now) if entry.hours is not None else True
+                if open_now and not is_open:
+                    continue
                 if len(items) == limit:
                     more = True
                     break
-                items.append(public_store(record))
+                items.append({**public_store(record), "open_now": is_open})
             if len(ids) < chunk:
                 break
             start = f"({ids[-1]}"
         return {
             "items": items,
             "next_cursor": items[-1]["id"] if more else None,
-            "total": None if brand_filter else self.r.zcard(index),
+            "total": None if filtered else self.r.zcard(index),
         }
 
     def nearby(
@@ -481,6 +493,16 @@ class StoreCatalog:
             for start in range(0, len(good), 5_000):
                 self._write(good[start : start + 5_000])
         return ImportReport(received, len(good), errors)
+
+    def map_pins(self) -> dict[str, Any]:
+        """Return every store in the compact form a map needs (id, name, brand, city, point,
+        stored fence), in id order, with the catalog version they were read at."""
+        version, records = self.load_all()
+        items = [
+            {k: records[sid][k] for k in ("id", "name", "brand", "city", "lat", "lon", "fence")}
+            for sid in sorted(records)
+        ]
+        return {"version": version, "items": items}
 
     def export_geojson(self, *, city: str | None = None, brand: str | None = None) -> dict:
         """Return the stores (optionally of one city/brand) as a GeoJSON FeatureCollection."""

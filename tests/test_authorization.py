@@ -34,6 +34,7 @@ POLICY = {
     "stores.create_store": {"marketer", "admin"},
     "stores.list_stores": {"marketer", "admin"},
     "stores.nearby": {"shopper", "marketer", "admin"},
+    "stores.store_map": {"marketer", "admin"},
     "stores.import_stores": {"marketer", "admin"},
     "stores.export_geojson": {"marketer", "admin"},
     "stores.get_store": {"staff", "marketer", "admin"},

@@ -229,7 +229,7 @@ def test_list_pages_cover_every_store_once(client, marketer, many_stores):
     assert [len(p["items"]) for p in pages] == [10, 10, 5]
     assert ids == sorted(many_stores)
     assert {p["total"] for p in pages} == {25}
-    assert pages[0]["items"][0] == many_stores["st-00"]
+    assert pages[0]["items"][0] == {**many_stores["st-00"], "open_now": True}
 
 
 @pytest.mark.parametrize("limit", [1, 24, 25, 26, 500])
@@ -782,3 +782,52 @@ def test_the_fence_offset_is_a_setting(make_app):
     )
     error = assert_error(response, 422, "invalid_fence", "fence.coordinates")
     assert "100 m" in error["message"]
+
+
+def test_list_open_now_filters_by_each_stores_hours_in_its_zone(
+    client, marketer, post_store, clock
+):
+    # T0 is Friday 04:26 in Shanghai and Thursday 21:26 in London (summer time).
+    shanghai_morning = {"fri": [["00:00", "10:00"]]}
+    london_morning = {"fri": [["05:00", "10:00"]]}
+    post_store(store("st-a", opening_hours=None))  # no hours: always open
+    post_store(store("st-b", opening_hours={"tz": "Asia/Shanghai", "weekly": shanghai_morning}))
+    post_store(store("st-c", opening_hours={"tz": "Europe/London", "weekly": london_morning}))
+    post_store(store("st-d", opening_hours={"tz": "Asia/Shanghai", "weekly": {}}))
+    post_store(store("st-e", brand="Bolt", opening_hours={"tz": "Asia/Shanghai", "always": True}))
+
+    everything = client.get("/api/stores", headers=marketer).get_json()
+    assert {s["id"]: s["open_now"] for s in everything["items"]} == {
+        "st-a": True,
+        "st-b": True,
+        "st-c": False,
+        "st-d": False,
+        "st-e": True,
+    }
+    assert everything["total"] == 5
+
+    ids, pages = _walk(client, marketer, "&open_now=true", 1)
+    assert ids == ["st-a", "st-b", "st-e"]
+    assert {p["total"] for p in pages} == {None}  # filtered per record: no count
+    ids, _ = _walk(client, marketer, "&open_now=true&brand=acme", 2)
+    assert ids == ["st-a", "st-b"]
+    ids, _ = _walk(client, marketer, "&open_now=true&city=shanghai&brand=bolt", 2)
+    assert ids == ["st-e"]
+    # Eight hours later (Friday 12:26 and 05:26) Shanghai's store is closed, London's open.
+    clock.advance(8 * 3600)
+    ids, _ = _walk(client, marketer, "&open_now=true", 10)
+    assert ids == ["st-a", "st-c", "st-e"]
+    response = client.get("/api/stores?open_now=maybe", headers=marketer)
+    assert_error(response, 422, "validation_error", "open_now")
+
+
+def test_store_map_lists_every_store_compactly(client, marketer, many_stores):
+    response = client.get("/api/stores/map", headers=marketer)
+    assert response.status_code == 200
+    doc = response.get_json()
+    assert [s["id"] for s in doc["items"]] == sorted(many_stores)
+    first = many_stores["st-00"]
+    assert doc["items"][0] == {
+        k: first[k] for k in ("id", "name", "brand", "city", "lat", "lon", "fence")
+    }
+    assert isinstance(doc["version"], int) and doc["version"] >= 25

@@ -32,6 +32,9 @@ class ListQuery(BaseModel):
         default=None, pattern=ID_PATTERN, description="next_cursor of the previous page"
     )
     limit: int = Field(default=100, ge=1, le=500)
+    open_now: bool = Field(
+        default=False, description="only stores open now, by their opening hours in their zone"
+    )
 
 
 class NearbyQuery(BaseModel):
@@ -90,13 +93,34 @@ def create_store(body: StoreIn):
     "get",
     "",
     allow=MANAGERS,
-    summary="List stores, paged, by city and/or brand",
+    summary="List stores, paged, by city and/or brand and/or open now",
+    description="total is null when brand is combined with city, or with open_now (the "
+    "filter is applied per record); every item says whether the store is open now.",
     responses={200: S.StorePage},
 )
 def list_stores(query: ListQuery):
     return _catalog().list(
-        city=query.city, brand=query.brand, cursor=query.cursor, limit=query.limit
+        city=query.city,
+        brand=query.brand,
+        cursor=query.cursor,
+        limit=query.limit,
+        open_now=query.open_now,
     )
+
+
+@endpoint(
+    bp,
+    "get",
+    "/map",
+    allow=MANAGERS,
+    summary="Every store for a map, in one compact answer",
+    description="id, name, brand, city, lat, lon and the stored fence of every store (about "
+    "200 bytes a store: 5,000 stores in one request), for drawing them all on a map.",
+    responses={200: S.StoreMap},
+)
+def store_map():
+    doc = _catalog().map_pins()
+    return Response(json.dumps(doc, separators=(",", ":")), mimetype="application/json")
 
 
 @endpoint(

@@ -1,6 +1,17 @@
 // The console's maps: Leaflet (window.L, a classic script) with the server's tile settings
 // (GET /api/client-config). With no tile URL, or tiles that do not load, the map is a plain
 // background that still shows stores, fences and heat.
+//
+// What other views may import:
+//   mapConfig()                       the server's map settings, fetched once
+//   createMap(element, {center, zoom, ...leafletOptions})  a Leaflet map with tiles if any
+//   fenceLayer(store, style)          a store's fence as a Leaflet layer
+//   storesLayer(map, pins, {onSelect, fenceZoom, label})  every store on a map: markers in
+//       clusters (leaflet.markercluster, chunked loading) and, from zoom `fenceZoom` (15) on,
+//       the fences of the stores in view only. `pins` are items of GET /api/stores/map
+//       ({id, name, brand, city, lat, lon, fence}); `onSelect(pin)` runs when a store's marker
+//       is clicked or activated with Enter. Returns {setPins(pins), fitAll(), remove()}. The
+//       map's element carries data-zoom and data-fences (fences drawn now) after each move.
 const L = window.L;
 let config = null;
 
@@ -13,11 +24,12 @@ export async function mapConfig() {
   return config;
 }
 
-/** Make a Leaflet map in `element` (Shanghai's centre unless told), with tiles if configured. */
-export async function createMap(element, { center = [31.2304, 121.4737], zoom = 12 } = {}) {
+/** Make a Leaflet map in `element` (Shanghai's centre unless told), with tiles if configured.
+ *  Other Leaflet map options may be passed along. */
+export async function createMap(element, { center = [31.2304, 121.4737], zoom = 12, ...options } = {}) {
   const settings = await mapConfig();
   element.classList.add("map");
-  const map = L.map(element, { center, zoom, preferCanvas: true, maxZoom: settings.max_zoom });
+  const map = L.map(element, { center, zoom, preferCanvas: true, maxZoom: settings.max_zoom, ...options });
   if (settings.tile_url) {
     L.tileLayer(settings.tile_url, {
       attribution: settings.attribution,
@@ -35,5 +47,72 @@ export function fenceLayer(store, style = {}) {
     const [lon, lat] = fence.center || [store.lon, store.lat];
     return L.circle([lat, lon], { radius: fence.radius_m, ...style });
   }
-  return L.geoJSON({ type: fence.type, coordinates: fence.coordinates }, { style: () => style });
+  return L.geoJSON(
+    { type: fence.type, coordinates: fence.coordinates },
+    { style: () => style, interactive: style.interactive !== false },
+  );
+}
+
+const PIN = L.divIcon({ className: "store-pin", html: "", iconSize: [16, 16] });
+const FENCE_STYLE = { color: "#1d5fa8", weight: 2, fillOpacity: 0.12, interactive: false };
+const MAX_FENCES_IN_VIEW = 600;
+
+/** Every store on a map: clustered markers, and the fences of the stores in view when zoomed
+ *  in (so thousands of fences never slow panning). See the top of this file. */
+export function storesLayer(map, pins, { onSelect = null, fenceZoom = 15, label = null } = {}) {
+  const clusters = L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false });
+  const fences = L.layerGroup();
+  let current = [];
+  clusters.addTo(map);
+  fences.addTo(map);
+
+  // After each move: the fences of the stores in view (and a margin), none when zoomed out.
+  // The map's element says its zoom and how many fences it drew (data-zoom, data-fences).
+  const drawFences = () => {
+    fences.clearLayers();
+    let drawn = 0;
+    if (map.getZoom() >= fenceZoom) {
+      const bounds = map.getBounds().pad(0.25);
+      for (const pin of current) {
+        if (!bounds.contains([pin.lat, pin.lon])) continue;
+        fences.addLayer(fenceLayer(pin, FENCE_STYLE));
+        if (++drawn >= MAX_FENCES_IN_VIEW) break;
+      }
+    }
+    map.getContainer().dataset.zoom = String(map.getZoom());
+    map.getContainer().dataset.fences = String(drawn);
+  };
+
+  const setPins = (next) => {
+    current = next;
+    clusters.clearLayers();
+    const markers = next.map((pin) => {
+      const name = label ? label(pin) : pin.name;
+      const marker = L.marker([pin.lat, pin.lon], { icon: PIN, title: name, alt: name, keyboard: true });
+      // The store's id on its marker's element (data-store-id), for pages and tests.
+      marker.on("add", () => marker.getElement()?.setAttribute("data-store-id", pin.id));
+      if (onSelect) marker.on("click", () => onSelect(pin));
+      return marker;
+    });
+    clusters.addLayers(markers);
+    drawFences();
+  };
+
+  const fitAll = () => {
+    if (!current.length) return;
+    const bounds = L.latLngBounds(current.map((pin) => [pin.lat, pin.lon]));
+    map.fitBounds(bounds, { padding: [24, 24], maxZoom: 16 });
+  };
+
+  map.on("moveend", drawFences);
+  setPins(pins);
+  return {
+    setPins,
+    fitAll,
+    remove() {
+      map.off("moveend", drawFences);
+      clusters.remove();
+      fences.remove();
+    },
+  };
 }
