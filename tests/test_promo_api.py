@@ -125,9 +125,20 @@ def test_campaign_lifecycle_over_http(client, promo):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"name": "x", "kind": "amount_off"}, "body"),
+        ({"name": "x", "kind": "amount_off"}, "amount_off_fen"),
+        ({"name": "x", "kind": "gift", "gift_item": "bag", "percent_off": 5}, "percent_off"),
         ({"name": "x", "kind": "amount_off", "amount_off_fen": 1.5}, "amount_off_fen"),
-        ({"name": "x", "kind": "percent_off", "percent_off": 10}, "body"),
+        ({"name": "x", "kind": "percent_off", "percent_off": 10}, "max_off_fen"),
+        ({"name": "x", "kind": "percent_off", "percent_off": 150, "max_off_fen": 1}, "percent_off"),
+        (
+            {
+                "name": "x",
+                "kind": "gift",
+                "gift_item": "bag",
+                "validity": {"starts_at": T0, "ends_at": T0 - 5},
+            },
+            "validity.ends_at",
+        ),
         ({"name": "x", "kind": "gift", "gift_item": "bag", "channels": ["air"]}, "channels[0]"),
         ({"name": "x", "kind": "gift", "gift_item": "bag", "caps": {"total": -1}}, "caps.total"),
         (
@@ -153,7 +164,12 @@ def test_unknown_target_store_is_named(client, auth):
     response = client.post(
         "/api/campaigns", headers=m, json={"name": "x", "starts_at": T0 + 10, "ends_at": T0}
     )
-    assert_error(response, 422, "validation_error", "body")
+    assert_error(response, 422, "validation_error", "ends_at")
+    campaign = client.post(
+        "/api/campaigns", headers=m, json={"name": "x", "starts_at": T0, "ends_at": T0 + 10}
+    ).get_json()
+    response = client.patch(f"/api/campaigns/{campaign['id']}", headers=m, json={"ends_at": T0})
+    assert_error(response, 422, "validation_error", "ends_at")
 
 
 def test_manual_issue_is_idempotent_and_capped(client, auth, promo, shopper):
