@@ -109,6 +109,10 @@ async function showList(view, ctx) {
   select.addEventListener("change", () => load(true));
   body.append(alert, note, wrap, more);
   await load(true);
+  // Times and money are formatted for the language: draw the rows again when it changes.
+  const relabel = () => load(true);
+  document.addEventListener("languagechange", relabel);
+  return () => document.removeEventListener("languagechange", relabel);
 }
 
 function listRow(campaign) {
@@ -125,7 +129,7 @@ function listRow(campaign) {
   const tz = campaign.timezone || DEFAULT_TZ;
   const span = document.createElement("span");
   span.className = "window";
-  span.textContent = `${formatTime(campaign.starts_at, tz)} – ${formatTime(campaign.ends_at, tz)}`;
+  span.textContent = `${formatTime(campaign.starts_at, tz)} –\n${formatTime(campaign.ends_at, tz)}`;
   const counters = campaign.counters || {};
   row.append(
     cell(link),
@@ -193,6 +197,15 @@ async function showCampaign(view, ctx, id) {
     game?.campaignChanged(next);
   }
 
+  // Times, money and offer headlines are formatted for the language: redraw them on a change
+  // (the forms' labels follow by themselves, and what is typed in them stays).
+  const relabel = () => {
+    status?.update(campaign);
+    offers?.draw();
+    game?.relabel();
+  };
+  document.addEventListener("languagechange", relabel);
+  teardowns.push(() => document.removeEventListener("languagechange", relabel));
   return () => {
     for (const done of teardowns) done();
   };
@@ -238,7 +251,9 @@ class StatusPanel {
       button.addEventListener("click", () => (to === "ended" ? this.confirmEnd(button) : this.move(to, button)));
       actions.append(button);
     }
-    if (campaign.status === "draft") actions.append(label("p", "campaigns.move.schedule_hint", null, { class: "hint" }));
+    if (campaign.status === "draft" || campaign.status === "scheduled") {
+      actions.append(label("p", "campaigns.move.schedule_hint", null, { class: "hint" }));
+    }
     if (campaign.status === "ended") actions.append(label("p", "campaigns.move.ended_hint", null, { class: "hint" }));
     this.alert = formAlert();
     this.alert.id = "campaign-move-error";

@@ -265,6 +265,12 @@ export class GameSetup {
 
   campaignChanged(campaign) {
     this.campaign = campaign;
+    if (campaign.status === "ended") for (const el of this.element.querySelectorAll("input, select, button")) el.disabled = true;
+  }
+
+  relabel() {
+    this.fillOffers();
+    this.renumber();
   }
 
   async submit() {
