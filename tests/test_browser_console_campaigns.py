@@ -127,6 +127,19 @@ def test_a_campaign_is_made_in_a_time_zone_with_targets_from_the_map_and_a_list(
     covered = page.locator(f'.pick-marker[data-store-id="{desk.ids[2]}"]')
     expect(covered).to_have_class(re.compile(r"\bis-covered\b"))
     expect(covered).to_have_attribute("aria-pressed", "false")
+    # The keyboard alternative: a store ticked in the list is highlighted on the map too, and a
+    # focused marker toggles with Enter.
+    store0 = form.locator("#pick-targets-stores").get_by_label(
+        f"Store 0 ({desk.ids[0]})", exact=False
+    )
+    store0.focus()
+    page.keyboard.press("Space")
+    first = page.locator(f'.pick-marker[data-store-id="{desk.ids[0]}"]')
+    expect(first).to_have_attribute("aria-pressed", "true")
+    first.focus()
+    page.keyboard.press("Enter")
+    expect(first).to_have_attribute("aria-pressed", "false")
+    expect(store0).not_to_be_checked()
     form.get_by_role("button", name="Create campaign").click()
 
     expect(page).to_have_url(re.compile(r"/console/#campaigns/\d+$"))
@@ -184,6 +197,7 @@ def test_offers_with_every_cap_and_the_status_moves(open_page, desk):
     expect(form.locator('[data-error-for="percent_off"]')).to_contain_text(
         "less than or equal to 100"
     )
+    assert_accessible(page)
     form.get_by_label("Percent off").fill("15")
     form.get_by_role("button", name="Add offer").click()
     expect(offers.locator("#offer-list")).to_contain_text("15% off, up to ¥30.00")
@@ -230,6 +244,8 @@ def test_offers_with_every_cap_and_the_status_moves(open_page, desk):
     status.get_by_role("button", name="End campaign").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Ending cannot be undone")
+    expect(dialog.get_by_role("button", name="Keep it running")).to_be_focused()
+    assert_accessible(page)
     dialog.get_by_role("button", name="Keep it running").click()
     expect(dialog).to_have_count(0)
     assert desk.call("get", f"/api/campaigns/{campaign['id']}")["status"] == "live"

@@ -182,10 +182,17 @@ export class TargetsPicker {
         title: t("campaigns.marker_title", { name: store.name, id: store.id }),
         riseOnHover: true,
       });
-      marker.on("click", () => {
-        const on = !this.storeList.has(store.id);
-        this.storeList.set(store.id, on);
+      const toggle = () => {
+        this.storeList.set(store.id, !this.storeList.has(store.id));
         this.restyle();
+      };
+      marker.on("click", toggle);
+      // A marker is a focusable button (Leaflet's `keyboard` option): Enter or Space toggles it.
+      marker.on("keypress", (event) => {
+        const key = event.originalEvent.key;
+        if (key !== "Enter" && key !== " ") return;
+        event.originalEvent.preventDefault();
+        toggle();
       });
       marker.on("add", () => this.styleMarker(store));
       this.markers.set(store.id, marker);
