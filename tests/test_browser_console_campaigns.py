@@ -371,12 +371,22 @@ def test_the_game_set_up_is_saved_and_read_back(open_page, desk):
 
 @pytest.mark.parametrize("width", [PHONE, DESKTOP])
 def test_the_list_and_the_editor_are_accessible_in_both_languages(open_page, desk, width):
-    campaign = desk.campaign("双十一 上海")
-    desk.offer(campaign["id"])
+    campaign = desk.campaign("双十一 上海", budget={"value_fen": 500_000, "count": 8})
+    offer = desk.offer(campaign["id"])
     desk.call("post", f"/api/campaigns/{campaign['id']}/transition", {"to": "scheduled"})
+    # One coupon issued: the budget burn is the server's counters against the budget.
+    shopper = desk.web.user("shopper")
+    desk.call(
+        "post",
+        f"/api/campaigns/{campaign['id']}/offers/{offer['id']}/issue",
+        {"shopper_id": shopper["id"], "idempotency_key": uuid.uuid4().hex},
+        201,
+    )
     page = console(open_page, desk, "#campaigns", width=width)
     row = page.locator(f'#campaign-list tr[data-campaign-id="{campaign["id"]}"]')
     expect(row).to_contain_text("Live")
+    expect(row).to_contain_text("¥20.00 of ¥5,000.00 (0.4%)")
+    expect(row).to_contain_text("1 of 8 (12.5%)")
     page.get_by_label("Status").select_option("draft")
     expect(row).to_have_count(0)
     page.get_by_label("Status").select_option("live")
@@ -398,3 +408,19 @@ def test_the_list_and_the_editor_are_accessible_in_both_languages(open_page, des
     assert_glyphs_render(zh, "#campaign-form")
     assert_glyphs_render(zh, "#game-form")
     assert_accessible(zh)
+
+
+def test_the_list_pages_through_the_api(open_page, desk):
+    for n in range(21):
+        desk.campaign(f"Paged {n}")
+    total = len(desk.call("get", "/api/campaigns?limit=200")["items"])
+    page = console(open_page, desk, "#campaigns")
+    rows = page.locator("#campaign-list tbody tr")
+    expect(rows).to_have_count(20)
+    more = page.get_by_role("button", name="Show more")
+    while more.is_visible():
+        count = rows.count()
+        more.click()
+        expect(rows).not_to_have_count(count)
+    expect(rows).to_have_count(total)
+    expect(page.get_by_text(f"Campaigns shown: {total}.")).to_be_visible()
