@@ -228,6 +228,15 @@ def test_offers_with_every_cap_and_the_status_moves(open_page, desk):
     expect(offers.locator("#offer-list")).to_contain_text("600 in all")
     got = desk.call("get", f"/api/campaigns/{campaign['id']}/offers/{amount['id']}")
     assert got["caps"]["total"] == 600 and got["caps"]["per_store_day"] == 40
+    # Switched off and on again from the list.
+    row = offers.locator(f'tr[data-offer-id="{percent["id"]}"]')
+    row.get_by_role("button", name="Switch 15 percent off").click()
+    expect(row.get_by_role("button", name="Switch 15 percent on")).to_be_focused()
+    expect(row).to_contain_text("Off")
+    assert (
+        desk.call("get", f"/api/campaigns/{campaign['id']}/offers/{percent['id']}")["active"]
+        is False
+    )
 
     # Status moves: only the allowed buttons, each agreed by the API.
     status = page.locator("#campaign-status")
@@ -256,17 +265,29 @@ def test_offers_with_every_cap_and_the_status_moves(open_page, desk):
     expect(status.get_by_role("button")).to_have_count(0)
 
 
-def test_a_refused_move_is_shown(open_page, desk):
-    # A scheduled campaign whose window has not begun cannot be made live by hand.
-    later = int(time.time()) + 86_400
-    campaign = desk.campaign("Tomorrow", starts_at=later, ends_at=later + 86_400)
-    desk.call("post", f"/api/campaigns/{campaign['id']}/transition", {"to": "scheduled"})
-    page = console(open_page, desk, f"#campaigns/{campaign['id']}")
-    page.locator("#campaign-status").get_by_role("button", name="Go live now").click()
+def test_refused_moves_are_shown(open_page, desk):
+    # A draft whose window has passed cannot be scheduled: OUTSIDE_WINDOW.
+    past = int(time.time()) - 10 * 86_400
+    old = desk.campaign("Last week", starts_at=past, ends_at=past + 86_400)
+    page = console(open_page, desk, f"#campaigns/{old['id']}")
+    page.locator("#campaign-status").get_by_role("button", name="Schedule").click()
     expect(page.locator("#campaign-move-error")).to_have_text(
-        "Outside the campaign's window: a scheduled campaign goes live by itself at its start."
+        "Outside the campaign's window: a campaign cannot be scheduled after its end, "
+        "nor made live before its start."
     )
-    expect(page.locator("#campaign-status-value")).to_have_text("Scheduled")
+    expect(page.locator("#campaign-status-value")).to_have_text("Draft")
+
+    # Ended elsewhere while the page was open: INVALID_TRANSITION, and the page catches up.
+    live = desk.campaign("Ended elsewhere")
+    desk.call("post", f"/api/campaigns/{live['id']}/transition", {"to": "scheduled"})
+    page.goto(page.url.split("#")[0] + f"#campaigns/{live['id']}")
+    expect(page.locator("#campaign-status-value")).to_have_text("Live")
+    desk.call("post", f"/api/campaigns/{live['id']}/transition", {"to": "ended"})
+    page.locator("#campaign-status").get_by_role("button", name="Pause").click()
+    expect(page.locator("#campaign-move-error")).to_have_text(
+        "The campaign cannot move to that status from its current one."
+    )
+    expect(page.locator("#campaign-status-value")).to_have_text("Ended")
 
 
 def test_the_coupon_preview_shows_the_card_in_both_languages(open_page, desk):

@@ -26,10 +26,12 @@ import { OffersPanel } from "./offers.js";
 const STATUSES = ["draft", "scheduled", "live", "paused", "ended"];
 const PAGE = 20;
 // The moves a marketer may ask for, by status (promotions/models.py TRANSITIONS), in the
-// order the buttons are shown: [to, catalogue key of the button].
+// order the buttons are shown: [to, catalogue key of the button]. scheduled -> live is left
+// out: a scheduled campaign is live from its start by itself, and before it the API refuses
+// (OUTSIDE_WINDOW), so the button could only ever fail.
 const MOVES = {
   draft: [["scheduled", "campaigns.move.schedule"], ["ended", "campaigns.move.end"]],
-  scheduled: [["live", "campaigns.move.go_live"], ["draft", "campaigns.move.draft"], ["ended", "campaigns.move.end"]],
+  scheduled: [["draft", "campaigns.move.draft"], ["ended", "campaigns.move.end"]],
   live: [["paused", "campaigns.move.pause"], ["ended", "campaigns.move.end"]],
   paused: [["live", "campaigns.move.resume"], ["ended", "campaigns.move.end"]],
   ended: [],
@@ -251,8 +253,9 @@ class StatusPanel {
       button.addEventListener("click", () => (to === "ended" ? this.confirmEnd(button) : this.move(to, button)));
       actions.append(button);
     }
-    if (campaign.status === "draft" || campaign.status === "scheduled") {
-      actions.append(label("p", "campaigns.move.schedule_hint", null, { class: "hint" }));
+    if (campaign.status === "draft") actions.append(label("p", "campaigns.move.schedule_hint", null, { class: "hint" }));
+    if (campaign.status === "scheduled") {
+      actions.append(label("p", "campaigns.move.scheduled_hint", { start: formatTime(campaign.starts_at, tz) }, { class: "hint" }));
     }
     if (campaign.status === "ended") actions.append(label("p", "campaigns.move.ended_hint", null, { class: "hint" }));
     this.alert = formAlert();
