@@ -3,7 +3,7 @@
 // stores list, with the keyboard.
 import { api } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
-import { createMap } from "./map.js";
+import { createMap, fenceLayer } from "./map.js";
 
 const L = window.L;
 const SHOWN = 60; // options drawn at once in a list; typing narrows the rest down
@@ -121,6 +121,7 @@ export class TargetsPicker {
   constructor(stores, targets = { cities: [], brands: [], stores: [] }) {
     this.stores = stores;
     this.markers = new Map();
+    this.fences = new Map(); // store id -> its fence on the map, for the picked stores
     const distinct = (key) => [...new Set(stores.map((s) => s[key]).filter(Boolean))].sort();
     const plain = (values) => values.map((value) => ({ value, text: value }));
     const refresh = () => this.restyle();
@@ -199,6 +200,7 @@ export class TargetsPicker {
       group.addLayer(marker);
     }
     group.addTo(this.map);
+    this.fenceGroup = L.layerGroup().addTo(this.map);
     if (located.length) {
       this.map.fitBounds(L.latLngBounds(located.map((s) => [s.lat, s.lon])).pad(0.2), { maxZoom: 16 });
     }
@@ -218,6 +220,21 @@ export class TargetsPicker {
 
   restyle() {
     for (const store of this.stores) this.styleMarker(store);
+    if (!this.fenceGroup) return;
+    // The picked stores' fences, drawn under the markers: where the campaign's visits count.
+    const picked = new Set(this.storeList.values());
+    for (const [id, layer] of this.fences) {
+      if (!picked.has(id)) {
+        this.fenceGroup.removeLayer(layer);
+        this.fences.delete(id);
+      }
+    }
+    for (const store of this.stores) {
+      if (!picked.has(store.id) || this.fences.has(store.id) || !store.fence) continue;
+      const layer = fenceLayer(store, { color: "#0b3f78", weight: 2, fillOpacity: 0.15, interactive: false });
+      this.fences.set(store.id, layer);
+      this.fenceGroup.addLayer(layer);
+    }
   }
 
   teardown() {
