@@ -142,7 +142,11 @@ export class TargetsPicker {
     this.storeList = new ChoiceList({
       name: "targets.stores",
       legendKey: "campaigns.targets_stores",
-      items: stores.map((s) => ({ value: s.id, text: `${s.name} (${s.id}) · ${s.city} · ${s.brand}` })),
+      items: [
+        ...stores.map((s) => ({ value: s.id, text: `${s.name} (${s.id}) · ${s.city} · ${s.brand}` })),
+        // A target deleted from the catalogue since: listed, so that it can be dropped.
+        ...targets.stores.filter((id) => !stores.some((s) => s.id === id)).map((id) => ({ value: id, text: t("campaigns.store_gone", { id }) })),
+      ],
       selected: targets.stores,
       onChange: refresh,
     });
