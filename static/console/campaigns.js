@@ -276,12 +276,14 @@ class StatusPanel {
       this.alert.hidden = false;
       if (error.details?.status && error.details.status !== this.campaign.status) {
         // The campaign moved meanwhile (by its clock, or another marketer): show where it is.
-        api("GET", `/api/campaigns/${encodeURIComponent(this.campaign.id)}`).then((fresh) => {
-          const text = this.alert.textContent;
-          this.changed(fresh);
-          this.alert.textContent = text;
-          this.alert.hidden = false;
-        });
+        api("GET", `/api/campaigns/${encodeURIComponent(this.campaign.id)}`)
+          .then((fresh) => {
+            const text = this.alert.textContent;
+            this.changed(fresh);
+            this.alert.textContent = text;
+            this.alert.hidden = false;
+          })
+          .catch(() => {}); // the refusal is shown already; the next load shows the status
       }
     }
   }
