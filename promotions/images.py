@@ -267,6 +267,7 @@ _STATUS_COLOURS: dict[str, RGB] = {
     "redeemed": (20, 120, 70),
     "expired": (95, 95, 100),
     "voided": (170, 25, 40),
+    "specimen": (30, 80, 160),
 }
 _CODE_DIGITS = "0123456789"
 
@@ -290,12 +291,12 @@ def _draw_monospaced(
         x += cell
 
 
-def _status_overlay(card: Image.Image, status: str) -> Image.Image:
-    """Fade `card` and stamp a diagonal banner with `status` across it."""
+def _status_overlay(card: Image.Image, status: str, label: str | None = None) -> Image.Image:
+    """Fade `card` and stamp a diagonal banner with `label` (else `status`) across it."""
     grey = card.convert("L").convert("RGB")
     # Fading towards grey makes a used card look dead at a glance, before reading the banner.
     faded = Image.blend(card, Image.blend(grey, Image.new("RGB", card.size, _CARD_BG), 0.3), 0.7)
-    label = _clean(status.upper()) or "NOT VALID"
+    label = _clean((label or status).upper()) or "NOT VALID"
     colour = _STATUS_COLOURS.get(status.strip().lower(), (60, 60, 65))
     # Draw on a square large enough for the rotated band to cross the whole card, then crop.
     side = math.ceil(math.hypot(*card.size))
@@ -320,8 +321,14 @@ def coupon_card_png(
     expires_label: str,
     short_code: str,
     status: str,
+    status_label: str | None = None,
 ) -> bytes:
-    """Return a 600x900 coupon card PNG with the offer, its QR code and its short code."""
+    """Return a 600x900 coupon card PNG with the offer, its QR code and its short code.
+
+    A coupon that is not "issued" (redeemed, expired, voided, or a "specimen" preview) is
+    faded under a banner reading `status_label` (the status in the reader's language), else
+    the status itself.
+    """
     card = Image.new("RGB", (CARD_WIDTH, CARD_HEIGHT), _CARD_BG)
     draw = ImageDraw.Draw(card)
     cx = CARD_WIDTH / 2
@@ -378,7 +385,7 @@ def coupon_card_png(
     )
 
     if status.strip().lower() != "issued":
-        card = _status_overlay(card, status)
+        card = _status_overlay(card, status, status_label)
     out = io.BytesIO()
     card.save(out, format="PNG")
     return out.getvalue()

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from core.fields import Flag, Integer, Timestamp, timestamp
 
@@ -22,6 +29,12 @@ TRANSITIONS = {
     "live": {"paused", "ended"},
     "paused": {"live", "ended"},
     "ended": set(),
+}
+# The terms each kind of offer needs; the others must be absent.
+TERMS = {
+    "amount_off": ("amount_off_fen",),
+    "percent_off": ("percent_off", "max_off_fen"),
+    "gift": ("gift_item",),
 }
 MAX_FEN = 100_000_000_00  # 100 million yuan: far above any coupon or budget, below float issues
 
@@ -52,6 +65,13 @@ class Targets(BaseModel):
             if not 1 <= len(name) <= 100:
                 raise ValueError("names are 1-100 characters")
         return list(dict.fromkeys(value))
+
+
+def _after_start(ends_at: float, info: ValidationInfo) -> float:
+    starts_at = info.data.get("starts_at")
+    if starts_at is not None and ends_at <= starts_at:
+        raise ValueError("ends_at must be after starts_at")
+    return ends_at
 
 
 class Budget(BaseModel):
@@ -102,11 +122,11 @@ class CampaignIn(BaseModel):
             raise ValueError(f"unknown time zone {value[:64]!r}") from None
         return value
 
-    @model_validator(mode="after")
-    def _window(self) -> CampaignIn:
-        if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
+    @field_validator("ends_at")
+    @classmethod
+    def _window(cls, value: float, info: ValidationInfo) -> float:
+        # On the field (not the model), so that the error names ends_at.
+        return _after_start(value, info)
 
 
 class CampaignPatch(BaseModel):
@@ -170,9 +190,12 @@ class Validity(BaseModel):
             raise ValueError("give either days, or starts_at and ends_at")
         if fixed and (self.starts_at is None or self.ends_at is None):
             raise ValueError("a fixed window needs starts_at and ends_at")
-        if fixed and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
         return self
+
+    @field_validator("ends_at")
+    @classmethod
+    def _window(cls, value: float | None, info: ValidationInfo) -> float | None:
+        return value if value is None else _after_start(value, info)
 
 
 class Eligibility(BaseModel):
@@ -203,16 +226,25 @@ class OfferIn(BaseModel):
 
     name: str = Field(min_length=1, max_length=120)
     kind: Literal["amount_off", "percent_off", "gift"]
+    # validate_default: a term the kind needs but the body lacks is named by _terms.
     amount_off_fen: Integer | None = Field(
-        default=None, ge=1, le=MAX_FEN, description="amount_off: the discount in fen"
+        default=None,
+        ge=1,
+        le=MAX_FEN,
+        validate_default=True,
+        description="amount_off: the discount in fen",
     )
     percent_off: Integer | None = Field(
-        default=None, ge=1, le=100, description="percent_off: whole percent"
+        default=None, ge=1, le=100, validate_default=True, description="percent_off: whole percent"
     )
     max_off_fen: Integer | None = Field(
-        default=None, ge=1, le=MAX_FEN, description="percent_off: the largest discount in fen"
+        default=None,
+        ge=1,
+        le=MAX_FEN,
+        validate_default=True,
+        description="percent_off: the largest discount in fen",
     )
-    gift_item: str | None = Field(default=None, min_length=1, max_length=120)
+    gift_item: str | None = Field(default=None, min_length=1, max_length=120, validate_default=True)
     gift_value_fen: Integer = Field(
         default=0, ge=0, le=MAX_FEN, description="gift: what the gift costs, for the budget"
     )
@@ -236,21 +268,19 @@ class OfferIn(BaseModel):
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
 
-    @model_validator(mode="after")
-    def _terms(self) -> OfferIn:
-        need = {
-            "amount_off": ("amount_off_fen",),
-            "percent_off": ("percent_off", "max_off_fen"),
-            "gift": ("gift_item",),
-        }[self.kind]
-        for name in need:
-            if getattr(self, name) is None:
-                raise ValueError(f"{self.kind} needs {name}")
-        others = {"amount_off_fen", "percent_off", "max_off_fen", "gift_item"} - set(need)
-        for name in others:
-            if getattr(self, name) is not None:
-                raise ValueError(f"{name} does not apply to {self.kind}")
-        return self
+    @field_validator("amount_off_fen", "percent_off", "max_off_fen", "gift_item")
+    @classmethod
+    def _terms(cls, value: int | str | None, info: ValidationInfo) -> int | str | None:
+        # Per field (kind is declared before them), so that the error names the term.
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself is invalid: that error is reported
+            return value
+        needed = info.field_name in TERMS[kind]
+        if needed and value is None:
+            raise ValueError(f"{kind} needs {info.field_name}")
+        if not needed and value is not None:
+            raise ValueError(f"{info.field_name} does not apply to {kind}")
+        return value
 
     def value_fen(self) -> int:
         """Return what one coupon can cost at most, for the money budget."""

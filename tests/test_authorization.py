@@ -56,6 +56,7 @@ POLICY = {
     "campaigns.get_offer": {"marketer", "admin"},
     "campaigns.patch_offer": {"marketer", "admin"},
     "campaigns.issue_coupon": {"marketer", "admin"},
+    "campaigns.offer_card": {"marketer", "admin"},
     "campaigns.ledger": {"marketer", "admin"},
     "campaigns.analytics": {"marketer", "admin"},
     "campaigns.analytics_csv": {"marketer", "admin"},

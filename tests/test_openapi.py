@@ -13,6 +13,7 @@ NON_JSON = {
     ("get", "/metrics"): "text/plain",
     ("get", "/api/campaigns/{campaign_id}/analytics.csv"): "text/csv",
     ("get", "/api/campaigns/{campaign_id}/heatmap.png"): "image/png",
+    ("get", "/api/campaigns/{campaign_id}/offers/{offer_id}/card.png"): "image/png",
     ("get", "/api/wallet/{coupon_id}/qr.png"): "image/png",
     ("get", "/api/wallet/{coupon_id}/qr.svg"): "image/svg+xml",
     ("get", "/api/wallet/{coupon_id}/card.png"): "image/png",

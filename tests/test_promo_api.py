@@ -7,7 +7,7 @@ import io
 
 import pytest
 import zxingcpp
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 from .conftest import T0
 from .helpers import assert_error
@@ -125,9 +125,20 @@ def test_campaign_lifecycle_over_http(client, promo):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"name": "x", "kind": "amount_off"}, "body"),
+        ({"name": "x", "kind": "amount_off"}, "amount_off_fen"),
+        ({"name": "x", "kind": "gift", "gift_item": "bag", "percent_off": 5}, "percent_off"),
         ({"name": "x", "kind": "amount_off", "amount_off_fen": 1.5}, "amount_off_fen"),
-        ({"name": "x", "kind": "percent_off", "percent_off": 10}, "body"),
+        ({"name": "x", "kind": "percent_off", "percent_off": 10}, "max_off_fen"),
+        ({"name": "x", "kind": "percent_off", "percent_off": 150, "max_off_fen": 1}, "percent_off"),
+        (
+            {
+                "name": "x",
+                "kind": "gift",
+                "gift_item": "bag",
+                "validity": {"starts_at": T0, "ends_at": T0 - 5},
+            },
+            "validity.ends_at",
+        ),
         ({"name": "x", "kind": "gift", "gift_item": "bag", "channels": ["air"]}, "channels[0]"),
         ({"name": "x", "kind": "gift", "gift_item": "bag", "caps": {"total": -1}}, "caps.total"),
         (
@@ -153,7 +164,12 @@ def test_unknown_target_store_is_named(client, auth):
     response = client.post(
         "/api/campaigns", headers=m, json={"name": "x", "starts_at": T0 + 10, "ends_at": T0}
     )
-    assert_error(response, 422, "validation_error", "body")
+    assert_error(response, 422, "validation_error", "ends_at")
+    campaign = client.post(
+        "/api/campaigns", headers=m, json={"name": "x", "starts_at": T0, "ends_at": T0 + 10}
+    ).get_json()
+    response = client.patch(f"/api/campaigns/{campaign['id']}", headers=m, json={"ends_at": T0})
+    assert_error(response, 422, "validation_error", "ends_at")
 
 
 def test_manual_issue_is_idempotent_and_capped(client, auth, promo, shopper):
@@ -719,3 +735,127 @@ def test_analytics_by_day_and_store_heatmap_points_and_grouped_csv(
         "campaign_id",
     )
     assert client.get(f"/api/campaigns/{promo.cid}/heatmap", headers=walker).status_code == 403
+
+
+# --- coupon cards in two languages, and the marketer's specimen of an offer's card ---
+
+
+def card_image(response) -> Image.Image:
+    assert response.status_code == 200, response.get_json()
+    assert response.mimetype == "image/png"
+    return Image.open(io.BytesIO(response.data)).convert("RGB")
+
+
+def test_the_wallet_card_speaks_the_shoppers_language(client, promo, shopper):
+    from promotions.cardtext import card_text
+    from promotions.images import coupon_card_png
+
+    headers, shopper_id = shopper
+    coupon_id = promo.issue(shopper_id, "k-lang").get_json()["coupon"]["id"]
+    url = f"/api/wallet/{coupon_id}/card.png"
+    mine = client.get(f"/api/wallet/{coupon_id}", headers=headers).get_json()
+    en = client.get(f"{url}?lang=en", headers=headers)
+    zh = client.get(f"{url}?lang=zh-CN", headers=headers)
+    assert card_image(en).tobytes() != card_image(zh).tobytes()
+    # Each is the card drawn with that language's words (nothing else differs).
+    codec = client.application.extensions["promotions"].codec
+    for lang, response in (("en", en), ("zh-CN", zh)):
+        words = card_text(mine, lang, timezone="Asia/Shanghai", expires_at=mine["expires_at"])
+        expected = coupon_card_png(
+            token=mine["token"],
+            title=words.title,
+            brand=mine["brand"],
+            terms=words.terms,
+            short_code=codec.short_code(coupon_id),
+            expires_label=words.validity,
+            status="issued",
+        )
+        assert response.data == expected, lang
+    assert card_text(mine, "zh-CN", timezone="Asia/Shanghai", expires_at=0).title == "立减¥20"
+    # No lang: Accept-Language decides (any zh* is zh-CN), else English.
+    by_header = client.get(url, headers={**headers, "Accept-Language": "zh-TW,zh;q=0.9"})
+    assert by_header.data == zh.data and by_header.headers["Vary"] == "Accept-Language"
+    assert client.get(url, headers={**headers, "Accept-Language": "fr"}).data == en.data
+    assert client.get(url, headers=headers).data == en.data
+    assert_error(client.get(f"{url}?lang=fr", headers=headers), 422, "validation_error", "lang")
+
+
+def test_an_offers_specimen_card_is_not_a_coupon(client, auth, promo, shopper):
+    from promotions.codes import InvalidCode
+
+    url = f"/api/campaigns/{promo.cid}/offers/{promo.oid}/card.png"
+    en = card_image(client.get(f"{url}?lang=en", headers=promo.marketer))
+    zh = card_image(client.get(f"{url}?lang=zh-CN", headers=promo.marketer))
+    assert en.size == zh.size == (600, 900)
+    assert en.tobytes() != zh.tobytes()
+    # The card is drawn around a QR that holds no signed token, under a "specimen" banner
+    # (which also crosses the QR), with "PREVIEW" for the short code: neither verifies.
+    from app.blueprints.campaigns import SPECIMEN_TOKEN
+    from promotions.cardtext import card_text
+    from promotions.images import coupon_card_png
+
+    qr = SPECIMEN_TOKEN.format(campaign_id=promo.cid, offer_id=promo.oid)
+    offer = {**promo.offer, "campaign_name": "Double 11"}
+    words = card_text(offer, "en", timezone="Asia/Shanghai", valid_days=7, status="specimen")
+    expected = coupon_card_png(
+        token=qr,
+        title=words.title,
+        brand="Acme",
+        terms=words.terms,
+        short_code="PREVIEW",
+        expires_label=words.validity,
+        status="specimen",
+        status_label=words.status_label,
+    )
+    assert client.get(f"{url}?lang=en", headers=promo.marketer).data == expected
+    assert (words.title, words.terms) == ("¥20 off", "min spend ¥100 · Double 11")
+    codec = client.application.extensions["promotions"].codec
+    for code in (qr, "PREVIEW"):
+        with pytest.raises(InvalidCode):
+            codec.verify(code)
+    staff, _ = auth.headers("staff", store_id="acme-1")
+    answer = client.post(
+        "/api/redemptions/preview", json={"code": qr, "basket_fen": 50_000}, headers=staff
+    )
+    assert answer.status_code == 422 and answer.get_json()["error"]["code"] == "INVALID_CODE"
+    # The specimen is marked: it differs from a real coupon's card by far more than the code.
+    headers, shopper_id = shopper
+    coupon_id = promo.issue(shopper_id, "k-specimen").get_json()["coupon"]["id"]
+    real = card_image(client.get(f"/api/wallet/{coupon_id}/card.png?lang=en", headers=headers))
+    changed = ImageChops.difference(real, en).convert("L").point(lambda v: 255 if v else 0)
+    assert ImageStat.Stat(changed).sum[0] / 255 > 0.2 * 600 * 900
+    # Roles: marketers and admins; a shopper or staff is refused; unknown offers are 404.
+    admin, _ = auth.headers("admin")
+    assert client.get(url, headers=admin).status_code == 200
+    for role_headers in (headers, staff):
+        assert_error(client.get(url, headers=role_headers), 403, "forbidden_role")
+    assert_error(
+        client.get(f"/api/campaigns/{promo.cid}/offers/o99/card.png", headers=promo.marketer),
+        404,
+        "offer_not_found",
+        "offer_id",
+    )
+
+
+def test_a_specimen_card_shows_the_offers_own_validity(client, promo):
+    from promotions.cardtext import card_text
+
+    window = {"starts_at": T0, "ends_at": T0 + 10 * 86_400}
+    offer = client.post(
+        f"/api/campaigns/{promo.cid}/offers",
+        json={"name": "gift", "kind": "gift", "gift_item": "帆布袋", "validity": window},
+        headers=promo.marketer,
+    ).get_json()
+    words = card_text(
+        {**offer, "campaign_name": "Double 11"},
+        "zh-CN",
+        timezone="Asia/Shanghai",
+        expires_at=window["ends_at"],
+        status="specimen",
+    )
+    assert words.title == "赠送帆布袋"
+    assert words.terms == "无门槛 · Double 11"
+    assert words.validity == "有效期至 2026-06-08 04:26（Asia/Shanghai）"
+    assert words.status_label == "样券"
+    url = f"/api/campaigns/{promo.cid}/offers/{offer['id']}/card.png?lang=zh-CN"
+    assert card_image(client.get(url, headers=promo.marketer)).size == (600, 900)

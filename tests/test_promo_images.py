@@ -175,6 +175,62 @@ def test_text_helpers_wrap_and_ellipsise_within_the_width():
     assert images._clean("party 🎉 time") == "party time"
 
 
+def test_the_card_strings_of_both_languages_have_the_same_placeholders_and_glyphs():
+    import re
+
+    from promotions.cardtext import CARD_LANGUAGES, STRINGS
+
+    assert set(STRINGS) == set(CARD_LANGUAGES)
+    for key, english in STRINGS["en"].items():
+        chinese = STRINGS["zh-CN"][key]
+        assert set(re.findall(r"\{(\w+)\}", english)) == set(re.findall(r"\{(\w+)\}", chinese))
+    # Every character of the Chinese strings is drawn by the card's font, not as tofu.
+    chars = {ch for value in STRINGS["zh-CN"].values() for ch in value if ord(ch) > 0x2FFF}
+    assert chars and [ch for ch in sorted(chars) if not images._has_glyph(ch)] == []
+
+
+def test_a_card_in_chinese_differs_from_the_english_one_only_in_its_words():
+    from promotions.cardtext import card_text
+
+    terms = {
+        "kind": "percent_off",
+        "percent_off": 15,
+        "max_off_fen": 3000,
+        "min_spend_fen": 10_000,
+        "campaign_name": "Double 11",
+    }
+    cards = {}
+    for lang in ("en", "zh-CN"):
+        words = card_text(terms, lang, timezone="Asia/Shanghai", expires_at=1_780_000_000)
+        cards[lang] = open_png(
+            images.coupon_card_png(
+                **{
+                    **CARD,
+                    "title": words.title,
+                    "terms": words.terms,
+                    "expires_label": words.validity,
+                }
+            )
+        ).convert("RGB")
+        assert decoded(cards[lang]) == [TOKEN]
+    assert card_text(terms, "zh-CN", timezone="UTC", expires_at=0).title == "15%折扣，最高减¥30"
+    diff = ImageChops.difference(cards["en"], cards["zh-CN"])
+    # The title, terms and validity rows differ; the header (brand) and the QR do not.
+    assert diff.crop((0, 122, 600, 330)).getbbox() is not None
+    assert diff.crop((0, 800, 600, 900)).getbbox() is not None
+    assert diff.crop((0, 0, 600, 110)).getbbox() is None
+    assert diff.crop((0, 336, 600, 696)).getbbox() is None
+
+
+def test_a_status_banner_reads_in_the_language_given():
+    base = open_png(images.coupon_card_png(**{**CARD, "status": "redeemed"})).convert("RGB")
+    chinese = open_png(
+        images.coupon_card_png(**{**CARD, "status": "redeemed", "status_label": "已使用"})
+    ).convert("RGB")
+    assert ImageChops.difference(base, chinese).getbbox() is not None
+    assert all(images._has_glyph(ch) for ch in "已使用样券")
+
+
 # --- heatmap ---
 
 

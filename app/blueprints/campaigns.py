@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Response, current_app
+from flask import Response, current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.errors import NotFound
 from promotions import Actor
-from promotions.images import heatmap_png
-from promotions.issuance import IDEMPOTENCY_KEY
+from promotions.cardtext import CARD_LANGUAGES, card_language, card_text, text
+from promotions.images import coupon_card_png, heatmap_png
+from promotions.issuance import IDEMPOTENCY_KEY, coupon_terms
 from promotions.models import (
     ID_PATTERN,
     CampaignIn,
@@ -67,6 +68,29 @@ class ListQuery(BaseModel):
         default=None, pattern=CAMPAIGN_ID, description="next_cursor of the previous page"
     )
     limit: int = Field(default=50, ge=1, le=200)
+
+
+class CardQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lang: Literal[CARD_LANGUAGES] | None = Field(  # type: ignore[valid-type]
+        default=None, description="the card's language; default from Accept-Language, else en"
+    )
+
+
+# What a specimen card's QR holds: not a signed token (no "FF1." prefix, no signature) and
+# not a short code (O and I are not in the short-code alphabet), so no till accepts it.
+SPECIMEN_TOKEN = "FOOTFALL-SPECIMEN-NOT-A-COUPON/{campaign_id}/{offer_id}"
+
+
+def card_language_of(lang: str | None) -> str:
+    """Return the card language asked for: `lang`, else the best of Accept-Language, else en."""
+    if lang:
+        return lang
+    for tag, _quality in request.accept_languages:  # best first
+        if tag.lower().startswith(("zh", "en")):
+            return card_language(tag)
+    return "en"
 
 
 class IssueBody(BaseModel):
@@ -279,6 +303,50 @@ def patch_offer(path: OfferPath, body: OfferPatch):
     ref = _offer_ref(path.campaign_id, path.offer_id)
     audit("update", "offer", ref, before, offer, ignore=COUNTERS)
     return offer
+
+
+@endpoint(
+    bp,
+    "get",
+    "/campaigns/<campaign_id>/offers/<offer_id>/card.png",
+    allow=MANAGERS,
+    summary="A specimen of the coupon card a shopper gets for this offer",
+    description="The offer's headline, brand, terms and validity as a shopper's card shows "
+    "them, in `lang` (en or zh-CN; default from Accept-Language, else en), under a "
+    "'specimen' banner. Its QR and code are not a coupon: no till accepts them.",
+    responses={200: S.png("Specimen coupon card image")},
+)
+def offer_card(path: OfferPath, query: CardQuery):
+    campaigns = _promotions().campaigns
+    campaigns.get(path.campaign_id)
+    campaigns.get_offer(path.campaign_id, path.offer_id)
+    view = campaigns.view(path.campaign_id)
+    if path.offer_id not in view.offers:  # created a moment ago, maybe by another process
+        view = campaigns.view(path.campaign_id, fresh=True)
+    offer = view.offers[path.offer_id]
+    terms = coupon_terms(view, path.offer_id, "", now=0, store_id=None, source={})
+    lang = card_language_of(query.lang)
+    validity = offer["validity"]
+    words = card_text(
+        terms,
+        lang,
+        timezone=view.doc["timezone"],
+        expires_at=validity["ends_at"],
+        valid_days=validity["days"],
+        status="specimen",
+    )
+    png = coupon_card_png(
+        token=SPECIMEN_TOKEN.format(campaign_id=path.campaign_id, offer_id=path.offer_id),
+        title=words.title,
+        brand=terms["brand"],
+        terms=words.terms,
+        short_code=text(lang, "specimen_code"),
+        expires_label=words.validity,
+        status="specimen",
+        status_label=words.status_label,
+    )
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Language"}
+    return Response(png, mimetype="image/png", headers=headers)
 
 
 @endpoint(

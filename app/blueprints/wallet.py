@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from flask import Response, current_app
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, ConfigDict, Field
 
+from promotions.cardtext import card_text
 from promotions.images import coupon_card_png, qr_png, qr_svg
-from promotions.issuance import yuan
 from promotions.models import ID_PATTERN, ProgramIn
 
 from .. import schemas as S
 from ..api import audit, endpoint, principal
-from .campaigns import COUPON_ID
+from .campaigns import COUPON_ID, CardQuery, card_language_of
 
 bp = APIBlueprint(
     "wallet",
@@ -134,25 +132,33 @@ def coupon_qr_svg(path: CouponPath):
     "/wallet/<coupon_id>/card.png",
     allow=["shopper"],
     summary="A coupon card image: QR, offer, brand, short code, expiry and status",
+    description="The card's words are in `lang` (en or zh-CN); without it, in the "
+    "language of Accept-Language (any zh* is zh-CN), else English.",
     responses={200: S.png("Coupon card image")},
 )
-def coupon_card(path: CouponPath):
+def coupon_card(path: CouponPath, query: CardQuery):
     promos = _promotions()
     c = _own(path.coupon_id)
     view = promos.campaigns.view(c["campaign_id"])
-    terms = [f"min spend {yuan(c['min_spend_fen'])}" if c["min_spend_fen"] else "no minimum"]
-    terms.append(c["campaign_name"])
-    expires = datetime.fromtimestamp(c["expires_at"], ZoneInfo(view.doc["timezone"]))
-    png = coupon_card_png(
-        token=promos.codec.token(c["id"]),
-        title=c["title"],
-        brand=c["brand"],
-        terms=" · ".join(terms),
-        short_code=promos.codec.short_code(c["id"]),
-        expires_label=f"valid until {expires:%Y-%m-%d %H:%M} ({view.doc['timezone']})",
+    words = card_text(
+        c,
+        card_language_of(query.lang),
+        timezone=view.doc["timezone"],
+        expires_at=c["expires_at"],
         status=c["status"],
     )
-    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-cache"})
+    png = coupon_card_png(
+        token=promos.codec.token(c["id"]),
+        title=words.title,
+        brand=c["brand"],
+        terms=words.terms,
+        short_code=promos.codec.short_code(c["id"]),
+        expires_label=words.validity,
+        status=c["status"],
+        status_label=words.status_label,
+    )
+    headers = {"Cache-Control": "private, no-cache", "Vary": "Accept-Language"}
+    return Response(png, mimetype="image/png", headers=headers)
 
 
 @endpoint(
