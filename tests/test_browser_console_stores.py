@@ -347,11 +347,13 @@ def test_draw_a_circle_then_a_polygon_with_a_hole_and_save(open_page, web, marke
     page.keyboard.press("Escape")
     expect(page.locator("#fence-status")).to_have_text("Drawing stopped.")
     page.get_by_role("button", name="Draw a polygon").click()
+    cx, cy = map_centre(page)  # where the map is now: clicking the buttons may have scrolled
     outer = [(cx - 90, cy - 90), (cx + 90, cy - 90), (cx + 90, cy + 90), (cx - 90, cy + 90)]
     click_ring(page, outer)
     expect(page.locator("#fence-status")).to_have_text("Shape drawn. Save to keep it.")
     assert json.loads(page.locator("#fence-json").input_value())["type"] == "Polygon"
     page.get_by_role("button", name="Cut a hole").click()
+    cx, cy = map_centre(page)
     hole = [(cx - 30, cy - 30), (cx + 30, cy - 30), (cx + 30, cy + 30), (cx - 30, cy + 30)]
     click_ring(page, hole)
     expect(page.locator("#fence-status")).to_have_text("Hole cut. Save to keep it.")

@@ -8,7 +8,7 @@
 // split a value holding "/" into more args). Applying filters pushes a history entry
 // without redrawing the view (the keyboard focus stays in the form); Back and Forward change
 // the hash, and the console draws the view again from it.
-import { ApiError, api, clearErrors, showError, token } from "../js/api.js";
+import { api, apiFile, clearErrors, saveFile, showError, token } from "../js/api.js";
 import { formatTime, label, t } from "../js/i18n.js";
 
 const KINDS = ["store", "campaign", "offer", "grant", "game", "program", "coupon"];
@@ -350,29 +350,8 @@ class AuditLog {
     clearErrors(this.form);
     this.exportButton.setAttribute("aria-disabled", "true");
     try {
-      let response;
-      try {
-        response = await fetch(`/api/audit.csv?${this.query({ csv: true })}`, {
-          headers: { Accept: "text/csv", Authorization: `Bearer ${token()}` },
-        });
-      } catch {
-        throw new ApiError(0, { code: "network_error", message: t("error.network") });
-      }
-      if (!response.ok) {
-        const data = await response.json().catch(() => null);
-        const error = (data && data.error) || { message: t("error.http", { status: response.status }) };
-        throw new ApiError(response.status, error);
-      }
-      const blob = await response.blob();
-      const url = URL.createObjectURL(blob);
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = "footfall-audit.csv";
-      link.hidden = true;
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      const response = await apiFile(`/api/audit.csv?${this.query({ csv: true })}`, "text/csv");
+      saveFile(await response.blob(), "footfall-audit.csv");
       const capped = response.headers.get("X-Next-Cursor");
       this.status.replaceChildren(label("span", capped ? "audit.export_capped" : "audit.exported"));
     } catch (error) {

@@ -3,7 +3,7 @@
 // the server pushes `funnel` whenever it changes (at most every FUNNEL_PUSH_S seconds), so no
 // widget polls. Each chart has a table of the same numbers under a <details>; the heatmap's
 // numbers are in the per-store table too (the map needs no mouse).
-import { ApiError, api, errorText, token } from "../js/api.js";
+import { ApiError, api, apiFile, errorText, saveFile, token } from "../js/api.js";
 import { formatMoney, formatTime, label, language, t } from "../js/i18n.js";
 import { connect } from "../js/socket.js";
 import { drawHeat, heatLegend } from "./funnel-map.js";
@@ -218,28 +218,13 @@ class LiveFunnel {
   async download(group, note) {
     note.hidden = true;
     const path = `/api/campaigns/${encodeURIComponent(this.cid)}/analytics.csv?group=${group}`;
-    let response;
     try {
-      response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
-    } catch {
-      response = null;
-    }
-    if (!response || !response.ok) {
-      const body = response ? await response.json().catch(() => null) : null;
-      const error = body && body.error ? new ApiError(response.status, body.error)
-        : new ApiError(0, { code: "network_error", message: t("error.network") });
+      const response = await apiFile(path, "text/csv");
+      saveFile(await response.blob(), `campaign-${this.cid}-by-${group}.csv`);
+    } catch (error) {
       note.textContent = errorText(error);
       note.hidden = false;
-      return;
     }
-    const url = URL.createObjectURL(await response.blob());
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = `campaign-${this.cid}-by-${group}.csv`;
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 0);
   }
 
   render(snapshot, at) {

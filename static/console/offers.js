@@ -1,7 +1,7 @@
 // A campaign's offers (coupon templates): the list with cap burn, a form to add one of each
 // kind with every cap, a form to change what may change after creation (OfferPatch: name,
 // caps, channels, visit trigger, on/off), and the coupon card preview in both languages.
-import { api, clearErrors, errorText, token } from "../js/api.js";
+import { api, apiFile, clearErrors, errorText, token } from "../js/api.js";
 import { formatMoney, label, t } from "../js/i18n.js";
 import {
   burnBar,
@@ -210,13 +210,7 @@ export class OffersPanel {
         figure.dataset.lang = lang;
         figures.append(figure);
         try {
-          const response = await fetch(`${base}?lang=${encodeURIComponent(lang)}`, {
-            headers: { Authorization: `Bearer ${token()}` },
-          });
-          if (!response.ok) {
-            const body = await response.json().catch(() => null);
-            throw new Error(body?.error?.message || t("error.http", { status: response.status }));
-          }
+          const response = await apiFile(`${base}?lang=${encodeURIComponent(lang)}`, "image/png");
           const url = URL.createObjectURL(await response.blob());
           this.previews.push(url);
           const image = document.createElement("img");
@@ -229,7 +223,7 @@ export class OffersPanel {
           const note = document.createElement("p");
           note.className = "form-error";
           note.setAttribute("role", "alert");
-          note.textContent = error.message;
+          note.textContent = errorText(error);
           figure.append(note, label("figcaption", key));
         }
       }),

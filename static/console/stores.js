@@ -2,7 +2,7 @@
 // view when zoomed in), the list with filters (city, brand, open now), bulk import and the
 // GeoJSON export. #stores/<id>: one store's page with its hours and its fence editor
 // (stores-page.js).
-import { api, errorText, token } from "../js/api.js";
+import { api, apiFile, errorText, saveFile, token } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
 import { importForm } from "./importer.js";
 import { createMap, storesLayer } from "./map.js";
@@ -234,26 +234,12 @@ function exportButton(list) {
     status.replaceChildren(label("span", "stores.export.working"));
     status.classList.remove("form-error");
     try {
-      const response = await fetch(`/api/stores/export.geojson?${query}`, {
-        headers: { Authorization: `Bearer ${token()}`, Accept: "application/geo+json" },
-      });
-      if (!response.ok) {
-        const body = await response.json().catch(() => null);
-        throw new Error((body && body.error && body.error.message) || t("error.http", { status: response.status }));
-      }
-      const blob = await response.blob();
-      const url = URL.createObjectURL(blob);
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = city || brand ? `stores-${[city, brand].filter(Boolean).join("-")}.geojson` : "stores.geojson";
-      link.hidden = true;
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      const response = await apiFile(`/api/stores/export.geojson?${query}`, "application/geo+json");
+      const name = city || brand ? `stores-${[city, brand].filter(Boolean).join("-")}` : "stores";
+      saveFile(await response.blob(), `${name}.geojson`);
       status.replaceChildren(label("span", "stores.export.done"));
     } catch (error) {
-      status.textContent = error.message || t("error.unknown");
+      status.textContent = errorText(error);
       status.classList.add("form-error");
     }
   });

@@ -63,6 +63,37 @@ export async function api(method, path, body) {
   return data;
 }
 
+/** Fetch a file from the API (a CSV, GeoJSON, an image) with the tab's token in the
+ *  Authorization header, never in the URL; resolve with the Response, or reject with an
+ *  ApiError carrying the envelope. */
+export async function apiFile(path, accept = "*/*") {
+  let response;
+  try {
+    response = await fetch(path, { headers: { Accept: accept, Authorization: `Bearer ${token()}` } });
+  } catch {
+    throw new ApiError(0, { code: "network_error", message: t("error.network") });
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    const error = (data && data.error) || { message: t("error.http", { status: response.status }) };
+    throw new ApiError(response.status, error);
+  }
+  return response;
+}
+
+/** Save a Blob as a download named `filename`: an object URL on a clicked <a download>. */
+export function saveFile(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
 /** Remove the error messages showError put into a form. */
 export function clearErrors(form) {
   for (const el of form.querySelectorAll("[data-error-for]")) el.remove();
