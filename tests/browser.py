@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
 import config
@@ -110,6 +111,16 @@ class Web:
         if role == "staff":
             extra.setdefault("store_id", "bund-1")
         return self.accounts.create_user(email, PASSWORD, role, **extra)
+
+    def login(self, user: dict) -> dict:
+        """Sign an account in through the server's API; return its Authorization header."""
+        response = requests.post(
+            self.url + "/api/auth/login",
+            json={"email": user["email"], "password": PASSWORD},
+            timeout=5,
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['token']}"}
 
 
 @pytest.fixture(scope="module")

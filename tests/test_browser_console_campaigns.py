@@ -28,7 +28,6 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     web,
 )
 from tests.test_browser_consoles import sign_in
-from tests.test_browser_till import login
 
 ZONE = "America/New_York"  # not the browser's zone (UTC here) nor the default (Shanghai)
 
@@ -39,7 +38,7 @@ class Desk:
     def __init__(self, web):
         self.web = web
         self.user = web.user("marketer")
-        self.headers = login(web, self.user)
+        self.headers = web.login(self.user)
         tag = uuid.uuid4().hex[:6]
         self.stores = {}
         for n, (city, brand) in enumerate(

@@ -32,16 +32,6 @@ WEB_ENV = {"FUNNEL_PUSH_S": "0.5"}
 SHANGHAI = (31.2400, 121.4800)
 
 
-def login(web, user) -> dict:
-    response = requests.post(
-        web.url + "/api/auth/login",
-        json={"email": user["email"], "password": PASSWORD},
-        timeout=5,
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
 class FunnelShop:
     """A fenced store and a live campaign whose offer is issued on entering it, made by a
     marketer over HTTP; each shop stands apart from the others (its own fence)."""
@@ -52,7 +42,7 @@ class FunnelShop:
         FunnelShop.count += 1
         self.web = web
         self.user = web.user("marketer")
-        self.marketer = login(web, self.user)
+        self.marketer = web.login(self.user)
         self.store_id = f"funnel-{uuid.uuid4().hex[:8]}"
         self.store_name = f"Funnel Store {FunnelShop.count}"
         self.lat = SHANGHAI[0] + 0.05 * FunnelShop.count
@@ -102,7 +92,7 @@ class FunnelShop:
 
     def visit(self) -> None:
         """A new shopper consents to location and sends a fix inside the store's fence."""
-        headers = login(self.web, self.web.user("shopper"))
+        headers = self.web.login(self.web.user("shopper"))
         consent = requests.put(
             self.web.url + "/api/me/consent", json={"location": True}, headers=headers, timeout=5
         )

@@ -25,7 +25,6 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     web,
 )
 from tests.test_browser_consoles import sign_in
-from tests.test_browser_till import login
 
 SHANGHAI = (31.2304, 121.4737)
 CSV_HEADER = "id,name,brand,city,lat,lon,address,tz,hours,fence\n"
@@ -34,7 +33,7 @@ CSV_HEADER = "id,name,brand,city,lat,lon,address,tz,hours,fence\n"
 @pytest.fixture(scope="module")
 def marketer(web):
     user = web.user("marketer")
-    return {"user": user, "headers": login(web, user)}
+    return {"user": user, "headers": web.login(user)}
 
 
 def city_name() -> str:

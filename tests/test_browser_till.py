@@ -33,22 +33,12 @@ from tests.test_browser_consoles import sign_in
 SHANGHAI = (31.2400, 121.4800)
 
 
-def login(web, user) -> dict:
-    response = requests.post(
-        web.url + "/api/auth/login",
-        json={"email": user["email"], "password": PASSWORD},
-        timeout=5,
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
 class Shop:
     """A store with a live campaign (20 off over ¥100) made by a marketer over HTTP."""
 
     def __init__(self, web):
         self.web = web
-        self.marketer = login(web, web.user("marketer"))
+        self.marketer = web.login(web.user("marketer"))
         self.store_id = f"till-{uuid.uuid4().hex[:8]}"
         self.post(
             "/api/stores",
@@ -101,7 +91,7 @@ class Shop:
             {"shopper_id": shopper["id"], "idempotency_key": uuid.uuid4().hex},
         )
         coupon_id = issued["coupon"]["id"]
-        headers = login(self.web, shopper)
+        headers = self.web.login(shopper)
         mine = requests.get(f"{self.web.url}/api/wallet/{coupon_id}", headers=headers, timeout=5)
         qr = requests.get(
             f"{self.web.url}/api/wallet/{coupon_id}/qr.png", headers=headers, timeout=5
@@ -237,7 +227,7 @@ def test_a_bad_basket_and_an_unknown_code_are_shown_next_to_their_fields(open_pa
     response = requests.post(
         web.url + "/api/redemptions/preview",
         json={"code": "NOPE-NOPE-X", "basket_fen": 1234},
-        headers=login(web, web.user("staff", store_id=shop.store_id)),
+        headers=web.login(web.user("staff", store_id=shop.store_id)),
         timeout=5,
     )
     error = response.json()["error"]
@@ -336,7 +326,7 @@ def test_todays_list_shows_a_redemption_made_at_another_till_by_itself(open_page
 
     # Another till of the same store redeems a coupon through the API.
     coupon = shop.coupon()
-    other = login(web, web.user("staff", store_id=shop.store_id))
+    other = web.login(web.user("staff", store_id=shop.store_id))
     response = requests.post(
         web.url + "/api/redemptions",
         json={"code": coupon["code"], "basket_fen": 15_000, "order_ref": order},

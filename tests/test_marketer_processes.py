@@ -9,15 +9,14 @@ import queue
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 import socketio
 
 from promotions.models import CampaignIn, OfferIn
-from tests.servers import ServerProcess, free_port, shown_on_failure, start_gunicorn
-from tests.test_processes import bearer, signup_with_consent, stop_servers
+from tests.servers import ServerProcess, shown_on_failure
+from tests.test_processes import bearer, signup_with_consent, start_servers, stop_servers
 from tests.two_servers import helper_app, shared_redis  # noqa: F401 - fixtures
 
 NS = "/marketer"
@@ -36,10 +35,7 @@ STORE = {
 @pytest.fixture(scope="module")
 def servers(shared_redis) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Two gunicorn processes (A, B) on one Redis, pushing the funnel every 0.5 s."""
-    env = {"FUNNEL_PUSH_S": str(PUSH_S)}
-    with ThreadPoolExecutor(2) as pool:
-        futures = [pool.submit(start_gunicorn, shared_redis, free_port(), 1, env) for _ in "ab"]
-    started = [f.result() for f in futures]
+    started = start_servers(shared_redis, 2, {"FUNNEL_PUSH_S": str(PUSH_S)})
     try:
         yield started[0], started[1]
     finally:

@@ -72,10 +72,14 @@ def queue_subscribers(redis_url: str) -> int:
         client.close()
 
 
-def start_servers(redis_url: str, count: int) -> list[ServerProcess]:
+def start_servers(
+    redis_url: str, count: int, env: dict[str, str] | None = None
+) -> list[ServerProcess]:
     """Start `count` gunicorn processes side by side (in parallel: each takes ~1.5 s to boot)."""
     with ThreadPoolExecutor(count) as pool:
-        futures = [pool.submit(start_gunicorn, redis_url, free_port()) for _ in range(count)]
+        futures = [
+            pool.submit(start_gunicorn, redis_url, free_port(), 1, env) for _ in range(count)
+        ]
     started, failures = [], []
     for future in futures:
         try:
