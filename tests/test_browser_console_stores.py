@@ -276,6 +276,30 @@ def test_a_store_page_on_the_map_and_in_chinese(open_page, web, marketer):
     assert_accessible(page)
 
 
+def test_the_drawing_hints_follow_a_language_switch(open_page, web, marketer):
+    city = city_name()
+    store = post_store(
+        web,
+        marketer,
+        {
+            "id": f"{city}-hint",
+            "name": "Hints",
+            "brand": "Acme",
+            "city": city,
+            "lat": SHANGHAI[0],
+            "lon": SHANGHAI[1],
+        },
+    )
+    page = console(open_page, marketer, path=f"/console/#stores/{store['id']}")
+    expect(page.get_by_role("heading", name="Hints")).to_be_visible()
+    page.get_by_label("Language").select_option("zh-CN")
+    page.get_by_role("button", name="绘制多边形").click()
+    cx, cy = map_centre(page)
+    page.mouse.move(cx, cy, steps=3)
+    # Leaflet-Geoman's own hint, in its Chinese words ("click to place the first vertex").
+    expect(page.locator("#fence-map .leaflet-tooltip")).to_have_text("单击放置首个顶点")
+
+
 def map_centre(page, selector="#fence-map"):
     """The map's centre on the screen (scrolled into view first)."""
     page.locator(selector).scroll_into_view_if_needed()

@@ -215,7 +215,10 @@ async function fenceEditor(card, store) {
   card.append(hint, tools, mapElement, alert, status, form);
 
   const map = await createMap(mapElement, { center: [store.lat, store.lon], zoom: 17, doubleClickZoom: false });
-  map.pm.setLang(language() === "zh-CN" ? "zh" : "en");
+  // Geoman's own hints ("click to continue drawing") follow the page's language.
+  const geomanLanguage = () => map.pm.setLang(language() === "zh-CN" ? "zh" : "en");
+  geomanLanguage();
+  document.addEventListener("languagechange", geomanLanguage);
   // No snapping: a corner goes where it is clicked (the fence is the only shape here).
   map.pm.setGlobalOptions({ allowSelfIntersection: true, snappable: false, pathOptions: SHAPE_STYLE });
   const storePoint = L.circleMarker([store.lat, store.lon], {
@@ -396,6 +399,7 @@ async function fenceEditor(card, store) {
 
   return {
     remove() {
+      document.removeEventListener("languagechange", geomanLanguage);
       storePoint.remove();
       map.remove();
     },
