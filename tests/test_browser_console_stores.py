@@ -27,6 +27,7 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
 from tests.test_browser_consoles import sign_in
 
 SHANGHAI = (31.2304, 121.4737)
+ZH_LINE_3 = "第 3 行"
 CSV_HEADER = "id,name,brand,city,lat,lon,address,tz,hours,fence\n"
 
 
@@ -105,6 +106,11 @@ def test_import_with_bad_rows_all_or_nothing_then_good_rows_only(open_page, web,
     expect(rows.nth(1).locator("td").nth(2)).to_have_text("radius_m is required")
     headers = page.locator("#stores-import-errors thead th")
     expect(headers).to_have_text(["Row", "Field", "Reason"])
+    # A language switch translates the table where it can (the reasons are the API's words).
+    page.get_by_label("Language").select_option("zh-CN")
+    expect(rows.nth(0).locator("td").first).to_have_text(ZH_LINE_3)
+    page.get_by_label("语言").select_option("en")
+    expect(rows.nth(0).locator("td").first).to_have_text("line 3")
     # Nothing was written.
     assert api_get(web, marketer, f"/api/stores?city={city}")["items"] == []
     assert_accessible(page)

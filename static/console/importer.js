@@ -123,13 +123,16 @@ function upload(chosen, partial, onPhase) {
   });
 }
 
-/** Where a bad row is, in the reader's language: "line 7" or "features[3]" from the API. */
+/** A cell saying where a bad row is, in the reader's language (kept translated): "line 7" or
+ *  "features[3]" from the API. */
 function where(at) {
   let match = /^line (\d+)$/.exec(at);
-  if (match) return t("stores.import.at_line", { line: match[1] });
+  if (match) return label("td", "stores.import.at_line", { line: match[1] });
   match = /^features\[(\d+)\]$/.exec(at);
-  if (match) return t("stores.import.at_feature", { index: match[1] });
-  return at;
+  if (match) return label("td", "stores.import.at_feature", { index: match[1] });
+  const td = document.createElement("td");
+  td.textContent = at;
+  return td;
 }
 
 function report(body, status) {
@@ -159,7 +162,8 @@ function report(body, status) {
   for (const row of body.errors.slice(0, SHOWN_ERRORS)) {
     const tr = document.createElement("tr");
     tr.dataset.at = row.at;
-    for (const text of [where(row.at), row.field || "—", row.reason]) {
+    tr.append(where(row.at));
+    for (const text of [row.field || "—", row.reason]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
