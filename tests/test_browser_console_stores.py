@@ -304,6 +304,17 @@ def test_the_drawing_hints_follow_a_language_switch(open_page, web, marketer):
     page.mouse.move(cx, cy, steps=3)
     # Leaflet-Geoman's own hint, in its Chinese words ("click to place the first vertex").
     expect(page.locator("#fence-map .leaflet-tooltip")).to_have_text("单击放置首个顶点")
+    # Leaving the page with the fence's handles out tears the editor down cleanly (nothing
+    # logged).
+    page.keyboard.press("Escape")
+    expect(page.locator("#fence-map .marker-icon").first).to_be_visible()
+    errors = []
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    page.get_by_role("navigation").get_by_role("link", name="门店").click()
+    expect(page.get_by_role("heading", name="全部门店地图")).to_be_visible()
+    assert errors == []
 
 
 def map_centre(page, selector="#fence-map"):

@@ -400,6 +400,11 @@ async function fenceEditor(card, store) {
   return {
     remove() {
       document.removeEventListener("languagechange", geomanLanguage);
+      // Geoman's modes and the shape's handles first: removing the map under an enabled
+      // shape makes Geoman reach for handles that are already gone.
+      map.pm.disableDraw();
+      map.pm.disableGlobalCutMode();
+      if (shape) shape.pm.disable();
       storePoint.remove();
       map.remove();
     },
