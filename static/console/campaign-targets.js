@@ -3,7 +3,7 @@
 // stores list, with the keyboard.
 import { api } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
-import { createMap, fenceLayer } from "./map.js";
+import { createMap, fenceLayer, removeMap } from "./map.js";
 
 const L = window.L;
 const SHOWN = 60; // options drawn at once in a list; typing narrows the rest down
@@ -242,6 +242,6 @@ export class TargetsPicker {
   }
 
   teardown() {
-    if (this.map) this.map.remove();
+    if (this.map) removeMap(this.map);
   }
 }

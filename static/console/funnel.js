@@ -7,7 +7,7 @@ import { ApiError, api, apiFile, errorText, saveFile, token } from "../js/api.js
 import { formatMoney, formatTime, label, language, t } from "../js/i18n.js";
 import { connect } from "../js/socket.js";
 import { drawHeat, heatLegend } from "./funnel-map.js";
-import { createMap } from "./map.js";
+import { createMap, removeMap } from "./map.js";
 
 const COLOURS = { visits: "#0b5cad", issued: "#b35c00", redeemed: "#1e7b34" };
 
@@ -118,7 +118,7 @@ class LiveFunnel {
     this.root = root;
     document.addEventListener("languagechange", this.onLanguage);
     this.mapReady = createMap(this.mapBox).then((map) => {
-      if (this.closed) map.remove();
+      if (this.closed) removeMap(map);
       else this.map = map;
       return map;
     });
@@ -154,7 +154,7 @@ class LiveFunnel {
     document.removeEventListener("languagechange", this.onLanguage);
     if (this.socket) this.socket.close();
     for (const chart of this.charts) chart.destroy();
-    if (this.map) this.map.remove();
+    if (this.map) removeMap(this.map);
   }
 
   drawSteps() {

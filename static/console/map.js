@@ -39,6 +39,16 @@ export async function createMap(element, { center = [31.2304, 121.4737], zoom = 
   return map;
 }
 
+// Leaflet ends a zoom animation with a 250 ms timer that moves the map's panes; a map removed
+// before it fires makes that timer throw inside Leaflet (a view left right after a fitBounds).
+const ZOOM_SETTLE_MS = 300;
+
+/** Remove a map whose view is going, once a zoom animation it may be in has ended (its
+ *  element is already out of the page meanwhile). */
+export function removeMap(map) {
+  setTimeout(() => map.remove(), ZOOM_SETTLE_MS);
+}
+
 /** A store's fence as a Leaflet layer: a circle around its centre (the store's point unless
  *  the fence names one) or the GeoJSON polygon(s) with their holes. */
 export function fenceLayer(store, style = {}) {

@@ -7,7 +7,7 @@
 // next to the map, naming the field.
 import { api, errorText } from "../js/api.js";
 import { formatTime, label, language, t } from "../js/i18n.js";
-import { createMap } from "./map.js";
+import { createMap, removeMap } from "./map.js";
 
 const L = window.L;
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -406,7 +406,7 @@ async function fenceEditor(card, store) {
       map.pm.disableGlobalCutMode();
       if (shape) shape.pm.disable();
       storePoint.remove();
-      map.remove();
+      removeMap(map);
     },
   };
 }

@@ -5,7 +5,7 @@
 import { api, apiFile, errorText, saveFile, token } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
 import { importForm } from "./importer.js";
-import { createMap, storesLayer } from "./map.js";
+import { createMap, removeMap, storesLayer } from "./map.js";
 import { showStore, tableWrap } from "./stores-page.js";
 
 const PAGE_SIZE = 50;
@@ -85,7 +85,7 @@ async function showOverview(view, ctx) {
   return () => {
     gone = true;
     if (layer) layer.remove();
-    map.remove();
+    removeMap(map);
   };
 }
 
