@@ -149,10 +149,27 @@ def web(redis_server, tmp_path_factory, request) -> Iterator[Web]:
         server.close()
 
 
+def page_errors(page: Page, errors: list[str]) -> None:
+    """Collect what a page throws, and what it logs as an error, into `errors`. The browser's
+    own line for a refused request ("Failed to load resource") is not one: tests refuse
+    requests on purpose, and the page shows them."""
+
+    def logged(message) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(f"{page.url}: console.error: {message.text}")
+
+    page.on("console", logged)
+    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}\n{error.stack}"))
+
+
 @pytest.fixture
 def open_page(browser, web, request) -> Iterator[Callable[..., Page]]:
-    """Open a path of the app in a fresh browser context of a given width and locale."""
+    """Open a path of the app in a fresh browser context of a given width and locale.
+
+    A test whose pages threw or logged an error fails at its end with what they said.
+    """
     contexts = []
+    errors: list[str] = []
 
     def opener(path: str, *, width: int = DESKTOP, locale: str = "en-US") -> Page:
         context = browser.new_context(
@@ -162,6 +179,7 @@ def open_page(browser, web, request) -> Iterator[Callable[..., Page]]:
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()
+        page_errors(page, errors)
         page.goto(web.url + path)
         return page
 
@@ -172,6 +190,8 @@ def open_page(browser, web, request) -> Iterator[Callable[..., Page]]:
         save_screenshots(request.node.name, contexts)
     for context in contexts:
         context.close()
+    if errors:
+        pytest.fail("the page threw or logged errors:\n" + "\n".join(errors), pytrace=False)
 
 
 def save_screenshots(test_name: str, contexts: list) -> None:
