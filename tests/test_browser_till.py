@@ -25,6 +25,7 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     assert_glyphs_render,
     launch_browser,
     open_page,
+    page_errors,
     save_screenshots,
     web,
 )
@@ -277,8 +278,10 @@ def test_staff_scan_a_coupon_from_the_camera_and_redeem_it_then_scan_it_again(
     context = camera.new_context(viewport={"width": PHONE, "height": 844}, permissions=["camera"])
     context.set_default_timeout(10_000)
     failed = request.session.testsfailed
+    errors: list[str] = []
     try:
         page = context.new_page()
+        page_errors(page, errors)
         page.goto(web.url + "/till/")
         sign_in(page, staff["email"])
         page.get_by_label("Basket total (¥)").fill("150")
@@ -305,6 +308,7 @@ def test_staff_scan_a_coupon_from_the_camera_and_redeem_it_then_scan_it_again(
             re.compile(rf"Already redeemed at store {shop.store_id} .+\(order S-1\)\.")
         )
         assert_accessible(page)
+        assert errors == [], "\n".join(errors)
     finally:
         if request.session.testsfailed != failed:
             save_screenshots(request.node.name, [context])
