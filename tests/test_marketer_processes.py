@@ -8,19 +8,19 @@ import json
 import queue
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import requests
 import socketio
 
 from promotions.models import CampaignIn, OfferIn
-from tests.servers import ServerProcess, shown_on_failure
-from tests.test_processes import bearer, signup_with_consent, start_servers, stop_servers
-from tests.two_servers import helper_app, shared_redis  # noqa: F401 - fixtures
+from tests.servers import ServerProcess
+from tests.test_processes import bearer, signup_with_consent
+from tests.two_servers import _server_logs, helper_app, servers, shared_redis  # noqa: F401
 
 NS = "/marketer"
 PUSH_S = 0.5
+SERVER_ENV = {"FUNNEL_PUSH_S": str(PUSH_S)}  # two processes pushing every 0.5 s
 STORE = {
     "id": "funnel-bailian",
     "name": "Bailian Funnel",
@@ -30,22 +30,6 @@ STORE = {
     "lon": 121.4700,
     "fence": {"type": "circle", "radius_m": 100},
 }
-
-
-@pytest.fixture(scope="module")
-def servers(shared_redis) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Two gunicorn processes (A, B) on one Redis, pushing the funnel every 0.5 s."""
-    started = start_servers(shared_redis, 2, {"FUNNEL_PUSH_S": str(PUSH_S)})
-    try:
-        yield started[0], started[1]
-    finally:
-        stop_servers(started)
-
-
-@pytest.fixture(autouse=True)
-def _server_logs(request, servers) -> Iterator[None]:
-    with shown_on_failure(request, *servers):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Fixtures for tests against two real server processes on one Redis (import them into a test
-module: module-scoped, so each module gets its own pair, started once)."""
+module: module-scoped, so each module gets its own pair, started once). A module may set more
+of the servers' environment in a module-level SERVER_ENV dict."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ def shared_redis(redis_server) -> str:
 
 
 @pytest.fixture(scope="module")
-def servers(shared_redis) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+def servers(shared_redis, request) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Two gunicorn processes (A, B) sharing the Redis."""
-    started = start_servers(shared_redis, 2)
+    started = start_servers(shared_redis, 2, getattr(request.module, "SERVER_ENV", None))
     try:
         yield started[0], started[1]
     finally:
