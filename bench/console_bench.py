@@ -378,11 +378,37 @@ def part_snapshot(app, r, redis_proc, cid: str, repeats: int) -> dict:
     }
 
 
-def part_watch(base: str, token: str, cid: str, repeats: int) -> dict:
-    """The /marketer socket's watch ack (it carries the snapshot the worker computes)."""
+def probe_healthz(base: str, seconds: float) -> dict:
+    """GET /healthz every 25 ms for `seconds`; the latencies show when the worker is busy."""
+    import requests
+
+    times = []
+    with requests.Session() as http:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            t = time.perf_counter()
+            http.get(base + "/healthz", timeout=30).raise_for_status()
+            times.append((time.perf_counter() - t) * 1000.0)
+            time.sleep(0.025)
+    return {
+        "requests": len(times),
+        "p50_ms": pct(times, 0.5),
+        "p99_ms": pct(times, 0.99),
+        "max_ms": round(max(times), 2),
+        "over_100ms": sum(1 for t in times if t > 100),
+    }
+
+
+def part_watch(base: str, token: str, cid: str, args, procs: dict) -> dict:
+    """The /marketer socket: the watch ack (it carries a snapshot the worker computes), then
+    the periodic pushes while the campaign is watched, and what they cost the worker: its CPU
+    and the latency of GET /healthz on the same worker, against a window without a watcher."""
     import socketio
 
+    baseline = probe_healthz(base, args.probe_s)
+    pushes = []
     client = socketio.Client(reconnection=False)
+    client.on("funnel", lambda data: pushes.append(time.monotonic()), namespace="/marketer")
     client.connect(
         base,
         transports=["websocket"],
@@ -392,18 +418,32 @@ def part_watch(base: str, token: str, cid: str, repeats: int) -> dict:
     )
     times = []
     try:
-        for _ in range(repeats + 1):
+        for _ in range(args.watches + 1):
             t = time.perf_counter()
             ack = client.call("watch", {"campaign_id": cid}, namespace="/marketer", timeout=60)
             times.append((time.perf_counter() - t) * 1000.0)
             if ack.get("campaign_id") != cid or "snapshot" not in ack:
                 raise RuntimeError(f"watch answered {str(ack)[:300]}")
+        push_s = ack["push_s"]
+        window = CpuWindow(procs)
+        watched = probe_healthz(base, args.probe_s)
+        cpu = window.stop()
     finally:
         client.disconnect()
+    log(
+        f"/marketer: watch ack p50 {pct(times[1:], 0.5)} ms; healthz max "
+        f"{baseline['max_ms']} ms unwatched, {watched['max_ms']} ms watched "
+        f"(worker {cpu.get('server')} % of a core, push every {push_s} s)"
+    )
     return {
         "p50_ms": pct(times[1:], 0.5),
         "p95_ms": pct(times[1:], 0.95),
         "first_ms": round(times[0], 2),
+        "push_s": push_s,
+        "healthz_unwatched": baseline,
+        "healthz_watched": watched,
+        "worker_cpu_watched": cpu.get("server"),
+        "cpu": cpu,
     }
 
 
@@ -484,43 +524,45 @@ def frame_stats(stamps: list[float]) -> dict:
 
 
 def pan_and_zoom(page, seconds: float, rng: random.Random) -> dict:
-    """Drag and wheel the overview map with the mouse for `seconds`; return what was seen."""
+    """Drag and wheel the overview map with the mouse for `seconds`; return what was seen.
+
+    Each round drags the map away and back (12 mouse moves each way, so the view stays over
+    the stores), then turns the wheel one notch at the map's centre: in from the fitted zoom to
+    17 (fences are drawn from 15 on), then out again to one level below where it started.
+    """
     box = page.locator("#stores-map").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    zooms, fences = set(), []
+    element = page.locator("#stores-map")
+    start = int(float(element.get_attribute("data-zoom") or 10))
+    zooms, fences = set(), {}
     drags = wheels = 0
     deadline = time.monotonic() + seconds
-    zoom_in = True  # wheel up (in) first, down to the fences' zoom, then back out
+    zoom_in = True
     while time.monotonic() < deadline:
-        # A drag of up to ~350 px in 12 mouse moves.
-        dx, dy = rng.uniform(-300, 300), rng.uniform(-180, 180)
+        dx, dy = rng.uniform(-300, 300), rng.uniform(-150, 150)
+        for sign in (1, -1):
+            page.mouse.move(cx, cy)
+            page.mouse.down()
+            page.mouse.move(cx + sign * dx, cy + sign * dy, steps=12)
+            page.mouse.up()
+            drags += 1
         page.mouse.move(cx, cy)
-        page.mouse.down()
-        page.mouse.move(cx + dx, cy + dy, steps=12)
-        page.mouse.up()
-        drags += 1
-        # Two wheel notches in or out (Leaflet zooms about one level a notch).
-        for _ in range(2):
-            page.mouse.move(cx + rng.uniform(-80, 80), cy + rng.uniform(-60, 60))
-            page.mouse.wheel(0, -120 if zoom_in else 120)
-            wheels += 1
-            page.wait_for_timeout(120)  # let Leaflet's wheel debounce and zoom animation run
-        zoom = page.locator("#stores-map").get_attribute("data-zoom")
-        if zoom is not None:
-            level = int(float(zoom))
-            zooms.add(level)
-            if level >= 16:
-                zoom_in = False
-            elif level <= 10:
-                zoom_in = True
-        drawn = page.locator("#stores-map").get_attribute("data-fences")
-        if drawn is not None:
-            fences.append(int(drawn))
+        page.mouse.wheel(0, -60 if zoom_in else 60)  # Leaflet: 60 px of wheel = one level
+        wheels += 1
+        page.wait_for_timeout(150)  # Leaflet's wheel debounce (40 ms) and zoom animation
+        level = int(float(element.get_attribute("data-zoom") or start))
+        zooms.add(level)
+        fences[level] = max(fences.get(level, 0), int(element.get_attribute("data-fences") or 0))
+        if level >= 17:
+            zoom_in = False
+        elif level <= start - 1:
+            zoom_in = True
     return {
         "drags": drags,
         "wheel_notches": wheels,
+        "start_zoom": start,
         "zooms_seen": sorted(zooms),
-        "max_fences_drawn": max(fences) if fences else 0,
+        "max_fences_drawn_by_zoom": {str(k): v for k, v in sorted(fences.items())},
     }
 
 
@@ -613,9 +655,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redeem-share", type=float, default=0.3)
     p.add_argument("--snapshots", type=int, default=30, help="timed snapshot() calls")
     p.add_argument("--watches", type=int, default=5, help="timed /marketer watch acks")
+    p.add_argument("--probe-s", type=float, default=8.0, help="healthz probe, each window")
     p.add_argument("--reloads", type=int, default=3, help="console reloads timed to map ready")
     p.add_argument("--settle-s", type=float, default=3.0)
-    p.add_argument("--pan-s", type=float, default=8.0, help="seconds of dragging and wheeling")
+    p.add_argument("--pan-s", type=float, default=10.0, help="seconds of dragging and wheeling")
     p.add_argument("--fence-pages", type=int, default=3)
     p.add_argument("--skip-browser", action="store_true")
     p.add_argument("--profile", type=Path, help="py-spy the gunicorn worker (import, map) here")
@@ -625,7 +668,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.stores = min(args.stores, 500)
         args.map_repeats, args.export_repeats = 5, 3
         args.days, args.visits, args.shoppers = 3, 600, 200
-        args.snapshots, args.watches, args.reloads = 5, 2, 1
+        args.snapshots, args.watches, args.reloads, args.probe_s = 5, 2, 1, 1.0
         args.settle_s, args.pan_s, args.fence_pages = 0.5, 1.5, 1
     return args
 
@@ -726,8 +769,7 @@ def main(argv: list[str] | None = None) -> int:
             "redis": redis_proc,
         }
         log(f"gunicorn restarted on {web.url}")
-        watch = part_watch(web.url, token, cid, args.watches)
-        log(f"/marketer watch ack: p50 {watch['p50_ms']} ms (first {watch['first_ms']} ms)")
+        watch = part_watch(web.url, token, cid, args, procs)
 
         browser = None
         if not args.skip_browser:
@@ -752,6 +794,8 @@ def main(argv: list[str] | None = None) -> int:
             "funnel_snapshot_ms_p50": snap["p50_ms"],
             "funnel_snapshot_ms_p95": snap["p95_ms"],
             "funnel_watch_ack_ms_p50": watch["p50_ms"],
+            "healthz_ms_max_watched": watch["healthz_watched"]["max_ms"],
+            "healthz_ms_max_unwatched": watch["healthz_unwatched"]["max_ms"],
             "map_ready_ms": median(browser["map_ready_ms"]) if browser else None,
             "frame_ms_p50": pan.get("p50_ms"),
             "frame_ms_p95": pan.get("p95_ms"),
@@ -770,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
                 "map": store_map["cpu"],
                 "export_geojson": export["cpu"],
                 "snapshot": snap["cpu"],
+                "watched": watch["cpu"],
                 **({f"browser_{k}": v for k, v in browser["cpu"].items()} if browser else {}),
             },
             "machine": notes,
