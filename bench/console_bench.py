@@ -491,14 +491,16 @@ def without(cpu: dict, pids: set[int]) -> dict:
     return out
 
 
+# requestAnimationFrame timestamps, one recorder at a time (a stopped recorder's last callback
+# may still be pending when the next starts: the generation number ends it).
 FRAMES_START = """() => {
+  const gen = (window.__framesGen = (window.__framesGen || 0) + 1);
   window.__frames = [];
-  window.__recording = true;
-  const step = (t) => { if (!window.__recording) return; window.__frames.push(t);
+  const step = (t) => { if (window.__framesGen !== gen) return; window.__frames.push(t);
                         requestAnimationFrame(step); };
   requestAnimationFrame(step);
 }"""
-FRAMES_STOP = """() => { window.__recording = false; return window.__frames; }"""
+FRAMES_STOP = """() => { window.__framesGen += 1; return window.__frames; }"""
 READY = """(n) => {
   const el = document.querySelector('#stores-map');
   return el && el.dataset.stores === String(n) ? performance.now() : false;
