@@ -524,6 +524,23 @@ FENCE_READY = """(id) => {
 }"""
 
 
+# The page position of the centre of the markercluster icon with the most stores within the
+# middle of the map (a margin of 15 % each side), or null.
+BIGGEST_CLUSTER = """() => {
+  const map = document.querySelector('#stores-map').getBoundingClientRect();
+  let best = null, most = 0;
+  for (const el of document.querySelectorAll('#stores-map .marker-cluster')) {
+    const r = el.getBoundingClientRect();
+    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+    if (x < map.left + 0.15 * map.width || x > map.right - 0.15 * map.width) continue;
+    if (y < map.top + 0.15 * map.height || y > map.bottom - 0.15 * map.height) continue;
+    const n = parseInt(el.textContent, 10) || 0;
+    if (n > most) { most = n; best = [x, y]; }
+  }
+  return best;
+}"""
+
+
 def frame_stats(stamps: list[float]) -> dict:
     intervals = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     return {
@@ -540,8 +557,9 @@ def pan_and_zoom(page, seconds: float, rng: random.Random) -> dict:
     """Drag and wheel the overview map with the mouse for `seconds`; return what was seen.
 
     Each round drags the map away and back (12 mouse moves each way, so the view stays over
-    the stores), then turns the wheel one notch at the map's centre: in from the fitted zoom to
-    17 (fences are drawn from 15 on), then out again to one level below where it started.
+    the stores), then turns the wheel one notch: in on the biggest cluster in view from the
+    fitted zoom to 17 (fences are drawn from 15 on), then out at the map's centre to one level
+    below where it started.
     """
     box = page.locator("#stores-map").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
@@ -559,7 +577,10 @@ def pan_and_zoom(page, seconds: float, rng: random.Random) -> dict:
             page.mouse.move(cx + sign * dx, cy + sign * dy, steps=12)
             page.mouse.up()
             drags += 1
-        page.mouse.move(cx, cy)
+        # Zoom in where the stores are, as a marketer does: on the biggest cluster in view
+        # (its marker's centre), or the map's centre when no cluster shows.
+        wx, wy = (page.evaluate(BIGGEST_CLUSTER) or [cx, cy]) if zoom_in else (cx, cy)
+        page.mouse.move(wx, wy)
         page.mouse.wheel(0, -60 if zoom_in else 60)  # Leaflet: 60 px of wheel = one level
         wheels += 1
         page.wait_for_timeout(150)  # Leaflet's wheel debounce (40 ms) and zoom animation
