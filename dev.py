@@ -4,12 +4,12 @@
     python3 dev.py demo    # set up, then serve with demo data on the embedded Redis
     python3 dev.py test    # set up, then lint (ruff check, ruff format --check) and run every test
     python3 dev.py lint    # set up, then only lint
-    python3 dev.py bench   # set up, then run every benchmark (bench geo|promo|game|live: one)
+    python3 dev.py bench   # set up, then run every benchmark (bench <name>: one of them)
     python3 dev.py setup   # only set up (.venv with the project and its test tools)
 
 Setting up creates .venv/ next to this file and installs the project into it (again only when
 pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py,
-after `bench [geo|promo|game|live]` to the benchmark. `demo`, `test` and a single benchmark
+after `bench [geo|promo|game|live|console]` to the benchmark. `demo`, `test` and a single benchmark
 replace this process with theirs (exec), so a signal sent to dev.py's pid reaches the server.
 Setting up also runs `npm ci` (again only when a package-lock.json changed): the consoles'
 libraries and the browser tests' Chromium (@sparticuz/chromium) at the root, the JS test
@@ -97,7 +97,7 @@ def npm_ci(folder: Path) -> None:
     stamp.write_text(digest)
 
 
-BENCHMARKS = ["geo", "promo", "game", "live"]
+BENCHMARKS = ["geo", "promo", "game", "live", "console"]
 
 
 def venv_env() -> dict[str, str]:

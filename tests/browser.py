@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,26 @@ def font_config(folder: Path) -> Path:
     return path
 
 
+def browser_env(folder: Path) -> dict[str, str]:
+    """Return the browser's environment: this one plus a fontconfig file (font_config) written
+    in `folder` (made if missing). Usable outside pytest (bench/console_bench.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "FONTCONFIG_FILE": str(font_config(folder))}
+
+
+def launch_chromium(playwright: Any, env: dict[str, str], args: Sequence[str] = ()) -> Browser:
+    """Launch the project's headless Chromium (node_modules/.footfall-browser) on a started
+    sync Playwright, with extra command-line switches; the caller closes it. Usable outside
+    pytest (bench/console_bench.py)."""
+    return playwright.chromium.launch(
+        executable_path=str(BROWSER),
+        headless=True,
+        # As root (containers, CI) Chromium refuses to start inside its sandbox.
+        args=["--no-sandbox", *args],
+        env=env,
+    )
+
+
 _shared: dict[str, Any] = {}
 
 
@@ -68,16 +88,9 @@ def browser(tmp_path_factory) -> Iterator[Browser]:
     """
     if not BROWSER.exists():
         pytest.fail(f"no browser at {BROWSER}: run `python3 dev.py setup` (it unpacks it)")
-    fonts = font_config(tmp_path_factory.mktemp("fonts"))
     playwright = _shared["playwright"] = sync_playwright().start()
-    _shared["env"] = {**os.environ, "FONTCONFIG_FILE": str(fonts)}
-    launched = playwright.chromium.launch(
-        executable_path=str(BROWSER),
-        headless=True,
-        # As root (containers, CI) Chromium refuses to start inside its sandbox.
-        args=["--no-sandbox"],
-        env=_shared["env"],
-    )
+    _shared["env"] = browser_env(tmp_path_factory.mktemp("fonts"))
+    launched = launch_chromium(playwright, _shared["env"])
     try:
         yield launched
     finally:
@@ -89,12 +102,7 @@ def browser(tmp_path_factory) -> Iterator[Browser]:
 def launch_browser(args: list[str]) -> Browser:
     """Launch another headless Chromium with extra command-line switches (e.g. a fake
     camera), on the session's Playwright; the caller closes it. Needs the `browser` fixture."""
-    return _shared["playwright"].chromium.launch(
-        executable_path=str(BROWSER),
-        headless=True,
-        args=["--no-sandbox", *args],
-        env=_shared["env"],
-    )
+    return launch_chromium(_shared["playwright"], _shared["env"], args)
 
 
 class Web:
