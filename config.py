@@ -129,6 +129,8 @@ class Config:
         self.LIVE_PROCESS_TTL_S = _env_float("LIVE_PROCESS_TTL_S", 5.0)
         # The console's live funnel: a watched campaign's snapshot is pushed at most this often.
         self.FUNNEL_PUSH_S = _env_float("FUNNEL_PUSH_S", 2.0)
+        # ... with this many stores (by visits, then coupons) in its per-store part.
+        self.FUNNEL_TOP_STORES = _env_int("FUNNEL_TOP_STORES", 50)
 
     @property
     def production(self) -> bool:
@@ -141,6 +143,8 @@ class Config:
             raise RuntimeError("FIX_RETENTION_S must be between 1 and 86400 seconds (24 h)")
         if not 0.1 <= self.FUNNEL_PUSH_S <= 3600:
             raise RuntimeError("FUNNEL_PUSH_S must be between 0.1 and 3600 seconds")
+        if not 1 <= self.FUNNEL_TOP_STORES <= 5000:
+            raise RuntimeError("FUNNEL_TOP_STORES must be between 1 and 5000")
         if self.AUDIT_MAX_ENTRIES < 1:
             raise RuntimeError("AUDIT_MAX_ENTRIES must be at least 1")
         if not 0 <= self.TRUSTED_PROXY_HOPS <= 10:

@@ -215,7 +215,10 @@ class Issuer:
             if raw is not None and state is not None:
                 return IssueResult("existing", coupon_from(raw, state))
         # Counted like the script's refusals, so analytics show every reason.
-        self.r.hincrby(keys.stats(cid), f"refused:{reason}|{oid}|{store}|{hour}|{channel}", 1)
+        pipe = self.r.pipeline(transaction=True)  # the count and the version together
+        pipe.hincrby(keys.stats(cid), f"refused:{reason}|{oid}|{store}|{hour}|{channel}", 1)
+        pipe.hincrby(keys.stats(cid), "v", 1)  # reports.STATS_VERSION, as the scripts bump it
+        pipe.execute()
         return IssueResult("refused", reason=reason)
 
 

@@ -52,6 +52,23 @@ CSV_COLUMNS = (
 )
 
 
+# The field of a campaign's statistics hash that every counting script bumps (scripts.py).
+STATS_VERSION = "v"
+# Fields read per HSCAN round trip when folding the statistics.
+SCAN_BATCH = 2_000
+
+
+class _Aggregate:
+    """The statistics folded per campaign, day and store in one pass."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = dict.fromkeys(METRICS, 0)
+        self.days: dict[str, dict[str, int]] = {}
+        self.stores: dict[str, dict[str, int]] = {}
+        self.from_visits = 0
+        self.refusals: dict[str, int] = defaultdict(int)
+
+
 class Reports:
     """Read a campaign's ledger and statistics."""
 
@@ -221,23 +238,20 @@ class Reports:
             rows.append(["" if c is None else c for c in cells])
         return to_csv(rows)
 
-    def heatmap(self, cid: str, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def heatmap(self, cid: str) -> dict[str, Any]:
         """Return foot traffic (enter + dwell visits), coupons issued and redeemed per store,
         with the store's name and position, and the area that holds them (or None)."""
         campaign = self.campaigns.get(cid)
-        rows = self._rows(cid) if rows is None else rows
-        per_store: dict[str, dict[str, int]] = {}
-        for sid in campaign["targets"]["stores"]:
-            per_store.setdefault(sid, {"visits": 0, "issued": 0, "redeemed": 0})
-        for row in rows:
-            if not row["store_id"]:
-                continue
-            cell = per_store.setdefault(row["store_id"], {"visits": 0, "issued": 0, "redeemed": 0})
-            cell["visits"] += row["enter"] + row["dwell"]
-            cell["issued"] += row["issued"] - row["voided"]
-            cell["redeemed"] += row["redeemed"]
+        return self._heat(cid, campaign, self._aggregate(cid).stores)
+
+    def _heat(
+        self, cid: str, campaign: dict[str, Any], per_store: dict[str, dict[str, int]]
+    ) -> dict[str, Any]:
+        cells = {sid: (0, 0, 0) for sid in campaign["targets"]["stores"]}
+        for sid, m in per_store.items():
+            cells[sid] = (m["enter"] + m["dwell"], m["issued"] - m["voided"], m["redeemed"])
         stores = []
-        for sid, cell in sorted(per_store.items()):
+        for sid, (visits, issued, redeemed) in sorted(cells.items()):
             store = self.campaigns.store(sid)
             if store is None:
                 continue  # a store deleted since: nowhere to draw it
@@ -247,7 +261,9 @@ class Reports:
                     "name": store["name"],
                     "lat": store["lat"],
                     "lon": store["lon"],
-                    **cell,
+                    "visits": visits,
+                    "issued": issued,
+                    "redeemed": redeemed,
                 }
             )
         return {"campaign_id": cid, "stores": stores, "bbox": _bbox(stores)}
@@ -296,22 +312,84 @@ class Reports:
             "offers": items,
         }
 
-    def snapshot(self, cid: str) -> dict[str, Any]:
-        """Return what the live funnel shows, from one read of the statistics: the funnel and
-        totals, the groups per day and per store, cap/budget usage and the heatmap's stores."""
+    def snapshot(self, cid: str, *, top_stores: int = 50) -> dict[str, Any]:
+        """Return what the live funnel shows, from one pass over the statistics: the funnel
+        and totals, the groups per day, the `top_stores` stores by visits (then coupons), cap
+        and budget usage and the heatmap's stores.
+
+        The pass reads the statistics hash in batches and folds each batch in as it arrives
+        (no per-hour rows are built or sorted), so a server's event loop gets the processor
+        back between batches while the next one is on its way."""
         campaign = self.campaigns.get(cid)
-        rows = self._rows(cid)
+        agg = self._aggregate(cid)
+        totals = agg.totals
+        visits = totals["enter"] + totals["dwell"]
+        ranked = sorted(
+            agg.stores.items(),
+            key=lambda item: (-(item[1]["enter"] + item[1]["dwell"]), -item[1]["issued"], item[0]),
+        )
+        stores = []
+        for sid, m in ranked[:top_stores]:
+            store = self.campaigns.store(sid)
+            stores.append(
+                {"store": sid, "name": store["name"] if store else None, **_with_rates(m)}
+            )
         return {
             "campaign_id": cid,
             "name": campaign["name"],
             "status": campaign["status"],
             "timezone": campaign["timezone"],
-            **self._funnel(cid, rows),
-            "days": self._grouped(cid, rows, "day"),
-            "stores": self._grouped(cid, rows, "store"),
+            "funnel": {
+                "visits": visits,
+                "visitors": self.r.pfcount(keys.visitors(cid)),
+                "coupons_from_visits": agg.from_visits,
+                "coupons": totals["issued"] - totals["voided"],
+                "redeemed": totals["redeemed"],
+                "visit_to_coupon": _rate(agg.from_visits, visits),
+                "coupon_to_redemption": _rate(
+                    totals["redeemed"], totals["issued"] - totals["voided"]
+                ),
+            },
+            "totals": _with_rates(totals),
+            "refusals": dict(sorted(agg.refusals.items())),
+            "days": [{"day": day, **_with_rates(m)} for day, m in sorted(agg.days.items())],
+            "stores": stores,
+            "stores_total": len(agg.stores),
             "usage": self.usage(cid),
-            "heatmap": self.heatmap(cid, rows),
+            "heatmap": self._heat(cid, campaign, agg.stores),
         }
+
+    def version(self, cid: str) -> int:
+        """Return the statistics' version: every script that counts in them bumps it, so an
+        unchanged version means an unchanged snapshot (apart from the clock's day in usage)."""
+        return int(self.r.hget(keys.stats(cid), STATS_VERSION) or 0)
+
+    def _aggregate(self, cid: str) -> _Aggregate:
+        agg = _Aggregate()
+        zero = dict.fromkeys(METRICS, 0)
+        totals, days, stores = agg.totals, agg.days, agg.stores
+        for name, raw in self.r.hscan_iter(keys.stats(cid), count=SCAN_BATCH):
+            parts = name.split("|")
+            if len(parts) != 5:
+                if name.startswith("refused:"):
+                    agg.refusals[parts[0].removeprefix("refused:")] += int(raw)
+                continue  # the version, and anything unknown
+            metric, _oid, store, hour, channel = parts
+            if metric not in zero:
+                continue
+            value = int(raw)
+            totals[metric] += value
+            day = hour[:10]
+            if day not in days:
+                days[day] = dict(zero)
+            days[day][metric] += value
+            if store:
+                if store not in stores:
+                    stores[store] = dict(zero)
+                stores[store][metric] += value
+            if metric == "issued" and channel == "visit":
+                agg.from_visits += value
+        return agg
 
     def heat_points(
         self, cid: str

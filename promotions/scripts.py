@@ -47,6 +47,7 @@ local function expire_one(statekey, expkey, ledger, stats, seq, s, nowS, cid, ho
              'channel', s.channel, 'actor', 'clock', 'at', nowS)
   redis.call('HINCRBY', stats, 'expired|' .. s.offer_id .. '|' .. s.store_id .. '|' .. hour
              .. '|' .. s.channel, 1)
+  redis.call('HINCRBY', stats, 'v', 1)
   return enc
 end
 """
@@ -69,6 +70,7 @@ end
 local function refuse(reason)
   redis.call('HINCRBY', KEYS[12], 'refused:' .. reason .. '|' .. oid .. '|' .. store .. '|'
              .. hour .. '|' .. channel, 1)
+  redis.call('HINCRBY', KEYS[12], 'v', 1)
   return {'no', reason}
 end
 local status = effective(KEYS[1], KEYS[11], now, nowS)
@@ -130,6 +132,7 @@ redis.call('ZADD', KEYS[10], tonumber(ARGV[10]), seq)
 local tail = '|' .. oid .. '|' .. store .. '|' .. hour .. '|' .. channel
 redis.call('HINCRBY', KEYS[12], 'issued' .. tail, 1)
 redis.call('HINCRBY', KEYS[12], 'value' .. tail, value)
+redis.call('HINCRBY', KEYS[12], 'v', 1)
 redis.call('XADD', KEYS[11], '*', 'type', 'issue', 'coupon', cid, 'offer', oid,
            'shopper', shopper, 'store', store, 'channel', channel, 'actor', ARGV[14],
            'at', nowS, 'value_fen', value, 'source', ARGV[15], 'idempotency_key', idem)
@@ -175,6 +178,7 @@ redis.call('HINCRBY', KEYS[1], 'discount', discount)
 local tail = '|' .. s.offer_id .. '|' .. ARGV[4] .. '|' .. ARGV[8] .. '|' .. s.channel
 redis.call('HINCRBY', KEYS[6], 'redeemed' .. tail, 1)
 redis.call('HINCRBY', KEYS[6], 'discount' .. tail, discount)
+redis.call('HINCRBY', KEYS[6], 'v', 1)
 if ARGV[4] ~= '' then
   redis.call('ZADD', KEYS[7], now, cjson.encode({seq = seq, order_ref = ARGV[3],
              basket_fen = tonumber(ARGV[6]), discount_fen = discount, staff_id = ARGV[5]}))
@@ -211,6 +215,7 @@ redis.call('HINCRBY', KEYS[1], 'discount', -r.discount_fen)
 local tail = '|' .. s.offer_id .. '|' .. r.store_id .. '|' .. r.hour .. '|' .. s.channel
 redis.call('HINCRBY', KEYS[6], 'redeemed' .. tail, -1)
 redis.call('HINCRBY', KEYS[6], 'discount' .. tail, -r.discount_fen)
+redis.call('HINCRBY', KEYS[6], 'v', 1)
 redis.call('XADD', KEYS[5], '*', 'type', 'void_redemption', 'coupon', ARGV[6] .. '-' .. seq,
            'offer', s.offer_id, 'shopper', s.shopper_id, 'store', r.store_id,
            'channel', s.channel, 'actor', ARGV[5], 'at', nowS, 'order_ref', r.order_ref,
@@ -258,6 +263,7 @@ if s.store_id ~= '' and tonumber(redis.call('HGET', KEYS[5], tfield) or 0) > 0 t
 end
 redis.call('HINCRBY', KEYS[9], 'voided|' .. s.offer_id .. '|' .. s.store_id .. '|' .. s.hour
            .. '|' .. s.channel, 1)
+redis.call('HINCRBY', KEYS[9], 'v', 1)
 redis.call('XADD', KEYS[8], '*', 'type', 'void', 'coupon', ARGV[4] .. '-' .. seq,
            'offer', s.offer_id, 'shopper', s.shopper_id, 'store', s.store_id,
            'channel', s.channel, 'actor', ARGV[3], 'at', nowS, 'value_fen', v,
@@ -326,12 +332,16 @@ return {'ok', (effective(KEYS[1], KEYS[2], now, nowS))}
 """
 )
 
+# Every script that counts in a campaign's statistics hash (stats) also bumps its field 'v', the
+# version the live funnel compares to skip an unchanged campaign (reports.STATS_VERSION).
+
 # KEYS: seen (of the day), stats, visitors
 # ARGV: event id, stats field, shopper, ttl
 RECORD_VISIT = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('HINCRBY', KEYS[2], 'v', 1)
 redis.call('PFADD', KEYS[3], ARGV[3])
 return 1
 """

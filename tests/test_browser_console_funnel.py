@@ -28,7 +28,7 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
 from tests.test_browser_consoles import sign_in
 
 # Pushes every half second, so a visit shows within a second or two.
-WEB_ENV = {"FUNNEL_PUSH_S": "0.5"}
+WEB_ENV = {"FUNNEL_PUSH_S": "0.5", "FUNNEL_TOP_STORES": "1"}
 SHANGHAI = (31.2400, 121.4800)
 
 
@@ -90,14 +90,20 @@ class FunnelShop:
         assert response.status_code == status, response.text
         return response.json()
 
-    def visit(self) -> None:
-        """A new shopper consents to location and sends a fix inside the store's fence."""
+    def visit(self, lat: float | None = None) -> None:
+        """A new shopper consents to location and sends a fix inside the store's fence (or at
+        another latitude on the store's meridian)."""
         headers = self.web.login(self.web.user("shopper"))
         consent = requests.put(
             self.web.url + "/api/me/consent", json={"location": True}, headers=headers, timeout=5
         )
         assert consent.status_code == 200, consent.text
-        fix = {"lat": self.lat, "lon": self.lon, "accuracy_m": 5, "recorded_at": time.time()}
+        fix = {
+            "lat": self.lat if lat is None else lat,
+            "lon": self.lon,
+            "accuracy_m": 5,
+            "recorded_at": time.time(),
+        }
         response = requests.post(
             self.web.url + "/api/location/fix", json=fix, headers=headers, timeout=5
         )
@@ -195,3 +201,41 @@ def test_the_funnel_in_chinese_on_a_phone(open_page, web, shop):
     expect(page.locator("#funnel-by-day h3")).to_have_text("按日")
     assert_glyphs_render(page, "#funnel-live")
     assert_accessible(page)
+
+
+def test_the_per_store_part_shows_the_most_visited_stores(open_page, web, shop):
+    # A second store of the campaign, 0.01° north; the server keeps one store per snapshot.
+    second = f"{shop.store_id}-b"
+    shop.post(
+        "/api/stores",
+        {
+            "id": second,
+            "name": "Quiet Store",
+            "brand": "FunnelBrand",
+            "city": "Shanghai",
+            "lat": shop.lat + 0.01,
+            "lon": shop.lon,
+            "fence": {"type": "circle", "radius_m": 80},
+        },
+    )
+    patched = requests.patch(
+        f"{web.url}/api/campaigns/{shop.cid}",
+        json={"targets": {"stores": [shop.store_id, second]}},
+        headers=shop.marketer,
+        timeout=5,
+    )
+    assert patched.status_code == 200, patched.text
+    shop.visit()
+    shop.visit()
+    shop.visit(lat=shop.lat + 0.01)
+    page = open_funnel(open_page, shop, width=DESKTOP)
+    expect(page.locator("#funnel-visits")).to_have_text("3")
+    expect(page.locator("#funnel-shown-store")).to_have_text(
+        "Showing the 1 most visited of the 2 stores with activity; the CSV has them all."
+    )
+    page.locator("#funnel-by-store summary").click()
+    rows = page.locator("#funnel-table-store tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.get_by_role("rowheader")).to_have_text(shop.store_name)
+    # The heatmap has both.
+    expect(page.locator("#funnel-map .funnel-heat-spot")).to_have_count(2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sockets.marketer import WATCHED, tick, watch_ttl
+from app.sockets.marketer import COST_FACTOR, WATCHED, tick, watch_ttl
 
 from .conftest import T0
 from .test_promo_api import SHANGHAI, Promo
@@ -39,12 +39,12 @@ def funnel_events(sock):
     return [m["args"][0] for m in sock.get_received(NS) if m["name"] == "funnel"]
 
 
-def visit(app, client, auth, clock):
-    """A consenting shopper's fix inside acme-1's fence; the consumer counts it and issues."""
+def visit(app, client, auth, clock, lat=SHANGHAI[0]):
+    """A consenting shopper's fix inside acme-1's fence (or the store at `lat`: acme-2 is
+    0.01° north); the consumer counts it and issues."""
     headers, user = auth.headers("shopper")
-    response = client.post(
-        "/api/location/fix", json={**FIX, "recorded_at": clock.now()}, headers=headers
-    )
+    fix = {**FIX, "lat": lat, "recorded_at": clock.now()}
+    response = client.post("/api/location/fix", json=fix, headers=headers)
     assert response.status_code == 200, response.get_json()
     app.extensions["promotions"].consumer("test").run_once()
     return headers, user
@@ -141,7 +141,7 @@ def test_pushes_when_changed_once_per_period_and_only_while_watched(
     assert tick(app) == {"computed": [], "pushed": []}  # the period is taken
 
     clock.advance(period)
-    assert tick(app) == {"computed": [promo.cid], "pushed": []}  # nothing changed
+    assert tick(app) == {"computed": [], "pushed": []}  # nothing changed: not even computed
     assert funnel_events(sock) == []
 
     visit(app, client, auth, clock)
@@ -168,3 +168,59 @@ def test_a_disconnected_watcher_stops_refreshing_the_watch(
     clock.advance(watch_ttl(app.config["FUNNEL_PUSH_S"]) + 1)
     assert tick(app)["computed"] == []
     assert clock.now() > T0
+
+
+def test_a_status_change_is_pushed_without_new_statistics(
+    socketio, app, client, auth, promo, clock
+):
+    period = app.config["FUNNEL_PUSH_S"]
+    sock = connect(socketio, app, client, promo.marketer)
+    sock.emit("watch", {"campaign_id": promo.cid}, namespace=NS, callback=True)
+    assert tick(app)["pushed"] == [promo.cid]
+    funnel_events(sock)
+    paused = client.post(
+        f"/api/campaigns/{promo.cid}/transition", json={"to": "paused"}, headers=promo.marketer
+    )
+    assert paused.status_code == 200, paused.get_json()
+    clock.advance(period)
+    assert tick(app) == {"computed": [promo.cid], "pushed": [promo.cid]}
+    assert funnel_events(sock)[0]["status"] == "paused"
+
+
+def test_a_costly_snapshot_rests_its_campaign(socketio, app, client, auth, promo, clock):
+    period = app.config["FUNNEL_PUSH_S"]
+    sock = connect(socketio, app, client, promo.marketer)
+    sock.emit("watch", {"campaign_id": promo.cid}, namespace=NS, callback=True)
+    readings = iter([100.0, 100.0 + period])  # a snapshot that took a whole period
+    assert tick(app, timer=lambda: next(readings))["pushed"] == [promo.cid]
+    visit(app, client, auth, clock)
+    for _ in range(COST_FACTOR - 1):  # it rests COST_FACTOR times its cost
+        clock.advance(period)
+        assert tick(app)["computed"] == []
+    clock.advance(period)
+    assert tick(app)["pushed"] == [promo.cid]
+    assert funnel_events(sock)[-1]["funnel"]["visits"] == 1
+
+
+def test_the_snapshot_agrees_with_the_analytics_and_keeps_the_top_stores(
+    socketio, app, client, auth, promo, clock
+):
+    visit(app, client, auth, clock)
+    visit(app, client, auth, clock)
+    visit(app, client, auth, clock, lat=SHANGHAI[0] + 0.01)  # acme-2: fewer visits
+    app.config["FUNNEL_TOP_STORES"] = 1
+    sock = connect(socketio, app, client, promo.marketer)
+    snap = sock.emit("watch", {"campaign_id": promo.cid}, namespace=NS, callback=True)["snapshot"]
+    url = f"/api/campaigns/{promo.cid}/analytics"
+    by_day = client.get(f"{url}?group=day", headers=promo.marketer).get_json()
+    by_store = client.get(f"{url}?group=store", headers=promo.marketer).get_json()
+    assert snap["funnel"] == by_day["funnel"] and snap["totals"] == by_day["totals"]
+    assert snap["refusals"] == by_day["refusals"]
+    assert snap["days"] == by_day["groups"]
+    assert [g["store"] for g in by_store["groups"]] == ["acme-1", "acme-2"]
+    assert snap["stores"] == by_store["groups"][:1]  # the most visited only
+    assert snap["stores_total"] == 2
+    assert {s["store_id"]: s["visits"] for s in snap["heatmap"]["stores"]} == {
+        "acme-1": 2,
+        "acme-2": 1,
+    }

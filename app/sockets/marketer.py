@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -38,6 +40,10 @@ WATCHED = "funnel:watched"
 WATCH_PERIODS = 5
 MIN_WATCH_TTL_S = 10.0
 SENT_TTL_S = 86_400
+# A snapshot that took longer than period / COST_FACTOR holds its campaign's next one back for
+# COST_FACTOR times its cost: a campaign with months of traffic at thousands of stores takes at
+# most about 1/COST_FACTOR of one process, whatever FUNNEL_PUSH_S says.
+COST_FACTOR = 10
 
 
 def funnel_room(cid: str) -> str:
@@ -84,7 +90,9 @@ class MarketerNamespace(SecureNamespace):
         """Watch a campaign: the ack carries its snapshot; `funnel` follows when it changes."""
         body = _parse(payload)
         app = current_app
-        snapshot = app.extensions["promotions"].reports.snapshot(body.campaign_id)
+        snapshot = app.extensions["promotions"].reports.snapshot(
+            body.campaign_id, top_stores=app.config["FUNNEL_TOP_STORES"]
+        )
         previous = self.watching.get(request.sid)
         if previous and previous != body.campaign_id:
             leave_room(funnel_room(previous))
@@ -109,17 +117,20 @@ class MarketerNamespace(SecureNamespace):
         super().on_disconnect(reason)
 
 
-def _digest(snapshot: dict[str, Any]) -> str:
+def _digest(value: Any) -> str:
     return hashlib.sha256(
-        json.dumps(snapshot, sort_keys=True, separators=(",", ":"), default=str).encode()
+        json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
     ).hexdigest()
 
 
-def tick(app: Flask, now: float | None = None) -> dict[str, list[str]]:
+def tick(
+    app: Flask, now: float | None = None, timer: Callable[[], float] = time.perf_counter
+) -> dict[str, list[str]]:
     """Do one period's work in this process; return the campaigns it computed and pushed."""
     r = app.extensions["redis"]
     socketio = app.extensions["socketio"]
     reports = app.extensions["promotions"].reports
+    campaigns = app.extensions["promotions"].campaigns
     now = app.extensions["clock"].now() if now is None else now
     period = app.config["FUNNEL_PUSH_S"]
     namespace = app.extensions.get("marketer_namespace")
@@ -135,16 +146,36 @@ def tick(app: Flask, now: float | None = None) -> dict[str, list[str]]:
         return done  # nobody watches anything: no work
     slot = int(now // period)
     for cid in sorted(watched, key=int):
-        # One process per campaign and period computes (the claim expires by itself).
+        # A campaign whose last snapshot was costly rests (see COST_FACTOR).
+        if float(r.get(_key(cid, "rest")) or 0) > now:
+            continue
+        # One process per campaign and period goes on (the claim expires by itself).
         if not r.set(_key(cid, f"tick:{slot}"), "1", nx=True, px=max(int(period * 2000), 1000)):
             continue
         try:
-            snapshot = reports.snapshot(cid)
+            # What the snapshot is made of, cheaply: the statistics' version (bumped by every
+            # counting script), the campaign (status, targets, counters) and cap usage (today's
+            # per-store caps, the day). The same as last time: nothing to compute or push.
+            signature = _digest([reports.version(cid), campaigns.get(cid), reports.usage(cid)])
+            if r.set(_key(cid, "seen"), signature, ex=SENT_TTL_S, get=True) == signature:
+                continue
         except NotFound:
             r.zrem(WATCHED, cid)  # the campaign is gone
             continue
+        started = timer()
+        try:
+            snapshot = reports.snapshot(cid, top_stores=app.config["FUNNEL_TOP_STORES"])
+        except BaseException:
+            r.delete(_key(cid, "seen"))  # not pushed: the next period tries again
+            raise
+        cost = timer() - started
         done["computed"].append(cid)
-        log.info("funnel snapshot computed", extra={"campaign_id": cid, "funnel_slot": slot})
+        log.info(
+            "funnel snapshot computed",
+            extra={"campaign_id": cid, "funnel_slot": slot, "ms": round(cost * 1000, 1)},
+        )
+        if cost * COST_FACTOR > period:
+            r.set(_key(cid, "rest"), now + cost * COST_FACTOR, ex=SENT_TTL_S)
         digest = _digest(snapshot)
         if r.set(_key(cid, "sent"), digest, ex=SENT_TTL_S, get=True) == digest:
             continue  # nothing changed since the last push

@@ -210,8 +210,14 @@ class LiveFunnel {
     note.setAttribute("role", "alert");
     note.hidden = true;
     button.addEventListener("click", () => this.download(group, note));
-    box.append(label("h3", titleKey, null, { id: `funnel-${group}-title` }), frame, details, button, note);
-    return { box, canvas, table, chart: null };
+    // Per store: the snapshot holds the most visited stores only (FUNNEL_TOP_STORES); the
+    // CSV has them all, and this line says how many are shown.
+    const shown = document.createElement("p");
+    shown.className = "funnel-shown";
+    shown.id = `funnel-shown-${group}`;
+    shown.hidden = true;
+    box.append(label("h3", titleKey, null, { id: `funnel-${group}-title` }), shown, frame, details, button, note);
+    return { box, canvas, table, shown, chart: null };
   }
 
   /** Fetch the CSV of a group with the tab's token and hand it to the browser as a file. */
@@ -254,6 +260,12 @@ class LiveFunnel {
       "store",
       snapshot.stores.map((g) => ({ key: g.store, name: g.name || g.store || t("funnel.no_store"), ...g })),
     );
+    const shown = this.groups.store.shown;
+    const total = snapshot.stores_total ?? snapshot.stores.length;
+    shown.hidden = total <= snapshot.stores.length;
+    shown.dataset.i18n = "funnel.top_stores";
+    shown.dataset.i18nParams = JSON.stringify({ shown: snapshot.stores.length, total });
+    shown.textContent = t("funnel.top_stores", { shown: snapshot.stores.length, total });
     this.renderUsage(snapshot.usage);
     this.renderHeat(snapshot.heatmap);
   }
