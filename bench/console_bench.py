@@ -42,6 +42,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -399,11 +400,17 @@ def probe_healthz(base: str, seconds: float) -> dict:
     }
 
 
-def part_watch(base: str, token: str, cid: str, args, procs: dict) -> dict:
+def part_watch(base: str, token: str, cid: str, args, procs: dict, redis_url: str) -> dict:
     """The /marketer socket: the watch ack (it carries a snapshot the worker computes), then
     the periodic pushes while the campaign is watched, and what they cost the worker: its CPU
-    and the latency of GET /healthz on the same worker, against a window without a watcher."""
+    and the latency of GET /healthz on the same worker, against a window without a watcher.
+    Two watched windows: with nothing changing (the worker skips the snapshot), and with the
+    statistics changing all the time (a thread here bumps their version every 0.2 s as any
+    counting script does, so every period computes and pushes a full snapshot)."""
+    import redis
     import socketio
+
+    from promotions import keys as promo_keys
 
     baseline = probe_healthz(base, args.probe_s)
     pushes = []
@@ -428,12 +435,33 @@ def part_watch(base: str, token: str, cid: str, args, procs: dict) -> dict:
         window = CpuWindow(procs)
         watched = probe_healthz(base, args.probe_s)
         cpu = window.stop()
+        changer = redis.Redis.from_url(redis_url)
+        stop = threading.Event()
+
+        def change() -> None:
+            while not stop.wait(0.2):
+                changer.hincrby(promo_keys.stats(cid), "v", 1)
+
+        bumper = threading.Thread(target=change, daemon=True)
+        pushed_before = len(pushes)
+        bumper.start()
+        window = CpuWindow(procs)
+        changing = probe_healthz(base, args.probe_s)
+        cpu_changing = window.stop()
+        stop.set()
+        bumper.join()
+        changer.close()
+        pushes_changing = len(pushes) - pushed_before
     finally:
         client.disconnect()
     log(
         f"/marketer: watch ack p50 {pct(times[1:], 0.5)} ms; healthz max "
         f"{baseline['max_ms']} ms unwatched, {watched['max_ms']} ms watched "
         f"(worker {cpu.get('server')} % of a core, push every {push_s} s)"
+    )
+    log(
+        f"/marketer, statistics changing: healthz max {changing['max_ms']} ms, worker "
+        f"{cpu_changing.get('server')} % of a core, {pushes_changing} pushes"
     )
     return {
         "p50_ms": pct(times[1:], 0.5),
@@ -444,6 +472,10 @@ def part_watch(base: str, token: str, cid: str, args, procs: dict) -> dict:
         "healthz_watched": watched,
         "worker_cpu_watched": cpu.get("server"),
         "cpu": cpu,
+        "healthz_watched_changing": changing,
+        "worker_cpu_watched_changing": cpu_changing.get("server"),
+        "pushes_changing": pushes_changing,
+        "cpu_changing": cpu_changing,
     }
 
 
@@ -805,7 +837,7 @@ def main(argv: list[str] | None = None) -> int:
             "redis": redis_proc,
         }
         log(f"gunicorn restarted on {web.url}")
-        watch = part_watch(web.url, token, cid, args, procs)
+        watch = part_watch(web.url, token, cid, args, procs, server.url)
 
         browser = None
         if not args.skip_browser:
@@ -832,6 +864,8 @@ def main(argv: list[str] | None = None) -> int:
             "funnel_watch_ack_ms_p50": watch["p50_ms"],
             "healthz_ms_max_watched": watch["healthz_watched"]["max_ms"],
             "healthz_ms_max_unwatched": watch["healthz_unwatched"]["max_ms"],
+            "healthz_ms_max_watched_changing": watch["healthz_watched_changing"]["max_ms"],
+            "worker_cpu_watched_changing": watch["worker_cpu_watched_changing"],
             "map_ready_ms": median(browser["map_ready_ms"]) if browser else None,
             "frame_ms_p50": pan.get("p50_ms"),
             "frame_ms_p95": pan.get("p95_ms"),

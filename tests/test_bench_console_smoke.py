@@ -28,6 +28,7 @@ FIGURES = (
     "funnel_snapshot_ms_p50",
     "funnel_snapshot_ms_p95",
     "funnel_watch_ack_ms_p50",
+    "healthz_ms_max_watched_changing",
     "map_ready_ms",
     "frame_ms_p50",
     "frame_ms_p95",
