@@ -8,14 +8,10 @@ saw the map hold every store and moved it through several zoom levels.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_bench_quick
+
 FIRST_KEYS = ["bench", "stores", "import_5000_s", "import_geojson_5000_s"]
 FIGURES = (
     "import_5000_s",
@@ -47,23 +43,7 @@ def positive(value) -> bool:
 
 
 def test_console_bench_quick_prints_figures():
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
-    }
-    proc = subprocess.run(
-        [sys.executable, "bench/console_bench.py", "--quick"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr[-4000:]
-    result = json.loads(lines[-1])
+    result = run_bench_quick("console")
     assert list(result)[:4] == FIRST_KEYS
     assert result["bench"] == "console" and result["quick"] is True
     for key in FIGURES:

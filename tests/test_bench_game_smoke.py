@@ -6,14 +6,10 @@ that the throws in process caught at least one creature.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_bench_quick
+
 FIRST_KEYS = ["bench", "spawn_queries_per_s", "catches_per_s", "p99_ms"]
 FIGURES = (
     "spawn_queries_per_s",
@@ -28,23 +24,7 @@ FIGURES = (
 
 
 def test_game_bench_quick_prints_figures():
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
-    }
-    proc = subprocess.run(
-        [sys.executable, "bench/game_bench.py", "--quick"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr[-4000:]
-    result = json.loads(lines[-1])
+    result = run_bench_quick("game")
     assert list(result)[:4] == FIRST_KEYS
     assert result["bench"] == "game"
     for key in FIGURES:

@@ -9,14 +9,10 @@ negotiates no deflate although half the viewers offer it), and the drop of 20 co
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_bench_quick
+
 FIRST_KEYS = [
     "bench",
     "viewers",
@@ -31,23 +27,7 @@ FIRST_KEYS = [
 
 
 def test_live_bench_quick_prints_figures():
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
-    }
-    proc = subprocess.run(
-        [sys.executable, "bench/live_bench.py", "--quick"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr[-4000:]
-    result = json.loads(lines[-1])
+    result = run_bench_quick("live")
     assert list(result)[:9] == FIRST_KEYS
     assert result["bench"] == "live"
     assert result["viewers"] == 200, result["memory"]

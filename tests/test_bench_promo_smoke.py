@@ -6,14 +6,10 @@ the cap (quick mode: 1,000 claims against a cap of 100, over two gunicorn proces
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_bench_quick
+
 FIRST_KEYS = [
     "bench",
     "issue_per_s",
@@ -26,23 +22,7 @@ RATES = ("issue_per_s", "raw_script_per_s", "ratio_to_raw", "http_issue_per_s")
 
 
 def test_promo_bench_quick_prints_figures():
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
-    }
-    proc = subprocess.run(
-        [sys.executable, "bench/promo_bench.py", "--quick"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr[-4000:]
-    result = json.loads(lines[-1])
+    result = run_bench_quick("promo", timeout=180)
     assert list(result)[:6] == FIRST_KEYS
     assert result["bench"] == "promo"
     for key in RATES:

@@ -7,14 +7,10 @@ shopper leaves or dwells in more fences than they entered; one verdict per HTTP 
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import run_bench_quick
+
 REQUIRED = (
     "engine_fixes_per_s",
     "engine_batched_fixes_per_s",
@@ -27,23 +23,7 @@ REQUIRED = (
 
 
 def test_geo_bench_quick_prints_figures():
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
-    }
-    proc = subprocess.run(
-        [sys.executable, "bench/geo_bench.py", "--quick"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    lines = proc.stdout.strip().splitlines()
-    assert lines, proc.stderr[-4000:]
-    result = json.loads(lines[-1])
+    result = run_bench_quick("geo")
     assert result["bench"] == "geo"
     assert list(result)[:8] == ["bench", *REQUIRED]
     for key in REQUIRED:
