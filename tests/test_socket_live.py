@@ -59,6 +59,7 @@ def setup(app, client, auth):
         "oid": oid,
         "pid": product["id"],
         "host": host_sock,
+        "host_token": host["token"],
         "viewer": viewer,
         "connect": connect,
         "auth": auth,
@@ -82,6 +83,29 @@ def test_only_the_streams_hosts_connect_to_its_console(setup):
     assert not setup["connect"]("/host", shopper["token"], stream_id=setup["sid"]).is_connected(
         "/host"
     )
+
+
+def test_the_console_reads_the_rooms_state_on_connect_also_in_rehearsal(setup):
+    host, sid = setup["host"], setup["sid"]
+    host.emit("pin", {"product_id": setup["pid"]}, namespace="/host", callback=True)
+    host.emit("announce", {"text": "doors open"}, namespace="/host", callback=True)
+    host.emit("banned_words", {"words": ["spam"]}, namespace="/host", callback=True)
+    poll = host.emit(
+        "poll_start",
+        {"question": "Colour?", "options": ["red", "blue"], "duration_s": 60},
+        namespace="/host",
+        callback=True,
+    )
+    # A second console of the same host (a reload) gets the same state from `state`.
+    again = setup["connect"]("/host", setup["host_token"], stream_id=sid)
+    state = again.emit("state", None, namespace="/host", callback=True)
+    assert state["stream"]["status"] == "scheduled"
+    assert [p["id"] for p in state["pinned"]] == [setup["pid"]]
+    assert state["announcement"]["text"] == "doors open"
+    assert state["poll"]["id"] == poll["id"] and state["poll"]["tallies"] == [0, 0]
+    assert state["banned_words"] == ["spam"]
+    assert state["muted"] == [] and state["banned"] == []
+    assert [p["id"] for p in state["products"]] == [setup["pid"]]
 
 
 def test_a_live_session_end_to_end(setup):

@@ -302,6 +302,17 @@ class HostNamespace(SecureNamespace):
         return Caller(who.user_id, who.role)
 
     @roles("host")
+    def on_state(self, payload: Any = None) -> dict[str, Any]:
+        """Ack with the room's state now (as a viewer's join gets it): a console that
+        (re)connects draws pins, poll, announcement, comments and questions from it."""
+        sid = self._sid()
+        live = _live()
+        state = live.room.state(sid)
+        moderation = live.chat.moderation_state(sid)
+        state.update({k: moderation[k] for k in ("banned_words", "muted", "banned")})
+        return state
+
+    @roles("host")
     def on_start(self, payload: Any = None) -> dict[str, Any]:
         """Go live; viewers hear `stream_status`."""
         stream = _live().streams.transition(  # checks the hosts too
