@@ -201,7 +201,7 @@ def test_live_screen_pins_runs_a_poll_and_comes_back_after_a_reload(open_page, w
         pinned = viewer.wait_for("pinned")
         assert [p["name"] for p in pinned["products"]] == ["Scarf 2"]
         # Prepare a poll before the show.
-        page.get_by_label("Question").fill("Which colour?")
+        page.get_by_label("Question", exact=True).fill("Which colour?")
         page.get_by_label("Answers").fill("Red\nBlue")
         page.locator("#poll-save").click()
         expect(page.locator("#prepared-polls li")).to_have_count(1)
@@ -278,3 +278,79 @@ def test_another_hosts_stream_is_refused_and_chinese_renders(open_page, web):
     assert_glyphs_render(page, "form.stream-form")
     page.set_viewport_size({"width": PHONE, "height": 800})
     assert_accessible(page)
+
+
+def test_two_hosts_see_the_same_room_and_moderate_its_chat(open_page, web):
+    presenter = web.user("host")
+    moderator = web.user("host")
+    headers = web.login(presenter)
+    sid = schedule(web, presenter, headers, "Two-host show", products=2)
+    added = requests.patch(
+        f"{web.url}/api/streams/{sid}",
+        headers=headers,
+        json={"hosts": [presenter["id"], moderator["id"]]},
+        timeout=5,
+    )
+    assert added.status_code == 200, added.text
+    started = requests.post(
+        f"{web.url}/api/streams/{sid}/transition", headers=headers, json={"to": "live"}, timeout=5
+    )
+    assert started.status_code == 200, started.text
+    alice, bob = Viewer(web, sid), Viewer(web, sid)
+    try:
+        one = signed_in(open_page, web, presenter, path=f"/studio/#live/{sid}")
+        two = signed_in(open_page, web, moderator, path=f"/studio/#live/{sid}", width=PHONE)
+        expect(one.locator("#connection")).to_have_text("Connected")
+        expect(two.locator("#connection")).to_have_text("Connected")
+        # The presenter pins; the moderator's console shows it without a reload.
+        one.get_by_role("button", name="Pin Scarf 2").click()
+        expect(two.locator("#pin-list li .pin-name")).to_have_text(["Scarf 2"])
+
+        # Comments arrive in both queues; the moderator deletes one, viewers hear it.
+        spam = alice.call("comment", {"text": "cheap watches here"})["comment"]
+        bob.call("comment", {"text": "love the red one"})
+        queue_two = two.locator("#chat-queue li[data-comment-id]")
+        expect(queue_two).to_have_count(2)
+        expect(one.locator("#chat-queue li[data-comment-id]")).to_have_count(2)
+        expect(queue_two.first).to_contain_text("love the red one")  # newest first
+        two.locator(f'#chat-queue li[data-comment-id="{spam["id"]}"]').get_by_role(
+            "button", name="Delete"
+        ).click()
+        assert bob.wait_for("comment_deleted")["comment_id"] == spam["id"]
+        expect(one.locator(f'#chat-queue li[data-comment-id="{spam["id"]}"]')).to_have_count(0)
+        # Ban Alice: her next comment is refused by the server.
+        alice.call("comment", {"text": "buy now"})
+        row = two.locator("#chat-queue li[data-comment-id]", has_text="buy now")
+        row.get_by_role("button", name="Ban").click()
+        expect(row).to_contain_text("Banned")
+        assert alice.call("comment", {"text": "again"})["error"]["code"] == "BANNED"
+        # Banned words and slow mode go to the server.
+        two.get_by_label("Banned words").fill("fake\nreplica")
+        two.locator("#words-save").click()
+        expect(two.get_by_text("Banned words saved.")).to_be_visible()
+        assert bob.call("comment", {"text": "is it a replica?"})["error"]["code"] == "BANNED_WORD"
+        two.get_by_label("Slow mode (seconds between one viewer's comments)").select_option("30")
+        two.locator("#slow-apply").click()
+        assert bob.wait_for("slow_mode")["seconds"] == 30
+        expect(one.get_by_label("Slow mode (seconds between one viewer's comments)")).to_have_value(
+            "30"
+        )
+
+        # Questions, most upvoted first; "answered" takes one off, viewers hear it.
+        first = bob.call("ask", {"text": "Does it come in blue?"})["question"]
+        second = bob.call("ask", {"text": "Is it machine washable?"})["question"]
+        carol = Viewer(web, sid)  # Alice is banned: she may not upvote
+        assert carol.call("upvote", {"question_id": second["id"]})["upvotes"] == 1
+        carol.close()
+        questions = one.locator("#question-list li[data-question-id]")
+        expect(questions).to_have_count(2)
+        expect(questions.first).to_contain_text("Is it machine washable?")  # from the feedback
+        questions.first.get_by_role("button").click()
+        assert bob.wait_for("question_answered")["question_id"] == second["id"]
+        expect(questions).to_have_count(1)
+        expect(questions.first).to_have_attribute("data-question-id", first["id"])
+        assert_accessible(one)
+        assert_accessible(two)
+    finally:
+        alice.close()
+        bob.close()

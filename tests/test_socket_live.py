@@ -108,6 +108,32 @@ def test_the_console_reads_the_rooms_state_on_connect_also_in_rehearsal(setup):
     assert [p["id"] for p in state["products"]] == [setup["pid"]]
 
 
+def test_consoles_hear_the_rooms_broadcasts_and_mark_questions_answered(setup):
+    host, sid = setup["host"], setup["sid"]
+    other = setup["connect"]("/host", setup["host_token"], stream_id=sid)
+    alice, _ = setup["viewer"]()
+    bob, _ = setup["viewer"]()
+    for sock in (alice, bob):
+        sock.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    host.emit("start", {}, namespace="/host", callback=True)
+    other.get_received("/host")
+    alice.emit("comment", {"text": "hello"}, namespace="/live", callback=True)
+    asked = bob.emit("ask", {"text": "size?"}, namespace="/live", callback=True)["question"]
+    host.emit("pin", {"product_id": setup["pid"]}, namespace="/host", callback=True)
+    heard = other.get_received("/host")
+    assert [m["name"] for m in heard] == ["comment", "question", "pinned"]
+    assert heard[0]["args"][0]["text"] == "hello" and "offset" in heard[0]["args"][0]
+    bob.get_received("/live")
+    ack = host.emit("answer", {"question_id": asked["id"]}, namespace="/host", callback=True)
+    assert ack == {"question_id": asked["id"], "state": "answered"}
+    [answered] = [m["args"][0] for m in bob.get_received("/live")]
+    assert answered["question_id"] == asked["id"]
+    again = host.emit("answer", {"question_id": asked["id"]}, namespace="/host", callback=True)
+    assert again["error"]["code"] == "QUESTION_CLOSED"
+    state = host.emit("state", None, namespace="/host", callback=True)
+    assert state["questions"] == []
+
+
 def test_a_live_session_end_to_end(setup):
     host, sid = setup["host"], setup["sid"]
     alice, alice_id = setup["viewer"]()

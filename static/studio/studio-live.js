@@ -8,6 +8,7 @@ import { formatMoney, label, t } from "../js/i18n.js";
 import { connect } from "../js/socket.js";
 import { field, formAlert, localError } from "../console/campaign-util.js";
 import { clearErrors } from "../js/api.js";
+import { Moderation } from "./studio-moderation.js";
 import { confirmEnd, statusBadge } from "./studio-streams.js";
 
 export const MAX_PINS = 3;
@@ -76,7 +77,8 @@ class LiveScreen {
     this.polls = document.createElement("section");
     this.polls.className = "card";
     this.polls.setAttribute("aria-labelledby", "polls-title");
-    grid.append(this.products, this.announce, this.polls);
+    this.moderation = new Moderation((name, payload) => this.act(name, payload));
+    grid.append(this.products, this.announce, this.polls, this.moderation.element);
     view.append(head, grid);
 
     this.socket = connect("/host", { stream_id: stream.id });
@@ -96,6 +98,33 @@ class LiveScreen {
       }
     });
     this.socket.on("feedback", (feedback) => this.feedback(feedback));
+    // The room's broadcasts (to viewers and to every console of the stream): another host's
+    // moves and the viewers' comments, votes and questions.
+    this.socket.on("pinned", (data) => this.heard(() => {
+      this.state.pinned = data.products;
+      this.drawProducts();
+    }));
+    this.socket.on("announcement", (data) => this.heard(() => {
+      this.state.announcement = data;
+      this.drawAnnouncement();
+    }));
+    this.socket.on("stream_status", (data) => this.heard(() => {
+      this.stream.status = data.status;
+      this.drawHead();
+    }));
+    this.socket.on("poll", (data) => this.heard(() => {
+      this.state.poll = data;
+      this.drawPolls();
+    }));
+    this.socket.on("poll_tallies", (data) => this.heard(() => this.tallies(data.poll_id, data.tallies)));
+    for (const name of ["comment", "comment_deleted", "comment_pinned", "question", "question_answered", "slow_mode"]) {
+      this.socket.on(name, (data) => this.heard(() => this.moderation.event(name, data)));
+    }
+  }
+
+  /** Apply a broadcast once the state is drawn (before it, the coming `state` has it). */
+  heard(apply) {
+    if (this.state && !this.closed) apply();
   }
 
   close() {
@@ -148,6 +177,7 @@ class LiveScreen {
     this.drawProducts();
     this.drawAnnouncement();
     this.drawPolls();
+    this.moderation.load(this.state);
     this.setViewers(this.state.viewers);
   }
 
@@ -181,6 +211,12 @@ class LiveScreen {
   // --- products: pin up to three, reorder, unpin -----------------------------------------
 
   drawProducts() {
+    const focused = document.activeElement?.dataset?.key;
+    this.drawProductLists();
+    if (focused) this.products.querySelector(`[data-key="${CSS.escape(focused)}"]:not([disabled])`)?.focus();
+  }
+
+  drawProductLists() {
     const pinned = this.state.pinned.map((p) => p.id);
     const section = this.products;
     section.replaceChildren(label("h2", "studio.pins.title", null, { id: "pins-title" }));
@@ -197,13 +233,13 @@ class LiveScreen {
       name.textContent = product.name;
       const row = document.createElement("span");
       row.className = "actions";
-      const up = label("button", "studio.pins.up", { name: product.name }, { type: "button" });
+      const up = label("button", "studio.pins.up", { name: product.name }, { type: "button", "data-key": `up:${product.id}` });
       up.disabled = i === 0;
       up.addEventListener("click", () => this.reorder(pinned, i, i - 1));
-      const down = label("button", "studio.pins.down", { name: product.name }, { type: "button" });
+      const down = label("button", "studio.pins.down", { name: product.name }, { type: "button", "data-key": `down:${product.id}` });
       down.disabled = i === pinned.length - 1;
       down.addEventListener("click", () => this.reorder(pinned, i, i + 1));
-      const unpin = label("button", "studio.pins.unpin", { name: product.name }, { type: "button" });
+      const unpin = label("button", "studio.pins.unpin", { name: product.name }, { type: "button", "data-key": `unpin:${product.id}` });
       unpin.addEventListener("click", () => this.pins("unpin", product.id));
       row.append(up, down, unpin);
       li.append(name, row);
@@ -235,7 +271,7 @@ class LiveScreen {
       text.append(name, document.createElement("br"), formatMoney(product.price_fen));
       li.append(text);
       const isPinned = pinned.includes(product.id);
-      const button = label("button", isPinned ? "studio.pins.unpin" : "studio.pins.pin", { name: product.name }, { type: "button" });
+      const button = label("button", isPinned ? "studio.pins.unpin" : "studio.pins.pin", { name: product.name }, { type: "button", "data-key": `toggle:${product.id}` });
       button.disabled = !isPinned && pinned.length >= MAX_PINS;
       button.addEventListener("click", () => this.pins(isPinned ? "unpin" : "pin", product.id));
       li.append(button);
@@ -423,13 +459,21 @@ class LiveScreen {
   feedback(feedback) {
     if (!this.state || this.closed) return;
     this.setViewers(feedback.viewers);
+    this.moderation.feedback(feedback.questions);
     const poll = feedback.poll;
     if (!poll) return;
     const same = this.state.poll && this.state.poll.id === poll.id && Boolean(this.state.poll.closed_at) === Boolean(poll.closed_at);
     this.state.poll = poll;
     if (!same) return this.drawPolls();
+    this.tallies(poll.id, poll.tallies);
+  }
+
+  /** Show a poll's tallies in place (a vote heard, or the feedback). */
+  tallies(pollId, tallies) {
+    if (!this.state.poll || this.state.poll.id !== pollId) return;
+    this.state.poll.tallies = tallies;
     for (const cell of this.polls.querySelectorAll("#poll-tallies td[data-option]")) {
-      const value = String(poll.tallies[Number(cell.dataset.option)] ?? 0);
+      const value = String(tallies[Number(cell.dataset.option)] ?? 0);
       if (cell.textContent !== value) cell.textContent = value;
     }
   }
