@@ -279,6 +279,22 @@ def test_another_hosts_stream_is_refused_and_chinese_renders(open_page, web):
     page.set_viewport_size({"width": PHONE, "height": 800})
     assert_accessible(page)
 
+    # The owner's live screen in Chinese (a rehearsal: the stream is scheduled).
+    live = signed_in(open_page, web, owner, path=f"/studio/#live/{sid}", locale="zh-CN")
+    expect(live.locator("#connection")).to_have_text("已连接")
+    expect(live.locator("#rehearsal")).to_be_visible()
+    live.get_by_role("button", name="置顶 Scarf 1").click()
+    expect(live.locator("#pin-list li .pin-name")).to_have_text(["Scarf 1"])
+    assert_glyphs_render(live, "main")
+    assert_accessible(live)
+    live.set_viewport_size({"width": PHONE, "height": 800})
+    assert_accessible(live)
+    # An admin watches: every stream is listed.
+    admin = signed_in(open_page, web, web.user("admin"), path="/studio/#streams")
+    expect(admin.locator(f'#streams-table tr[data-stream-id="{sid}"]')).to_contain_text(
+        "Owner's show"
+    )
+
 
 def test_two_hosts_see_the_same_room_and_moderate_its_chat(open_page, web):
     presenter = web.user("host")
