@@ -20,6 +20,7 @@ POLICY = {
     "ops.client_config": {PUBLIC},
     "pages.console": {PUBLIC},
     "pages.till": {PUBLIC},
+    "pages.studio": {PUBLIC},
     "pages.vendor": {PUBLIC},
     "ops.readyz": {PUBLIC},
     "ops.metrics": {PUBLIC},

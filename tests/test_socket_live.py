@@ -59,6 +59,7 @@ def setup(app, client, auth):
         "oid": oid,
         "pid": product["id"],
         "host": host_sock,
+        "host_token": host["token"],
         "viewer": viewer,
         "connect": connect,
         "auth": auth,
@@ -82,6 +83,55 @@ def test_only_the_streams_hosts_connect_to_its_console(setup):
     assert not setup["connect"]("/host", shopper["token"], stream_id=setup["sid"]).is_connected(
         "/host"
     )
+
+
+def test_the_console_reads_the_rooms_state_on_connect_also_in_rehearsal(setup):
+    host, sid = setup["host"], setup["sid"]
+    host.emit("pin", {"product_id": setup["pid"]}, namespace="/host", callback=True)
+    host.emit("announce", {"text": "doors open"}, namespace="/host", callback=True)
+    host.emit("banned_words", {"words": ["spam"]}, namespace="/host", callback=True)
+    poll = host.emit(
+        "poll_start",
+        {"question": "Colour?", "options": ["red", "blue"], "duration_s": 60},
+        namespace="/host",
+        callback=True,
+    )
+    # A second console of the same host (a reload) gets the same state from `state`.
+    again = setup["connect"]("/host", setup["host_token"], stream_id=sid)
+    state = again.emit("state", None, namespace="/host", callback=True)
+    assert state["stream"]["status"] == "scheduled"
+    assert [p["id"] for p in state["pinned"]] == [setup["pid"]]
+    assert state["announcement"]["text"] == "doors open"
+    assert state["poll"]["id"] == poll["id"] and state["poll"]["tallies"] == [0, 0]
+    assert state["banned_words"] == ["spam"]
+    assert state["muted"] == [] and state["banned"] == []
+    assert [p["id"] for p in state["products"]] == [setup["pid"]]
+
+
+def test_consoles_hear_the_rooms_broadcasts_and_mark_questions_answered(setup):
+    host, sid = setup["host"], setup["sid"]
+    other = setup["connect"]("/host", setup["host_token"], stream_id=sid)
+    alice, _ = setup["viewer"]()
+    bob, _ = setup["viewer"]()
+    for sock in (alice, bob):
+        sock.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    host.emit("start", {}, namespace="/host", callback=True)
+    other.get_received("/host")
+    alice.emit("comment", {"text": "hello"}, namespace="/live", callback=True)
+    asked = bob.emit("ask", {"text": "size?"}, namespace="/live", callback=True)["question"]
+    host.emit("pin", {"product_id": setup["pid"]}, namespace="/host", callback=True)
+    heard = other.get_received("/host")
+    assert [m["name"] for m in heard] == ["comment", "question", "pinned"]
+    assert heard[0]["args"][0]["text"] == "hello" and "offset" in heard[0]["args"][0]
+    bob.get_received("/live")
+    ack = host.emit("answer", {"question_id": asked["id"]}, namespace="/host", callback=True)
+    assert ack == {"question_id": asked["id"], "state": "answered"}
+    [answered] = [m["args"][0] for m in bob.get_received("/live")]
+    assert answered["question_id"] == asked["id"]
+    again = host.emit("answer", {"question_id": asked["id"]}, namespace="/host", callback=True)
+    assert again["error"]["code"] == "QUESTION_CLOSED"
+    state = host.emit("state", None, namespace="/host", callback=True)
+    assert state["questions"] == []
 
 
 def test_a_live_session_end_to_end(setup):

@@ -42,6 +42,7 @@ VENDOR_MAX_AGE_S = 3600
 PAGES = {
     "console": "console/index.html",
     "till": "till/index.html",
+    "studio": "studio/index.html",
 }
 
 
@@ -64,6 +65,12 @@ def console():
 @roles(PUBLIC)  # the page is public; its API calls check the staff role
 def till():
     return _page("till")
+
+
+@bp.get("/studio/")
+@roles(PUBLIC)  # the page is public; its API calls and /host check the host (or admin) role
+def studio():
+    return _page("studio")
 
 
 @bp.get("/vendor/<package>/<path:filename>")

@@ -117,12 +117,15 @@ def parse(model: type[_Body], payload: Any) -> Any:
 
 
 def broadcast(sid: str, name: str, payload: dict[str, Any]) -> int:
-    """Send an event to every viewer of a stream (any process) and record it; return its
-    offset, which rides in the payload so clients can recover from it."""
+    """Send an event to every viewer of a stream (any process) and to its host consoles on
+    /host (so every console of the stream sees the same room: comments to moderate, votes,
+    another host's pins), and record it; return its offset, which rides in the payload so
+    clients can recover from it."""
     offset = _live().history.append(sid, name, payload)
-    current_app.extensions["socketio"].emit(
-        name, {**payload, "offset": offset}, to=viewers_room(sid), namespace="/live"
-    )
+    socketio = current_app.extensions["socketio"]
+    body = {**payload, "offset": offset}
+    socketio.emit(name, body, to=viewers_room(sid), namespace="/live")
+    socketio.emit(name, body, to=host_room(sid), namespace="/host")
     return offset
 
 
@@ -302,6 +305,17 @@ class HostNamespace(SecureNamespace):
         return Caller(who.user_id, who.role)
 
     @roles("host")
+    def on_state(self, payload: Any = None) -> dict[str, Any]:
+        """Ack with the room's state now (as a viewer's join gets it): a console that
+        (re)connects draws pins, poll, announcement, comments and questions from it."""
+        sid = self._sid()
+        live = _live()
+        state = live.room.state(sid)
+        moderation = live.chat.moderation_state(sid)
+        state.update({k: moderation[k] for k in ("banned_words", "muted", "banned")})
+        return state
+
+    @roles("host")
     def on_start(self, payload: Any = None) -> dict[str, Any]:
         """Go live; viewers hear `stream_status`."""
         stream = _live().streams.transition(  # checks the hosts too
@@ -390,6 +404,16 @@ class HostNamespace(SecureNamespace):
         comment = _live().chat.pin_comment(sid, body.comment_id)
         broadcast(sid, "comment_pinned", comment)
         return comment
+
+    @roles("host")
+    def on_answer(self, payload: Any) -> dict[str, Any]:
+        """Mark a question answered (it leaves the top list); everyone hears
+        `question_answered`."""
+        body = parse(QuestionIn, payload)
+        sid = self._sid()
+        _live().chat.answer(sid, body.question_id)
+        broadcast(sid, "question_answered", {"question_id": body.question_id})
+        return {"question_id": body.question_id, "state": "answered"}
 
     @roles("host")
     def on_mute(self, payload: Any) -> dict[str, Any]:

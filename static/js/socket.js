@@ -5,15 +5,16 @@ import { io } from "/vendor/socket.io-client/socket.io.esm.min.js";
 import { token } from "./api.js";
 import { label } from "./i18n.js";
 
-/** Connect to a namespace ("/marketer", "/host", …). The returned socket is socket.io-client's;
- *  call socket.close() when the view that opened it goes. */
-export function connect(namespace) {
+/** Connect to a namespace ("/marketer", "/host", …). `auth` adds to the handshake's auth
+ *  (the host console's `stream_id`). The returned socket is socket.io-client's; call
+ *  socket.close() when the view that opened it goes. */
+export function connect(namespace, auth = {}) {
   const banner = label("p", "socket.lost", null, { role: "alert", class: "socket-banner" });
   banner.hidden = true;
   document.body.prepend(banner);
   const socket = io(namespace, {
     transports: ["websocket"],
-    auth: (send) => send({ token: token() }),
+    auth: (send) => send({ ...auth, token: token() }),
   });
   socket.on("disconnect", (reason) => {
     // A close asked for by this page is not a lost connection.
