@@ -42,6 +42,7 @@ VENDOR_MAX_AGE_S = 3600
 PAGES = {
     "console": "console/index.html",
     "till": "till/index.html",
+    "app": "app/index.html",
 }
 
 
@@ -64,6 +65,29 @@ def console():
 @roles(PUBLIC)  # the page is public; its API calls check the staff role
 def till():
     return _page("till")
+
+
+@bp.get("/app/")
+@roles(PUBLIC)  # the shopper app; its API calls check the shopper role
+def shopper_app():
+    return _page("app")
+
+
+@bp.get("/app/sw.js")
+@roles(PUBLIC)
+def shopper_app_worker():
+    # Served under /app/ so that its scope is the app's (a worker controls only its folder).
+    static = Path(current_app.static_folder)
+    return send_from_directory(static, "app/sw.js", max_age=0, mimetype="text/javascript")
+
+
+@bp.get("/app/manifest.webmanifest")
+@roles(PUBLIC)
+def shopper_app_manifest():
+    static = Path(current_app.static_folder)
+    return send_from_directory(
+        static, "app/manifest.webmanifest", max_age=0, mimetype="application/manifest+json"
+    )
 
 
 @bp.get("/vendor/<package>/<path:filename>")
