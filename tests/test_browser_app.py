@@ -75,7 +75,19 @@ def consenting_shopper(web) -> dict:
 
 @pytest.fixture
 def shop(web):
-    return FunnelShop(web)
+    """A store with a live campaign whose visit offer is issued on entering, and its game."""
+    made = FunnelShop(web)
+    game = {
+        "species": [{"id": "dumpling", "name": "Dumpling", "rarity": "common", "weight": 1}],
+        "density_per_cell": 20,
+        "store_density": 20,
+        "seed": "shopper-app",
+    }
+    response = requests.put(
+        f"{web.url}/api/campaigns/{made.cid}/game", json=game, headers=made.marketer, timeout=5
+    )
+    assert response.ok, response.text
+    return made
 
 
 def test_a_new_shopper_signs_up_consents_and_walks_into_a_store(open_page, web, shop):
@@ -101,6 +113,14 @@ def test_a_new_shopper_signs_up_consents_and_walks_into_a_store(open_page, web, 
     expect(store).to_contain_text("open")
     expect(page.locator("#app-map")).to_have_attribute("data-stores", "1")
     expect(page.locator("#notices")).to_contain_text(f"You entered {shop.store_name}.")
+    # The campaign's creatures around the shopper, with the server's sprite, on the map too.
+    creature = page.locator("#spawn-list li").first
+    expect(creature).to_contain_text("Dumpling")
+    sprite = f"/api/game/sprites/{shop.cid}/dumpling.png"
+    expect(creature.locator("img")).to_have_attribute("src", sprite)
+    expect(page.locator(f'#app-map img.creature[src="{sprite}"]').first).to_be_attached()
+    # Only the /shopper socket says that a coupon was issued (the visit's consumer issues it).
+    expect(page.locator("#notices")).to_contain_text("New coupon in your wallet: ¥5 off")
     accessible_at_both_widths(page)
 
     token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
@@ -148,18 +168,25 @@ def test_fixes_made_offline_are_sent_as_one_batch_when_back_online(open_page, we
     expect(page.locator("#track-waiting")).to_have_text("2 fixes waiting to be sent")
     accessible_at_both_widths(page)
 
+    # The buffer keeps the newest 100 fixes and says how many of the oldest it dropped.
+    for step in range(3, 102):
+        page.context.set_geolocation(
+            {"latitude": lat + 0.0001 * step, "longitude": lon, "accuracy": 5}
+        )
+        expect(page.locator("#track-waiting")).to_contain_text(f"{min(step, 100)} fixes")
+    expect(page.locator("#track-dropped")).to_have_text(
+        "1 oldest fixes dropped (at most 100 are kept)"
+    )
+
     with page.expect_request("**/api/location/fixes") as sent:
         page.context.set_offline(False)
     batch = sent.value.post_data_json["fixes"]
-    assert [f["lat"] for f in batch] == [round(lat + 0.0001, 6), round(lat + 0.0002, 6)]
-    expect(page.locator("#track-status")).to_have_attribute("data-sent", "3")
+    expected = [round(lat + 0.0001 * step, 6) for step in range(2, 102)]
+    assert [f["lat"] for f in batch] == expected
+    expect(page.locator("#track-status")).to_have_attribute("data-sent", "101")
     expect(page.locator("#track-waiting")).to_have_count(0)
     kept = api(web, "GET", "/api/location/fixes", token)["items"]
-    assert [round(f["lat"], 6) for f in kept][-3:] == [
-        lat,
-        round(lat + 0.0001, 6),
-        round(lat + 0.0002, 6),
-    ]
+    assert [round(f["lat"], 6) for f in kept] == [lat, *expected]
 
 
 def test_the_app_installs_and_its_worker_never_caches_the_api(open_page, web):
@@ -174,17 +201,20 @@ def test_the_app_installs_and_its_worker_never_caches_the_api(open_page, web):
     worker = requests.get(web.url + "/app/sw.js", timeout=5)
     assert worker.headers["Content-Type"].startswith("text/javascript")
 
-    user = web.user("shopper")
-    page = open_page("/app/", width=DESKTOP)
+    user = consenting_shopper(web)
+    lat, lon = 31.11, 121.30
+    page = open_page("/app/", width=DESKTOP, **located(lat, lon))
     scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
     assert scope == web.url + "/app/"
-    page.reload()  # now controlled by the worker
-    assert page.evaluate("navigator.serviceWorker.controller !== null")
     from_worker = {}
     page.on("response", lambda r: from_worker.__setitem__(r.url, r.from_service_worker))
+    page.reload()  # now controlled by the worker
+    assert page.evaluate("navigator.serviceWorker.controller !== null")
     sign_in(page, user["email"])
-    expect(page.get_by_role("heading", name="Your location")).to_be_visible()
-    assert from_worker[web.url + "/api/me/consent"] is False
+    expect(page.locator("#track-status")).to_have_attribute("data-sent", "1")
+    assert from_worker[web.url + "/static/app/app-map.js"] is True  # the shell: through it
+    assert from_worker[web.url + "/api/me/consent"] is False  # the API: never
+    assert from_worker[web.url + "/api/location/fix"] is False
     cached = page.evaluate(
         """async () => {
           const urls = [];
@@ -197,6 +227,17 @@ def test_the_app_installs_and_its_worker_never_caches_the_api(open_page, web):
     assert web.url + "/static/app/app.js" in cached
     assert web.url + "/vendor/leaflet/leaflet.js" in cached
     assert not [url for url in cached if "/api/" in url]
+
+    # Offline, a reload opens the app from the cache; fixes wait on the device.
+    page.context.set_offline(True)
+    page.reload()
+    expect(page.locator("#track-status")).to_contain_text("Offline")
+    expect(page.locator("#track-waiting")).to_have_text("1 fixes waiting to be sent")
+    page.context.set_geolocation({"latitude": lat + 0.0001, "longitude": lon, "accuracy": 5})
+    expect(page.locator("#track-waiting")).to_have_text("2 fixes waiting to be sent")
+    with page.expect_request("**/api/location/fixes"):
+        page.context.set_offline(False)
+    expect(page.locator("#track-waiting")).to_have_count(0)
 
 
 def test_settings_withdraw_consent_and_erase_the_account(open_page, web):

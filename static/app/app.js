@@ -12,6 +12,7 @@ import * as mapView from "./app-map.js";
 import * as walletView from "./app-wallet.js";
 
 const NOTICE = "footfall.app.notice";
+const CONSENT = "footfall.app.consent";
 const VIEWS = {
   map: ["app.nav.map", mapView.show],
   wallet: ["app.nav.wallet", walletView.show],
@@ -47,8 +48,10 @@ function createState() {
   return state;
 }
 
+/** Add a notice to the status region; the newest three stay. */
 function announce(region, key, params) {
-  region.replaceChildren(label("p", key, params));
+  region.prepend(label("p", key, params));
+  while (region.children.length > 3) region.lastElementChild.remove();
 }
 
 startPage({
@@ -93,7 +96,15 @@ startPage({
     main.append(notices, trackLine, view, nav);
 
     // Location: watched only with consent.
-    let consent = (await api("GET", "/api/me/consent")).location;
+    // The last answer is kept for the tab: offline (the shell from the service worker's cache)
+    // the app still knows whether to watch the position and buffer the fixes.
+    let consent;
+    try {
+      consent = (await api("GET", "/api/me/consent")).location;
+      sessionStorage.setItem(CONSENT, String(consent));
+    } catch {
+      consent = sessionStorage.getItem(CONSENT) === "true";
+    }
     let stopTracking = null;
     const showTracking = () => {
       const s = state.tracking;
@@ -136,18 +147,40 @@ startPage({
     };
     track(consent);
 
-    // The shopper's own socket: geofence events and new coupons.
-    const socket = connect("/shopper");
-    socket.on("geofence", async (event) => {
-      if (event.kind !== "enter") return;
+    // "You entered …": from the /shopper socket, and from the answers to the fixes this tab
+    // sent (a batch sent on reconnecting may be answered before the socket is back); an event
+    // has one id wherever it comes from, so it is announced once.
+    const announced = new Set();
+    const entered = async (event) => {
+      if (event.kind !== "enter" || announced.has(event.id)) return;
+      announced.add(event.id);
       const name = await mapView.storeName(event.store_id);
       announce(notices, "app.notice.entered", { store: name });
       state.emit("geofence", event);
+    };
+    state.listen((kind, outcome) => {
+      if (kind !== "sent") return;
+      for (const result of outcome.results) for (const event of result.events) entered(event);
     });
-    socket.on("coupon_issued", (coupon) => {
-      announce(notices, "app.notice.coupon", { title: coupon.title });
-      state.emit("coupon", coupon);
-    });
+    // The shopper's own socket: geofence events and new coupons. It is closed while the
+    // browser is offline (no reconnecting in vain) and opened again when it is back.
+    let socket = null;
+    const openSocket = () => {
+      if (socket || !navigator.onLine) return;
+      socket = connect("/shopper");
+      socket.on("geofence", entered);
+      socket.on("coupon_issued", (coupon) => {
+        announce(notices, "app.notice.coupon", { title: coupon.title });
+        state.emit("coupon", coupon);
+      });
+    };
+    const closeSocket = () => {
+      if (socket) socket.close();
+      socket = null;
+    };
+    window.addEventListener("online", openSocket);
+    window.addEventListener("offline", closeSocket);
+    openSocket();
 
     let teardown = null;
     let drawing = 0;
@@ -168,15 +201,28 @@ startPage({
       }
       view.replaceChildren();
       let done = null;
+      try {
+        done = await drawView(name, args);
+      } catch (error) {
+        // Offline, or the server failed: the view says so instead of staying blank.
+        view.replaceChildren(label("p", "app.map.error", { message: error.message }, { role: "alert", class: "card" }));
+      }
+      if (turn !== drawing) {
+        if (typeof done === "function") done();
+      } else teardown = typeof done === "function" ? done : null;
+    };
+    const drawView = async (name, args) => {
+      let done = null;
       if (name === "settings") {
         await showSettings(view, {
           onConsent: (granted) => {
             consent = granted;
+            sessionStorage.setItem(CONSENT, String(granted));
             track(granted);
           },
           onErased: () => {
             track(false);
-            socket.close();
+            closeSocket();
             sessionStorage.setItem(NOTICE, "app.settings.erased");
             location.hash = "";
             location.reload();
@@ -185,15 +231,14 @@ startPage({
       } else if (name === "map" && !consent) {
         await showConsent(view, () => {
           consent = true;
+          sessionStorage.setItem(CONSENT, "true");
           track(true);
           return draw();
         });
       } else {
         done = await VIEWS[name][1](view, { user, args, navigate, state });
       }
-      if (turn !== drawing) {
-        if (typeof done === "function") done();
-      } else teardown = typeof done === "function" ? done : null;
+      return done;
     };
     window.addEventListener("hashchange", draw);
     document.getElementById("sign-out").addEventListener("click", () => {
@@ -201,7 +246,9 @@ startPage({
       if (teardown) teardown();
       teardown = null;
       track(false);
-      socket.close();
+      window.removeEventListener("online", openSocket);
+      window.removeEventListener("offline", closeSocket);
+      closeSocket();
     });
     await draw();
   },
