@@ -9,6 +9,7 @@ import { createMap, fenceLayer, removeMap } from "../console/map.js";
 const L = window.L;
 const NEARBY_RADIUS_M = 1000;
 const REFRESH_AFTER_M = 100; // ask for the stores again after moving this far
+const LISTED_CREATURES = 10; // the nearest ones (the server answers nearest first)
 const names = new Map(); // store id -> name, for the "you entered" notices
 
 /** A store's name for a notice: from the stores seen nearby, else from the fences the
@@ -116,6 +117,7 @@ export async function show(view, { state }) {
       if (spawn.caught) continue;
       const icon = L.icon({ iconUrl: spawn.sprite_url, iconSize: [40, 40], className: "creature" });
       creatures.addLayer(L.marker([spawn.lat, spawn.lon], { icon, alt: spawn.name, title: spawn.name, keyboard: false }));
+      if (spawnList.children.length >= LISTED_CREATURES) continue; // the map shows them all
       const item = document.createElement("li");
       const sprite = document.createElement("img");
       sprite.src = spawn.sprite_url;
