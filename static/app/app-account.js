@@ -1,8 +1,7 @@
 // The shopper's account: the sign-up form under the sign-in form, the consent screen (what is
 // collected and for how long) and the settings (consent, erasure, language).
-import { api, clearErrors, keepSession, showError } from "../js/api.js";
+import { api, clearErrors, errorText, keepSession, showError } from "../js/api.js";
 import { LANGUAGES, label, language, setLanguage, t } from "../js/i18n.js";
-import { signOut } from "../js/shell.js";
 
 function field(form, name, type, key, autocomplete, required = true) {
   const wrap = document.createElement("div");
@@ -94,7 +93,7 @@ export async function showConsent(view, granted) {
     try {
       await api("PUT", "/api/me/consent", { location: true });
     } catch (error) {
-      alert.textContent = error.message;
+      alert.textContent = errorText(error);
       alert.hidden = false;
       return;
     }
@@ -131,7 +130,7 @@ export async function showSettings(view, { onConsent, onErased }) {
       const next = await api("PUT", "/api/me/consent", { location: !consent.location });
       consent.location = next.location;
     } catch (error) {
-      alert.textContent = error.message;
+      alert.textContent = errorText(error);
       alert.hidden = false;
       return;
     }
@@ -189,7 +188,7 @@ export async function showSettings(view, { onConsent, onErased }) {
     try {
       await api("DELETE", "/api/me");
     } catch (error) {
-      eraseAlert.textContent = error.message;
+      eraseAlert.textContent = errorText(error);
       eraseAlert.hidden = false;
       return;
     }
@@ -205,4 +204,3 @@ export async function showSettings(view, { onConsent, onErased }) {
   view.replaceChildren(status, place, lang, erase);
 }
 
-export { signOut };

@@ -2,7 +2,7 @@
 // fences, open or closed, and the creatures nearby (GET /api/game/spawns, the server's
 // sprites). The same stores and creatures are listed under the map (the way without a mouse).
 // Maps come from the console's map.js (createMap, fenceLayer, removeMap).
-import { ApiError, api } from "../js/api.js";
+import { api, ApiError, errorText } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
 import { createMap, fenceLayer, removeMap } from "../console/map.js";
 
@@ -67,7 +67,7 @@ export async function show(view, { state }) {
     try {
       page = await api("GET", `/api/stores/nearby?lat=${fix.lat}&lon=${fix.lon}&radius_m=${NEARBY_RADIUS_M}&limit=50`);
     } catch (error) {
-      storeList.replaceChildren(label("li", "app.map.error", { message: error.message }));
+      storeList.replaceChildren(label("li", "app.map.error", { message: errorText(error) }));
       return;
     }
     if (gone) return;
@@ -106,7 +106,7 @@ export async function show(view, { state }) {
     } catch (error) {
       if (gone) return;
       const noPosition = error instanceof ApiError && error.status === 409;
-      spawnNote.replaceChildren(label("span", noPosition ? "app.map.no_position" : "app.map.error", { message: error.message }));
+      spawnNote.replaceChildren(label("span", noPosition ? "app.map.no_position" : "app.map.error", { message: errorText(error) }));
       return;
     }
     if (gone) return;

@@ -2,7 +2,7 @@
 // they can be used; #wallet/<id> shows one coupon's QR full screen with its short code for the
 // till. Images need the token, so they are fetched with apiFile (Authorization header, never
 // a token in a URL) and shown through object URLs, revoked when the view goes.
-import { api, apiFile } from "../js/api.js";
+import { api, apiFile, errorText } from "../js/api.js";
 import { formatTime, label, language } from "../js/i18n.js";
 
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -21,6 +21,10 @@ export async function show(view, { args, navigate, state }) {
   else {
     await showList(view, urls, navigate);
     teardown.push(state.listen((kind) => kind === "coupon" && showList(view, urls, navigate)));
+    // The cards are drawn in the reader's language: a switch fetches them again.
+    const redraw = () => showList(view, urls, navigate);
+    document.addEventListener("languagechange", redraw);
+    teardown.push(() => document.removeEventListener("languagechange", redraw));
   }
   return () => teardown.forEach((fn) => fn());
 }
@@ -33,7 +37,7 @@ async function showList(view, urls, navigate) {
   try {
     page = await api("GET", "/api/wallet?limit=50");
   } catch (error) {
-    section.append(label("p", "app.map.error", { message: error.message }, { role: "alert" }));
+    section.append(label("p", "app.map.error", { message: errorText(error) }, { role: "alert" }));
     view.replaceChildren(section);
     return;
   }
@@ -69,7 +73,7 @@ async function showList(view, urls, navigate) {
         card.src = url;
         card.alt = `${coupon.title}`;
       })
-      .catch((error) => item.append(label("p", "app.map.error", { message: error.message }, { role: "alert" })));
+      .catch((error) => item.append(label("p", "app.map.error", { message: errorText(error) }, { role: "alert" })));
   }
   section.append(list);
   if (!page.items.length) section.append(label("p", "app.wallet.empty", null, { id: "wallet-empty" }));
@@ -85,7 +89,7 @@ async function showQr(view, id, urls, navigate) {
   try {
     coupon = await api("GET", `/api/wallet/${encodeURIComponent(id)}`);
   } catch (error) {
-    section.append(label("p", "app.map.error", { message: error.message }, { role: "alert" }));
+    section.append(label("p", "app.map.error", { message: errorText(error) }, { role: "alert" }));
     view.replaceChildren(section);
     return;
   }

@@ -2,7 +2,7 @@
 // at a time chosen by the address's hash — #map, #wallet, #wallet/<coupon id> (its QR, full
 // screen), #settings — like the marketer console (docs/frontend.md, "The shopper app").
 // The position is watched once consent is given (app-location.js) and shared with the views.
-import { api } from "../js/api.js";
+import { api, errorText } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
 import { startPage } from "../js/shell.js";
 import { connect } from "../js/socket.js";
@@ -205,7 +205,7 @@ startPage({
         done = await drawView(name, args);
       } catch (error) {
         // Offline, or the server failed: the view says so instead of staying blank.
-        view.replaceChildren(label("p", "app.map.error", { message: error.message }, { role: "alert", class: "card" }));
+        view.replaceChildren(label("p", "app.map.error", { message: errorText(error) }, { role: "alert", class: "card" }));
       }
       if (turn !== drawing) {
         if (typeof done === "function") done();
