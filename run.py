@@ -54,6 +54,7 @@ def main() -> None:
         print(f"demo accounts (password {DEMO_PASSWORD!r}):")
         for email, role, _ in DEMO_ACCOUNTS:
             print(f"  {role:9} {email}")
+    print(f"shopper app   {base}/app/ (shopper@demo.footfall.test, or sign up)")
     print(f"API docs      {base}/api/swagger   (OpenAPI: {base}/api/openapi.json)")
     print(f"shopper demo  {base}/static/index.html")
     print(f"consoles      {base}/console/ (marketer, admin)   {base}/till/ (staff)")

@@ -172,17 +172,20 @@ def page_errors(page: Page, errors: list[str]) -> None:
 
 @pytest.fixture
 def open_page(browser, web, request) -> Iterator[Callable[..., Page]]:
-    """Open a path of the app in a fresh browser context of a given width and locale.
+    """Open a path of the app in a fresh browser context of a given width and locale (and any
+    other options of Playwright's new_context, e.g. geolocation and permissions).
 
     A test whose pages threw or logged an error fails at its end with what they said.
     """
     contexts = []
     errors: list[str] = []
 
-    def opener(path: str, *, width: int = DESKTOP, locale: str = "en-US") -> Page:
+    def opener(path: str, *, width: int = DESKTOP, locale: str = "en-US", **options) -> Page:
+        # More of Playwright's context options may be passed along (geolocation, permissions).
         context = browser.new_context(
             viewport={"width": width, "height": 844 if width <= PHONE else 800},
             locale=locale,
+            **options,
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

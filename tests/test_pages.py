@@ -14,7 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static"
 
 
-@pytest.mark.parametrize(("path", "module"), [("/console/", "console"), ("/till/", "till")])
+@pytest.mark.parametrize(
+    ("path", "module"),
+    [("/console/", "console"), ("/till/", "till"), ("/studio/", "studio"), ("/app/", "app")],
+)
 def test_pages_are_served_without_a_token_and_revalidated(client, path, module):
     with client.get(path) as response:
         assert response.status_code == 200

@@ -43,6 +43,7 @@ PAGES = {
     "console": "console/index.html",
     "till": "till/index.html",
     "studio": "studio/index.html",
+    "app": "app/index.html",
 }
 
 
@@ -71,6 +72,29 @@ def till():
 @roles(PUBLIC)  # the page is public; its API calls and /host check the host (or admin) role
 def studio():
     return _page("studio")
+
+
+@bp.get("/app/")
+@roles(PUBLIC)  # the shopper app; its API calls check the shopper role
+def shopper_app():
+    return _page("app")
+
+
+@bp.get("/app/sw.js")
+@roles(PUBLIC)
+def shopper_app_worker():
+    # Served under /app/ so that its scope is the app's (a worker controls only its folder).
+    static = Path(current_app.static_folder)
+    return send_from_directory(static, "app/sw.js", max_age=0, mimetype="text/javascript")
+
+
+@bp.get("/app/manifest.webmanifest")
+@roles(PUBLIC)
+def shopper_app_manifest():
+    static = Path(current_app.static_folder)
+    return send_from_directory(
+        static, "app/manifest.webmanifest", max_age=0, mimetype="application/manifest+json"
+    )
 
 
 @bp.get("/vendor/<package>/<path:filename>")

@@ -4,14 +4,16 @@
 import { ApiError, api, clearErrors, currentUser, keepSession, showError, token } from "./api.js";
 import { LANGUAGES, initialLanguage, label, language, setLanguage, t } from "./i18n.js";
 
-/** Start a page: `roles` may see it; `render(main, user)` draws it for them. */
-export async function startPage({ titleKey, roles, render }) {
+/** Start a page: `roles` may see it; `render(main, user)` draws it for them. A page that lets
+ *  new users in passes `signInExtra(box, done)`: called under the sign-in form with a box to
+ *  fill (e.g. a sign-up form) and `done`, to call once it kept a new session. */
+export async function startPage({ titleKey, roles, render, signInExtra = null }) {
   await setLanguage(initialLanguage(), { remember: false });
   const frame = buildFrame(titleKey);
   document.body.replaceChildren(frame.skip, frame.header, frame.main);
   const show = async () => {
     const user = await checkedUser();
-    if (!user) return showSignIn(frame, roles, show);
+    if (!user) return showSignIn(frame, roles, show, signInExtra);
     frame.who.replaceChildren(
       label("span", "auth.signed_in_as", { email: user.email, role: { key: `role.${user.role}` } }),
     );
@@ -93,7 +95,7 @@ function buildFrame(titleKey) {
   return { skip, header, main, who, signOut, status };
 }
 
-function showSignIn(frame, roles, done) {
+function showSignIn(frame, roles, done, extra = null) {
   frame.who.replaceChildren();
   frame.signOut.hidden = true;
   const form = document.createElement("form");
@@ -139,6 +141,15 @@ function showSignIn(frame, roles, done) {
     frame.main.focus();
   });
   frame.main.replaceChildren(form);
+  if (extra) {
+    const box = document.createElement("div");
+    box.className = "sign-in-extra";
+    frame.main.append(box);
+    extra(box, async () => {
+      await done();
+      frame.main.focus();
+    });
+  }
 }
 
 function showRefused(frame, roles, user, done) {

@@ -1,0 +1,261 @@
+// The shopper app (/app/, role shopper): sign up or sign in, consent to location, then one view
+// at a time chosen by the address's hash — #map, #wallet, #wallet/<coupon id> (its QR, full
+// screen), #settings — like the marketer console (docs/frontend.md, "The shopper app").
+// The position is watched once consent is given (app-location.js) and shared with the views.
+import { api, errorText } from "../js/api.js";
+import { label, t } from "../js/i18n.js";
+import { startPage } from "../js/shell.js";
+import { connect } from "../js/socket.js";
+import { showConsent, showSettings, signUpBox } from "./app-account.js";
+import { forgetBuffer, startTracking } from "./app-location.js";
+import * as mapView from "./app-map.js";
+import * as walletView from "./app-wallet.js";
+
+const NOTICE = "footfall.app.notice";
+const CONSENT = "footfall.app.consent";
+const VIEWS = {
+  map: ["app.nav.map", mapView.show],
+  wallet: ["app.nav.wallet", walletView.show],
+  settings: ["app.nav.settings", null],
+};
+
+function route() {
+  const [name, ...args] = location.hash.replace(/^#/, "").split("/").map(decodeURIComponent);
+  return name in VIEWS ? { name, args: args.filter(Boolean) } : { name: "map", args: [] };
+}
+
+/** Go to a view: navigate("wallet", id) sets #wallet/<id>. */
+function navigate(...parts) {
+  const hash = `#${parts.map(encodeURIComponent).join("/")}`;
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
+  else location.hash = hash;
+}
+
+/** What every view may read: the last fix, the tracking status, and listeners. */
+function createState() {
+  const listeners = new Set();
+  const state = {
+    fix: null,
+    tracking: { waiting: 0, dropped: 0, online: navigator.onLine, error: null, on: false },
+    listen(fn) {
+      listeners.add(fn);
+      return () => listeners.delete(fn);
+    },
+    emit(kind, data) {
+      for (const fn of listeners) fn(kind, data);
+    },
+  };
+  return state;
+}
+
+/** Add a notice to the status region; the newest three stay. */
+function announce(region, key, params) {
+  region.prepend(label("p", key, params));
+  while (region.children.length > 3) region.lastElementChild.remove();
+}
+
+startPage({
+  titleKey: "app.title",
+  roles: ["shopper"],
+  signInExtra(box, done) {
+    const notice = sessionStorage.getItem(NOTICE);
+    if (notice) {
+      sessionStorage.removeItem(NOTICE);
+      box.before(label("p", notice, null, { role: "status", class: "card notice", id: "app-notice" }));
+    }
+    signUpBox(box, done);
+  },
+  async render(main, user) {
+    document.body.classList.add("shopper-app");
+    const state = createState();
+    const view = document.createElement("div");
+    view.className = "app-view";
+    view.id = "app-view";
+    const trackLine = document.createElement("p");
+    trackLine.className = "track-line";
+    trackLine.id = "track-status";
+    trackLine.setAttribute("role", "status");
+    const notices = document.createElement("div");
+    notices.className = "notices";
+    notices.id = "notices";
+    notices.setAttribute("role", "status");
+
+    const nav = document.createElement("nav");
+    nav.className = "app-nav";
+    nav.setAttribute("data-i18n-attr", "aria-label:app.nav.label");
+    nav.setAttribute("aria-label", t("app.nav.label"));
+    const list = document.createElement("ul");
+    const links = {};
+    for (const [name, [key]] of Object.entries(VIEWS)) {
+      const item = document.createElement("li");
+      links[name] = label("a", key, null, { href: `#${name}` });
+      item.append(links[name]);
+      list.append(item);
+    }
+    nav.append(list);
+    main.append(notices, trackLine, view, nav);
+
+    // Location: watched only with consent.
+    // The last answer is kept for the tab: offline (the shell from the service worker's cache)
+    // the app still knows whether to watch the position and buffer the fixes.
+    let consent;
+    try {
+      consent = (await api("GET", "/api/me/consent")).location;
+      sessionStorage.setItem(CONSENT, String(consent));
+    } catch {
+      consent = sessionStorage.getItem(CONSENT) === "true";
+    }
+    let stopTracking = null;
+    const showTracking = () => {
+      const s = state.tracking;
+      if (!s.on) {
+        trackLine.replaceChildren(label("span", "app.track.off"));
+        return;
+      }
+      const parts = [label("span", s.online ? "app.track.on" : "app.track.offline")];
+      if (s.waiting) parts.push(label("span", "app.track.waiting", { count: s.waiting }, { id: "track-waiting" }));
+      if (s.dropped) parts.push(label("span", "app.track.dropped", { count: s.dropped, max: 100 }, { id: "track-dropped" }));
+      if (s.error && s.error.code === 1) parts.push(label("span", "app.track.denied"));
+      trackLine.replaceChildren(...parts.flatMap((p, i) => (i ? [document.createTextNode(" · "), p] : [p])));
+    };
+    const track = (on) => {
+      if (stopTracking) stopTracking();
+      stopTracking = null;
+      state.tracking.on = on;
+      if (on) {
+        stopTracking = startTracking({
+          onFix: (fix) => {
+            state.fix = fix;
+            state.emit("fix", fix);
+          },
+          onSent: (outcome, batch) => {
+            // How many fixes this tab has sent (for the curious, and for tests).
+            trackLine.dataset.sent = String(Number(trackLine.dataset.sent || 0) + batch.length);
+            state.emit("sent", outcome);
+          },
+          onStatus: (status) => {
+            Object.assign(state.tracking, status);
+            showTracking();
+          },
+          onError: (error) => {
+            state.tracking.error = error;
+            showTracking();
+          },
+        });
+      } else forgetBuffer();
+      showTracking();
+    };
+    track(consent);
+
+    // "You entered …": from the /shopper socket, and from the answers to the fixes this tab
+    // sent (a batch sent on reconnecting may be answered before the socket is back); an event
+    // has one id wherever it comes from, so it is announced once.
+    const announced = new Set();
+    const entered = async (event) => {
+      if (event.kind !== "enter" || announced.has(event.id)) return;
+      announced.add(event.id);
+      const name = await mapView.storeName(event.store_id);
+      announce(notices, "app.notice.entered", { store: name });
+      state.emit("geofence", event);
+    };
+    state.listen((kind, outcome) => {
+      if (kind !== "sent") return;
+      for (const result of outcome.results) for (const event of result.events) entered(event);
+    });
+    // The shopper's own socket: geofence events and new coupons. It is closed while the
+    // browser is offline (no reconnecting in vain) and opened again when it is back.
+    let socket = null;
+    const openSocket = () => {
+      if (socket || !navigator.onLine) return;
+      socket = connect("/shopper");
+      socket.on("geofence", entered);
+      socket.on("coupon_issued", (coupon) => {
+        announce(notices, "app.notice.coupon", { title: coupon.title });
+        state.emit("coupon", coupon);
+      });
+    };
+    const closeSocket = () => {
+      if (socket) socket.close();
+      socket = null;
+    };
+    window.addEventListener("online", openSocket);
+    window.addEventListener("offline", closeSocket);
+    openSocket();
+
+    let teardown = null;
+    let drawing = 0;
+    const draw = async () => {
+      const { name, args } = route();
+      const turn = ++drawing;
+      if (teardown) {
+        try {
+          teardown();
+        } catch (error) {
+          console.error(error);
+        }
+        teardown = null;
+      }
+      for (const [other, link] of Object.entries(links)) {
+        if (other === name) link.setAttribute("aria-current", "page");
+        else link.removeAttribute("aria-current");
+      }
+      view.replaceChildren();
+      let done = null;
+      try {
+        done = await drawView(name, args);
+      } catch (error) {
+        // Offline, or the server failed: the view says so instead of staying blank.
+        view.replaceChildren(label("p", "app.map.error", { message: errorText(error) }, { role: "alert", class: "card" }));
+      }
+      if (turn !== drawing) {
+        if (typeof done === "function") done();
+      } else teardown = typeof done === "function" ? done : null;
+    };
+    const drawView = async (name, args) => {
+      let done = null;
+      if (name === "settings") {
+        await showSettings(view, {
+          onConsent: (granted) => {
+            consent = granted;
+            sessionStorage.setItem(CONSENT, String(granted));
+            track(granted);
+          },
+          onErased: () => {
+            track(false);
+            closeSocket();
+            sessionStorage.setItem(NOTICE, "app.settings.erased");
+            location.hash = "";
+            location.reload();
+          },
+        });
+      } else if (name === "map" && !consent) {
+        await showConsent(view, () => {
+          consent = true;
+          sessionStorage.setItem(CONSENT, "true");
+          track(true);
+          return draw();
+        });
+      } else {
+        done = await VIEWS[name][1](view, { user, args, navigate, state });
+      }
+      return done;
+    };
+    window.addEventListener("hashchange", draw);
+    document.getElementById("sign-out").addEventListener("click", () => {
+      window.removeEventListener("hashchange", draw);
+      if (teardown) teardown();
+      teardown = null;
+      track(false);
+      window.removeEventListener("online", openSocket);
+      window.removeEventListener("offline", closeSocket);
+      closeSocket();
+    });
+    await draw();
+  },
+});
+
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("/app/sw.js", { scope: "/app/" }).catch((error) => {
+    console.warn("service worker not registered", error);
+  });
+}

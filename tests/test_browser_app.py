@@ -1,0 +1,287 @@
+"""The shopper app (/app/) in a real Chromium: sign up, consent, the browser's emulated position
+(Playwright geolocation) walking into a store made through the REST API — the map, the "you
+entered" notice, the coupon in the wallet and its full-screen QR (decoded with zxing-cpp);
+fixes buffered offline and sent as one batch; the manifest and the service worker (the API is
+never served from it); settings (withdraw consent, erase); Chinese; axe at phone and desktop.
+
+See tests/browser.py for the browser, the server and the screenshots of failed tests.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+import requests
+import zxingcpp
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    assert_accessible,
+    assert_glyphs_render,
+    open_page,
+    web,
+)
+from tests.test_browser_console_funnel import FunnelShop
+from tests.test_browser_consoles import sign_in
+
+TOKEN_KEY = "footfall.token"
+
+
+def located(lat: float, lon: float) -> dict:
+    """Context options: the browser may locate the page, at (lat, lon), 5 m accurate."""
+    return {
+        "permissions": ["geolocation"],
+        "geolocation": {"latitude": lat, "longitude": lon, "accuracy": 5},
+    }
+
+
+def api(web, method: str, path: str, token: str, body=None):
+    response = requests.request(
+        method, web.url + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5
+    )
+    assert response.ok, (path, response.status_code, response.text)
+    return (
+        response.json()
+        if response.headers["Content-Type"].startswith("application/json")
+        else response
+    )
+
+
+def accessible_at_both_widths(page) -> None:
+    """axe-core finds nothing serious at the phone's width and at the desktop's."""
+    width = page.viewport_size["width"]
+    for size in (PHONE, DESKTOP):
+        page.set_viewport_size({"width": size, "height": 844 if size == PHONE else 800})
+        assert_accessible(page)
+    page.set_viewport_size({"width": width, "height": 844 if width == PHONE else 800})
+
+
+def consenting_shopper(web) -> dict:
+    user = web.user("shopper")
+    headers = web.login(user)
+    response = requests.put(
+        web.url + "/api/me/consent", json={"location": True}, headers=headers, timeout=5
+    )
+    assert response.ok, response.text
+    return user
+
+
+@pytest.fixture
+def shop(web):
+    """A store with a live campaign whose visit offer is issued on entering, and its game."""
+    made = FunnelShop(web)
+    game = {
+        "species": [{"id": "dumpling", "name": "Dumpling", "rarity": "common", "weight": 1}],
+        "density_per_cell": 20,
+        "store_density": 20,
+        "seed": "shopper-app",
+    }
+    response = requests.put(
+        f"{web.url}/api/campaigns/{made.cid}/game", json=game, headers=made.marketer, timeout=5
+    )
+    assert response.ok, response.text
+    return made
+
+
+def test_a_new_shopper_signs_up_consents_and_walks_into_a_store(open_page, web, shop):
+    page = open_page("/app/", width=PHONE, **located(shop.lat, shop.lon))
+    page.get_by_role("button", name="Create an account").click()
+    page.get_by_label("Your name (optional)").fill("Mei")
+    email = f"mei-{time.time_ns()}@example.test"
+    page.get_by_role("textbox", name="Email").fill(email)
+    page.locator("#sign-up-password").fill(PASSWORD)
+    accessible_at_both_widths(page)
+    page.get_by_role("button", name="Create account").click()
+
+    # The consent screen says what is collected and for how long (the server's 24 h).
+    expect(page.get_by_role("heading", name="Your location")).to_be_visible()
+    expect(page.get_by_text("kept for at most 24 hours")).to_be_visible()
+    expect(page.locator("#track-status")).to_have_text("Location is off.")
+    accessible_at_both_widths(page)
+    page.get_by_role("button", name="Allow location").click()
+
+    # The position is inside the store's fence: the map, the store, the entry, the coupon.
+    expect(page.locator("#app-map")).to_have_attribute("data-position", f"{shop.lat},{shop.lon}")
+    store = page.locator("#store-list li", has_text=shop.store_name)
+    expect(store).to_contain_text("open")
+    expect(page.locator("#app-map")).to_have_attribute("data-stores", "1")
+    expect(page.locator("#notices")).to_contain_text(f"You entered {shop.store_name}.")
+    # The campaign's creatures around the shopper, with the server's sprite, on the map too.
+    creature = page.locator("#spawn-list li").first
+    expect(creature).to_contain_text("Dumpling")
+    sprite = f"/api/game/sprites/{shop.cid}/dumpling.png"
+    expect(creature.locator("img")).to_have_attribute("src", sprite)
+    expect(page.locator(f'#app-map img.creature[src="{sprite}"]').first).to_be_attached()
+    # Only the /shopper socket says that a coupon was issued (the visit's consumer issues it).
+    expect(page.locator("#notices")).to_contain_text("New coupon in your wallet: ¥5 off")
+    accessible_at_both_widths(page)
+
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    page.get_by_role("link", name="Wallet").click()
+    coupon = page.locator("#coupon-list li").first
+    expect(coupon).to_contain_text("¥5 off")
+    expect(coupon).to_contain_text("Ready to use")
+    expect(coupon).to_contain_text(f"Earned at {shop.store_name}")
+    card = coupon.locator("img.coupon-card")
+    # Fetched with the token in a header, shown through an object URL: no token in a URL.
+    expect(card).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(card).to_have_js_property("complete", True)
+    assert card.evaluate("img => img.naturalWidth") == 600
+    accessible_at_both_widths(page)
+
+    coupon.get_by_role("link", name="Show QR code").click()
+    qr = page.locator("#qr-image")
+    expect(qr).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(qr).to_have_js_property("complete", True)
+    coupon_id = page.evaluate("location.hash").split("/")[-1]
+    mine = api(web, "GET", f"/api/wallet/{coupon_id}", token)
+    expect(page.locator("#short-code")).to_have_text(mine["code"])
+    expect(page.get_by_text("Turn your screen brightness up")).to_be_visible()
+    decoded = zxingcpp.read_barcodes(Image.open(io.BytesIO(qr.screenshot())))
+    assert [d.text for d in decoded] == [mine["token"]]
+    accessible_at_both_widths(page)
+    page.get_by_role("button", name="Back to the wallet").click()
+    expect(page.locator("#coupon-list")).to_be_visible()
+
+
+def test_fixes_made_offline_are_sent_as_one_batch_when_back_online(open_page, web):
+    user = consenting_shopper(web)
+    lat, lon = 31.10, 121.30  # far from every store of the module
+    page = open_page("/app/", width=PHONE, **located(lat, lon))
+    sign_in(page, user["email"])
+    expect(page.locator("#track-status")).to_have_attribute("data-sent", "1")
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    assert token
+
+    page.context.set_offline(True)
+    expect(page.locator("#track-status")).to_contain_text("Offline")
+    page.context.set_geolocation({"latitude": lat + 0.0001, "longitude": lon, "accuracy": 5})
+    expect(page.locator("#track-waiting")).to_have_text("1 fixes waiting to be sent")
+    page.context.set_geolocation({"latitude": lat + 0.0002, "longitude": lon, "accuracy": 5})
+    expect(page.locator("#track-waiting")).to_have_text("2 fixes waiting to be sent")
+    accessible_at_both_widths(page)
+
+    # The buffer keeps the newest 100 fixes and says how many of the oldest it dropped.
+    for step in range(3, 102):
+        page.context.set_geolocation(
+            {"latitude": lat + 0.0001 * step, "longitude": lon, "accuracy": 5}
+        )
+        expect(page.locator("#track-waiting")).to_contain_text(f"{min(step, 100)} fixes")
+    expect(page.locator("#track-dropped")).to_have_text(
+        "1 oldest fixes dropped (at most 100 are kept)"
+    )
+
+    with page.expect_request("**/api/location/fixes") as sent:
+        page.context.set_offline(False)
+    batch = sent.value.post_data_json["fixes"]
+    expected = [round(lat + 0.0001 * step, 6) for step in range(2, 102)]
+    assert [f["lat"] for f in batch] == expected
+    expect(page.locator("#track-status")).to_have_attribute("data-sent", "101")
+    expect(page.locator("#track-waiting")).to_have_count(0)
+    kept = api(web, "GET", "/api/location/fixes", token)["items"]
+    assert [round(f["lat"], 6) for f in kept] == [lat, *expected]
+
+
+def test_the_app_installs_and_its_worker_never_caches_the_api(open_page, web):
+    manifest = requests.get(web.url + "/app/manifest.webmanifest", timeout=5)
+    assert manifest.headers["Content-Type"].startswith("application/manifest+json")
+    doc = manifest.json()
+    assert doc["start_url"] == "/app/" and doc["display"] == "standalone"
+    assert {icon["sizes"] for icon in doc["icons"]} == {"192x192", "512x512"}
+    for icon in doc["icons"]:
+        image = Image.open(io.BytesIO(requests.get(web.url + icon["src"], timeout=5).content))
+        assert f"{image.width}x{image.height}" == icon["sizes"]
+    worker = requests.get(web.url + "/app/sw.js", timeout=5)
+    assert worker.headers["Content-Type"].startswith("text/javascript")
+
+    user = consenting_shopper(web)
+    lat, lon = 31.11, 121.30
+    page = open_page("/app/", width=DESKTOP, **located(lat, lon))
+    scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+    assert scope == web.url + "/app/"
+    from_worker = {}
+    page.on("response", lambda r: from_worker.__setitem__(r.url, r.from_service_worker))
+    page.reload()  # now controlled by the worker
+    assert page.evaluate("navigator.serviceWorker.controller !== null")
+    sign_in(page, user["email"])
+    expect(page.locator("#track-status")).to_have_attribute("data-sent", "1")
+    assert from_worker[web.url + "/static/app/app-map.js"] is True  # the shell: through it
+    assert from_worker[web.url + "/api/me/consent"] is False  # the API: never
+    assert from_worker[web.url + "/api/location/fix"] is False
+    cached = page.evaluate(
+        """async () => {
+          const urls = [];
+          for (const name of await caches.keys()) {
+            for (const request of await (await caches.open(name)).keys()) urls.push(request.url);
+          }
+          return urls;
+        }"""
+    )
+    assert web.url + "/static/app/app.js" in cached
+    assert web.url + "/vendor/leaflet/leaflet.js" in cached
+    assert not [url for url in cached if "/api/" in url]
+
+    # Offline, a reload opens the app from the cache; fixes wait on the device.
+    page.context.set_offline(True)
+    page.reload()
+    expect(page.locator("#track-status")).to_contain_text("Offline")
+    expect(page.locator("#track-waiting")).to_have_text("1 fixes waiting to be sent")
+    page.context.set_geolocation({"latitude": lat + 0.0001, "longitude": lon, "accuracy": 5})
+    expect(page.locator("#track-waiting")).to_have_text("2 fixes waiting to be sent")
+    with page.expect_request("**/api/location/fixes"):
+        page.context.set_offline(False)
+    expect(page.locator("#track-waiting")).to_have_count(0)
+
+
+def test_settings_withdraw_consent_and_erase_the_account(open_page, web):
+    user = consenting_shopper(web)
+    page = open_page("/app/#settings", width=DESKTOP, **located(31.10, 121.31))
+    sign_in(page, user["email"])
+    expect(page.locator("#consent-state")).to_contain_text("You allow location")
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    expect(page.locator("#track-status")).to_have_attribute("data-sent", "1")
+    accessible_at_both_widths(page)
+    page.get_by_role("button", name="Withdraw consent").click()
+    expect(page.locator("#settings-status")).to_have_text(
+        "Consent withdrawn: your stored fixes were deleted."
+    )
+    assert api(web, "GET", "/api/me/consent", token)["location"] is False
+    assert api(web, "GET", "/api/location/fixes", token)["items"] == []
+    expect(page.locator("#track-status")).to_have_text("Location is off.")
+
+    page.get_by_role("button", name="Erase my account").click()
+    expect(page.get_by_role("dialog")).to_be_visible()
+    accessible_at_both_widths(page)
+    page.get_by_role("button", name="Erase for good").click()
+    expect(page.locator("#app-notice")).to_have_text("Your account was erased.")
+    response = requests.post(
+        web.url + "/api/auth/login",
+        json={"email": user["email"], "password": PASSWORD},
+        timeout=5,
+    )
+    assert response.status_code == 401
+
+
+def test_the_app_in_chinese(open_page, web):
+    user = web.user("shopper")
+    page = open_page("/app/", width=PHONE, locale="zh-CN")
+    expect(page.get_by_role("button", name="创建账号")).to_be_visible()
+    sign_in(page, user["email"])
+    expect(page.get_by_role("heading", name="您的位置")).to_be_visible()
+    assert_glyphs_render(page, ".consent")
+    accessible_at_both_widths(page)
+    page.get_by_role("link", name="卡券包").click()
+    expect(page.locator("#wallet-empty")).to_have_text("还没有优惠券：走进活动门店即可获得。")
+    accessible_at_both_widths(page)
+    page.set_viewport_size({"width": DESKTOP, "height": 800})
+    page.get_by_role("link", name="设置").click()
+    expect(page.locator("#consent-state")).to_contain_text("未允许使用位置")
+    assert_glyphs_render(page, "#app-view")
+    accessible_at_both_widths(page)
