@@ -58,6 +58,7 @@ def main() -> None:
     print(f"API docs      {base}/api/swagger   (OpenAPI: {base}/api/openapi.json)")
     print(f"shopper demo  {base}/static/index.html")
     print(f"consoles      {base}/console/ (marketer, admin)   {base}/till/ (staff)")
+    print(f"host studio   {base}/studio/ (host@demo.footfall.test)")
     print(f"health        {base}/healthz  {base}/readyz  {base}/metrics")
     socketio = app.extensions["socketio"]
 
