@@ -2,7 +2,9 @@
 (Playwright geolocation) walking into a store made through the REST API — the map, the "you
 entered" notice, the coupon in the wallet and its full-screen QR (decoded with zxing-cpp);
 fixes buffered offline and sent as one batch; the manifest and the service worker (the API is
-never served from it); settings (withdraw consent, erase); Chinese; axe at phone and desktop.
+never served from it); settings (withdraw consent, erase); the live room with a python-socketio
+host (pin, poll, drop: vote, claim, slow mode, recovery after a dropped connection) and a guest;
+Chinese; axe at phone and desktop.
 
 See tests/browser.py for the browser, the server and the screenshots of failed tests.
 """
@@ -15,6 +17,7 @@ import time
 
 import pytest
 import requests
+import socketio
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
@@ -284,4 +287,196 @@ def test_the_app_in_chinese(open_page, web):
     page.get_by_role("link", name="设置").click()
     expect(page.locator("#consent-state")).to_contain_text("未允许使用位置")
     assert_glyphs_render(page, "#app-view")
+    accessible_at_both_widths(page)
+
+
+# --- Live: the list and the room -------------------------------------------------------------
+
+
+class LiveShow:
+    """A live stream made over REST by a marketer (a campaign with a live-drop offer, a product
+    with an image), hosted by a python-socketio client on /host that goes live."""
+
+    def __init__(self, web, title: str) -> None:
+        self.web = web
+        self.title = title
+        marketer = web.login(web.user("marketer"))
+        now = int(time.time())
+
+        def post(path, status=201, **kwargs):
+            response = requests.post(web.url + path, headers=marketer, timeout=10, **kwargs)
+            assert response.status_code == status, response.text
+            return response.json()
+
+        cid = post(
+            "/api/campaigns",
+            json={"name": f"{title} drops", "starts_at": now - 3600, "ends_at": now + 86_400},
+        )["id"]
+        self.offer_id = post(
+            f"/api/campaigns/{cid}/offers",
+            json={
+                "name": "Live ¥10 off",
+                "kind": "amount_off",
+                "amount_off_fen": 1000,
+                "channels": ["live_drop"],
+            },
+        )["id"]
+        post(f"/api/campaigns/{cid}/transition", 200, json={"to": "scheduled"})
+        host = web.user("host")
+        self.id = post(
+            "/api/streams",
+            json={
+                "title": title,
+                "brand": "Live Brand",
+                "playback_url": "https://video.example/show.mp4",
+                "hosts": [host["id"]],
+                "starts_at": now + 60,
+                "campaign_id": cid,
+            },
+        )["id"]
+        image = io.BytesIO()
+        Image.new("RGB", (300, 200), (200, 40, 40)).save(image, "PNG")
+        self.product = post(
+            f"/api/streams/{self.id}/products",
+            data={"name": "Red scarf", "price_fen": "12900"},
+            files={"image": ("scarf.png", image.getvalue(), "image/png")},
+        )
+        self.host = socketio.Client(reconnection=False)
+        self.host.connect(
+            web.url,
+            transports=["websocket"],
+            namespaces=["/host"],
+            auth={"token": web.login(host)["Authorization"][7:], "stream_id": self.id},
+            wait_timeout=10,
+        )
+
+    def emit(self, event: str, data: dict | None = None) -> dict:
+        answer = self.host.call(event, data or {}, namespace="/host", timeout=10)
+        assert not (isinstance(answer, dict) and "error" in answer), answer
+        return answer
+
+    def close(self) -> None:
+        self.host.disconnect()
+
+
+@pytest.fixture
+def show(web):
+    made = LiveShow(web, f"Scarf show {time.time_ns()}")
+    yield made
+    made.close()
+
+
+def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(open_page, web, show):
+    shopper = web.user("shopper")
+    show.emit("start")
+    page = open_page("/app/#live", width=PHONE)
+    sign_in(page, shopper["email"])
+    expect(page.locator(f'#live-now li[data-stream-id="{show.id}"]')).to_contain_text(show.title)
+    accessible_at_both_widths(page)
+    page.locator(f'#live-now li[data-stream-id="{show.id}"] a').click()
+    room = page.locator("#live-room")
+    expect(room).to_have_attribute("data-joined", "true")
+    expect(page.locator("#room-title")).to_have_text(show.title)
+    expect(page.locator("#room-video")).to_have_attribute("src", "https://video.example/show.mp4")
+
+    # The host pins the product: the viewer sees it with the server's thumbnail.
+    show.emit("pin", {"product_id": show.product["id"]})
+    pinned = page.locator(f'#room-pinned li[data-product-id="{show.product["id"]}"]')
+    expect(pinned).to_contain_text("Red scarf")
+    expect(pinned).to_contain_text("¥129.00")
+    thumb = pinned.locator("img")
+    expect(thumb).to_have_js_property("complete", True)
+    assert thumb.evaluate("img => img.naturalWidth") == show.product["image"]["thumb_width"]
+
+    # A poll: the viewer votes and sees the server's tallies.
+    show.emit(
+        "poll_start", {"question": "Which colour?", "options": ["red", "blue"], "duration_s": 60}
+    )
+    expect(page.locator("#room-poll legend")).to_have_text("Which colour?")
+    page.get_by_role("button", name="blue (0)").click()
+    expect(page.get_by_role("button", name="blue (1)")).to_be_visible()
+    expect(page.locator("#poll-note")).to_have_text("Thanks, your vote counts.")
+
+    # A drop of 3 coupons: the viewer claims one; it is in the wallet (the API says so).
+    drop = show.emit("drop", {"offer_id": show.offer_id, "quantity": 3, "window_s": 60})
+    expect(page.locator("#drop-remaining")).to_have_text("3 of 3 left")
+    expect(page.locator("#drop-countdown")).to_contain_text("s to claim")
+    accessible_at_both_widths(page)
+    page.get_by_role("button", name="Claim a coupon").click()
+    expect(page.locator("#drop-result")).to_contain_text("You won")
+    expect(page.locator("#drop-remaining")).to_have_text("2 of 3 left")
+    expect(page.get_by_role("button", name="Claim a coupon")).to_be_disabled()
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    wallet = api(web, "GET", "/api/wallet", token)["items"]
+    assert [(c["source"]["channel"], c["source"]["drop_id"]) for c in wallet] == [
+        ("live_drop", drop["id"])
+    ]
+
+    # A comment of the viewer's own.
+    page.get_by_label("Your comment").fill("Lovely colour")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#room-comments li", has_text="Lovely colour")).to_have_count(1)
+    # Slow mode: the next comment is refused and the refusal is shown by the field.
+    show.emit("slow_mode", {"seconds": 120})
+    page.get_by_label("Your comment").fill("And again")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#room-comment-error")).to_contain_text("Slow mode is on")
+    expect(page.locator("#room-comments li", has_text="And again")).to_have_count(0)
+
+    # The network drops; a comment is posted meanwhile by another viewer; the socket comes
+    # back, joins with its last offset and shows the comment exactly once.
+    other = socketio.Client(reconnection=False)
+    other.connect(
+        web.url,
+        transports=["websocket"],
+        namespaces=["/live"],
+        auth={"token": web.login(web.user("shopper"))["Authorization"][7:]},
+        wait_timeout=10,
+    )
+    other.call("join", {"stream_id": show.id}, namespace="/live", timeout=10)
+    page.evaluate("document.querySelector('#live-room').liveSocket.io.engine.close()")
+    text = "Said while you were away"
+    said = other.call("comment", {"text": text}, namespace="/live", timeout=10)
+    assert "comment" in said, said
+    other.disconnect()
+    expect(room).to_have_attribute("data-recovered", "1")
+    expect(page.locator("#room-comments li", has_text="Said while you were away")).to_have_count(1)
+    expect(page.locator("#room-comments li", has_text="Lovely colour")).to_have_count(1)
+    accessible_at_both_widths(page)
+
+
+def test_a_guest_watches_a_live_room_in_chinese_without_an_account(open_page, web, show):
+    show.emit("start")
+    show.emit("pin", {"product_id": show.product["id"]})
+    page = open_page("/app/", width=DESKTOP, locale="zh-CN")
+    page.get_by_role("button", name="以访客身份观看直播").click()
+    expect(page.locator("#live-title")).to_have_text("直播")
+    entry = page.locator(f'#live-now li[data-stream-id="{show.id}"]')
+    expect(entry).to_contain_text(show.title)
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    assert api(web, "GET", "/api/me", token)["role"] == "guest"
+    accessible_at_both_widths(page)
+    entry.locator("a").click()
+    expect(page.locator("#live-room")).to_have_attribute("data-joined", "true")
+    expect(page.locator("#room-status")).to_have_text("直播中")
+    expect(page.locator("#room-pinned li")).to_contain_text("Red scarf")
+    # A guest watches: no comment form, no like button; the poll's buttons are disabled.
+    expect(page.locator("#room-comment-form")).to_have_count(0)
+    expect(page.locator("#room-like")).to_have_count(0)
+    show.emit("poll_start", {"question": "颜色？", "options": ["红", "蓝"], "duration_s": 60})
+    expect(page.locator("#room-poll button").first).to_be_disabled()
+    # A shopper's comment reaches the guest.
+    viewer = socketio.Client(reconnection=False)
+    viewer.connect(
+        web.url,
+        transports=["websocket"],
+        namespaces=["/live"],
+        auth={"token": web.login(web.user("shopper"))["Authorization"][7:]},
+        wait_timeout=10,
+    )
+    viewer.call("join", {"stream_id": show.id}, namespace="/live", timeout=10)
+    viewer.call("comment", {"text": "好漂亮的围巾"}, namespace="/live", timeout=10)
+    viewer.disconnect()
+    expect(page.locator("#room-comments li", has_text="好漂亮的围巾")).to_have_count(1)
+    assert_glyphs_render(page, "#live-room")
     accessible_at_both_widths(page)
