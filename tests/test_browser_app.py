@@ -12,6 +12,7 @@ See tests/browser.py for the browser, the server and the screenshots of failed t
 from __future__ import annotations
 
 import io
+import math
 import re
 import time
 
@@ -22,13 +23,16 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
 
+from game.engine import roll_for
 from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     DESKTOP,
     PASSWORD,
     PHONE,
     assert_accessible,
     assert_glyphs_render,
+    launch_browser,
     open_page,
+    page_errors,
     web,
 )
 from tests.test_browser_console_funnel import FunnelShop
@@ -480,3 +484,161 @@ def test_a_guest_watches_a_live_room_in_chinese_without_an_account(open_page, we
     expect(page.locator("#room-comments li", has_text="好漂亮的围巾")).to_have_count(1)
     assert_glyphs_render(page, "#live-room")
     accessible_at_both_widths(page)
+
+
+# --- The AR catch view and the radar -------------------------------------------------------
+
+
+def test_the_bearing_module_with_known_coordinates(open_page, web):
+    page = open_page("/app/", width=PHONE)
+    got = page.evaluate(
+        """async () => {
+          const b = await import("/static/app/app-bearing.js");
+          return {
+            east: b.bearingDeg(0, 0, 0, 1),
+            north: b.bearingDeg(31.2, 121.4, 31.3, 121.4),
+            southwest: b.bearingDeg(31.2304, 121.4737, 31.2204, 121.4637),
+            degree: b.distanceM(0, 0, 0, 1),
+            ios: b.headingOf({ webkitCompassHeading: 75 }),
+            absolute: b.headingOf({ type: "deviceorientationabsolute", alpha: 90 }),
+            flagged: b.headingOf({ type: "deviceorientation", absolute: true, alpha: 0 }),
+            relative: b.headingOf({ type: "deviceorientation", absolute: false, alpha: 90 }),
+            left: b.relativeBearing(350, 10),
+            right: b.relativeBearing(10, 350),
+            middle: b.screenX(0, 390, 60),
+            edge: b.screenX(30, 390, 60),
+            off: b.screenX(31, 390, 60),
+            radarNorth: b.radarPoint(0, 50, 100, 200),
+            radarEast: b.radarPoint(90, 500, 100, 200),
+            near: b.spriteSize(1, 0.35, 1, 390),
+            far: b.spriteSize(1000, 0.35, 1, 390),
+            big: b.spriteSize(1, 1.4, 2, 390),
+          };
+        }"""
+    )
+    assert got["east"] == pytest.approx(90)
+    assert got["north"] == pytest.approx(0, abs=1e-9)
+    # Shanghai, 1.1 km south-west: a little less than 225 degrees (the meridians converge).
+    assert got["southwest"] == pytest.approx(220.5, abs=0.5)
+    assert got["degree"] == pytest.approx(111_195, rel=1e-3)
+    assert (got["ios"], got["absolute"], got["flagged"], got["relative"]) == (75, 270, 0, None)
+    assert (got["left"], got["right"]) == (-20, 20)
+    assert (got["middle"], got["edge"], got["off"]) == (195, 390, None)
+    assert got["radarNorth"] == pytest.approx({"x": 100, "y": 50})
+    assert got["radarEast"] == pytest.approx({"x": 200, "y": 100})
+    # 0.35 m at 1 m through a 60 degree camera 390 px wide: 195 / tan(30) * 0.35 = 118 px;
+    # kept within 24 and 240 px.
+    assert (got["near"], got["far"], got["big"]) == (118, 24, 240)
+
+
+def catchable(spawns: list[dict], shopper_id: str) -> dict:
+    """A creature within reach whose first throw catches (the server's deterministic roll)."""
+    rates = {"common": 0.85, "rare": 0.55, "epic": 0.30, "legendary": 0.15}
+    for spawn in spawns:
+        if (
+            spawn["distance_m"] < 60
+            and roll_for(spawn["id"], shopper_id, 1)[0] < rates[spawn["rarity"]]
+        ):
+            return spawn
+    raise AssertionError("no creature within reach that a first throw catches")
+
+
+def test_the_ar_view_shows_a_creature_in_front_and_a_throw_catches_it(browser, web, shop, request):
+    shopper = consenting_shopper(web)
+    camera = launch_browser(
+        ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    )
+    context = camera.new_context(
+        viewport={"width": PHONE, "height": 844},
+        **{**located(shop.lat, shop.lon), "permissions": ["geolocation", "camera"]},
+    )
+    context.set_default_timeout(10_000)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page_errors(page, errors)
+        page.goto(web.url + "/app/#catch")
+        sign_in(page, shopper["email"])
+        view = page.locator("#catch-view")
+        expect(view).to_have_attribute("data-camera", "on")
+        expect(view).to_have_attribute("data-spawns", re.compile(r"^[1-9]"))
+        # The camera is on but no compass has spoken yet: the radar.
+        expect(view).to_have_attribute("data-mode", "radar")
+        token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+        spawns = api(web, "GET", "/api/game/spawns?radius_m=200", token)["spawns"]
+        spawn = catchable(spawns, shopper["id"])
+
+        # The phone faces the creature (Chromium's absolute event: heading = 360 - alpha).
+        turn = (
+            "a => window.dispatchEvent(new DeviceOrientationEvent('deviceorientationabsolute',"
+            " {alpha: a, beta: 90, gamma: 0, absolute: true}))"
+        )
+        page.evaluate(turn, (360 - spawn["bearing_deg"]) % 360)
+        expect(view).to_have_attribute("data-mode", "ar")
+        creature = page.locator(f'#catch-layer [data-spawn-id="{spawn["id"]}"]')
+        expect(creature).to_be_visible()
+        expect(creature.locator("img")).to_have_attribute("src", spawn["sprite_url"])
+        stage = page.locator("#catch-stage").bounding_box()
+        box = creature.bounding_box()
+        assert box["x"] + box["width"] / 2 == pytest.approx(stage["x"] + stage["width"] / 2, abs=2)
+        # Turned 20 degrees to its left, the creature is right of the middle, where a 60 degree
+        # camera puts it: w/2 + tan(20) * (w/2) / tan(30).
+        page.evaluate(turn, (360 - spawn["bearing_deg"] + 20) % 360)
+        half = stage["width"] / 2
+        expected = half + math.tan(math.radians(20)) * half / math.tan(math.radians(30))
+        expect(creature).to_have_attribute("data-x", str(round(expected)))
+
+        # Pick it and throw (the button; a swipe up does the same).
+        creature.click()
+        expect(page.locator("#catch-target")).to_contain_text(spawn["name"])
+        page.get_by_role("button", name="Throw").click()
+        expect(page.locator("#catch-result")).to_contain_text(f"You caught {spawn['name']}!")
+        expect(view).to_have_attribute("data-outcome", "caught")
+        expect(page.locator(f'[data-spawn-id="{spawn["id"]}"]')).to_have_count(0)
+        after = api(web, "GET", "/api/game/spawns?radius_m=200", token)["spawns"]
+        assert [s["caught"] for s in after if s["id"] == spawn["id"]] == [True]
+        assert_accessible(page)
+        assert not errors, errors
+    finally:
+        context.close()
+        camera.close()
+
+
+def test_the_radar_without_a_camera_in_english_and_chinese(open_page, web, shop):
+    shopper = consenting_shopper(web)
+    page = open_page("/app/#catch", width=DESKTOP, **located(shop.lat, shop.lon))
+    sign_in(page, shopper["email"])
+    view = page.locator("#catch-view")
+    expect(view).to_have_attribute("data-camera", "off")
+    expect(view).to_have_attribute("data-mode", "radar")
+    expect(page.locator("#catch-mode")).to_have_text(
+        "No camera here: the radar shows where the creatures are."
+    )
+    expect(view).to_have_attribute("data-spawns", re.compile(r"^[1-9]"))
+    count = int(view.get_attribute("data-spawns"))
+    expect(page.locator("#catch-radar .creature-button")).to_have_count(count)
+    accessible_at_both_widths(page)
+    # Keyboard: pick from the list; then the throw gesture, a swipe up on the view.
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    spawn = catchable(
+        api(web, "GET", "/api/game/spawns?radius_m=200", token)["spawns"], shopper["id"]
+    )
+    page.locator(f'#catch-list li[data-spawn-id="{spawn["id"]}"] button').focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Throw")).to_be_enabled()
+    stage = page.locator("#catch-stage").bounding_box()
+    x, y = stage["x"] + 20, stage["y"] + stage["height"] - 20
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y - 150, steps=5)
+    page.mouse.up()
+    expect(page.locator("#catch-result")).to_contain_text(f"You caught {spawn['name']}!")
+    expect(page.locator(f'#catch-radar [data-spawn-id="{spawn["id"]}"]')).to_have_count(0)
+
+    zh = open_page("/app/#catch", width=PHONE, locale="zh-CN", **located(shop.lat, shop.lon))
+    sign_in(zh, shopper["email"])
+    expect(zh.locator("#catch-title")).to_have_text("捕捉小精灵")
+    expect(zh.locator("#catch-view")).to_have_attribute("data-mode", "radar")
+    expect(zh.locator("#catch-mode")).to_have_text("这里没有相机：雷达显示小精灵的位置。")
+    assert_glyphs_render(zh, "#catch-view")
+    accessible_at_both_widths(zh)

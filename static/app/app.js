@@ -8,6 +8,7 @@ import { startPage } from "../js/shell.js";
 import { connect } from "../js/socket.js";
 import { showConsent, showSettings, signUpBox } from "./app-account.js";
 import { forgetBuffer, startTracking } from "./app-location.js";
+import * as catchView from "./app-catch.js";
 import * as liveView from "./app-live.js";
 import * as mapView from "./app-map.js";
 import * as walletView from "./app-wallet.js";
@@ -16,6 +17,7 @@ const NOTICE = "footfall.app.notice";
 const CONSENT = "footfall.app.consent";
 const VIEWS = {
   map: ["app.nav.map", mapView.show],
+  catch: ["app.nav.catch", catchView.show],
   wallet: ["app.nav.wallet", walletView.show],
   live: ["app.nav.live", liveView.show],
   settings: ["app.nav.settings", null],
@@ -277,7 +279,7 @@ startPage({
             location.reload();
           },
         });
-      } else if (name === "map" && !consent) {
+      } else if ((name === "map" || name === "catch") && !consent) {
         await showConsent(view, () => {
           consent = true;
           sessionStorage.setItem(CONSENT, "true");
