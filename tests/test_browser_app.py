@@ -427,8 +427,12 @@ def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(op
     expect(page.locator("#room-comment-error")).to_contain_text("Slow mode is on")
     expect(page.locator("#room-comments li", has_text="And again")).to_have_count(0)
 
-    # The network drops; a comment is posted meanwhile by another viewer; the socket comes
-    # back, joins with its last offset and shows the comment exactly once.
+    # Likes: the room's total comes back from the server.
+    page.get_by_role("button", name="Like ♥").click()
+    expect(page.locator("#room-likes")).to_have_text("Likes: 1")
+
+    # Questions: the viewer asks; another viewer asks too; one's own cannot be upvoted,
+    # another's can (the count from the server's answer).
     other = socketio.Client(reconnection=False)
     other.connect(
         web.url,
@@ -438,6 +442,20 @@ def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(op
         wait_timeout=10,
     )
     other.call("join", {"stream_id": show.id}, namespace="/live", timeout=10)
+    page.get_by_label("Your question").fill("Is it wool?")
+    page.get_by_role("button", name="Ask").click()
+    mine = page.locator("#room-questions li", has_text="Is it wool?")
+    expect(mine).to_have_count(1)
+    asked = other.call("ask", {"text": "Other colours?"}, namespace="/live", timeout=10)
+    assert "question" in asked, asked
+    theirs = page.locator("#room-questions li", has_text="Other colours?")
+    theirs.get_by_role("button").click()
+    expect(theirs.get_by_role("button")).to_have_text("▲ 1")
+    mine.get_by_role("button").click()
+    expect(mine).to_contain_text("You cannot upvote your own question.")
+
+    # The network drops; a comment is posted meanwhile by another viewer; the socket comes
+    # back, joins with its last offset and shows the comment exactly once.
     page.evaluate("document.querySelector('#live-room').liveSocket.io.engine.close()")
     text = "Said while you were away"
     said = other.call("comment", {"text": text}, namespace="/live", timeout=10)
@@ -597,7 +615,7 @@ def test_the_ar_view_shows_a_creature_in_front_and_a_throw_catches_it(browser, w
         expect(page.locator(f'[data-spawn-id="{spawn["id"]}"]')).to_have_count(0)
         after = api(web, "GET", "/api/game/spawns?radius_m=200", token)["spawns"]
         assert [s["caught"] for s in after if s["id"] == spawn["id"]] == [True]
-        assert_accessible(page)
+        accessible_at_both_widths(page)
         assert not errors, errors
     finally:
         context.close()
