@@ -2,7 +2,9 @@
 (Playwright geolocation) walking into a store made through the REST API — the map, the "you
 entered" notice, the coupon in the wallet and its full-screen QR (decoded with zxing-cpp);
 fixes buffered offline and sent as one batch; the manifest and the service worker (the API is
-never served from it); settings (withdraw consent, erase); Chinese; axe at phone and desktop.
+never served from it); settings (withdraw consent, erase); the live room with a python-socketio
+host (pin, poll, drop: vote, claim, slow mode, recovery after a dropped connection) and a guest;
+Chinese; axe at phone and desktop.
 
 See tests/browser.py for the browser, the server and the screenshots of failed tests.
 """
@@ -10,22 +12,27 @@ See tests/browser.py for the browser, the server and the screenshots of failed t
 from __future__ import annotations
 
 import io
+import math
 import re
 import time
 
 import pytest
 import requests
+import socketio
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import expect
 
+from game.engine import roll_for
 from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     DESKTOP,
     PASSWORD,
     PHONE,
     assert_accessible,
     assert_glyphs_render,
+    launch_browser,
     open_page,
+    page_errors,
     web,
 )
 from tests.test_browser_console_funnel import FunnelShop
@@ -285,3 +292,371 @@ def test_the_app_in_chinese(open_page, web):
     expect(page.locator("#consent-state")).to_contain_text("未允许使用位置")
     assert_glyphs_render(page, "#app-view")
     accessible_at_both_widths(page)
+
+
+# --- Live: the list and the room -------------------------------------------------------------
+
+
+class LiveShow:
+    """A live stream made over REST by a marketer (a campaign with a live-drop offer, a product
+    with an image), hosted by a python-socketio client on /host that goes live."""
+
+    def __init__(self, web, title: str) -> None:
+        self.web = web
+        self.title = title
+        marketer = web.login(web.user("marketer"))
+        now = int(time.time())
+
+        def post(path, status=201, **kwargs):
+            response = requests.post(web.url + path, headers=marketer, timeout=10, **kwargs)
+            assert response.status_code == status, response.text
+            return response.json()
+
+        cid = post(
+            "/api/campaigns",
+            json={"name": f"{title} drops", "starts_at": now - 3600, "ends_at": now + 86_400},
+        )["id"]
+        self.offer_id = post(
+            f"/api/campaigns/{cid}/offers",
+            json={
+                "name": "Live ¥10 off",
+                "kind": "amount_off",
+                "amount_off_fen": 1000,
+                "channels": ["live_drop"],
+            },
+        )["id"]
+        post(f"/api/campaigns/{cid}/transition", 200, json={"to": "scheduled"})
+        host = web.user("host")
+        self.id = post(
+            "/api/streams",
+            json={
+                "title": title,
+                "brand": "Live Brand",
+                "playback_url": "https://video.example/show.mp4",
+                "hosts": [host["id"]],
+                "starts_at": now + 60,
+                "campaign_id": cid,
+            },
+        )["id"]
+        image = io.BytesIO()
+        Image.new("RGB", (300, 200), (200, 40, 40)).save(image, "PNG")
+        self.product = post(
+            f"/api/streams/{self.id}/products",
+            data={"name": "Red scarf", "price_fen": "12900"},
+            files={"image": ("scarf.png", image.getvalue(), "image/png")},
+        )
+        self.host = socketio.Client(reconnection=False)
+        self.host.connect(
+            web.url,
+            transports=["websocket"],
+            namespaces=["/host"],
+            auth={"token": web.login(host)["Authorization"][7:], "stream_id": self.id},
+            wait_timeout=10,
+        )
+
+    def emit(self, event: str, data: dict | None = None) -> dict:
+        answer = self.host.call(event, data or {}, namespace="/host", timeout=10)
+        assert not (isinstance(answer, dict) and "error" in answer), answer
+        return answer
+
+    def close(self) -> None:
+        self.host.disconnect()
+
+
+@pytest.fixture
+def show(web):
+    made = LiveShow(web, f"Scarf show {time.time_ns()}")
+    yield made
+    made.close()
+
+
+def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(open_page, web, show):
+    shopper = web.user("shopper")
+    show.emit("start")
+    page = open_page("/app/#live", width=PHONE)
+    sign_in(page, shopper["email"])
+    expect(page.locator(f'#live-now li[data-stream-id="{show.id}"]')).to_contain_text(show.title)
+    accessible_at_both_widths(page)
+    page.locator(f'#live-now li[data-stream-id="{show.id}"] a').click()
+    room = page.locator("#live-room")
+    expect(room).to_have_attribute("data-joined", "true")
+    expect(page.locator("#room-title")).to_have_text(show.title)
+    expect(page.locator("#room-video")).to_have_attribute("src", "https://video.example/show.mp4")
+
+    # The host pins the product: the viewer sees it with the server's thumbnail.
+    show.emit("pin", {"product_id": show.product["id"]})
+    pinned = page.locator(f'#room-pinned li[data-product-id="{show.product["id"]}"]')
+    expect(pinned).to_contain_text("Red scarf")
+    expect(pinned).to_contain_text("¥129.00")
+    thumb = pinned.locator("img")
+    expect(thumb).to_have_js_property("complete", True)
+    assert thumb.evaluate("img => img.naturalWidth") == show.product["image"]["thumb_width"]
+
+    # A poll: the viewer votes and sees the server's tallies.
+    show.emit(
+        "poll_start", {"question": "Which colour?", "options": ["red", "blue"], "duration_s": 60}
+    )
+    expect(page.locator("#room-poll legend")).to_have_text("Which colour?")
+    page.get_by_role("button", name="blue (0)").click()
+    expect(page.get_by_role("button", name="blue (1)")).to_be_visible()
+    expect(page.locator("#poll-note")).to_have_text("Thanks, your vote counts.")
+
+    # A drop of 3 coupons: the viewer claims one; it is in the wallet (the API says so).
+    drop = show.emit("drop", {"offer_id": show.offer_id, "quantity": 3, "window_s": 60})
+    expect(page.locator("#drop-remaining")).to_have_text("3 of 3 left")
+    expect(page.locator("#drop-countdown")).to_contain_text("s to claim")
+    accessible_at_both_widths(page)
+    page.get_by_role("button", name="Claim a coupon").click()
+    expect(page.locator("#drop-result")).to_contain_text("You won")
+    expect(page.locator("#drop-remaining")).to_have_text("2 of 3 left")
+    expect(page.get_by_role("button", name="Claim a coupon")).to_be_disabled()
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    wallet = api(web, "GET", "/api/wallet", token)["items"]
+    assert [(c["source"]["channel"], c["source"]["drop_id"]) for c in wallet] == [
+        ("live_drop", drop["id"])
+    ]
+
+    # A comment of the viewer's own.
+    page.get_by_label("Your comment").fill("Lovely colour")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#room-comments li", has_text="Lovely colour")).to_have_count(1)
+    # Slow mode: the next comment is refused and the refusal is shown by the field.
+    show.emit("slow_mode", {"seconds": 120})
+    page.get_by_label("Your comment").fill("And again")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#room-comment-error")).to_contain_text("Slow mode is on")
+    expect(page.locator("#room-comments li", has_text="And again")).to_have_count(0)
+
+    # Likes: the room's total comes back from the server.
+    page.get_by_role("button", name="Like ♥").click()
+    expect(page.locator("#room-likes")).to_have_text("Likes: 1")
+
+    # Questions: the viewer asks; another viewer asks too; one's own cannot be upvoted,
+    # another's can (the count from the server's answer).
+    other = socketio.Client(reconnection=False)
+    other.connect(
+        web.url,
+        transports=["websocket"],
+        namespaces=["/live"],
+        auth={"token": web.login(web.user("shopper"))["Authorization"][7:]},
+        wait_timeout=10,
+    )
+    other.call("join", {"stream_id": show.id}, namespace="/live", timeout=10)
+    page.get_by_label("Your question").fill("Is it wool?")
+    page.get_by_role("button", name="Ask").click()
+    mine = page.locator("#room-questions li", has_text="Is it wool?")
+    expect(mine).to_have_count(1)
+    asked = other.call("ask", {"text": "Other colours?"}, namespace="/live", timeout=10)
+    assert "question" in asked, asked
+    theirs = page.locator("#room-questions li", has_text="Other colours?")
+    theirs.get_by_role("button").click()
+    expect(theirs.get_by_role("button")).to_have_text("▲ 1")
+    mine.get_by_role("button").click()
+    expect(mine).to_contain_text("You cannot upvote your own question.")
+
+    # The network drops; a comment is posted meanwhile by another viewer; the socket comes
+    # back, joins with its last offset and shows the comment exactly once.
+    page.evaluate("document.querySelector('#live-room').liveSocket.io.engine.close()")
+    text = "Said while you were away"
+    said = other.call("comment", {"text": text}, namespace="/live", timeout=10)
+    assert "comment" in said, said
+    other.disconnect()
+    expect(room).to_have_attribute("data-recovered", "1")
+    expect(page.locator("#room-comments li", has_text="Said while you were away")).to_have_count(1)
+    expect(page.locator("#room-comments li", has_text="Lovely colour")).to_have_count(1)
+    accessible_at_both_widths(page)
+
+
+def test_a_guest_watches_a_live_room_in_chinese_without_an_account(open_page, web, show):
+    show.emit("start")
+    show.emit("pin", {"product_id": show.product["id"]})
+    page = open_page("/app/", width=DESKTOP, locale="zh-CN")
+    page.get_by_role("button", name="以访客身份观看直播").click()
+    expect(page.locator("#live-title")).to_have_text("直播")
+    entry = page.locator(f'#live-now li[data-stream-id="{show.id}"]')
+    expect(entry).to_contain_text(show.title)
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    assert api(web, "GET", "/api/me", token)["role"] == "guest"
+    accessible_at_both_widths(page)
+    entry.locator("a").click()
+    expect(page.locator("#live-room")).to_have_attribute("data-joined", "true")
+    expect(page.locator("#room-status")).to_have_text("直播中")
+    expect(page.locator("#room-pinned li")).to_contain_text("Red scarf")
+    # A guest watches: no comment form, no like button; the poll's buttons are disabled.
+    expect(page.locator("#room-comment-form")).to_have_count(0)
+    expect(page.locator("#room-like")).to_have_count(0)
+    show.emit("poll_start", {"question": "颜色？", "options": ["红", "蓝"], "duration_s": 60})
+    expect(page.locator("#room-poll button").first).to_be_disabled()
+    # A shopper's comment reaches the guest.
+    viewer = socketio.Client(reconnection=False)
+    viewer.connect(
+        web.url,
+        transports=["websocket"],
+        namespaces=["/live"],
+        auth={"token": web.login(web.user("shopper"))["Authorization"][7:]},
+        wait_timeout=10,
+    )
+    viewer.call("join", {"stream_id": show.id}, namespace="/live", timeout=10)
+    viewer.call("comment", {"text": "好漂亮的围巾"}, namespace="/live", timeout=10)
+    viewer.disconnect()
+    expect(page.locator("#room-comments li", has_text="好漂亮的围巾")).to_have_count(1)
+    assert_glyphs_render(page, "#live-room")
+    accessible_at_both_widths(page)
+
+
+# --- The AR catch view and the radar -------------------------------------------------------
+
+
+def test_the_bearing_module_with_known_coordinates(open_page, web):
+    page = open_page("/app/", width=PHONE)
+    got = page.evaluate(
+        """async () => {
+          const b = await import("/static/app/app-bearing.js");
+          return {
+            east: b.bearingDeg(0, 0, 0, 1),
+            north: b.bearingDeg(31.2, 121.4, 31.3, 121.4),
+            southwest: b.bearingDeg(31.2304, 121.4737, 31.2204, 121.4637),
+            degree: b.distanceM(0, 0, 0, 1),
+            ios: b.headingOf({ webkitCompassHeading: 75 }),
+            absolute: b.headingOf({ type: "deviceorientationabsolute", alpha: 90 }),
+            flagged: b.headingOf({ type: "deviceorientation", absolute: true, alpha: 0 }),
+            relative: b.headingOf({ type: "deviceorientation", absolute: false, alpha: 90 }),
+            left: b.relativeBearing(350, 10),
+            right: b.relativeBearing(10, 350),
+            middle: b.screenX(0, 390, 60),
+            edge: b.screenX(30, 390, 60),
+            off: b.screenX(31, 390, 60),
+            radarNorth: b.radarPoint(0, 50, 100, 200),
+            radarEast: b.radarPoint(90, 500, 100, 200),
+            near: b.spriteSize(1, 0.35, 1, 390),
+            far: b.spriteSize(1000, 0.35, 1, 390),
+            big: b.spriteSize(1, 1.4, 2, 390),
+          };
+        }"""
+    )
+    assert got["east"] == pytest.approx(90)
+    assert got["north"] == pytest.approx(0, abs=1e-9)
+    # Shanghai, 1.1 km south-west: a little less than 225 degrees (the meridians converge).
+    assert got["southwest"] == pytest.approx(220.5, abs=0.5)
+    assert got["degree"] == pytest.approx(111_195, rel=1e-3)
+    assert (got["ios"], got["absolute"], got["flagged"], got["relative"]) == (75, 270, 0, None)
+    assert (got["left"], got["right"]) == (-20, 20)
+    assert (got["middle"], got["edge"], got["off"]) == (195, 390, None)
+    assert got["radarNorth"] == pytest.approx({"x": 100, "y": 50})
+    assert got["radarEast"] == pytest.approx({"x": 200, "y": 100})
+    # 0.35 m at 1 m through a 60 degree camera 390 px wide: 195 / tan(30) * 0.35 = 118 px;
+    # kept within 24 and 240 px.
+    assert (got["near"], got["far"], got["big"]) == (118, 24, 240)
+
+
+def catchable(spawns: list[dict], shopper_id: str) -> dict:
+    """A creature within reach whose first throw catches (the server's deterministic roll)."""
+    rates = {"common": 0.85, "rare": 0.55, "epic": 0.30, "legendary": 0.15}
+    for spawn in spawns:
+        if (
+            spawn["distance_m"] < 60
+            and roll_for(spawn["id"], shopper_id, 1)[0] < rates[spawn["rarity"]]
+        ):
+            return spawn
+    raise AssertionError("no creature within reach that a first throw catches")
+
+
+def test_the_ar_view_shows_a_creature_in_front_and_a_throw_catches_it(browser, web, shop, request):
+    shopper = consenting_shopper(web)
+    camera = launch_browser(
+        ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
+    )
+    context = camera.new_context(
+        viewport={"width": PHONE, "height": 844},
+        **{**located(shop.lat, shop.lon), "permissions": ["geolocation", "camera"]},
+    )
+    context.set_default_timeout(10_000)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page_errors(page, errors)
+        page.goto(web.url + "/app/#catch")
+        sign_in(page, shopper["email"])
+        view = page.locator("#catch-view")
+        expect(view).to_have_attribute("data-camera", "on")
+        expect(view).to_have_attribute("data-spawns", re.compile(r"^[1-9]"))
+        # The camera is on but no compass has spoken yet: the radar.
+        expect(view).to_have_attribute("data-mode", "radar")
+        token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+        spawns = api(web, "GET", "/api/game/spawns?radius_m=200", token)["spawns"]
+        spawn = catchable(spawns, shopper["id"])
+
+        # The phone faces the creature (Chromium's absolute event: heading = 360 - alpha).
+        turn = (
+            "a => window.dispatchEvent(new DeviceOrientationEvent('deviceorientationabsolute',"
+            " {alpha: a, beta: 90, gamma: 0, absolute: true}))"
+        )
+        page.evaluate(turn, (360 - spawn["bearing_deg"]) % 360)
+        expect(view).to_have_attribute("data-mode", "ar")
+        creature = page.locator(f'#catch-layer [data-spawn-id="{spawn["id"]}"]')
+        expect(creature).to_be_visible()
+        expect(creature.locator("img")).to_have_attribute("src", spawn["sprite_url"])
+        stage = page.locator("#catch-stage").bounding_box()
+        box = creature.bounding_box()
+        assert box["x"] + box["width"] / 2 == pytest.approx(stage["x"] + stage["width"] / 2, abs=2)
+        # Turned 20 degrees to its left, the creature is right of the middle, where a 60 degree
+        # camera puts it: w/2 + tan(20) * (w/2) / tan(30).
+        page.evaluate(turn, (360 - spawn["bearing_deg"] + 20) % 360)
+        half = stage["width"] / 2
+        expected = half + math.tan(math.radians(20)) * half / math.tan(math.radians(30))
+        expect(creature).to_have_attribute("data-x", str(round(expected)))
+
+        # Pick it and throw (the button; a swipe up does the same).
+        creature.click()
+        expect(page.locator("#catch-target")).to_contain_text(spawn["name"])
+        page.get_by_role("button", name="Throw").click()
+        expect(page.locator("#catch-result")).to_contain_text(f"You caught {spawn['name']}!")
+        expect(view).to_have_attribute("data-outcome", "caught")
+        expect(page.locator(f'[data-spawn-id="{spawn["id"]}"]')).to_have_count(0)
+        after = api(web, "GET", "/api/game/spawns?radius_m=200", token)["spawns"]
+        assert [s["caught"] for s in after if s["id"] == spawn["id"]] == [True]
+        accessible_at_both_widths(page)
+        assert not errors, errors
+    finally:
+        context.close()
+        camera.close()
+
+
+def test_the_radar_without_a_camera_in_english_and_chinese(open_page, web, shop):
+    shopper = consenting_shopper(web)
+    page = open_page("/app/#catch", width=DESKTOP, **located(shop.lat, shop.lon))
+    sign_in(page, shopper["email"])
+    view = page.locator("#catch-view")
+    expect(view).to_have_attribute("data-camera", "off")
+    expect(view).to_have_attribute("data-mode", "radar")
+    expect(page.locator("#catch-mode")).to_have_text(
+        "No camera here: the radar shows where the creatures are."
+    )
+    expect(view).to_have_attribute("data-spawns", re.compile(r"^[1-9]"))
+    count = int(view.get_attribute("data-spawns"))
+    expect(page.locator("#catch-radar .creature-button")).to_have_count(count)
+    accessible_at_both_widths(page)
+    # Keyboard: pick from the list; then the throw gesture, a swipe up on the view.
+    token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
+    spawn = catchable(
+        api(web, "GET", "/api/game/spawns?radius_m=200", token)["spawns"], shopper["id"]
+    )
+    page.locator(f'#catch-list li[data-spawn-id="{spawn["id"]}"] button').focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("button", name="Throw")).to_be_enabled()
+    stage = page.locator("#catch-stage").bounding_box()
+    x, y = stage["x"] + 20, stage["y"] + stage["height"] - 20
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x, y - 150, steps=5)
+    page.mouse.up()
+    expect(page.locator("#catch-result")).to_contain_text(f"You caught {spawn['name']}!")
+    expect(page.locator(f'#catch-radar [data-spawn-id="{spawn["id"]}"]')).to_have_count(0)
+
+    zh = open_page("/app/#catch", width=PHONE, locale="zh-CN", **located(shop.lat, shop.lon))
+    sign_in(zh, shopper["email"])
+    expect(zh.locator("#catch-title")).to_have_text("捕捉小精灵")
+    expect(zh.locator("#catch-view")).to_have_attribute("data-mode", "radar")
+    expect(zh.locator("#catch-mode")).to_have_text("这里没有相机：雷达显示小精灵的位置。")
+    assert_glyphs_render(zh, "#catch-view")
+    accessible_at_both_widths(zh)

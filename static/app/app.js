@@ -2,12 +2,14 @@
 // at a time chosen by the address's hash — #map, #wallet, #wallet/<coupon id> (its QR, full
 // screen), #settings — like the marketer console (docs/frontend.md, "The shopper app").
 // The position is watched once consent is given (app-location.js) and shared with the views.
-import { api, errorText } from "../js/api.js";
+import { api, errorText, keepSession } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
 import { startPage } from "../js/shell.js";
 import { connect } from "../js/socket.js";
 import { showConsent, showSettings, signUpBox } from "./app-account.js";
 import { forgetBuffer, startTracking } from "./app-location.js";
+import * as catchView from "./app-catch.js";
+import * as liveView from "./app-live.js";
 import * as mapView from "./app-map.js";
 import * as walletView from "./app-wallet.js";
 
@@ -15,12 +17,18 @@ const NOTICE = "footfall.app.notice";
 const CONSENT = "footfall.app.consent";
 const VIEWS = {
   map: ["app.nav.map", mapView.show],
+  catch: ["app.nav.catch", catchView.show],
   wallet: ["app.nav.wallet", walletView.show],
+  live: ["app.nav.live", liveView.show],
   settings: ["app.nav.settings", null],
 };
 
+// A guest (POST /api/auth/guest, no account) only watches live streams.
+let guest = false;
+
 function route() {
   const [name, ...args] = location.hash.replace(/^#/, "").split("/").map(decodeURIComponent);
+  if (guest) return { name: "live", args: name === "live" ? args.filter(Boolean) : [] };
   return name in VIEWS ? { name, args: args.filter(Boolean) } : { name: "map", args: [] };
 }
 
@@ -54,10 +62,51 @@ function announce(region, key, params) {
   while (region.children.length > 3) region.lastElementChild.remove();
 }
 
+/** A guest's app: the live streams only (no location, no wallet, no settings). */
+async function renderGuest(main, user) {
+  const view = document.createElement("div");
+  view.className = "app-view";
+  view.id = "app-view";
+  main.append(label("p", "app.guest.note", null, { class: "card notice" }), view);
+  let teardown = null;
+  const draw = async () => {
+    if (teardown) teardown();
+    teardown = null;
+    const { args } = route();
+    try {
+      const done = await liveView.show(view, { user, args, navigate });
+      teardown = typeof done === "function" ? done : null;
+    } catch (error) {
+      view.replaceChildren(label("p", "app.map.error", { message: errorText(error) }, { role: "alert", class: "card" }));
+    }
+  };
+  window.addEventListener("hashchange", draw);
+  document.getElementById("sign-out").addEventListener("click", () => {
+    window.removeEventListener("hashchange", draw);
+    if (teardown) teardown();
+    teardown = null;
+    guest = false;
+  });
+  await draw();
+}
+
 startPage({
   titleKey: "app.title",
-  roles: ["shopper"],
+  roles: ["shopper", "guest"],
   signInExtra(box, done) {
+    // "Watch as a guest": a guest session watches live streams without an account.
+    const watch = label("button", "app.guest.watch", null, { type: "button", id: "guest-watch" });
+    watch.addEventListener("click", async () => {
+      try {
+        keepSession(await api("POST", "/api/auth/guest"));
+      } catch (error) {
+        watch.after(label("p", "app.map.error", { message: errorText(error) }, { role: "alert" }));
+        return;
+      }
+      location.hash = "#live";
+      done();
+    });
+    box.after(watch);
     const notice = sessionStorage.getItem(NOTICE);
     if (notice) {
       sessionStorage.removeItem(NOTICE);
@@ -67,6 +116,8 @@ startPage({
   },
   async render(main, user) {
     document.body.classList.add("shopper-app");
+    guest = user.role === "guest";
+    if (guest) return renderGuest(main, user);
     const state = createState();
     const view = document.createElement("div");
     view.className = "app-view";
@@ -228,7 +279,7 @@ startPage({
             location.reload();
           },
         });
-      } else if (name === "map" && !consent) {
+      } else if ((name === "map" || name === "catch") && !consent) {
         await showConsent(view, () => {
           consent = true;
           sessionStorage.setItem(CONSENT, "true");

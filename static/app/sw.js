@@ -4,7 +4,7 @@
 // first (a new deploy is seen at once) and taken from the cache only when that fails. The API
 // (/api/) and the socket (/socket.io/) are never handled here: the browser asks the network,
 // nothing of theirs is cached, so no answer is ever stale.
-const CACHE = "footfall-app-shell-v1";
+const CACHE = "footfall-app-shell-v3";
 const SHELL = [
   "/app/",
   "/app/manifest.webmanifest",
@@ -12,6 +12,9 @@ const SHELL = [
   "/static/app/app.css",
   "/static/app/app.js",
   "/static/app/app-account.js",
+  "/static/app/app-bearing.js",
+  "/static/app/app-catch.js",
+  "/static/app/app-live.js",
   "/static/app/app-location.js",
   "/static/app/app-map.js",
   "/static/app/app-wallet.js",
