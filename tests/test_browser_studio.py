@@ -10,6 +10,7 @@ import base64
 import io
 import queue
 import re
+import threading
 import time
 
 import requests
@@ -38,7 +39,8 @@ class Viewer:
     """A shopper watching a stream on /live with python-socketio."""
 
     def __init__(self, web, sid: str) -> None:
-        headers = web.login(web.user("shopper"))
+        self.user = web.user("shopper")
+        self.headers = headers = web.login(self.user)
         self.events: queue.Queue[tuple[str, dict]] = queue.Queue()
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("*", lambda name, data: self.events.put((name, data)), namespace="/live")
@@ -370,3 +372,106 @@ def test_two_hosts_see_the_same_room_and_moderate_its_chat(open_page, web):
     finally:
         alice.close()
         bob.close()
+
+
+def drop_campaign(web) -> tuple[str, dict]:
+    """A live campaign with an offer for live drops (real clock); its id, a marketer's headers."""
+    marketer = web.login(web.user("marketer"))
+    now = time.time()
+    made = requests.post(
+        web.url + "/api/campaigns",
+        headers=marketer,
+        json={"name": "Drop week", "starts_at": now - 60, "ends_at": now + 3600},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    cid = made.json()["id"]
+    for name, channels in (("Flash 10 off", ["live_drop"]), ("Visit only", ["visit"])):
+        offer = requests.post(
+            f"{web.url}/api/campaigns/{cid}/offers",
+            headers=marketer,
+            json={"name": name, "kind": "amount_off", "amount_off_fen": 1000, "channels": channels},
+            timeout=10,
+        )
+        assert offer.status_code == 201, offer.text
+    moved = requests.post(
+        f"{web.url}/api/campaigns/{cid}/transition",
+        headers=marketer,
+        json={"to": "scheduled"},
+        timeout=10,
+    )
+    assert moved.json()["status"] == "live", moved.text
+    return cid, marketer
+
+
+VIEWERS = 20
+
+
+def test_a_drop_of_five_coupons_claimed_by_twenty_viewers_at_once(open_page, web):
+    cid, marketer = drop_campaign(web)
+    host = web.user("host")
+    sid = schedule(web, host, marketer, "Drop show")
+    attached = requests.patch(
+        f"{web.url}/api/streams/{sid}", headers=marketer, json={"campaign_id": cid}, timeout=10
+    )
+    assert attached.status_code == 200, attached.text
+    # Only the offer that live drops may issue is offered to the host.
+    offers = requests.get(
+        f"{web.url}/api/streams/{sid}/offers", headers=web.login(host), timeout=10
+    ).json()["items"]
+    assert [o["name"] for o in offers] == ["Flash 10 off"]
+    page = signed_in(open_page, web, host, path=f"/studio/#live/{sid}")
+    expect(page.locator("#connection")).to_have_text("Connected")
+    expect(page.get_by_label("Offer")).to_have_value(offers[0]["id"])
+    page.locator("#live-start").click()
+    expect(page.locator(".live-head [data-status]")).to_have_attribute("data-status", "live")
+    viewers = [Viewer(web, sid) for _ in range(VIEWERS)]
+    try:
+        # A refusal by the console's own checks, next to its input.
+        page.get_by_label("Coupons").fill("0")
+        page.locator("#drop-start").click()
+        expect(page.locator('[data-error-for="quantity"]')).to_have_text(
+            "Between 1 and 100000 coupons."
+        )
+        page.get_by_label("Coupons").fill("5")
+        page.get_by_label("Claim window (seconds)").fill("60")
+        page.locator("#drop-start").click()
+        expect(page.locator("#drop-heading")).to_have_text("Drop: Flash 10 off")
+        expect(page.locator("#drop-claimed")).to_have_text("Claimed 0 of 5")
+        expect(page.locator("#drop-countdown")).to_have_text(re.compile(r"^\d+ s left$"))
+        drop = viewers[0].wait_for("drop")
+        assert drop["quantity"] == 5
+        assert_accessible(page)
+
+        # Every viewer claims at the same moment.
+        start = threading.Barrier(VIEWERS)
+        outcomes: list = [None] * VIEWERS
+
+        def claim(i: int) -> None:
+            start.wait()
+            ack = viewers[i].call("claim", {"drop_id": drop["id"]})
+            outcomes[i] = ack.get("outcome") or ack["error"]["code"]
+
+        threads = [threading.Thread(target=claim, args=(i,)) for i in range(VIEWERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert outcomes.count("won") == 5, outcomes
+        assert outcomes.count("SOLD_OUT") == VIEWERS - 5, outcomes
+
+        expect(page.locator("#drop-claimed")).to_have_text("Claimed 5 of 5")
+        expect(page.locator("#drop-winners")).to_have_text("Over: 5 winners")
+        expect(page.locator("#drop-start")).to_be_enabled()
+        # Exactly five coupons exist: in the winners' wallets, and none elsewhere.
+        held = 0
+        for viewer in viewers:
+            wallet = requests.get(f"{web.url}/api/wallet", headers=viewer.headers, timeout=10)
+            assert wallet.status_code == 200, wallet.text
+            held += sum(1 for c in wallet.json()["items"] if c["source"]["channel"] == "live_drop")
+        assert held == 5
+        page.set_viewport_size({"width": PHONE, "height": 800})
+        assert_accessible(page)
+    finally:
+        for viewer in viewers:
+            viewer.close()
