@@ -475,3 +475,87 @@ def test_a_drop_of_five_coupons_claimed_by_twenty_viewers_at_once(open_page, web
     finally:
         for viewer in viewers:
             viewer.close()
+
+
+def live_stream(web, title: str) -> tuple[dict, str]:
+    """A live stream hosted by a new host (REST); the host and the stream's id."""
+    host = web.user("host")
+    headers = web.login(host)
+    sid = schedule(web, host, headers, title)
+    started = requests.post(
+        f"{web.url}/api/streams/{sid}/transition", headers=headers, json={"to": "live"}, timeout=5
+    )
+    assert started.status_code == 200, started.text
+    return host, sid
+
+
+def column_total(page, column: str) -> int:
+    return page.evaluate(
+        """(col) => [...document.querySelectorAll(`#feedback-table td[data-col="${col}"]`)]
+             .reduce((sum, td) => sum + (Number(td.textContent) || 0), 0)""",
+        column,
+    )
+
+
+def test_feedback_charts_move_and_alerts_show_on_a_viewer_drop_and_negative_sentiment(
+    open_page, web
+):
+    host, sid = live_stream(web, "Feedback show")
+    page = signed_in(open_page, web, host, path=f"/studio/#live/{sid}")
+    expect(page.locator("#connection")).to_have_text("Connected")
+    viewers = [Viewer(web, sid) for _ in range(5)]
+    try:
+        expect(page.locator("#feedback-now")).to_have_text("Viewers now 5, peak 5")
+        chart = page.locator("#chart-viewers")
+        expect(chart).to_have_attribute("role", "img")
+        expect(chart).to_have_attribute("aria-label", re.compile(r"now 5\."))
+        # The chart (Chart.js) and the table carry the same numbers.
+        page.wait_for_function(
+            "() => Math.max(...window.Chart.getChart('chart-viewers').data.datasets[0].data) === 5"
+        )
+        expect(page.locator('#feedback-table td[data-col="viewers"]').last).to_have_text("5")
+        assert page.locator("#feedback-drop-alert").is_hidden()
+        assert page.locator("#feedback-mood-alert").is_hidden()
+
+        # Comments (English and Chinese) and likes: the per-minute numbers and top words move.
+        viewers[0].call("like", {"count": 7})
+        viewers[1].call("comment", {"text": "love the scarf"})
+        viewers[2].call("comment", {"text": "围巾好看"})
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#feedback-table td[data-col="comments"]')]
+                 .reduce((s, td) => s + Number(td.textContent || 0), 0) === 2"""
+        )
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#feedback-table td[data-col="likes"]')]
+                 .reduce((s, td) => s + Number(td.textContent || 0), 0) === 7"""
+        )
+        expect(page.locator('#top-words li[data-word="scarf"]')).to_have_text("scarf (1)")
+        expect(page.locator('#top-words li[data-word="围巾"]')).to_have_text("围巾 (1)")
+        expect(page.locator("#feedback-mood-alert")).to_be_hidden()
+        comments = page.evaluate(
+            "() => window.Chart.getChart('chart-comments').data.datasets[0].data"
+        )
+        assert sum(comments) == column_total(page, "comments") == 2
+        assert_accessible(page)
+
+        # Sentiment turns negative: three complaints outnumber the two compliments (好看 is one).
+        for i, text in enumerate(["too expensive", "ugly colour", "looks fake"]):
+            viewers[i + 1].call("comment", {"text": text})
+        alert = page.locator("#feedback-mood-alert")
+        expect(alert).to_be_visible()
+        expect(alert).to_have_attribute("role", "alert")
+        expect(alert).to_contain_text("3 negative and 2 positive")
+        expect(page.locator("#feedback-sentiment")).to_contain_text("2 positive, 3 negative")
+
+        # Three of five viewers leave within the minute: a sharp drop (−60 %).
+        for viewer in viewers[2:]:
+            viewer.close()
+        drop = page.locator("#feedback-drop-alert")
+        expect(drop).to_be_visible()
+        expect(drop).to_have_text("Viewers dropped sharply: from 5 to 2 within a minute.")
+        expect(page.locator("#feedback-now")).to_have_text("Viewers now 2, peak 5")
+        page.set_viewport_size({"width": PHONE, "height": 800})
+        assert_accessible(page)
+    finally:
+        for viewer in viewers[:2]:
+            viewer.close()

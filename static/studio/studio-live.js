@@ -9,6 +9,7 @@ import { connect } from "../js/socket.js";
 import { field, formAlert, localError } from "../console/campaign-util.js";
 import { clearErrors } from "../js/api.js";
 import { Drops } from "./studio-drops.js";
+import { Feedback } from "./studio-feedback.js";
 import { Moderation } from "./studio-moderation.js";
 import { confirmEnd, statusBadge } from "./studio-streams.js";
 
@@ -80,7 +81,8 @@ class LiveScreen {
     this.polls.setAttribute("aria-labelledby", "polls-title");
     this.moderation = new Moderation((name, payload) => this.act(name, payload));
     this.drops = new Drops(stream, (name, payload) => this.send(name, payload));
-    grid.append(this.products, this.announce, this.polls, this.drops.element, this.moderation.element);
+    this.live = new Feedback();
+    grid.append(this.products, this.live.element, this.announce, this.polls, this.drops.element, this.moderation.element);
     view.append(head, grid);
 
     this.socket = connect("/host", { stream_id: stream.id });
@@ -134,6 +136,7 @@ class LiveScreen {
   close() {
     this.closed = true;
     this.drops.close();
+    this.live.close();
     this.socket.close();
   }
 
@@ -465,6 +468,7 @@ class LiveScreen {
   feedback(feedback) {
     if (!this.state || this.closed) return;
     this.setViewers(feedback.viewers);
+    this.live.update(feedback);
     this.moderation.feedback(feedback.questions);
     this.drops.show(feedback.drop);
     const poll = feedback.poll;
