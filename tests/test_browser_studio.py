@@ -7,11 +7,13 @@ another host's stream is refused; Chinese; axe at phone and desktop."""
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import queue
 import re
 import threading
 import time
+from pathlib import Path
 
 import requests
 import socketio
@@ -559,3 +561,66 @@ def test_feedback_charts_move_and_alerts_show_on_a_viewer_drop_and_negative_sent
     finally:
         for viewer in viewers[:2]:
             viewer.close()
+
+
+def test_after_the_show_the_report_shows_and_its_csv_downloads(open_page, web):
+    host, sid = live_stream(web, "Report show")
+    token = web.login(host)["Authorization"][7:]
+    console = socketio.Client(reconnection=False)
+    console.connect(
+        web.url,
+        transports=["websocket"],
+        namespaces=["/host"],
+        auth={"token": token, "stream_id": sid},
+        wait_timeout=10,
+    )
+    viewer = Viewer(web, sid)
+    try:
+        poll = console.call(
+            "poll_start",
+            {"question": "Which colour?", "options": ["Red", "Blue"], "duration_s": 60},
+            namespace="/host",
+            timeout=10,
+        )
+        viewer.call("vote", {"poll_id": poll["id"], "option": 1})
+        viewer.call("comment", {"text": "=1+2 looks warm"})
+        viewer.call("ask", {"text": "Does it come in green?"})
+        page = signed_in(open_page, web, host, path=f"/studio/#report/{sid}")
+        # Not ended yet: the server's refusal is shown.
+        expect(page.locator("#report-error")).to_contain_text("once the stream has ended")
+        page.goto(page.url.split("#")[0] + f"#live/{sid}")
+        expect(page.locator("#connection")).to_have_text("Connected")
+        page.locator("#live-end").click()
+        page.locator("#end-confirm").click()
+        page.locator("#open-report").click()
+    finally:
+        viewer.close()
+        console.disconnect()
+    expect(page.locator("#report-title")).to_have_text("Report: Report show")
+    stats = page.locator("#report-stats")
+    expect(stats.locator("tr", has_text="Comments kept")).to_contain_text("1")
+    expect(stats.locator("tr", has_text="Joins")).to_contain_text("1")
+    expect(page.locator("#report-poll-0 tr", has_text="Blue")).to_contain_text("1")
+    expect(page.locator("#report-questions")).to_contain_text("Does it come in green?")
+    assert_accessible(page)
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Every comment (CSV)").click()
+    download = info.value
+    assert download.suggested_filename == f"stream-{sid}-comments.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig"))))
+    assert [r["text"] for r in rows] == ["'=1+2 looks warm"]  # neutralised for spreadsheets
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Polls (CSV)").click()
+    polls = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text("utf-8-sig"))))
+    assert [(r["option"], r["votes"]) for r in polls] == [("Red", "0"), ("Blue", "1")]
+    page.set_viewport_size({"width": PHONE, "height": 800})
+    assert_accessible(page)
+
+    # In Chinese: the same report, its glyphs drawn.
+    zh = signed_in(open_page, web, host, path=f"/studio/#report/{sid}", locale="zh-CN")
+    expect(zh.locator("#report-title")).to_have_text("报告：Report show")
+    assert_glyphs_render(zh, "main")
+    assert_accessible(zh)
+    zh.set_viewport_size({"width": PHONE, "height": 800})
+    assert_accessible(zh)

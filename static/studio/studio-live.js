@@ -215,6 +215,9 @@ class LiveScreen {
       );
       this.moves.append(end);
     }
+    if (this.stream.status === "ended") {
+      this.moves.append(label("a", "studio.report.open", null, { href: `#report/${this.stream.id}`, class: "button-link", id: "open-report" }));
+    }
   }
 
   // --- products: pin up to three, reorder, unpin -----------------------------------------
