@@ -2,7 +2,9 @@
 products with pictures by the file input and by drag-and-drop (the server's thumbnails show),
 goes live, pins a product that a viewer on /live (python-socketio) receives, starts a prepared
 poll whose tally moves when a viewer votes, and finds the same pins and poll after a reload;
-another host's stream is refused; Chinese; axe at phone and desktop."""
+another host's stream is refused; a drop of 5 coupons claimed at once by 20 viewers; the live
+feedback charts and alerts; the after-show report and its CSV downloads; the HLS preview
+(hls.js); Chinese; axe at phone and desktop."""
 
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
     web,
 )
 from tests.test_browser_consoles import sign_in
+
+# Every account of this module (hosts, ~30 python-socketio viewers) signs in from this one
+# address: the per-address login limit (50 in 5 minutes) is raised for the module's server.
+WEB_ENV = {"LOGIN_IP_MAX_ATTEMPTS": "500"}
 
 
 def png(color: tuple[int, int, int], size: int = 200) -> bytes:
@@ -624,3 +630,64 @@ def test_after_the_show_the_report_shows_and_its_csv_downloads(open_page, web):
     assert_accessible(zh)
     zh.set_viewport_size({"width": PHONE, "height": 800})
     assert_accessible(zh)
+
+
+PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:4
+#EXT-X-MEDIA-SEQUENCE:0
+#EXTINF:4.0,
+segment0.ts
+"""
+
+
+def test_the_preview_plays_an_hls_url_with_hls_js_and_says_when_it_cannot(open_page, web):
+    host = web.user("host")
+    headers = web.login(host)
+    sid = schedule(web, host, headers, "Preview show")  # https://video.example/live.m3u8
+    page = signed_in(open_page, web, host)
+    manifests = []
+
+    def serve(route):
+        if route.request.url.endswith(".m3u8"):
+            manifests.append(route.request.url)
+            route.fulfill(status=200, content_type="application/vnd.apple.mpegurl", body=PLAYLIST)
+        else:
+            route.fulfill(status=404, body="")
+
+    page.route("https://video.example/**", serve)
+    page.goto(page.url.split("#")[0] + f"#live/{sid}")
+    preview = page.locator("#preview")
+    # hls.js (from npm, /vendor/hls.js/) loads and parses the playlist.
+    expect(preview).to_have_attribute("data-player", "hls.js")
+    expect(preview).to_have_attribute("data-state", "ready")
+    assert manifests == ["https://video.example/live.m3u8"]
+    expect(preview.get_by_label("Stream preview (muted)")).to_be_visible()
+    assert_accessible(page)
+
+    # A playback URL that is not HLS: a placeholder says so.
+    changed = requests.patch(
+        f"{web.url}/api/streams/{sid}",
+        headers=headers,
+        json={"playback_url": "https://video.example/watch?v=1"},
+        timeout=5,
+    )
+    assert changed.status_code == 200, changed.text
+    page.reload()
+    expect(preview).to_have_attribute("data-state", "not_hls")
+    expect(page.locator("#preview-note")).to_have_text(
+        "No preview: the playback URL is not an HLS stream (.m3u8)."
+    )
+    expect(preview.locator("video")).to_have_count(0)
+    # An HLS URL whose playlist cannot be loaded: hls.js's fatal error is shown.
+    requests.patch(
+        f"{web.url}/api/streams/{sid}",
+        headers=headers,
+        json={"playback_url": "https://video.example/gone.m3u8"},
+        timeout=5,
+    ).raise_for_status()
+    page.unroute("https://video.example/**")
+    page.route("https://video.example/**", lambda route: route.fulfill(status=404, body=""))
+    page.reload()
+    expect(preview).to_have_attribute("data-state", "failed")
+    expect(page.locator("#preview-note")).to_contain_text("manifestLoadError")

@@ -11,6 +11,7 @@ import { clearErrors } from "../js/api.js";
 import { Drops } from "./studio-drops.js";
 import { Feedback } from "./studio-feedback.js";
 import { Moderation } from "./studio-moderation.js";
+import { Preview } from "./studio-preview.js";
 import { confirmEnd, statusBadge } from "./studio-streams.js";
 
 export const MAX_PINS = 3;
@@ -68,7 +69,8 @@ class LiveScreen {
     this.moves.className = "actions";
     this.alert = label("p", "studio.moves.none", null, { role: "alert", class: "form-error", id: "live-alert" });
     this.alert.hidden = true;
-    head.append(label("h2", "studio.live.title", { title: stream.title }, { id: "live-title" }), line, this.rehearsal, this.moves, this.alert);
+    this.preview = new Preview(stream.playback_url);
+    head.append(label("h2", "studio.live.title", { title: stream.title }, { id: "live-title" }), line, this.rehearsal, this.moves, this.alert, this.preview.element);
 
     const grid = document.createElement("div");
     grid.className = "live-grid";
@@ -137,6 +139,7 @@ class LiveScreen {
     this.closed = true;
     this.drops.close();
     this.live.close();
+    this.preview.close();
     this.socket.close();
   }
 
