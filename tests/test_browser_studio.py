@@ -564,6 +564,12 @@ def test_feedback_charts_move_and_alerts_show_on_a_viewer_drop_and_negative_sent
         expect(page.locator("#feedback-now")).to_have_text("Viewers now 2, peak 5")
         page.set_viewport_size({"width": PHONE, "height": 800})
         assert_accessible(page)
+        # The same panel in Chinese: the alerts and the Chinese top words drawn.
+        zh = signed_in(open_page, web, host, path=f"/studio/#live/{sid}", locale="zh-CN")
+        expect(zh.locator('#top-words li[data-word="围巾"]')).to_have_text("围巾（1）")
+        expect(zh.locator("#feedback-mood-alert")).to_contain_text("情绪转负")
+        assert_glyphs_render(zh, "section.feedback")
+        assert_accessible(zh)
     finally:
         for viewer in viewers[:2]:
             viewer.close()
