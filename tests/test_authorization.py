@@ -102,6 +102,7 @@ POLICY = {
     "streams.remove_product": {"marketer", "admin", "host"},
     "streams.product_image": {PUBLIC},
     "streams.product_thumb": {PUBLIC},
+    "streams.drop_offers": {"marketer", "admin", "host"},
     "streams.report": {"marketer", "admin", "host"},
     "streams.report_csv": {"marketer", "admin", "host"},
 }

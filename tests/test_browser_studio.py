@@ -2,15 +2,20 @@
 products with pictures by the file input and by drag-and-drop (the server's thumbnails show),
 goes live, pins a product that a viewer on /live (python-socketio) receives, starts a prepared
 poll whose tally moves when a viewer votes, and finds the same pins and poll after a reload;
-another host's stream is refused; Chinese; axe at phone and desktop."""
+another host's stream is refused; a drop of 5 coupons claimed at once by 20 viewers; the live
+feedback charts and alerts; the after-show report and its CSV downloads; the HLS preview
+(hls.js); Chinese; axe at phone and desktop."""
 
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import queue
 import re
+import threading
 import time
+from pathlib import Path
 
 import requests
 import socketio
@@ -27,6 +32,10 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
 )
 from tests.test_browser_consoles import sign_in
 
+# Every account of this module (hosts, ~30 python-socketio viewers) signs in from this one
+# address: the per-address login limit (50 in 5 minutes) is raised for the module's server.
+WEB_ENV = {"LOGIN_IP_MAX_ATTEMPTS": "500"}
+
 
 def png(color: tuple[int, int, int], size: int = 200) -> bytes:
     out = io.BytesIO()
@@ -38,7 +47,8 @@ class Viewer:
     """A shopper watching a stream on /live with python-socketio."""
 
     def __init__(self, web, sid: str) -> None:
-        headers = web.login(web.user("shopper"))
+        self.user = web.user("shopper")
+        self.headers = headers = web.login(self.user)
         self.events: queue.Queue[tuple[str, dict]] = queue.Queue()
         self.sio = socketio.Client(reconnection=False)
         self.sio.on("*", lambda name, data: self.events.put((name, data)), namespace="/live")
@@ -370,3 +380,320 @@ def test_two_hosts_see_the_same_room_and_moderate_its_chat(open_page, web):
     finally:
         alice.close()
         bob.close()
+
+
+def drop_campaign(web) -> tuple[str, dict]:
+    """A live campaign with an offer for live drops (real clock); its id, a marketer's headers."""
+    marketer = web.login(web.user("marketer"))
+    now = time.time()
+    made = requests.post(
+        web.url + "/api/campaigns",
+        headers=marketer,
+        json={"name": "Drop week", "starts_at": now - 60, "ends_at": now + 3600},
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    cid = made.json()["id"]
+    for name, channels in (("Flash 10 off", ["live_drop"]), ("Visit only", ["visit"])):
+        offer = requests.post(
+            f"{web.url}/api/campaigns/{cid}/offers",
+            headers=marketer,
+            json={"name": name, "kind": "amount_off", "amount_off_fen": 1000, "channels": channels},
+            timeout=10,
+        )
+        assert offer.status_code == 201, offer.text
+    moved = requests.post(
+        f"{web.url}/api/campaigns/{cid}/transition",
+        headers=marketer,
+        json={"to": "scheduled"},
+        timeout=10,
+    )
+    assert moved.json()["status"] == "live", moved.text
+    return cid, marketer
+
+
+VIEWERS = 20
+
+
+def test_a_drop_of_five_coupons_claimed_by_twenty_viewers_at_once(open_page, web):
+    cid, marketer = drop_campaign(web)
+    host = web.user("host")
+    sid = schedule(web, host, marketer, "Drop show")
+    attached = requests.patch(
+        f"{web.url}/api/streams/{sid}", headers=marketer, json={"campaign_id": cid}, timeout=10
+    )
+    assert attached.status_code == 200, attached.text
+    # Only the offer that live drops may issue is offered to the host.
+    offers = requests.get(
+        f"{web.url}/api/streams/{sid}/offers", headers=web.login(host), timeout=10
+    ).json()["items"]
+    assert [o["name"] for o in offers] == ["Flash 10 off"]
+    page = signed_in(open_page, web, host, path=f"/studio/#live/{sid}")
+    expect(page.locator("#connection")).to_have_text("Connected")
+    expect(page.get_by_label("Offer")).to_have_value(offers[0]["id"])
+    page.locator("#live-start").click()
+    expect(page.locator(".live-head [data-status]")).to_have_attribute("data-status", "live")
+    viewers = [Viewer(web, sid) for _ in range(VIEWERS)]
+    try:
+        # A refusal by the console's own checks, next to its input.
+        page.get_by_label("Coupons").fill("0")
+        page.locator("#drop-start").click()
+        expect(page.locator('[data-error-for="quantity"]')).to_have_text(
+            "Between 1 and 100000 coupons."
+        )
+        page.get_by_label("Coupons").fill("5")
+        page.get_by_label("Claim window (seconds)").fill("60")
+        page.locator("#drop-start").click()
+        expect(page.locator("#drop-heading")).to_have_text("Drop: Flash 10 off")
+        expect(page.locator("#drop-claimed")).to_have_text("Claimed 0 of 5")
+        expect(page.locator("#drop-countdown")).to_have_text(re.compile(r"^\d+ s left$"))
+        drop = viewers[0].wait_for("drop")
+        assert drop["quantity"] == 5
+        assert_accessible(page)
+
+        # Every viewer claims at the same moment.
+        start = threading.Barrier(VIEWERS)
+        outcomes: list = [None] * VIEWERS
+
+        def claim(i: int) -> None:
+            start.wait()
+            ack = viewers[i].call("claim", {"drop_id": drop["id"]})
+            outcomes[i] = ack.get("outcome") or ack["error"]["code"]
+
+        threads = [threading.Thread(target=claim, args=(i,)) for i in range(VIEWERS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert outcomes.count("won") == 5, outcomes
+        assert outcomes.count("SOLD_OUT") == VIEWERS - 5, outcomes
+
+        expect(page.locator("#drop-claimed")).to_have_text("Claimed 5 of 5")
+        expect(page.locator("#drop-winners")).to_have_text("Over: 5 winners")
+        expect(page.locator("#drop-start")).to_be_enabled()
+        # Exactly five coupons exist: in the winners' wallets, and none elsewhere.
+        held = 0
+        for viewer in viewers:
+            wallet = requests.get(f"{web.url}/api/wallet", headers=viewer.headers, timeout=10)
+            assert wallet.status_code == 200, wallet.text
+            held += sum(1 for c in wallet.json()["items"] if c["source"]["channel"] == "live_drop")
+        assert held == 5
+        page.set_viewport_size({"width": PHONE, "height": 800})
+        assert_accessible(page)
+    finally:
+        for viewer in viewers:
+            viewer.close()
+
+
+def live_stream(web, title: str) -> tuple[dict, str]:
+    """A live stream hosted by a new host (REST); the host and the stream's id."""
+    host = web.user("host")
+    headers = web.login(host)
+    sid = schedule(web, host, headers, title)
+    started = requests.post(
+        f"{web.url}/api/streams/{sid}/transition", headers=headers, json={"to": "live"}, timeout=5
+    )
+    assert started.status_code == 200, started.text
+    return host, sid
+
+
+def column_total(page, column: str) -> int:
+    return page.evaluate(
+        """(col) => [...document.querySelectorAll(`#feedback-table td[data-col="${col}"]`)]
+             .reduce((sum, td) => sum + (Number(td.textContent) || 0), 0)""",
+        column,
+    )
+
+
+def test_feedback_charts_move_and_alerts_show_on_a_viewer_drop_and_negative_sentiment(
+    open_page, web
+):
+    host, sid = live_stream(web, "Feedback show")
+    page = signed_in(open_page, web, host, path=f"/studio/#live/{sid}")
+    expect(page.locator("#connection")).to_have_text("Connected")
+    viewers = [Viewer(web, sid) for _ in range(5)]
+    try:
+        expect(page.locator("#feedback-now")).to_have_text("Viewers now 5, peak 5")
+        chart = page.locator("#chart-viewers")
+        expect(chart).to_have_attribute("role", "img")
+        expect(chart).to_have_attribute("aria-label", re.compile(r"now 5\."))
+        # The chart (Chart.js) and the table carry the same numbers.
+        page.wait_for_function(
+            "() => Math.max(...window.Chart.getChart('chart-viewers').data.datasets[0].data) === 5"
+        )
+        expect(page.locator('#feedback-table td[data-col="viewers"]').last).to_have_text("5")
+        assert page.locator("#feedback-drop-alert").is_hidden()
+        assert page.locator("#feedback-mood-alert").is_hidden()
+
+        # Comments (English and Chinese) and likes: the per-minute numbers and top words move.
+        viewers[0].call("like", {"count": 7})
+        viewers[1].call("comment", {"text": "love the scarf"})
+        viewers[2].call("comment", {"text": "围巾好看"})
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#feedback-table td[data-col="comments"]')]
+                 .reduce((s, td) => s + Number(td.textContent || 0), 0) === 2"""
+        )
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#feedback-table td[data-col="likes"]')]
+                 .reduce((s, td) => s + Number(td.textContent || 0), 0) === 7"""
+        )
+        expect(page.locator('#top-words li[data-word="scarf"]')).to_have_text("scarf (1)")
+        expect(page.locator('#top-words li[data-word="围巾"]')).to_have_text("围巾 (1)")
+        expect(page.locator("#feedback-mood-alert")).to_be_hidden()
+        comments = page.evaluate(
+            "() => window.Chart.getChart('chart-comments').data.datasets[0].data"
+        )
+        assert sum(comments) == column_total(page, "comments") == 2
+        assert_accessible(page)
+
+        # Sentiment turns negative: three complaints outnumber the two compliments (好看 is one).
+        for i, text in enumerate(["too expensive", "ugly colour", "looks fake"]):
+            viewers[i + 1].call("comment", {"text": text})
+        alert = page.locator("#feedback-mood-alert")
+        expect(alert).to_be_visible()
+        expect(alert).to_have_attribute("role", "alert")
+        expect(alert).to_contain_text("3 negative and 2 positive")
+        expect(page.locator("#feedback-sentiment")).to_contain_text("2 positive, 3 negative")
+
+        # Three of five viewers leave within the minute: a sharp drop (−60 %).
+        for viewer in viewers[2:]:
+            viewer.close()
+        drop = page.locator("#feedback-drop-alert")
+        expect(drop).to_be_visible()
+        expect(drop).to_have_text("Viewers dropped sharply: from 5 to 2 within a minute.")
+        expect(page.locator("#feedback-now")).to_have_text("Viewers now 2, peak 5")
+        page.set_viewport_size({"width": PHONE, "height": 800})
+        assert_accessible(page)
+        # The same panel in Chinese: the alerts and the Chinese top words drawn.
+        zh = signed_in(open_page, web, host, path=f"/studio/#live/{sid}", locale="zh-CN")
+        expect(zh.locator('#top-words li[data-word="围巾"]')).to_have_text("围巾（1）")
+        expect(zh.locator("#feedback-mood-alert")).to_contain_text("情绪转负")
+        assert_glyphs_render(zh, "section.feedback")
+        assert_accessible(zh)
+    finally:
+        for viewer in viewers[:2]:
+            viewer.close()
+
+
+def test_after_the_show_the_report_shows_and_its_csv_downloads(open_page, web):
+    host, sid = live_stream(web, "Report show")
+    token = web.login(host)["Authorization"][7:]
+    console = socketio.Client(reconnection=False)
+    console.connect(
+        web.url,
+        transports=["websocket"],
+        namespaces=["/host"],
+        auth={"token": token, "stream_id": sid},
+        wait_timeout=10,
+    )
+    viewer = Viewer(web, sid)
+    try:
+        poll = console.call(
+            "poll_start",
+            {"question": "Which colour?", "options": ["Red", "Blue"], "duration_s": 60},
+            namespace="/host",
+            timeout=10,
+        )
+        viewer.call("vote", {"poll_id": poll["id"], "option": 1})
+        viewer.call("comment", {"text": "=1+2 looks warm"})
+        viewer.call("ask", {"text": "Does it come in green?"})
+        page = signed_in(open_page, web, host, path=f"/studio/#report/{sid}")
+        # Not ended yet: the server's refusal is shown.
+        expect(page.locator("#report-error")).to_contain_text("once the stream has ended")
+        page.goto(page.url.split("#")[0] + f"#live/{sid}")
+        expect(page.locator("#connection")).to_have_text("Connected")
+        page.locator("#live-end").click()
+        page.locator("#end-confirm").click()
+        page.locator("#open-report").click()
+    finally:
+        viewer.close()
+        console.disconnect()
+    expect(page.locator("#report-title")).to_have_text("Report: Report show")
+    stats = page.locator("#report-stats")
+    expect(stats.locator("tr", has_text="Comments kept")).to_contain_text("1")
+    expect(stats.locator("tr", has_text="Joins")).to_contain_text("1")
+    expect(page.locator("#report-poll-0 tr", has_text="Blue")).to_contain_text("1")
+    expect(page.locator("#report-questions")).to_contain_text("Does it come in green?")
+    assert_accessible(page)
+
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Every comment (CSV)").click()
+    download = info.value
+    assert download.suggested_filename == f"stream-{sid}-comments.csv"
+    rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8-sig"))))
+    assert [r["text"] for r in rows] == ["'=1+2 looks warm"]  # neutralised for spreadsheets
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Polls (CSV)").click()
+    polls = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text("utf-8-sig"))))
+    assert [(r["option"], r["votes"]) for r in polls] == [("Red", "0"), ("Blue", "1")]
+    page.set_viewport_size({"width": PHONE, "height": 800})
+    assert_accessible(page)
+
+    # In Chinese: the same report, its glyphs drawn.
+    zh = signed_in(open_page, web, host, path=f"/studio/#report/{sid}", locale="zh-CN")
+    expect(zh.locator("#report-title")).to_have_text("报告：Report show")
+    assert_glyphs_render(zh, "main")
+    assert_accessible(zh)
+    zh.set_viewport_size({"width": PHONE, "height": 800})
+    assert_accessible(zh)
+
+
+PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:4
+#EXT-X-MEDIA-SEQUENCE:0
+#EXTINF:4.0,
+segment0.ts
+"""
+
+
+def test_the_preview_plays_an_hls_url_with_hls_js_and_says_when_it_cannot(open_page, web):
+    host = web.user("host")
+    headers = web.login(host)
+    sid = schedule(web, host, headers, "Preview show")  # https://video.example/live.m3u8
+    page = signed_in(open_page, web, host)
+    manifests = []
+
+    def serve(route):
+        if route.request.url.endswith(".m3u8"):
+            manifests.append(route.request.url)
+            route.fulfill(status=200, content_type="application/vnd.apple.mpegurl", body=PLAYLIST)
+        else:
+            route.fulfill(status=404, body="")
+
+    page.route("https://video.example/**", serve)
+    page.goto(page.url.split("#")[0] + f"#live/{sid}")
+    preview = page.locator("#preview")
+    # hls.js (from npm, /vendor/hls.js/) loads and parses the playlist.
+    expect(preview).to_have_attribute("data-player", "hls.js")
+    expect(preview).to_have_attribute("data-state", "ready")
+    assert manifests == ["https://video.example/live.m3u8"]
+    expect(preview.get_by_label("Stream preview (muted)")).to_be_visible()
+    assert_accessible(page)
+
+    # A playback URL that is not HLS: a placeholder says so.
+    changed = requests.patch(
+        f"{web.url}/api/streams/{sid}",
+        headers=headers,
+        json={"playback_url": "https://video.example/watch?v=1"},
+        timeout=5,
+    )
+    assert changed.status_code == 200, changed.text
+    page.reload()
+    expect(preview).to_have_attribute("data-state", "not_hls")
+    expect(page.locator("#preview-note")).to_have_text(
+        "No preview: the playback URL is not an HLS stream (.m3u8)."
+    )
+    expect(preview.locator("video")).to_have_count(0)
+    # An HLS URL whose playlist cannot be loaded: hls.js's fatal error is shown.
+    requests.patch(
+        f"{web.url}/api/streams/{sid}",
+        headers=headers,
+        json={"playback_url": "https://video.example/gone.m3u8"},
+        timeout=5,
+    ).raise_for_status()
+    page.unroute("https://video.example/**")
+    page.route("https://video.example/**", lambda route: route.fulfill(status=404, body=""))
+    page.reload()
+    expect(preview).to_have_attribute("data-state", "failed")
+    expect(page.locator("#preview-note")).to_contain_text("manifestLoadError")

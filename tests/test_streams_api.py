@@ -298,3 +298,36 @@ def test_marketers_grant_a_campaign_to_a_stream_over_rest(app, client, people):
     assert theirs["id"] in [
         g["stream_id"] for g in client.get(grants, headers=people["marketer"]).get_json()["items"]
     ]
+
+
+def test_a_streams_hosts_list_the_offers_a_drop_may_issue(app, client, people):
+    from promotions.models import CampaignIn, OfferIn
+
+    promos = app.extensions["promotions"]
+    cid = promos.campaigns.create(
+        CampaignIn(name="c", starts_at=T0, ends_at=T0 + 86400), actor="m"
+    )["id"]
+    for name, channels in (("drop", ["live_drop"]), ("visit", ["visit"])):
+        promos.campaigns.create_offer(
+            cid,
+            OfferIn(name=name, kind="amount_off", amount_off_fen=500, channels=channels),
+            actor="m",
+        )
+    plain = schedule(client, people)
+    assert client.get(f"/api/streams/{plain['id']}/offers", headers=people["host"]).get_json() == {
+        "items": []
+    }
+    linked = schedule(client, people, campaign_id=cid)
+    for who in ("host", "marketer"):
+        listed = client.get(f"/api/streams/{linked['id']}/offers", headers=people[who])
+        assert [o["name"] for o in listed.get_json()["items"]] == ["drop"]
+    assert_error(
+        client.get(f"/api/streams/{linked['id']}/offers", headers=people["other_host"]),
+        403,
+        "not_your_stream",
+        "stream_id",
+    )
+    assert (
+        client.get(f"/api/streams/{linked['id']}/offers", headers=people["shopper"]).status_code
+        == 403
+    )

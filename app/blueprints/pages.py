@@ -32,6 +32,7 @@ VENDOR = {
     "leaflet.markercluster": ("leaflet.markercluster", "dist"),  # store clusters on the map
     "leaflet-geoman": ("@geoman-io/leaflet-geoman-free", "dist"),  # drawing and editing fences
     "chart.js": ("chart.js", "dist"),  # the funnel's charts (chart.umd.min.js: window.Chart)
+    "hls.js": ("hls.js", "dist"),  # the studio's HLS preview (hls.min.mjs: an ES module)
 }
 # The lockfile pins every version, but a new install may change a file under the same URL:
 # browsers revalidate after an hour (ETag / Last-Modified make that a 304).

@@ -254,6 +254,24 @@ def report(path: StreamPath):
     return current_app.extensions["live"].reports.report(path.stream_id)
 
 
+@endpoint(
+    bp,
+    "get",
+    "/<stream_id>/offers",
+    allow=EDITORS,
+    summary="The offers of the stream's campaign that a live drop may issue (its hosts, marketers)",
+    description="Empty when the stream has no campaign; each offer as in the campaign's list, "
+    "only those whose channels include live_drop.",
+    responses={200: S.OfferList},
+)
+def drop_offers(path: StreamPath):
+    stream = _streams().managed(path.stream_id, _caller())
+    if not stream.get("campaign_id"):
+        return {"items": []}
+    offers = current_app.extensions["promotions"].campaigns.list_offers(stream["campaign_id"])
+    return {"items": [o for o in offers if "live_drop" in o.get("channels", [])]}
+
+
 class ReportPartPath(BaseModel):
     stream_id: str = Field(pattern=STREAM_ID)
     part: Literal["comments", "polls", "questions", "drops", "stats"]

@@ -8,7 +8,10 @@ import { formatMoney, label, t } from "../js/i18n.js";
 import { connect } from "../js/socket.js";
 import { field, formAlert, localError } from "../console/campaign-util.js";
 import { clearErrors } from "../js/api.js";
+import { Drops } from "./studio-drops.js";
+import { Feedback } from "./studio-feedback.js";
 import { Moderation } from "./studio-moderation.js";
+import { Preview } from "./studio-preview.js";
 import { confirmEnd, statusBadge } from "./studio-streams.js";
 
 export const MAX_PINS = 3;
@@ -66,7 +69,8 @@ class LiveScreen {
     this.moves.className = "actions";
     this.alert = label("p", "studio.moves.none", null, { role: "alert", class: "form-error", id: "live-alert" });
     this.alert.hidden = true;
-    head.append(label("h2", "studio.live.title", { title: stream.title }, { id: "live-title" }), line, this.rehearsal, this.moves, this.alert);
+    this.preview = new Preview(stream.playback_url);
+    head.append(label("h2", "studio.live.title", { title: stream.title }, { id: "live-title" }), line, this.rehearsal, this.moves, this.alert, this.preview.element);
 
     const grid = document.createElement("div");
     grid.className = "live-grid";
@@ -78,7 +82,9 @@ class LiveScreen {
     this.polls.className = "card";
     this.polls.setAttribute("aria-labelledby", "polls-title");
     this.moderation = new Moderation((name, payload) => this.act(name, payload));
-    grid.append(this.products, this.announce, this.polls, this.moderation.element);
+    this.drops = new Drops(stream, (name, payload) => this.send(name, payload));
+    this.live = new Feedback();
+    grid.append(this.products, this.live.element, this.announce, this.polls, this.drops.element, this.moderation.element);
     view.append(head, grid);
 
     this.socket = connect("/host", { stream_id: stream.id });
@@ -116,6 +122,8 @@ class LiveScreen {
       this.state.poll = data;
       this.drawPolls();
     }));
+    this.socket.on("drop", (data) => this.heard(() => this.drops.show(data)));
+    this.socket.on("drop_sold_out", (data) => this.heard(() => this.drops.soldOut(data.drop_id)));
     this.socket.on("poll_tallies", (data) => this.heard(() => this.tallies(data.poll_id, data.tallies)));
     for (const name of ["comment", "comment_deleted", "comment_pinned", "question", "question_answered", "slow_mode"]) {
       this.socket.on(name, (data) => this.heard(() => this.moderation.event(name, data)));
@@ -129,6 +137,9 @@ class LiveScreen {
 
   close() {
     this.closed = true;
+    this.drops.close();
+    this.live.close();
+    this.preview.close();
     this.socket.close();
   }
 
@@ -178,6 +189,7 @@ class LiveScreen {
     this.drawAnnouncement();
     this.drawPolls();
     this.moderation.load(this.state);
+    this.drops.show(this.state.drop);
     this.setViewers(this.state.viewers);
   }
 
@@ -205,6 +217,9 @@ class LiveScreen {
         }),
       );
       this.moves.append(end);
+    }
+    if (this.stream.status === "ended") {
+      this.moves.append(label("a", "studio.report.open", null, { href: `#report/${this.stream.id}`, class: "button-link", id: "open-report" }));
     }
   }
 
@@ -459,7 +474,9 @@ class LiveScreen {
   feedback(feedback) {
     if (!this.state || this.closed) return;
     this.setViewers(feedback.viewers);
+    this.live.update(feedback);
     this.moderation.feedback(feedback.questions);
+    this.drops.show(feedback.drop);
     const poll = feedback.poll;
     if (!poll) return;
     const same = this.state.poll && this.state.poll.id === poll.id && Boolean(this.state.poll.closed_at) === Boolean(poll.closed_at);

@@ -91,6 +91,8 @@ async function showList(view, ctx) {
     const liveCell = row.insertCell();
     if (stream.status !== "ended" && ctx.user.role === "host") {
       liveCell.append(label("a", "studio.streams.open_live", { title: stream.title }, { href: `#live/${stream.id}` }));
+    } else if (stream.status === "ended") {
+      liveCell.append(label("a", "studio.report.open_named", { title: stream.title }, { href: `#report/${stream.id}` }));
     }
   }
   wrap.append(table);
@@ -242,6 +244,9 @@ function movesCard(stream, ctx) {
     if (ctx.user.role === "host") {
       row.append(label("a", "studio.moves.open_live", null, { href: `#live/${stream.id}`, class: "button-link", id: "open-live" }));
     }
+  }
+  if (stream.status === "ended") {
+    row.append(label("a", "studio.report.open", null, { href: `#report/${stream.id}`, class: "button-link", id: "open-report" }));
   }
   card.append(label("h2", "studio.moves.title", null, { id: "moves-title" }), status, row, alert);
   return card;
