@@ -6,6 +6,7 @@ import { api, errorText, keepSession } from "../js/api.js";
 import { label, t } from "../js/i18n.js";
 import { startPage } from "../js/shell.js";
 import { connect } from "../js/socket.js";
+import { followHash, hashRoute, navigate, sectionNav } from "../js/views.js";
 import { showConsent, showSettings, signUpBox } from "./app-account.js";
 import { forgetBuffer, startTracking } from "./app-location.js";
 import * as catchView from "./app-catch.js";
@@ -27,16 +28,9 @@ const VIEWS = {
 let guest = false;
 
 function route() {
-  const [name, ...args] = location.hash.replace(/^#/, "").split("/").map(decodeURIComponent);
-  if (guest) return { name: "live", args: name === "live" ? args.filter(Boolean) : [] };
-  return name in VIEWS ? { name, args: args.filter(Boolean) } : { name: "map", args: [] };
-}
-
-/** Go to a view: navigate("wallet", id) sets #wallet/<id>. */
-function navigate(...parts) {
-  const hash = `#${parts.map(encodeURIComponent).join("/")}`;
-  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent("hashchange"));
-  else location.hash = hash;
+  const { name, args } = hashRoute();
+  if (guest) return { name: "live", args: name === "live" ? args : [] };
+  return name in VIEWS ? { name, args } : { name: "map", args: [] };
 }
 
 /** What every view may read: the last fix, the tracking status, and listeners. */
@@ -68,26 +62,21 @@ async function renderGuest(main, user) {
   view.className = "app-view";
   view.id = "app-view";
   main.append(label("p", "app.guest.note", null, { class: "card notice" }), view);
-  let teardown = null;
-  const draw = async () => {
-    if (teardown) teardown();
-    teardown = null;
-    const { args } = route();
-    try {
-      const done = await liveView.show(view, { user, args, navigate });
-      teardown = typeof done === "function" ? done : null;
-    } catch (error) {
-      view.replaceChildren(label("p", "app.map.error", { message: errorText(error) }, { role: "alert", class: "card" }));
-    }
-  };
-  window.addEventListener("hashchange", draw);
+  const draw = (name, args) => liveView.show(view, { user, args, navigate });
+  const views = followHash({ route, view, draw, onError: failureIn(view) });
   document.getElementById("sign-out").addEventListener("click", () => {
-    window.removeEventListener("hashchange", draw);
-    if (teardown) teardown();
-    teardown = null;
+    views.stop();
     guest = false;
   });
-  await draw();
+  await views.ready;
+}
+
+/** Draw a view that failed (offline, or the server failed) as a note instead of a blank. */
+function failureIn(view) {
+  return (error) =>
+    view.replaceChildren(
+      label("p", "app.map.error", { message: errorText(error) }, { role: "alert", class: "card" }),
+    );
 }
 
 startPage({
@@ -131,19 +120,8 @@ startPage({
     notices.id = "notices";
     notices.setAttribute("role", "status");
 
-    const nav = document.createElement("nav");
-    nav.className = "app-nav";
-    nav.setAttribute("data-i18n-attr", "aria-label:app.nav.label");
-    nav.setAttribute("aria-label", t("app.nav.label"));
-    const list = document.createElement("ul");
-    const links = {};
-    for (const [name, [key]] of Object.entries(VIEWS)) {
-      const item = document.createElement("li");
-      links[name] = label("a", key, null, { href: `#${name}` });
-      item.append(links[name]);
-      list.append(item);
-    }
-    nav.append(list);
+    const entries = Object.entries(VIEWS).map(([name, [key]]) => [name, key]);
+    const { nav, links } = sectionNav("app-nav", "app.nav.label", entries);
     main.append(notices, trackLine, view, nav);
 
     // Location: watched only with consent.
@@ -233,35 +211,6 @@ startPage({
     window.addEventListener("offline", closeSocket);
     openSocket();
 
-    let teardown = null;
-    let drawing = 0;
-    const draw = async () => {
-      const { name, args } = route();
-      const turn = ++drawing;
-      if (teardown) {
-        try {
-          teardown();
-        } catch (error) {
-          console.error(error);
-        }
-        teardown = null;
-      }
-      for (const [other, link] of Object.entries(links)) {
-        if (other === name) link.setAttribute("aria-current", "page");
-        else link.removeAttribute("aria-current");
-      }
-      view.replaceChildren();
-      let done = null;
-      try {
-        done = await drawView(name, args);
-      } catch (error) {
-        // Offline, or the server failed: the view says so instead of staying blank.
-        view.replaceChildren(label("p", "app.map.error", { message: errorText(error) }, { role: "alert", class: "card" }));
-      }
-      if (turn !== drawing) {
-        if (typeof done === "function") done();
-      } else teardown = typeof done === "function" ? done : null;
-    };
     const drawView = async (name, args) => {
       let done = null;
       if (name === "settings") {
@@ -291,17 +240,16 @@ startPage({
       }
       return done;
     };
-    window.addEventListener("hashchange", draw);
+    const views = followHash({ route, view, draw: drawView, links, onError: failureIn(view) });
+    const draw = views.redraw;
     document.getElementById("sign-out").addEventListener("click", () => {
-      window.removeEventListener("hashchange", draw);
-      if (teardown) teardown();
-      teardown = null;
+      views.stop();
       track(false);
       window.removeEventListener("online", openSocket);
       window.removeEventListener("offline", closeSocket);
       closeSocket();
     });
-    await draw();
+    await views.ready;
   },
 });
 

@@ -4,7 +4,7 @@
 // first (a new deploy is seen at once) and taken from the cache only when that fails. The API
 // (/api/) and the socket (/socket.io/) are never handled here: the browser asks the network,
 // nothing of theirs is cached, so no answer is ever stale.
-const CACHE = "footfall-app-shell-v3";
+const CACHE = "footfall-app-shell-v4";
 const SHELL = [
   "/app/",
   "/app/manifest.webmanifest",
@@ -25,6 +25,7 @@ const SHELL = [
   "/static/js/i18n.js",
   "/static/js/shell.js",
   "/static/js/socket.js",
+  "/static/js/views.js",
   "/static/i18n/en.json",
   "/static/i18n/zh-CN.json",
   "/vendor/leaflet/leaflet.css",
