@@ -2,6 +2,7 @@
 // one campaign (#campaigns/<id>): its settings and targets, status moves, offers with their
 // caps and coupon previews, and its game.
 import { api, clearErrors, errorText } from "../js/api.js";
+import { askToConfirm } from "../js/confirm.js";
 import { formatMoney, formatTime, label, t } from "../js/i18n.js";
 import {
   DEFAULT_TZ,
@@ -289,37 +290,15 @@ class StatusPanel {
   }
 
   confirmEnd(button) {
-    const dialog = document.createElement("dialog");
-    dialog.className = "confirm";
-    dialog.setAttribute("aria-labelledby", "end-title");
-    dialog.setAttribute("aria-describedby", "end-text");
-    const yes = label("button", "campaigns.end_confirm", null, { type: "button", class: "danger", id: "end-confirm" });
-    const no = label("button", "campaigns.end_cancel", null, { type: "button", id: "end-cancel" });
-    const row = document.createElement("div");
-    row.className = "actions";
-    row.append(no, yes);
-    dialog.append(
-      label("h3", "campaigns.end_title", { name: this.campaign.name }, { id: "end-title" }),
-      label("p", "campaigns.end_text", null, { id: "end-text" }),
-      row,
-    );
-    const close = () => {
-      dialog.close();
-      dialog.remove();
-    };
-    no.addEventListener("click", () => {
-      close();
-      button.focus();
+    askToConfirm({
+      opener: button,
+      titleKey: "campaigns.end_title",
+      titleParams: { name: this.campaign.name },
+      textKey: "campaigns.end_text",
+      yesKey: "campaigns.end_confirm",
+      noKey: "campaigns.end_cancel",
+      onYes: () => this.move("ended", button),
     });
-    dialog.addEventListener("cancel", () => setTimeout(() => button.focus()));
-    dialog.addEventListener("close", () => dialog.remove());
-    yes.addEventListener("click", () => {
-      close();
-      this.move("ended", button);
-    });
-    document.body.append(dialog);
-    dialog.showModal();
-    no.focus();
   }
 }
 

@@ -2,6 +2,7 @@
 // (#streams/<id>): its settings, its products (images by drag-and-drop or a file input,
 // thumbnails from the server) and the moves go live / end.
 import { ApiError, api, clearErrors, errorText, showError, token } from "../js/api.js";
+import { askToConfirm } from "../js/confirm.js";
 import { formatMoney, formatTime, label, t } from "../js/i18n.js";
 import {
   DEFAULT_TZ,
@@ -254,37 +255,15 @@ function movesCard(stream, ctx) {
 
 /** Ask before ending a stream (a <dialog>; Escape or "Keep it" cancels). */
 export function confirmEnd(stream, button, then) {
-  const dialog = document.createElement("dialog");
-  dialog.className = "confirm";
-  dialog.setAttribute("aria-labelledby", "end-title");
-  dialog.setAttribute("aria-describedby", "end-text");
-  const yes = label("button", "studio.end.confirm", null, { type: "button", class: "danger", id: "end-confirm" });
-  const no = label("button", "studio.end.cancel", null, { type: "button", id: "end-cancel" });
-  const row = document.createElement("div");
-  row.className = "actions";
-  row.append(no, yes);
-  dialog.append(
-    label("h3", "studio.end.title", { title: stream.title }, { id: "end-title" }),
-    label("p", "studio.end.text", null, { id: "end-text" }),
-    row,
-  );
-  const close = () => {
-    dialog.close();
-    dialog.remove();
-  };
-  no.addEventListener("click", () => {
-    close();
-    button.focus();
+  askToConfirm({
+    opener: button,
+    titleKey: "studio.end.title",
+    titleParams: { title: stream.title },
+    textKey: "studio.end.text",
+    yesKey: "studio.end.confirm",
+    noKey: "studio.end.cancel",
+    onYes: then,
   });
-  dialog.addEventListener("cancel", () => setTimeout(() => button.focus()));
-  dialog.addEventListener("close", () => dialog.remove());
-  yes.addEventListener("click", () => {
-    close();
-    then();
-  });
-  document.body.append(dialog);
-  dialog.showModal();
-  no.focus();
 }
 
 /** Send a product as multipart/form-data (the image as the `image` part) with the tab's
