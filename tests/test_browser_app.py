@@ -644,8 +644,11 @@ def test_the_radar_without_a_camera_in_english_and_chinese(open_page, web, shop)
     page.locator(f'#catch-list li[data-spawn-id="{spawn["id"]}"] button').focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("button", name="Throw")).to_be_enabled()
+    # The swipe starts below the stage's middle, inside the viewport (the width changes above
+    # may have scrolled the page: find the stage again).
+    page.locator("#catch-stage").scroll_into_view_if_needed()
     stage = page.locator("#catch-stage").bounding_box()
-    x, y = stage["x"] + 20, stage["y"] + stage["height"] - 20
+    x, y = stage["x"] + 20, stage["y"] + stage["height"] / 2 + 75
     page.mouse.move(x, y)
     page.mouse.down()
     page.mouse.move(x, y - 150, steps=5)
