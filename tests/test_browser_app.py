@@ -550,11 +550,25 @@ def test_the_bearing_module_with_known_coordinates(open_page, web):
 
 
 def catchable(spawns: list[dict], shopper_id: str) -> dict:
-    """A creature within reach whose first throw catches (the server's deterministic roll)."""
+    """A creature within reach whose first throw catches (the server's deterministic roll).
+
+    The AR view paints nearer creatures over farther ones, so the pick is one that no nearer
+    creature within 30 degrees of its bearing can cover.
+    """
     rates = {"common": 0.85, "rare": 0.55, "epic": 0.30, "legendary": 0.15}
+
+    def apart(a: float, b: float) -> float:
+        return abs((a - b + 180) % 360 - 180)
+
     for spawn in spawns:
+        covered = any(
+            other["distance_m"] < spawn["distance_m"]
+            and apart(other["bearing_deg"], spawn["bearing_deg"]) < 30
+            for other in spawns
+        )
         if (
-            spawn["distance_m"] < 60
+            not covered
+            and spawn["distance_m"] < 60
             and roll_for(spawn["id"], shopper_id, 1)[0] < rates[spawn["rarity"]]
         ):
             return spawn

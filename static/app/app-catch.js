@@ -87,7 +87,9 @@ export async function show(view, { state }) {
     const width = stage.clientWidth || 360;
     layer.replaceChildren();
     for (const el of radar.querySelectorAll(".creature-button")) el.remove();
-    for (const spawn of spawns) {
+    // Farther creatures first, so a nearer one is painted over them as it would hide them.
+    const farFirst = [...spawns].sort((a, b) => b.distance_m - a.distance_m);
+    for (const spawn of farFirst) {
       if (mode() === "ar") {
         const relative = relativeBearing(spawn.bearing_deg, heading);
         const x = screenX(relative, width, FOV_DEG);
