@@ -47,7 +47,8 @@ def tick(app: Flask, now: float | None = None) -> dict[str, Any]:
             continue
         total = live.feedback.totals(sid)["likes"]
         last = r.getset(f"{prefix}:likes_sent", total)
-        if last is None or int(last) != total:
+        # A stream nobody has liked yet has nothing to say (no `likes` of 0 at its first tick).
+        if int(last or 0) != total:
             offset = live.history.append(sid, "likes", {"total": total})
             socketio.emit(
                 "likes", {"total": total, "offset": offset}, to=viewers_room(sid), namespace="/live"

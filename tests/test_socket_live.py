@@ -262,6 +262,8 @@ def test_likes_are_summed_once_a_second_and_hosts_get_feedback(app, setup):
     host.emit("start", {}, namespace="/host", callback=True)
     viewer.get_received("/live")
     host.get_received("/host")
+    # Nobody has liked yet: the first tick says nothing (no `likes` of 0 taking an offset).
+    assert tick(app, T0 + 7)["likes"] == {}
     for _ in range(7):
         viewer.emit("like", {"count": 3}, namespace="/live", callback=True)
     viewer.emit("comment", {"text": "love this coat"}, namespace="/live", callback=True)
