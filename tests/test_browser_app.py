@@ -70,6 +70,15 @@ def accessible_at_both_widths(page) -> None:
     page.set_viewport_size({"width": width, "height": 844 if width == PHONE else 800})
 
 
+def assert_compact_header(page) -> None:
+    """On a phone the header is one row (the name, the language, "Sign out": 53 px measured,
+    where it took 4 rows, 215 px, before): the address signed in is only for screen readers."""
+    header = page.locator("header.bar")
+    expect(header.get_by_role("button", name=re.compile("Sign out|退出登录"))).to_be_visible()
+    assert header.bounding_box()["height"] < 64
+    assert header.locator(".who").bounding_box()["height"] <= 1
+
+
 def consenting_shopper(web) -> dict:
     user = web.user("shopper")
     headers = web.login(user)
@@ -252,6 +261,7 @@ def test_settings_withdraw_consent_and_erase_the_account(open_page, web):
     page = open_page("/app/#settings", width=DESKTOP, **located(31.10, 121.31))
     sign_in(page, user["email"])
     expect(page.locator("#consent-state")).to_contain_text("You allow location")
+    expect(page.locator("#settings-account")).to_have_text(f"Signed in as {user['email']}.")
     token = page.evaluate(f"sessionStorage.getItem('{TOKEN_KEY}')")
     expect(page.locator("#track-status")).to_have_attribute("data-sent", "1")
     accessible_at_both_widths(page)
@@ -282,6 +292,7 @@ def test_the_app_in_chinese(open_page, web):
     expect(page.get_by_role("button", name="创建账号")).to_be_visible()
     sign_in(page, user["email"])
     expect(page.get_by_role("heading", name="您的位置")).to_be_visible()
+    assert_compact_header(page)
     assert_glyphs_render(page, ".consent")
     accessible_at_both_widths(page)
     page.get_by_role("link", name="卡券包").click()
@@ -332,7 +343,7 @@ class LiveShow:
             json={
                 "title": title,
                 "brand": "Live Brand",
-                "playback_url": "https://video.example/show.mp4",
+                "playback_url": "https://video.example/show.m3u8",
                 "hosts": [host["id"]],
                 "starts_at": now + 60,
                 "campaign_id": cid,
@@ -363,6 +374,43 @@ class LiveShow:
         self.host.disconnect()
 
 
+def silent_mp3(seconds: float) -> bytes:
+    """MPEG-1 Layer III frames of silence (32 kbit/s, 44.1 kHz, mono; 1152 samples each): a
+    4-byte header and side information of zeros (no audio data), padded to the frame's 104
+    bytes. A media element plays them, so the live room's player has a stream to play."""
+    frame = bytes([0xFF, 0xFB, 0x10, 0xC0]) + bytes(100)
+    return frame * math.ceil(seconds * 44_100 / 1152)
+
+
+# An HLS playlist of one 30-second segment of silent MP3 (packed audio, which hls.js plays):
+# long enough that the video is still playing, not at its end, when the test looks.
+PLAYLIST = """#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:30
+#EXT-X-MEDIA-SEQUENCE:0
+#EXTINF:30.0,
+segment0.mp3
+#EXT-X-ENDLIST
+"""
+
+
+def serve_stream(page, requested: list[str]) -> None:
+    """Serve the show's https://video.example/ stream to the page's context (its service
+    worker's requests too): the playlist and its segment; anything else is a 404."""
+
+    def serve(route):
+        url = route.request.url
+        requested.append(url)
+        if url.endswith("/show.m3u8"):
+            route.fulfill(status=200, content_type="application/vnd.apple.mpegurl", body=PLAYLIST)
+        elif url.endswith("/segment0.mp3"):
+            route.fulfill(status=200, content_type="audio/mpeg", body=silent_mp3(30))
+        else:
+            route.fulfill(status=404, body="")
+
+    page.context.route("https://video.example/**", serve)
+
+
 @pytest.fixture
 def show(web):
     made = LiveShow(web, f"Scarf show {time.time_ns()}")
@@ -374,14 +422,29 @@ def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(op
     shopper = web.user("shopper")
     show.emit("start")
     page = open_page("/app/#live", width=PHONE)
+    requested = []
+    serve_stream(page, requested)
     sign_in(page, shopper["email"])
     expect(page.locator(f'#live-now li[data-stream-id="{show.id}"]')).to_contain_text(show.title)
+    assert_compact_header(page)
     accessible_at_both_widths(page)
     page.locator(f'#live-now li[data-stream-id="{show.id}"] a').click()
     room = page.locator("#live-room")
     expect(room).to_have_attribute("data-joined", "true")
     expect(page.locator("#room-title")).to_have_text(show.title)
-    expect(page.locator("#room-video")).to_have_attribute("src", "https://video.example/show.mp4")
+    # The video: hls.js (from npm, /vendor/hls.js/) plays the show's HLS stream, muted.
+    player = page.locator("#room-player")
+    expect(player).to_have_attribute("data-player", "hls.js")
+    expect(player).to_have_attribute("data-state", "ready")
+    expect(page.get_by_label("Live video (muted)")).to_be_visible()
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#room-video');"
+        " return v.readyState >= 3 && v.currentTime > 0.25 && !v.paused && v.muted; }"
+    )
+    assert requested[:2] == [
+        "https://video.example/show.m3u8",
+        "https://video.example/segment0.mp3",
+    ]
 
     # The host pins the product: the viewer sees it with the server's thumbnail.
     show.emit("pin", {"product_id": show.product["id"]})
@@ -471,6 +534,8 @@ def test_a_guest_watches_a_live_room_in_chinese_without_an_account(open_page, we
     show.emit("start")
     show.emit("pin", {"product_id": show.product["id"]})
     page = open_page("/app/", width=DESKTOP, locale="zh-CN")
+    # The show's playlist cannot be loaded: the room's player says so, with hls.js's reason.
+    page.context.route("https://video.example/**", lambda route: route.fulfill(status=404))
     page.get_by_role("button", name="以访客身份观看直播").click()
     expect(page.locator("#live-title")).to_have_text("直播")
     entry = page.locator(f'#live-now li[data-stream-id="{show.id}"]')
@@ -481,6 +546,9 @@ def test_a_guest_watches_a_live_room_in_chinese_without_an_account(open_page, we
     entry.locator("a").click()
     expect(page.locator("#live-room")).to_have_attribute("data-joined", "true")
     expect(page.locator("#room-status")).to_have_text("直播中")
+    expect(page.locator("#room-player")).to_have_attribute("data-state", "failed")
+    expect(page.locator("#room-player-note")).to_have_text("视频无法播放（manifestLoadError）。")
+    expect(page.locator("#room-video")).to_have_count(0)
     expect(page.locator("#room-pinned li")).to_contain_text("Red scarf")
     # A guest watches: no comment form, no like button; the poll's buttons are disabled.
     expect(page.locator("#room-comment-form")).to_have_count(0)

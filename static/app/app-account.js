@@ -1,6 +1,7 @@
 // The shopper's account: the sign-up form under the sign-in form, the consent screen (what is
-// collected and for how long) and the settings (consent, erasure, language).
-import { api, clearErrors, errorText, keepSession, showError } from "../js/api.js";
+// collected and for how long) and the settings (consent, erasure, language, and the account
+// signed in: on a phone the header leaves its address out).
+import { api, clearErrors, currentUser, errorText, keepSession, showError } from "../js/api.js";
 import { LANGUAGES, label, language, setLanguage, t } from "../js/i18n.js";
 
 function field(form, name, type, key, autocomplete, required = true) {
@@ -196,7 +197,8 @@ export async function showSettings(view, { onConsent, onErased }) {
     keepSession(null);
     await onErased();
   });
-  erase.append(label("h2", "app.settings.erase_heading", null, { id: "settings-erase" }), label("p", "app.settings.erase_text"), open, dialog);
+  const account = label("p", "app.settings.signed_in", { email: currentUser()?.email ?? "" }, { id: "settings-account" });
+  erase.append(label("h2", "app.settings.erase_heading", null, { id: "settings-erase" }), account, label("p", "app.settings.erase_text"), open, dialog);
 
   const status = document.createElement("p");
   status.id = "settings-status";

@@ -1,11 +1,14 @@
 // Live: #live lists the live and upcoming streams (GET /api/streams); #live/<id> is the room
-// over the /live socket (docs/events.md): the video, pinned products, comments, likes, the poll,
+// over the /live socket (docs/events.md): the video (the shared player, ../js/player.js:
+// hls.js or the browser's own HLS player, muted until the viewer unmutes it; a placeholder with
+// the reason when it cannot play), pinned products, comments, likes, the poll,
 // questions and drops with a claim button and a countdown. The client keeps the last offset it
 // saw; when the socket reconnects it joins again with that offset and applies the events it
 // missed (each offset once, in order), or the whole state when the server says it is too far
 // behind.
 import { api, errorText } from "../js/api.js";
 import { formatMoney, formatTime, has, label, t } from "../js/i18n.js";
+import { Player } from "../js/player.js";
 import { connect } from "../js/socket.js";
 
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -68,8 +71,7 @@ function showRoom(view, streamId, { user }) {
   const guest = user.role === "guest";
   const room = element("section", { class: "live-room", id: "live-room", "aria-labelledby": "room-title" });
   const title = element("h2", { id: "room-title" });
-  const video = element("video", { controls: "", playsinline: "", muted: "", id: "room-video" });
-  video.muted = true;
+  const player = new Player({ id: "room-player", keys: "app.live.player", videoId: "room-video", className: "room-player", autoplay: true });
   const status = element("p", { id: "room-status", role: "status" });
   const announcement = element("p", { id: "room-announcement", class: "notice", role: "status" });
   announcement.hidden = true;
@@ -104,7 +106,7 @@ function showRoom(view, streamId, { user }) {
   };
   const likeButton = label("button", "app.live.like", null, { type: "button", id: "room-like" });
   likeButton.addEventListener("click", () => call("like", { count: 1 }));
-  const parts = [title, status, video, announcement];
+  const parts = [title, status, player.element, announcement];
   parts.push(label("h3", "app.live.pinned"), pinned, pollBox, dropBox, likes);
   if (!guest) parts.push(likeButton);
   parts.push(label("h3", "app.live.comments"), comments);
@@ -133,7 +135,7 @@ function showRoom(view, streamId, { user }) {
   const drawStream = () => {
     title.textContent = state.stream.title;
     status.replaceChildren(label("span", `app.live.status.${state.stream.status}`));
-    if (video.getAttribute("src") !== state.stream.playback_url) video.src = state.stream.playback_url;
+    player.play(state.stream.playback_url);
   };
   const drawPinned = () => {
     pinned.replaceChildren();
@@ -323,6 +325,7 @@ function showRoom(view, streamId, { user }) {
   socket.on("connect", join);
   return () => {
     clearInterval(timer);
+    player.close();
     socket.close();
   };
 }

@@ -4,7 +4,7 @@
 // first (a new deploy is seen at once) and taken from the cache only when that fails. The API
 // (/api/) and the socket (/socket.io/) are never handled here: the browser asks the network,
 // nothing of theirs is cached, so no answer is ever stale.
-const CACHE = "footfall-app-shell-v4";
+const CACHE = "footfall-app-shell-v5";
 const SHELL = [
   "/app/",
   "/app/manifest.webmanifest",
@@ -23,6 +23,7 @@ const SHELL = [
   "/static/console/map.js",
   "/static/js/api.js",
   "/static/js/i18n.js",
+  "/static/js/player.js",
   "/static/js/shell.js",
   "/static/js/socket.js",
   "/static/js/views.js",
@@ -30,6 +31,7 @@ const SHELL = [
   "/static/i18n/zh-CN.json",
   "/vendor/leaflet/leaflet.css",
   "/vendor/leaflet/leaflet.js",
+  "/vendor/hls.js/hls.min.mjs",
   "/vendor/socket.io-client/socket.io.esm.min.js",
 ];
 
