@@ -3,6 +3,7 @@
 
     python3 dev.py demo    # set up, then serve with demo data on the embedded Redis
     python3 dev.py test    # set up, then lint (ruff check, ruff format --check) and run every test
+                           # (on pytest-xdist workers, one per core; with arguments: as given)
     python3 dev.py lint    # set up, then only lint
     python3 dev.py bench   # set up, then run every benchmark (bench <name>: one of them)
     python3 dev.py setup   # only set up (.venv with the project and its test tools)
@@ -167,6 +168,12 @@ def main(argv: list[str]) -> int:
     # The test command is CI's: lint is part of it, and fails it before any test runs.
     if lint():
         return 1
+    if not rest:
+        # The whole suite: one pytest-xdist worker per core (at most 4), each test file on one
+        # worker, so a module's servers and browser pages start once. Most tests wait on
+        # servers, sockets or the browser, so two workers on two cores nearly halve the time.
+        workers = min(os.cpu_count() or 1, 4)
+        rest = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
     exec_venv(["-m", "pytest", *rest])
 
 
