@@ -691,6 +691,9 @@ class ProductOut(Open):
     image: dict[str, Any] | None = Field(
         description="{width, height, thumb_width, thumb_height, etag}, or null without an image"
     )
+    sold_out: bool = Field(
+        description="marked sold out by a host on the live screen (the /host event sold_out)"
+    )
 
 
 class StreamOut(Open):

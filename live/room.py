@@ -34,13 +34,19 @@ class Room:
         self.history = history
         self.presence = presence
 
-    def state(self, sid: str) -> dict[str, Any]:
-        """Return everything a viewer joining now needs, with the offset it is current to."""
+    def state(self, sid: str, *, console: bool = False) -> dict[str, Any]:
+        """Return everything a viewer joining now needs, with the offset it is current to.
+
+        While the stream is scheduled (the hosts' rehearsal) a viewer sees no stage: no pins,
+        announcement, poll or slow mode, which the rehearsal sets for the hosts only (they reach
+        viewers as events when the stream goes live). A host console (`console`) sees it all.
+        """
         # The offset is read first: an event appended while the rest is read is then replayed
         # by a recovery from this offset rather than lost (a client drops what it has seen).
         offset = self.history.offset(sid)
         stream = self.streams.get(sid)
         moderation = self.chat.moderation_state(sid)
+        rehearsal = stream["status"] == "scheduled" and not console
         return {
             "offset": offset,
             "stream": {
@@ -58,13 +64,13 @@ class Room:
                 )
             },
             "products": stream["products"],
-            "pinned": self.stage.pinned(sid),
-            "announcement": self.stage.announcement(sid),
-            "poll": self.chat.poll_state(sid),
+            "pinned": [] if rehearsal else self.stage.pinned(sid),
+            "announcement": None if rehearsal else self.stage.announcement(sid),
+            "poll": None if rehearsal else self.chat.poll_state(sid),
             "drop": self.drops.active(sid),
             "comments": self.chat.recent_comments(sid, RECENT_COMMENTS),
             "pinned_comment": moderation["pinned"],
-            "slow_mode_s": moderation["slow_mode_s"],
+            "slow_mode_s": 0 if rehearsal else moderation["slow_mode_s"],
             "questions": self.chat.top_questions(sid),
             "viewers": self.presence.count(sid),
         }

@@ -11,6 +11,7 @@ from core.errors import DomainError, NotFound, ValidationFailed
 from core.scripts import LuaScripts
 
 from . import keys
+from .streams import load_product
 
 MAX_PINS = 3
 MAX_ANNOUNCEMENT = 280
@@ -75,7 +76,7 @@ class Stage:
         if not ids:
             return []
         raw = self.r.hmget(keys.products(sid), ids)
-        return [json.loads(p) for p in raw if p is not None]
+        return [load_product(p) for p in raw if p is not None]
 
     def announce(self, sid: str, text: str) -> dict[str, Any]:
         """Record an announcement and return it."""

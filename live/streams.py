@@ -25,11 +25,11 @@ MANAGERS = ("marketer", "admin")
 TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'no', 'NOT_FOUND'} end
-if status == ARGV[1] then return {'ok', status} end
+if status == ARGV[1] then return {'ok', status, 0} end
 local allowed = {scheduled = {live = 1, ended = 1}, live = {ended = 1}, ended = {}}
 if not allowed[status][ARGV[1]] then return {'no', 'INVALID_TRANSITION', status} end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'status_at', ARGV[2], ARGV[1] .. '_at', ARGV[2])
-return {'ok', ARGV[1]}
+return {'ok', ARGV[1], 1}
 """
 
 
@@ -177,6 +177,11 @@ class Streams:
 
     def transition(self, sid: str, to: str, caller: Caller) -> dict[str, Any]:
         """Go live or end (hosts of the stream, marketers, admins)."""
+        return self.move(sid, to, caller)[0]
+
+    def move(self, sid: str, to: str, caller: Caller) -> tuple[dict[str, Any], bool]:
+        """Go live or end as `transition` does; also tell whether the status changed (False
+        for a retried move to the status the stream already has)."""
         self.managed(sid, caller)
         reply = self.scripts.call("transition", [keys.meta(sid)], [to, repr(self.clock.now())])
         if reply[0] != "ok":
@@ -192,7 +197,11 @@ class Streams:
             self.r.sadd(keys.LIVE, sid)
         else:
             self.r.srem(keys.LIVE, sid)
-        return self.get(sid)
+        return self.get(sid), bool(int(reply[2]))
+
+    def status(self, sid: str) -> str | None:
+        """Return a stream's status now (one read; None for an unknown stream)."""
+        return self.r.hget(keys.meta(sid), "status")
 
     def live_ids(self) -> list[str]:
         """Return the ids of the streams that are live now."""
@@ -298,7 +307,7 @@ class Streams:
             self.promotions.campaigns.get_offer(stream["campaign_id"], data.offer_id)
         pid = f"p{self.r.hincrby(keys.meta(sid), 'product_seq', 1)}"
         product = data.model_dump()
-        product.update(id=pid, stream_id=sid, added_at=self.clock.now(), image=None)
+        product.update(id=pid, stream_id=sid, added_at=self.clock.now(), image=None, sold_out=False)
         pipe = self.r.pipeline(transaction=True)
         if image is not None:
             product["image"] = {
@@ -318,6 +327,34 @@ class Streams:
         pipe.hset(keys.products(sid), pid, json.dumps(product))
         pipe.execute()
         return product
+
+    def set_sold_out(self, sid: str, pid: str, sold_out: bool) -> dict[str, Any]:
+        """Mark a product sold out, or back in stock; return the product.
+
+        One optimistic transaction on the stream's products hash (WATCH … MULTI/EXEC, retried
+        when another write lands in between): a product removed meanwhile is not written back,
+        and a concurrent change of another product is not overwritten.
+        """
+        key = keys.products(sid)
+        with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.hget(key, pid)
+                    if raw is None:
+                        raise NotFound(
+                            "no such product in this stream",
+                            code="PRODUCT_NOT_FOUND",
+                            field="product_id",
+                        )
+                    product = load_product(raw)
+                    product["sold_out"] = bool(sold_out)
+                    pipe.multi()
+                    pipe.hset(key, pid, json.dumps(product))
+                    pipe.execute()
+                    return product
+                except redis.WatchError:
+                    continue
 
     def remove_product(self, sid: str, pid: str, caller: Caller) -> None:
         """Remove a product and its images."""
@@ -350,12 +387,19 @@ def _not_granted() -> Forbidden:
     )
 
 
+def load_product(raw: str) -> dict[str, Any]:
+    """Read a stored product (products stored before sold-out marks existed are in stock)."""
+    product = json.loads(raw)
+    product.setdefault("sold_out", False)
+    return product
+
+
 def _stream_dict(meta: dict[str, str], products: dict[str, str]) -> dict[str, Any]:
     doc = json.loads(meta["doc"])
     doc["status"] = meta["status"]
     doc["status_at"] = float(meta["status_at"])
     for name in ("live_at", "ended_at"):
         doc[name] = float(meta[name]) if name in meta else None
-    items = [json.loads(p) for p in products.values()]
+    items = [load_product(p) for p in products.values()]
     doc["products"] = sorted(items, key=lambda p: int(p["id"][1:]))
     return doc

@@ -107,6 +107,60 @@ POLICY = {
     "streams.report_csv": {"marketer", "admin", "host"},
 }
 
+# The live room's socket events as reviewed: who may connect to each namespace, and who may
+# send each event. Admins watch any stream's host console (its state and feedback) but every
+# move on it is the hosts'.
+HOST_MOVES = (
+    "start",
+    "end",
+    "pin",
+    "unpin",
+    "sold_out",
+    "announce",
+    "poll_start",
+    "poll_close",
+    "drop",
+    "delete_comment",
+    "pin_comment",
+    "answer",
+    "mute",
+    "ban",
+    "slow_mode",
+    "banned_words",
+)
+SOCKET_POLICY = {
+    "/host": {
+        "connect": {"host", "admin"},
+        "state": {"host", "admin"},
+        "feedback": {"host", "admin"},
+        **{move: {"host"} for move in HOST_MOVES},
+    },
+    "/live": {
+        "connect": {"shopper", "guest"},
+        "join": {"shopper", "guest"},
+        "leave": {"shopper", "guest"},
+        **{e: {"shopper"} for e in ("comment", "like", "vote", "ask", "upvote", "claim")},
+    },
+}
+
+
+def _socket_events(namespace_class) -> dict[str, set[str]]:
+    """Return {event: roles} of a namespace class's client events, and its connect roles."""
+    lifecycle = {"on_connect", "on_disconnect", "on_client_event"}
+    events = {
+        name[3:]: set(declared_roles(getattr(namespace_class, name)) or ())
+        for name in dir(namespace_class)
+        if name.startswith("on_") and name not in lifecycle
+    }
+    return {"connect": set(namespace_class.connect_roles), **events}
+
+
+def test_live_socket_events_keep_their_reviewed_roles():
+    from app.sockets.live import HostNamespace, LiveNamespace
+
+    assert _socket_events(HostNamespace) == SOCKET_POLICY["/host"]
+    assert _socket_events(LiveNamespace) == SOCKET_POLICY["/live"]
+
 
 def _routes() -> list[tuple[str, str, str]]:
     """Return (endpoint, method, url) for every API rule of a freshly built app."""

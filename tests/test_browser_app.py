@@ -454,6 +454,9 @@ def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(op
     thumb = pinned.locator("img")
     expect(thumb).to_have_js_property("complete", True)
     assert thumb.evaluate("img => img.naturalWidth") == show.product["image"]["thumb_width"]
+    # The host marks it sold out: the pinned product says so.
+    show.emit("sold_out", {"product_id": show.product["id"], "sold_out": True})
+    expect(pinned.locator(".badge.sold-out")).to_have_text("Sold out")
 
     # A poll: the viewer votes and sees the server's tallies.
     show.emit(
@@ -533,6 +536,7 @@ def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(op
 def test_a_guest_watches_a_live_room_in_chinese_without_an_account(open_page, web, show):
     show.emit("start")
     show.emit("pin", {"product_id": show.product["id"]})
+    show.emit("sold_out", {"product_id": show.product["id"], "sold_out": True})
     page = open_page("/app/", width=DESKTOP, locale="zh-CN")
     # The show's playlist cannot be loaded: the room's player says so, with hls.js's reason.
     page.context.route("https://video.example/**", lambda route: route.fulfill(status=404))
@@ -550,6 +554,7 @@ def test_a_guest_watches_a_live_room_in_chinese_without_an_account(open_page, we
     expect(page.locator("#room-player-note")).to_have_text("视频无法播放（manifestLoadError）。")
     expect(page.locator("#room-video")).to_have_count(0)
     expect(page.locator("#room-pinned li")).to_contain_text("Red scarf")
+    expect(page.locator("#room-pinned li .badge.sold-out")).to_have_text("已售罄")
     # A guest watches: no comment form, no like button; the poll's buttons are disabled.
     expect(page.locator("#room-comment-form")).to_have_count(0)
     expect(page.locator("#room-like")).to_have_count(0)

@@ -64,6 +64,13 @@ class Viewer:
     def call(self, event: str, data: dict) -> dict:
         return self.sio.call(event, data, namespace="/live", timeout=10)
 
+    def next_event(self, timeout: float = 10.0) -> tuple[str, dict]:
+        """Return the next event heard, whatever its name."""
+        try:
+            return self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"nothing heard within {timeout} s") from None
+
     def wait_for(self, name: str, timeout: float = 10.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -205,11 +212,10 @@ def test_live_screen_pins_runs_a_poll_and_comes_back_after_a_reload(open_page, w
     try:
         page = signed_in(open_page, web, host, path=f"/studio/#live/{sid}")
         expect(page.locator("#connection")).to_have_text("Connected")
-        # Rehearsal: pinning works while scheduled, and a viewer hears it.
+        # Rehearsal: pinning works while scheduled, and no viewer hears it.
         expect(page.locator("#rehearsal")).to_be_visible()
         page.get_by_role("button", name="Pin Scarf 2").click()
-        pinned = viewer.wait_for("pinned")
-        assert [p["name"] for p in pinned["products"]] == ["Scarf 2"]
+        expect(page.locator("#pin-list li .pin-name")).to_have_text(["Scarf 2"])
         # Prepare a poll before the show.
         page.get_by_label("Question", exact=True).fill("Which colour?")
         page.get_by_label("Answers").fill("Red\nBlue")
@@ -219,7 +225,13 @@ def test_live_screen_pins_runs_a_poll_and_comes_back_after_a_reload(open_page, w
 
         page.locator("#live-start").click()
         expect(page.locator(".live-head [data-status]")).to_have_attribute("data-status", "live")
-        assert viewer.wait_for("stream_status")["status"] == "live"
+        # Going live: the viewer's first events are the status, then the rehearsed pin (a pin
+        # heard in the rehearsal would have come first).
+        name, status = viewer.next_event()
+        assert (name, status["status"]) == ("stream_status", "live")
+        name, pinned = viewer.next_event()
+        assert (name, [p["name"] for p in pinned["products"]]) == ("pinned", ["Scarf 2"])
+        assert pinned["offset"] == status["offset"] + 1
         page.get_by_role("button", name="Pin Scarf 4").click()
         page.get_by_role("button", name="Pin Scarf 1").click()
         expect(page.locator("#pin-list li")).to_have_count(3)
@@ -232,6 +244,14 @@ def test_live_screen_pins_runs_a_poll_and_comes_back_after_a_reload(open_page, w
         names = []
         while names != ["Scarf 2", "Scarf 1", "Scarf 4"]:
             names = [p["name"] for p in viewer.wait_for("pinned")["products"]]
+        # Mark a pinned product sold out: the viewer hears it, the console shows the badge.
+        page.get_by_role("button", name="Mark Scarf 1 sold out").click()
+        sold = viewer.wait_for("product")
+        assert (sold["name"], sold["sold_out"]) == ("Scarf 1", True)
+        marks = {p["name"]: p["sold_out"] for p in viewer.wait_for("pinned")["products"]}
+        assert marks == {"Scarf 2": False, "Scarf 1": True, "Scarf 4": False}
+        expect(page.locator("#pin-list li", has_text="Scarf 1")).to_contain_text("Sold out")
+        expect(page.get_by_role("button", name="Back in stock: Scarf 1")).to_be_visible()
 
         # One click starts the prepared poll; the viewer hears it and votes; the tally moves.
         page.get_by_role("button", name="Start the poll “Which colour?”").click()
@@ -251,6 +271,8 @@ def test_live_screen_pins_runs_a_poll_and_comes_back_after_a_reload(open_page, w
         expect(page.locator("#pin-list li .pin-name")).to_have_text(
             ["Scarf 2", "Scarf 1", "Scarf 4"]
         )
+        expect(page.locator("#pin-list li .sold-out")).to_have_count(1)
+        expect(page.locator("#pin-list li", has_text="Scarf 1")).to_contain_text("Sold out")
         expect(page.locator("#current-poll")).to_contain_text("Which colour?")
         expect(page.locator('#poll-tallies td[data-option="1"]')).to_have_text("2")
         page.set_viewport_size({"width": PHONE, "height": 800})
@@ -331,6 +353,16 @@ def test_two_hosts_see_the_same_room_and_moderate_its_chat(open_page, web):
         # The presenter pins; the moderator's console shows it without a reload.
         one.get_by_role("button", name="Pin Scarf 2").click()
         expect(two.locator("#pin-list li .pin-name")).to_have_text(["Scarf 2"])
+        # An admin watches from the stream list: the same room, read-only, without controls.
+        watcher = signed_in(open_page, web, web.user("admin"), path="/studio/#streams")
+        watcher.get_by_role(
+            "link", name="Watch the live screen of Two-host show (read-only)"
+        ).click()
+        expect(watcher.locator("#connection")).to_have_text("Connected")
+        expect(watcher.locator("#watching")).to_be_visible()
+        expect(watcher.locator("#pin-list li .pin-name")).to_have_text(["Scarf 2"])
+        expect(watcher.locator("#live-products li")).to_have_count(2)
+        expect(watcher.locator("main button")).to_have_count(0)
 
         # Comments arrive in both queues; the moderator deletes one, viewers hear it.
         spam = alice.call("comment", {"text": "cheap watches here"})["comment"]
@@ -339,6 +371,8 @@ def test_two_hosts_see_the_same_room_and_moderate_its_chat(open_page, web):
         expect(queue_two).to_have_count(2)
         expect(one.locator("#chat-queue li[data-comment-id]")).to_have_count(2)
         expect(queue_two.first).to_contain_text("love the red one")  # newest first
+        expect(watcher.locator("#chat-queue li[data-comment-id]")).to_have_count(2)
+        expect(watcher.locator("#chat-queue button")).to_have_count(0)
         two.locator(f'#chat-queue li[data-comment-id="{spam["id"]}"]').get_by_role(
             "button", name="Delete"
         ).click()
@@ -377,6 +411,7 @@ def test_two_hosts_see_the_same_room_and_moderate_its_chat(open_page, web):
         expect(questions.first).to_have_attribute("data-question-id", first["id"])
         assert_accessible(one)
         assert_accessible(two)
+        assert_accessible(watcher)
     finally:
         alice.close()
         bob.close()

@@ -462,3 +462,212 @@ def test_a_host_taken_off_the_stream_loses_the_console(app, client, setup):
     # A live stream changes only its hosts.
     late = client.patch(f"/api/streams/{sid}", headers=marketer, json={"title": "late"})
     assert late.status_code == 409 and late.get_json()["error"]["code"] == "STREAM_NOT_SCHEDULED"
+
+
+def heard(sock, ns):
+    """What a client heard so far, as (name, payload) pairs, `error` events left out."""
+    return [(m["name"], m["args"][0]) for m in sock.get_received(ns) if m["name"] != "error"]
+
+
+def test_a_rehearsal_reaches_only_the_consoles_and_the_show_opens_with_its_stage(app, setup):
+    host, sid, pid = setup["host"], setup["sid"], setup["pid"]
+    other = setup["connect"]("/host", setup["host_token"], stream_id=sid)
+    alice, _ = setup["viewer"]()
+    joined = alice.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    before = joined["state"]["offset"]
+    other.get_received("/host")
+    # Rehearsal: every move works and is heard by the other console, never by a viewer.
+    host.emit("pin", {"product_id": pid}, namespace="/host", callback=True)
+    host.emit("sold_out", {"product_id": pid, "sold_out": True}, namespace="/host", callback=True)
+    host.emit("announce", {"text": "doors open"}, namespace="/host", callback=True)
+    poll = host.emit(
+        "poll_start",
+        {"question": "Colour?", "options": ["red", "blue"], "duration_s": 600},
+        namespace="/host",
+        callback=True,
+    )
+    host.emit("slow_mode", {"seconds": 30}, namespace="/host", callback=True)
+    rehearsed = heard(other, "/host")
+    assert [name for name, _ in rehearsed] == [
+        "pinned",
+        "product",
+        "pinned",
+        "announcement",
+        "poll",
+        "slow_mode",
+    ]
+    assert all(data["rehearsal"] is True and "offset" not in data for _, data in rehearsed)
+    assert heard(alice, "/live") == []
+    # Nothing went into the viewers' history; a viewer joining now sees no rehearsal stage.
+    live = app.extensions["live"]
+    assert live.history.offset(sid) == before
+    bob, _ = setup["viewer"]()
+    state = bob.emit("join", {"stream_id": sid}, namespace="/live", callback=True)["state"]
+    assert state["pinned"] == [] and state["announcement"] is None and state["poll"] is None
+    assert state["slow_mode_s"] == 0 and state["offset"] == before
+    back = bob.emit("join", {"stream_id": sid, "offset": before}, namespace="/live", callback=True)
+    assert back == {"recovered": True, "offset": before, "events": []}
+    # The console's state has the rehearsal's stage.
+    console = host.emit("state", None, namespace="/host", callback=True)
+    assert [p["id"] for p in console["pinned"]] == [pid] and console["slow_mode_s"] == 30
+    assert console["pinned"][0]["sold_out"] is True
+    # Going live: viewers hear the status, then the stage as set, each with its offset.
+    assert host.emit("start", {}, namespace="/host", callback=True) == {"status": "live"}
+    opened = heard(alice, "/live")
+    assert [name for name, _ in opened] == [
+        "stream_status",
+        "pinned",
+        "announcement",
+        "poll",
+        "slow_mode",
+    ]
+    status, pinned, announcement, opened_poll, slow = (data for _, data in opened)
+    assert status["status"] == "live"
+    assert [(p["id"], p["sold_out"]) for p in pinned["products"]] == [(pid, True)]
+    assert announcement["text"] == "doors open"
+    assert opened_poll["id"] == poll["id"] and opened_poll["open"] is True
+    assert slow["seconds"] == 30
+    offsets = [data["offset"] for _, data in opened]
+    assert offsets == list(range(before + 1, before + 6))
+    # A viewer who joined during the rehearsal recovers exactly these from its offset.
+    carol, _ = setup["viewer"]()
+    again = carol.emit(
+        "join", {"stream_id": sid, "offset": before}, namespace="/live", callback=True
+    )
+    assert [(e["event"], e["offset"]) for e in again["events"]] == [
+        (name, data["offset"]) for name, data in opened
+    ]
+    # A retried start changes nothing and tells nobody again.
+    assert host.emit("start", {}, namespace="/host", callback=True) == {"status": "live"}
+    assert heard(alice, "/live") == [] and live.history.offset(sid) == offsets[-1]
+    # Live now: a move reaches viewers at once.
+    host.emit("unpin", {"product_id": pid}, namespace="/host", callback=True)
+    [(name, data)] = heard(alice, "/live")
+    assert name == "pinned" and data["products"] == [] and "rehearsal" not in data
+
+
+def test_going_live_over_rest_also_opens_the_show(client, setup):
+    host, sid, pid = setup["host"], setup["sid"], setup["pid"]
+    viewer, _ = setup["viewer"]()
+    viewer.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    host.emit("pin", {"product_id": pid}, namespace="/host", callback=True)
+    assert heard(viewer, "/live") == []
+    marketer, _ = setup["auth"].headers("marketer")
+    moved = client.post(f"/api/streams/{sid}/transition", headers=marketer, json={"to": "live"})
+    assert moved.status_code == 200 and moved.get_json()["status"] == "live"
+    opened = heard(viewer, "/live")
+    assert [name for name, _ in opened] == ["stream_status", "pinned"]
+    assert opened[1][1]["products"][0]["id"] == pid
+    again = client.post(f"/api/streams/{sid}/transition", headers=marketer, json={"to": "live"})
+    assert again.status_code == 200 and heard(viewer, "/live") == []
+    client.post(f"/api/streams/{sid}/transition", headers=marketer, json={"to": "ended"})
+    [(name, data)] = heard(viewer, "/live")
+    assert name == "stream_status" and data["status"] == "ended"
+
+
+def test_a_host_marks_a_product_sold_out_and_back_in_stock(client, setup):
+    host, sid, pid = setup["host"], setup["sid"], setup["pid"]
+    marketer, _ = setup["auth"].headers("marketer")
+    other = client.post(
+        f"/api/streams/{sid}/products", headers=marketer, json={"name": "hat", "price_fen": 50}
+    ).get_json()
+    viewer, _ = setup["viewer"]()
+    viewer.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    host.emit("start", {}, namespace="/host", callback=True)
+    host.emit("pin", {"product_id": pid}, namespace="/host", callback=True)
+    heard(viewer, "/live")
+    ack = host.emit(
+        "sold_out", {"product_id": pid, "sold_out": True}, namespace="/host", callback=True
+    )
+    assert ack["product"]["id"] == pid and ack["product"]["sold_out"] is True
+    assert [p["sold_out"] for p in ack["pinned"]] == [True]
+    (n1, product), (n2, pinned) = heard(viewer, "/live")
+    assert (n1, n2) == ("product", "pinned")
+    assert product["id"] == pid and product["sold_out"] is True and product["offset"] > 0
+    assert pinned["products"][0]["sold_out"] is True and pinned["offset"] > product["offset"]
+    # An unpinned product: only `product` (pinned lists do not change).
+    host.emit(
+        "sold_out", {"product_id": other["id"], "sold_out": True}, namespace="/host", callback=True
+    )
+    [(name, data)] = heard(viewer, "/live")
+    assert name == "product" and data["id"] == other["id"]
+    # A late joiner and the REST API see the marks.
+    late, _ = setup["viewer"]()
+    state = late.emit("join", {"stream_id": sid}, namespace="/live", callback=True)["state"]
+    assert {p["id"]: p["sold_out"] for p in state["products"]} == {pid: True, other["id"]: True}
+    assert state["pinned"][0]["sold_out"] is True
+    products = client.get(f"/api/streams/{sid}", headers=marketer).get_json()["products"]
+    assert {p["id"]: p["sold_out"] for p in products} == {pid: True, other["id"]: True}
+    # Back in stock.
+    back = host.emit(
+        "sold_out", {"product_id": pid, "sold_out": False}, namespace="/host", callback=True
+    )
+    assert back["product"]["sold_out"] is False
+    assert [name for name, _ in heard(viewer, "/live")] == ["product", "pinned"]
+    products = client.get(f"/api/streams/{sid}").get_json()["products"]
+    assert {p["id"]: p["sold_out"] for p in products} == {pid: False, other["id"]: True}
+    # Refusals: the envelope as the ack, the connection stays.
+    for payload, code, field in (
+        ({"product_id": "p999", "sold_out": True}, "PRODUCT_NOT_FOUND", "product_id"),
+        ({"product_id": pid, "sold_out": "yes"}, "validation_error", "sold_out"),
+        ({"product_id": pid, "sold_out": 1}, "validation_error", "sold_out"),
+        ({"product_id": pid}, "validation_error", "sold_out"),
+        ({"product_id": "x1", "sold_out": True}, "validation_error", "product_id"),
+        ({"product_id": pid, "sold_out": True, "more": 1}, "unknown_field", "more"),
+    ):
+        ack = host.emit("sold_out", payload, namespace="/host", callback=True)
+        assert (ack["error"]["code"], ack["error"]["field"]) == (code, field), (payload, ack)
+    assert host.emit("sold_out", [1], namespace="/host", callback=True)["error"]["code"] == (
+        "invalid_payload"
+    )
+    assert host.is_connected("/host")
+    refused = viewer.emit(
+        "sold_out", {"product_id": pid, "sold_out": True}, namespace="/live", callback=True
+    )
+    assert refused["error"]["code"] == "unknown_event" and viewer.is_connected("/live")
+
+
+def test_an_admin_watches_any_console_read_only(client, setup):
+    host, sid, pid = setup["host"], setup["sid"], setup["pid"]
+    admin = setup["auth"].user("admin")
+    watcher = setup["connect"]("/host", admin["token"], stream_id=sid)
+    assert watcher.is_connected("/host")
+    assert not setup["connect"]("/host", admin["token"], stream_id="999").is_connected("/host")
+    state = watcher.emit("state", None, namespace="/host", callback=True)
+    assert state["stream"]["id"] == sid and "banned_words" in state
+    host.emit("pin", {"product_id": pid}, namespace="/host", callback=True)
+    [(name, data)] = heard(watcher, "/host")
+    assert name == "pinned" and data["rehearsal"] is True
+    host.emit("start", {}, namespace="/host", callback=True)
+    viewer, _ = setup["viewer"]()
+    viewer.emit("join", {"stream_id": sid}, namespace="/live", callback=True)
+    viewer.emit("comment", {"text": "hello"}, namespace="/live", callback=True)
+    names_heard = [name for name, _ in heard(watcher, "/host")]
+    assert names_heard == ["stream_status", "pinned", "comment"]
+    assert watcher.emit("feedback", {}, namespace="/host", callback=True)["viewers"] == 1
+    for event, payload in (
+        ("pin", {"product_id": pid}),
+        ("unpin", {"product_id": pid}),
+        ("sold_out", {"product_id": pid, "sold_out": True}),
+        ("announce", {"text": "admin here"}),
+        ("poll_start", {"question": "q", "options": ["a", "b"], "duration_s": 60}),
+        ("drop", {"offer_id": setup["oid"], "quantity": 1, "window_s": 30}),
+        ("delete_comment", {"comment_id": "c1"}),
+        ("slow_mode", {"seconds": 30}),
+        ("banned_words", {"words": ["x"]}),
+        ("ban", {"viewer_id": "v1"}),
+        ("end", {}),
+    ):
+        ack = watcher.emit(event, payload, namespace="/host", callback=True)
+        assert ack["error"]["code"] == "forbidden_role", (event, ack)
+    assert watcher.is_connected("/host")
+    assert [name for name, _ in heard(viewer, "/live")] == ["comment"]  # nothing refused
+    live = host.emit("state", None, namespace="/host", callback=True)
+    assert live["stream"]["status"] == "live" and live["announcement"] is None
+    assert [p["sold_out"] for p in live["pinned"]] == [False]
+    # A change of hosts closes the consoles of hosts taken off, not an admin's.
+    marketer, _ = setup["auth"].headers("marketer")
+    response = client.patch(
+        f"/api/streams/{sid}", headers=marketer, json={"hosts": setup["stream"]["hosts"]}
+    )
+    assert response.status_code == 200 and watcher.is_connected("/host")

@@ -16,6 +16,7 @@ from .. import schemas as S
 from ..api import endpoint, principal
 from ..auth import PUBLIC
 from ..errors import read_streamed_body
+from ..sockets.live import announce_move
 from .auth import close_sockets
 from .campaigns import MANAGERS, audit_grant, granted_streams
 
@@ -131,10 +132,15 @@ def patch_stream(path: StreamPath, body: StreamPatch):
     "/<stream_id>/transition",
     allow=EDITORS,
     summary="Go live or end: scheduled → live → ended (scheduled → ended cancels)",
+    description="Viewers in the room hear `stream_status` (as after the /host events start "
+    "and end); going live also sends them the stage the hosts rehearsed (pins, announcement, "
+    "open poll, slow mode). Moving a stream to the status it has changes and sends nothing.",
     responses={200: S.StreamOut},
 )
 def transition_stream(path: StreamPath, body: StreamTransition):
-    return _streams().transition(path.stream_id, body.to, _caller())
+    stream, changed = _streams().move(path.stream_id, body.to, _caller())
+    announce_move(stream, changed)
+    return stream
 
 
 @endpoint(

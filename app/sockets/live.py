@@ -3,6 +3,14 @@
 Every broadcast goes to the stream's room on /live through the Redis message queue (so a host
 on one process reaches viewers on every process) and into the stream's history with an offset,
 from which a reconnecting viewer recovers what it missed.
+
+While a stream is scheduled its hosts rehearse: their moves (pins, sold-out marks,
+announcements, polls, slow mode, ...) reach only the stream's host consoles, outside the
+history, so nothing of a rehearsal reaches or is replayed to viewers. When the stream goes
+live, viewers hear `stream_status` and then the stage as set (`open_show`).
+
+Admins may watch any stream's console: they get its state, feedback and broadcasts; every
+move is refused to them (`forbidden_role`) and their connection stays.
 """
 
 from __future__ import annotations
@@ -71,6 +79,10 @@ class ProductRef(_Body):
     product_id: str = Field(pattern=r"^p[1-9][0-9]{0,8}$")
 
 
+class SoldOutIn(ProductRef):
+    sold_out: bool = Field(strict=True, description="true: sold out; false: back in stock")
+
+
 class PollIn(_Body):
     question: str = Field(max_length=200)
     options: list[str] = Field(max_length=10)
@@ -127,6 +139,53 @@ def broadcast(sid: str, name: str, payload: dict[str, Any]) -> int:
     socketio.emit(name, body, to=viewers_room(sid), namespace="/live")
     socketio.emit(name, body, to=host_room(sid), namespace="/host")
     return offset
+
+
+def stage_broadcast(sid: str, name: str, payload: dict[str, Any]) -> int | None:
+    """Broadcast a host's move, unless the stream is in rehearsal (scheduled): then it goes
+    to the stream's host consoles only, with `rehearsal: true`, no offset and outside the
+    history (viewers neither hear it nor recover it); return the offset, or None.
+
+    The status is read after the move was stored: a move read as rehearsal was stored before
+    the stream went live, so the go-live's `open_show` (which reads the stage after the
+    status changed) carries it to viewers.
+    """
+    if _live().streams.status(sid) == "scheduled":
+        socketio = current_app.extensions["socketio"]
+        socketio.emit(name, {**payload, "rehearsal": True}, to=host_room(sid), namespace="/host")
+        return None
+    return broadcast(sid, name, payload)
+
+
+def open_show(sid: str) -> None:
+    """The stream has just gone live: viewers hear `stream_status` and then the stage as the
+    rehearsal left it (`pinned`, `announcement`, the open `poll`, `slow_mode`), each an event
+    of the history like any other."""
+    live = _live()
+    broadcast(sid, "stream_status", {"status": "live"})
+    pinned = live.stage.pinned(sid)
+    if pinned:
+        broadcast(sid, "pinned", {"products": pinned})
+    announcement = live.stage.announcement(sid)
+    if announcement:
+        broadcast(sid, "announcement", announcement)
+    poll = live.chat.poll_state(sid)
+    if poll and poll["open"]:
+        broadcast(sid, "poll", poll)
+    slow = live.chat.moderation_state(sid)["slow_mode_s"]
+    if slow:
+        broadcast(sid, "slow_mode", {"seconds": slow})
+
+
+def announce_move(stream: dict[str, Any], changed: bool) -> None:
+    """Tell viewers about a stream's move (a repeated move tells nothing again): going live
+    opens the show (`open_show`), ending sends `stream_status` ended."""
+    if not changed:
+        return
+    if stream["status"] == "live":
+        open_show(stream["id"])
+    else:
+        broadcast(stream["id"], "stream_status", {"status": stream["status"]})
 
 
 class LiveNamespace(SecureNamespace):
@@ -254,9 +313,10 @@ class LiveNamespace(SecureNamespace):
 
 
 class HostNamespace(SecureNamespace):
-    """A stream's host console: connect with the stream's id; only its hosts are admitted."""
+    """A stream's host console: connect with the stream's id; its hosts are admitted, and
+    admins, who watch (state, feedback and the room's broadcasts; every move is host-only)."""
 
-    connect_roles = ("host",)
+    connect_roles = ("host", "admin")
 
     def __init__(self, namespace: str) -> None:
         super().__init__(namespace)
@@ -270,7 +330,10 @@ class HostNamespace(SecureNamespace):
         super().on_connect(auth)
         who = self.principals[request.sid]
         try:
-            _live().streams.open_console(sid, request.sid, who.user_id)
+            if who.role == "admin":  # watches any stream; not among its hosts' consoles
+                _live().streams.get(sid)
+            else:
+                _live().streams.open_console(sid, request.sid, who.user_id)
         except DomainError as exc:
             self.principals.pop(request.sid, None)
             current_app.extensions["accounts"].forget_socket(who, self.namespace, request.sid)
@@ -298,39 +361,47 @@ class HostNamespace(SecureNamespace):
     def _sid(self) -> str:
         return self._stream()["id"]
 
+    def _watched(self) -> str:
+        """Return this console's stream id for a read: an admin watches any stream, a host
+        only while still one of its hosts."""
+        if self.principal().role == "admin":
+            return self.streams[request.sid]
+        return self._sid()
+
     def _caller(self):
         from live.streams import Caller
 
         who = self.principal()
         return Caller(who.user_id, who.role)
 
-    @roles("host")
+    @roles("host", "admin")
     def on_state(self, payload: Any = None) -> dict[str, Any]:
-        """Ack with the room's state now (as a viewer's join gets it): a console that
-        (re)connects draws pins, poll, announcement, comments and questions from it."""
-        sid = self._sid()
+        """Ack with the room's state now (as a viewer's join gets it, with the rehearsal's
+        stage too): a console that (re)connects draws pins, poll, announcement, comments and
+        questions from it."""
+        sid = self._watched()
         live = _live()
-        state = live.room.state(sid)
+        state = live.room.state(sid, console=True)
         moderation = live.chat.moderation_state(sid)
         state.update({k: moderation[k] for k in ("banned_words", "muted", "banned")})
         return state
 
     @roles("host")
     def on_start(self, payload: Any = None) -> dict[str, Any]:
-        """Go live; viewers hear `stream_status`."""
-        stream = _live().streams.transition(  # checks the hosts too
+        """Go live; viewers hear `stream_status` and then the rehearsed stage."""
+        stream, changed = _live().streams.move(  # checks the hosts too
             self.streams[request.sid], "live", self._caller()
         )
-        broadcast(stream["id"], "stream_status", {"status": "live"})
+        announce_move(stream, changed)
         return {"status": stream["status"]}
 
     @roles("host")
     def on_end(self, payload: Any = None) -> dict[str, Any]:
         """End the stream; viewers hear `stream_status`."""
-        stream = _live().streams.transition(  # checks the hosts too
+        stream, changed = _live().streams.move(  # checks the hosts too
             self.streams[request.sid], "ended", self._caller()
         )
-        broadcast(stream["id"], "stream_status", {"status": "ended"})
+        announce_move(stream, changed)
         return {"status": stream["status"]}
 
     @roles("host")
@@ -339,7 +410,7 @@ class HostNamespace(SecureNamespace):
         body = parse(ProductRef, payload)
         sid = self._sid()
         pinned = _live().stage.pin(sid, body.product_id)
-        broadcast(sid, "pinned", {"products": pinned})
+        stage_broadcast(sid, "pinned", {"products": pinned})
         return {"pinned": pinned}
 
     @roles("host")
@@ -348,8 +419,22 @@ class HostNamespace(SecureNamespace):
         body = parse(ProductRef, payload)
         sid = self._sid()
         pinned = _live().stage.unpin(sid, body.product_id)
-        broadcast(sid, "pinned", {"products": pinned})
+        stage_broadcast(sid, "pinned", {"products": pinned})
         return {"pinned": pinned}
+
+    @roles("host")
+    def on_sold_out(self, payload: Any) -> dict[str, Any]:
+        """Mark a product sold out, or back in stock; viewers hear `product` and, when the
+        product is pinned, `pinned` (so pinned lists carry the mark)."""
+        body = parse(SoldOutIn, payload)
+        sid = self._sid()
+        live = _live()
+        product = live.streams.set_sold_out(sid, body.product_id, body.sold_out)
+        pinned = live.stage.pinned(sid)
+        stage_broadcast(sid, "product", product)
+        if any(p["id"] == product["id"] for p in pinned):
+            stage_broadcast(sid, "pinned", {"products": pinned})
+        return {"product": product, "pinned": pinned}
 
     @roles("host")
     def on_announce(self, payload: Any) -> dict[str, Any]:
@@ -357,7 +442,7 @@ class HostNamespace(SecureNamespace):
         body = parse(TextIn, payload)
         sid = self._sid()
         record = _live().stage.announce(sid, body.text)
-        broadcast(sid, "announcement", record)
+        stage_broadcast(sid, "announcement", record)
         return record
 
     @roles("host")
@@ -366,7 +451,7 @@ class HostNamespace(SecureNamespace):
         body = parse(PollIn, payload)
         sid = self._sid()
         poll = _live().chat.start_poll(sid, body.question, body.options, body.duration_s)
-        broadcast(sid, "poll", poll)
+        stage_broadcast(sid, "poll", poll)
         return poll
 
     @roles("host")
@@ -375,7 +460,7 @@ class HostNamespace(SecureNamespace):
         body = parse(PollRef, payload)
         sid = self._sid()
         poll = _live().chat.close_poll(sid, body.poll_id)
-        broadcast(sid, "poll", poll)
+        stage_broadcast(sid, "poll", poll)
         return poll
 
     @roles("host")
@@ -384,7 +469,7 @@ class HostNamespace(SecureNamespace):
         body = parse(DropIn, payload)
         stream = self._stream()
         drop = _live().drops.start(stream, body.offer_id, body.quantity, body.window_s)
-        broadcast(stream["id"], "drop", drop)
+        stage_broadcast(stream["id"], "drop", drop)
         return drop
 
     @roles("host")
@@ -393,7 +478,7 @@ class HostNamespace(SecureNamespace):
         body = parse(CommentRef, payload)
         sid = self._sid()
         _live().chat.delete_comment(sid, body.comment_id)
-        broadcast(sid, "comment_deleted", {"comment_id": body.comment_id})
+        stage_broadcast(sid, "comment_deleted", {"comment_id": body.comment_id})
         return {"deleted": body.comment_id}
 
     @roles("host")
@@ -402,7 +487,7 @@ class HostNamespace(SecureNamespace):
         body = parse(CommentRef, payload)
         sid = self._sid()
         comment = _live().chat.pin_comment(sid, body.comment_id)
-        broadcast(sid, "comment_pinned", comment)
+        stage_broadcast(sid, "comment_pinned", comment)
         return comment
 
     @roles("host")
@@ -412,7 +497,7 @@ class HostNamespace(SecureNamespace):
         body = parse(QuestionIn, payload)
         sid = self._sid()
         _live().chat.answer(sid, body.question_id)
-        broadcast(sid, "question_answered", {"question_id": body.question_id})
+        stage_broadcast(sid, "question_answered", {"question_id": body.question_id})
         return {"question_id": body.question_id, "state": "answered"}
 
     @roles("host")
@@ -435,7 +520,7 @@ class HostNamespace(SecureNamespace):
         body = parse(SlowModeIn, payload)
         sid = self._sid()
         _live().chat.set_slow_mode(sid, body.seconds)
-        broadcast(sid, "slow_mode", {"seconds": body.seconds})
+        stage_broadcast(sid, "slow_mode", {"seconds": body.seconds})
         return {"seconds": body.seconds}
 
     @roles("host")
@@ -444,10 +529,10 @@ class HostNamespace(SecureNamespace):
         body = parse(WordsIn, payload)
         return {"words": _live().chat.set_banned_words(self._sid(), body.words)}
 
-    @roles("host")
+    @roles("host", "admin")
     def on_feedback(self, payload: Any = None) -> dict[str, Any]:
         """Ack with the live feedback now (the console also receives it every 2 s)."""
-        sid = self._sid()
+        sid = self._watched()
         live = _live()
         snapshot = live.feedback.snapshot(sid)
         snapshot["viewers"] = live.presence.count(sid)

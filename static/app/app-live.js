@@ -1,7 +1,8 @@
 // Live: #live lists the live and upcoming streams (GET /api/streams); #live/<id> is the room
 // over the /live socket (docs/events.md): the video (the shared player, ../js/player.js:
 // hls.js or the browser's own HLS player, muted until the viewer unmutes it; a placeholder with
-// the reason when it cannot play), pinned products, comments, likes, the poll,
+// the reason when it cannot play), pinned products (with a "Sold out" badge when the host
+// marks one), comments, likes, the poll,
 // questions and drops with a claim button and a countdown. The client keeps the last offset it
 // saw; when the socket reconnects it joins again with that offset and applies the events it
 // missed (each offset once, in order), or the whole state when the server says it is too far
@@ -151,6 +152,7 @@ function showRoom(view, streamId, { user }) {
         item.append(img);
       }
       item.append(element("strong", {}, product.name), document.createTextNode(` ${formatMoney(product.price_fen)}`));
+      if (product.sold_out) item.append(document.createTextNode(" "), label("span", "app.live.sold_out", null, { class: "badge sold-out" }));
       pinned.append(item);
     }
     if (!state.pinned.length) pinned.append(label("li", "app.live.no_pins"));
@@ -268,6 +270,13 @@ function showRoom(view, streamId, { user }) {
     } else if (name === "pinned") {
       state.pinned = data.products;
       drawPinned();
+    } else if (name === "product") {
+      // A sold-out mark changed: in the products and among the pins (`pinned` follows).
+      const { offset: _at, ...product } = data;
+      const swap = (list) => list.map((p) => (p.id === product.id ? { ...p, ...product } : p));
+      state.products = swap(state.products || []);
+      state.pinned = swap(state.pinned);
+      drawPinned();
     } else if (name === "announcement") {
       announcement.textContent = data.text;
       announcement.hidden = false;
@@ -299,7 +308,7 @@ function showRoom(view, streamId, { user }) {
       }
     } else if (name === "likes") likes.replaceChildren(label("span", "app.live.likes", { total: data.total }));
   };
-  const EVENTS = ["stream_status", "pinned", "announcement", "comment", "comment_deleted", "comment_pinned", "poll", "poll_tallies", "question", "question_answered", "drop", "drop_sold_out", "slow_mode", "likes"];
+  const EVENTS = ["stream_status", "pinned", "product", "announcement", "comment", "comment_deleted", "comment_pinned", "poll", "poll_tallies", "question", "question_answered", "drop", "drop_sold_out", "slow_mode", "likes"];
   for (const name of EVENTS) socket.on(name, (data) => apply(name, data));
 
   const join = async () => {

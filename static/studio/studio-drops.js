@@ -7,8 +7,9 @@ import { label, t } from "../js/i18n.js";
 import { field, formAlert, localError } from "../console/campaign-util.js";
 
 export class Drops {
-  /** `send(name, payload)` sends a /host event (rejects with the error envelope). */
-  constructor(stream, send) {
+  /** `send(name, payload)` sends a /host event (rejects with the error envelope);
+   *  `readOnly` (an admin watching): the running drop without the form. */
+  constructor(stream, send, readOnly = false) {
     this.stream = stream;
     this.send = send;
     this.drop = null;
@@ -19,7 +20,12 @@ export class Drops {
     this.current = document.createElement("div");
     this.current.id = "current-drop";
     this.form = this.dropForm();
-    this.element.append(label("h2", "studio.drops.title", null, { id: "drops-title" }), this.current, this.form);
+    this.element.append(label("h2", "studio.drops.title", null, { id: "drops-title" }), this.current);
+    if (readOnly) {
+      this.current.append(label("p", "studio.drops.none", null, { class: "hint" }));
+      return;
+    }
+    this.element.append(this.form);
     this.loadOffers();
   }
 

@@ -1,8 +1,9 @@
 // The studio's live screen (#live/<id>): the host console over the /host namespace. On every
 // connect it asks the server for the room's state (`state`), so a reload or a reconnect shows
-// the same pins, poll and announcement; `feedback` (every 2 s while live) moves the poll's
-// tallies and the viewer count. It works while the stream is scheduled (a rehearsal: the
-// server keeps pins and polls, viewers cannot vote or comment until it is live).
+// the same pins, sold-out marks, poll and announcement; `feedback` (every 2 s while live) moves
+// the poll's tallies and the viewer count. It works while the stream is scheduled (a
+// rehearsal: the hosts' moves reach only the hosts' consoles; viewers get the stage as set
+// when the stream goes live). An admin watches: the same screen without its controls.
 import { api, errorText } from "../js/api.js";
 import { formatMoney, label, t } from "../js/i18n.js";
 import { connect } from "../js/socket.js";
@@ -34,7 +35,7 @@ function keepPolls(sid, polls) {
 export async function show(view, ctx) {
   const [sid] = ctx.args;
   view.append(label("a", "studio.back_stream", null, { href: `#streams/${sid || ""}`, class: "back" }));
-  if (ctx.user.role !== "host") {
+  if (!["host", "admin"].includes(ctx.user.role)) {
     view.append(label("p", "studio.live.hosts_only", null, { role: "alert", class: "form-error" }));
     return;
   }
@@ -55,6 +56,8 @@ class LiveScreen {
     this.ctx = ctx;
     this.state = null;
     this.closed = false;
+    // An admin watches: the server refuses every move of theirs, so no control is drawn.
+    this.readOnly = ctx.user.role !== "host";
     const head = document.createElement("section");
     head.className = "card live-head";
     head.setAttribute("aria-labelledby", "live-title");
@@ -65,12 +68,14 @@ class LiveScreen {
     line.className = "live-line";
     line.append(this.connection, " ", this.status, " ", this.viewers);
     this.rehearsal = label("p", "studio.live.rehearsal", null, { class: "hint", id: "rehearsal" });
+    const watching = label("p", "studio.live.watching", null, { class: "hint", id: "watching" });
+    watching.hidden = !this.readOnly;
     this.moves = document.createElement("div");
     this.moves.className = "actions";
     this.alert = label("p", "studio.moves.none", null, { role: "alert", class: "form-error", id: "live-alert" });
     this.alert.hidden = true;
     this.preview = new Preview(stream.playback_url);
-    head.append(label("h2", "studio.live.title", { title: stream.title }, { id: "live-title" }), line, this.rehearsal, this.moves, this.alert, this.preview.element);
+    head.append(label("h2", "studio.live.title", { title: stream.title }, { id: "live-title" }), line, watching, this.rehearsal, this.moves, this.alert, this.preview.element);
 
     const grid = document.createElement("div");
     grid.className = "live-grid";
@@ -81,8 +86,8 @@ class LiveScreen {
     this.polls = document.createElement("section");
     this.polls.className = "card";
     this.polls.setAttribute("aria-labelledby", "polls-title");
-    this.moderation = new Moderation((name, payload) => this.act(name, payload));
-    this.drops = new Drops(stream, (name, payload) => this.send(name, payload));
+    this.moderation = new Moderation((name, payload) => this.act(name, payload), this.readOnly);
+    this.drops = new Drops(stream, (name, payload) => this.send(name, payload), this.readOnly);
     this.live = new Feedback();
     grid.append(this.products, this.live.element, this.announce, this.polls, this.drops.element, this.moderation.element);
     view.append(head, grid);
@@ -110,6 +115,7 @@ class LiveScreen {
       this.state.pinned = data.products;
       this.drawProducts();
     }));
+    this.socket.on("product", (data) => this.heard(() => this.productChanged(data)));
     this.socket.on("announcement", (data) => this.heard(() => {
       this.state.announcement = data;
       this.drawAnnouncement();
@@ -202,14 +208,14 @@ class LiveScreen {
     this.status.replaceChildren(statusBadge(this.stream.status));
     this.rehearsal.hidden = this.stream.status !== "scheduled";
     this.moves.replaceChildren();
-    if (this.stream.status === "scheduled") {
+    if (this.stream.status === "scheduled" && !this.readOnly) {
       const start = label("button", "studio.moves.go_live", null, { type: "button", id: "live-start" });
       start.addEventListener("click", async () => {
         if (await this.act("start")) this.refresh();
       });
       this.moves.append(start);
     }
-    if (this.stream.status === "live") {
+    if (this.stream.status === "live" && !this.readOnly) {
       const end = label("button", "studio.moves.end", null, { type: "button", id: "live-end", class: "danger" });
       end.addEventListener("click", () =>
         confirmEnd(this.stream, end, async () => {
@@ -223,7 +229,24 @@ class LiveScreen {
     }
   }
 
-  // --- products: pin up to three, reorder, unpin -----------------------------------------
+  // --- products: pin up to three, reorder, unpin, mark sold out ------------------------
+
+  /** A product heard (its sold-out mark changed): in the list and among the pins. */
+  productChanged(product) {
+    const { offset, rehearsal, ...fields } = product;
+    const swap = (list) => list.map((p) => (p.id === fields.id ? { ...p, ...fields } : p));
+    this.state.products = swap(this.state.products);
+    this.state.pinned = swap(this.state.pinned);
+    this.drawProducts();
+  }
+
+  async soldOut(product) {
+    const ack = await this.act("sold_out", { product_id: product.id, sold_out: !product.sold_out });
+    if (ack) {
+      this.state.pinned = ack.pinned;
+      this.productChanged(ack.product);
+    }
+  }
 
   drawProducts() {
     const focused = document.activeElement?.dataset?.key;
@@ -248,6 +271,10 @@ class LiveScreen {
       name.textContent = product.name;
       const row = document.createElement("span");
       row.className = "actions";
+      if (product.sold_out) row.append(soldOutBadge());
+      li.append(name, row);
+      pins.append(li);
+      if (this.readOnly) return;
       const up = label("button", "studio.pins.up", { name: product.name }, { type: "button", "data-key": `up:${product.id}` });
       up.disabled = i === 0;
       up.addEventListener("click", () => this.reorder(pinned, i, i - 1));
@@ -257,8 +284,6 @@ class LiveScreen {
       const unpin = label("button", "studio.pins.unpin", { name: product.name }, { type: "button", "data-key": `unpin:${product.id}` });
       unpin.addEventListener("click", () => this.pins("unpin", product.id));
       row.append(up, down, unpin);
-      li.append(name, row);
-      pins.append(li);
     });
     section.append(pins, label("h3", "studio.pins.products", null, { id: "all-products-title" }));
     if (!this.state.products.length) {
@@ -284,13 +309,17 @@ class LiveScreen {
       const name = document.createElement("strong");
       name.textContent = product.name;
       text.append(name, document.createElement("br"), formatMoney(product.price_fen));
+      if (product.sold_out) text.append(" ", soldOutBadge());
       li.append(text);
+      all.append(li);
+      if (this.readOnly) continue;
       const isPinned = pinned.includes(product.id);
       const button = label("button", isPinned ? "studio.pins.unpin" : "studio.pins.pin", { name: product.name }, { type: "button", "data-key": `toggle:${product.id}` });
       button.disabled = !isPinned && pinned.length >= MAX_PINS;
       button.addEventListener("click", () => this.pins(isPinned ? "unpin" : "pin", product.id));
-      li.append(button);
-      all.append(li);
+      const sold = label("button", product.sold_out ? "studio.pins.in_stock" : "studio.pins.sold_out", { name: product.name }, { type: "button", "data-key": `sold:${product.id}` });
+      sold.addEventListener("click", () => this.soldOut(product));
+      li.append(button, sold);
     }
     section.append(all);
   }
@@ -351,7 +380,8 @@ class LiveScreen {
         alert.hidden = false;
       }
     });
-    section.append(label("h2", "studio.announce.title", null, { id: "announce-title" }), this.lastAnnouncement, form);
+    section.append(label("h2", "studio.announce.title", null, { id: "announce-title" }), this.lastAnnouncement);
+    if (!this.readOnly) section.append(form);
     return section;
   }
 
@@ -392,7 +422,7 @@ class LiveScreen {
         cell.dataset.option = String(i);
       });
       current.append(table);
-      if (!poll.closed_at) {
+      if (!poll.closed_at && !this.readOnly) {
         const close = label("button", "studio.polls.close", null, { type: "button", id: "poll-close" });
         close.addEventListener("click", async () => {
           const ack = await this.act("poll_close", { poll_id: poll.id });
@@ -405,6 +435,10 @@ class LiveScreen {
       }
     }
     section.append(current);
+    if (this.readOnly) {
+      if (!poll) current.append(label("p", "studio.polls.none", null, { class: "hint" }));
+      return;
+    }
 
     const prepared = preparedPolls(sid);
     section.append(label("h3", "studio.polls.prepared", null, { id: "prepared-title" }));
@@ -494,4 +528,9 @@ class LiveScreen {
       if (cell.textContent !== value) cell.textContent = value;
     }
   }
+}
+
+/** The "Sold out" badge of a product. */
+function soldOutBadge() {
+  return label("span", "studio.pins.sold_out_badge", null, { class: "status-badge sold-out" });
 }

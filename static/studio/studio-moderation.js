@@ -13,9 +13,11 @@ const MUTE_S = 300;
 
 export class Moderation {
   /** `act(name, payload)` sends a /host event and resolves with its ack (or null, the
-   *  refusal shown by the screen). */
-  constructor(act) {
+   *  refusal shown by the screen). `readOnly` (an admin watching): the queue and the
+   *  questions without the settings and the buttons. */
+  constructor(act, readOnly = false) {
     this.act = act;
+    this.readOnly = readOnly;
     this.comments = [];
     this.questions = [];
     this.pinnedId = null;
@@ -29,9 +31,10 @@ export class Moderation {
     this.questionList = document.createElement("ol");
     this.questionList.id = "question-list";
     this.questionList.setAttribute("aria-labelledby", "questions-title");
+    const settings = this.settingsForm();
     this.element.append(
       label("h2", "studio.chat.title", null, { id: "chat-title" }),
-      this.settingsForm(),
+      ...(readOnly ? [] : [settings]),
       this.queue,
       label("h2", "studio.questions.title", null, { id: "questions-title" }),
       this.questionList,
@@ -146,6 +149,7 @@ export class Moderation {
       const row = document.createElement("div");
       row.className = "actions";
       const button = (key, action, payload, after) => {
+        if (this.readOnly) return;
         const el = label("button", key, { name: who.textContent }, { type: "button", "data-key": `${key}:${comment.id}` });
         el.addEventListener("click", async () => {
           const ack = await this.act(action, payload);
@@ -201,7 +205,8 @@ export class Moderation {
           this.questionList.focus?.();
         }
       });
-      li.append(votes, " ", text, " ", answered);
+      li.append(votes, " ", text);
+      if (!this.readOnly) li.append(" ", answered);
       this.questionList.append(li);
     }
   }

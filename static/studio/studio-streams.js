@@ -90,8 +90,10 @@ async function showList(view, ctx) {
     row.insertCell().textContent = formatTime(stream.starts_at, DEFAULT_TZ);
     row.insertCell().textContent = String(stream.products.length);
     const liveCell = row.insertCell();
-    if (stream.status !== "ended" && ctx.user.role === "host") {
-      liveCell.append(label("a", "studio.streams.open_live", { title: stream.title }, { href: `#live/${stream.id}` }));
+    if (stream.status !== "ended") {
+      // An admin watches the live screen read-only; a host runs it.
+      const key = ctx.user.role === "host" ? "studio.streams.open_live" : "studio.streams.watch_live";
+      liveCell.append(label("a", key, { title: stream.title }, { href: `#live/${stream.id}` }));
     } else if (stream.status === "ended") {
       liveCell.append(label("a", "studio.report.open_named", { title: stream.title }, { href: `#report/${stream.id}` }));
     }
@@ -242,9 +244,8 @@ function movesCard(stream, ctx) {
     const end = label("button", key, null, { type: "button", id: "end-stream", class: "danger" });
     end.addEventListener("click", () => confirmEnd(stream, end, () => move("ended", end)));
     row.append(end);
-    if (ctx.user.role === "host") {
-      row.append(label("a", "studio.moves.open_live", null, { href: `#live/${stream.id}`, class: "button-link", id: "open-live" }));
-    }
+    const open = ctx.user.role === "host" ? "studio.moves.open_live" : "studio.moves.watch_live";
+    row.append(label("a", open, null, { href: `#live/${stream.id}`, class: "button-link", id: "open-live" }));
   }
   if (stream.status === "ended") {
     row.append(label("a", "studio.report.open", null, { href: `#report/${stream.id}`, class: "button-link", id: "open-report" }));
