@@ -48,7 +48,13 @@ export class Drops {
       return option;
     }));
     if (!offers.length) localError(this.form, "offer_id", "studio.drops.no_offers");
-    this.form.querySelector("button[type=submit]").disabled = !offers.length;
+    // The room's state may have come first: a running drop keeps the button disabled.
+    this.form.querySelector("button[type=submit]").disabled = !offers.length || this.running();
+  }
+
+  /** Whether a drop is shown and not over yet (one drop runs at a time). */
+  running() {
+    return Boolean(this.drop && !this.drop.finished);
   }
 
   dropForm() {
