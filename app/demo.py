@@ -180,7 +180,7 @@ def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
             amount_off_fen=2_000,
             min_spend_fen=10_000,
             validity={"days": 7},
-            channels=["visit", "manual", "live_drop"],
+            channels=["visit", "manual"],
             visit_trigger="enter",
             caps={"total": 50_000, "per_shopper_day": 3, "per_store_day": 500},
         ),
@@ -207,7 +207,7 @@ def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
             kind="gift",
             gift_item="festival tote bag",
             gift_value_fen=1_500,
-            channels=["manual", "live_drop"],
+            channels=["manual"],
             membership_program="bailian-club",
             caps={"total": 1_000, "per_shopper": 1},
         ),
@@ -222,6 +222,21 @@ def seed_campaign(app: Flask, store_ids: list[str]) -> dict:
             validity={"days": 3},
             channels=["game"],
             caps={"total": 100_000, "per_shopper_day": 5},
+        ),
+        actor="demo",
+    )
+    # The one offer the demo stream's host drops (walk-in coupons would run into their own
+    # daily cap for a shopper who walked the street first).
+    promos.campaigns.create_offer(
+        cid,
+        OfferIn(
+            name="Live flash: ¥30 off ¥150",
+            kind="amount_off",
+            amount_off_fen=3_000,
+            min_spend_fen=15_000,
+            validity={"days": 3},
+            channels=["live_drop"],
+            caps={"total": 10_000, "per_shopper_day": 1},
         ),
         actor="demo",
     )

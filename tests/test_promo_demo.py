@@ -73,6 +73,9 @@ def test_the_demo_has_a_scheduled_stream_with_products_and_a_host(app, client):
     assert [g["stream_id"] for g in grants] == [stream["id"]]  # its host may drop the offers
     assert seed_demo(app)["stream"]["id"] == stream["id"]
     host = login(client, "host@demo.footfall.test")
+    # The one drop offer, apart from the walk-in coupons a shopper may have used up today.
+    offers = client.get(f"/api/streams/{stream['id']}/offers", headers=host).get_json()["items"]
+    assert [o["name"] for o in offers] == ["Live flash: ¥30 off ¥150"]
     mine = client.get(f"/api/streams/{stream['id']}", headers=host).get_json()
     assert len(mine["hosts"]) == 1
     product = stream["products"][0]

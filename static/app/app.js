@@ -50,10 +50,23 @@ function createState() {
   return state;
 }
 
-/** Add a notice to the status region; the newest three stay. */
+const NOTICE_MS = 15_000; // a notice goes by itself after this (or when dismissed)
+
+/** Add a notice to the status region: the newest three at most, each with a dismiss button,
+ *  each gone after NOTICE_MS so that notices do not push the page down for good. */
 function announce(region, key, params) {
-  region.prepend(label("p", key, params));
+  const notice = document.createElement("p");
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "notice-close";
+  close.textContent = "×";
+  close.setAttribute("aria-label", t("app.notice.dismiss"));
+  close.dataset.i18nAttr = "aria-label:app.notice.dismiss";
+  close.addEventListener("click", () => notice.remove());
+  notice.append(label("span", key, params), close);
+  region.prepend(notice);
   while (region.children.length > 3) region.lastElementChild.remove();
+  setTimeout(() => notice.remove(), NOTICE_MS);
 }
 
 /** A guest's app: the live streams only (no location, no wallet, no settings). */
