@@ -11,7 +11,7 @@ import { headingOf, radarPoint, relativeBearing, screenX, spriteSize } from "./a
 
 const FOV_DEG = 60; // the horizontal field of view assumed for a phone's rear camera
 const RADAR_PX = 280;
-const RADAR_RANGE_M = 100;
+const RADAR_RANGE_M = 200; // the spawns are asked within this distance, so all fit
 const SWIPE_PX = 60;
 
 function element(tag, attributes = {}, text = null) {
@@ -102,10 +102,11 @@ export async function show(view, { state }) {
         button.dataset.x = String(Math.round(x));
         layer.append(button);
       } else {
-        const point = radarPoint(spawn.bearing_deg, spawn.distance_m, RADAR_RANGE_M, RADAR_PX);
+        // On a circle 28 px smaller than the radar, so a creature at the edge stays inside it.
+        const point = radarPoint(spawn.bearing_deg, spawn.distance_m, RADAR_RANGE_M, RADAR_PX - 28);
         const button = creatureButton(spawn, 28);
-        button.style.left = `${point.x - 14}px`;
-        button.style.top = `${point.y - 14}px`;
+        button.style.left = `${point.x}px`;
+        button.style.top = `${point.y}px`;
         radar.append(button);
       }
     }
@@ -128,7 +129,7 @@ export async function show(view, { state }) {
   const load = async () => {
     let answer;
     try {
-      answer = await api("GET", "/api/game/spawns?radius_m=200");
+      answer = await api("GET", `/api/game/spawns?radius_m=${RADAR_RANGE_M}`);
     } catch (error) {
       if (gone) return;
       const noPosition = error instanceof ApiError && error.status === 409;
