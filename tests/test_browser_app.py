@@ -750,3 +750,37 @@ def test_the_radar_without_a_camera_in_english_and_chinese(open_page, web, shop)
     expect(zh.locator("#catch-mode")).to_have_text("这里没有相机：雷达显示小精灵的位置。")
     assert_glyphs_render(zh, "#catch-view")
     accessible_at_both_widths(zh)
+    # Every creature sits inside the radar's rim (the radar spans the 200 m asked for).
+    inside = zh.evaluate(
+        """() => {
+          const radar = document.querySelector("#catch-radar").getBoundingClientRect();
+          return [...document.querySelectorAll("#catch-radar .creature-button")].every((b) => {
+            const r = b.getBoundingClientRect();
+            const dx = r.x + r.width / 2 - (radar.x + radar.width / 2);
+            const dy = r.y + r.height / 2 - (radar.y + radar.height / 2);
+            return Math.hypot(dx, dy) + r.width / 2 <= radar.width / 2 + 1;
+          });
+        }"""
+    )
+    assert inside
+
+    # A street of stores: the map lists the nearest 8, the rest behind "Show all".
+    for i in range(9):
+        shop.post(
+            "/api/stores",
+            {
+                "id": f"{shop.store_id}-n{i}",
+                "name": f"Neighbour {i}",
+                "brand": "FunnelBrand",
+                "city": "Shanghai",
+                "lat": shop.lat + 0.002 + 0.0004 * i,
+                "lon": shop.lon,
+                "fence": {"type": "circle", "radius_m": 20},
+            },
+        )
+    zh.get_by_role("link", name="地图").click()
+    expect(zh.locator("#app-map")).to_have_attribute("data-stores", "10")
+    expect(zh.locator("#store-list li[data-store-id]:visible")).to_have_count(8)
+    zh.get_by_role("button", name="显示全部 10 家店铺").click()
+    expect(zh.locator("#store-list li[data-store-id]:visible")).to_have_count(10)
+    expect(zh.locator("#store-list-all")).to_have_count(0)

@@ -10,6 +10,7 @@ const L = window.L;
 const NEARBY_RADIUS_M = 1000;
 const REFRESH_AFTER_M = 100; // ask for the stores again after moving this far
 const LISTED_CREATURES = 10; // the nearest ones (the server answers nearest first)
+const LISTED_STORES = 8; // stores listed under the map before "Show all"
 const names = new Map(); // store id -> name, for the "you entered" notices
 
 /** A store's name for a notice: from the stores seen nearby, else from the fences the
@@ -93,9 +94,21 @@ export async function show(view, { state }) {
         document.createTextNode(" "),
         label("span", "app.map.distance", { m: Math.round(store.distance_m) }),
       );
+      // The nearest few are listed; the rest wait behind "Show all" (a street has dozens).
+      item.hidden = storeList.children.length >= LISTED_STORES;
       storeList.append(item);
     }
     if (!page.items.length) storeList.append(label("li", "app.map.no_stores"));
+    if (page.items.length > LISTED_STORES) {
+      const more = label("button", "app.map.all_stores", { count: page.items.length }, { type: "button", id: "store-list-all" });
+      more.addEventListener("click", () => {
+        for (const item of storeList.children) item.hidden = false;
+        more.parentElement.remove();
+      });
+      const holder = document.createElement("li");
+      holder.append(more);
+      storeList.append(holder);
+    }
     mapBox.dataset.stores = String(page.items.length);
   };
 
