@@ -316,6 +316,9 @@ def test_a_whole_show_with_twenty_two_viewers_a_reload_and_the_report(open_page,
         # The report in Chinese (the language picker, remembered over a reload), on a phone.
         studio.get_by_label("Language").select_option("zh-CN")
         expect(studio.locator("html")).to_have_attribute("lang", "zh-CN")
+        # The row names switch at once, without a reload.
+        expect(studio.locator("#report-stats tbody th").nth(1)).to_have_text("峰值时间")
+        expect(studio.locator("#report-questions tbody td").last).to_have_text("未回答")
         studio.set_viewport_size({"width": PHONE, "height": 844})
         studio.reload()
         expect(studio.locator("#report-title")).to_have_text("报告：Whole show")

@@ -87,7 +87,11 @@ function table(id, captionKey, columns, rows, captionParams = null) {
         cell.scope = "row";
         tr.append(cell);
       }
-      cell.textContent = value == null ? "–" : String(value);
+      // A { key } cell is catalogue text, translated again when the language changes.
+      if (value && typeof value === "object") {
+        cell.dataset.i18n = value.key;
+        cell.textContent = t(value.key);
+      } else cell.textContent = value == null ? "–" : String(value);
     });
   }
   return el;
@@ -95,9 +99,9 @@ function table(id, captionKey, columns, rows, captionParams = null) {
 
 function stats(totals, comments) {
   const section = card("report-stats-title", "studio.report.stats");
-  const rows = STATS.map((name) => [t(`studio.report.stat_${name}`), totals[name] ?? 0]);
-  rows.splice(1, 0, [t("studio.report.stat_peak_at"), totals.peak_at ? formatTime(totals.peak_at, ZONE) : null]);
-  rows.push([t("studio.report.stat_logged_comments"), comments.count]);
+  const rows = STATS.map((name) => [{ key: `studio.report.stat_${name}` }, totals[name] ?? 0]);
+  rows.splice(1, 0, [{ key: "studio.report.stat_peak_at" }, totals.peak_at ? formatTime(totals.peak_at, ZONE) : null]);
+  rows.push([{ key: "studio.report.stat_logged_comments" }, comments.count]);
   section.append(table("report-stats", "studio.report.stats", ["studio.report.col_name", "studio.report.col_value"], rows));
   return section;
 }
@@ -116,7 +120,7 @@ function questions(list) {
   const section = card("report-questions-title", "studio.report.questions");
   if (!list.length) section.append(label("p", "studio.report.none", null, { class: "hint" }));
   else {
-    const rows = list.map((q) => [q.text, q.upvotes, t(`studio.report.state_${q.state === "answered" ? "answered" : "open"}`)]);
+    const rows = list.map((q) => [q.text, q.upvotes, { key: `studio.report.state_${q.state === "answered" ? "answered" : "open"}` }]);
     section.append(table("report-questions", "studio.report.questions", ["studio.report.col_question", "studio.report.col_upvotes", "studio.report.col_state"], rows));
   }
   return section;
