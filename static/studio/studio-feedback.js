@@ -88,8 +88,10 @@ export class Feedback {
       row.likes = feedback.likes_per_min.current;
       row.viewers = Math.max(row.viewers ?? 0, feedback.viewers);
     }
-    if (minute.last_full_started_at != null && this.minutes.has(minute.last_full_started_at)) {
-      const row = this.minutes.get(minute.last_full_started_at);
+    // The last full minute too, even when no feedback arrived during it (the console opened
+    // or the feedback came late near its end): its comments and likes are not lost.
+    if (minute.last_full_started_at != null) {
+      const row = this.row(minute.last_full_started_at);
       row.comments = feedback.comments_per_min.last_full;
       row.likes = feedback.likes_per_min.last_full;
     }
