@@ -1033,7 +1033,8 @@ class Game:
             city, day = rest.rsplit("|", 1)  # a city's name may hold anything
             for board in _board_keys(cid, city, day):
                 pipe.zrem(board, shopper_id)
-        pipe.delete(
+        # One DEL per key: a Redis Cluster pipeline takes one key per DEL.
+        for key in (
             keys.state(shopper_id),
             keys.attempts(shopper_id),
             keys.collection(shopper_id),
@@ -1041,7 +1042,8 @@ class Game:
             keys.strikes(shopper_id),
             keys.last_catch(shopper_id),
             keys.boards(shopper_id),
-        )
+        ):
+            pipe.delete(key)
         pipe.execute()
         self._announced.pop(shopper_id, None)
 
