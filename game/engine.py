@@ -183,8 +183,11 @@ class Game:
         pipe = self.r.pipeline(transaction=False)
         pipe.set(keys.config(cid), json.dumps(doc))
         pipe.sadd(keys.CAMPAIGNS, cid)
-        pipe.incr(keys.VERSION)
         pipe.execute()
+        # The version after the configuration, in its own round trip: on Redis Cluster a
+        # pipeline's commands to different nodes have no order, and a process that saw the new
+        # version before the new configuration would cache the old one.
+        self.r.incr(keys.VERSION)
         self._tables.clear()
         self._live = (0.0, [])
         return doc
