@@ -183,8 +183,11 @@ class Game:
         pipe = self.r.pipeline(transaction=False)
         pipe.set(keys.config(cid), json.dumps(doc))
         pipe.sadd(keys.CAMPAIGNS, cid)
-        pipe.incr(keys.VERSION)
         pipe.execute()
+        # The version after the configuration, in its own round trip: on Redis Cluster a
+        # pipeline's commands to different nodes have no order, and a process that saw the new
+        # version before the new configuration would cache the old one.
+        self.r.incr(keys.VERSION)
         self._tables.clear()
         self._live = (0.0, [])
         return doc
@@ -1033,7 +1036,8 @@ class Game:
             city, day = rest.rsplit("|", 1)  # a city's name may hold anything
             for board in _board_keys(cid, city, day):
                 pipe.zrem(board, shopper_id)
-        pipe.delete(
+        # One DEL per key: a Redis Cluster pipeline takes one key per DEL.
+        for key in (
             keys.state(shopper_id),
             keys.attempts(shopper_id),
             keys.collection(shopper_id),
@@ -1041,7 +1045,8 @@ class Game:
             keys.strikes(shopper_id),
             keys.last_catch(shopper_id),
             keys.boards(shopper_id),
-        )
+        ):
+            pipe.delete(key)
         pipe.execute()
         self._announced.pop(shopper_id, None)
 

@@ -874,26 +874,35 @@ class LocationEngine:
                 )
                 committed.add(work.shopper_id)
         if with_events:
-            pipe = self.r.pipeline(transaction=False)
-            for work in with_events:
-                self._append_events(pipe, work.shopper_id, work.events)
-            pipe.execute()
+            self._append_events([(work.shopper_id, work.events) for work in with_events])
         for work in with_events:
             self.sink.publish(work.shopper_id, work.events)
         if stale:
             self.flush_outboxes(stale)
         return committed
 
-    def _append_events(self, pipe, shopper_id: str, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            pipe.xadd(
-                keys.EVENTS,
-                {"event": json.dumps(event, separators=(",", ":"))},
-                maxlen=self.settings.stream_maxlen,
-                approximate=True,
-            )
-        pipe.delete(keys.shopper_outbox(shopper_id))
-        pipe.hdel(keys.shopper_state(shopper_id), "ob")
+    def _append_events(self, batches: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Append shoppers' committed events to the stream, then empty their outboxes.
+
+        Two round trips: an outbox goes only once its events are in the stream. One pipeline
+        would not keep that order on Redis Cluster, where the stream and a shopper's keys are
+        on different nodes and a pipeline's commands to different nodes are not ordered.
+        """
+        pipe = self.r.pipeline(transaction=False)
+        for _shopper_id, events in batches:
+            for event in events:
+                pipe.xadd(
+                    keys.EVENTS,
+                    {"event": json.dumps(event, separators=(",", ":"))},
+                    maxlen=self.settings.stream_maxlen,
+                    approximate=True,
+                )
+        pipe.execute()
+        pipe = self.r.pipeline(transaction=False)
+        for shopper_id, _events in batches:
+            pipe.delete(keys.shopper_outbox(shopper_id))
+            pipe.hdel(keys.shopper_state(shopper_id), "ob")
+        pipe.execute()
 
     def flush_outboxes(self, shopper_ids: Iterable[str]) -> int:
         """Append events a crashed process committed but never streamed; return how many."""
@@ -903,9 +912,7 @@ class LocationEngine:
             if not raw:
                 continue
             events = [json.loads(item) for item in raw]
-            pipe = self.r.pipeline(transaction=False)
-            self._append_events(pipe, shopper_id, events)
-            pipe.execute()
+            self._append_events([(shopper_id, events)])
             self.sink.publish(shopper_id, events)
             count += len(events)
         return count
@@ -991,9 +998,7 @@ class LocationEngine:
                 )
             )
             if reply == 1:
-                pipe = self.r.pipeline(transaction=False)
-                self._append_events(pipe, shopper_id, events)
-                pipe.execute()
+                self._append_events([(shopper_id, events)])
                 self.sink.publish(shopper_id, events)
                 return events
             if reply == -1:

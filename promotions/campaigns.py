@@ -263,12 +263,11 @@ class Campaigns:
                             "budget_value": _cap(doc["budget"]["value_fen"]),
                         },
                     )
-                    pipe.incr(keys.VERSION)
                     pipe.execute()
                     break
                 except redis.WatchError:
                     continue
-        self._views.clear()
+        self._bump_version()
         return self.get(cid)
 
     def transition(self, cid: str, to: str, actor: str) -> dict[str, Any]:
@@ -290,8 +289,7 @@ class Campaigns:
                 details=details,
                 status=404 if reason == "CAMPAIGN_NOT_FOUND" else 409,
             )
-        self.r.incr(keys.VERSION)
-        self._views.clear()
+        self._bump_version()
         return self.get(cid)
 
     def _status(self, cid: str, to: str, actor: str) -> list:
@@ -380,9 +378,8 @@ class Campaigns:
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(keys.offer(cid, oid), mapping=fields)
         pipe.zadd(keys.offers(cid), {oid: self.clock.now()})
-        pipe.incr(keys.VERSION)
         pipe.execute()
-        self._views.clear()
+        self._bump_version()
         return self.get_offer(cid, oid)
 
     def get_offer(self, cid: str, oid: str) -> dict[str, Any]:
@@ -426,13 +423,23 @@ class Campaigns:
                     fields["doc"] = json.dumps(doc)
                     pipe.multi()
                     pipe.hset(key, mapping=fields)
-                    pipe.incr(keys.VERSION)
                     pipe.execute()
                     break
                 except redis.WatchError:
                     continue
-        self._views.clear()
+        self._bump_version()
         return self.get_offer(cid, oid)
+
+    def _bump_version(self) -> None:
+        """Tell every process's view cache that a campaign or offer changed.
+
+        Bumped after the change's transaction, not inside it: the change's keys live under the
+        campaign's tag and VERSION is global, so on Redis Cluster they are in different slots
+        and one MULTI cannot hold both. A reader that sees the new version reads the committed
+        change; one that read the old version drops its view at its next check.
+        """
+        self.r.incr(keys.VERSION)
+        self._views.clear()
 
     # -- cached views for the hot paths --------------------------------------------------
     def view(self, cid: str, *, fresh: bool = False) -> CampaignView:
