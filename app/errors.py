@@ -128,6 +128,12 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     @app.errorhandler(redis.BusyLoadingError)
+    # Cluster mode, once the client's bounded retries are spent: a failover in progress or
+    # nodes out of reach (the last two are not RedisErrors in redis-py).
+    @app.errorhandler(redis.exceptions.ClusterDownError)
+    @app.errorhandler(redis.exceptions.TryAgainError)
+    @app.errorhandler(redis.exceptions.SlotNotCoveredError)
+    @app.errorhandler(redis.exceptions.RedisClusterUnreachableError)
     def _redis_down(exc: Exception):
         log.warning("redis unavailable: %s", exc)
         response = envelope(503, "service_unavailable", "storage is unavailable, retry shortly")

