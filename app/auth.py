@@ -261,7 +261,9 @@ class Accounts:
             return []
         sessions = self.r.smembers(f"auth:user_sessions:{{u:{user_id}}}")
         pipe = self.r.pipeline(transaction=False)
-        pipe.delete(_user_key(user_id), f"auth:user_sessions:{{u:{user_id}}}")
+        # One key per DEL: a cluster pipeline refuses a DEL of several keys.
+        pipe.delete(_user_key(user_id))
+        pipe.delete(f"auth:user_sessions:{{u:{user_id}}}")
         pipe.delete(_email_key(record["email"]))
         for sid in sessions:
             pipe.delete(_session_key(sid))
