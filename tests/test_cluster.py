@@ -4,8 +4,6 @@ tag, readiness, and a replica's promotion after a master is killed."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import redis
 
@@ -13,6 +11,7 @@ from app.redis_supervisor import EmbeddedCluster
 from app.sinks import redis_connect
 from config import TestConfig
 from core.scripts import LuaScripts
+from tests.servers import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -29,17 +28,6 @@ def cluster_client(cluster):
     client = redis_connect(cluster.url, decode_responses=True, socket_timeout=2.0)
     yield client
     client.close()
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    """Poll `predicate` until it returns a true value (bounded; no timing is asserted)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def test_cluster_has_three_masters_each_with_a_replica(cluster):
@@ -131,20 +119,22 @@ def test_a_killed_master_is_replaced_by_its_replica(cluster, cluster_client):
     )
     cluster_client.set(key, "before")
     cluster.kill(victim, hard=True)
-    wait_for(lambda: cluster.roles().get(replica) == "master")
+    wait_for(lambda: cluster.roles().get(replica) == "master", 15, "the replica's promotion")
     assert victim not in cluster.roles()
     live = [node.port for node in cluster.nodes if node.port != victim]
-    wait_for(lambda: all(cluster.state(port)[0]["cluster_state"] == "ok" for port in live))
+    wait_for(
+        lambda: all(cluster.state(port)[0]["cluster_state"] == "ok" for port in live),
+        15,
+        "cluster_state:ok on every live node",
+    )
     assert len(cluster.masters()) == 3
 
-    def written() -> bool:
-        try:
-            cluster_client.set(key, "after")
-        except (redis.RedisError, redis.exceptions.RedisClusterException):
-            return False
-        return True
-
     # The client finds the new master by itself (a command may fail meanwhile).
-    wait_for(written)
+    wait_for(
+        lambda: cluster_client.set(key, "after"),
+        15,
+        "a write to the promoted replica",
+        ignore=(redis.RedisError, redis.exceptions.RedisClusterException),
+    )
     assert cluster_client.get(key) == "after"
     assert cluster_client.get_node_from_key(key).port == replica
