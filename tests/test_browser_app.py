@@ -37,6 +37,7 @@ from tests.browser import (  # noqa: F401 - fixtures, passed to tests by name
 )
 from tests.test_browser_console_funnel import FunnelShop
 from tests.test_browser_consoles import sign_in
+from tests.test_browser_studio import Viewer
 
 TOKEN_KEY = "footfall.token"
 
@@ -499,20 +500,12 @@ def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(op
 
     # Questions: the viewer asks; another viewer asks too; one's own cannot be upvoted,
     # another's can (the count from the server's answer).
-    other = socketio.Client(reconnection=False)
-    other.connect(
-        web.url,
-        transports=["websocket"],
-        namespaces=["/live"],
-        auth={"token": web.login(web.user("shopper"))["Authorization"][7:]},
-        wait_timeout=10,
-    )
-    other.call("join", {"stream_id": show.id}, namespace="/live", timeout=10)
+    other = Viewer(web, show.id)
     page.get_by_label("Your question").fill("Is it wool?")
     page.get_by_role("button", name="Ask").click()
     mine = page.locator("#room-questions li", has_text="Is it wool?")
     expect(mine).to_have_count(1)
-    asked = other.call("ask", {"text": "Other colours?"}, namespace="/live", timeout=10)
+    asked = other.call("ask", {"text": "Other colours?"})
     assert "question" in asked, asked
     theirs = page.locator("#room-questions li", has_text="Other colours?")
     theirs.get_by_role("button").click()
@@ -524,9 +517,9 @@ def test_a_shopper_watches_a_live_room_votes_claims_and_recovers_after_a_drop(op
     # back, joins with its last offset and shows the comment exactly once.
     page.evaluate("document.querySelector('#live-room').liveSocket.io.engine.close()")
     text = "Said while you were away"
-    said = other.call("comment", {"text": text}, namespace="/live", timeout=10)
+    said = other.call("comment", {"text": text})
     assert "comment" in said, said
-    other.disconnect()
+    other.close()
     expect(room).to_have_attribute("data-recovered", "1")
     expect(page.locator("#room-comments li", has_text="Said while you were away")).to_have_count(1)
     expect(page.locator("#room-comments li", has_text="Lovely colour")).to_have_count(1)
@@ -561,17 +554,9 @@ def test_a_guest_watches_a_live_room_in_chinese_without_an_account(open_page, we
     show.emit("poll_start", {"question": "颜色？", "options": ["红", "蓝"], "duration_s": 60})
     expect(page.locator("#room-poll button").first).to_be_disabled()
     # A shopper's comment reaches the guest.
-    viewer = socketio.Client(reconnection=False)
-    viewer.connect(
-        web.url,
-        transports=["websocket"],
-        namespaces=["/live"],
-        auth={"token": web.login(web.user("shopper"))["Authorization"][7:]},
-        wait_timeout=10,
-    )
-    viewer.call("join", {"stream_id": show.id}, namespace="/live", timeout=10)
-    viewer.call("comment", {"text": "好漂亮的围巾"}, namespace="/live", timeout=10)
-    viewer.disconnect()
+    viewer = Viewer(web, show.id)
+    viewer.call("comment", {"text": "好漂亮的围巾"})
+    viewer.close()
     expect(page.locator("#room-comments li", has_text="好漂亮的围巾")).to_have_count(1)
     assert_glyphs_render(page, "#live-room")
     accessible_at_both_widths(page)

@@ -1,7 +1,7 @@
 // The shopper's account: the sign-up form under the sign-in form, the consent screen (what is
 // collected and for how long) and the settings (consent, erasure, language, and the account
 // signed in: on a phone the header leaves its address out).
-import { api, clearErrors, currentUser, errorText, keepSession, showError } from "../js/api.js";
+import { api, clearErrors, currentUser, errorText, formAlert, keepSession, showError } from "../js/api.js";
 import { LANGUAGES, label, language, setLanguage, t } from "../js/i18n.js";
 
 function field(form, name, type, key, autocomplete, required = true) {
@@ -13,15 +13,6 @@ function field(form, name, type, key, autocomplete, required = true) {
   wrap.append(label("label", key, null, { for: input.id }), input);
   form.append(wrap);
   return input;
-}
-
-function formAlert() {
-  const alert = document.createElement("p");
-  alert.className = "form-error";
-  alert.dataset.formError = "";
-  alert.setAttribute("role", "alert");
-  alert.hidden = true;
-  return alert;
 }
 
 /** Under the sign-in form: "New here? Create an account", which opens the sign-up form

@@ -6,20 +6,13 @@
 // POST /api/game/catches with the current position; the result and reward are shown, and a
 // caught creature disappears.
 import { ApiError, api, errorText } from "../js/api.js";
-import { label, t } from "../js/i18n.js";
+import { element, label, t } from "../js/i18n.js";
 import { headingOf, radarPoint, relativeBearing, screenX, spriteSize } from "./app-bearing.js";
 
 const FOV_DEG = 60; // the horizontal field of view assumed for a phone's rear camera
 const RADAR_PX = 280;
 const RADAR_RANGE_M = 200; // the spawns are asked within this distance, so all fit
 const SWIPE_PX = 60;
-
-function element(tag, attributes = {}, text = null) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) el.setAttribute(name, value);
-  if (text !== null) el.textContent = text;
-  return el;
-}
 
 export async function show(view, { state }) {
   const section = element("section", { id: "catch-view", class: "catch", "aria-labelledby": "catch-title" });

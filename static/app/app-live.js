@@ -8,7 +8,7 @@
 // missed (each offset once, in order), or the whole state when the server says it is too far
 // behind.
 import { api, errorText } from "../js/api.js";
-import { formatMoney, formatTime, has, label, t } from "../js/i18n.js";
+import { element, formatMoney, formatTime, has, label, t } from "../js/i18n.js";
 import { Player } from "../js/player.js";
 import { connect } from "../js/socket.js";
 
@@ -59,13 +59,6 @@ async function showList(view) {
     section.append(list);
   }
   view.replaceChildren(section);
-}
-
-function element(tag, attributes = {}, text = null) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) el.setAttribute(name, value);
-  if (text !== null) el.textContent = text;
-  return el;
 }
 
 function showRoom(view, streamId, { user }) {

@@ -4,7 +4,7 @@
 // first (a new deploy is seen at once) and taken from the cache only when that fails. The API
 // (/api/) and the socket (/socket.io/) are never handled here: the browser asks the network,
 // nothing of theirs is cached, so no answer is ever stale.
-const CACHE = "footfall-app-shell-v6";
+const CACHE = "footfall-app-shell-v7";
 const SHELL = [
   "/app/",
   "/app/manifest.webmanifest",

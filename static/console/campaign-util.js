@@ -102,15 +102,8 @@ export function options(select, items, selected) {
   return select;
 }
 
-/** The form's alert for errors that name no input. */
-export function formAlert() {
-  const alert = document.createElement("p");
-  alert.className = "form-error";
-  alert.dataset.formError = "";
-  alert.setAttribute("role", "alert");
-  alert.hidden = true;
-  return alert;
-}
+// The form's alert lives with showError, which fills it; re-exported for this section's forms.
+export { formAlert } from "../js/api.js";
 
 /** Show an API error next to the input its field names: "targets.stores[3]" falls back to
  *  "targets.stores", then "targets"; a model-wide error ("body") goes to the input whose name

@@ -94,6 +94,16 @@ export function saveFile(blob, filename) {
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
+/** The form's alert for errors that name no input (showError and clearErrors use it). */
+export function formAlert() {
+  const alert = document.createElement("p");
+  alert.className = "form-error";
+  alert.dataset.formError = "";
+  alert.setAttribute("role", "alert");
+  alert.hidden = true;
+  return alert;
+}
+
 /** Remove the error messages showError put into a form. */
 export function clearErrors(form) {
   for (const el of form.querySelectorAll("[data-error-for]")) el.remove();

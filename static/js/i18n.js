@@ -74,6 +74,15 @@ export function translate(root) {
   }
 }
 
+/** Make an element with attributes and, optionally, a plain text (label's sibling for text
+ *  that is not from the catalogue: names, comments, numbers). */
+export function element(tag, attributes = {}, text = null) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) el.setAttribute(name, value);
+  if (text !== null) el.textContent = text;
+  return el;
+}
+
 /** Make an element that shows a catalogue text, kept translated on language changes. */
 export function label(tag, key, params = null, attributes = {}) {
   const el = document.createElement(tag);
