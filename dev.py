@@ -24,7 +24,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import venv
 from pathlib import Path
 from typing import NoReturn
@@ -109,42 +108,24 @@ def venv_env() -> dict[str, str]:
     return env
 
 
-def run(args: list[str], *beside: list[str]) -> int:
-    """Run a command with the virtualenv's Python from the repository root; return its code.
+def run(args: list[str]) -> int:
+    """Run a command with the virtualenv's Python from the repository root.
 
-    Commands `beside` run at the same time, their output kept in a file each and printed
-    after the main command's (so outputs do not interleave); any of them failing makes the
-    returned code 1. SIGINT and SIGTERM sent to dev.py alone (not to its process group) are
-    passed on to every child, which then shuts down as it would on Ctrl-C, and dev.py waits
-    for them to finish.
+    SIGINT and SIGTERM sent to dev.py alone (not to its process group) are passed on to the
+    child, which then shuts down as it would on Ctrl-C, and dev.py waits for it to finish.
     """
-    logs = [tempfile.TemporaryFile("w+") for _ in beside]
-    others = [
-        subprocess.Popen(
-            [str(PY), *command], cwd=ROOT, env=venv_env(), stdout=log, stderr=subprocess.STDOUT
-        )
-        for command, log in zip(beside, logs, strict=True)
-    ]
     child = subprocess.Popen([str(PY), *args], cwd=ROOT, env=venv_env())
 
     def forward(signum: int, _frame: object) -> None:
-        for process in (child, *others):
-            if process.poll() is None:
-                process.send_signal(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = child.wait()
-        for process, log in zip(others, logs, strict=True):
-            code = code or (1 if process.wait() else 0)
-            log.seek(0)
-            sys.stdout.write(log.read())
-        return code
+        return child.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for log in logs:
-            log.close()
 
 
 def exec_venv(args: list[str]) -> NoReturn:
@@ -194,12 +175,13 @@ def main(argv: list[str]) -> int:
     # worker, so a module's servers and browser pages start once (measured on 2 cores: 528 s
     # against 766 s in one process). Schemathesis gives all its generated cases one node id,
     # which pytest-xdist cannot tell apart (it ran 2 of the file's 88), so that file runs in a
-    # process of its own beside the workers (its output follows theirs).
+    # process of its own first.
     fuzz = "tests/test_schemathesis.py"
     parallel = ["-n", str(workers), "--dist", "loadfile", "--ignore", fuzz]
-    code = run(["-m", "pytest", *parallel], ["-m", "pytest", fuzz])
-    print(f"dev.py test: {'failed' if code else 'every test passed'}")
-    return code
+    results = {fuzz: run(["-m", "pytest", fuzz]), "the rest": run(["-m", "pytest", *parallel])}
+    failed = [name for name, code in results.items() if code]
+    print(f"dev.py test: {'failed: ' + ', '.join(failed) if failed else 'every test passed'}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
