@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
 from playwright.sync_api import Browser, Page, sync_playwright
 
 import config
 from app import create_app
+from app.sinks import redis_connect
 from tests.servers import REPO_ROOT, SECRET_KEY, ServerProcess, shown_on_failure, start_gunicorn
 
 BROWSER = REPO_ROOT / "node_modules" / ".footfall-browser" / "chromium"
@@ -138,7 +138,7 @@ def web(redis_server, tmp_path_factory, request) -> Iterator[Web]:
     Maps draw no tiles (MAP_TILE_URL empty: tests never depend on a tile server); a module may
     set more of the server's environment in a module-level WEB_ENV dict.
     """
-    client = redis.Redis.from_url(redis_server)
+    client = redis_connect(redis_server)
     client.flushdb()
     client.close()
     env = {"MAP_TILE_URL": "", **getattr(request.module, "WEB_ENV", {})}

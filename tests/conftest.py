@@ -24,8 +24,8 @@ T0 = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC, a Thursday; tests move the cloc
 def redis_server(tmp_path_factory):
     """Start a throwaway real server on a free port (or use TEST_REDIS_URL when given).
 
-    With TEST_REDIS_CLUSTER=1, a throwaway cluster instead (3 masters, 1 replica each), whose
-    redis+cluster:// URL the tests get (a first step: not every test module runs on it yet).
+    With TEST_REDIS_CLUSTER=1, a throwaway cluster instead (3 masters, 1 replica each, 1 s node
+    timeout), whose redis+cluster:// URL the tests get.
     """
     url = os.environ.get("TEST_REDIS_URL")
     if url:
@@ -41,6 +41,24 @@ def redis_server(tmp_path_factory):
     server.start()
     yield server.url
     server.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """With TEST_REDIS_CLUSTER=1, run only the tests that use the suite's Redis (`redis_server`).
+
+    The others (pure unit tests, tests that start servers of their own such as the benchmark
+    smoke tests, the supervisor's and dev.py's tests) would run exactly as in the single-server
+    run, so they are deselected there, with their count in pytest's summary, not skipped.
+    """
+    if os.environ.get("TEST_REDIS_CLUSTER") != "1":
+        return
+    keep, dropped = [], []
+    for item in items:
+        uses_redis = "redis_server" in getattr(item, "fixturenames", ())
+        (keep if uses_redis else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import multiprocessing
 import random
 
 import pytest
-import redis
 
+from app.sinks import redis_connect
 from core.clock import FrozenClock
 from core.errors import DomainError
 from geo import keys
@@ -437,9 +437,9 @@ def test_shorter_retention_is_honoured(redis_client, catalog, clock):
 def test_erase_removes_every_personal_key(engine, catalog, shopper, clock, redis_client):
     add_store(catalog)
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, clock.now())])
-    assert redis_client.keys(f"{keys.shopper(shopper)}*")
+    assert list(redis_client.scan_iter(match=f"{keys.shopper(shopper)}*"))
     engine.erase(shopper)
-    assert redis_client.keys(f"{keys.shopper(shopper)}*") == []
+    assert list(redis_client.scan_iter(match=f"{keys.shopper(shopper)}*")) == []
 
 
 # -- events, outbox, catalog changes ----------------------------------------------------------
@@ -489,7 +489,7 @@ def test_many_shoppers_in_one_call(engine, catalog, clock):
 
 # -- concurrency across processes -------------------------------------------------------------
 def _race(url, barrier, t0, queue):
-    r = redis.Redis.from_url(url, decode_responses=True)
+    r = redis_connect(url, decode_responses=True)
     clock = FrozenClock(t0)
     engine = LocationEngine(r, StoreCatalog(r, clock), clock)
     barrier.wait()

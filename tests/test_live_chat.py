@@ -6,8 +6,8 @@ import multiprocessing
 import random
 
 import pytest
-import redis
 
+from app.sinks import redis_connect
 from core.clock import FrozenClock
 from core.errors import RateLimited
 from live import chat as chat_mod
@@ -96,7 +96,7 @@ def test_token_bucket_allows_a_burst_of_five_then_refills_one_per_two_seconds(ch
 
 
 def test_the_bucket_is_shared_by_processes(redis_server, redis_client, clock):
-    other_client = redis.Redis.from_url(redis_server, decode_responses=True)
+    other_client = redis_connect(redis_server, decode_responses=True)
     try:
         a, b = Chat(redis_client, clock), Chat(other_client, FrozenClock(clock.now()))
         for chat in (a, b, a, b, a):
@@ -431,7 +431,7 @@ def test_no_poll_yet(chat):
 
 
 def test_one_vote_per_viewer_across_two_processes_clients(redis_server, redis_client, clock):
-    other_client = redis.Redis.from_url(redis_server, decode_responses=True)
+    other_client = redis_connect(redis_server, decode_responses=True)
     try:
         a, b = Chat(redis_client, clock), Chat(other_client, FrozenClock(clock.now()))
         a.start_poll(SID, "Colour?", ["a", "b"], 60)
@@ -445,7 +445,7 @@ def test_one_vote_per_viewer_across_two_processes_clients(redis_server, redis_cl
 
 
 def _vote_race(url, t0, seed, barrier, queue):
-    r = redis.Redis.from_url(url, decode_responses=True)
+    r = redis_connect(url, decode_responses=True)
     chat = Chat(r, FrozenClock(t0))
     viewers = list(range(50))
     random.Random(seed).shuffle(viewers)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import multiprocessing
 
 import pytest
-import redis
 
+from app.sinks import redis_connect
 from core.clock import FrozenClock
 from live.drops import DropRefused, Drops
 from live.history import History
@@ -148,7 +148,7 @@ def test_a_refused_coupon_gives_the_slot_back(world):
 
 
 def _claimers(url, sid, did, viewers, out):
-    r = redis.Redis.from_url(url, decode_responses=True)
+    r = redis_connect(url, decode_responses=True)
     _, _, drops = build(r, FrozenClock(T0 + 1))
     won = 0
     for viewer in viewers:

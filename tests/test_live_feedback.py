@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import redis
 
+from app.sinks import redis_connect
 from core.clock import FrozenClock
 from core.errors import DomainError
 from live import feedback as fb
@@ -159,7 +159,7 @@ def test_likes_and_joins_take_whole_counts(counters, n):
 
 
 def test_peak_viewers_is_kept_across_clients(redis_server, counters, clock):
-    other_client = redis.Redis.from_url(redis_server, decode_responses=True)
+    other_client = redis_connect(redis_server, decode_responses=True)
     try:
         other = FeedbackCounters(other_client, FrozenClock(clock.now()))
         assert counters.set_viewers(SID, 10) == 10

@@ -15,14 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-import redis
 import requests
 import socketio
 
 import config
 from app import create_app
 from app.redis_supervisor import EmbeddedRedis, free_port
-from app.sinks import QUEUE_CHANNEL
+from app.sinks import QUEUE_CHANNEL, redis_connect
 from tests.servers import (
     SECRET_KEY,
     ServerProcess,
@@ -65,7 +64,7 @@ def queue_subscribers(redis_url: str) -> int:
 
     python-socketio starts a process's listener when its first client connects.
     """
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+    client = redis_connect(redis_url, socket_connect_timeout=1, socket_timeout=1)
     try:
         return dict(client.pubsub_numsub(QUEUE_CHANNEL)).get(QUEUE_CHANNEL.encode(), 0)
     finally:
@@ -209,7 +208,7 @@ def signup_with_consent(http: requests.Session, server: ServerProcess) -> dict:
 
 @pytest.fixture(scope="module")
 def shared_redis(redis_server) -> str:
-    client = redis.Redis.from_url(redis_server)
+    client = redis_connect(redis_server)
     client.flushdb()
     client.close()
     return redis_server

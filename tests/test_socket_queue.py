@@ -7,7 +7,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 from redis.sentinel import SentinelConnectionPool
 
 from app.sinks import RedisQueueManager, redis_connect
@@ -48,7 +47,7 @@ def test_a_burst_of_publishes_waits_for_a_bounded_pool(redis_server):
         publish_connections=4,
         redis_options={"client_name": "queue-publisher"},
     )
-    listener = redis.Redis.from_url(redis_server)
+    listener = redis_connect(redis_server)
     pubsub = listener.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("burst-test")
     pubsub.get_message(timeout=1)

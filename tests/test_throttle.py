@@ -10,8 +10,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 
+from app.sinks import redis_connect
 from core.errors import RateLimited
 from core.throttle import Rule, Throttle
 from promotions.codes import CouponCodec
@@ -31,7 +31,7 @@ def wall_clock_passes(moment: float) -> None:
 def test_a_hit_is_counted_atomically_across_connections(redis_server):
     """100 parallel hits on separate connections: exactly `limit` pass."""
     rule = Rule("parallel", 10, 600)
-    clients = [redis.Redis.from_url(redis_server, decode_responses=True) for _ in range(4)]
+    clients = [redis_connect(redis_server, decode_responses=True) for _ in range(4)]
     clients[0].flushdb()
     throttles = [Throttle(c) for c in clients]
 

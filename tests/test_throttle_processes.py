@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 import pytest
-import redis
 import socketio
 
+from app.sinks import redis_connect
 from promotions.codes import CouponCodec
 from tests.servers import ServerProcess, free_port, shown_on_failure, start_gunicorn
 from tests.test_processes import NS, PASSWORD, make_helper_app
@@ -31,7 +31,7 @@ def shared_redis(redis_server) -> str:
 
 @pytest.fixture
 def empty_redis(shared_redis) -> str:
-    client = redis.Redis.from_url(shared_redis)
+    client = redis_connect(shared_redis)
     client.flushdb()
     client.close()
     return shared_redis

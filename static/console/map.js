@@ -10,7 +10,8 @@
 //       clusters (leaflet.markercluster, chunked loading) and, from zoom `fenceZoom` (15) on,
 //       the fences of the stores in view only. `pins` are items of GET /api/stores/map
 //       ({id, name, brand, city, lat, lon, fence}); `onSelect(pin)` runs when a store's marker
-//       is clicked or activated with Enter. Returns {setPins(pins), fitAll(), remove()}. The
+//       is clicked or activated with Enter. Returns {setPins(pins), fitAll(), remove()} (remove()
+//       resolves once markers still loading are in: remove the map after it). The
 //       map's element carries data-zoom and data-fences (fences drawn now) after each move.
 const L = window.L;
 let config = null;
@@ -70,7 +71,19 @@ const MAX_FENCES_IN_VIEW = 600;
 /** Every store on a map: clustered markers, and the fences of the stores in view when zoomed
  *  in (so thousands of fences never slow panning). See the top of this file. */
 export function storesLayer(map, pins, { onSelect = null, fenceZoom = 15, label = null } = {}) {
-  const clusters = L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false });
+  // Thousands of markers go into the cluster group in chunks between timers; a chunk that runs
+  // after the group (or its map) was removed throws inside markercluster. `loading` settles
+  // when the last chunk of every setPins so far is in, and remove() waits for it.
+  let loading = Promise.resolve();
+  let loaded = () => {};
+  let pending = 0; // setPins calls whose markers are not all in yet
+  const clusters = L.markerClusterGroup({
+    chunkedLoading: true,
+    showCoverageOnHover: false,
+    chunkProgress: (done, total) => {
+      if (done >= total && --pending === 0) loaded();
+    },
+  });
   const fences = L.layerGroup();
   let current = [];
   clusters.addTo(map);
@@ -96,6 +109,11 @@ export function storesLayer(map, pins, { onSelect = null, fenceZoom = 15, label 
   const setPins = (next) => {
     current = next;
     clusters.clearLayers();
+    if (pending++ === 0) {
+      loading = new Promise((resolve) => {
+        loaded = resolve;
+      });
+    }
     const markers = next.map((pin) => {
       const name = label ? label(pin) : pin.name;
       const marker = L.marker([pin.lat, pin.lon], { icon: PIN, title: name, alt: name, keyboard: true });
@@ -119,10 +137,13 @@ export function storesLayer(map, pins, { onSelect = null, fenceZoom = 15, label 
   return {
     setPins,
     fitAll,
+    /** Take the layers off the map once the markers being added are in; resolves then. */
     remove() {
       map.off("moveend", drawFences);
-      clusters.remove();
-      fences.remove();
+      return loading.then(() => {
+        clusters.remove();
+        fences.remove();
+      });
     },
   };
 }

@@ -84,8 +84,8 @@ async function showOverview(view, ctx) {
   await Promise.all([loadPins({ fit: true }), list.reload()]);
   return () => {
     gone = true;
-    if (layer) layer.remove();
-    removeMap(map);
+    // The map goes once the layer's markers are in (see storesLayer).
+    Promise.resolve(layer?.remove()).then(() => removeMap(map));
   };
 }
 
