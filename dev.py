@@ -3,7 +3,8 @@
 
     python3 dev.py demo    # set up, then serve with demo data on the embedded Redis
     python3 dev.py test    # set up, then lint (ruff check, ruff format --check) and run every test
-                           # (on pytest-xdist workers, one per core; with arguments: as given)
+                           # (on pytest-xdist workers, one per core), then every test that uses
+                           # Redis again on a Valkey Cluster (with arguments: pytest as given)
     python3 dev.py lint    # set up, then only lint
     python3 dev.py bench   # set up, then run every benchmark (bench <name>: one of them)
     python3 dev.py setup   # only set up (.venv with the project and its test tools)
@@ -108,13 +109,14 @@ def venv_env() -> dict[str, str]:
     return env
 
 
-def run(args: list[str]) -> int:
-    """Run a command with the virtualenv's Python from the repository root.
+def run(args: list[str], env: dict[str, str] | None = None) -> int:
+    """Run a command with the virtualenv's Python from the repository root (`env`: variables
+    to add to the environment).
 
     SIGINT and SIGTERM sent to dev.py alone (not to its process group) are passed on to the
     child, which then shuts down as it would on Ctrl-C, and dev.py waits for it to finish.
     """
-    child = subprocess.Popen([str(PY), *args], cwd=ROOT, env=venv_env())
+    child = subprocess.Popen([str(PY), *args], cwd=ROOT, env={**venv_env(), **(env or {})})
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:
@@ -175,10 +177,16 @@ def main(argv: list[str]) -> int:
     # worker, so a module's servers and browser pages start once (measured on 2 cores: 528 s
     # against 766 s in one process). Schemathesis gives all its generated cases one node id,
     # which pytest-xdist cannot tell apart (it ran 2 of the file's 88), so that file runs in a
-    # process of its own first.
+    # process of its own first. Then the tests that use Redis run again on a throwaway Valkey
+    # Cluster (3 masters, 1 replica each; tests/conftest.py says which tests it leaves out, and
+    # why).
     fuzz = "tests/test_schemathesis.py"
     parallel = ["-n", str(workers), "--dist", "loadfile", "--ignore", fuzz]
-    results = {fuzz: run(["-m", "pytest", fuzz]), "the rest": run(["-m", "pytest", *parallel])}
+    results = {
+        fuzz: run(["-m", "pytest", fuzz]),
+        "the rest": run(["-m", "pytest", *parallel]),
+        "the cluster run": run(["-m", "pytest", *parallel], env={"TEST_REDIS_CLUSTER": "1"}),
+    }
     failed = [name for name, code in results.items() if code]
     print(f"dev.py test: {'failed: ' + ', '.join(failed) if failed else 'every test passed'}")
     return 1 if failed else 0
