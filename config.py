@@ -82,6 +82,8 @@ class Config:
         self.SOCKET_MAX_RATE = _env_int("SOCKET_MAX_RATE", 256 * 1024)
         # Redis connections for publishing to the Socket.IO queue, per process.
         self.SOCKETIO_PUBLISH_CONNECTIONS = _env_int("SOCKETIO_PUBLISH_CONNECTIONS", 16)
+        # Cluster mode: the queue's shard channels (SPUBLISH), spread over the masters.
+        self.SOCKETIO_QUEUE_SHARDS = _env_int("SOCKETIO_QUEUE_SHARDS", 24)
         # Geofence tunables (see README "Geofencing rules").
         self.GEOFENCE_DWELL_S = _env_int("GEOFENCE_DWELL_S", 120)
         self.GEOFENCE_MAX_ACCURACY_M = _env_float("GEOFENCE_MAX_ACCURACY_M", 150.0)
@@ -145,6 +147,8 @@ class Config:
             raise RuntimeError("FUNNEL_PUSH_S must be between 0.1 and 3600 seconds")
         if not 1 <= self.FUNNEL_TOP_STORES <= 5000:
             raise RuntimeError("FUNNEL_TOP_STORES must be between 1 and 5000")
+        if not 1 <= self.SOCKETIO_QUEUE_SHARDS <= 1024:
+            raise RuntimeError("SOCKETIO_QUEUE_SHARDS must be between 1 and 1024")
         if self.AUDIT_MAX_ENTRIES < 1:
             raise RuntimeError("AUDIT_MAX_ENTRIES must be at least 1")
         if not 0 <= self.TRUSTED_PROXY_HOPS <= 10:

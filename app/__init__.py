@@ -92,10 +92,10 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     from promotions import CouponCodec, Promotions, RedeemSettings
 
     from .sinks import (
-        RedisQueueManager,
         SocketCouponNotifier,
         SocketEventSink,
         SocketGameNotifier,
+        queue_manager,
     )
     from .sockets.packets import FootfallPacket
     from .sockets.wsinput import BoundedWebSocketInput
@@ -116,8 +116,13 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
     options = {}
     if app.config.get("SOCKETIO_MESSAGE_QUEUE", True):
         # Fan-out between processes through Redis pub/sub, with a listener that notices a
-        # dead connection and re-subscribes quickly (see RedisQueueManager).
-        queue = RedisQueueManager(url, publish_connections=config.SOCKETIO_PUBLISH_CONNECTIONS)
+        # dead connection and re-subscribes quickly (see RedisQueueManager); on a cluster URL,
+        # sharded pub/sub spread over the masters (see ShardedQueueManager).
+        queue = queue_manager(
+            url,
+            shards=config.SOCKETIO_QUEUE_SHARDS,
+            publish_connections=config.SOCKETIO_PUBLISH_CONNECTIONS,
+        )
         options["client_manager"] = queue
         app.extensions["socketio_queue"] = queue
     socketio.init_app(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -14,6 +16,8 @@ import socketio
 from flask_socketio import SocketIO
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 from socketio.redis_manager import parse_redis_sentinel_url
@@ -222,7 +226,8 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
         self.publish_connections = publish_connections
         self.publish_wait_s = publish_wait_s
         self.resubscribed: list[Callable[[], None]] = []
-        self._publisher: redis.Redis | None = None
+        self._publisher: redis.Redis | RedisCluster | None = None
+        self._publisher_lock = threading.Lock()
         # At most this many publishes at once: the pool never needs more connections, and a
         # burst waits its turn instead of failing with "Too many connections".
         self._publish_slots = threading.BoundedSemaphore(publish_connections)
@@ -260,6 +265,14 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
             **kwargs,
         )
 
+    def queue_channel(self, data: dict[str, Any]) -> str:
+        """The channel a queue message goes to (one channel on a single server)."""
+        return self.channel
+
+    def send_to_queue(self, publisher: Any, channel: str, message: str) -> None:
+        """Publish one encoded queue message."""
+        publisher.publish(channel, message)
+
     def _publish(self, data: dict[str, Any]) -> None:
         if not self._publish_slots.acquire(timeout=self.publish_wait_s):
             log.error(
@@ -268,12 +281,14 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
             )
             return
         try:
-            if self._publisher is None:
-                self._publisher = self._redis_connect(max_connections=self.publish_connections)
+            with self._publisher_lock:  # one client, however many publish at first
+                if self._publisher is None:
+                    self._publisher = self._redis_connect(max_connections=self.publish_connections)
             message = self.json.dumps(data)
+            channel = self.queue_channel(data)
             for attempt in (1, 2):
                 try:
-                    self._publisher.publish(self.channel, message)
+                    self.send_to_queue(self._publisher, channel, message)
                     return
                 except (redis.RedisError, OSError) as exc:
                     log.error(
@@ -330,3 +345,241 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
             hook()
         except Exception:
             log.exception("socket.io queue: a resubscribed hook failed")
+
+
+# Cluster mode: the Socket.IO queue is spread over this many shard channels (see
+# ShardedQueueManager and docs/scaling-pubsub.md).
+QUEUE_SHARDS = 24
+MAX_QUEUE_SHARDS = 1024
+
+
+def shard_channels(base: str, count: int) -> list[str]:
+    """Name the `count` shard channels of the queue: `<base>:{<k>-<j>}` for shard k, with the
+    smallest j that puts the channel's hash slot into the k-th of `count` equal slices of the
+    16384 slots. Every process derives the same names from `count` alone, and since a cluster
+    gives each master contiguous ranges of slots, the shards spread over the masters in
+    proportion to the slots they serve (24 shards: 8 on each of 3 equal masters, 6 on each of
+    4, 4 on each of 6, 3 on each of 8)."""
+    if not 1 <= count <= MAX_QUEUE_SHARDS:
+        raise ValueError(f"the queue has 1 to {MAX_QUEUE_SHARDS} shards, not {count}")
+    names = []
+    for k in range(count):
+        low, high = (
+            k * REDIS_CLUSTER_HASH_SLOTS // count,
+            (k + 1) * REDIS_CLUSTER_HASH_SLOTS // count,
+        )
+        j = 0
+        while not low <= key_slot(f"{k}-{j}".encode()) < high:
+            j += 1
+        names.append(f"{base}:{{{k}-{j}}}")
+    return names
+
+
+def shard_key(data: dict[str, Any]) -> str:
+    """What a queue message is sharded by: its room (an emit, a room's closing), else the
+    namespace (an emit to a whole namespace), the connection (a disconnect, a remote join or
+    leave) or the host (an ack's callback). Messages with the same key keep their order."""
+    method = data.get("method")
+    if method in {"emit", "close_room"}:
+        room = data.get("room")
+        if isinstance(room, list | tuple):
+            room = room[0] if room else None
+        if room is not None:
+            return f"room:{room}"
+        return f"namespace:{data.get('namespace') or '/'}"
+    if method in {"disconnect", "enter_room", "leave_room"}:
+        return f"room:{data.get('sid')}"  # the sid's own room: an emit to it shares the shard
+    return f"host:{data.get('host_id')}"
+
+
+def shard_channel_for(channels: Sequence[str], data: dict[str, Any]) -> str:
+    """The shard channel of a queue message: its `shard_key`'s CRC-32 modulo the shards."""
+    return channels[zlib.crc32(shard_key(data).encode()) % len(channels)]
+
+
+class _Subscription:
+    """One subscriber connection: the shard channels it holds on one node."""
+
+    def __init__(self, client: RedisCluster, pubsub: Any, node: str, channels: list[str]):
+        self.client = client  # the cluster client whose node pool lent the connection
+        self.pubsub = pubsub
+        self.node = node
+        self.channels = set(channels)
+        self.confirmed: set[str] = set()
+
+    def close(self) -> None:
+        try:
+            self.pubsub.close()
+        except (redis.RedisError, OSError):
+            pass
+
+
+class ShardedQueueManager(RedisQueueManager):
+    """The Socket.IO message queue on a Redis/Valkey Cluster, with sharded pub/sub.
+
+    Classic PUBLISH on a cluster is broadcast over the cluster bus to every node, so every node
+    would carry every message. Here a message goes with SPUBLISH to one of `shards` shard
+    channels (`shard_channels`), chosen by `shard_key` (its room): the master that serves the
+    channel's slot, and that master only, delivers it to the processes. Every process
+    subscribes to every shard channel, so any process hears any message; the shard only
+    decides which node carries it (and messages of one room keep their order).
+
+    Subscribing: the channels are grouped by the master that serves them, one connection per
+    master (`SSUBSCRIBE` one channel at a time: a call takes channels of one slot only), each
+    read by a task of its own that pings after `ping_interval_s` without traffic and gives
+    the connection up after two intervals without a reply, like the single-server manager.
+    When a connection fails (its master died, a failover, a slot moved away: the server then
+    sends `sunsubscribe`), only its channels are subscribed again, on the node that serves
+    them in a freshly read slot map, retried with a backoff from 0.1 s to `max_backoff_s`
+    while the slots are not served. Once every channel is subscribed again, the `resubscribed`
+    hooks run, as after the single-server manager's re-subscription.
+    """
+
+    name = "footfall-redis-cluster"
+
+    def __init__(
+        self,
+        url: str,
+        channel: str = QUEUE_CHANNEL,
+        *,
+        shards: int = QUEUE_SHARDS,
+        max_pending: int = 1000,
+        **options: Any,
+    ) -> None:
+        if not is_cluster_url(url):
+            raise ValueError(f"sharded pub/sub needs a cluster URL, not {url!r}")
+        super().__init__(url, channel, **options)
+        self.shard_channels = shard_channels(channel, shards)
+        # Messages read but not yet handled, from every connection: a full queue stops the
+        # readers, so a slow process is pushed back on like the single-server listener.
+        self.max_pending = max_pending
+
+    def queue_channel(self, data: dict[str, Any]) -> str:
+        return shard_channel_for(self.shard_channels, data)
+
+    def send_to_queue(self, publisher: Any, channel: str, message: str) -> None:
+        publisher.spublish(channel, message)
+
+    def _listen(self) -> Iterator[Any]:
+        events: queue.Queue[tuple[str, _Subscription, Any]] = queue.Queue(self.max_pending)
+        subscriptions: list[_Subscription] = []
+        unsubscribed = list(self.shard_channels)
+        backoff = 0.1
+        retry_at = 0.0
+        whole = False  # every channel has been subscribed once
+        lost = False  # a connection was lost since every channel was last subscribed
+        while True:
+            now = time.monotonic()
+            if unsubscribed and now >= retry_at:
+                made, unsubscribed = self._subscribe(unsubscribed, events)
+                subscriptions.extend(made)
+                if unsubscribed:
+                    retry_at = now + backoff
+                    backoff = min(backoff * 2, self.max_backoff_s)
+            wait = max(retry_at - now, 0.01) if unsubscribed else self.ping_interval_s
+            try:
+                kind, subscription, value = events.get(timeout=wait)
+            except queue.Empty:
+                continue
+            if kind == "message":
+                yield value
+            elif kind == "subscribed":
+                subscription.confirmed.add(value)
+                if not unsubscribed and all(s.confirmed >= s.channels for s in subscriptions):
+                    backoff = 0.1
+                    if not whole:
+                        whole, lost = True, False
+                        log.info(
+                            "socket.io queue subscribed",
+                            extra={"channel": self.channel, "shards": len(self.shard_channels)},
+                        )
+                    elif lost:
+                        lost = False
+                        log.info(
+                            "socket.io queue subscribed again", extra={"channel": self.channel}
+                        )
+                        for hook in self.resubscribed:
+                            self.server.start_background_task(self._run_hook, hook)
+            elif kind == "lost" and subscription in subscriptions:
+                log.warning(
+                    "socket.io queue: lost %d shard channels on %s, subscribing again: %s",
+                    len(subscription.channels),
+                    subscription.node,
+                    value,
+                )
+                subscriptions.remove(subscription)
+                subscription.close()
+                if all(s.client is not subscription.client for s in subscriptions):
+                    subscription.client.close()
+                unsubscribed.extend(sorted(subscription.channels))
+                lost = True
+                retry_at = time.monotonic() + backoff
+
+    def _subscribe(
+        self, channels: list[str], events: queue.Queue
+    ) -> tuple[list[_Subscription], list[str]]:
+        """Subscribe `channels` on the masters that serve them now; return the subscriptions
+        made (each with its reader started) and the channels left for a later try."""
+        try:
+            client = self._redis_connect()  # a fresh slot map
+            by_node: dict[str, tuple[Any, list[str]]] = {}
+            for channel in channels:
+                node = client.get_node_from_key(channel)
+                by_node.setdefault(node.name, (node, []))[1].append(channel)
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
+            log.warning("socket.io queue: cannot read the cluster's slots: %s", exc)
+            return [], channels
+        made, left = [], []
+        for node, node_channels in by_node.values():
+            subscription = None
+            try:
+                pubsub = client.get_redis_connection(node).pubsub()
+                subscription = _Subscription(client, pubsub, node.name, node_channels)
+                for channel in node_channels:  # one slot per SSUBSCRIBE
+                    pubsub.ssubscribe(channel)
+            except (redis.RedisError, RedisClusterException, OSError) as exc:
+                log.warning("socket.io queue: cannot subscribe on %s: %s", node.name, exc)
+                if subscription is not None:
+                    subscription.close()
+                left.extend(node_channels)
+                continue
+            made.append(subscription)
+            self.server.start_background_task(self._read, subscription, events)
+        if not made:
+            client.close()
+        return made, left
+
+    def _read(self, subscription: _Subscription, events: queue.Queue) -> None:
+        """Read one subscriber connection until it fails; hand everything to `_listen`."""
+        pubsub = subscription.pubsub
+        heard = time.monotonic()
+        try:
+            while True:
+                message = pubsub.get_message(timeout=self.ping_interval_s)
+                now = time.monotonic()
+                if message is None:
+                    if now - heard > 2 * self.ping_interval_s:
+                        raise redis.ConnectionError(f"no reply from redis for {now - heard:.0f} s")
+                    pubsub.ping()
+                    continue
+                heard = now
+                kind = message["type"]
+                if kind == "smessage":
+                    events.put(("message", subscription, message["data"]))
+                elif kind == "ssubscribe":
+                    channel = message["channel"]
+                    if isinstance(channel, bytes):
+                        channel = channel.decode()
+                    events.put(("subscribed", subscription, channel))
+                elif kind == "sunsubscribe":  # the slot moved away from this node
+                    raise redis.ConnectionError(f"{subscription.node} dropped {message['channel']}")
+        except Exception as exc:  # any failure ends this connection
+            events.put(("lost", subscription, exc))
+
+
+def queue_manager(url: str, *, shards: int = QUEUE_SHARDS, **options: Any) -> RedisQueueManager:
+    """The Socket.IO queue manager for a Redis URL: sharded pub/sub over `shards` shard
+    channels on a cluster URL, classic pub/sub on channel `flask-socketio` otherwise."""
+    if is_cluster_url(url):
+        return ShardedQueueManager(url, shards=shards, **options)
+    return RedisQueueManager(url, **options)

@@ -21,7 +21,7 @@ import socketio
 import config
 from app import create_app
 from app.redis_supervisor import EmbeddedRedis, free_port
-from app.sinks import QUEUE_CHANNEL, redis_connect
+from app.sinks import QUEUE_CHANNEL, QUEUE_SHARDS, is_cluster_url, redis_connect, shard_channels
 from tests.servers import (
     SECRET_KEY,
     ServerProcess,
@@ -59,14 +59,22 @@ def fix_at_store(**extra: Any) -> dict[str, Any]:
     }
 
 
-def queue_subscribers(redis_url: str) -> int:
-    """Count the server processes whose Socket.IO queue listener is subscribed right now.
+def queue_subscribers(redis_url: str, shards: int = QUEUE_SHARDS) -> int:
+    """Count the server processes whose Socket.IO queue listener is subscribed right now (on
+    a cluster: to every one of the `shards` shard channels, each asked of the master that
+    serves it).
 
     python-socketio starts a process's listener when its first client connects.
     """
     client = redis_connect(redis_url, socket_connect_timeout=1, socket_timeout=1)
     try:
-        return dict(client.pubsub_numsub(QUEUE_CHANNEL)).get(QUEUE_CHANNEL.encode(), 0)
+        if not is_cluster_url(redis_url):
+            return dict(client.pubsub_numsub(QUEUE_CHANNEL)).get(QUEUE_CHANNEL.encode(), 0)
+        counts = []
+        for channel in shard_channels(QUEUE_CHANNEL, shards):
+            node = client.get_redis_connection(client.get_node_from_key(channel))
+            counts.append(dict(node.pubsub_shardnumsub(channel)).get(channel.encode(), 0))
+        return min(counts)
     finally:
         client.close()
 
@@ -209,7 +217,7 @@ def signup_with_consent(http: requests.Session, server: ServerProcess) -> dict:
 @pytest.fixture(scope="module")
 def shared_redis(redis_server) -> str:
     client = redis_connect(redis_server)
-    client.flushdb()
+    client.flushdb()  # on a cluster: every master
     client.close()
     return redis_server
 

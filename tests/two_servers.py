@@ -17,7 +17,7 @@ from tests.test_processes import make_helper_app, start_servers, stop_servers
 def shared_redis(redis_server) -> str:
     """The session's Redis, emptied once for the module."""
     client = redis_connect(redis_server)
-    client.flushdb()
+    client.flushdb()  # on a cluster: every master
     client.close()
     return redis_server
 
