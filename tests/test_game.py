@@ -11,8 +11,8 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
-import redis
 
+from app.sinks import redis_connect
 from core.errors import DomainError
 from game import Game, GameRefused, GameSettings, cells, keys, roll_for
 from game.engine import RARE
@@ -102,7 +102,7 @@ def test_spawns_are_identical_in_two_processes_and_after_a_restart(world, redis_
     assert len(first["spawns"]) > 50
     assert {v["store_id"] for v in first["spawns"]} == {None, "acme-0"}
     # A second process: its own Redis connection, promotions, engine and caches.
-    r2 = redis.Redis.from_url(redis_server, decode_responses=True)
+    r2 = redis_connect(redis_server, decode_responses=True)
     try:
         promos2 = make_promotions(r2, world.clock)
         engine2 = LocationEngine(r2, promos2.campaigns.catalog, world.clock)

@@ -8,8 +8,8 @@ import json
 import multiprocessing
 
 import pytest
-import redis
 
+from app.sinks import redis_connect
 from core.clock import FrozenClock
 from core.errors import Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from promotions import Actor, Refused
@@ -470,7 +470,7 @@ def test_unknown_campaign_or_offer_raises(promos):
 
 # -- concurrency across processes --------------------------------------------------------------
 def _issue_race(url, targets, t0, first, count, barrier, queue):
-    r = redis.Redis.from_url(url, decode_responses=True)
+    r = redis_connect(url, decode_responses=True)
     promos = make_promotions(r, FrozenClock(t0))
     barrier.wait()
     outcomes = {cid: [] for cid, _ in targets}
