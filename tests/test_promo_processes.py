@@ -9,10 +9,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import redis
 import requests
 import socketio
 
+from app.sinks import redis_connect
 from promotions import keys
 from promotions.models import CampaignIn, OfferIn
 from tests.servers import wait_for
@@ -102,7 +102,7 @@ def test_cap_of_50_holds_for_200_concurrent_attempts_on_two_processes(
     with keep_alive_session() as http, ThreadPoolExecutor(40) as pool:
         outcomes = Counter(pool.map(attempt, range(200)))
     assert outcomes == {(201, ""): 50, (409, "CAP_TOTAL_REACHED"): 150}
-    r = redis.Redis.from_url(shared_redis, decode_responses=True)
+    r = redis_connect(shared_redis, decode_responses=True)
     assert r.hget(keys.offer(campaign, oid), "issued") == "50"
     issues = [
         f for _, f in r.xrange(keys.ledger(campaign)) if f["type"] == "issue" and f["offer"] == oid

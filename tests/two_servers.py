@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
 
+from app.sinks import redis_connect
 from tests.servers import ServerProcess, shown_on_failure
 from tests.test_processes import make_helper_app, start_servers, stop_servers
 
@@ -16,7 +16,7 @@ from tests.test_processes import make_helper_app, start_servers, stop_servers
 @pytest.fixture(scope="module")
 def shared_redis(redis_server) -> str:
     """The session's Redis, emptied once for the module."""
-    client = redis.Redis.from_url(redis_server)
+    client = redis_connect(redis_server)
     client.flushdb()
     client.close()
     return redis_server
