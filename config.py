@@ -89,6 +89,12 @@ class Config:
         self.GEOFENCE_MAX_ACCURACY_M = _env_float("GEOFENCE_MAX_ACCURACY_M", 150.0)
         self.GEOFENCE_MIN_OVERLAP = _env_float("GEOFENCE_MIN_OVERLAP", 0.75)
         self.GEOFENCE_EXIT_CONFIRM_S = _env_int("GEOFENCE_EXIT_CONFIRM_S", 60)
+        # How long a process trusts its fence index before reading the catalog version again
+        # (its own catalog writes are seen at once); another process's change shows within it.
+        self.GEO_CATALOG_CHECK_MS = _env_int("GEO_CATALOG_CHECK_MS", 1000)
+        # Partitions of the geofence event stream and the pending-exit index (by shopper).
+        # Every process of a deployment must use the same value (see docs/scaling-geo.md).
+        self.GEO_EVENT_PARTITIONS = _env_int("GEO_EVENT_PARTITIONS", 16)
         # A store's fence contains its point or lies within this many metres of it.
         self.FENCE_MAX_OFFSET_M = _env_float("FENCE_MAX_OFFSET_M", 500.0)
         self.SPOOF_MAX_SPEED_MPS = _env_float("SPOOF_MAX_SPEED_MPS", 50.0)
@@ -155,6 +161,10 @@ class Config:
             raise RuntimeError("TRUSTED_PROXY_HOPS must be between 0 and 10")
         if not 0.0 < self.GEOFENCE_MIN_OVERLAP <= 1.0:
             raise RuntimeError("GEOFENCE_MIN_OVERLAP must be in (0, 1]")
+        if not 0 <= self.GEO_CATALOG_CHECK_MS <= 60_000:
+            raise RuntimeError("GEO_CATALOG_CHECK_MS must be between 0 and 60000")
+        if not 1 <= self.GEO_EVENT_PARTITIONS <= 256:
+            raise RuntimeError("GEO_EVENT_PARTITIONS must be between 1 and 256")
         if self.COUPON_SIGNING_KEYS:
             from promotions.codes import parse_keys
 

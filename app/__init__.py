@@ -171,6 +171,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
             invalid_max=config.COUPON_INVALID_MAX,
             invalid_window_s=config.COUPON_INVALID_WINDOW_S,
         ),
+        event_partitions=config.GEO_EVENT_PARTITIONS,
     )
     app.extensions["game"] = Game(
         r,

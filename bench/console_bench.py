@@ -824,8 +824,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         log(f"export.geojson: p50 {export['p50_ms']} ms, {export['bytes'] / 1e6:.2f} MB")
 
-        # The server's own promotions consumer reads geo:events in the same group: stop it while
-        # this process replays past days' visits on its clock, then start a fresh server.
+        # The server's own promotions consumer reads the geo event partitions in the same
+        # group: stop it while this process replays past days' visits on its clock, then start
+        # a fresh server.
         web.close()
         web = None
         cid, _ = make_campaign(app.extensions["promotions"], ids, args.days)

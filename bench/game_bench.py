@@ -1035,13 +1035,15 @@ def run_http(r, server, redis_proc, tmp: Path, args, rng: random.Random) -> dict
 
     # The domain part's geofence events and exit deadlines are in simulated time: the server's
     # consumer and sweeper start from now, as an up-to-date production server would.
-    try:
-        r.xgroup_create(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP, id="$", mkstream=True)
-    except Exception as exc:  # noqa: BLE001 - the group may exist: move it to the end
-        if "BUSYGROUP" not in str(exc):
-            raise
-        r.xgroup_setid(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP, id="$")
-    r.delete(geo_keys.PENDING_EXITS)
+    for stream in geo_keys.event_streams():
+        try:
+            r.xgroup_create(stream, promo_keys.CONSUMER_GROUP, id="$", mkstream=True)
+        except Exception as exc:  # noqa: BLE001 - the group may exist: move it to the end
+            if "BUSYGROUP" not in str(exc):
+                raise
+            r.xgroup_setid(stream, promo_keys.CONSUMER_GROUP, id="$")
+    for k in range(geo_keys.EVENT_PARTITIONS):
+        r.delete(geo_keys.pending_exits(k))
     with ThreadPoolExecutor(1) as bg:  # boot the server while the accounts are made
         booting = bg.submit(
             start_gunicorn,

@@ -409,6 +409,13 @@ def tally_outcomes(out: dict, verdicts: Counter, events: Counter, errors: Counte
                 events[event["kind"]] += 1
 
 
+def stream_length(r) -> int:
+    """Return the events in every partition of the geo event stream."""
+    from geo import keys
+
+    return sum(r.xlen(stream) for stream in keys.event_streams())
+
+
 def accepted_of(verdicts: Counter | dict) -> int:
     """Fixes the engine accepted (recorded with a verdict), not ignored ones."""
     return sum(n for verdict, n in verdicts.items() if not verdict.startswith("ignored:"))
@@ -569,7 +576,7 @@ def run_engine(
         if name in cpu and fixes_done
     }
     log(f"engine: CPU per fix (us): {per_fix}")
-    batched_stream_len = r.xlen(keys.EVENTS)
+    batched_stream_len = stream_length(r)
     single = run_engine_single(r, redis_pid, ids, walkers, args, rng)
     return {
         "fixes_per_s": single["accepted_per_s"],
@@ -594,7 +601,7 @@ def run_engine(
             "verdicts": dict(pro_verdicts),
             "errors": dict(pro_errors),
         },
-        "stream_len": r.xlen(keys.EVENTS),
+        "stream_len": stream_length(r),
     }
 
 
@@ -957,7 +964,8 @@ def run_http(
     # The pending-exit index holds deadlines in simulated time, all long past for the server's
     # sweeper (a background greenlet in the worker). Left there, the sweeper would work through
     # thousands of them during the measurements. New ones (from the HTTP fixes) stay.
-    r.delete(keys.PENDING_EXITS)
+    for k in range(keys.EVENT_PARTITIONS):
+        r.delete(keys.pending_exits(k))
     hello_rate = None
     if args.calibrate:
         port = free_port()

@@ -2,11 +2,14 @@
 
 One call handles any number of shoppers with a fixed number of Redis round trips per chunk of
 shoppers:
-1. read: catalog version, each shopper's state, position and fence states, and GEOSEARCH
-   candidates for every fix (one search per non-empty fence tier, all in one script call);
+1. read: each shopper's state, position and fence states (and, at most every
+   `catalog_check_s` or right after this process changed the catalog, the catalog version);
+   the candidate fences of every fix come from this process's own fence index
+   (geo.fence_index), which gives what a GEOSEARCH per fence tier gave, without Redis;
 2. commit: one Lua script per shopper checks the state version it read (compare-and-set), then
    writes fence states, raw fixes, position, trust and an outbox of events together;
-3. only when there are events: append them to the event stream and empty the outbox.
+3. only when there are events: append them to the shopper's partition of the event stream,
+   then empty the outbox.
 A shopper whose state changed between 1 and 2 (another process) is read and computed again.
 Every round trip is one pipeline on one pooled connection, given back before the next one is
 taken: a call never holds a connection while it waits for another, so any number of concurrent
@@ -20,6 +23,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,8 +34,9 @@ from core.clock import Clock
 from core.errors import DomainError
 
 from . import keys
+from .fence_index import FenceIndex
 from .geometry import fast_distance_m
-from .stores import StoreCatalog, StoreEntry, entry_from_record, tier_of
+from .stores import StoreCatalog, StoreEntry, entry_from_record
 
 log = logging.getLogger(__name__)
 
@@ -93,38 +98,13 @@ return table.concat(parts, '\\n')
 """
 STATE_FIELDS = ("ver", "consent", "last_t", "trust", "ob")
 
-# KEYS: the catalog version, then the fence GEO sets to search. ARGV: one radius per GEO set,
-# then (lon, lat, extra radius) per point. Returns the version, then per point the store ids
-# found in any set within that set's radius plus the extra, comma-joined. One call serves a
-# whole batch.
-CANDIDATES_LUA = """
-local nsets = #KEYS - 1
-local out = {redis.call('GET', KEYS[1]) or '0'}
-local i = nsets + 1
-while i <= #ARGV do
-  local found = {}
-  local lat = tonumber(ARGV[i + 1])
-  -- GEO indexes end at +-85.05112878 degrees; no fence reaches beyond (stores stop at 85).
-  local searchable = lat <= 85.05112878 and lat >= -85.05112878
-  for k = 1, (searchable and nsets or 0) do
-    local radius = tonumber(ARGV[k]) + tonumber(ARGV[i + 2])
-    local hits = redis.call('GEOSEARCH', KEYS[k + 1], 'FROMLONLAT', ARGV[i], ARGV[i + 1],
-                            'BYRADIUS', radius, 'm')
-    for _, member in ipairs(hits) do found[#found + 1] = member end
-  end
-  out[#out + 1] = table.concat(found, ',')
-  i = i + 3
-end
-return out
-"""
-
 
 class _Scripts:
     """Lua scripts called by SHA inside pipelines, reloaded if the server lost them."""
 
     def __init__(self, r: redis.Redis) -> None:
         self.r = r
-        self.sources = {"read": READ_LUA, "candidates": CANDIDATES_LUA, "commit": COMMIT_LUA}
+        self.sources = {"read": READ_LUA, "commit": COMMIT_LUA}
         self.sha = {name: _sha1(src) for name, src in self.sources.items()}
 
     def load(self) -> None:
@@ -165,7 +145,9 @@ class EngineSettings:
     max_future_s: float = 300.0
     clock_slack_s: float = 10.0  # how far past its receive time a fix's stamp still counts
     transit_min_m: float = 20.0
-    stream_maxlen: int = 1_000_000
+    stream_maxlen: int = 1_000_000  # all partitions together (each keeps about 1/P of it)
+    event_partitions: int = keys.EVENT_PARTITIONS
+    catalog_check_s: float = 1.0  # how long a process trusts its fence index unchecked
 
     @classmethod
     def from_config(cls, config: Any) -> EngineSettings:
@@ -181,6 +163,8 @@ class EngineSettings:
             retention_s=config.FIX_RETENTION_S,
             max_age_s=config.FIX_RETENTION_S,
             max_future_s=config.FIX_MAX_FUTURE_S,
+            event_partitions=config.GEO_EVENT_PARTITIONS,
+            catalog_check_s=config.GEO_CATALOG_CHECK_MS / 1000.0,
         )
 
 
@@ -303,6 +287,8 @@ class LocationEngine:
         clock: Clock,
         settings: EngineSettings | None = None,
         sink: EventSink | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.r = r
         self.catalog = catalog
@@ -312,7 +298,12 @@ class LocationEngine:
         self._scripts = _Scripts(r)
         self._cache_version = -1
         self._entries: dict[str, StoreEntry] = {}
-        self._tiers: list[tuple[int, float]] = []  # (tier, search radius) of non-empty tiers
+        self._index = FenceIndex({})
+        # When the catalog version was last read (monotonic), and the count of this process's
+        # catalog writes then: a write since, or catalog_check_s gone by, checks it again.
+        self._monotonic = monotonic
+        self._checked_at = -float("inf")
+        self._checked_changes = -1
         self._refresh_lock = threading.Lock()
         self._erasers: list[Callable[[str], None]] = []
 
@@ -404,7 +395,23 @@ class LocationEngine:
     # -- the fence cache ---------------------------------------------------------------------
     def warm(self) -> None:
         """Load the fence cache now (server start) instead of on the first fix."""
+        changes, now = self.catalog.changes.count, self._monotonic()
         self._refresh(self.catalog.version())
+        self._checked_at, self._checked_changes = now, changes
+
+    def _check_due(self) -> tuple[int, float] | None:
+        """Return (write count, time) to record if the catalog version must be read now.
+
+        Staleness bound: a fix is judged against a fence index at most catalog_check_s older
+        than the catalog (GEO_CATALOG_CHECK_MS), plus the time a reload takes; this process's
+        own writes are seen by its next fix.
+        """
+        changes, now = self.catalog.changes.count, self._monotonic()
+        if changes != self._checked_changes or now - self._checked_at >= (
+            self.settings.catalog_check_s
+        ):
+            return changes, now
+        return None
 
     def _refresh(self, version: int) -> None:
         if version == self._cache_version:
@@ -418,15 +425,8 @@ class LocationEngine:
         loaded_version, records = self.catalog.load_all()
         hours_cache: dict = {}
         entries = {sid: entry_from_record(rec, hours_cache) for sid, rec in records.items()}
-        # Each tier is searched with the largest reach it actually holds, not its bound.
-        reach: dict[int, float] = {}
-        for entry in entries.values():
-            tier = tier_of(entry.fence)
-            reach[tier] = max(
-                reach.get(tier, 0.0), entry.fence.extent_m + entry.fence.hysteresis_m + 1.0
-            )
-        self._entries = entries
-        self._tiers = sorted(reach.items())
+        index = FenceIndex(entries)
+        self._entries, self._index = entries, index
         self._cache_version = loaded_version
 
     # -- fixes -------------------------------------------------------------------------------
@@ -509,29 +509,18 @@ class LocationEngine:
     def _read_commands(
         self,
         plans: list[tuple[_Work, list[Fix]]],
-        tiers: list[tuple[int, float]],
         guards: dict[str, tuple[str, DomainError]],
+        check_version: bool,
     ) -> list[tuple]:
-        """Commands of round trip 1: candidates for every point, each state, each guard."""
-        points = [(fix.lon, fix.lat, 0.0) for _, fixes in plans for fix in fixes]
-        for _, fixes in plans:  # searches along a batch's own long segments
-            points += _segment_points(fixes)
+        """Commands of round trip 1: each state, each guard, and the catalog version if due."""
         sha = self._scripts.sha["read"]
-        commands = [self._candidates_command(tiers, points)]
-        commands += [("EVALSHA", sha, 3, *_read_keys(work.shopper_id)) for work, _ in plans]
+        commands = [("EVALSHA", sha, 3, *_read_keys(work.shopper_id)) for work, _ in plans]
         commands += [
             ("EXISTS", guards[work.shopper_id][0]) for work, _ in plans if work.shopper_id in guards
         ]
+        if check_version:
+            commands.append(("GET", keys.VERSION))
         return commands
-
-    def _candidates_command(
-        self, tiers: list[tuple[int, float]], points: list[tuple[float, float, float]]
-    ) -> tuple:
-        keys_ = [keys.VERSION] + [keys.fence_index(t) for t, _ in tiers]
-        args: list[Any] = [f"{radius:.1f}" for _, radius in tiers]
-        for lon, lat, extra in points:
-            args += [lon, lat, extra]
-        return ("EVALSHA", self._scripts.sha["candidates"], len(keys_), *keys_, *args)
 
     def _commit_commands(self, works: list[_Work]) -> list[tuple]:
         sha = self._scripts.sha["commit"]
@@ -543,7 +532,7 @@ class LocationEngine:
                 commands.append(
                     (
                         "ZADD",
-                        keys.PENDING_EXITS,
+                        keys.shopper_pending_exits(work.shopper_id, self.settings.event_partitions),
                         *[x for m, d in work.pending_add.items() for x in (d, m)],
                     )
                 )
@@ -552,18 +541,14 @@ class LocationEngine:
     def _read_and_compute(
         self, works: list[_Work], now: float, guards: dict[str, tuple[str, DomainError]]
     ) -> None:
-        """Round trip 1: every shopper's state and every fix's candidate fences."""
+        """Round trip 1: every shopper's state; then every fix's candidates from the index."""
         plans = [(work, self._order(work, now)) for work in works]
-        while True:
-            tiers = list(self._tiers)
-            commands = self._read_commands(plans, tiers, guards)
-            replies = self._scripts.run(lambda commands=commands: self._execute(commands))
-            version = int(replies[0][0])
-            if version != self._cache_version:
-                self._refresh(version)
-                if self._tiers != tiers:
-                    continue  # tiers or their radii changed: search again with them
-            break
+        due = self._check_due()
+        commands = self._read_commands(plans, guards, due is not None)
+        replies = self._scripts.run(lambda: self._execute(commands))
+        if due is not None:
+            self._refresh(int(replies[-1] or 0))
+            self._checked_changes, self._checked_at = due
         self._stage(plans, replies, guards, now)
 
     def _stage(
@@ -574,28 +559,25 @@ class LocationEngine:
         now: float,
     ) -> None:
         """Turn a chunk's read replies into candidates and states, then compute it."""
-        found_lists = replies[0]
-        guard_replies = iter(replies[1 + len(plans) :])
+        index = self._index
+        guard_replies = iter(replies[len(plans) :])
         for work, _ in plans:
             if work.shopper_id in guards and not next(guard_replies):
                 work.error = guards[work.shopper_id][1]
-        per_point = [set(found.split(",")) if found else set() for found in found_lists[1:]]
-        position = 0
         staged = []
-        for (work, fixes), raw in zip(plans, replies[1 : 1 + len(plans)], strict=True):
-            candidates = per_point[position : position + len(fixes)]
-            position += len(fixes)
+        for (work, fixes), raw in zip(plans, replies[: len(plans)], strict=True):
+            candidates = [index.candidates(fix.lon, fix.lat) for fix in fixes]
+            # Searches along a batch's own long segments.
+            for i in _segment_indexes(fixes):
+                a, b = fixes[i - 1], fixes[i]
+                candidates[i] |= index.candidates(*_midpoint_search(a.lat, a.lon, b.lat, b.lon))
             parts = raw.split("\n")
             state = {
                 name: value or None for name, value in zip(STATE_FIELDS, parts[:5], strict=True)
             }
             position_ = {"last": parts[5] or None, "anchor": parts[6] or None}
             staged.append((work, state, _pairs(parts[7:]), position_, fixes, candidates))
-        segment_sets = iter(per_point[position:])
-        for _work, _state, _fences, _pos, fixes, candidates in staged:
-            for index in _segment_indexes(fixes):
-                candidates[index] |= next(segment_sets)
-        self._add_first_segment_candidates(staged)
+        self._add_first_segment_candidates(staged, index)
         for work, state, fences, pos, fixes, candidates in staged:
             self._compute(work, state, fences, pos, fixes, candidates, now)
 
@@ -620,23 +602,16 @@ class LocationEngine:
                 return []
         return sorted(work.fixes, key=lambda f: f.recorded_at)
 
-    def _add_first_segment_candidates(self, staged: list) -> None:
+    @staticmethod
+    def _add_first_segment_candidates(staged: list, index: FenceIndex) -> None:
         """Search along the segment from the stored anchor to a batch's first fix, if long."""
-        asks: list[tuple[set[str], tuple[float, float, float]]] = []
         for _work, _state, _fences, position, fixes, candidates in staged:
             anchor = _Point.decode(position.get("anchor"))
             if anchor is None or not fixes:
                 continue
             point = _midpoint_search(anchor.lat, anchor.lon, fixes[0].lat, fixes[0].lon)
             if point is not None:
-                asks.append((candidates[0], point))
-        if not asks:
-            return
-        command = self._candidates_command(list(self._tiers), [point for _, point in asks])
-        (reply,) = self._scripts.run(lambda: self._execute([command]))
-        for (found, _), hits in zip(asks, reply[1:], strict=True):
-            if hits:
-                found.update(hits.split(","))
+                candidates[0] |= index.candidates(*point)
 
     def judge(self, fix: Fix, anchor: str | None, received_at: float | None = None) -> str:
         """Return the spoof verdict of a fix against a stored anchor (the last trusted fix).
@@ -882,19 +857,24 @@ class LocationEngine:
         return committed
 
     def _append_events(self, batches: list[tuple[str, list[dict[str, Any]]]]) -> None:
-        """Append shoppers' committed events to the stream, then empty their outboxes.
+        """Append shoppers' committed events to their stream partitions, then empty their
+        outboxes.
 
         Two round trips: an outbox goes only once its events are in the stream. One pipeline
         would not keep that order on Redis Cluster, where the stream and a shopper's keys are
         on different nodes and a pipeline's commands to different nodes are not ordered.
+        A shopper's events all go to one partition, in order.
         """
+        partitions = self.settings.event_partitions
+        maxlen = max(1, -(-self.settings.stream_maxlen // partitions))
         pipe = self.r.pipeline(transaction=False)
-        for _shopper_id, events in batches:
+        for shopper_id, events in batches:
+            stream = keys.shopper_events(shopper_id, partitions)
             for event in events:
                 pipe.xadd(
-                    keys.EVENTS,
+                    stream,
                     {"event": json.dumps(event, separators=(",", ":"))},
-                    maxlen=self.settings.stream_maxlen,
+                    maxlen=maxlen,
                     approximate=True,
                 )
         pipe.execute()
@@ -919,25 +899,41 @@ class LocationEngine:
 
     # -- the sweeper -----------------------------------------------------------------------
     def sweep(self, now: float | None = None, limit: int = 1_000) -> list[dict[str, Any]]:
-        """Confirm exits whose outside fix was not contradicted in time; return the events."""
+        """Confirm exits whose outside fix was not contradicted in time; return the events.
+
+        Sweeps every partition of the pending-exit index (up to `limit` due entries each) and
+        the index of releases before the partitions (keys.LEGACY_PENDING_EXITS).
+        """
         now = self.clock.now() if now is None else now
-        due = self.r.zrangebyscore(keys.PENDING_EXITS, "-inf", now, start=0, num=limit)
-        by_shopper: dict[str, list[str]] = {}
-        for member in due:
-            shopper_id, _, store_id = member.rpartition("|")
-            by_shopper.setdefault(shopper_id, []).append(store_id)
+        partitions = self.settings.event_partitions
+        indexes = [keys.pending_exits(k, partitions) for k in range(partitions)]
+        indexes.append(keys.LEGACY_PENDING_EXITS)
+        pipe = self.r.pipeline(transaction=False)
+        for index in indexes:
+            pipe.zrangebyscore(index, "-inf", now, start=0, num=limit)
+        due_per_index = dict(zip(indexes, pipe.execute(), strict=True))
+        by_shopper: dict[str, set[str]] = {}
+        for due in due_per_index.values():
+            for member in due:
+                shopper_id, _, store_id = member.rpartition("|")
+                by_shopper.setdefault(shopper_id, set()).add(store_id)
         emitted: list[dict[str, Any]] = []
         not_yet: dict[str, float] = {}
         for shopper_id, store_ids in by_shopper.items():
-            emitted += self._sweep_shopper(shopper_id, store_ids, now, not_yet)
-        if due:
+            emitted += self._sweep_shopper(shopper_id, sorted(store_ids), now, not_yet)
+        if not any(due_per_index.values()):
+            return emitted
+        pipe = self.r.pipeline(transaction=False)
+        for index, due in due_per_index.items():
+            if not due:
+                continue
             # Entries are hints: drop the due ones, and put back those whose exit is still
-            # pending with a later deadline than the index said.
-            pipe = self.r.pipeline(transaction=False)
-            pipe.zrem(keys.PENDING_EXITS, *due)
-            if not_yet:
-                pipe.zadd(keys.PENDING_EXITS, not_yet)
-            pipe.execute()
+            # pending with a later deadline than the index said (in the index they came from).
+            pipe.zrem(index, *due)
+            later = {m: not_yet[m] for m in due if m in not_yet}
+            if later:
+                pipe.zadd(index, later)
+        pipe.execute()
         return emitted
 
     def _sweep_shopper(
@@ -1081,11 +1077,4 @@ def _segment_indexes(fixes: list[Fix]) -> list[int]:
         for i in range(1, len(fixes))
         if _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
         is not None
-    ]
-
-
-def _segment_points(fixes: list[Fix]) -> list[tuple[float, float, float]]:
-    return [
-        _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
-        for i in _segment_indexes(fixes)
     ]

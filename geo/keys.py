@@ -1,9 +1,19 @@
 """Redis key names of the geo package, with their hash tags.
 
 The store catalog lives under one hash tag, `{geo}`, so that a bulk import is one transaction on
-one slot. Each shopper's location state lives under `{s:<id>}`, so the state transition script
-touches keys of one slot only. The event stream and the pending-exit index are single keys.
+one slot (no fix reads it: each process searches its own copy, geo.fence_index). Each shopper's
+location state lives under `{s:<id>}`, so the state transition script touches keys of one slot
+only. The event stream and the pending-exit index are partitioned by shopper: partition k of P
+has its own hash tag, chosen so that the P tags fall in P equal ranges of the 16384 slots: a
+cluster whose masters hold equal slot ranges then holds P/masters partitions each (P = 16 on 3
+masters: 6/5/5, where the plain tags {e0}..{e15} would give 8/4/4).
 """
+
+import functools
+import itertools
+import zlib
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 CATALOG = "geo:{geo}"
 STORES = f"{CATALOG}:stores"  # hash: store id -> store JSON (with its fence)
@@ -13,8 +23,54 @@ VERSION = f"{CATALOG}:version"  # counter bumped by every catalog change (fence 
 # Reach (extent + hysteresis) bounds of the fence indexes. Fine tiers keep the candidate count
 # low in dense streets: a 60 m fence is searched within ~100 m, not within the largest reach.
 TIERS = (100.0, 200.0, 400.0, 1_500.0, 6_000.0)
-EVENTS = "geo:events"  # stream: enter / dwell / exit / transit, consumed by promotions and game
-PENDING_EXITS = "geo:pending_exits"  # sorted set: "shopper|store" -> exit deadline
+EVENT_PARTITIONS = 16  # default P (config GEO_EVENT_PARTITIONS); every process must agree
+# The single stream and index of releases before the partitions: nothing writes them any more;
+# consumers drain what is left in them (new and pending entries), the sweeper sweeps the index.
+LEGACY_EVENTS = "geo:events"
+LEGACY_PENDING_EXITS = "geo:pending_exits"
+
+
+def partition(shopper_id: str, partitions: int) -> int:
+    """Return the event partition of a shopper: crc32 of the id modulo P (stable everywhere)."""
+    return zlib.crc32(shopper_id.encode()) % partitions
+
+
+@functools.cache
+def partition_tag(k: int, partitions: int) -> str:
+    """Return the hash tag of partition k of P: `e<k>.<n>` with the first n whose slot lies in
+    the k-th of P equal slot ranges (deterministic, the same in every process)."""
+    low = k * REDIS_CLUSTER_HASH_SLOTS // partitions
+    high = (k + 1) * REDIS_CLUSTER_HASH_SLOTS // partitions
+    for n in itertools.count():
+        tag = f"e{k}.{n}"
+        if low <= key_slot(tag.encode()) < high:
+            return tag
+    raise AssertionError("unreachable")  # itertools.count() never ends
+
+
+def events(k: int, partitions: int = EVENT_PARTITIONS) -> str:
+    """Stream partition k: enter / dwell / exit / transit events, consumed by promotions."""
+    return f"geo:events:{{{partition_tag(k, partitions)}}}"
+
+
+def pending_exits(k: int, partitions: int = EVENT_PARTITIONS) -> str:
+    """Sorted set of partition k: "shopper|store" -> exit deadline (a hint for the sweeper)."""
+    return f"geo:pending_exits:{{{partition_tag(k, partitions)}}}"
+
+
+def event_streams(partitions: int = EVENT_PARTITIONS) -> list[str]:
+    """Return every partition's stream, in partition order."""
+    return [events(k, partitions) for k in range(partitions)]
+
+
+def shopper_events(shopper_id: str, partitions: int = EVENT_PARTITIONS) -> str:
+    """Return the stream partition of a shopper's events."""
+    return events(partition(shopper_id, partitions), partitions)
+
+
+def shopper_pending_exits(shopper_id: str, partitions: int = EVENT_PARTITIONS) -> str:
+    """Return the pending-exit index partition of a shopper."""
+    return pending_exits(partition(shopper_id, partitions), partitions)
 
 
 def fence_index(tier: int) -> str:

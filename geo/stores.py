@@ -7,6 +7,7 @@ import io
 import json
 import math
 import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -165,6 +166,34 @@ def public_store(record: dict[str, Any], entry: StoreEntry | None = None) -> dic
     return out
 
 
+class CatalogChanges:
+    """A process-local count of catalog writes, for caches of the catalog in this process.
+
+    Every catalog write in this process bumps it once the write is in Redis, so a fence cache
+    that sees the count move rechecks the catalog version before its next use: a process sees
+    its own writes at once, and other processes' writes within their check interval
+    (GEO_CATALOG_CHECK_MS). The default instance is shared by every catalog of the process; a
+    test that plays two processes gives each its own.
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        """Return how many writes this process made so far."""
+        return self._count
+
+    def bump(self) -> None:
+        """Record one write."""
+        with self._lock:
+            self._count += 1
+
+
+LOCAL_CHANGES = CatalogChanges()
+
+
 @dataclass
 class ImportReport:
     """What a bulk import did, or would have done."""
@@ -187,11 +216,17 @@ class StoreCatalog:
     """The store catalog on Redis: one hash of records plus GEO and paging indexes."""
 
     def __init__(
-        self, r: redis.Redis, clock, *, fence_max_offset_m: float = FENCE_MAX_OFFSET_M
+        self,
+        r: redis.Redis,
+        clock,
+        *,
+        fence_max_offset_m: float = FENCE_MAX_OFFSET_M,
+        changes: CatalogChanges = LOCAL_CHANGES,
     ) -> None:
         self.r = r
         self.clock = clock
         self.fence_max_offset_m = fence_max_offset_m
+        self.changes = changes
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, store_id: str) -> dict[str, Any]:
@@ -389,7 +424,10 @@ class StoreCatalog:
                     self._unindex(pipe, old)
                     pipe.hdel(keys.STORES, store_id)
                     pipe.incr(keys.VERSION)
-                    pipe.execute()
+                    try:
+                        pipe.execute()
+                    finally:
+                        self.changes.bump()  # also when unsure whether it committed
                     return
                 except redis.WatchError:
                     continue
@@ -426,7 +464,10 @@ class StoreCatalog:
                         mapping={r["id"]: json.dumps(r, separators=(",", ":")) for r in records},
                     )
                     pipe.incr(keys.VERSION)
-                    pipe.execute()
+                    try:
+                        pipe.execute()
+                    finally:
+                        self.changes.bump()  # also when unsure whether it committed
                     return
                 except redis.WatchError:
                     continue

@@ -9,6 +9,8 @@ from typing import Any
 
 import redis
 
+from geo import keys as geo_keys
+
 from .campaigns import Campaigns, Refused
 from .codes import CouponCodec
 from .consumer import VisitConsumer
@@ -41,8 +43,10 @@ class Promotions:
         *,
         notifier: CouponNotifier | None = None,
         settings: RedeemSettings | None = None,
+        event_partitions: int = geo_keys.EVENT_PARTITIONS,
     ) -> None:
         self.r = r
+        self.event_partitions = event_partitions
         self.clock = clock
         self.scripts = Scripts(r)
         self.codec = codec
@@ -54,6 +58,7 @@ class Promotions:
 
     def consumer(self, name: str | None = None, **options: Any) -> VisitConsumer:
         """Return a consumer of geofence events for this process."""
+        options.setdefault("partitions", self.event_partitions)
         return VisitConsumer(self.r, self.campaigns, self.issuer, self.scripts, name, **options)
 
     def issue(self, *args: Any, **kwargs: Any) -> IssueResult:

@@ -132,7 +132,17 @@ def ledger_entries(r, cid, kind=None):
 
 
 def append_geo_event(r, shopper_id, store_id, kind, at, trust=100, **extra):
-    """Append an event to geo:events exactly as the location engine does; return it."""
+    """Append an event to the shopper's geo event partition exactly as the location engine
+    does; return it."""
     event = _event(shopper_id, store_id, kind, at, trust, **extra)
-    r.xadd(geo_keys.EVENTS, {"event": json.dumps(event, separators=(",", ":"))})
+    r.xadd(geo_keys.shopper_events(shopper_id), {"event": json.dumps(event, separators=(",", ":"))})
     return event
+
+
+def streamed_geo_events(r):
+    """Return every event in the geo event partitions (each partition in order)."""
+    return [
+        json.loads(fields["event"])
+        for stream in geo_keys.event_streams()
+        for _, fields in r.xrange(stream)
+    ]

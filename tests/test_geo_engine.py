@@ -75,7 +75,12 @@ def kinds(results):
 
 
 def stream_events(r):
-    return [json.loads(fields["event"]) for _, fields in r.xrange(keys.EVENTS)]
+    """Every event in the stream partitions (one shopper's are in one partition, in order)."""
+    return [
+        json.loads(fields["event"])
+        for stream in keys.event_streams()
+        for _, fields in r.xrange(stream)
+    ]
 
 
 @pytest.fixture
@@ -536,11 +541,12 @@ def test_sweeper_repairs_an_early_index_entry(engine, catalog, shopper, clock, r
     engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
     engine.record_fixes(shopper, [fix_at(*offset(*SHANGHAI, 400, 0), t + 10)])
     member = f"{shopper}|s1"
-    redis_client.zadd(keys.PENDING_EXITS, {member: t})  # a stale, too early hint
+    index = keys.shopper_pending_exits(shopper)
+    redis_client.zadd(index, {member: t})  # a stale, too early hint
     assert engine.sweep(now=t + 30) == []
-    assert redis_client.zscore(keys.PENDING_EXITS, member) == pytest.approx(t + 70)
+    assert redis_client.zscore(index, member) == pytest.approx(t + 70)
     assert [e["kind"] for e in engine.sweep(now=t + 70)] == ["exit"]
-    assert redis_client.zcard(keys.PENDING_EXITS) == 0
+    assert redis_client.zcard(index) == 0
 
 
 def test_scripts_reload_after_the_server_lost_them(engine, catalog, shopper, clock, redis_client):

@@ -1,4 +1,5 @@
-"""The visit consumer on the real geo:events stream: visits, visit coupons, replays, recovery."""
+"""The visit consumer on the real geo event partitions: visits, visit coupons, replays,
+recovery, and the drain of the legacy single stream."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from geo import keys as geo_keys
 from geo.engine import EngineSettings, Fix, LocationEngine
 from promotions import keys as promo_keys
+from promotions.consumer import pending_summary
 
 from .conftest import T0
 from .promo_helpers import (
@@ -18,6 +20,7 @@ from .promo_helpers import (
     ledger_entries,
     live_campaign,
     make_promotions,
+    streamed_geo_events,
 )
 
 NEXT_SHANGHAI_MIDNIGHT = 1_780_070_400.0  # T0 is 04:26:40 on 2026-05-29 in Shanghai
@@ -45,7 +48,17 @@ def wallet(promos, shopper):
 
 
 def pending(r):
-    return r.xpending(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP)["pending"]
+    streams = [*geo_keys.event_streams(), geo_keys.LEGACY_EVENTS]
+    return pending_summary(r, streams)["pending"]
+
+
+def read_as(r, consumer_name):
+    """XREADGROUP every partition as consumer_name (one command per partition); return entries."""
+    entries = []
+    for stream in geo_keys.event_streams():
+        reply = r.xreadgroup(promo_keys.CONSUMER_GROUP, consumer_name, {stream: ">"}, count=100)
+        entries += reply[0][1] if reply else []
+    return entries
 
 
 @pytest.mark.parametrize(
@@ -104,7 +117,8 @@ def test_one_visit_coupon_per_store_and_campaign_day(
 ):
     cid, _ = live_campaign(promos, channels=["visit"])
     first = append_geo_event(redis_client, "u1", "acme-0", "dwell", clock.now())
-    redis_client.xadd(geo_keys.EVENTS, {"event": json.dumps(first)})  # the same event again
+    # The same event again.
+    redis_client.xadd(geo_keys.shopper_events("u1"), {"event": json.dumps(first)})
     assert consumer.run_once() == 2
     assert [r.outcome for r in outcomes] == ["issued", "existing"]
     clock.advance(2 * 3600)  # later the same Shanghai day: another dwell at the same store
@@ -141,12 +155,12 @@ def test_untrusted_events_never_issue(promos, consumer, redis_client, clock, tru
 def test_visits_count_once_per_event_id(promos, consumer, redis_client, clock):
     cid, _ = live_campaign(promos, channels=["visit"])
     enter = append_geo_event(redis_client, "u1", "acme-0", "enter", clock.now())
-    redis_client.xadd(geo_keys.EVENTS, {"event": json.dumps(enter)})
+    redis_client.xadd(geo_keys.shopper_events("u1"), {"event": json.dumps(enter)})
     clock.advance(120)
     append_geo_event(redis_client, "u1", "acme-0", "dwell", clock.now())
     other = append_geo_event(redis_client, "u2", "acme-1", "dwell", clock.now())
     for _ in range(2):
-        redis_client.xadd(geo_keys.EVENTS, {"event": json.dumps(other)})
+        redis_client.xadd(geo_keys.shopper_events("u2"), {"event": json.dumps(other)})
     append_geo_event(redis_client, "u3", "acme-1", "exit", clock.now())
     assert consumer.run_once() == 7
     funnel = promos.reports.analytics(cid)["funnel"]
@@ -194,10 +208,7 @@ def test_a_dead_consumers_entries_are_recovered_exactly_once(
     for i in range(5):
         append_geo_event(redis_client, f"u{i}", f"acme-{i % 3}", "dwell", clock.now())
     # Consumer "dead" reads the batch and dies before acknowledging anything.
-    read = redis_client.xreadgroup(
-        promo_keys.CONSUMER_GROUP, "dead", {geo_keys.EVENTS: ">"}, count=100
-    )
-    assert len(read[0][1]) == 5
+    assert len(read_as(redis_client, "dead")) == 5
     assert consumer.pending() == {"pending": 5, "consumers": {"dead": 5}}
     assert consumer.run_once() == 0  # nothing new for B
     assert consumer.recover() == 0  # not idle long enough: the owner may still be working
@@ -217,10 +228,7 @@ def test_recovery_after_the_work_but_before_the_ack_issues_nothing_twice(
     for i in range(4):
         append_geo_event(redis_client, f"u{i}", "acme-0", "dwell", clock.now())
     dead = promos.consumer("dead")
-    read = redis_client.xreadgroup(
-        promo_keys.CONSUMER_GROUP, "dead", {geo_keys.EVENTS: ">"}, count=100
-    )
-    for _, fields in read[0][1]:
+    for _, fields in read_as(redis_client, "dead"):
         assert [r.outcome for r in dead.handle(fields)] == ["issued"]
     # ... and "dead" crashes here, before XACK.
     assert consumer.recover(min_idle_ms=0) == 4
@@ -235,9 +243,10 @@ def test_a_malformed_entry_is_skipped_without_blocking_the_rest(
 ):
     live_campaign(promos, channels=["visit"])
     append_geo_event(redis_client, "u1", "acme-0", "dwell", clock.now())
-    redis_client.xadd(geo_keys.EVENTS, {"event": "{not json"})
-    redis_client.xadd(geo_keys.EVENTS, {"something": "else"})
-    redis_client.xadd(geo_keys.EVENTS, {"event": json.dumps({"id": "x", "kind": "dwell"})})
+    stream = geo_keys.events(3)
+    redis_client.xadd(stream, {"event": "{not json"})
+    redis_client.xadd(stream, {"something": "else"})
+    redis_client.xadd(stream, {"event": json.dumps({"id": "x", "kind": "dwell"})})
     append_geo_event(redis_client, "u2", "acme-1", "dwell", clock.now())
     assert consumer.run_once() == 5
     assert len(wallet(promos, "u1")) == 1 and len(wallet(promos, "u2")) == 1
@@ -251,7 +260,7 @@ def test_consumer_recreates_its_group_when_the_stream_is_gone(
 ):
     live_campaign(promos, channels=["visit"])
     assert consumer.run_once() == 0
-    redis_client.delete(geo_keys.EVENTS)
+    redis_client.delete(geo_keys.shopper_events("u1"))
     assert consumer.run_once() == 0  # NOGROUP: recreated on the next call
     append_geo_event(redis_client, "u1", "acme-0", "dwell", clock.now())
     assert consumer.run_once() == 1
@@ -271,7 +280,7 @@ def test_a_real_dwell_from_the_location_engine_issues_one_coupon(
         for result in engine.record_fixes("walker", [Fix(SHANGHAI[0], SHANGHAI[1], 5.0, T0 + dt)]):
             kinds += [e["kind"] for e in result.events]
     assert kinds == ["enter", "dwell"]
-    streamed = [json.loads(f["event"]) for _, f in redis_client.xrange(geo_keys.EVENTS)]
+    streamed = streamed_geo_events(redis_client)
     assert [(e["kind"], e["store_id"], e["at"]) for e in streamed] == [
         ("enter", "acme-0", T0),
         ("dwell", "acme-0", T0 + 120),
@@ -293,3 +302,81 @@ def test_a_real_dwell_from_the_location_engine_issues_one_coupon(
     engine.record_fixes("walker", [Fix(SHANGHAI[0], SHANGHAI[1], 5.0, clock.now())])
     assert consumer.run_once() == 0
     assert len(wallet(promos, "walker")) == 1
+
+
+# -- partitions and the legacy stream ----------------------------------------------------------
+def test_events_of_every_partition_are_handled(promos, consumer, outcomes, redis_client, clock):
+    cid, _ = live_campaign(promos, channels=["visit"])
+    shoppers = [f"v{i}" for i in range(20)]
+    for shopper in shoppers:
+        append_geo_event(redis_client, shopper, "acme-0", "dwell", clock.now())
+    used = {geo_keys.partition(s, geo_keys.EVENT_PARTITIONS) for s in shoppers}
+    assert len(used) > 5  # spread over many partitions
+    assert consumer.run_once() == 20
+    assert [r.outcome for r in outcomes] == ["issued"] * 20
+    assert all(len(wallet(promos, s)) == 1 for s in shoppers)
+    assert pending(redis_client) == 0
+    # Each partition has the group, and nothing is left in any of them.
+    for stream in geo_keys.event_streams():
+        (group,) = redis_client.xinfo_groups(stream)
+        assert (group["name"], group["pending"], group["lag"]) == (promo_keys.CONSUMER_GROUP, 0, 0)
+
+
+def test_a_blocking_read_waits_on_one_partition_at_a_time(promos, consumer, redis_client, clock):
+    live_campaign(promos, channels=["visit"])
+    assert consumer.run_once(block_ms=1) == 0  # nothing anywhere: one short blocking read
+    append_geo_event(redis_client, "u1", "acme-0", "dwell", clock.now())
+    assert consumer.run_once(block_ms=1) == 1  # the non-blocking sweep of every partition
+
+
+def test_the_legacy_stream_is_drained_new_and_pending_entries(
+    promos, consumer, outcomes, redis_client, clock
+):
+    """An upgrade from the single `geo:events` stream loses nothing: entries an old release
+    appended and never read, and entries an old consumer read but never acknowledged, are
+    handled (once) by the new consumer; then it stops reading the old stream, and looks again
+    at each recover() in case an old writer is still running."""
+    cid, _ = live_campaign(promos, channels=["visit"])
+
+    def legacy_event(shopper):
+        event = append_geo_event(redis_client, shopper, "acme-0", "dwell", clock.now())
+        stream = geo_keys.shopper_events(shopper)
+        redis_client.delete(stream)  # as the old release appended it: to the single stream
+        redis_client.xadd(geo_keys.LEGACY_EVENTS, {"event": json.dumps(event)})
+        return event
+
+    # The old release: its group on the single stream, a consumer that read 2 entries and died.
+    redis_client.xgroup_create(
+        geo_keys.LEGACY_EVENTS, promo_keys.CONSUMER_GROUP, id="0", mkstream=True
+    )
+    for shopper in ("old1", "old2"):
+        legacy_event(shopper)
+    read = redis_client.xreadgroup(
+        promo_keys.CONSUMER_GROUP, "old-dead", {geo_keys.LEGACY_EVENTS: ">"}, count=10
+    )
+    assert len(read[0][1]) == 2
+    for shopper in ("old3", "old4", "old5"):
+        legacy_event(shopper)  # appended, never read
+    append_geo_event(redis_client, "new1", "acme-0", "dwell", clock.now())  # after the upgrade
+
+    assert consumer.run_once() == 4  # the new partition entry and the 3 unread legacy ones
+    assert consumer.pending()["pending"] == 2  # the dead old consumer's, still in the legacy PEL
+    assert consumer.recover(min_idle_ms=0) == 2
+    assert pending(redis_client) == 0
+    issued = ("old1", "old2", "old3", "old4", "old5", "new1")
+    assert all(len(wallet(promos, s)) == 1 for s in issued)
+    assert len(ledger_entries(redis_client, cid, "issue")) == 6
+    assert consumer.run_once() == 0  # drained: the legacy stream is no longer read
+    assert geo_keys.LEGACY_EVENTS not in consumer.sources()
+    # An old writer still running during a rolling upgrade: the next recover() finds it.
+    legacy_event("old6")
+    assert consumer.recover(min_idle_ms=0) == 0
+    assert consumer.run_once() == 1
+    assert len(wallet(promos, "old6")) == 1
+    assert pending(redis_client) == 0
+
+
+def test_no_legacy_stream_means_no_legacy_reads(promos, consumer, redis_client):
+    assert consumer.run_once() == 0
+    assert consumer.recover(min_idle_ms=0) == 0
+    assert redis_client.exists(geo_keys.LEGACY_EVENTS) == 0  # never created by the consumer
