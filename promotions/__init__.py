@@ -9,6 +9,8 @@ from typing import Any
 
 import redis
 
+from core.durability import Durability
+
 from .campaigns import Campaigns, Refused
 from .codes import CouponCodec
 from .consumer import VisitConsumer
@@ -41,15 +43,22 @@ class Promotions:
         *,
         notifier: CouponNotifier | None = None,
         settings: RedeemSettings | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self.r = r
         self.clock = clock
+        # Money writes (issue, redeem, voids; live drops through `issue`) wait for replicas.
+        self.durability = durability or Durability(r)
         self.scripts = Scripts(r)
         self.codec = codec
         self.campaigns = Campaigns(r, clock, catalog, self.scripts)
         self.memberships = Memberships(r, clock)
-        self.issuer = Issuer(r, clock, self.campaigns, self.scripts, self.memberships, notifier)
-        self.coupons = Coupons(r, clock, self.campaigns, self.scripts, codec, settings)
+        self.issuer = Issuer(
+            r, clock, self.campaigns, self.scripts, self.memberships, notifier, self.durability
+        )
+        self.coupons = Coupons(
+            r, clock, self.campaigns, self.scripts, codec, settings, durability=self.durability
+        )
         self.reports = Reports(r, self.campaigns)
 
     def consumer(self, name: str | None = None, **options: Any) -> VisitConsumer:
