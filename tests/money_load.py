@@ -21,6 +21,7 @@ import itertools
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,8 +29,11 @@ from typing import Any
 import requests
 import socketio
 
+from app.sinks import redis_connect
 from promotions import keys as pkeys
 
+STORE_ID = "money-store-1"
+BRAND = "Footfall"
 RETRYABLE_CODES = {"service_unavailable", "not_replicated", "internal_error"}
 
 
@@ -407,3 +411,113 @@ def audit(r, load: MoneyLoad, *, cap: int, drop_quantity: int | None) -> dict[st
             0, len(winners) - drop_quantity, claimed - drop_quantity, drop_coupons - drop_quantity
         )
     return out
+
+
+def make_world(redis_url: str, bases: list[str], var_dir, shoppers: int = 24) -> dict:
+    """A live campaign with a drop offer, a store with its staff, a marketer, shoppers (also the
+    drop's viewers), and a live stream of the campaign with its host connected (on `bases`).
+    Close it with `close_world`."""
+    from promotions.models import CampaignIn, OfferIn
+    from tests.test_live_processes import Client, schedule_stream
+    from tests.test_processes import PASSWORD, make_helper_app, session_for
+
+    helper = make_helper_app(redis_url, var_dir)
+    promos = helper.extensions["promotions"]
+    accounts = helper.extensions["accounts"]
+    helper.extensions["stores"].create(
+        {
+            "id": STORE_ID,
+            "name": "Money Plaza",
+            "brand": BRAND,
+            "city": "Shanghai",
+            "lat": 31.24,
+            "lon": 121.48,
+            "fence": {"type": "circle", "radius_m": 80},
+        }
+    )
+    now = time.time()
+    cid = promos.campaigns.create(
+        CampaignIn(
+            name="money", starts_at=now - 60, ends_at=now + 3600, targets={"brands": [BRAND]}
+        ),
+        actor="t",
+    )["id"]
+    drop_offer = promos.campaigns.create_offer(
+        cid,
+        OfferIn(name="flash", kind="amount_off", amount_off_fen=500, channels=["live_drop"]),
+        actor="t",
+    )["id"]
+    promos.campaigns.transition(cid, "scheduled", actor="t")
+    email = f"staff-{uuid.uuid4().hex[:8]}@example.test"
+    accounts.create_user(email, PASSWORD, "staff", store_id=STORE_ID)
+    staff = accounts.open_session(accounts.find_by_email(email))
+    marketer = session_for(helper, "marketer")
+    people = [session_for(helper, "shopper") for _ in range(shoppers)]
+    host = session_for(helper, "host")
+    sid = schedule_stream(bases[-1], marketer["token"], [host["user"]["id"]], campaign_id=cid)
+    host_socket = Client(bases[0], "/host", {"token": host["token"], "stream_id": sid})
+    started = host_socket.call("start")
+    if started != {"status": "live"}:
+        raise RuntimeError(f"the stream did not go live: {started}")
+    return {
+        "helper": helper,
+        "promos": promos,
+        "bases": bases,
+        "cid": cid,
+        "drop_offer": drop_offer,
+        "staff": staff["token"],
+        "marketer": marketer["token"],
+        "shoppers": people,
+        "sid": sid,
+        "host": host_socket,
+        "redis": redis_connect(redis_url, decode_responses=True, socket_timeout=2.0),
+    }
+
+
+def close_world(world: dict) -> None:
+    world["host"].close()
+    world["redis"].close()
+    world["helper"].extensions["redis"].close()
+
+
+def new_offer(world: dict, cap: int) -> str:
+    """A manual offer of the world's campaign capped at `cap` coupons."""
+    from promotions.models import OfferIn
+
+    return world["promos"].campaigns.create_offer(
+        world["cid"],
+        OfferIn(
+            name=f"cap {cap}",
+            kind="amount_off",
+            amount_off_fen=1000,
+            channels=["manual"],
+            caps={"total": cap, "per_shopper": 1000},
+        ),
+        actor="t",
+    )["id"]
+
+
+def start_load(world: dict, cap: int, quantity: int, run: str) -> MoneyLoad:
+    """A load on a new manual offer capped at `cap` and a new drop of `quantity`, claimed by
+    twice as many viewers; held at request 0 until `allow`."""
+    oid = new_offer(world, cap)
+    shoppers = world["shoppers"]
+    load = MoneyLoad(
+        world["bases"],
+        marketer_token=world["marketer"],
+        staff_token=world["staff"],
+        cid=world["cid"],
+        oid=oid,
+        shoppers=[s["user"]["id"] for s in shoppers],
+        viewers=[(s["user"]["id"], s["token"]) for s in shoppers[: 2 * quantity]],
+        stream_id=world["sid"],
+        run=run,
+    )
+    load.connect_viewers()
+    drop = world["host"].call(
+        "drop", {"offer_id": world["drop_offer"], "quantity": quantity, "window_s": 300}
+    )
+    if "id" not in drop:
+        raise RuntimeError(f"the drop did not start: {drop}")
+    load.start(drop["id"])
+    return load
