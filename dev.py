@@ -10,8 +10,9 @@
 
 Setting up creates .venv/ next to this file and installs the project into it (again only when
 pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py,
-after `bench [geo|promo|game|live|console|cluster]` to the benchmark. `demo`, `test` and a single benchmark
-replace this process with theirs (exec), so a signal sent to dev.py's pid reaches the server.
+after `bench [geo|promo|game|live|console|cluster]` to the benchmark. `demo`, `test` and a
+single benchmark replace this process with theirs (exec), so a signal sent to dev.py's pid
+reaches the server.
 Setting up also runs `npm ci` (again only when a package-lock.json changed): the consoles'
 libraries and the browser tests' Chromium (@sparticuz/chromium) at the root, the JS test
 client in tests/js.

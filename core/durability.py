@@ -34,8 +34,13 @@ FENCE_TTL_S = 86_400  # a fence key lives a day after its tag's last money write
 _TAG = re.compile(r"\{([^{}]+)\}")
 
 
-class NotReplicated(DomainError):
-    """A write stored on its master but not confirmed on enough replicas in time (503)."""
+class NotReplicated(DomainError, redis.RedisError):
+    """A write stored on its master but not confirmed on enough replicas in time (503).
+
+    Also a RedisError: loops that retry on storage errors (the visit consumer leaves such an
+    event unacknowledged, so it is handled again, idempotently) treat it as one. The HTTP and
+    socket layers answer it as the DomainError it is first (503 + Retry-After).
+    """
 
     code = "not_replicated"
     status = 503

@@ -137,3 +137,30 @@ def test_the_api_answers_503_until_the_replicas_have_the_coupon(primary, replica
     assert again.get_json()["coupon"]["id"] == kept["id"]
     assert len(promos.coupons.wallet(shopper)["items"]) == 1
     app.extensions["redis"].close()
+
+
+def test_a_visit_coupon_not_confirmed_is_handled_again_by_the_consumer(primary, replica, clock):
+    """The visit consumer leaves an event unacknowledged on a storage error; a coupon not yet
+    on the asked replicas is one (NotReplicated is a RedisError), so the event is handled again
+    later, idempotently: the same coupon, acknowledged then."""
+    from geo import keys as geo_keys
+    from promotions import keys as promo_keys
+    from tests.promo_helpers import add_stores, append_geo_event, live_campaign, make_promotions
+
+    r = redis_connect(primary.url, decode_responses=True)
+    r.flushdb()
+    promos = make_promotions(r, clock)
+    add_stores(promos.campaigns.catalog)
+    live_campaign(promos, channels=["visit"], visit_trigger="enter")
+    consumer = promos.consumer("worker-d")
+    append_geo_event(r, "u1", "acme-0", "enter", clock.now())
+    promos.durability.replicas, promos.durability.timeout_ms = 2, 50  # more than there are
+    with pytest.raises(NotReplicated):
+        consumer.run_once()
+    assert r.xpending(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP)["pending"] == 1
+    (kept,) = promos.coupons.wallet("u1")["items"]
+    promos.durability.replicas, promos.durability.timeout_ms = 1, 2000
+    assert consumer.recover(min_idle_ms=0) == 1
+    assert r.xpending(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP)["pending"] == 0
+    assert [c["id"] for c in promos.coupons.wallet("u1")["items"]] == [kept["id"]]
+    r.close()
