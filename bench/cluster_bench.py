@@ -48,7 +48,7 @@ from bench.geo_bench import (  # noqa: E402
     run_load,
     send_one_fix,
 )
-from bench.promo_bench import CAP_HIGH, Pool, make_campaign  # noqa: E402
+from bench.promo_bench import CAP_HIGH, Pool, make_campaign, sleep_until  # noqa: E402
 from bench.promo_bench import add_stores as add_promo_stores  # noqa: E402
 
 PASSWORD = "bench-password-1"
@@ -111,7 +111,21 @@ def shoppers_for_issue(app, n: int) -> tuple[list[str], str]:
     return ids, accounts.open_session(marketer)["token"]
 
 
-def measure_issue(pool: Pool, servers, cid, oid, token, shoppers, stores, args, mode) -> dict:
+def store_procs(store) -> list:
+    """psutil handles of the store's server processes (one, or every cluster node)."""
+    import psutil
+
+    nodes = getattr(store, "nodes", None) or [store]
+    return [psutil.Process(node.process.pid) for node in nodes if node.process is not None]
+
+
+def cpu_of(procs: list) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in procs)
+
+
+def measure_issue(
+    pool: Pool, servers, redis_procs, cid, oid, token, shoppers, stores, args, mode
+) -> dict:
     """promo_bench's HTTP issuance load, one load process per server, counted in the window."""
     start_at = time.time() + 1.0
     threads = max(1, args.http_clients // len(servers))
@@ -134,7 +148,17 @@ def measure_issue(pool: Pool, servers, cid, oid, token, shoppers, stores, args, 
         }
         for k, server in enumerate(servers)
     ]
-    out = pool.run("http", specs, args.http_duration + args.http_warmup + 120.0)
+    for q, spec in zip(pool.queues, specs, strict=False):
+        q.put(("http", spec))
+    workers = [worker_of(server) for server in servers]
+    sleep_until(start_at + args.http_warmup)
+    cpu0, redis0 = cpu_of(workers), cpu_of(redis_procs)
+    sleep_until(start_at + args.http_warmup + args.http_duration)
+    cpu, redis_cpu = cpu_of(workers) - cpu0, cpu_of(redis_procs) - redis0
+    out = [pool.get(args.http_duration + 120.0) for _ in specs]
+    failed = [o["error"] for o in out if "error" in o]
+    if failed:
+        raise RuntimeError(f"http task failed in a load process:\n{failed[0]}")
     statuses: dict[str, int] = {}
     errors: list[str] = []
     lat: list[float] = []
@@ -147,17 +171,30 @@ def measure_issue(pool: Pool, servers, cid, oid, token, shoppers, stores, args, 
     ok = statuses.get("201", 0)
     res = {
         "per_s": ok / args.http_duration,
+        # CPU of both gunicorn workers per issued coupon: what the servers pay per request,
+        # hardly moved by other programs taking the CPU (unlike the rate).
+        "server_cpu_ms_per_request": round(cpu * 1000 / ok, 3) if ok else None,
+        # ... and of every Valkey process (the cluster's replicas included).
+        "redis_cpu_ms_per_request": round(redis_cpu * 1000 / ok, 3) if ok else None,
+        "cpu_share": {
+            "servers": round(cpu / args.http_duration, 2),
+            "redis": round(redis_cpu / args.http_duration, 2),
+        },
         "statuses": statuses,
         "p50_ms": round(lat[len(lat) // 2], 2) if lat else 0.0,
         "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 2) if lat else 0.0,
     }
     if errors:
         res["errors"] = errors[:3]
-    log(f"{mode}: issue {res['per_s']:,.0f}/s, p50 {res['p50_ms']} ms, statuses {statuses}")
+    log(
+        f"{mode}: issue {res['per_s']:,.0f}/s, p50 {res['p50_ms']} ms, CPU per request: servers "
+        f"{res['server_cpu_ms_per_request']} ms, valkey {res['redis_cpu_ms_per_request']} ms; "
+        f"cores busy {res['cpu_share']}; statuses {statuses}"
+    )
     return res
 
 
-def measure_fixes(servers, walkers, tokens, tmp: Path, args, rng, mode) -> dict:
+def measure_fixes(servers, redis_procs, walkers, tokens, tmp: Path, args, rng, mode) -> dict:
     """geo_bench's fix load against both servers at once (half of the shoppers each)."""
     for server in servers:
         send_one_fix(server.port, tokens[0], walkers[0], rng)  # each worker's cold fence cache
@@ -174,7 +211,8 @@ def measure_fixes(servers, walkers, tokens, tmp: Path, args, rng, mode) -> dict:
                 part,
                 args,
                 args.http_duration,
-                {"server": worker_of(servers[k])},
+                {"server": worker_of(servers[k])}
+                | {f"redis{i}": p for i, p in enumerate(redis_procs)},
                 shoppers[k :: len(servers)],
             )
         except BaseException as exc:  # reported below
@@ -194,8 +232,22 @@ def measure_fixes(servers, walkers, tokens, tmp: Path, args, rng, mode) -> dict:
         for code, n in res["statuses"].items():  # type: ignore[index]
             statuses[code] = statuses.get(code, 0) + n
     p50 = max(res["p50_ms"] for res in results)  # type: ignore[index]
-    log(f"{mode}: fixes {per_s:,.0f}/s (accepted 200s), statuses {statuses}, p50 ≤ {p50} ms")
-    return {"per_s": per_s, "statuses": statuses, "p50_ms": p50}
+    cpu_ms = [res["server_cpu_ms_per_request"] for res in results]  # type: ignore[index]
+    cpu = round(sum(cpu_ms) / len(cpu_ms), 3) if all(cpu_ms) else None
+    # Both load runs watched every Valkey process over the same window: one of them suffices.
+    redis_share = sum(v for k, v in results[0]["cpu"].items() if k.startswith("redis")) / 100
+    redis_ms = round(redis_share * 1000 / per_s, 3) if per_s else None
+    log(
+        f"{mode}: fixes {per_s:,.0f}/s (200s), p50 ≤ {p50} ms, CPU per request: a server "
+        f"{cpu} ms, valkey {redis_ms} ms; statuses {statuses}"
+    )
+    return {
+        "per_s": per_s,
+        "statuses": statuses,
+        "p50_ms": p50,
+        "server_cpu_ms_per_request": cpu,
+        "redis_cpu_ms_per_request": redis_ms,
+    }
 
 
 def run_mode(mode: str, tmp: Path, args) -> tuple[dict, object]:
@@ -242,8 +294,11 @@ def run_mode(mode: str, tmp: Path, args) -> tuple[dict, object]:
         servers = start_servers(store.url, 2, {"SECRET_KEY": SECRET_KEY})
         log(f"{mode}: two gunicorn processes on {[s.url for s in servers]}")
         pool = Pool(len(servers), store.url)
-        issue = measure_issue(pool, servers, cid, oid, token, shoppers, promo_stores, args, mode)
-        fixes = measure_fixes(servers, walkers, tokens, here, args, rng, mode)
+        redis_procs = store_procs(store)
+        issue = measure_issue(
+            pool, servers, redis_procs, cid, oid, token, shoppers, promo_stores, args, mode
+        )
+        fixes = measure_fixes(servers, redis_procs, walkers, tokens, here, args, rng, mode)
     except BaseException:
         store.stop()
         raise

@@ -159,8 +159,6 @@ class Issuer:
         # nodes (docs/cluster-audit.md §3a).
         index = keys.shopper_campaigns(shopper_id)
         self.r.sadd(index, cid)
-        pipe = self.r.pipeline(transaction=False)
-        extra = prelude(pipe) if prelude is not None else 0
         script_keys = issue_keys(cid, oid, shopper_id, day)
         args = [
             repr(now),
@@ -179,14 +177,22 @@ class Issuer:
             actor,
             json.dumps(source or {}, separators=(",", ":")),
         ]
-        self.scripts.queue(pipe, "issue", script_keys, args)
-        replies = pipe.execute(raise_on_error=False)
-        before, reply = replies[:extra], replies[extra]
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            self.scripts.load()
+        before: list[Any] | None = None
+        if prelude is None:
+            # One command: no pipeline object (on a cluster, a pipeline costs far more Python
+            # than the one EVALSHA it would carry).
             reply = self.scripts.call("issue", script_keys, args)
-        elif isinstance(reply, Exception):
-            raise reply
+        else:
+            pipe = self.r.pipeline(transaction=False)
+            extra = prelude(pipe)
+            self.scripts.queue(pipe, "issue", script_keys, args)
+            replies = pipe.execute(raise_on_error=False)
+            before, reply = replies[:extra], replies[extra]
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self.scripts.load()
+                reply = self.scripts.call("issue", script_keys, args)
+            elif isinstance(reply, Exception):
+                raise reply
         kind = reply[0]
         if kind == "no":
             if reply[1] in ("CAMPAIGN_NOT_FOUND", "OFFER_NOT_FOUND"):
