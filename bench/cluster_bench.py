@@ -124,7 +124,7 @@ def cpu_of(procs: list) -> float:
 
 
 def measure_issue(
-    pool: Pool, servers, redis_procs, cid, oid, token, shoppers, stores, args, mode
+    pool: Pool, servers, redis_procs, cid, oid, token, shoppers, stores, args, mode, n=0
 ) -> dict:
     """promo_bench's HTTP issuance load, one load process per server, counted in the window."""
     start_at = time.time() + 1.0
@@ -137,7 +137,7 @@ def measure_issue(
             "token": token,
             "shoppers": shoppers,
             "stores": stores,
-            "run": f"{mode}-{k}",
+            "run": f"{mode}-{n}-{k}",  # idempotency keys new in every round
             "seed": args.seed,
             "threads": threads,
             "start_at": start_at,
@@ -250,23 +250,22 @@ def measure_fixes(servers, redis_procs, walkers, tokens, tmp: Path, args, rng, m
     }
 
 
-def run_mode(mode: str, tmp: Path, args) -> tuple[dict, object]:
-    """Measure issuance and fixes through two servers on the mode's store; return the figures
-    and the store (left running: the cluster serves the failover part next)."""
+def prepare(mode: str, tmp: Path, args) -> dict:
+    """Start the mode's store and two servers on it, with stores, shoppers and a campaign."""
     from app.sinks import redis_connect
     from core.clock import Clock
     from geo import keys as geo_keys
     from geo.demo import generate_stores
     from geo.stores import StoreCatalog
-    from tests.test_processes import start_servers, stop_servers
+    from tests.test_processes import start_servers
 
     rng = random.Random(args.seed)
     here = tmp / mode
     here.mkdir()
     store = start_store(mode, here, args)
+    ctx = {"mode": mode, "store": store, "servers": [], "here": here, "rng": rng}
     log(f"{mode}: store up at {store.url}")
     r = redis_connect(store.url, decode_responses=True)
-    servers, pool = [], None
     try:
         geo_stores = generate_stores(args.stores)
         report = StoreCatalog(r, Clock()).import_rows(
@@ -275,9 +274,9 @@ def run_mode(mode: str, tmp: Path, args) -> tuple[dict, object]:
         if report.written != len(geo_stores):
             raise RuntimeError(f"store import failed: {report.to_dict()['errors'][:3]}")
         app = make_setup_app(store.url, here)
-        promo_stores = add_promo_stores(app.extensions["stores"], args.promo_stores)
-        shoppers, token = shoppers_for_issue(app, args.issue_shoppers)
-        cid, oid = make_campaign(
+        ctx["promo_stores"] = add_promo_stores(app.extensions["stores"], args.promo_stores)
+        ctx["shoppers"], ctx["token"] = shoppers_for_issue(app, args.issue_shoppers)
+        ctx["cid"], ctx["oid"] = make_campaign(
             app.extensions["promotions"],
             f"cluster bench {mode}",
             total=CAP_HIGH,
@@ -288,26 +287,104 @@ def run_mode(mode: str, tmp: Path, args) -> tuple[dict, object]:
         )
         app.extensions["redis"].close()
         t0 = http_start_time(time.time())
-        walkers = make_walkers(geo_stores, args.http_shoppers, rng, t0, args.nanjing_share)
-        tokens = make_http_shoppers(store.url, here, walkers, args, rng)
+        ctx["walkers"] = make_walkers(geo_stores, args.http_shoppers, rng, t0, args.nanjing_share)
+        ctx["tokens"] = make_http_shoppers(store.url, here, ctx["walkers"], args, rng)
         r.delete(geo_keys.PENDING_EXITS)  # simulated-time deadlines, long past (geo_bench)
-        servers = start_servers(store.url, 2, {"SECRET_KEY": SECRET_KEY})
-        log(f"{mode}: two gunicorn processes on {[s.url for s in servers]}")
-        pool = Pool(len(servers), store.url)
-        redis_procs = store_procs(store)
-        issue = measure_issue(
-            pool, servers, redis_procs, cid, oid, token, shoppers, promo_stores, args, mode
-        )
-        fixes = measure_fixes(servers, redis_procs, walkers, tokens, here, args, rng, mode)
+        ctx["servers"] = start_servers(store.url, 2, {"SECRET_KEY": SECRET_KEY})
+        ctx["redis_procs"] = store_procs(store)
+        log(f"{mode}: two gunicorn processes on {[s.url for s in ctx['servers']]}")
     except BaseException:
-        store.stop()
+        release(ctx)
+        raise
+    finally:
+        r.close()
+    return ctx
+
+
+def release(ctx: dict, keep_store: bool = False) -> None:
+    """Stop the mode's servers (and its store unless kept)."""
+    from tests.test_processes import stop_servers
+
+    stop_servers(ctx["servers"])
+    ctx["servers"] = []
+    if not keep_store:
+        ctx["store"].stop()
+
+
+def combine(rounds: list[dict]) -> dict:
+    """Add up the rounds of one measurement: rates averaged, statuses summed, CPU averaged."""
+    out: dict = {"per_s": sum(r["per_s"] for r in rounds) / len(rounds), "rounds": []}
+    statuses: dict[str, int] = {}
+    for r in rounds:
+        for code, n in r["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+        out["rounds"].append(round(r["per_s"], 1))
+    out["statuses"] = statuses
+    for key in ("server_cpu_ms_per_request", "redis_cpu_ms_per_request", "p50_ms"):
+        values = [r[key] for r in rounds if r.get(key) is not None]
+        out[key] = round(sum(values) / len(values), 3) if values else None
+    return out
+
+
+def run_modes(tmp: Path, args) -> tuple[dict, object]:
+    """Both modes up at once, measured in alternation (single, cluster, single, ...), so that
+    what else runs on the machine weighs on both alike. Returns the figures and the cluster
+    (left running for the failover part)."""
+    contexts = []
+    pool = None
+    try:
+        for mode in ("single", "cluster"):
+            contexts.append(prepare(mode, tmp, args))
+        # promo_bench's load processes; an HTTP task does not use their Redis client.
+        pool = Pool(2, contexts[0]["store"].url)
+        issue: dict[str, list] = {"single": [], "cluster": []}
+        fixes: dict[str, list] = {"single": [], "cluster": []}
+        for n in range(args.rounds):
+            for ctx in contexts:
+                issue[ctx["mode"]].append(
+                    measure_issue(
+                        pool,
+                        ctx["servers"],
+                        ctx["redis_procs"],
+                        ctx["cid"],
+                        ctx["oid"],
+                        ctx["token"],
+                        ctx["shoppers"],
+                        ctx["promo_stores"],
+                        args,
+                        ctx["mode"],
+                        n,
+                    )
+                )
+            for ctx in contexts:
+                part = ctx["here"] / f"round{n}"
+                part.mkdir()
+                fixes[ctx["mode"]].append(
+                    measure_fixes(
+                        ctx["servers"],
+                        ctx["redis_procs"],
+                        ctx["walkers"],
+                        ctx["tokens"],
+                        part,
+                        args,
+                        ctx["rng"],
+                        ctx["mode"],
+                    )
+                )
+    except BaseException:
+        for ctx in contexts:
+            release(ctx)
         raise
     finally:
         if pool is not None:
             pool.close()
-        stop_servers(servers)
-        r.close()
-    return {"issue": issue, "fixes": fixes}, store
+    release(contexts[0])
+    release(contexts[1], keep_store=True)
+    figures = {
+        mode: {"issue": combine(issue[mode]), "fixes": combine(fixes[mode])}
+        for mode in ("single", "cluster")
+    }
+    return figures, contexts[1]["store"]
 
 
 def run_failover(cluster, tmp: Path, args) -> dict:
@@ -362,7 +439,8 @@ def run_failover(cluster, tmp: Path, args) -> dict:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smoke run (the figures mean little)")
-    p.add_argument("--http-duration", type=float, default=10.0, help="seconds per measurement")
+    p.add_argument("--http-duration", type=float, default=5.0, help="seconds per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds of each mode")
     p.add_argument("--http-warmup", type=float, default=1.0)
     p.add_argument("--http-clients", type=int, default=32, help="issuance sessions in all")
     p.add_argument("--connections", type=int, default=64, help="fix connections per server")
@@ -380,7 +458,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
     if args.quick:
-        args.http_duration, args.http_warmup = 2.0, 0.5
+        args.http_duration, args.http_warmup, args.rounds = 2.0, 0.5, 1
         args.http_clients, args.connections = 8, 8
         args.stores, args.promo_stores, args.issue_shoppers = 100, 3, 10
         args.http_shoppers, args.backlog, args.failover_cap = 30, 2, 40
@@ -396,13 +474,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     tmp = Path(tempfile.mkdtemp(prefix="cluster-bench-"))
-    figures: dict[str, dict] = {}
+
     cluster = None
     try:
-        single, store = run_mode("single", tmp, args)
-        store.stop()
-        figures["single"] = single
-        figures["cluster"], cluster = run_mode("cluster", tmp, args)
+        figures, cluster = run_modes(tmp, args)
         failover = run_failover(cluster, tmp, args)
     finally:
         if cluster is not None:
@@ -429,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     details = {
         "quick": args.quick,
         "duration_s": args.http_duration,
+        "rounds": args.rounds,
         "single": figures["single"],
         "cluster": figures["cluster"],
         "failover": {
