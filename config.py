@@ -50,6 +50,10 @@ class Config:
         self.REDIS_EMBEDDED_PORT = _env_int("REDIS_EMBEDDED_PORT", 6390)
         # Pooled connections per process; a request holds at most one at a time.
         self.REDIS_MAX_CONNECTIONS = _env_int("REDIS_MAX_CONNECTIONS", 256)
+        # Money writes (coupon issue, redemption and voids, drop wins) are acknowledged only once
+        # on this many replicas (Redis WAIT, at most REDIS_WAIT_TIMEOUT_MS); 0 = do not wait.
+        self.REDIS_WAIT_REPLICAS = _env_int("REDIS_WAIT_REPLICAS", 0)
+        self.REDIS_WAIT_TIMEOUT_MS = _env_int("REDIS_WAIT_TIMEOUT_MS", 200)
         self.HOST = os.environ.get("FOOTFALL_HOST", "127.0.0.1")
         self.PORT = _env_int("FOOTFALL_PORT", 5000)
         self.SECRET_KEY = os.environ.get("SECRET_KEY") or None

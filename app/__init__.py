@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import Config
 from core.audit import AuditLog
 from core.clock import Clock
+from core.durability import Durability
 from core.errors import DomainError, Forbidden
 from core.throttle import Throttle
 
@@ -172,6 +173,12 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
             invalid_window_s=config.COUPON_INVALID_WINDOW_S,
         ),
         event_partitions=config.GEO_EVENT_PARTITIONS,
+        durability=Durability(
+            r,
+            config.REDIS_WAIT_REPLICAS,
+            config.REDIS_WAIT_TIMEOUT_MS,
+            retry_after_s=config.RETRY_AFTER_S,
+        ),
     )
     app.extensions["game"] = Game(
         r,

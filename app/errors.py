@@ -9,6 +9,7 @@ from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from core.durability import NotReplicated
 from core.errors import DomainError, RateLimited
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def register_errorhandlers(app: Flask) -> None:
     def _domain(exc: DomainError):
         response = jsonify(exc.to_dict())
         response.status_code = exc.status
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, (RateLimited, NotReplicated)):
             response.headers["Retry-After"] = str(exc.retry_after)
         return response
 

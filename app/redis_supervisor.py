@@ -535,6 +535,13 @@ class EmbeddedCluster:
         else:
             node.stop()
 
+    def revive(self, port: int, timeout: float = 10.0) -> None:
+        """Start a stopped node again from its data directory (nodes.conf, AOF), as a process
+        supervisor would after a crash: a master replaced meanwhile rejoins as a replica."""
+        node = next(n for n in self.nodes if n.port == port)
+        if node.process is None:
+            node.start(timeout)
+
     def stop(self) -> None:
         """Stop every node this cluster started."""
         for node in self.nodes:

@@ -224,6 +224,9 @@ class Drops:
         if not issued.ok:
             self.scripts.call("release", dkeys, [did, viewer_id])
             raise DropRefused("the coupon could not be issued", code=issued.reason, field="drop_id")
+        # The win, like its coupon (confirmed inside `issue`), is acknowledged only once on the
+        # asked replicas: a lost win would let another viewer take its place (REDIS_WAIT_REPLICAS).
+        self.promotions.durability.confirm(dkeys[0])
         coupon = self.promotions.coupons.present(issued.coupon, owner=True)
         remaining = int(reply[2])
         return {

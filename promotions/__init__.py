@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from core.durability import Durability
 from geo import keys as geo_keys
 
 from .campaigns import Campaigns, Refused
@@ -44,16 +45,23 @@ class Promotions:
         notifier: CouponNotifier | None = None,
         settings: RedeemSettings | None = None,
         event_partitions: int = geo_keys.EVENT_PARTITIONS,
+        durability: Durability | None = None,
     ) -> None:
         self.r = r
         self.event_partitions = event_partitions
         self.clock = clock
+        # Money writes (issue, redeem, voids; live drops through `issue`) wait for replicas.
+        self.durability = durability or Durability(r)
         self.scripts = Scripts(r)
         self.codec = codec
         self.campaigns = Campaigns(r, clock, catalog, self.scripts)
         self.memberships = Memberships(r, clock)
-        self.issuer = Issuer(r, clock, self.campaigns, self.scripts, self.memberships, notifier)
-        self.coupons = Coupons(r, clock, self.campaigns, self.scripts, codec, settings)
+        self.issuer = Issuer(
+            r, clock, self.campaigns, self.scripts, self.memberships, notifier, self.durability
+        )
+        self.coupons = Coupons(
+            r, clock, self.campaigns, self.scripts, codec, settings, durability=self.durability
+        )
         self.reports = Reports(r, self.campaigns)
 
     def consumer(self, name: str | None = None, **options: Any) -> VisitConsumer:

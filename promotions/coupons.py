@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from core.durability import Durability
 from core.errors import Forbidden, NotFound, RateLimited
 from core.throttle import Rule, Throttle
 
@@ -55,8 +56,10 @@ class Coupons:
         codec: CouponCodec,
         settings: RedeemSettings | None = None,
         throttle: Throttle | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self.r = r
+        self.durability = durability or Durability(r)
         self.clock = clock
         self.campaigns = campaigns
         self.scripts = scripts
@@ -235,6 +238,9 @@ class Coupons:
                     "order_ref": r.get("order_ref"),
                 }
             raise Refused(reply[1], field="code", details=details)
+        # The till hears "redeemed" only once the redemption is on the asked replicas; a repeat
+        # of the same order ("existing") waits too (REDIS_WAIT_REPLICAS).
+        self.durability.confirm(keys.state(ref.campaign_id))
         coupon = _with_state(coupon, reply[1])
         return {
             "outcome": "redeemed" if reply[0] == "ok" else "existing",
@@ -331,6 +337,7 @@ class Coupons:
             raise Refused(
                 reply[1], field="order_ref" if reply[1] == "ORDER_MISMATCH" else "coupon_id"
             )
+        self.durability.confirm(keys.state(ref.campaign_id))
         return self.present(_with_state(coupon, reply[1]), owner=False)
 
     def void(self, coupon_id: str, actor: Actor, reason: str = "") -> dict[str, Any]:
@@ -360,6 +367,7 @@ class Coupons:
                 field="coupon_id",
                 details={"status": json.loads(reply[2])["status"]} if len(reply) > 2 else None,
             )
+        self.durability.confirm(keys.state(cid))
         return self.present(_with_state(coupon, reply[1]), owner=False)
 
     # -- expiry --------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 import redis
 
+from core.durability import Durability
+
 from . import keys
 from .campaigns import Campaigns, Refused, local_day_hour
 from .scripts import Scripts
@@ -77,6 +79,7 @@ class Issuer:
         scripts: Scripts,
         memberships,
         notifier: CouponNotifier | None = None,
+        durability: Durability | None = None,
     ) -> None:
         self.r = r
         self.clock = clock
@@ -84,6 +87,7 @@ class Issuer:
         self.scripts = scripts
         self.memberships = memberships
         self.notifier = notifier or NoNotifier()
+        self.durability = durability or Durability(r)
 
     def issue(
         self,
@@ -148,11 +152,13 @@ class Issuer:
             source={"channel": channel, **(source or {})},
         )
         tail = json.dumps(terms, separators=(",", ":"), ensure_ascii=False)[1:]
-        pipe = self.r.pipeline(transaction=False)
-        extra = prelude(pipe) if prelude is not None else 0
-        # The wallet's index first: if this process dies after it, the shopper has an empty
-        # campaign in the index, never a coupon the wallet cannot find.
-        pipe.sadd(keys.shopper_campaigns(shopper_id), cid)
+        # The wallet's index first, answered before the coupon is written: if this process
+        # dies after it, the shopper has an empty campaign in the index, never a coupon the
+        # wallet cannot find. Its own round trip: the index ({u:<shopper>}) and the coupon
+        # ({c:<cid>}) may live on two nodes, and a cluster pipeline keeps no order between
+        # nodes (docs/cluster-audit.md §3a).
+        index = keys.shopper_campaigns(shopper_id)
+        self.r.sadd(index, cid)
         script_keys = issue_keys(cid, oid, shopper_id, day)
         args = [
             repr(now),
@@ -171,21 +177,32 @@ class Issuer:
             actor,
             json.dumps(source or {}, separators=(",", ":")),
         ]
-        self.scripts.queue(pipe, "issue", script_keys, args)
-        replies = pipe.execute(raise_on_error=False)
-        before, replies = replies[:extra], replies[extra:]
-        reply = replies[1]
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            self.scripts.load()
+        before: list[Any] | None = None
+        if prelude is None:
+            # One command: no pipeline object (on a cluster, a pipeline costs far more Python
+            # than the one EVALSHA it would carry).
             reply = self.scripts.call("issue", script_keys, args)
-        elif isinstance(reply, Exception):
-            raise reply
+        else:
+            pipe = self.r.pipeline(transaction=False)
+            extra = prelude(pipe)
+            self.scripts.queue(pipe, "issue", script_keys, args)
+            replies = pipe.execute(raise_on_error=False)
+            before, reply = replies[:extra], replies[extra]
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                self.scripts.load()
+                reply = self.scripts.call("issue", script_keys, args)
+            elif isinstance(reply, Exception):
+                raise reply
         kind = reply[0]
         if kind == "no":
             if reply[1] in ("CAMPAIGN_NOT_FOUND", "OFFER_NOT_FOUND"):
                 raise Refused(reply[1], status=404)
             return IssueResult("refused", reason=reply[1], prelude=before)
         coupon = coupon_from(reply[1], reply[2])
+        # Acknowledged only once on the asked replicas (REDIS_WAIT_REPLICAS): the coupon, the
+        # caller's prelude (same campaign tag) and the wallet's index. A repeat ("existing")
+        # waits too: the first attempt may have been answered 503 before its replicas had it.
+        self.durability.confirm(script_keys[0], index)
         if kind == "dup":
             return IssueResult("existing", coupon, prelude=before)
         try:

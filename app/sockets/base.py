@@ -184,7 +184,9 @@ def socket_error(exc: Exception) -> dict[str, Any] | None:
         first = exc.errors(include_url=False)[0]
         code = "unknown_field" if first["type"] == "extra_forbidden" else "validation_error"
         body = error_body(code, first["msg"], field_path(tuple(first["loc"])))
-    elif isinstance(exc, redis.RedisError):
+    elif isinstance(exc, (redis.RedisError, redis.exceptions.RedisClusterException)):
+        # RedisClusterException: cluster mode, a slot not covered or no node reachable (a
+        # failover in progress), once the client's bounded retries are spent.
         body = error_body("service_unavailable", "storage is unavailable, retry shortly")
     else:
         log.error("socket handler failed", exc_info=exc, extra={"event": str(event)})
