@@ -97,7 +97,7 @@ class Config:
         # (its own catalog writes are seen at once); another process's change shows within it.
         self.GEO_CATALOG_CHECK_MS = _env_int("GEO_CATALOG_CHECK_MS", 1000)
         # Partitions of the geofence event stream and the pending-exit index (by shopper).
-        # Every process of a deployment must use the same value (see docs/scaling-geo.md).
+        # Every process of a deployment must use the same value (see docs/scaling.md).
         self.GEO_EVENT_PARTITIONS = _env_int("GEO_EVENT_PARTITIONS", 16)
         # A store's fence contains its point or lies within this many metres of it.
         self.FENCE_MAX_OFFSET_M = _env_float("FENCE_MAX_OFFSET_M", 500.0)

@@ -348,7 +348,7 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
 
 
 # Cluster mode: the Socket.IO queue is spread over this many shard channels (see
-# ShardedQueueManager and docs/scaling-pubsub.md).
+# ShardedQueueManager and docs/scaling.md).
 QUEUE_SHARDS = 24
 MAX_QUEUE_SHARDS = 1024
 
