@@ -289,7 +289,10 @@ def prepare(mode: str, tmp: Path, args) -> dict:
         t0 = http_start_time(time.time())
         ctx["walkers"] = make_walkers(geo_stores, args.http_shoppers, rng, t0, args.nanjing_share)
         ctx["tokens"] = make_http_shoppers(store.url, here, ctx["walkers"], args, rng)
-        r.delete(geo_keys.PENDING_EXITS)  # simulated-time deadlines, long past (geo_bench)
+        for k in range(
+            geo_keys.EVENT_PARTITIONS
+        ):  # simulated-time deadlines, long past (geo_bench)
+            r.delete(geo_keys.pending_exits(k))
         ctx["servers"] = start_servers(store.url, 2, {"SECRET_KEY": SECRET_KEY})
         ctx["redis_procs"] = store_procs(store)
         log(f"{mode}: two gunicorn processes on {[s.url for s in ctx['servers']]}")

@@ -157,10 +157,10 @@ def test_a_visit_coupon_not_confirmed_is_handled_again_by_the_consumer(primary, 
     promos.durability.replicas, promos.durability.timeout_ms = 2, 50  # more than there are
     with pytest.raises(NotReplicated):
         consumer.run_once()
-    assert r.xpending(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP)["pending"] == 1
+    assert r.xpending(geo_keys.shopper_events("u1"), promo_keys.CONSUMER_GROUP)["pending"] == 1
     (kept,) = promos.coupons.wallet("u1")["items"]
     promos.durability.replicas, promos.durability.timeout_ms = 1, 2000
     assert consumer.recover(min_idle_ms=0) == 1
-    assert r.xpending(geo_keys.EVENTS, promo_keys.CONSUMER_GROUP)["pending"] == 0
+    assert r.xpending(geo_keys.shopper_events("u1"), promo_keys.CONSUMER_GROUP)["pending"] == 0
     assert [c["id"] for c in promos.coupons.wallet("u1")["items"]] == [kept["id"]]
     r.close()
