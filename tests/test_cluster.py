@@ -4,6 +4,8 @@ tag, readiness, and a replica's promotion after a master is killed."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
@@ -11,7 +13,11 @@ from app.redis_supervisor import EmbeddedCluster
 from app.sinks import redis_connect
 from config import TestConfig
 from core.scripts import LuaScripts
+from geo import keys as geo_keys
+from geo.engine import EngineSettings, LocationEngine
+from geo.stores import StoreCatalog
 from tests.servers import wait_for
+from tests.test_geo_engine import SHANGHAI, add_store, fix_at, offset
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +116,32 @@ def test_app_on_the_cluster_is_healthy_and_ready(cluster, tmp_path, clock):
     app.extensions["redis"].close()
 
 
-def test_a_killed_master_is_replaced_by_its_replica(cluster, cluster_client):
-    """Runs last in this module: the cluster is left with a master down."""
+def test_a_killed_master_is_replaced_by_its_replica(cluster, cluster_client, clock):
+    """Runs last in this module: the cluster is left with a master down.
+
+    Fixes of shoppers whose state lives on the killed master go on after the promotion: the
+    engine's pipelines of EVALSHAs (read, commit) reach the promoted replica, load the scripts
+    again when it answers NOSCRIPT, and the geofence events land in the partitions.
+    """
     victim = cluster.masters()[0]
     (replica,) = cluster.replicas_of(victim)
     key = next(
         f"fo{i}" for i in range(1000) if cluster_client.get_node_from_key(f"fo{i}").port == victim
     )
     cluster_client.set(key, "before")
+    catalog = StoreCatalog(cluster_client, clock)
+    add_store(catalog)
+    engine = LocationEngine(cluster_client, catalog, clock, EngineSettings())
+    shoppers = [
+        sid
+        for sid in (f"u{i}" for i in range(400))
+        if cluster_client.get_node_from_key(geo_keys.shopper_state(sid)).port == victim
+    ][:5]
+    assert shoppers
+    far = offset(*SHANGHAI, 0, 1_000)
+    for sid in shoppers:
+        engine.set_consent(sid, True)
+        assert not engine.record_fixes(sid, [fix_at(*far, clock.now())])[0].ignored
     cluster.kill(victim, hard=True)
     wait_for(lambda: cluster.roles().get(replica) == "master", 15, "the replica's promotion")
     assert victim not in cluster.roles()
@@ -138,3 +162,19 @@ def test_a_killed_master_is_replaced_by_its_replica(cluster, cluster_client):
     )
     assert cluster_client.get(key) == "after"
     assert cluster_client.get_node_from_key(key).port == replica
+
+    # Whatever the promoted replica's script cache holds, make it empty (as after a restart):
+    # the engine's pipelines must load the scripts again there by themselves.
+    promoted = cluster_client.get_node_from_key(geo_keys.shopper_state(shoppers[0]))
+    cluster_client.get_redis_connection(promoted).script_flush()
+    clock.advance(30)
+    for sid in shoppers:
+        (result,) = engine.record_fixes(sid, [fix_at(*SHANGHAI, clock.now())])
+        assert not result.ignored, result
+        assert [event["kind"] for event in result.events] == ["enter"]
+    streamed = [
+        json.loads(fields["event"])["shopper_id"]
+        for sid in shoppers
+        for _id, fields in cluster_client.xrange(geo_keys.shopper_events(sid))
+    ]
+    assert sorted(set(streamed)) == sorted(shoppers)
