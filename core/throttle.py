@@ -18,6 +18,7 @@ Domain packages use this module too (promotions' invalid-code limit): it imports
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,27 @@ from redis.exceptions import LockError
 from core.errors import RateLimited
 
 PREFIX = "throttle"
+
+# `limits`' cluster storage builds its own RedisCluster client (it takes a URL, not a client),
+# and a cluster client's start costs a round of CLUSTER SLOTS and COMMAND (tens of ms). Every
+# Throttle of a process on the same cluster and prefix shares one storage (a client is safe to
+# share between threads and greenlets, like the app's own client).
+_cluster_storages: dict[tuple[str, str], RedisClusterStorage] = {}
+_cluster_storages_lock = threading.Lock()
+
+
+def _cluster_storage(nodes: str, prefix: str) -> RedisClusterStorage:
+    with _cluster_storages_lock:
+        storage = _cluster_storages.get((nodes, prefix))
+        if storage is None:
+            storage = RedisClusterStorage(
+                f"redis+cluster://{nodes}",
+                key_prefix=prefix,
+                socket_connect_timeout=1.0,
+                socket_timeout=5.0,
+            )
+            _cluster_storages[(nodes, prefix)] = storage
+        return storage
 
 
 @dataclass(frozen=True)
@@ -58,13 +80,8 @@ class Throttle:
         storage: RedisStorage
         if isinstance(r, redis.RedisCluster):
             # `limits` builds its own cluster client from the nodes the app's client knows.
-            nodes = ",".join(f"{node.host}:{node.port}" for node in r.get_nodes())
-            storage = RedisClusterStorage(
-                f"redis+cluster://{nodes}",
-                key_prefix=prefix,
-                socket_connect_timeout=1.0,
-                socket_timeout=5.0,
-            )
+            nodes = ",".join(sorted(f"{node.host}:{node.port}" for node in r.get_nodes()))
+            storage = _cluster_storage(nodes, prefix)
         else:
             # The storage shares the app's (bounded) connection pool; the URL only names the
             # client library, the pool decides where it connects.
