@@ -61,12 +61,20 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-@pytest.fixture
-def redis_client(redis_server):
+@pytest.fixture(scope="session")
+def session_redis_client(redis_server):
+    """One client of the session's server for every test (a cluster client's start costs a
+    CLUSTER SLOTS and COMMAND round, tens of ms, which every test would pay)."""
     client = redis_connect(redis_server, decode_responses=True)
-    client.flushdb()  # on a cluster: every master
     yield client
     client.close()
+
+
+@pytest.fixture
+def redis_client(session_redis_client):
+    """The session's client on an empty database (on a cluster: every master flushed)."""
+    session_redis_client.flushdb()
+    return session_redis_client
 
 
 @pytest.fixture
