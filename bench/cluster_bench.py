@@ -48,6 +48,7 @@ from bench.geo_bench import (  # noqa: E402
     run_load,
     send_one_fix,
 )
+from bench.live_bench import worker_of  # noqa: E402
 from bench.promo_bench import CAP_HIGH, Pool, make_campaign, sleep_until  # noqa: E402
 from bench.promo_bench import add_stores as add_promo_stores  # noqa: E402
 
@@ -68,19 +69,6 @@ def start_store(mode: str, tmp: Path, args):
     return EmbeddedCluster(
         tmp / "cluster", node_timeout_ms=args.node_timeout_ms, appendonly=True
     ).start()
-
-
-def worker_of(server):
-    """The gunicorn worker process of a `-w 1` server (psutil handle)."""
-    import psutil
-
-    master = psutil.Process(server.pid)
-    deadline = time.monotonic() + 30.0
-    while not (children := master.children()):
-        if time.monotonic() > deadline:
-            raise RuntimeError("no gunicorn worker")
-        time.sleep(0.05)
-    return children[0]
 
 
 def make_setup_app(redis_url: str, tmp: Path):
