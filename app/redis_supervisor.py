@@ -73,6 +73,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """Return `count` different ports that are free right now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 class EmbeddedRedis:
     """A real server process bound to 127.0.0.1 with its data in one directory."""
 
@@ -324,6 +334,9 @@ def find_cli_binary(server_binary: str | None = None) -> str:
     raise SupervisorError(f"no valkey-cli/redis-cli next to {server} nor on PATH")
 
 
+START_ATTEMPTS = 3  # an EmbeddedCluster's tries at starting its nodes on free ports
+
+
 class EmbeddedCluster:
     """A throwaway Valkey/Redis Cluster on 127.0.0.1: `masters` masters with `replicas`
     replicas each, every node an `EmbeddedRedis` in its own data directory under `data_dir`.
@@ -408,10 +421,22 @@ class EmbeddedCluster:
         """Start every node, create the cluster and wait until it is whole."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         total = self.masters_count * (1 + self.replicas)
-        self.nodes = [self._node(free_port(), free_port()) for _ in range(total)]
+        # A port free_port() found may be taken by another program before the node binds it
+        # (or handed out twice in a row by the kernel): the nodes start again on fresh ports.
+        for attempt in range(1, START_ATTEMPTS + 1):
+            ports = distinct_free_ports(2 * total)
+            self.bus_ports = {}
+            self.nodes = [self._node(ports[2 * i], ports[2 * i + 1]) for i in range(total)]
+            try:
+                for node in self.nodes:
+                    node.start()
+                break
+            except SupervisorError:
+                self.stop()
+                if attempt == START_ATTEMPTS:
+                    raise
+                log.warning("a cluster node could not start; trying fresh ports")
         try:
-            for node in self.nodes:
-                node.start()
             binary = self.binary or find_server_binary()
             subprocess.run(
                 [

@@ -178,3 +178,33 @@ def test_a_killed_master_is_replaced_by_its_replica(cluster, cluster_client, clo
         for _id, fields in cluster_client.xrange(geo_keys.shopper_events(sid))
     ]
     assert sorted(set(streamed)) == sorted(shoppers)
+
+
+def test_a_cluster_starts_on_fresh_ports_when_a_port_is_taken(tmp_path, monkeypatch):
+    """A port found free may be taken before the node binds it: the nodes start again."""
+    import socket
+
+    from app import redis_supervisor
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    real = redis_supervisor.distinct_free_ports
+    calls = []
+
+    def first_with_a_taken_port(count):
+        calls.append(count)
+        ports = real(count)
+        return [port, *ports[1:]] if len(calls) == 1 else ports
+
+    monkeypatch.setattr(redis_supervisor, "distinct_free_ports", first_with_a_taken_port)
+    cluster = EmbeddedCluster(tmp_path / "ports", replicas=0, appendonly=False)
+    try:
+        cluster.start()
+        assert len(calls) == 2
+        assert port not in cluster.ports and port not in cluster.bus_ports.values()
+        assert cluster.is_ok() and len(cluster.masters()) == 3
+    finally:
+        cluster.stop()
+        taken.close()
