@@ -306,18 +306,7 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
             pubsub = client.pubsub()
             try:
                 pubsub.subscribe(self.channel)
-                heard = time.monotonic()
-                while True:
-                    message = pubsub.get_message(timeout=self.ping_interval_s)
-                    now = time.monotonic()
-                    if message is None:
-                        if now - heard > 2 * self.ping_interval_s:
-                            raise redis.ConnectionError(
-                                f"no reply from redis for {now - heard:.0f} s"
-                            )
-                        pubsub.ping()
-                        continue
-                    heard = now
+                for message in self.subscriber_messages(pubsub):
                     if message["type"] == "subscribe":
                         backoff = 0.1
                         subscriptions += 1
@@ -338,6 +327,22 @@ class RedisQueueManager(socketio.PubSubManager, LocalDeliveries):
                 client.close()
             self.server.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
+
+    def subscriber_messages(self, pubsub: Any) -> Iterator[dict[str, Any]]:
+        """Yield what a subscriber connection receives. After `ping_interval_s` without
+        traffic it is pinged; two intervals without any reply raise ConnectionError, so a
+        connection that died without a FIN is noticed."""
+        heard = time.monotonic()
+        while True:
+            message = pubsub.get_message(timeout=self.ping_interval_s)
+            now = time.monotonic()
+            if message is None:
+                if now - heard > 2 * self.ping_interval_s:
+                    raise redis.ConnectionError(f"no reply from redis for {now - heard:.0f} s")
+                pubsub.ping()
+                continue
+            heard = now
+            yield message
 
     @staticmethod
     def _run_hook(hook: Callable[[], None]) -> None:
@@ -551,18 +556,8 @@ class ShardedQueueManager(RedisQueueManager):
 
     def _read(self, subscription: _Subscription, events: queue.Queue) -> None:
         """Read one subscriber connection until it fails; hand everything to `_listen`."""
-        pubsub = subscription.pubsub
-        heard = time.monotonic()
         try:
-            while True:
-                message = pubsub.get_message(timeout=self.ping_interval_s)
-                now = time.monotonic()
-                if message is None:
-                    if now - heard > 2 * self.ping_interval_s:
-                        raise redis.ConnectionError(f"no reply from redis for {now - heard:.0f} s")
-                    pubsub.ping()
-                    continue
-                heard = now
+            for message in self.subscriber_messages(subscription.pubsub):
                 kind = message["type"]
                 if kind == "smessage":
                     events.put(("message", subscription, message["data"]))

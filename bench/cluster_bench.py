@@ -48,7 +48,7 @@ from bench.geo_bench import (  # noqa: E402
     run_load,
     send_one_fix,
 )
-from bench.live_bench import worker_of  # noqa: E402
+from bench.live_bench import make_setup_app, worker_of  # noqa: E402
 from bench.promo_bench import CAP_HIGH, Pool, make_campaign, sleep_until  # noqa: E402
 from bench.promo_bench import add_stores as add_promo_stores  # noqa: E402
 
@@ -69,23 +69,6 @@ def start_store(mode: str, tmp: Path, args):
     return EmbeddedCluster(
         tmp / "cluster", node_timeout_ms=args.node_timeout_ms, appendonly=True
     ).start()
-
-
-def make_setup_app(redis_url: str, tmp: Path):
-    """An in-process app on the store that signs tokens as geo_bench's shoppers' (and the
-    servers') SECRET_KEY; passwords hashed as cheaply as argon2 allows."""
-    from app import create_app
-    from config import TestConfig
-
-    return create_app(
-        TestConfig(
-            REDIS_URL=redis_url,
-            SECRET_KEY=SECRET_KEY,
-            VAR_DIR=tmp / "var",
-            PASSWORD_HASH_TIME_COST=1,
-            PASSWORD_HASH_MEMORY_KIB=64,
-        )
-    )
 
 
 def shoppers_for_issue(app, n: int) -> tuple[list[str], str]:
@@ -261,7 +244,7 @@ def prepare(mode: str, tmp: Path, args) -> dict:
         )
         if report.written != len(geo_stores):
             raise RuntimeError(f"store import failed: {report.to_dict()['errors'][:3]}")
-        app = make_setup_app(store.url, here)
+        app = make_setup_app(store.url, here, SECRET_KEY)  # geo_bench's, as its shoppers'
         ctx["promo_stores"] = add_promo_stores(app.extensions["stores"], args.promo_stores)
         ctx["shoppers"], ctx["token"] = shoppers_for_issue(app, args.issue_shoppers)
         ctx["cid"], ctx["oid"] = make_campaign(

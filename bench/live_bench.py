@@ -444,8 +444,10 @@ class LoadProcess:
 
 
 # -- setup ---------------------------------------------------------------------------------------
-def make_setup_app(redis_url: str, tmp: Path):
-    """An in-process app on the bench's Redis that signs tokens the servers accept."""
+def make_setup_app(redis_url: str, tmp: Path, secret_key: str | None = None):
+    """An in-process app on the bench's Redis that signs tokens the servers accept (theirs is
+    tests.servers.SECRET_KEY unless `secret_key` says otherwise); passwords hashed as cheaply
+    as argon2 allows."""
     from app import create_app
     from config import TestConfig
     from tests.servers import SECRET_KEY
@@ -453,7 +455,7 @@ def make_setup_app(redis_url: str, tmp: Path):
     return create_app(
         TestConfig(
             REDIS_URL=redis_url,
-            SECRET_KEY=SECRET_KEY,
+            SECRET_KEY=secret_key or SECRET_KEY,
             VAR_DIR=tmp / "var",
             PASSWORD_HASH_TIME_COST=1,
             PASSWORD_HASH_MEMORY_KIB=64,

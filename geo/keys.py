@@ -73,11 +73,6 @@ def shopper_pending_exits(shopper_id: str, partitions: int = EVENT_PARTITIONS) -
     return pending_exits(partition(shopper_id, partitions), partitions)
 
 
-def fence_index(tier: int) -> str:
-    """Return the GEO set of fence anchors whose reach fits tier `tier`."""
-    return f"{CATALOG}:fences:{tier}"
-
-
 def by_city(city: str) -> str:
     """Return the index of store ids in one city."""
     return f"{CATALOG}:city:{city.lower()}"

@@ -474,13 +474,11 @@ class StoreCatalog:
 
     @staticmethod
     def _index(pipe, record: dict[str, Any]) -> None:
-        fence = fence_from_dict(record["fence"])
         sid = record["id"]
         pipe.zadd(keys.IDS, {sid: 0})
         pipe.zadd(keys.by_city(record["city"]), {sid: 0})
         pipe.zadd(keys.by_brand(record["brand"]), {sid: 0})
         pipe.geoadd(keys.STORE_LOC, (record["lon"], record["lat"], sid))
-        pipe.geoadd(keys.fence_index(tier_of(fence)), (fence.lon, fence.lat, sid))
 
     @staticmethod
     def _unindex(pipe, record: dict[str, Any]) -> None:
@@ -489,8 +487,6 @@ class StoreCatalog:
         pipe.zrem(keys.by_city(record["city"]), sid)
         pipe.zrem(keys.by_brand(record["brand"]), sid)
         pipe.zrem(keys.STORE_LOC, sid)
-        for tier in range(len(keys.TIERS)):
-            pipe.zrem(keys.fence_index(tier), sid)
 
     # -- bulk ----------------------------------------------------------------------------
     def import_rows(

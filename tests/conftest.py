@@ -47,14 +47,17 @@ def pytest_collection_modifyitems(config, items):
     """With TEST_REDIS_CLUSTER=1, run only the tests that use the suite's Redis (`redis_server`).
 
     The others (pure unit tests, tests that start servers of their own such as the benchmark
-    smoke tests, the supervisor's and dev.py's tests) would run exactly as in the single-server
-    run, so they are deselected there, with their count in pytest's summary, not skipped.
+    smoke tests, the supervisor's and dev.py's tests, and modules that define their own
+    `redis_server`, such as tests/test_cluster_*.py with a cluster of their own) would run
+    exactly as in the single-server run, so they are deselected there, with their count in
+    pytest's summary, not skipped.
     """
     if os.environ.get("TEST_REDIS_CLUSTER") != "1":
         return
     keep, dropped = [], []
     for item in items:
-        uses_redis = "redis_server" in getattr(item, "fixturenames", ())
+        own_store = getattr(getattr(item, "module", None), "redis_server", None) is not None
+        uses_redis = "redis_server" in getattr(item, "fixturenames", ()) and not own_store
         (keep if uses_redis else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

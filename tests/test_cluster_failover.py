@@ -15,9 +15,14 @@ import pytest
 from app.redis_supervisor import EmbeddedCluster
 from promotions import keys as pkeys
 from tests.money_load import MoneyLoad, audit, close_world, make_world, start_load
-from tests.servers import ServerProcess, shown_on_failure, wait_for
-from tests.test_processes import start_servers, stop_servers
+from tests.servers import wait_for
+from tests.two_servers import (  # noqa: F401 - fixtures
+    _server_logs,
+    servers,
+    shared_redis,
+)
 
+# The two servers' environment (tests/two_servers.py reads it).
 SERVER_ENV = {"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT_MS": "300", "RETRY_AFTER_S": "1"}
 
 
@@ -32,18 +37,9 @@ def cluster(tmp_path_factory) -> Iterator[EmbeddedCluster]:
 
 
 @pytest.fixture(scope="module")
-def servers(cluster) -> Iterator[list[ServerProcess]]:
-    started = start_servers(cluster.url, 2, SERVER_ENV)
-    try:
-        yield started
-    finally:
-        stop_servers(started)
-
-
-@pytest.fixture(autouse=True)
-def _server_logs(request, servers) -> Iterator[None]:
-    with shown_on_failure(request, *servers):
-        yield
+def redis_server(cluster) -> str:
+    """The two servers (tests/two_servers.py) run on this module's cluster."""
+    return cluster.url
 
 
 @pytest.fixture(scope="module")

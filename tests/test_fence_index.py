@@ -12,12 +12,13 @@ from geo import keys
 from geo.engine import EngineSettings, Fix, LocationEngine
 from geo.fence_index import FenceIndex, geo_distance_m, geo_point
 from geo.geometry import LocalFrame
-from geo.stores import CatalogChanges, StoreCatalog, entry_from_record
+from geo.stores import CatalogChanges, StoreCatalog, entry_from_record, tier_of
 
 SHANGHAI = (31.2400, 121.4800)
 
 # The script the engine ran on every fix before the index (one GEOSEARCH per non-empty tier
-# per point), kept here as the reference the index must agree with.
+# per point, on GEO sets of fence anchors per tier that the catalog no longer keeps), kept here
+# with such sets written by the test as the reference the index must agree with.
 # KEYS: the catalog version, then the fence GEO sets to search. ARGV: one radius per GEO set,
 # then (lon, lat, extra radius) per point.
 CANDIDATES_LUA = """
@@ -90,9 +91,35 @@ def make_catalog(catalog: StoreCatalog, rng: random.Random, per_centre: int = 60
     assert report.errors == []
 
 
+def reference_key(tier: int) -> str:
+    """A reference GEO set of fence anchors, as the catalog kept them per tier before the index
+    (under the catalog's tag, so in the slot of keys.VERSION)."""
+    return f"{keys.CATALOG}:test-fences:{tier}"
+
+
+def write_reference_sets(r, entries) -> None:
+    """GEOADD every fence's anchor to its tier's reference set, as the catalog used to."""
+    pipe = r.pipeline(transaction=False)
+    for sid, entry in entries.items():
+        pipe.geoadd(reference_key(tier_of(entry.fence)), (entry.fence.lon, entry.fence.lat, sid))
+    pipe.execute()
+
+
+def reference_catalog(r, clock):
+    """The random catalog of the comparison tests, its entries with their reference GEO sets,
+    and this process's index of it; with the random generator to draw points from next."""
+    rng = random.Random(20261207)
+    catalog = StoreCatalog(r, clock)
+    make_catalog(catalog, rng)
+    _version, records = catalog.load_all()
+    entries = {sid: entry_from_record(rec) for sid, rec in records.items()}
+    write_reference_sets(r, entries)
+    return rng, entries, FenceIndex(entries)
+
+
 def lua_candidates(r, index: FenceIndex, points):
     """Ask the reference script for the candidates of points [(lon, lat, extra)]."""
-    keys_ = [keys.VERSION] + [keys.fence_index(t) for t, _ in index.tiers]
+    keys_ = [keys.VERSION] + [reference_key(t) for t, _ in index.tiers]
     args = [f"{radius:.1f}" for _, radius in index.tiers]
     for lon, lat, extra in points:
         args += [lon, lat, extra]
@@ -120,12 +147,8 @@ def random_points(rng: random.Random, n: int):
 
 
 def test_the_index_finds_what_geosearch_found_on_random_points(redis_client, clock):
-    rng = random.Random(20261207)
-    catalog = StoreCatalog(redis_client, clock)
-    make_catalog(catalog, rng)
-    _version, records = catalog.load_all()
-    index = FenceIndex({sid: entry_from_record(rec) for sid, rec in records.items()})
-    assert len(index) == len(records) == 7 * 60
+    rng, entries, index = reference_catalog(redis_client, clock)
+    assert len(index) == len(entries) == 7 * 60
     assert len(index.tiers) == len(keys.TIERS)  # every tier is in use
     points = random_points(rng, 3_000)
     expected = []
@@ -144,12 +167,7 @@ def test_exactly_on_the_antimeridian_the_index_also_finds_the_far_side(redis_cli
     reach across to the west side (+180 encodes one past the last geohash cell), so GEOSEARCH
     missed fences a few hundred metres away there; the index finds them (and everything
     GEOSEARCH found). No phone reports +180.0 exactly in practice."""
-    rng = random.Random(20261207)
-    catalog = StoreCatalog(redis_client, clock)
-    make_catalog(catalog, rng)
-    _version, records = catalog.load_all()
-    entries = {sid: entry_from_record(rec) for sid, rec in records.items()}
-    index = FenceIndex(entries)
+    rng, entries, index = reference_catalog(redis_client, clock)
     (lua,) = lua_candidates(redis_client, index, [(180.0, -17.7, 0.0)])
     found = index.candidates(180.0, -17.7)
     assert lua < found
