@@ -113,6 +113,18 @@ class Config:
         self.COUPON_INVALID_MAX = _env_int("COUPON_INVALID_MAX", 10)
         self.COUPON_INVALID_WINDOW_S = _env_int("COUPON_INVALID_WINDOW_S", 600)
         self.PROMO_CLAIM_IDLE_MS = _env_int("PROMO_CLAIM_IDLE_MS", 60_000)
+        # Outgoing webhooks (see docs/webhooks.md). http:// URLs and non-public addresses are
+        # refused unless allowed here (WEBHOOK_ALLOW_NETS: comma-separated CIDR networks).
+        self.WEBHOOK_ALLOW_HTTP = _env_bool("WEBHOOK_ALLOW_HTTP", False)
+        self.WEBHOOK_ALLOW_NETS = os.environ.get("WEBHOOK_ALLOW_NETS", "")
+        self.WEBHOOK_TIMEOUT_S = _env_float("WEBHOOK_TIMEOUT_S", 15.0)
+        self.WEBHOOK_CONCURRENCY = _env_int("WEBHOOK_CONCURRENCY", 64)
+        # Delivery queue partitions; every process of a deployment must use the same value.
+        self.WEBHOOK_PARTITIONS = _env_int("WEBHOOK_PARTITIONS", 8)
+        self.WEBHOOK_CLAIM_IDLE_MS = _env_int("WEBHOOK_CLAIM_IDLE_MS", 60_000)
+        self.WEBHOOK_DISABLE_AFTER_S = _env_int("WEBHOOK_DISABLE_AFTER_S", 5 * 86_400)
+        self.WEBHOOK_LOG_MAX = _env_int("WEBHOOK_LOG_MAX", 10_000)
+        self.WEBHOOK_POLL_MS = _env_int("WEBHOOK_POLL_MS", 100)
         # The audit log of marketers' and admins' changes keeps this many newest entries.
         self.AUDIT_MAX_ENTRIES = _env_int("AUDIT_MAX_ENTRIES", 100_000)
         # The consoles' maps: the tile URL template ({s}, {z}, {x}, {y}) and its attribution. An
@@ -169,6 +181,7 @@ class Config:
             raise RuntimeError("GEO_CATALOG_CHECK_MS must be between 0 and 60000")
         if not 1 <= self.GEO_EVENT_PARTITIONS <= 256:
             raise RuntimeError("GEO_EVENT_PARTITIONS must be between 1 and 256")
+        self._check_webhooks()
         if self.COUPON_SIGNING_KEYS:
             from promotions.codes import parse_keys
 
@@ -187,6 +200,33 @@ class Config:
                 "'import secrets; print(secrets.token_urlsafe(48))')"
             )
         self.SECRET_KEY = _dev_secret_key(self.VAR_DIR)
+
+    def _check_webhooks(self) -> None:
+        import ipaddress
+
+        if not 1 <= self.WEBHOOK_PARTITIONS <= 256:
+            raise RuntimeError("WEBHOOK_PARTITIONS must be between 1 and 256")
+        if not 1 <= self.WEBHOOK_CONCURRENCY <= 1024:
+            raise RuntimeError("WEBHOOK_CONCURRENCY must be between 1 and 1024")
+        if not 0 < self.WEBHOOK_TIMEOUT_S <= 60:
+            raise RuntimeError("WEBHOOK_TIMEOUT_S must be in (0, 60]")
+        if self.WEBHOOK_CLAIM_IDLE_MS < 1000 * self.WEBHOOK_TIMEOUT_S:
+            raise RuntimeError("WEBHOOK_CLAIM_IDLE_MS must be longer than WEBHOOK_TIMEOUT_S")
+        for net in self.webhook_allow_nets():
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise RuntimeError(f"WEBHOOK_ALLOW_NETS: {net!r} is not a network") from None
+
+    def webhook_allow_nets(self) -> list[str]:
+        """Return the networks webhooks may reach although they are not public."""
+        return [n.strip() for n in (self.WEBHOOK_ALLOW_NETS or "").split(",") if n.strip()]
+
+    def webhook_subject_key(self) -> bytes:
+        """Return the key of the opaque shopper ids webhooks carry, derived from SECRET_KEY."""
+        return hmac.new(
+            self.SECRET_KEY.encode(), b"footfall webhook subjects", hashlib.sha256
+        ).digest()
 
     def coupon_keys(self) -> list[tuple[str, bytes]]:
         """Return the coupon signing keys: configured ones, or one derived from SECRET_KEY."""
@@ -243,5 +283,8 @@ class TestConfig(Config):
         # cross-process behaviour is tested against real server processes instead.
         self.SOCKETIO_ASYNC_MODE = "threading"
         self.SOCKETIO_MESSAGE_QUEUE = False
+        # Tests deliver webhooks to receivers on this machine.
+        self.WEBHOOK_ALLOW_HTTP = True
+        self.WEBHOOK_ALLOW_NETS = "127.0.0.0/8"
         for key, value in overrides.items():
             setattr(self, key, value)

@@ -198,6 +198,7 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         ),
         notifier=SocketGameNotifier(socketio),
     )
+    hooks = make_webhooks(app, r, clock, config)
     live = Live(
         r,
         clock,
@@ -206,9 +207,45 @@ def register_extensions(app: OpenAPI, config: Config, clock: Clock) -> None:
         process_id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
         presence_ttl_s=config.LIVE_PRESENCE_TTL_S,
         process_ttl_s=config.LIVE_PROCESS_TTL_S,
+        events=hooks.live,
     )
     app.extensions["live"] = live
     app.extensions["streams"] = live.streams
+
+
+def make_webhooks(app: OpenAPI, r, clock: Clock, config: Config):
+    """The outgoing webhooks: endpoints, the dispatcher, and what live events look like."""
+    from webhooks import DispatchSettings, OutboundPolicy, Webhooks
+
+    from .webhook_events import live_lookup
+
+    def count(outcome) -> None:
+        metrics = app.extensions.get("metrics")
+        if metrics is not None:
+            metrics.webhook_deliveries.labels(outcome.result).inc()
+
+    hooks = Webhooks(
+        r,
+        clock,
+        OutboundPolicy(
+            allow_http=config.WEBHOOK_ALLOW_HTTP,
+            allow_nets=config.webhook_allow_nets(),
+            timeout_s=config.WEBHOOK_TIMEOUT_S,
+        ),
+        config.webhook_subject_key(),
+        DispatchSettings(
+            partitions=config.WEBHOOK_PARTITIONS,
+            geo_partitions=config.GEO_EVENT_PARTITIONS,
+            concurrency=config.WEBHOOK_CONCURRENCY,
+            claim_idle_ms=config.WEBHOOK_CLAIM_IDLE_MS,
+            disable_after_s=config.WEBHOOK_DISABLE_AFTER_S,
+            log_max=config.WEBHOOK_LOG_MAX,
+        ),
+        live_lookup=lambda kind, key: live_lookup(app, kind, key),
+        on_outcome=count,
+    )
+    app.extensions["webhooks"] = hooks
+    return hooks
 
 
 def register_proxy(app: OpenAPI, config: Config) -> None:
@@ -286,6 +323,7 @@ def register_blueprints(app: OpenAPI) -> None:
         stores,
         streams,
         wallet,
+        webhooks,
     )
 
     for module in (
@@ -299,6 +337,7 @@ def register_blueprints(app: OpenAPI) -> None:
         game,
         streams,
         audit,
+        webhooks,
     ):
         app.register_api(module.bp)
     app.register_blueprint(pages.bp)

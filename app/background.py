@@ -84,7 +84,23 @@ def start_background_tasks(app: Flask, interval_s: float = 5.0) -> None:
             except Exception:
                 log.exception("live funnel tick failed")
 
+    def webhooks() -> None:
+        # Fan events out to endpoints and deliver them; sends run on the dispatcher's pool.
+        hooks = app.extensions["webhooks"]
+        poll_s = app.config["WEBHOOK_POLL_MS"] / 1000
+        while True:
+            try:
+                if not hooks.run_once(wait_s=poll_s):
+                    socketio.sleep(poll_s)
+            except redis.RedisError as exc:
+                log.warning("webhooks: redis unavailable: %s", exc)
+                socketio.sleep(1.0)
+            except Exception:
+                log.exception("webhooks round failed")
+                socketio.sleep(1.0)
+
     socketio.start_background_task(sweeper)
+    socketio.start_background_task(webhooks)
     socketio.start_background_task(consumer)
     socketio.start_background_task(live_rooms)
     socketio.start_background_task(funnel)

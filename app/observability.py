@@ -45,6 +45,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.webhook_deliveries = Counter(
+            "footfall_webhook_deliveries_total",
+            "Webhook delivery attempts by result (succeeded, retrying, failed, ...)",
+            ["result"],
+            registry=self.registry,
+        )
+
     def count_fix_results(self, results) -> None:
         """Count location fix outcomes and the events they caused."""
         for result in results:

@@ -728,3 +728,77 @@ class StreamReportOut(Open):
     polls: list[dict[str, Any]]
     questions: list[dict[str, Any]]
     drops: list[dict[str, Any]]
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+class WebhookEndpoint(Open):
+    """A registered webhook endpoint (its secrets are never shown again after they are made)."""
+
+    id: str = Field(description="ep_<n>")
+    url: str
+    event_types: list[str] = Field(description="event types it receives; ['*'] = every type")
+    description: str
+    campaign_id: str | None = Field(description="only this campaign's events, when set")
+    status: str = Field(description="active or disabled")
+    disabled_code: str | None = Field(description="gone (410), failing (5 days), manual")
+    disabled_reason: str | None = Field(description="why it was disabled, in words")
+    disabled_at: float | None
+    created_at: float
+    created_by: str = Field(description="role:account id")
+    updated_at: float
+    secret_created_at: float
+    previous_secret_expires_at: float | None = Field(
+        description="until when the previous secret also signs (after a rotation)"
+    )
+
+
+class WebhookEndpointList(Open):
+    items: list[WebhookEndpoint]
+
+
+class WebhookEndpointCreated(Open):
+    """The endpoint and its signing secret, shown this once."""
+
+    endpoint: WebhookEndpoint
+    secret: str = Field(description="whsec_… (base64 of 32 random bytes): store it now")
+
+
+class WebhookEventTypes(Open):
+    items: list[str]
+
+
+class WebhookAttempt(Open):
+    """One delivery attempt."""
+
+    id: str = Field(description="log entry id; also the paging cursor")
+    at: float = Field(description="unix time of the attempt")
+    msg_id: str = Field(description="the webhook-id, the same on every attempt of a message")
+    type: str
+    attempt: int = Field(description="1 for the first attempt")
+    result: str = Field(description="succeeded, retrying or failed")
+    status: int | None = Field(description="HTTP status; null when no answer came")
+    latency_ms: float | None
+    error: str | None = Field(description="timeout, connection error, refused address, ...")
+    response: str | None = Field(description="the start of the receiver's answer")
+    next_at: float | None = Field(description="when the next attempt is due (retrying)")
+
+
+class WebhookAttemptPage(Open):
+    items: list[WebhookAttempt]
+    next_cursor: str | None = Field(description="pass as cursor= for older attempts")
+
+
+class WebhookFailed(Open):
+    msg_id: str
+    type: str
+    attempts: int
+    why: str = Field(description="exhausted, gone, failing or endpoint_disabled")
+
+
+class WebhookFailedList(Open):
+    items: list[WebhookFailed]
+
+
+class WebhookQueued(Open):
+    msg_id: str
+    state: str = Field(description="queued (ping), scheduled (due now) or requeued")

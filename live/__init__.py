@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .chat import Chat
 from .drops import Drops
+from .events import LiveEventSink, NoLiveEvents
 from .feedback import FeedbackCounters
 from .history import History
 from .presence import Presence
@@ -29,11 +30,13 @@ class Live:
         process_id: str,
         presence_ttl_s: float = 30.0,
         process_ttl_s: float = 5.0,
+        events: LiveEventSink | None = None,
     ) -> None:
-        self.streams = Streams(r, clock, promotions, role_of)
+        events = events or NoLiveEvents()
+        self.streams = Streams(r, clock, promotions, role_of, events)
         self.chat = Chat(r, clock)
         self.stage = Stage(r, clock)
-        self.drops = Drops(r, clock, promotions)
+        self.drops = Drops(r, clock, promotions, events)
         self.history = History(r)
         self.presence = Presence(
             r, clock, process_id, ttl_s=presence_ttl_s, process_ttl_s=process_ttl_s

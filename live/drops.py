@@ -16,6 +16,7 @@ from core.errors import DomainError, NotFound, ValidationFailed
 from core.scripts import LuaScripts
 
 from . import keys
+from .events import LiveEventSink, NoLiveEvents
 
 MIN_WINDOW_S, MAX_WINDOW_S = 10, 300
 MAX_QUANTITY = 100_000
@@ -105,8 +106,11 @@ def active_key(sid: str) -> str:
 class Drops:
     """Start drops on a live stream and take claims, exactly N winners."""
 
-    def __init__(self, r: redis.Redis, clock, promotions) -> None:
+    def __init__(
+        self, r: redis.Redis, clock, promotions, events: LiveEventSink | None = None
+    ) -> None:
         self.r = r
+        self.events = events or NoLiveEvents()
         self.clock = clock
         self.promotions = promotions
         self.scripts = LuaScripts(r, {"claim": CLAIM, "release": RELEASE, "start": START})
@@ -169,6 +173,7 @@ class Drops:
                 code=reply[1],
                 field="stream_id",
             )
+        self.events.drop_started(sid, did, now + window_s)
         return self.get(sid, did)
 
     def get(self, sid: str, did: str) -> dict[str, Any]:
@@ -229,6 +234,8 @@ class Drops:
         self.promotions.durability.confirm(dkeys[0])
         coupon = self.promotions.coupons.present(issued.coupon, owner=True)
         remaining = int(reply[2])
+        if reply[0] == "won" and remaining <= 0:
+            self.events.drop_sold_out(sid, did)
         return {
             "outcome": "won" if reply[0] == "won" else "already_won",
             "claim": int(reply[1]),

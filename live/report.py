@@ -67,6 +67,34 @@ class Reports:
             "drops": self.drops.report(sid),
         }
 
+    def summary(self, sid: str) -> dict[str, Any]:
+        """Return an ended stream's report in brief (for integrations: counts, not contents)."""
+        report = self.report(sid)
+        stream = report["stream"]
+        return {
+            "stream_id": stream["id"],
+            "title": stream["title"],
+            "brand": stream.get("brand"),
+            "live_at": stream.get("live_at"),
+            "ended_at": stream.get("ended_at"),
+            "stats": report["stats"],
+            "comments": report["comments"]["count"],
+            "polls": [
+                {"id": poll["id"], "question": poll["question"][:200], "votes": poll["total"]}
+                for poll in report["polls"][:20]
+            ],
+            "questions": len(report["questions"]),
+            "drops": [
+                {
+                    "drop_id": drop["id"],
+                    "offer_id": drop["offer_id"],
+                    "quantity": drop["quantity"],
+                    "claimed": drop["claimed"],
+                }
+                for drop in report["drops"][:50]
+            ],
+        }
+
     def csv(self, sid: str, part: str) -> str:
         """Return one part of an ended stream's report as CSV.
 

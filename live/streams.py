@@ -14,6 +14,7 @@ from core.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFa
 from core.scripts import LuaScripts
 
 from . import keys
+from .events import LiveEventSink, NoLiveEvents
 from .models import ProductIn, StreamIn, StreamPatch
 
 MAX_PRODUCTS = 50
@@ -45,9 +46,15 @@ class Streams:
     """Stream records on Redis, one hash tag per stream."""
 
     def __init__(
-        self, r: redis.Redis, clock, promotions, role_of: Callable[[str], str | None]
+        self,
+        r: redis.Redis,
+        clock,
+        promotions,
+        role_of: Callable[[str], str | None],
+        events: LiveEventSink | None = None,
     ) -> None:
         self.r = r
+        self.events = events or NoLiveEvents()
         self.clock = clock
         self.promotions = promotions
         self.role_of = role_of
@@ -197,7 +204,10 @@ class Streams:
             self.r.sadd(keys.LIVE, sid)
         else:
             self.r.srem(keys.LIVE, sid)
-        return self.get(sid), bool(int(reply[2]))
+        changed = bool(int(reply[2]))
+        if changed and reply[1] == "ended":
+            self.events.stream_ended(sid)
+        return self.get(sid), changed
 
     def status(self, sid: str) -> str | None:
         """Return a stream's status now (one read; None for an unknown stream)."""
