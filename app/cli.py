@@ -32,6 +32,7 @@ from core.errors import DomainError, ValidationFailed
 from geo import keys as geo_keys
 from geo.stores import parse_csv, parse_geojson
 from promotions.codes import KEY_ID, parse_keys
+from promotions.consumer import REPLAY_MAX_AGE_S
 
 from .auth import ROLES, check_new_user
 from .cli_support import Bar, Interrupts, atomic_output, interrupted
@@ -496,7 +497,7 @@ def geo_replay(
         streams = [streams[partition]]
     r = current_app.extensions["redis"]
     consumer = promotions.consumer(name="cli-replay")
-    events, visits, unreadable = 0, 0, 0
+    events, visits, unreadable, too_old = 0, 0, 0, 0
     coupons: dict[str, int] = {}
     kinds: dict[str, int] = {}
     reached: dict[str, str] = {}
@@ -519,6 +520,7 @@ def geo_replay(
                         events += report.events
                         visits += report.visits
                         unreadable += report.unreadable
+                        too_old += report.too_old
                         for outcome, count in report.coupons.items():
                             coupons[outcome] = coupons.get(outcome, 0) + count
                     reached[stream] = entries[-1][0]
@@ -537,7 +539,9 @@ def geo_replay(
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(coupons.items())) or "none"
     click.echo(
         f"geo replay: {events} events from {len(streams)} partitions, {visits} new visits "
-        f"counted, coupons: {outcomes}" + (f", {unreadable} unreadable" if unreadable else "")
+        f"counted, coupons: {outcomes}"
+        + (f", {unreadable} unreadable" if unreadable else "")
+        + (f", {too_old} too old to replay (over {REPLAY_MAX_AGE_S // 3600} h)" if too_old else "")
     )
 
 

@@ -33,6 +33,10 @@ from .issuance import Issuer, IssueResult
 log = logging.getLogger(__name__)
 VISIT_KINDS = ("enter", "dwell")
 SEEN_TTL_S = 3 * 86_400
+# A replay handles events younger than this only: the set of event ids counted on an event's
+# day lives SEEN_TTL_S after the event was first handled, so an older event's visit might be
+# counted twice (an hour of margin for clocks).
+REPLAY_MAX_AGE_S = SEEN_TTL_S - 3_600
 
 
 @dataclass
@@ -44,6 +48,7 @@ class ReplayReport:
     visits: int = 0
     coupons: dict[str, int] = field(default_factory=dict)
     unreadable: int = 0
+    too_old: int = 0  # older than REPLAY_MAX_AGE_S: left alone
 
 
 def consumer_name() -> str:
@@ -220,12 +225,18 @@ class VisitConsumer:
     def replay(self, entries: list) -> ReplayReport:
         """Handle stream entries again, outside the consumer group (nothing is acknowledged):
         the same path as handle(), so a visit already counted is not counted again and a
-        coupon already issued for it comes back as "existing". Returns what resulted."""
+        coupon already issued for it comes back as "existing". Events older than
+        REPLAY_MAX_AGE_S are left alone (their visits could be counted twice). Returns what
+        resulted."""
         report = ReplayReport()
         views = self.campaigns.active_views() if entries else []
+        oldest = self.campaigns.clock.now() - REPLAY_MAX_AGE_S
         for entry_id, fields in entries:
             report.events += 1
             try:
+                if float(json.loads(fields["event"])["at"]) < oldest:
+                    report.too_old += 1
+                    continue
                 counted, results = self._handle(fields, views)
             except redis.RedisError:
                 raise

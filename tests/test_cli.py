@@ -279,6 +279,7 @@ def test_geo_replay_feeds_the_consumer_again_idempotently(app, runner):
     for n in range(3):
         append_geo_event(r, f"shopper-{n}", store, "enter", T0 + n)
     append_geo_event(r, "shopper-0", store, "exit", T0 + 5)
+    append_geo_event(r, "shopper-9", store, "enter", T0 - 3 * 86_400)  # its seen set may be gone
     first = min(
         r.xrange(stream, count=1)[0][0] for stream in geo_keys.event_streams() if r.xlen(stream)
     )
@@ -286,7 +287,7 @@ def test_geo_replay_feeds_the_consumer_again_idempotently(app, runner):
     result = runner.invoke(args=["geo", "replay", "--from", "0", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == (
-        "geo replay (dry run): 4 events, 16 partitions (enter 3, exit 1)"
+        "geo replay (dry run): 5 events, 16 partitions (enter 4, exit 1)"
     )
     assert promos.reports.analytics(cid)["funnel"]["visits"] == 0
 
@@ -294,7 +295,8 @@ def test_geo_replay_feeds_the_consumer_again_idempotently(app, runner):
     assert result.exit_code == 0, result.output
     assert "geo replay: partitions 16/16" in result.output
     assert result.output.splitlines()[-1] == (
-        "geo replay: 4 events from 16 partitions, 3 new visits counted, coupons: 3 issued"
+        "geo replay: 5 events from 16 partitions, 3 new visits counted, coupons: 3 issued, "
+        "1 too old to replay (over 71 h)"
     )
     funnel = promos.reports.analytics(cid)["funnel"]
     assert (funnel["visits"], funnel["coupons"]) == (3, 3)
