@@ -177,34 +177,36 @@ class Accounts:
         store_id: str | None = None,
     ) -> dict:
         """Create an account; emails are unique, staff are bound to one store."""
-        email = normalize_email(email)
-        if role not in ROLES or role == "guest":  # guests come from create_guest()
-            raise ValidationFailed(f"unknown role {role!r}", code="invalid_role", field="role")
-        if role == "staff" and not store_id:
-            raise ValidationFailed(
-                "staff accounts need a store", code="store_required", field="store_id"
-            )
-        if role != "staff" and store_id:
-            raise ValidationFailed(
-                "only staff accounts belong to a store", code="store_not_allowed", field="store_id"
-            )
-        check_password_strength(password)
-        user_id = secrets.token_hex(8)
-        now = self.clock.now()
-        record = {
-            "id": user_id,
+        email = check_new_user(email, password, role, store_id)
+        return self.add_user(self.user_record(email, password, role, display_name, store_id))
+
+    def user_record(
+        self,
+        email: str,
+        password: str,
+        role: str,
+        display_name: str | None = None,
+        store_id: str | None = None,
+    ) -> dict:
+        """Return a new account's stored record (a fresh id, the password hashed) for
+        add_user; the fields must have passed check_new_user."""
+        return {
+            "id": secrets.token_hex(8),
             "email": email,
             "role": role,
             "display_name": display_name or email.split("@")[0],
             "store_id": store_id or "",
             "password": self.hasher.hash(password),
-            "created_at": f"{now:.3f}",
+            "created_at": f"{self.clock.now():.3f}",
         }
+
+    def add_user(self, record: dict) -> dict:
+        """Store a record from user_record; refused if its email is taken."""
         # The record goes first: if the email is taken, the orphan record is removed again,
         # and an index entry never points at a record that does not exist.
-        self.r.hset(_user_key(user_id), mapping=record)
-        if not self.r.set(_email_key(email), user_id, nx=True):
-            self.r.delete(_user_key(user_id))
+        self.r.hset(_user_key(record["id"]), mapping=record)
+        if not self.r.set(_email_key(record["email"]), record["id"], nx=True):
+            self.r.delete(_user_key(record["id"]))
             raise Conflict("an account with this email exists", code="email_taken", field="email")
         return public_user(record)
 
@@ -378,6 +380,24 @@ class Accounts:
                 namespace, _, socket_id = member.partition("|")
                 out.append((namespace, socket_id))
         return out
+
+
+def check_new_user(email: str, password: str, role: str, store_id: str | None) -> str:
+    """Check a new account's fields (not whether the email is free); return the email as
+    stored (lower case)."""
+    email = normalize_email(email)
+    if role not in ROLES or role == "guest":  # guests come from create_guest()
+        raise ValidationFailed(f"unknown role {role!r}", code="invalid_role", field="role")
+    if role == "staff" and not store_id:
+        raise ValidationFailed(
+            "staff accounts need a store", code="store_required", field="store_id"
+        )
+    if role != "staff" and store_id:
+        raise ValidationFailed(
+            "only staff accounts belong to a store", code="store_not_allowed", field="store_id"
+        )
+    check_password_strength(password)
+    return email
 
 
 def normalize_email(email: str, field: str = "email") -> str:

@@ -8,6 +8,7 @@ from flask import Flask
 from core.errors import NotFound
 from game.models import GameConfigIn
 from geo.demo import generate_stores
+from geo.stores import Progress
 from promotions.models import CampaignIn, OfferIn, ProgramIn
 
 DEMO_PASSWORD = "footfall-demo"
@@ -22,15 +23,16 @@ DEMO_ACCOUNTS = (
 )
 
 
-def seed_demo(app: Flask, *, stores: int = 5000) -> dict:
-    """Load the demo stores and accounts unless they are there already."""
+def seed_demo(app: Flask, *, stores: int = 5000, progress: Progress | None = None) -> dict:
+    """Load the demo stores and accounts unless they are there already (`progress` is told
+    of the store import, as StoreCatalog.import_rows tells it)."""
     catalog = app.extensions["stores"]
     accounts = app.extensions["accounts"]
     written = 0
     generated = generate_stores(stores)
     if not catalog.exists(generated[-1]["id"]):
         report = catalog.import_rows(
-            ((f"store {i}", s) for i, s in enumerate(generated)), partial=False
+            [(f"store {i}", s) for i, s in enumerate(generated)], partial=False, progress=progress
         )
         written = report.written
         if report.errors:

@@ -36,9 +36,22 @@ def safe_cell(value: Any) -> Any:
     return text
 
 
+class SafeWriter:
+    """Write CSV rows to an open text file (CRLF line ends, quoted where needed, formulas
+    defused), one at a time: for exports streamed to a file."""
+
+    def __init__(self, fh: Any) -> None:
+        self._writer = csv.writer(fh, lineterminator="\r\n")
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        """Write one row."""
+        self._writer.writerow([safe_cell(cell) for cell in row])
+
+
 def to_csv(rows: Iterable[Iterable[Any]]) -> str:
     """Return rows as CSV text (CRLF line ends, quoted where needed, formulas defused)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
+    writer = SafeWriter(out)
+    for row in rows:
+        writer.writerow(row)
     return out.getvalue()

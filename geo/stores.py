@@ -8,7 +8,7 @@ import json
 import math
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,8 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 DEFAULT_FENCE = {"type": "circle", "radius_m": 100}
 MAX_IMPORT = 20_000
 CSV_COLUMNS = ("id", "name", "brand", "city", "lat", "lon", "address", "tz", "hours", "fence")
+# Told of a bulk operation's progress: (phase, done, total or None when unknown).
+Progress = Callable[[str, int, int | None], None]
 
 
 class StoreIn(BaseModel):
@@ -490,18 +492,28 @@ class StoreCatalog:
 
     # -- bulk ----------------------------------------------------------------------------
     def import_rows(
-        self, rows: Iterable[tuple[str, dict[str, Any] | Exception]], *, partial: bool = False
+        self,
+        rows: Iterable[tuple[str, dict[str, Any] | Exception]],
+        *,
+        partial: bool = False,
+        progress: Progress | None = None,
     ) -> ImportReport:
         """Validate every row first, then write them all together (or, if partial, the good ones).
 
         Each row comes with its label ("line 7", "features[3]") or a parse error for it.
+        `progress(phase, done, total)`, if given, is told of every row validated ("validate",
+        total None for rows without a length) and of the stores written ("write"): the write
+        phase starts with a call of done=0, so a caller knows when writing begins.
         """
         good: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         seen: dict[str, str] = {}
         received = 0
+        expected = len(rows) if isinstance(rows, Sized) else None
         for label, item in rows:
             received += 1
+            if progress is not None:
+                progress("validate", received, expected)
             if received > MAX_IMPORT:
                 raise ValidationFailed(
                     f"at most {MAX_IMPORT} stores per import", code="import_too_large", field="file"
@@ -527,9 +539,46 @@ class StoreCatalog:
         if errors and not partial:
             return ImportReport(received, 0, errors)
         if good:
+            if progress is not None:
+                progress("write", 0, len(good))
             for start in range(0, len(good), 5_000):
                 self._write(good[start : start + 5_000])
+                if progress is not None:
+                    progress("write", min(start + 5_000, len(good)), len(good))
         return ImportReport(received, len(good), errors)
+
+    def export_csv_rows(
+        self, *, city: str | None = None, brand: str | None = None
+    ) -> tuple[int, Iterator[list[Any]]]:
+        """Return how many stores there are to export and the CSV rows (the header first) in
+        the form parse_csv reads back: hours and fence as JSON, tz left empty (the hours
+        carry it)."""
+        _, records = self.load_all()
+        chosen = [
+            records[sid]
+            for sid in sorted(records)
+            if (not city or records[sid]["city"].lower() == city.lower())
+            and (not brand or records[sid]["brand"].lower() == brand.lower())
+        ]
+
+        def rows() -> Iterator[list[Any]]:
+            yield list(CSV_COLUMNS)
+            for record in chosen:
+                hours = record.get("opening_hours")
+                yield [
+                    record["id"],
+                    record["name"],
+                    record["brand"],
+                    record["city"],
+                    record["lat"],
+                    record["lon"],
+                    record.get("address") or "",
+                    "",
+                    json.dumps(hours, separators=(",", ":")) if hours is not None else "",
+                    json.dumps(record["fence"], separators=(",", ":")),
+                ]
+
+        return len(chosen), rows()
 
     def map_pins(self) -> dict[str, Any]:
         """Return every store in the compact form a map needs (id, name, brand, city, point,

@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -32,6 +33,22 @@ from .issuance import Issuer, IssueResult
 log = logging.getLogger(__name__)
 VISIT_KINDS = ("enter", "dwell")
 SEEN_TTL_S = 3 * 86_400
+# A replay handles events younger than this only: the set of event ids counted on an event's
+# day lives SEEN_TTL_S after the event was first handled, so an older event's visit might be
+# counted twice (an hour of margin for clocks).
+REPLAY_MAX_AGE_S = SEEN_TTL_S - 3_600
+
+
+@dataclass
+class ReplayReport:
+    """What a replay of geo events did: events read, new visits counted (one per campaign
+    that counted it), coupon outcomes ("issued", "existing", "refused"), unreadable entries."""
+
+    events: int = 0
+    visits: int = 0
+    coupons: dict[str, int] = field(default_factory=dict)
+    unreadable: int = 0
+    too_old: int = 0  # older than REPLAY_MAX_AGE_S: left alone
 
 
 def consumer_name() -> str:
@@ -203,13 +220,45 @@ class VisitConsumer:
 
     def handle(self, fields: dict[str, str], views: list | None = None) -> list[IssueResult]:
         """Handle one stream entry: count the visit and issue what the campaigns' rules say."""
+        return self._handle(fields, views)[1]
+
+    def replay(self, entries: list) -> ReplayReport:
+        """Handle stream entries again, outside the consumer group (nothing is acknowledged):
+        the same path as handle(), so a visit already counted is not counted again and a
+        coupon already issued for it comes back as "existing". Events older than
+        REPLAY_MAX_AGE_S are left alone (their visits could be counted twice). Returns what
+        resulted."""
+        report = ReplayReport()
+        views = self.campaigns.active_views() if entries else []
+        oldest = self.campaigns.clock.now() - REPLAY_MAX_AGE_S
+        for entry_id, fields in entries:
+            report.events += 1
+            try:
+                if float(json.loads(fields["event"])["at"]) < oldest:
+                    report.too_old += 1
+                    continue
+                counted, results = self._handle(fields, views)
+            except redis.RedisError:
+                raise
+            except Exception:
+                log.exception("promotions: cannot replay geo event %s", entry_id)
+                report.unreadable += 1
+                continue
+            report.visits += counted
+            for result in results:
+                report.coupons[result.outcome] = report.coupons.get(result.outcome, 0) + 1
+        return report
+
+    def _handle(self, fields: dict[str, str], views: list | None) -> tuple[int, list[IssueResult]]:
+        """Return how many campaigns counted the event as a new visit, and the issuances."""
         event = json.loads(fields["event"])
         if event.get("kind") not in VISIT_KINDS:
-            return []
+            return 0, []
         store = self.campaigns.store(event["store_id"])
         if store is None:
-            return []
+            return 0, []
         results = []
+        counted = 0
         at = float(event["at"])
         if views is None:
             views = self.campaigns.active_views()
@@ -224,19 +273,21 @@ class VisitConsumer:
             if view.id not in live:
                 continue
             day, hour = local_day_hour(at, view.tz)
-            self.scripts.call(
-                "record_visit",
-                [
-                    keys.seen_visits(view.id, day),
-                    keys.stats(view.id),
-                    keys.visitors(view.id),
-                ],
-                [
-                    event["id"],
-                    f"{event['kind']}||{store['id']}|{hour}|",
-                    event["shopper_id"],
-                    SEEN_TTL_S,
-                ],
+            counted += int(
+                self.scripts.call(
+                    "record_visit",
+                    [
+                        keys.seen_visits(view.id, day),
+                        keys.stats(view.id),
+                        keys.visitors(view.id),
+                    ],
+                    [
+                        event["id"],
+                        f"{event['kind']}||{store['id']}|{hour}|",
+                        event["shopper_id"],
+                        SEEN_TTL_S,
+                    ],
+                )
             )
             for oid, offer in view.offers.items():
                 if "visit" not in offer["channels"] or offer["visit_trigger"] != event["kind"]:
@@ -255,7 +306,7 @@ class VisitConsumer:
                 results.append(result)
                 if self.on_issue is not None:
                     self.on_issue(result)
-        return results
+        return counted, results
 
     def pending(self) -> dict[str, Any]:
         """Return the group's pending summary over every stream (for health checks and tests)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,34 @@ WALLET_SCAN_MAX = 5_000  # coupons looked at per wallet page, at most
 # Refusals that count towards the invalid-code throttle: a used, voided, expired or foreign
 # coupon presented again looks like fraud; a basket below the minimum spend does not.
 SUSPICIOUS = frozenset({"ALREADY_REDEEMED", "COUPON_VOIDED", "COUPON_EXPIRED", "WRONG_STORE"})
+
+
+# The columns of a campaign's coupon export (see Coupons.csv_rows).
+COUPON_CSV_COLUMNS = (
+    "id",
+    "offer_id",
+    "offer_name",
+    "shopper_id",
+    "store_id",
+    "status",
+    "kind",
+    "amount_off_fen",
+    "percent_off",
+    "max_off_fen",
+    "gift_item",
+    "min_spend_fen",
+    "issued_at",
+    "valid_from",
+    "expires_at",
+    "redeemed_at",
+    "redeemed_store_id",
+    "order_ref",
+    "basket_fen",
+    "discount_fen",
+    "voided_at",
+    "void_reason",
+    "source",
+)
 
 
 @dataclass(frozen=True)
@@ -370,6 +398,31 @@ class Coupons:
         self.durability.confirm(keys.state(cid))
         return self.present(_with_state(coupon, reply[1]), owner=False)
 
+    # -- export --------------------------------------------------------------------------
+    def csv_rows(self, cid: str, *, batch: int = 500) -> tuple[int, Iterator[list[Any]]]:
+        """Return how many coupons a campaign issued and their CSV rows (the header first, then
+        one row per coupon in issue order, read in batches of `batch`). A coupon past its
+        expiry shows as expired, as get() shows it (the sweeper writes that to the ledger)."""
+        self.campaigns.get(cid)
+        total = int(self.r.hlen(keys.coupons(cid)))
+
+        def rows() -> Iterator[list[Any]]:
+            yield list(COUPON_CSV_COLUMNS)
+            now = self.clock.now()
+            seqs = sorted(int(seq) for seq in self.r.hkeys(keys.coupons(cid)))
+            for start in range(0, len(seqs), batch):
+                chunk = seqs[start : start + batch]
+                pipe = self.r.pipeline(transaction=False)
+                pipe.hmget(keys.coupons(cid), chunk)
+                pipe.hmget(keys.state(cid), chunk)
+                raws, states = pipe.execute()
+                for raw, state in zip(raws, states, strict=True):
+                    if raw is None or state is None:
+                        continue
+                    yield _coupon_csv_row(coupon_from(raw, state), now)
+
+        return total, rows()
+
     # -- expiry --------------------------------------------------------------------------
     def sweep(self, limit: int = 1_000) -> int:
         """Expire every coupon whose time has come, writing ledger entries; return how many."""
@@ -507,6 +560,25 @@ def _redeem_keys(cid: str, oid: str) -> list[str]:
         keys.ledger(cid),
         keys.stats(cid),
     ]
+
+
+def _coupon_csv_row(coupon: dict[str, Any], now: float) -> list[Any]:
+    status = coupon["status"]
+    if status == "issued" and now >= coupon["expires_at"]:
+        status = "expired"
+    redemption = coupon.get("redemption") or {}
+    source = coupon.get("source")
+    cells = {
+        **coupon,
+        "status": status,
+        "redeemed_at": redemption.get("at"),
+        "redeemed_store_id": redemption.get("store_id"),
+        "order_ref": redemption.get("order_ref"),
+        "basket_fen": redemption.get("basket_fen"),
+        "discount_fen": redemption.get("discount_fen"),
+        "source": json.dumps(source, separators=(",", ":"), sort_keys=True) if source else "",
+    }
+    return [cells.get(column) for column in COUPON_CSV_COLUMNS]
 
 
 def _with_state(coupon: dict[str, Any], raw_state: str) -> dict[str, Any]:

@@ -3,8 +3,11 @@ store, hour, channel), CSV, heatmap points, cap/budget usage, and the live funne
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +54,30 @@ CSV_COLUMNS = (
     "redemption_rate",
 )
 
+# The columns of a ledger export: every field an entry type writes (scripts.py), then `extra`
+# (JSON of any other field, so nothing is dropped).
+LEDGER_CSV_COLUMNS = (
+    "id",
+    "type",
+    "at",
+    "at_utc",
+    "coupon",
+    "offer",
+    "shopper",
+    "store",
+    "channel",
+    "actor",
+    "value_fen",
+    "basket_fen",
+    "discount_fen",
+    "order_ref",
+    "reason",
+    "from",
+    "to",
+    "source",
+    "idempotency_key",
+    "extra",
+)
 
 # The field of a campaign's statistics hash that every counting script bumps (scripts.py).
 STATS_VERSION = "v"
@@ -103,6 +130,25 @@ class Reports:
             start = f"({rows[-1][0]}"
         more = last is not None and bool(self.r.xrange(keys.ledger(cid), f"({last}", "+", count=1))
         return {"items": items, "next_cursor": last if more else None}
+
+    def ledger_csv(self, cid: str, *, batch: int = 1_000) -> tuple[int, Iterator[list[Any]]]:
+        """Return how many entries the ledger holds and its CSV rows (the header first, then
+        every entry oldest first, read in pages of `batch` through ledger())."""
+        self.campaigns.get(cid)
+        size = self.r.xlen(keys.ledger(cid))
+
+        def rows() -> Iterator[list[Any]]:
+            yield list(LEDGER_CSV_COLUMNS)
+            after = None
+            while True:
+                page = self.ledger(cid, after=after, limit=batch)
+                for entry in page["items"]:
+                    yield _ledger_csv_row(entry)
+                after = page["next_cursor"]
+                if after is None:
+                    return
+
+        return size, rows()
 
     def _rows(self, cid: str) -> list[dict[str, Any]]:
         """Return the statistics as rows keyed by (hour, offer, store, channel)."""
@@ -434,6 +480,25 @@ def _ledger_entry(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
         else:
             entry[name] = value if value != "" else None
     return entry
+
+
+def _ledger_csv_row(entry: dict[str, Any]) -> list[Any]:
+    known = set(LEDGER_CSV_COLUMNS)
+    at = entry.get("at")
+    row = []
+    for column in LEDGER_CSV_COLUMNS:
+        if column == "at_utc":
+            row.append(
+                datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds")
+                if at is not None
+                else ""
+            )
+        elif column == "extra":
+            extra = {k: v for k, v in entry.items() if k not in known}
+            row.append(json.dumps(extra, separators=(",", ":"), sort_keys=True) if extra else "")
+        else:
+            row.append(entry.get(column))
+    return row
 
 
 def _bbox(stores: list[dict[str, Any]]) -> list[float] | None:
