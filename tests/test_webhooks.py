@@ -152,7 +152,8 @@ def test_geofence_events_carry_store_and_opaque_shopper_but_no_coordinates(
     append_geo_event(r, "shopper-7", "acme-0", "exit", clock.now() + 120)
     deliver(hook_app)
     got = receiver.wait_count(2)
-    docs = [verified(req, created["secret"]) for req in got]
+    # Concurrent sends: no ordering guarantee between messages (docs/webhooks.md).
+    docs = sorted((verified(req, created["secret"]) for req in got), key=lambda d: d["type"])
     assert [d["type"] for d in docs] == ["geofence.enter", "geofence.exit"]
     for doc in docs:
         assert doc["data"]["store_id"] == "acme-0"
@@ -428,3 +429,64 @@ def test_outbound_connects_to_the_checked_address_and_follows_no_redirect(receiv
     assert OutboundPolicy(resolver=lambda h, p: ["8.8.8.8", "10.0.0.1"]).allowed("8.8.8.8")
     with pytest.raises(Refused):
         OutboundPolicy(resolver=lambda h, p: ["8.8.8.8", "10.0.0.1"]).check("https://x.example/")
+
+
+def test_drop_and_stream_endings_reach_the_receiver_with_their_counts(
+    hook_app, marketer, receiver, clock
+):
+    from live.models import StreamIn
+    from live.streams import Caller
+    from promotions.models import OfferIn
+
+    client = hook_app.test_client()
+    created = register(client, marketer, receiver.url, ["live.drop_ended", "live.stream_ended"])
+    promos, cid, _ = campaign(hook_app)
+    oid = promos.campaigns.create_offer(
+        cid,
+        OfferIn(name="flash", kind="amount_off", amount_off_fen=500, channels=["live_drop"]),
+        actor="m1",
+    )["id"]
+    live = hook_app.extensions["live"]
+    boss = Caller("m1", "marketer")
+    accounts = hook_app.extensions["accounts"]
+    host = accounts.create_user("host@example.test", "correct-horse-1", "host")["id"]
+    stream = live.streams.create(
+        StreamIn(
+            title="Launch",
+            brand="Acme",
+            playback_url="https://v.example/x",
+            hosts=[host],
+            starts_at=clock.now(),
+            campaign_id=cid,
+        ),
+        boss,
+    )
+    sid = stream["id"]
+    live.streams.grant(sid, cid, "m1")
+    stream = live.streams.transition(sid, "live", boss)
+    sold = live.drops.start(stream, oid, 2, 60)
+    for viewer in ("v1", "v2"):
+        live.drops.claim(sid, sold["id"], viewer)
+    deliver(hook_app)  # sold out: its end is due at once
+    clock.advance(61)
+    timed = live.drops.start(stream, oid, 5, 30)
+    live.drops.claim(sid, timed["id"], "v3")
+    deliver(hook_app)
+    assert len(receiver.requests) == 1  # the second drop's window has not closed yet
+    clock.advance(31)
+    live.streams.transition(sid, "ended", boss)
+    deliver(hook_app)
+    got = receiver.wait_count(3)
+    docs = [verified(req, created["secret"]) for req in got]
+    ends = {d["data"]["drop_id"]: d["data"] for d in docs if d["type"] == "live.drop_ended"}
+    assert (ends[sold["id"]]["claimed"], ends[sold["id"]]["quantity"]) == (2, 2)
+    assert ends[sold["id"]]["sold_out"] is True
+    assert (ends[timed["id"]]["claimed"], ends[timed["id"]]["quantity"]) == (1, 5)
+    assert ends[timed["id"]]["campaign_id"] == cid
+    (report,) = [d["data"] for d in docs if d["type"] == "live.stream_ended"]
+    assert report["stream_id"] == sid and report["title"] == "Launch"
+    assert sorted((d["drop_id"], d["claimed"]) for d in report["drops"]) == sorted(
+        [(sold["id"], 2), (timed["id"], 1)]
+    )
+    deliver(hook_app)
+    assert len(receiver.requests) == 3  # each ending once

@@ -153,7 +153,9 @@ def from_live(entry_id: str, fields: dict[str, str]):
     """Return the event of one entry of the live event stream, or None."""
     try:
         kind = fields["type"]
-        data = json.loads(fields["data"])
+        # Drop and stream endings carry only their subject's key: the payload is read when
+        # the entry is fanned out (the final counts, the report).
+        data = json.loads(fields["data"]) if "data" in fields else {}
     except (KeyError, ValueError):
         return None
     if kind not in EVENT_TYPES:
