@@ -11,7 +11,7 @@
 import { api, apiFile, clearErrors, saveFile, showError, token } from "../js/api.js";
 import { formatTime, label, t } from "../js/i18n.js";
 
-const KINDS = ["store", "campaign", "offer", "grant", "game", "program", "coupon"];
+const KINDS = ["store", "campaign", "offer", "grant", "game", "program", "coupon", "webhook"];
 const ACTIONS = [
   "create",
   "update",
@@ -24,6 +24,7 @@ const ACTIONS = [
   "revoke",
   "void",
   "void_redemption",
+  "rotate_secret",
 ];
 const FILTERS = ["kind", "action", "actor", "object_id", "since", "until"];
 const PAGE_SIZES = ["10", "25", "50", "100"];
