@@ -98,14 +98,14 @@ def test_endpoint_secret_ping_log_retry_disable_enable_rotate_and_delete(open_pa
         expect(cells.nth(0)).to_contain_text("(UTC)")
         expect(done.get_by_role("button", name="Retry now")).to_be_hidden()
 
-        # The receiver fails (500): the attempt is retrying, with its next retry; Retry now
-        # sends the same message again at once, and it succeeds.
-        receiver.answer(Answer(500, body=b"down"))
+        # The receiver fails (502, Retry-After 1 h): the attempt is retrying, with its next
+        # retry an hour away; Retry now sends the same message again at once, and it succeeds.
+        receiver.answer(Answer(502, headers={"Retry-After": "3600"}, body=b"down"))
         page.get_by_role("button", name="Send test ping").click()
         failing = receiver.wait_count(2)[1]
         retrying = log_row(page, failing.msg_id, 1)
         expect(retrying).to_have_attribute("data-result", "retrying")
-        expect(retrying.locator("td").nth(5)).to_have_text("500")
+        expect(retrying.locator("td").nth(5)).to_have_text("502")
         expect(retrying.locator("td").nth(7)).to_contain_text("down")
         expect(retrying.locator("td").nth(8).locator("time")).to_be_visible()
         retrying.get_by_role("button", name="Retry now").click()

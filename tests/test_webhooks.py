@@ -226,7 +226,10 @@ def test_retry_schedule_timeouts_429_and_the_same_webhook_id(hook_app, marketer,
     ).get_json()
     full = client.get(f"/api/webhooks/endpoints/{eid}/attempts", headers=marketer).get_json()
     assert {item["msg_id"] for item in ok["items"]} == {msg, second_msg}, (
-        [(i["msg_id"][-4:], i["attempt"], i["result"], i["status"], i["at"]) for i in full["items"]],
+        [
+            (i["msg_id"][-4:], i["attempt"], i["result"], i["status"], i["at"])
+            for i in full["items"]
+        ],
         [(r.msg_id[-4:]) for r in got],
     )
     assert all(item["result"] == "succeeded" for item in ok["items"])

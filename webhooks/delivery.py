@@ -421,8 +421,12 @@ class Dispatcher:
 
     def retry_now(self, eid: str, msg: str) -> str:
         """Send a message again at once: a scheduled retry becomes due now; a failed message
-        goes back to the queue for one more attempt. Returns 'scheduled' or 'requeued'."""
+        goes back to the queue for one more attempt. Returns 'scheduled' or 'requeued'.
+
+        Asking by hand also lifts a pause the endpoint asked for (Retry-After).
+        """
         self.endpoints.record(eid)
+        self.r.hdel(keys.HEALTH, f"pu:{eid}")
         if self.queue.due_now(f"{msg}:{eid}", eid):
             return "scheduled"
         raw = self.r.hget(keys.failed(eid), msg)
