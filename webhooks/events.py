@@ -113,7 +113,7 @@ def from_geo(stream: str, entry_id: str, fields: dict[str, str], subjects: Subje
         "kind": kind,
         "at": iso(float(event.get("at", 0))),
     }
-    for name in ("dwell_s", "reason", "trust"):
+    for name in ("dwell_s", "duration_s", "trust"):
         if name in event:
             data[name] = event[name]
     source = event.get("id") or f"{stream}/{entry_id}"
