@@ -379,8 +379,13 @@ def register_commands(app: OpenAPI) -> None:
 
 
 def register_background(app: OpenAPI) -> None:
-    """Start the sweepers and the promotions consumer in server processes (not in tests)."""
+    """Start the sweepers, the promotions consumer and the webhook senders in server processes
+    (not in tests, and not in `flask` commands: a bulk import must not start delivering)."""
     if not app.config.get("BACKGROUND_TASKS"):
+        return
+    import click
+
+    if click.get_current_context(silent=True) is not None:
         return
     from .background import start_background_tasks
 

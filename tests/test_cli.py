@@ -350,7 +350,6 @@ def test_ctrl_c_during_a_store_import_never_leaves_part_of_it(redis_server, redi
         "REDIS_URL": redis_server,
         "SECRET_KEY": SECRET_KEY,
         "FOOTFALL_VAR_DIR": str(tmp_path / "var"),
-        "BACKGROUND_TASKS": "0",
         "SOCKETIO_MESSAGE_QUEUE": "0",
         "PYTHONUNBUFFERED": "1",
     }
