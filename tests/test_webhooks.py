@@ -46,10 +46,9 @@ def register(client, headers, url, types=("*",), **extra):
 
 
 def deliver(app, rounds=200):
-    """Run the dispatcher until nothing more is due now."""
-    return app.extensions["webhooks"].run_once() + app.extensions["webhooks"].dispatcher.drain(
-        rounds
-    )
+    """Turn due drop endings into events, then run the dispatcher until nothing is due now."""
+    hooks = app.extensions["webhooks"]
+    return hooks.live.due() + hooks.dispatcher.drain(rounds)
 
 
 def campaign(app):

@@ -8,6 +8,8 @@ the specification's schedule and log every attempt per endpoint.
 
 from __future__ import annotations
 
+import time
+
 from .delivery import Dispatcher, DispatchSettings
 from .emit import LiveEvents
 from .endpoints import EndpointIn, EndpointPatch, Endpoints
@@ -32,6 +34,7 @@ class Webhooks:
         on_outcome=None,
     ) -> None:
         self.policy = policy
+        self._due_at = float("-inf")
         self.endpoints = Endpoints(r, clock, check_url=policy.validate)
         self.log = DeliveryLog(r)
         self.live = LiveEvents(r, clock)
@@ -47,8 +50,11 @@ class Webhooks:
         )
 
     def run_once(self, wait_s: float = 0.0) -> int:
-        """One round of the background work: due drop endings, fan-out, sends, records."""
-        if self.endpoints.snapshot():
+        """One round of the background work: due drop endings (at most once a second, also
+        while no endpoint exists, so that the schedule never grows), fan-out, sends, records."""
+        now = time.monotonic()
+        if now - self._due_at >= 1.0:
+            self._due_at = now
             self.live.due()
         return self.dispatcher.run_once(wait_s)
 
