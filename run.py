@@ -63,12 +63,16 @@ def main() -> None:
     socketio = app.extensions["socketio"]
 
     def stop_serving() -> None:
-        # SIGTERM (docker stop, systemd, kill) ends like Ctrl-C: serve_forever returns, and the
-        # atexit hook shuts the embedded Redis down cleanly instead of leaving it orphaned.
+        # SIGINT (Ctrl-C) and SIGTERM (docker stop, systemd, kill): serve_forever returns, and
+        # the atexit hook shuts the embedded Redis down cleanly instead of leaving it orphaned.
+        # Handled in a greenlet of their own: Python's default SIGINT handler raises
+        # KeyboardInterrupt in whichever greenlet runs at that instant, and a background loop
+        # that catches it (a reconnecting listener) would keep the server serving.
         if socketio.wsgi_server is not None:
             socketio.wsgi_server.stop(timeout=5)
 
     gevent.signal_handler(signal.SIGTERM, stop_serving)
+    gevent.signal_handler(signal.SIGINT, stop_serving)
     socketio.run(app, host=host, port=port, use_reloader=False, log_output=False)
 
 

@@ -24,7 +24,9 @@ def receiver():
 
 @pytest.fixture
 def hook_app(make_app):
-    return make_app(WEBHOOK_TIMEOUT_S=1.0)
+    app = make_app(WEBHOOK_TIMEOUT_S=1.0)
+    yield app
+    app.extensions["webhooks"].dispatcher.close()  # its pool's threads end with the test
 
 
 @pytest.fixture
