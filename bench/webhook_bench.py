@@ -57,7 +57,14 @@ if str(ROOT) not in sys.path:
 
 from bench.geo_bench import cpu_percent, cpu_seconds  # noqa: E402
 from bench.live_bench import finish_profile, make_setup_app, start_profile, worker_of  # noqa: E402
-from bench.promo_bench import CAP_HIGH, add_stores, make_accounts, make_campaign  # noqa: E402
+from bench.promo_bench import (  # noqa: E402
+    CAP_HIGH,
+    add_stores,
+    command_counts,
+    commands_per_request,
+    make_accounts,
+    make_campaign,
+)
 
 _STARTED = time.monotonic()
 ENDPOINTS = 10
@@ -515,10 +522,15 @@ def part_steady(args, ctx: dict) -> dict:
                 if spy is not None:
                     spies.append((spy, out, f"{name} (gunicorn worker)"))
         cpu0 = cpu_seconds(procs)
+        commands0 = command_counts(r)
+        counted0 = len(receiver.take())
         w0 = time.perf_counter()
         issued = issuer.result(args.duration + 90)
         wall = time.perf_counter() - w0
         cpu = cpu_percent(cpu0, cpu_seconds(procs), wall)
+        commands = commands_per_request(
+            commands0, command_counts(r), len(receiver.take()) - counted0
+        )
         stop.set()
         moves = toggles.result()
     queued = backlog(r)
@@ -554,6 +566,7 @@ def part_steady(args, ctx: dict) -> dict:
         "campaign_moves": moves,
         "cpu": cpu,
         "cpu_ms_per_delivery": cpu_per_delivery(cpu, len(window) / (end - begin)),
+        "redis_commands_per_delivery": commands,
         "drain_after_load_s": round(time.time() - load_end, 2),
     }
     log(
