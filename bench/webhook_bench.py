@@ -3,8 +3,8 @@ nothing lost across a kill -9 of an app process.
 
 Run from the repository root (see bench/README.md)::
 
-    python bench/webhook_bench.py              # full run, about 1.5 minutes
-    python bench/webhook_bench.py --quick      # smoke run, about 40 s (figures meaningless)
+    python bench/webhook_bench.py              # full run, about 3 minutes
+    python bench/webhook_bench.py --quick      # smoke run, about 35 s (figures meaningless)
     python bench/webhook_bench.py --profile var/webhook-profile   # also py-spy the app processes
 
 Only real parts, all started and stopped here on 127.0.0.1: a Valkey server (AOF everysec, as in
@@ -15,13 +15,18 @@ request and keeps a sample for the signature check, and an issuer process that i
 through `POST /api/campaigns/<cid>/offers/<oid>/issue` at a fixed rate (open loop) on both
 servers. Ten endpoints are registered through `POST /api/webhooks/endpoints`, each for every
 event type, so every coupon makes ten deliveries; a second campaign is paused and resumed
-through the API meanwhile (`campaign.status_changed`).
+through the API meanwhile (`campaign.status_changed`). With `--source domain` the issuer calls
+`Promotions.issue` itself (the code the API handler calls: the same ledger entries), so the
+servers do only the webhooks' work.
 
-1. Steady: `--rate` coupons per second for `--duration` s. `deliveries_per_s` counts requests
-   at the receiver after `--warmup` s; `p99_event_to_delivery_ms` is the receive time minus the
-   event's time (the body's `timestamp`) over the events of that window. Then the load stops
-   until everything is delivered.
-2. Kill: the same load for `--kill-duration` s; halfway, the second server (master and worker)
+1. Light: `--light-rate` coupons per second (default 80: 800 deliveries/s, a load the servers
+   keep up with here) for `--light-duration` s: `light_p99_event_to_delivery_ms`.
+2. Steady: `--rate` coupons per second (default 220: 2,200 deliveries/s offered) for
+   `--duration` s. `deliveries_per_s` counts requests at the receiver after `--warmup` s;
+   `p99_event_to_delivery_ms` is the receive time minus the event's time (the body's
+   `timestamp`) over the events of that window (a backlog, when the servers cannot keep up,
+   shows here). After each part the load stops until everything is delivered.
+3. Kill: the steady load for `--kill-duration` s; halfway, the second server (master and worker)
    gets SIGKILL; the issuer re-sends its unanswered requests to the survivor with the same
    idempotency key. Then the bench waits until the survivor delivered everything.
 
@@ -496,11 +501,13 @@ def toggle_campaign(base: str, token: str, cid: str, stop: threading.Event, ever
     return moves
 
 
-def part_steady(args, ctx: dict) -> dict:
-    """Issue at the steady rate; figures from the receiver; then wait for the queue to drain."""
+def part_steady(
+    args, ctx: dict, label: str, rate: float, duration: float, warmup: float, profile
+) -> dict:
+    """Issue at a fixed rate; figures from the receiver; then wait for the queue to drain."""
     r, receiver, issuer = ctx["r"], ctx["receiver"], ctx["issuer"]
     procs = ctx["procs"]
-    log(f"steady: {args.rate:g} coupons/s for {args.duration:g}s (x {ENDPOINTS} endpoints)")
+    log(f"{label}: {rate:g} coupons/s for {duration:g}s (x {ENDPOINTS} endpoints)")
     stop = threading.Event()
     with ThreadPoolExecutor(1) as bg:
         toggles = bg.submit(
@@ -508,24 +515,24 @@ def part_steady(args, ctx: dict) -> dict:
         )
         issuer.start(
             servers=ctx["targets"],
-            rate=args.rate,
-            duration=args.duration,
-            tag="steady",
-            seed=args.seed,
+            rate=rate,
+            duration=duration,
+            tag=label,
+            seed=args.seed + len(label),
         )
-        time.sleep(args.warmup)
+        time.sleep(warmup)
         spies = []
-        if args.profile is not None:
+        if profile is not None:
             for name in ("app0", "app1"):
-                out = args.profile / f"{name}.txt"
-                spy = start_profile(procs[name].pid, out, args.duration - args.warmup)
+                out = profile / f"{name}.txt"
+                spy = start_profile(procs[name].pid, out, duration - warmup)
                 if spy is not None:
                     spies.append((spy, out, f"{name} (gunicorn worker)"))
         cpu0 = cpu_seconds(procs)
         commands0 = command_counts(r)
         counted0 = len(receiver.take())
         w0 = time.perf_counter()
-        issued = issuer.result(args.duration + 90)
+        issued = issuer.result(duration + 90)
         wall = time.perf_counter() - w0
         cpu = cpu_percent(cpu0, cpu_seconds(procs), wall)
         commands = commands_per_request(
@@ -539,25 +546,30 @@ def part_steady(args, ctx: dict) -> dict:
     for spy, out, label in spies:
         finish_profile(spy, out, label)
     records = receiver.take()
-    begin = issued["started"] + args.warmup
-    end = issued["started"] + args.duration
+    begin = issued["started"] + warmup
+    end = issued["started"] + duration
     window = [rec for rec in records if begin <= rec[2] < end]
     first: dict[tuple[int, str], tuple[float, str]] = {}
     for i, msg, at, stamp in records:
         first.setdefault((i, msg), (at, stamp))
     lat = []
+    worst: dict[int, float] = {}  # second of the window -> the slowest delivery of its events
     for at, stamp in first.values():
         when = event_time(stamp)
         if begin <= when < end:
-            lat.append((at - when) * 1000.0)
+            ms = (at - when) * 1000.0
+            lat.append(ms)
+            second = int(when - begin)
+            worst[second] = max(worst.get(second, 0.0), ms)
     lat.sort()
     res = {
-        "offered_deliveries_per_s": round(args.rate * ENDPOINTS, 1),
+        "offered_deliveries_per_s": round(rate * ENDPOINTS, 1),
         "deliveries_per_s": round(len(window) / (end - begin), 1),
         "p50_ms": quantile(lat, 0.5),
         "p99_ms": quantile(lat, 0.99),
         "max_ms": quantile(lat, 1.0),
         "latency_samples": len(lat),
+        "max_ms_by_second": [round(worst[k]) for k in sorted(worst)],
         "backlog_at_load_end": queued,
         "drained_s": round(waited, 2),
         "undelivered_after_drain": len(missing),
@@ -570,7 +582,7 @@ def part_steady(args, ctx: dict) -> dict:
         "drain_after_load_s": round(time.time() - load_end, 2),
     }
     log(
-        f"steady: {res['deliveries_per_s']} deliveries/s "
+        f"{label}: {res['deliveries_per_s']} deliveries/s "
         f"(offered {res['offered_deliveries_per_s']}),"
         f" event-to-delivery p50 {res['p50_ms']} ms p99 {res['p99_ms']} ms max {res['max_ms']} ms;"
         f" issuance {issued['statuses']} p99 {issued['p99_ms']} ms; backlog at load end {queued};"
@@ -692,6 +704,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=220.0, help="coupons issued per second")
     p.add_argument("--duration", type=float, default=25.0, help="seconds of the steady part")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds not counted at its start")
+    p.add_argument(
+        "--light-rate",
+        type=float,
+        default=80.0,
+        help="coupons/s of the light part first (a load the servers keep up with)",
+    )
+    p.add_argument("--light-duration", type=float, default=15.0, help="seconds of the light part")
     p.add_argument("--kill-duration", type=float, default=20.0, help="seconds of the kill part")
     p.add_argument("--connections", type=int, default=12, help="issuer connections per server")
     p.add_argument(
@@ -714,10 +733,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rate = min(args.rate, 60.0)
         args.duration, args.warmup, args.kill_duration = 4.0, 1.0, 6.0
+        args.light_rate, args.light_duration = min(args.light_rate, 30.0), 3.0
         args.shoppers, args.connections = min(args.shoppers, 50), min(args.connections, 4)
         args.drain_timeout = min(args.drain_timeout, 60.0)
-    if args.warmup >= args.duration or min(args.rate, args.kill_duration) <= 0:
-        p.error("need 0 < warmup < duration and positive rate and kill duration")
+    if args.warmup >= min(args.duration, args.light_duration):
+        p.error("the warm-up must be shorter than the steady and light parts")
+    if min(args.rate, args.light_rate, args.kill_duration) <= 0:
+        p.error("rates and the kill part's duration must be positive")
     return args
 
 
@@ -850,7 +872,12 @@ def main(argv: list[str] | None = None) -> int:
             "token": token,
             "toggle_cid": toggle_cid,
         }
-        steady = part_steady(args, ctx)
+        light = part_steady(
+            args, ctx, "light", args.light_rate, args.light_duration, args.warmup, None
+        )
+        steady = part_steady(
+            args, ctx, "steady", args.rate, args.duration, args.warmup, args.profile
+        )
         kill = part_kill(args, ctx)
 
         # The whole run: what the system of record says must have arrived, against what did.
@@ -884,12 +911,16 @@ def main(argv: list[str] | None = None) -> int:
             "server_warnings": warnings,
             "offered_deliveries_per_s": steady["offered_deliveries_per_s"],
             "p50_event_to_delivery_ms": steady["p50_ms"],
+            "light_deliveries_per_s": light["deliveries_per_s"],
+            "light_p99_event_to_delivery_ms": light["p99_ms"],
             "cpu_percent": steady["cpu"],
             "cpu_ms_per_delivery": steady["cpu_ms_per_delivery"],
+            "light": light,
             "steady": steady,
             "kill": kill,
             "settings": {
                 "rate": args.rate,
+                "light_rate": args.light_rate,
                 "duration_s": args.duration,
                 "warmup_s": args.warmup,
                 "kill_duration_s": args.kill_duration,
