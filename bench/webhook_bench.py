@@ -778,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
     server = receiver = issuer = app = None
     servers: list = []
+    booting: list = []  # futures of the servers starting while the data is set up
     result: dict = {}
     notes = {
         "cores": os.cpu_count(),
@@ -804,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.concurrency:
             env["WEBHOOK_CONCURRENCY"] = str(args.concurrency)
         with ThreadPoolExecutor(2) as bg:
-            booting = [
+            booting += [
                 bg.submit(
                     start_gunicorn,
                     server.url,
@@ -951,6 +952,9 @@ def main(argv: list[str] | None = None) -> int:
             "run_s": round(time.monotonic() - _STARTED, 1),
         }
     finally:
+        for future in booting:  # also those started when the setup beside them failed
+            if future.done() and future.exception() is None and future.result() not in servers:
+                servers.append(future.result())
         for closing in (issuer, receiver):
             if closing is not None:
                 closing.close()
