@@ -70,12 +70,16 @@ class OutboundPolicy:
         resolver: Resolver = system_resolver,
         timeout_s: float = 15.0,
         max_pools: int = 512,
+        pool_size: int = 16,
     ) -> None:
         self.allow_http = allow_http
         self.allow_nets = [ipaddress.ip_network(n.strip(), strict=False) for n in allow_nets]
         self.resolver = resolver
         self.timeout = urllib3.Timeout(total=timeout_s)
         self.max_pools = max_pools
+        # Connections kept per endpoint: as many as sends may run at once (WEBHOOK_CONCURRENCY),
+        # or sends beyond it each open a connection that is closed after one request.
+        self.pool_size = pool_size
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
         self._verdicts: dict[str, bool] = {}  # address -> allowed(address), which never changes
@@ -196,12 +200,12 @@ class OutboundPolicy:
                     pool = urllib3.HTTPSConnectionPool(
                         address,
                         target.port,
-                        maxsize=16,
+                        maxsize=self.pool_size,
                         server_hostname=target.host,
                         assert_hostname=target.host,
                     )
                 else:
-                    pool = urllib3.HTTPConnectionPool(address, target.port, maxsize=16)
+                    pool = urllib3.HTTPConnectionPool(address, target.port, maxsize=self.pool_size)
                 self._pools[key] = pool
             return pool
 
