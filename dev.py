@@ -11,7 +11,7 @@
 
 Setting up creates .venv/ next to this file and installs the project into it (again only when
 pyproject.toml changed). Extra arguments after `test` go to pytest, after `demo` to run.py,
-after `bench [geo|promo|game|live|console|cluster]` to the benchmark. `demo`, `test` and a
+after `bench [geo|promo|game|live|console|cluster|webhook]` to the benchmark. `demo`, `test` and a
 single benchmark replace this process with theirs (exec), so a signal sent to dev.py's pid
 reaches the server.
 Setting up also runs `npm ci` (again only when a package-lock.json changed): the consoles'
@@ -100,7 +100,7 @@ def npm_ci(folder: Path) -> None:
     stamp.write_text(digest)
 
 
-BENCHMARKS = ["geo", "promo", "game", "live", "console", "cluster"]
+BENCHMARKS = ["geo", "promo", "game", "live", "console", "cluster", "webhook"]
 
 
 def venv_env() -> dict[str, str]:

@@ -231,6 +231,7 @@ def make_webhooks(app: OpenAPI, r, clock: Clock, config: Config):
             allow_http=config.WEBHOOK_ALLOW_HTTP,
             allow_nets=config.webhook_allow_nets(),
             timeout_s=config.WEBHOOK_TIMEOUT_S,
+            pool_size=config.WEBHOOK_CONCURRENCY,
         ),
         config.webhook_subject_key(),
         DispatchSettings(

@@ -506,3 +506,29 @@ def test_drop_and_stream_endings_reach_the_receiver_with_their_counts(
     )
     deliver(hook_app)
     assert len(receiver.requests) == 3  # each ending once
+
+
+def test_outbound_keeps_a_connection_per_concurrent_send(receiver):
+    """Sends at once to one endpoint, up to the pool size, keep their connections for the next
+    ones (urllib3 would otherwise close every connection beyond its pool after one request)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    policy = OutboundPolicy(allow_http=True, allow_nets=["127.0.0.0/8"], pool_size=24)
+
+    def send(i: int) -> int:
+        response = policy.post(receiver.url, b"{}", {"webhook-id": f"msg_{i}"})
+        response.read()
+        response.release_conn()
+        return response.status
+
+    with ThreadPoolExecutor(20) as pool:
+        for burst in (1, 2):
+            release = threading.Event()  # all 20 are held at once, on 20 connections
+            receiver.answer(*[Answer(200, hold=release) for _ in range(20)])
+            futures = [pool.submit(send, i) for i in range(20)]
+            receiver.wait_count(20 * burst)
+            release.set()
+            assert [f.result() for f in futures] == [200] * 20
+    assert receiver.connections == 20  # the second burst reused the first one's connections
+    policy.close()

@@ -36,6 +36,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
+        self.connections = 0  # TCP connections accepted (keep-alive reuses one)
         self.script: deque[Answer] = deque()
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
@@ -43,6 +44,11 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver.lock:
+                    receiver.connections += 1
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("content-length", 0))

@@ -36,7 +36,7 @@ from geo import keys as geo_keys
 
 from . import keys
 from . import log as delivery_log
-from .endpoints import Endpoints
+from .endpoints import MAX_ENDPOINTS, Endpoints
 from .events import PING, Event, Subjects, message_id
 from .feeds import FanOut, LiveLookup
 from .outbound import OutboundPolicy, Refused
@@ -155,6 +155,7 @@ class Dispatcher:
         self._done: queue.SimpleQueue[Attempt] = queue.SimpleQueue()
         self._inflight = 0
         self._rounds = 0
+        self._signers: dict[str, Webhook] = {}  # secret -> its signer (decoded once)
 
     # -- the loop ----------------------------------------------------------------------------
     def run_once(self, wait_s: float = 0.0) -> int:
@@ -242,7 +243,7 @@ class Dispatcher:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.settings.concurrency, "webhook-send")
-        health = self.r.hgetall(keys.HEALTH) if self.r.hlen(keys.HEALTH) else {}
+        health = self.r.hgetall(keys.HEALTH)  # small: failing or paused endpoints only
         now = self.clock.now()
         for stream, entry_id, fields in entries:
             try:
@@ -276,7 +277,7 @@ class Dispatcher:
             stamp = datetime.fromtimestamp(int(sent), UTC)
             body = job.body.encode()
             signature = " ".join(
-                Webhook(secret).sign(job.msg, stamp, body)
+                self._signer(secret).sign(job.msg, stamp, body)
                 for secret in self.endpoints.signing_secrets(rec, now)
             )
             headers = {
@@ -312,6 +313,14 @@ class Dispatcher:
         finally:
             self._done.put(attempt)
 
+    def _signer(self, secret: str) -> Webhook:
+        signer = self._signers.get(secret)
+        if signer is None:
+            if len(self._signers) >= 4 * MAX_ENDPOINTS:
+                self._signers.clear()  # rotated and deleted endpoints' secrets go too
+            signer = self._signers[secret] = Webhook(secret)
+        return signer
+
     # -- recording ---------------------------------------------------------------------------
     def _record(self, wait_s: float) -> int:
         finished: list[Attempt] = []
@@ -328,11 +337,16 @@ class Dispatcher:
         pipe = self.r.pipeline(transaction=False)
         outcomes = []
         disable: dict[str, tuple[str, str]] = {}
-        health = self.r.hgetall(keys.HEALTH) if self.r.hlen(keys.HEALTH) else {}
+        health = self.r.hgetall(keys.HEALTH)
+        done: dict[str, list[str]] = {}  # stream -> entries to acknowledge and delete
         for attempt in finished:
             if not attempt.skipped:
                 self._inflight -= 1
-            outcomes.append(self._decide(pipe, attempt, now, health, disable))
+            outcomes.append(self._decide(pipe, attempt, now, health, disable, done))
+        # After the attempts' log entries and schedules, in the same pipeline: one XACK and
+        # one XDEL per stream for the whole batch instead of two commands per job.
+        for stream, entry_ids in done.items():
+            self.queue.queue_done(pipe, stream, *entry_ids)
         pipe.execute()
         for eid, (code, reason) in disable.items():
             if self.endpoints.disable(eid, code, reason):
@@ -342,16 +356,16 @@ class Dispatcher:
                 self.on_outcome(outcome)
         return len(finished)
 
-    def _decide(self, pipe, attempt: Attempt, now: float, health, disable) -> Outcome:
+    def _decide(self, pipe, attempt: Attempt, now: float, health, disable, done) -> Outcome:
         job, (stream, entry_id) = attempt.job, attempt.entry
         if attempt.skipped == "endpoint_deleted":
-            self.queue.queue_done(pipe, stream, entry_id)
+            done.setdefault(stream, []).append(entry_id)
             return Outcome(job, "dropped")
         if attempt.skipped == "paused":
             self.queue.queue_defer(pipe, job, attempt.paused_until, entry_id)
             return Outcome(job, "deferred")
         if attempt.skipped == "endpoint_disabled":
-            self._fail(pipe, job, stream, entry_id, "endpoint_disabled")
+            self._fail(pipe, job, "endpoint_disabled", done, stream, entry_id)
             self._log(pipe, job, now, "failed", error="the endpoint is disabled; not sent")
             return Outcome(job, "failed")
         job.n += 1
@@ -361,7 +375,7 @@ class Dispatcher:
         if attempt.response:
             fields["response"] = attempt.response
         if 200 <= attempt.status < 300:
-            self.queue.queue_done(pipe, stream, entry_id)
+            done.setdefault(stream, []).append(entry_id)
             if f"fs:{job.ep}" in health:
                 pipe.hdel(keys.HEALTH, f"fs:{job.ep}")
                 health.pop(f"fs:{job.ep}", None)
@@ -369,7 +383,7 @@ class Dispatcher:
             return Outcome(job, "succeeded", attempt.status)
         if attempt.status == 410:
             disable[job.ep] = ("gone", "the endpoint answered 410 Gone")
-            self._fail(pipe, job, stream, entry_id, "gone")
+            self._fail(pipe, job, "gone", done, stream, entry_id)
             self._log(pipe, job, now, "failed", **fields)
             return Outcome(job, "failed", attempt.status)
         failing_since = float(health.get(f"fs:{job.ep}", now))
@@ -379,12 +393,12 @@ class Dispatcher:
         if now - failing_since >= self.settings.disable_after_s:
             since = datetime.fromtimestamp(failing_since, UTC).strftime("%Y-%m-%d %H:%M UTC")
             disable[job.ep] = ("failing", f"every delivery has failed since {since}")
-            self._fail(pipe, job, stream, entry_id, "failing")
+            self._fail(pipe, job, "failing", done, stream, entry_id)
             self._log(pipe, job, now, "failed", **fields)
             return Outcome(job, "failed", attempt.status)
         schedule = self.settings.schedule_s
         if job.n > len(schedule) or job.manual:
-            self._fail(pipe, job, stream, entry_id, "exhausted")
+            self._fail(pipe, job, "exhausted", done, stream, entry_id)
             self._log(pipe, job, now, "failed", **fields)
             return Outcome(job, "failed", attempt.status)
         delay = schedule[job.n - 1] * (1 + self.rng.uniform(-1, 1) * self.settings.jitter)
@@ -395,9 +409,9 @@ class Dispatcher:
         self._log(pipe, job, now, "retrying", next_at=round(now + delay, 3), **fields)
         return Outcome(job, "retrying", attempt.status, {"due": now + delay})
 
-    def _fail(self, pipe, job: Job, stream: str, entry_id: str, why: str) -> None:
+    def _fail(self, pipe, job: Job, why: str, done, stream: str, entry_id: str) -> None:
         pipe.hset(keys.failed(job.ep), job.msg, json.dumps({"why": why, "job": job.dumps()}))
-        self.queue.queue_done(pipe, stream, entry_id)
+        done.setdefault(stream, []).append(entry_id)
 
     def _log(self, pipe, job: Job, now: float, result: str, **fields: Any) -> None:
         entry = {"at": repr(now), "msg": job.msg, "type": job.type, "n": job.n, "result": result}
