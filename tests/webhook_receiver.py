@@ -74,6 +74,10 @@ class Receiver:
                 pass
 
         class Server(ThreadingHTTPServer):
+            # socketserver listens with a backlog of 5: a burst of concurrent senders beyond
+            # it waits for SYN retransmits (1 s, 3 s, ...) before it is even accepted.
+            request_queue_size = 128
+
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # a sender that hung up (a timeout, a killed process) is expected here
 
