@@ -64,9 +64,13 @@ class Receiver:
                     self.send_response(answer.status)
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
-                    self.send_header("content-length", str(len(answer.body)))
+                    # 204 and 304 answers have no body (HTTP): a client reads none, so one
+                    # sent anyway would be taken for the start of the next answer.
+                    body = b"" if answer.status in (204, 304) else answer.body
+                    if body or answer.status not in (204, 304):
+                        self.send_header("content-length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(answer.body)
+                    self.wfile.write(body)
                 except OSError:
                     pass  # the sender gave up (timeout) or died
 

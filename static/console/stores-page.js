@@ -170,6 +170,7 @@ async function fenceEditor(card, store) {
   const always = Boolean(store.fence?.always_active);
   const mapElement = document.createElement("div");
   mapElement.id = "fence-map";
+  mapElement.setAttribute("role", "region"); // a labelled landmark, as the other maps
   mapElement.setAttribute("data-i18n-attr", "aria-label:stores.fence.map_label");
   mapElement.setAttribute("aria-label", t("stores.fence.map_label"));
 

@@ -25,6 +25,7 @@ async function showOverview(view, ctx) {
   const mapCard = section("stores-map-title", "stores.map.title");
   const mapElement = document.createElement("div");
   mapElement.id = "stores-map";
+  mapElement.setAttribute("role", "region"); // a labelled landmark, as the other maps
   mapElement.setAttribute("data-i18n-attr", "aria-label:stores.map.label");
   mapElement.setAttribute("aria-label", t("stores.map.label"));
   const mapStatus = document.createElement("p");
