@@ -22,6 +22,7 @@ from core.scripts import LuaScripts
 from geo import keys as geo_keys
 from geo.engine import Fix, LocationEngine
 from geo.geometry import fast_distance_m
+from geo.motion import Point, ground_speed_mps
 from geo.stores import entry_from_record
 
 from . import cells, keys
@@ -340,8 +341,8 @@ class Game:
         )
         if suspended == "1":
             raise GameRefused("SUSPENDED", "this account is suspended from the game", status=403)
-        point = _point(anchor)
-        if point is None or now - point[0] > self.settings.position_max_age_s:
+        point = Point.decode(anchor)
+        if point is None or now - point.t > self.settings.position_max_age_s:
             raise GameRefused(
                 "NO_POSITION",
                 "send a location fix first: spawns are shown "
@@ -349,7 +350,7 @@ class Game:
                 f"{int(self.settings.position_max_age_s)} s",
                 status=409,
             )
-        _, lat, lon = point
+        lat, lon = point.lat, point.lon
         shadow = restricted is not None and float(restricted) > now
         found = self._around(lat, lon, radius, now, common_only=shadow)
         # HGETALL's flat [field, value, ...]: the references of the spawns this shopper caught.
@@ -372,7 +373,7 @@ class Game:
         if rare:
             self._announce(shopper_id, rare)
         return {
-            "position": {"lat": lat, "lon": lon, "at": point[0]},
+            "position": {"lat": lat, "lon": lon, "at": point.t},
             "radius_m": radius,
             "count": len(found),
             "spawns": views,
@@ -606,8 +607,8 @@ class Game:
                 status=422,
                 field="fix.recorded_at",
             )
-        point = _point(anchor)
-        if point is None or now - point[0] > s.position_max_age_s:
+        point = Point.decode(anchor)
+        if point is None or now - point.t > s.position_max_age_s:
             # Without a recent trusted fix there is nothing to check this one against.
             raise GameRefused(
                 "NO_POSITION",
@@ -627,8 +628,8 @@ class Game:
                     "verdict": verdict,
                     "fix": _fix_dict(fix),
                     "spawn": _spawn_evidence(spawn, ref),
-                    "moved_m": round(fast_distance_m(point[1], point[2], fix.lat, fix.lon), 1),
-                    "seconds_since_last_trusted": round(fix.recorded_at - point[0], 1),
+                    "moved_m": round(point.distance_m(fix.lat, fix.lon), 1),
+                    "seconds_since_last_trusted": round(fix.recorded_at - point.t, 1),
                 },
             )
             raise GameRefused(
@@ -663,9 +664,9 @@ class Game:
         # future cannot stretch it.
         speed = fix.speed_mps or 0.0
         elapsed = self.engine.elapsed_since(fix, anchor, now)
-        if fix.recorded_at - point[0] >= 1.0 and elapsed is not None:
+        if fix.recorded_at - point.t >= 1.0 and elapsed is not None:
             speed = max(
-                speed, fast_distance_m(point[1], point[2], fix.lat, fix.lon) / max(elapsed, 1.0)
+                speed, ground_speed_mps(point.distance_m(fix.lat, fix.lon), max(elapsed, 1.0))
             )
         if speed > s.speed_lock_mps:
             raise GameRefused(
@@ -684,7 +685,7 @@ class Game:
         if last_at is not None:
             dt = max(now - float(last_at), 1.0)
             far = fast_distance_m(float(last_lat), float(last_lon), fix.lat, fix.lon)
-            if far > s.travel_min_m and far / dt > s.travel_max_mps:
+            if far > s.travel_min_m and ground_speed_mps(far, dt) > s.travel_max_mps:
                 self._strike(
                     shopper_id,
                     "impossible_travel",
@@ -1096,14 +1097,6 @@ def _spawn_evidence(spawn: Spawn, ref: str) -> dict[str, Any]:
 
 def _level(count: int) -> str:
     return {0: "none", 1: "warning", 2: "shadow_restricted"}.get(count, "suspended")
-
-
-def _point(raw: str | None) -> tuple[float, float, float] | None:
-    """Decode an engine anchor 't,lat,lon,acc[,received]' into (t, lat, lon)."""
-    if not raw:
-        return None
-    t, lat, lon = raw.split(",")[:3]
-    return float(t), float(lat), float(lon)
 
 
 def _fix_dict(fix: Fix) -> dict[str, Any]:

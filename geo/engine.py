@@ -36,6 +36,7 @@ from core.errors import DomainError
 from . import keys
 from .fence_index import FenceIndex
 from .geometry import fast_distance_m
+from .motion import Point, elapsed_s, ground_speed_mps
 from .stores import StoreCatalog, StoreEntry, entry_from_record
 
 log = logging.getLogger(__name__)
@@ -223,43 +224,6 @@ class _FenceState:
     def decode(cls, raw: str) -> _FenceState:
         entered, dwelled, pending = raw.split("|")
         return cls(float(entered), dwelled == "1", float(pending))
-
-
-@dataclass(slots=True)
-class _Point:
-    t: float  # recorded (the phone's clock)
-    lat: float
-    lon: float
-    acc: float
-    received: float  # when the server received it (the server's clock)
-
-    def encode(self) -> str:
-        return f"{self.t:.3f},{self.lat:.7f},{self.lon:.7f},{self.acc:.1f},{self.received:.3f}"
-
-    @classmethod
-    def decode(cls, raw: str | None) -> _Point | None:
-        if not raw:
-            return None
-        t, lat, lon, acc, *received = raw.split(",")
-        # Anchors written before the receive time was kept count as received when recorded.
-        return cls(
-            float(t),
-            float(lat),
-            float(lon),
-            float(acc),
-            float(received[0]) if received else float(t),
-        )
-
-
-def effective_time(recorded_at: float, received_at: float, slack_s: float) -> float:
-    """Return the time a fix counts as taken at when judging speed: its recorded time, but
-    never later than the server received it (plus a little clock slack).
-
-    Fixes may be stamped up to FIX_MAX_FUTURE_S ahead (phone clocks run fast); a fix cannot
-    have been taken after it arrived, so a future stamp must not stretch the time between two
-    fixes and hide a fast move. Buffered (past) fixes keep their recorded times.
-    """
-    return min(recorded_at, received_at + slack_s)
 
 
 @dataclass(slots=True)
@@ -606,7 +570,7 @@ class LocationEngine:
     def _add_first_segment_candidates(staged: list, index: FenceIndex) -> None:
         """Search along the segment from the stored anchor to a batch's first fix, if long."""
         for _work, _state, _fences, position, fixes, candidates in staged:
-            anchor = _Point.decode(position.get("anchor"))
+            anchor = Point.decode(position.get("anchor"))
             if anchor is None or not fixes:
                 continue
             point = _midpoint_search(anchor.lat, anchor.lon, fixes[0].lat, fixes[0].lon)
@@ -620,32 +584,23 @@ class LocationEngine:
         received_at: when the server received the fix (default: now).
         """
         received = self.clock.now() if received_at is None else received_at
-        return self._verdict(fix, _Point.decode(anchor), received)
+        return self._verdict(fix, Point.decode(anchor), received)
 
     def elapsed_since(
         self, fix: Fix, anchor: str | None, received_at: float | None = None
     ) -> float | None:
         """Return the seconds from a stored anchor to a fix as the speed checks count them
         (see effective_time); None without an anchor."""
-        point = _Point.decode(anchor)
+        point = Point.decode(anchor)
         if point is None:
             return None
         received = self.clock.now() if received_at is None else received_at
         return self._elapsed(fix, point, received)
 
-    def _elapsed(self, fix: Fix, anchor: _Point, received: float) -> float:
-        recorded = fix.recorded_at - anchor.t
-        if recorded <= 0:
-            return recorded  # not after the anchor: no speed to judge (a catch's older fix)
-        slack = self.settings.clock_slack_s
-        bounded = effective_time(fix.recorded_at, received, slack) - effective_time(
-            anchor.t, anchor.received, slack
-        )
-        # Two fixes both stamped beyond their receive times still count as up to a second
-        # apart, so a fast phone clock's buffered batch is not all "too fast".
-        return max(min(recorded, bounded), min(recorded, 1.0))
+    def _elapsed(self, fix: Fix, anchor: Point, received: float) -> float:
+        return elapsed_s(fix.recorded_at, received, anchor, self.settings.clock_slack_s)
 
-    def _verdict(self, fix: Fix, anchor: _Point | None, received: float) -> str:
+    def _verdict(self, fix: Fix, anchor: Point | None, received: float) -> str:
         s = self.settings
         if fix.mock:
             return "mocked"
@@ -656,7 +611,7 @@ class LocationEngine:
                 return "jump"
             # The accuracy circles are slack: GPS noise alone must not look like speed.
             slack = min(fix.accuracy_m, s.max_accuracy_m) + min(anchor.acc, s.max_accuracy_m)
-            if dt > 0 and max(0.0, distance - slack) / dt > s.max_speed_mps:
+            if dt > 0 and ground_speed_mps(distance, dt, slack) > s.max_speed_mps:
                 return "too_fast"
         if fix.speed_mps is not None and fix.speed_mps > s.max_speed_mps:
             return "too_fast"
@@ -693,8 +648,8 @@ class LocationEngine:
         work.stale_outbox = outbox_at is not None and now - float(outbox_at) > OUTBOX_GRACE_S
         last_t = float(state.get("last_t") or 0.0)
         trust = int(state.get("trust") or TRUST_START)
-        anchor = _Point.decode(position.get("anchor"))
-        last = _Point.decode(position.get("last"))
+        anchor = Point.decode(position.get("anchor"))
+        last = Point.decode(position.get("last"))
         fs = {sid: _FenceState.decode(raw) for sid, raw in fences.items()}
         touched: set[str] = set()
         removed: set[str] = set()
@@ -714,7 +669,7 @@ class LocationEngine:
             result = FixResult(t, verdict, trust=trust)
             work.results.append(result)
             last_t = t
-            last = _Point(t, fix.lat, fix.lon, fix.accuracy_m, now)
+            last = Point(t, fix.lat, fix.lon, fix.accuracy_m, now)
             fix_rows.append(_encode_fix(fix, verdict))
             if verdict != "ok":
                 continue  # suspicious fixes are kept with their verdict and change nothing
@@ -745,7 +700,7 @@ class LocationEngine:
         self,
         shopper_id: str,
         fix: Fix,
-        prev: _Point | None,
+        prev: Point | None,
         fs: dict[str, _FenceState],
         found: set[str],
         touched: set[str],
