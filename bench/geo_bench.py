@@ -607,7 +607,7 @@ def run_engine(
     }
     log(f"engine: CPU per fix (us): {per_fix}")
     batched_stream_len = stream_length(r)
-    single = run_engine_single(r, redis_pid, ids, walkers, args, rng)
+    single = run_engine_single(r, redis_pid, ids, walkers, args, rng, profile_dir)
     return {
         "fixes_per_s": single["accepted_per_s"],
         "batched_fixes_per_s": rate,
@@ -654,7 +654,13 @@ def spoofed(fix, rng: random.Random):
 
 
 def run_engine_single(
-    r, redis_pid: int, ids: list[str], walkers: list[Walker], args, rng: random.Random
+    r,
+    redis_pid: int,
+    ids: list[str],
+    walkers: list[Walker],
+    args,
+    rng: random.Random,
+    profile_dir: Path | None = None,
 ) -> dict:
     """Run the production path in a gevent process of its own (see single_main)."""
     spec = {
@@ -666,6 +672,9 @@ def run_engine_single(
         "duration": args.duration,
         "batch": args.batch,
         "concurrency": args.concurrency,
+        "profile": str(profile_dir / "engine_single.txt")
+        if profile_dir and find_py_spy()
+        else None,
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
@@ -686,6 +695,11 @@ def run_engine_single(
     if proc.returncode != 0:
         raise RuntimeError(f"the single-shopper engine run failed:\n{proc.stderr[-4000:]}")
     single = json.loads(proc.stdout.strip().splitlines()[-1])
+    if spec["profile"] and Path(spec["profile"]).exists():
+        log(
+            f"engine, one shopper per call: py-spy profile in {spec['profile']}\n"
+            + summarize_collapsed(Path(spec["profile"]))
+        )
     log(
         f"engine, one shopper per call: {single['fixes']} fixes, {single['accepted']} accepted, "
         f"{single['ignored']} ignored, {single['refused']} refused; "
@@ -741,6 +755,17 @@ def single_main(spec_path: str) -> int:
         clock.set(max(fix.recorded_at for _, fix in items))
         tally_outcomes(dict(pool.imap_unordered(one, items)), *first.values())
     first_s = time.perf_counter() - t
+    spy = None
+    if spec.get("profile"):
+        # py-spy on this process, over the timed run only (it stops after `duration`).
+        spy = subprocess.Popen(
+            [find_py_spy(), "record", "-p", str(os.getpid()), "-r", "250", "-d"]
+            + [str(max(1, int(spec["duration"]))), "-f", "raw", "--nonblocking"]
+            + ["-o", spec["profile"]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
     cpu0 = cpu_seconds(procs)
     wall0 = time.perf_counter()
     deadline = wall0 + spec["duration"]
@@ -758,6 +783,8 @@ def single_main(spec_path: str) -> int:
         tally_outcomes(out, verdicts, events, errors)
     wall = time.perf_counter() - wall0
     cpu = cpu_percent(cpu0, cpu_seconds(procs), wall)
+    if spy is not None:
+        spy.wait(timeout=spec["duration"] + 30.0)
     r.close()
     accepted = accepted_of(verdicts)
     refused = sum(errors.values())
