@@ -9,7 +9,8 @@ Run from the repository root (see bench/README.md)::
 Everything runs against real parts: a Valkey server started here (temp dir, free port,
 127.0.0.1, AOF on with fsync every second as in production), 5,000 demo stores imported through
 StoreCatalog.import_rows, shoppers walking around stores in simulated time, and for the HTTP part
-a real `gunicorn -k gevent -w 1` serving wsgi:app, loaded by separate load-generator processes.
+a real `gunicorn -k gevent -w 1` serving wsgi:app, loaded by separate load-generator processes
+(HTTP) and by python-socketio clients sending fixes on /shopper.
 
 Progress goes to stderr; the last line of stdout is one JSON object with the figures.
 """

@@ -9,6 +9,7 @@ a call is one shopper's (hash tag `{s:<id>}`, geo.keys): each script runs on one
 from __future__ import annotations
 
 import hashlib
+import operator
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -35,7 +36,7 @@ end
 STATE_FIELDS = ("ver", "consent", "last_t", "trust", "ob")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReadCall:
     """Read one shopper's state (see `parse_state`)."""
 
@@ -56,7 +57,7 @@ class ReadCall:
 READ_BODY = _STATE_REPLY + "return state_reply()\n"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommitCall:
     """Write one shopper's state transition if their state is still the one it was computed
     from (compare-and-set on `ver`).
@@ -159,16 +160,11 @@ class Script:
         prologue += [f"local {a} = ARGV[{i}]" for i, a in enumerate(self.arg_names, 1)]
         self.source = "\n".join(prologue) + "\n" + body
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        self._values = operator.attrgetter(*self.key_names, *self.arg_names)
 
     def command(self, call: Any) -> tuple:
         """Return the EVALSHA command of a call (for a pipeline or execute_command)."""
-        return (
-            "EVALSHA",
-            self.sha,
-            len(self.key_names),
-            *[getattr(call, k) for k in self.key_names],
-            *[getattr(call, a) for a in self.arg_names],
-        )
+        return ("EVALSHA", self.sha, len(self.key_names), *self._values(call))
 
 
 READ = Script("read", ReadCall, READ_BODY)
