@@ -49,8 +49,10 @@ from .fence_index import FenceIndex, fix_candidates
 from .fsm import FenceState, Transition
 from .model import EngineSettings, EventSink, Fix, FixResult, decode_fix, encode_fix
 from .motion import Point
+from .rounds import Rounds
 from .scripts import COMMIT, READ, CommitCall, ReadCall, Scripts, new_version, parse_state
 from .spoof import TRUST_DELTA, TRUST_START
+from .state_cache import Known, StateCache
 from .stores import StoreCatalog, StoreEntry, entry_from_record
 from .stream import EventStream
 from .sweeper import MAX_CAS_RETRIES, Sweeper
@@ -59,9 +61,6 @@ log = logging.getLogger(__name__)
 
 CHUNK = 250  # shoppers per read/commit batch in a call
 OUTBOX_GRACE_S = 10.0
-
-# (state fields, fence states, position) as geo.scripts.parse_state gives them.
-Known = tuple[dict[str, str | None], dict[str, str], dict[str, str | None]]
 
 
 @dataclass(slots=True)
@@ -85,149 +84,6 @@ class _Work:
         self.pending_add, self.call, self.after = {}, None, None
 
 
-class _StateCache:
-    """The last committed state of recently active shoppers (see the module docstring).
-
-    An entry is taken out while a call computes from it and put back by the commit, so two
-    concurrent calls for one shopper never start from the same copy (the second reads).
-    """
-
-    def __init__(self, size: int, max_age_s: float, monotonic: Callable[[], float]) -> None:
-        self.size = size
-        self.max_age_s = max_age_s
-        self.monotonic = monotonic
-        self.entries: dict[str, tuple[float, Known]] = {}
-
-    def take(self, shopper_id: str) -> Known | None:
-        item = self.entries.pop(shopper_id, None)
-        if item is None or self.monotonic() - item[0] > self.max_age_s:
-            return None
-        return item[1]
-
-    def put(self, shopper_id: str, known: Known) -> None:
-        if self.size <= 0:
-            return
-        entries = self.entries
-        entries.pop(shopper_id, None)
-        entries[shopper_id] = (self.monotonic(), known)
-        while len(entries) > self.size:
-            try:
-                entries.pop(next(iter(entries)), None)
-            except (StopIteration, RuntimeError):  # emptied or changed by another thread
-                break
-
-    def drop(self, shopper_id: str) -> None:
-        self.entries.pop(shopper_id, None)
-
-
-class _Request:
-    """One record_fixes call waiting for its round (see _Rounds)."""
-
-    __slots__ = ("shopper_id", "fixes", "guard", "event", "outcome", "done", "lead")
-
-    def __init__(self, shopper_id: str, fixes: list[Fix], guard) -> None:
-        self.shopper_id = shopper_id
-        self.fixes = fixes
-        self.guard = guard
-        self.event = threading.Event()
-        self.outcome: Any = None
-        self.done = False
-        self.lead = False
-
-
-class _Rounds:
-    """Concurrent record_fixes calls of one process share their round trips.
-
-    A call that finds no round running runs one (it "leads") with every call queued by then,
-    one record_many over all of them, so that a busy worker pays each round trip once per round
-    instead of once per fix; calls arriving meanwhile wait for the next round, which the first
-    of them leads once the current leader has its own answer. A lone call runs its own round
-    right away. Two calls for one shopper never share a round (the later one waits for the
-    next), so each call gets exactly its own fixes' results, in order.
-    """
-
-    def __init__(self, run: Callable[..., dict], limit: int) -> None:
-        self._run = run
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._queue: list[_Request] = []
-        self._leading = False
-
-    def submit(self, shopper_id: str, fixes: list[Fix], guard) -> Any:
-        """Return the shopper's results, a DomainError, or raise what the round raised."""
-        me = _Request(shopper_id, fixes, guard)
-        with self._lock:
-            self._queue.append(me)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            try:
-                me.event.wait()
-            except BaseException:  # killed while waiting: leave, and hand on a lead given
-                self._leave(me)
-                raise
-        if not me.done:
-            self._lead(me)
-        if isinstance(me.outcome, BaseException) and not isinstance(me.outcome, DomainError):
-            raise me.outcome
-        return me.outcome
-
-    def _leave(self, me: _Request) -> None:
-        with self._lock:
-            if me in self._queue:
-                self._queue.remove(me)
-            if me.lead and not me.done:
-                self._hand_on()
-
-    def _hand_on(self) -> None:
-        """Make the first queued call the next leader, or note that none leads (locked)."""
-        if self._queue:
-            successor = self._queue[0]
-            successor.lead = True
-            successor.event.set()
-        else:
-            self._leading = False
-
-    def _lead(self, me: _Request) -> None:
-        try:
-            while not me.done:
-                with self._lock:
-                    batch, seen, rest = [], set(), []
-                    for req in self._queue:
-                        if req.shopper_id in seen or len(batch) >= self._limit:
-                            rest.append(req)
-                        else:
-                            batch.append(req)
-                            seen.add(req.shopper_id)
-                    self._queue = rest
-                try:
-                    out = self._run(
-                        [(req.shopper_id, req.fixes) for req in batch],
-                        {req.shopper_id: req.guard for req in batch if req.guard is not None},
-                    )
-                    for req in batch:
-                        req.outcome = out[req.shopper_id]
-                except Exception as exc:  # Redis down: every call of the round fails alike
-                    for req in batch:
-                        req.outcome = exc
-                except BaseException:  # this greenlet was killed: the others try again
-                    for req in batch:
-                        if req is not me:
-                            req.outcome = DomainError(
-                                "the request was interrupted, retry", code="conflict", status=409
-                            )
-                            req.done = True
-                            req.event.set()
-                    raise
-                for req in batch:
-                    req.done = True
-                    if req is not me:
-                        req.event.set()
-        finally:
-            with self._lock:
-                self._hand_on()
-
-
 class LocationEngine:
     """Process location fixes into spoof verdicts and geofence events."""
 
@@ -249,7 +105,7 @@ class LocationEngine:
         self._scripts = Scripts(r)
         self._stream = EventStream(r, self.settings, self.sink)
         self._sweeper = Sweeper(r, self.settings, self._scripts, self._stream)
-        self._states = _StateCache(
+        self._states = StateCache(
             self.settings.state_cache,
             min(self.settings.state_cache_s, self.settings.retention_s / 2),
             monotonic,
@@ -264,7 +120,7 @@ class LocationEngine:
         self._checked_changes = -1
         self._refresh_lock = threading.Lock()
         self._erasers: list[Callable[[str], None]] = []
-        self._rounds = _Rounds(self.record_many, CHUNK)
+        self._rounds = Rounds(self.record_many, CHUNK)
 
     # -- consent, trust, privacy -----------------------------------------------------------
     def set_consent(self, shopper_id: str, granted: bool) -> dict[str, Any]:
@@ -433,7 +289,7 @@ class LocationEngine:
 
         guard: a key that must exist for the fixes to count (e.g. the caller's session), and
         the error to raise if it does not; checked before anything is committed.
-        Concurrent calls share round trips (_Rounds).
+        Concurrent calls share round trips (geo.rounds).
         """
         outcome = self._rounds.submit(shopper_id, list(fixes), guard)
         if isinstance(outcome, DomainError):
