@@ -9,7 +9,8 @@ Run from the repository root (see bench/README.md)::
 Everything runs against real parts: a Valkey server started here (temp dir, free port,
 127.0.0.1, AOF on with fsync every second as in production), 5,000 demo stores imported through
 StoreCatalog.import_rows, shoppers walking around stores in simulated time, and for the HTTP part
-a real `gunicorn -k gevent -w 1` serving wsgi:app, loaded by separate load-generator processes.
+a real `gunicorn -k gevent -w 1` serving wsgi:app, loaded by separate load-generator processes
+(HTTP) and by python-socketio clients sending fixes on /shopper.
 
 Progress goes to stderr; the last line of stdout is one JSON object with the figures.
 """
@@ -474,6 +475,36 @@ def run_engine(
         f"engine: prologue {pro_fixes} fixes ({args.backlog} per shopper, batched) in "
         f"{pro_wall:.2f}s = {pro_fixes / pro_wall:,.0f} fixes/s; events {dict(pro_events)}"
     )
+    # Check rounds (untimed, deterministic on a seed): one fix per shopper per round, some of
+    # them spoofed, so that verdicts and events can be compared between engine versions.
+    check_verdicts, check_events, check_errors = Counter(), Counter(), Counter()
+    for _ in range(args.check_rounds):
+        for start in range(0, len(ids), args.batch):
+            batches = []
+            latest = 0.0
+            for i in range(start, min(start + args.batch, len(ids))):
+                fix = spoofed(Fix(*walkers[i].step(rng)), rng)
+                latest = max(latest, fix.recorded_at)
+                batches.append((ids[i], [fix]))
+            clock.set(latest)
+            tally(engine.record_many(batches), check_verdicts, check_events, check_errors)
+    check_fixes = args.check_rounds * len(ids)
+    if args.check_rounds:
+        log(
+            f"engine: {args.check_rounds} check rounds (seed {args.seed}): verdicts "
+            f"{dict(sorted(check_verdicts.items()))}; events {dict(sorted(check_events.items()))}"
+        )
+    walk_counts = {
+        "seed": args.seed,
+        "prologue_events": dict(sorted(pro_events.items())),
+        "check_rounds": args.check_rounds,
+        "check_verdicts": dict(sorted(check_verdicts.items())),
+        "check_events": dict(sorted(check_events.items())),
+    }
+    pro_fixes += check_fixes
+    pro_verdicts += check_verdicts
+    pro_events += check_events
+    pro_errors += check_errors
 
     # Timed: round after round, each shopper's next single fix, `batch` shoppers per call.
     order = list(range(len(ids)))
@@ -577,7 +608,7 @@ def run_engine(
     }
     log(f"engine: CPU per fix (us): {per_fix}")
     batched_stream_len = stream_length(r)
-    single = run_engine_single(r, redis_pid, ids, walkers, args, rng)
+    single = run_engine_single(r, redis_pid, ids, walkers, args, rng, profile_dir)
     return {
         "fixes_per_s": single["accepted_per_s"],
         "batched_fixes_per_s": rate,
@@ -602,11 +633,35 @@ def run_engine(
             "errors": dict(pro_errors),
         },
         "stream_len": stream_length(r),
+        "walk_counts": walk_counts,
     }
 
 
+def spoofed(fix, rng: random.Random):
+    """Return the fix, or (about 4 % of the time) a spoofed or poor copy of it: a mock
+    location, a 20 km jump, a phone-reported car speed, or a coarse accuracy."""
+    from dataclasses import replace
+
+    x = rng.random()
+    if x < 0.01:
+        return replace(fix, mock=True)
+    if x < 0.02:
+        return replace(fix, lat=fix.lat + 0.18)
+    if x < 0.03:
+        return replace(fix, speed_mps=70.0)
+    if x < 0.04:
+        return replace(fix, accuracy_m=400.0)
+    return fix
+
+
 def run_engine_single(
-    r, redis_pid: int, ids: list[str], walkers: list[Walker], args, rng: random.Random
+    r,
+    redis_pid: int,
+    ids: list[str],
+    walkers: list[Walker],
+    args,
+    rng: random.Random,
+    profile_dir: Path | None = None,
 ) -> dict:
     """Run the production path in a gevent process of its own (see single_main)."""
     spec = {
@@ -618,6 +673,9 @@ def run_engine_single(
         "duration": args.duration,
         "batch": args.batch,
         "concurrency": args.concurrency,
+        "profile": str(profile_dir / "engine_single.txt")
+        if profile_dir and find_py_spy()
+        else None,
     }
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
@@ -638,6 +696,11 @@ def run_engine_single(
     if proc.returncode != 0:
         raise RuntimeError(f"the single-shopper engine run failed:\n{proc.stderr[-4000:]}")
     single = json.loads(proc.stdout.strip().splitlines()[-1])
+    if spec["profile"] and Path(spec["profile"]).exists():
+        log(
+            f"engine, one shopper per call: py-spy profile in {spec['profile']}\n"
+            + summarize_collapsed(Path(spec["profile"]))
+        )
     log(
         f"engine, one shopper per call: {single['fixes']} fixes, {single['accepted']} accepted, "
         f"{single['ignored']} ignored, {single['refused']} refused; "
@@ -683,6 +746,27 @@ def single_main(spec_path: str) -> int:
             return shopper_id, exc
 
     procs = {"engine_process": psutil.Process(), "redis": psutil.Process(spec["redis_pid"])}
+    # First contact (untimed into the figure): one fix of every shopper, so that the timed run
+    # sees what a worker sees in steady state, shoppers it served before (a phone sends a fix
+    # every few seconds). A process's first fix of a shopper reads the state first.
+    first = {"verdicts": Counter(), "events": Counter(), "errors": Counter()}
+    t = time.perf_counter()
+    for start in range(0, len(order), batch):
+        items = [(ids[i], Fix(*walkers[i].step(rng))) for i in order[start : start + batch]]
+        clock.set(max(fix.recorded_at for _, fix in items))
+        tally_outcomes(dict(pool.imap_unordered(one, items)), *first.values())
+    first_s = time.perf_counter() - t
+    spy = None
+    if spec.get("profile"):
+        # py-spy on this process, over the timed run only (it stops after `duration`).
+        spy = subprocess.Popen(
+            [find_py_spy(), "record", "-p", str(os.getpid()), "-r", "250", "-d"]
+            + [str(max(1, int(spec["duration"]))), "-f", "raw", "--nonblocking"]
+            + ["-o", spec["profile"]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
     cpu0 = cpu_seconds(procs)
     wall0 = time.perf_counter()
     deadline = wall0 + spec["duration"]
@@ -700,6 +784,8 @@ def single_main(spec_path: str) -> int:
         tally_outcomes(out, verdicts, events, errors)
     wall = time.perf_counter() - wall0
     cpu = cpu_percent(cpu0, cpu_seconds(procs), wall)
+    if spy is not None:
+        spy.wait(timeout=spec["duration"] + 30.0)
     r.close()
     accepted = accepted_of(verdicts)
     refused = sum(errors.values())
@@ -715,6 +801,10 @@ def single_main(spec_path: str) -> int:
                 "events": dict(events),
                 "errors": dict(errors),
                 "concurrency": spec["concurrency"],
+                "first_contact": {
+                    "fixes_per_s": round(len(ids) / first_s, 1),
+                    **{name: dict(counts) for name, counts in first.items()},
+                },
                 "cpu": cpu,
             }
         )
@@ -955,8 +1045,10 @@ def run_http(
     # Simulated time runs from a recent Shanghai daytime: the server's real clock accepts it.
     t0 = http_start_time(time.time())
     walkers = make_walkers(stores, args.http_shoppers, rng, t0, args.nanjing_share)
+    sock_walkers = make_walkers(stores, args.socket_clients, rng, t0, args.nanjing_share)
     t = time.perf_counter()
-    tokens = make_http_shoppers(server.url, tmp, walkers, args, rng)
+    tokens = make_http_shoppers(server.url, tmp, walkers + sock_walkers, args, rng)
+    tokens, sock_tokens = tokens[: len(walkers)], tokens[len(walkers) :]
     log(
         f"http: {len(tokens)} shopper accounts with sessions, consent and history in "
         f"{time.perf_counter() - t:.2f}s"
@@ -1015,6 +1107,20 @@ def run_http(
             f"{fixes['cpu']}, server CPU {fixes['server_cpu_ms_per_request']} ms/request"
         )
         log(f"http: verdicts {fixes['verdicts']}; events {fixes['events']}")
+        sock = run_sockets(
+            port,
+            tmp,
+            args,
+            procs,
+            [[tok, w.to_list()] for tok, w in zip(sock_tokens, sock_walkers, strict=True)],
+            profile_dir,
+        )
+        log(
+            f"socket /shopper: {sock['per_s']:,.0f} fixes/s from {sock['clients']} python-socketio "
+            f"clients, p50 {sock['p50_ms']} ms, p99 {sock['p99_ms']} ms, errors {sock['errors']}, "
+            f"CPU % of a core {sock['cpu']}, server CPU {sock['server_cpu_ms_per_fix']} ms/fix"
+        )
+        log(f"socket: verdicts {sock['verdicts']}; events {sock['events']}")
         for name, res in (("healthz", ceiling), ("fix", fixes)):
             bad = res["requests"] - res["ok"]
             if bad > 0.01 * max(1, res["requests"]):
@@ -1026,10 +1132,197 @@ def run_http(
     return {
         "ceiling": ceiling,
         "fix": fixes,
+        "socket": sock,
         "shoppers": len(tokens),
         "cold_fix_ms": cold_ms,
         "flask_hello_per_s": hello_rate,
     }
+
+
+def run_sockets(
+    port: int, tmp: Path, args, procs: dict, shoppers: list, profile_dir: Path | None
+) -> dict:
+    """Send fixes as `location` events on /shopper from real python-socketio clients (one
+    per shopper, each waiting for its ack before the next fix), spread over load processes."""
+    n_procs = max(1, args.load_procs)
+    start_at = time.time() + 3.0 + 0.01 * len(shoppers)  # every client has connected by then
+    warmup, duration = args.http_warmup, args.http_duration
+    gens = []
+    for k in range(n_procs):
+        path = tmp / f"sock-{k}.json"
+        spec = {
+            "port": port,
+            "start_at": start_at,
+            "warmup": warmup,
+            "duration": duration,
+            "seed": args.seed * 1000 + 500 + k,
+            "shoppers": shoppers[k::n_procs],
+        }
+        path.write_text(json.dumps(spec))
+        gens.append(
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--_sockgen", str(path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        )
+    spy = None
+    try:
+        import psutil
+
+        watched = dict(procs)
+        for k, gen in enumerate(gens):
+            watched[f"sockgen{k}"] = psutil.Process(gen.pid)
+        time.sleep(max(0.0, start_at + warmup - time.time()))
+        if profile_dir is not None and find_py_spy():
+            spy = subprocess.Popen(
+                [
+                    find_py_spy(),
+                    "record",
+                    "-p",
+                    str(procs["server"].pid),
+                    "-r",
+                    "250",
+                    "-d",
+                    str(max(1, int(duration))),
+                    "-f",
+                    "raw",
+                    "--nonblocking",
+                    "-o",
+                    str(profile_dir / "socket_fix.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        cpu0 = cpu_seconds(watched)
+        w0 = time.perf_counter()
+        time.sleep(max(0.0, start_at + warmup + duration - time.time()))
+        cpu = cpu_percent(cpu0, cpu_seconds(watched), time.perf_counter() - w0)
+        results = []
+        for gen in gens:
+            stdout, stderr = gen.communicate(timeout=duration + warmup + 120.0)
+            if gen.returncode != 0 or not stdout.strip():
+                raise RuntimeError(
+                    f"socket load generator failed ({gen.returncode}): "
+                    f"{stderr.decode(errors='replace')[-2000:]}"
+                )
+            results.append(json.loads(stdout.decode().strip().splitlines()[-1]))
+        if spy is not None:
+            spy.communicate(timeout=duration + 30.0)
+            out = profile_dir / "socket_fix.txt"
+            if out.exists():
+                log(
+                    f"socket: py-spy profile of the gunicorn worker in {out}\n"
+                    + summarize_collapsed(out)
+                )
+    finally:
+        for gen in gens:
+            stop_process(gen, timeout=5.0)
+        if spy is not None:
+            stop_process(spy, timeout=5.0)
+    verdicts: Counter = Counter()
+    events: Counter = Counter()
+    errors: Counter = Counter()
+    latencies: list[float] = []
+    for res in results:
+        verdicts.update(res["verdicts"])
+        events.update(res["events"])
+        errors.update(res["errors"])
+        latencies.extend(res["lat_ms"])
+    latencies.sort()
+    ok = len(latencies)
+
+    def pct(q: float) -> float:
+        return round(latencies[min(ok - 1, int(q * ok))], 2) if ok else 0.0
+
+    cpu_ms = round(cpu.get("server", 0.0) * 10.0 / (ok / duration), 3) if ok else None
+    return {
+        "per_s": ok / duration,
+        "fixes": ok,
+        "clients": len(shoppers),
+        "server_cpu_ms_per_fix": cpu_ms,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "verdicts": dict(verdicts),
+        "events": dict(events),
+        "errors": dict(errors),
+        "cpu": cpu,
+    }
+
+
+def sockgen_main(spec_path: str) -> int:
+    """One python-socketio client per shopper on /shopper (websocket transport), each in its
+    own thread sending a fix and waiting for the ack, again and again; prints one JSON object."""
+    import threading
+
+    import socketio
+
+    spec = json.loads(Path(spec_path).read_text())
+    url = f"http://127.0.0.1:{spec['port']}"
+    begin = spec["start_at"] + spec["warmup"]
+    end = begin + spec["duration"]
+    lock = threading.Lock()
+    lat_ms: list[float] = []
+    verdicts: Counter = Counter()
+    events: Counter = Counter()
+    errors: Counter = Counter()
+    clients = []
+    for token, _walk in spec["shoppers"]:
+        sio = socketio.Client(reconnection=False)
+        sio.connect(
+            url,
+            transports=["websocket"],
+            namespaces=["/shopper"],
+            auth={"token": token},
+            wait_timeout=10,
+        )
+        clients.append(sio)
+
+    def drive(k: int, sio, walker: Walker) -> None:
+        rng = random.Random(spec["seed"] * 100_000 + k)
+        time.sleep(max(0.0, spec["start_at"] - time.time()))
+        while time.time() < end:
+            lat, lon, acc, t, speed = walker.step(rng)
+            payload = {"lat": lat, "lon": lon, "accuracy_m": acc, "recorded_at": t}
+            payload["speed_mps"] = speed
+            sent = time.perf_counter()
+            ack = sio.call("location", payload, namespace="/shopper", timeout=60)
+            done = time.perf_counter()
+            if not begin <= time.time() < end:
+                continue
+            with lock:
+                if isinstance(ack, dict) and "results" in ack:
+                    lat_ms.append((done - sent) * 1000.0)
+                    for res in ack["results"]:
+                        verdicts[res["verdict"]] += 1
+                        for event in res["events"]:
+                            events[event["kind"]] += 1
+                else:
+                    code = ack.get("error", {}).get("code") if isinstance(ack, dict) else None
+                    errors[str(code)] += 1
+
+    threads = [
+        threading.Thread(target=drive, args=(k, sio, Walker.from_list(walk)), daemon=True)
+        for k, (sio, (_token, walk)) in enumerate(zip(clients, spec["shoppers"], strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for sio in clients:
+        sio.disconnect()
+    print(
+        json.dumps(
+            {
+                "lat_ms": [round(x, 3) for x in lat_ms],
+                "verdicts": dict(verdicts),
+                "events": dict(events),
+                "errors": dict(errors),
+            }
+        )
+    )
+    return 0
 
 
 # -- the load generator (a separate process) -------------------------------------------------
@@ -1228,6 +1521,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="share of shoppers starting on East Nanjing Road, Shanghai",
     )
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--check-rounds",
+        type=int,
+        default=8,
+        help="untimed rounds of one fix per shopper (some spoofed) whose verdicts and events "
+        "are printed to compare engine versions on a seed",
+    )
     p.add_argument("--skip-http", action="store_true", help="run the engine part only")
     p.add_argument(
         "--calibrate",
@@ -1248,7 +1548,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="small sizes for a smoke run of a few seconds (figures meaningless)",
     )
+    p.add_argument(
+        "--socket-clients",
+        type=int,
+        default=32,
+        help="python-socketio clients (one shopper each) sending fixes on /shopper",
+    )
     p.add_argument("--_loadgen", metavar="SPEC", help=argparse.SUPPRESS)
+    p.add_argument("--_sockgen", metavar="SPEC", help=argparse.SUPPRESS)
     p.add_argument("--_single", metavar="SPEC", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
@@ -1262,6 +1569,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.batch = min(args.batch, 100)
         args.concurrency = min(args.concurrency, 16)
         args.backlog = min(args.backlog, 4)
+        args.socket_clients = min(args.socket_clients, 8)
     if args.shoppers < 1 or args.stores < 1 or args.http_shoppers < 1 or args.connections < 1:
         p.error("sizes must be positive")
     return args
@@ -1273,6 +1581,8 @@ def main(argv: list[str] | None = None) -> int:
         return loadgen_main(args._loadgen)
     if args._single:
         return single_main(args._single)
+    if args._sockgen:
+        return sockgen_main(args._sockgen)
 
     def on_term(signum, frame):  # clean up the servers on SIGTERM as on Ctrl-C
         raise KeyboardInterrupt
@@ -1324,6 +1634,16 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_to_ceiling": round(http_fix / http_ceiling, 3) if http_ceiling else 0.0,
         "p50_ms": http["fix"]["p50_ms"] if http else 0.0,
         "p99_ms": http["fix"]["p99_ms"] if http else 0.0,
+        "socket_fixes_per_s": round(http["socket"]["per_s"], 1) if http else 0.0,
+        "socket_ratio_to_ceiling": (
+            round(http["socket"]["per_s"] / http_ceiling, 3) if http and http_ceiling else 0.0
+        ),
+        "engine_single_to_batched": (
+            round(engine["fixes_per_s"] / engine["batched_fixes_per_s"], 3)
+            if engine["batched_fixes_per_s"]
+            else 0.0
+        ),
+        "walk_counts": engine["walk_counts"],
         "events": engine["single"]["events"],
         "verdicts": engine["single"]["verdicts"],
         "stores": args.stores,
@@ -1361,6 +1681,7 @@ def main(argv: list[str] | None = None) -> int:
                 k: http["fix"][k]
                 for k in ("statuses", "p90_ms", "max_ms", "verdicts", "events", "reconnects")
             },
+            "socket": {k: v for k, v in http["socket"].items() if k != "cpu"},
         },
         "engine_cpu_us_per_fix": engine["cpu_us_per_fix"],
         "server_cpu_ms_per_request": None
@@ -1368,6 +1689,7 @@ def main(argv: list[str] | None = None) -> int:
         else {
             "healthz": http["ceiling"]["server_cpu_ms_per_request"],
             "fix": http["fix"]["server_cpu_ms_per_request"],
+            "socket_fix": http["socket"]["server_cpu_ms_per_fix"],
         },
         "ratio_cpu_normalized": (
             round(
@@ -1384,6 +1706,7 @@ def main(argv: list[str] | None = None) -> int:
             "engine": engine["cpu"],
             "http_ceiling": http["ceiling"]["cpu"] if http else None,
             "http_fix": http["fix"]["cpu"] if http else None,
+            "socket_fix": http["socket"]["cpu"] if http else None,
         },
     }
     if args.profile is not None:

@@ -1,25 +1,36 @@
-"""Location fixes in, geofence events out: spoof verdicts and a per-(shopper, fence) state machine.
+"""Location fixes in, geofence events out: the orchestration of one call.
 
 One call handles any number of shoppers with a fixed number of Redis round trips per chunk of
 shoppers:
-1. read: each shopper's state, position and fence states (and, at most every
-   `catalog_check_s` or right after this process changed the catalog, the catalog version);
-   the candidate fences of every fix come from this process's own fence index
-   (geo.fence_index), which gives what a GEOSEARCH per fence tier gave, without Redis;
-2. commit: one Lua script per shopper checks the state version it read (compare-and-set), then
-   writes fence states, raw fixes, position, trust and an outbox of events together;
-3. only when there are events: append them to the shopper's partition of the event stream,
-   then empty the outbox.
-A shopper whose state changed between 1 and 2 (another process) is read and computed again.
-Every round trip is one pipeline on one pooled connection, given back before the next one is
-taken: a call never holds a connection while it waits for another, so any number of concurrent
-calls share a bounded pool without deadlocking (they queue for it instead).
+1. read, only what this process does not know: the state of each shopper whose last committed
+   state it does not hold (see "state cache" below), each caller's guard (e.g. the session), and,
+   at most every `catalog_check_s` or right after this process changed the catalog, the
+   catalog version. Nothing to read, no round trip;
+2. compute in the process: each fix's fence candidates from this process's own fence index
+   (geo.fence_index), its spoof verdict (geo.spoof) and the fence state machine (geo.fsm);
+3. commit: one Lua script per shopper (geo.scripts.COMMIT) checks the state version the
+   computation started from (compare-and-set), then writes fence states, raw fixes, position,
+   trust and an outbox of events together; when the version moved (another process, the
+   sweeper, a consent change) it answers the current state instead, and the shopper is
+   computed again from it, without another read;
+4. only when there are events: append them to the shopper's partition of the event stream,
+   then empty the outbox (geo.stream).
+
+State cache: after a commit the process keeps the state it wrote (fence states, position,
+trust, version; bounded by `state_cache` shoppers and `state_cache_s` seconds). The shopper's
+next fix through this process starts from it and costs one round trip (the commit), since the
+commit's compare-and-set tells a stale copy from a current one and hands over the current
+state. Versions are random (geo.scripts.new_version), so a state that a failover lost is never
+mistaken for a later one.
+
+Every round trip is one pipeline (or one command) on one pooled connection, given back before
+the next one is taken: a call never holds a connection while it waits for another, so any
+number of concurrent calls share a bounded pool without deadlocking (they queue for it).
 See README "Geofencing rules" for the rules themselves.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -33,197 +44,23 @@ import redis
 from core.clock import Clock
 from core.errors import DomainError
 
-from . import keys
-from .fence_index import FenceIndex
-from .geometry import fast_distance_m
-from .motion import Point, elapsed_s, ground_speed_mps
+from . import keys, spoof
+from .fence_index import FenceIndex, fix_candidates
+from .fsm import FenceState, Transition
+from .model import EngineSettings, EventSink, Fix, FixResult, decode_fix, encode_fix
+from .motion import Point
+from .rounds import Rounds
+from .scripts import COMMIT, READ, CommitCall, ReadCall, Scripts, new_version, parse_state
+from .spoof import TRUST_DELTA, TRUST_START
+from .state_cache import Known, StateCache
 from .stores import StoreCatalog, StoreEntry, entry_from_record
+from .stream import EventStream
+from .sweeper import MAX_CAS_RETRIES, Sweeper
 
 log = logging.getLogger(__name__)
 
-TRUST_DELTA = {"ok": 1, "inaccurate": 0, "too_fast": -15, "mocked": -25, "jump": -30}
-TRUST_START = 100
-MAX_CAS_RETRIES = 20
 CHUNK = 250  # shoppers per read/commit batch in a call
 OUTBOX_GRACE_S = 10.0
-
-# KEYS: state, fence states, fixes, outbox, position.
-# ARGV: expected version, fixes cutoff, retention ttl, last_t, trust, last position, anchor,
-#   fence states to set ("store=state" lines), fence states to delete (lines), raw fixes (lines,
-#   each starting with its time before the first "|"), events (JSON lines), the time the
-#   outbox was written (for crash detection). Few large arguments
-#   keep the client's packing cost low.
-# Returns 1 when written, 0 when the version moved (caller re-reads), -1 without consent.
-COMMIT_LUA = """
-local ver = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
-if ver ~= tonumber(ARGV[1]) then return 0 end
-if redis.call('HGET', KEYS[1], 'consent') ~= '1' then return -1 end
-local ttl = tonumber(ARGV[3])
-for line in string.gmatch(ARGV[8], '[^\\n]+') do
-  local sid, state = string.match(line, '^([^=]+)=(.*)$')
-  redis.call('HSET', KEYS[2], sid, state)
-end
-for sid in string.gmatch(ARGV[9], '[^\\n]+') do redis.call('HDEL', KEYS[2], sid) end
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('EXPIRE', KEYS[2], ttl) end
-if ARGV[10] ~= '' then
-  for row in string.gmatch(ARGV[10], '[^\\n]+') do
-    redis.call('ZADD', KEYS[3], string.match(row, '^[^|]+'), row)
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
-  redis.call('EXPIRE', KEYS[3], ttl)
-end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'last_t', ARGV[4], 'trust', ARGV[5]) end
-if ARGV[6] ~= '' then
-  redis.call('HSET', KEYS[5], 'last', ARGV[6], 'anchor', ARGV[7])
-  redis.call('EXPIRE', KEYS[5], ttl)
-end
-if ARGV[11] ~= '' then
-  for event in string.gmatch(ARGV[11], '[^\\n]+') do redis.call('RPUSH', KEYS[4], event) end
-  redis.call('HSET', KEYS[1], 'ob', ARGV[12])
-end
-redis.call('HSET', KEYS[1], 'ver', ver + 1)
-return 1
-"""
-
-# KEYS: state, fence states, position of one shopper. Returns one string, fields joined by
-# newlines: ver, consent, last_t, trust, ob, last position, anchor, then the fence states as
-# store/state pairs (one string parses far faster than nested arrays of small ones).
-READ_LUA = """
-local st = redis.call('HMGET', KEYS[1], 'ver', 'consent', 'last_t', 'trust', 'ob')
-local pos = redis.call('HMGET', KEYS[3], 'last', 'anchor')
-local parts = {}
-for i = 1, 5 do parts[#parts + 1] = st[i] or '' end
-for i = 1, 2 do parts[#parts + 1] = pos[i] or '' end
-for _, v in ipairs(redis.call('HGETALL', KEYS[2])) do parts[#parts + 1] = v end
-return table.concat(parts, '\\n')
-"""
-STATE_FIELDS = ("ver", "consent", "last_t", "trust", "ob")
-
-
-class _Scripts:
-    """Lua scripts called by SHA inside pipelines, reloaded if the server lost them."""
-
-    def __init__(self, r: redis.Redis) -> None:
-        self.r = r
-        self.sources = {"read": READ_LUA, "commit": COMMIT_LUA}
-        self.sha = {name: _sha1(src) for name, src in self.sources.items()}
-
-    def load(self) -> None:
-        """Load every script into the server's script cache."""
-        for name, src in self.sources.items():
-            self.sha[name] = self.r.script_load(src)
-
-    def run(self, fn):
-        """Run fn(), loading the scripts and retrying once if the server had lost them."""
-        try:
-            return fn()
-        except redis.exceptions.NoScriptError:
-            self.load()
-            return fn()
-
-
-def _sha1(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()
-
-
-def _pairs(flat: list) -> dict:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class EngineSettings:
-    """Tunables of the geofence rules and spoof checks."""
-
-    dwell_s: float = 120.0
-    max_accuracy_m: float = 150.0
-    min_overlap: float = 0.75
-    exit_confirm_s: float = 60.0
-    max_speed_mps: float = 50.0
-    jump_m: float = 10_000.0
-    jump_window_s: float = 600.0
-    retention_s: int = 24 * 3600
-    max_age_s: float = 24 * 3600
-    max_future_s: float = 300.0
-    clock_slack_s: float = 10.0  # how far past its receive time a fix's stamp still counts
-    transit_min_m: float = 20.0
-    stream_maxlen: int = 1_000_000  # all partitions together (each keeps about 1/P of it)
-    event_partitions: int = keys.EVENT_PARTITIONS
-    catalog_check_s: float = 1.0  # how long a process trusts its fence index unchecked
-
-    @classmethod
-    def from_config(cls, config: Any) -> EngineSettings:
-        """Take the GEOFENCE_/SPOOF_/FIX_ settings of an app configuration."""
-        return cls(
-            dwell_s=config.GEOFENCE_DWELL_S,
-            max_accuracy_m=config.GEOFENCE_MAX_ACCURACY_M,
-            min_overlap=config.GEOFENCE_MIN_OVERLAP,
-            exit_confirm_s=config.GEOFENCE_EXIT_CONFIRM_S,
-            max_speed_mps=config.SPOOF_MAX_SPEED_MPS,
-            jump_m=config.SPOOF_JUMP_M,
-            jump_window_s=config.SPOOF_JUMP_WINDOW_S,
-            retention_s=config.FIX_RETENTION_S,
-            max_age_s=config.FIX_RETENTION_S,
-            max_future_s=config.FIX_MAX_FUTURE_S,
-            event_partitions=config.GEO_EVENT_PARTITIONS,
-            catalog_check_s=config.GEO_CATALOG_CHECK_MS / 1000.0,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Fix:
-    """One location fix as the phone recorded it."""
-
-    lat: float
-    lon: float
-    accuracy_m: float
-    recorded_at: float
-    speed_mps: float | None = None
-    mock: bool = False
-
-
-@dataclass(slots=True)
-class FixResult:
-    """What became of one fix."""
-
-    recorded_at: float
-    verdict: str
-    ignored: bool = False
-    reason: str | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    trust: int | None = None  # the shopper's trust score after this fix
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the result for API answers."""
-        return {
-            "recorded_at": self.recorded_at,
-            "verdict": self.verdict,
-            "ignored": self.ignored,
-            "reason": self.reason,
-            "trust": self.trust,
-            "events": self.events,
-        }
-
-
-class EventSink:
-    """Where committed geofence events are pushed besides the stream (e.g. socket rooms)."""
-
-    def publish(self, shopper_id: str, events: Sequence[dict[str, Any]]) -> None:
-        """Deliver a shopper's new events."""
-
-
-@dataclass(slots=True)
-class _FenceState:
-    entered_at: float
-    dwelled: bool
-    pending_since: float  # 0 when no exit is pending
-
-    def encode(self) -> str:
-        return f"{self.entered_at:.3f}|{int(self.dwelled)}|{self.pending_since:.3f}"
-
-    @classmethod
-    def decode(cls, raw: str) -> _FenceState:
-        entered, dwelled, pending = raw.split("|")
-        return cls(float(entered), dwelled == "1", float(pending))
 
 
 @dataclass(slots=True)
@@ -234,11 +71,17 @@ class _Work:
     fixes: list[Fix]
     results: list[FixResult] = field(default_factory=list)
     error: DomainError | None = None
-    version: int = 0
+    known: Known | None = None  # the state to compute from (cache or a lost CAS); None: read
     events: list[dict[str, Any]] = field(default_factory=list)
     pending_add: dict[str, float] = field(default_factory=dict)
-    commit_args: list[Any] | None = None
+    call: CommitCall | None = None
+    after: Known | None = None  # the state the commit writes (for the cache)
     stale_outbox: bool = False  # a crashed process left events that never reached the stream
+
+    def restart(self) -> None:
+        """Forget a computation whose commit lost its compare-and-set."""
+        self.results, self.events = [], []
+        self.pending_add, self.call, self.after = {}, None, None
 
 
 class LocationEngine:
@@ -259,7 +102,14 @@ class LocationEngine:
         self.clock = clock
         self.settings = settings or EngineSettings()
         self.sink = sink or EventSink()
-        self._scripts = _Scripts(r)
+        self._scripts = Scripts(r)
+        self._stream = EventStream(r, self.settings, self.sink)
+        self._sweeper = Sweeper(r, self.settings, self._scripts, self._stream)
+        self._states = StateCache(
+            self.settings.state_cache,
+            min(self.settings.state_cache_s, self.settings.retention_s / 2),
+            monotonic,
+        )
         self._cache_version = -1
         self._entries: dict[str, StoreEntry] = {}
         self._index = FenceIndex({})
@@ -270,12 +120,14 @@ class LocationEngine:
         self._checked_changes = -1
         self._refresh_lock = threading.Lock()
         self._erasers: list[Callable[[str], None]] = []
+        self._rounds = Rounds(self.record_many, CHUNK)
 
     # -- consent, trust, privacy -----------------------------------------------------------
     def set_consent(self, shopper_id: str, granted: bool) -> dict[str, Any]:
         """Record the shopper's consent to location use; withdrawing it erases location data."""
         now = self.clock.now()
         st = keys.shopper_state(shopper_id)
+        self._states.drop(shopper_id)
         if granted:
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(st, mapping={"consent": "1", "consent_at": f"{now:.3f}"})
@@ -313,17 +165,28 @@ class LocationEngine:
 
     def erase_location(self, shopper_id: str) -> None:
         """Delete the shopper's raw fixes, position and fence states, and every registered
-        package's copy of their places."""
-        self.r.delete(
+        package's copy of their places.
+
+        The state version moves with them (if the state exists), so that no process's cached
+        copy of the erased places is written back.
+        """
+        self._states.drop(shopper_id)
+        st = keys.shopper_state(shopper_id)
+        pipe = self.r.pipeline(transaction=True)
+        for key in (
             keys.shopper_fixes(shopper_id),
             keys.shopper_fences(shopper_id),
             keys.shopper_position(shopper_id),
-        )
+        ):
+            pipe.delete(key)  # one key per command: a cluster pipeline refuses multi-key DEL
+        pipe.hset(st, "ver", new_version())
+        pipe.execute()
         for erase in self._erasers:
             erase(shopper_id)
 
     def erase(self, shopper_id: str) -> None:
         """Delete everything personal the geo package keeps about a shopper."""
+        self._states.drop(shopper_id)
         self.r.delete(
             keys.shopper_state(shopper_id),
             keys.shopper_fixes(shopper_id),
@@ -338,14 +201,14 @@ class LocationEngine:
         """Return the shopper's raw fixes still within the retention, oldest first."""
         cutoff = self.clock.now() - self.settings.retention_s
         raw = self.r.zrangebyscore(keys.shopper_fixes(shopper_id), cutoff, "+inf")
-        return [_decode_fix(item) for item in raw]
+        return [decode_fix(item) for item in raw]
 
     def inside(self, shopper_id: str) -> list[dict[str, Any]]:
         """Return the fences the shopper is inside now, with when they entered."""
         states = self.r.hgetall(keys.shopper_fences(shopper_id))
         out = []
         for store_id, raw in sorted(states.items()):
-            state = _FenceState.decode(raw)
+            state = FenceState.decode(raw)
             out.append(
                 {
                     "store_id": store_id,
@@ -393,6 +256,27 @@ class LocationEngine:
         self._entries, self._index = entries, index
         self._cache_version = loaded_version
 
+    # -- spoof checks for other packages -----------------------------------------------------
+    def judge(self, fix: Fix, anchor: str | None, received_at: float | None = None) -> str:
+        """Return the spoof verdict of a fix against a stored anchor (the last trusted fix).
+
+        The game checks a catch's fix with the same rules the engine applies to every fix.
+        received_at: when the server received the fix (default: now).
+        """
+        received = self.clock.now() if received_at is None else received_at
+        return spoof.verdict(fix, Point.decode(anchor), received, self.settings)
+
+    def elapsed_since(
+        self, fix: Fix, anchor: str | None, received_at: float | None = None
+    ) -> float | None:
+        """Return the seconds from a stored anchor to a fix as the speed checks count them
+        (see geo.motion.effective_time); None without an anchor."""
+        point = Point.decode(anchor)
+        if point is None:
+            return None
+        received = self.clock.now() if received_at is None else received_at
+        return spoof.elapsed(fix, point, received, self.settings)
+
     # -- fixes -------------------------------------------------------------------------------
     def record_fixes(
         self,
@@ -404,10 +288,10 @@ class LocationEngine:
         """Process one shopper's fixes (one or a batch); raise when the shopper may not send.
 
         guard: a key that must exist for the fixes to count (e.g. the caller's session), and
-        the error to raise if it does not; checked within the first round trip.
+        the error to raise if it does not; checked before anything is committed.
+        Concurrent calls share round trips (geo.rounds).
         """
-        guards = {shopper_id: guard} if guard is not None else None
-        outcome = self.record_many([(shopper_id, list(fixes))], guards=guards)[shopper_id]
+        outcome = self._rounds.submit(shopper_id, list(fixes), guard)
         if isinstance(outcome, DomainError):
             raise outcome
         return outcome
@@ -440,9 +324,9 @@ class LocationEngine:
                     done[work.shopper_id] = work.results
                     del pending[work.shopper_id]
                 else:
-                    # Another process moved this shopper's state: start over from a fresh read.
-                    work.results, work.events = [], []
-                    work.pending_add, work.commit_args = {}, None
+                    # Another process moved this shopper's state: start over from the state
+                    # the commit answered (or a fresh read).
+                    work.restart()
         for work in pending.values():
             done[work.shopper_id] = DomainError(
                 "too much concurrent activity for this shopper, retry",
@@ -454,7 +338,7 @@ class LocationEngine:
     def _run(
         self, works: list[_Work], now: float, guards: dict[str, tuple[str, DomainError]]
     ) -> set[str]:
-        """Read, compute and commit chunk by chunk; return the committed shoppers.
+        """Read (if needed), compute and commit chunk by chunk; return the committed shoppers.
 
         Each round trip takes one pooled connection and gives it back before the next: a
         request that held one connection while waiting for a second could deadlock a worker
@@ -464,31 +348,64 @@ class LocationEngine:
         for start in range(0, len(works), CHUNK):
             chunk = works[start : start + CHUNK]
             self._read_and_compute(chunk, now, guards)
-            ready = [w for w in chunk if w.error is None and w.commit_args is not None]
+            ready = [w for w in chunk if w.error is None and w.call is not None]
             if ready:
                 replies = self._execute(self._commit_commands(ready), raise_on_error=False)
                 committed |= self._absorb_commit(ready, replies)
         return committed
 
-    def _read_commands(
-        self,
-        plans: list[tuple[_Work, list[Fix]]],
-        guards: dict[str, tuple[str, DomainError]],
-        check_version: bool,
-    ) -> list[tuple]:
-        """Commands of round trip 1: each state, each guard, and the catalog version if due."""
-        sha = self._scripts.sha["read"]
-        commands = [("EVALSHA", sha, 3, *_read_keys(work.shopper_id)) for work, _ in plans]
-        commands += [
-            ("EXISTS", guards[work.shopper_id][0]) for work, _ in plans if work.shopper_id in guards
-        ]
-        if check_version:
+    def _read_and_compute(
+        self, works: list[_Work], now: float, guards: dict[str, tuple[str, DomainError]]
+    ) -> None:
+        """Round trip 1, when there is anything to read; then compute every shopper."""
+        plans = [(work, self._order(work, now)) for work in works]
+        for work, _ in plans:
+            if work.known is None and work.error is None:
+                work.known = self._states.take(work.shopper_id)
+        reads = [work for work, _ in plans if work.known is None and work.error is None]
+        guarded = [work for work, _ in plans if work.shopper_id in guards]
+        due = self._check_due()
+        commands = [READ.command(ReadCall.of(work.shopper_id)) for work in reads]
+        commands += [("EXISTS", guards[work.shopper_id][0]) for work in guarded]
+        if due is not None:
             commands.append(("GET", keys.VERSION))
-        return commands
+        if commands:
+            replies = self._scripts.run(lambda: self._execute(commands))
+            for work, raw in zip(reads, replies, strict=False):
+                work.known = parse_state(raw)
+            for work, exists in zip(guarded, replies[len(reads) :], strict=False):
+                if not exists and work.error is None:
+                    work.error = guards[work.shopper_id][1]
+            if due is not None:
+                self._refresh(int(replies[-1] or 0))
+                self._checked_changes, self._checked_at = due
+        index = self._index
+        for work, fixes in plans:
+            if work.error is not None or work.known is None:
+                continue
+            state, fences, position = work.known
+            anchor = Point.decode(position.get("anchor"))
+            self._compute(
+                work, state, fences, position, fixes, fix_candidates(index, fixes, anchor), now
+            )
+
+    def _execute(self, commands: list[tuple], raise_on_error: bool = True) -> list[Any]:
+        """Run commands in one round trip (on one connection, given back after): one command
+        on its own, more in a pipeline."""
+        if len(commands) == 1:
+            try:
+                return [self.r.execute_command(*commands[0])]
+            except redis.exceptions.ResponseError as exc:
+                if raise_on_error:
+                    raise
+                return [exc]
+        pipe = self.r.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute(raise_on_error=raise_on_error)
 
     def _commit_commands(self, works: list[_Work]) -> list[tuple]:
-        sha = self._scripts.sha["commit"]
-        commands = [("EVALSHA", sha, 5, *_commit_keys(w.shopper_id), *w.commit_args) for w in works]
+        commands = [COMMIT.command(work.call) for work in works]
         # The pending-exit index is only a hint for the sweeper, which re-checks the state
         # (and repairs the index), so it rides along even if a commit loses its CAS.
         for work in works:
@@ -501,56 +418,6 @@ class LocationEngine:
                     )
                 )
         return commands
-
-    def _read_and_compute(
-        self, works: list[_Work], now: float, guards: dict[str, tuple[str, DomainError]]
-    ) -> None:
-        """Round trip 1: every shopper's state; then every fix's candidates from the index."""
-        plans = [(work, self._order(work, now)) for work in works]
-        due = self._check_due()
-        commands = self._read_commands(plans, guards, due is not None)
-        replies = self._scripts.run(lambda: self._execute(commands))
-        if due is not None:
-            self._refresh(int(replies[-1] or 0))
-            self._checked_changes, self._checked_at = due
-        self._stage(plans, replies, guards, now)
-
-    def _stage(
-        self,
-        plans: list[tuple[_Work, list[Fix]]],
-        replies: list[Any],
-        guards: dict[str, tuple[str, DomainError]],
-        now: float,
-    ) -> None:
-        """Turn a chunk's read replies into candidates and states, then compute it."""
-        index = self._index
-        guard_replies = iter(replies[len(plans) :])
-        for work, _ in plans:
-            if work.shopper_id in guards and not next(guard_replies):
-                work.error = guards[work.shopper_id][1]
-        staged = []
-        for (work, fixes), raw in zip(plans, replies[: len(plans)], strict=True):
-            candidates = [index.candidates(fix.lon, fix.lat) for fix in fixes]
-            # Searches along a batch's own long segments.
-            for i in _segment_indexes(fixes):
-                a, b = fixes[i - 1], fixes[i]
-                candidates[i] |= index.candidates(*_midpoint_search(a.lat, a.lon, b.lat, b.lon))
-            parts = raw.split("\n")
-            state = {
-                name: value or None for name, value in zip(STATE_FIELDS, parts[:5], strict=True)
-            }
-            position_ = {"last": parts[5] or None, "anchor": parts[6] or None}
-            staged.append((work, state, _pairs(parts[7:]), position_, fixes, candidates))
-        self._add_first_segment_candidates(staged, index)
-        for work, state, fences, pos, fixes, candidates in staged:
-            self._compute(work, state, fences, pos, fixes, candidates, now)
-
-    def _execute(self, commands: list[tuple], raise_on_error: bool = True) -> list[Any]:
-        """Run commands in one pipeline round trip (on one connection, given back after)."""
-        pipe = self.r.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
-        return pipe.execute(raise_on_error=raise_on_error)
 
     def _order(self, work: _Work, now: float) -> list[Fix]:
         """Sort a shopper's fixes by recorded time; refuse ones from the future."""
@@ -566,59 +433,6 @@ class LocationEngine:
                 return []
         return sorted(work.fixes, key=lambda f: f.recorded_at)
 
-    @staticmethod
-    def _add_first_segment_candidates(staged: list, index: FenceIndex) -> None:
-        """Search along the segment from the stored anchor to a batch's first fix, if long."""
-        for _work, _state, _fences, position, fixes, candidates in staged:
-            anchor = Point.decode(position.get("anchor"))
-            if anchor is None or not fixes:
-                continue
-            point = _midpoint_search(anchor.lat, anchor.lon, fixes[0].lat, fixes[0].lon)
-            if point is not None:
-                candidates[0] |= index.candidates(*point)
-
-    def judge(self, fix: Fix, anchor: str | None, received_at: float | None = None) -> str:
-        """Return the spoof verdict of a fix against a stored anchor (the last trusted fix).
-
-        The game checks a catch's fix with the same rules the engine applies to every fix.
-        received_at: when the server received the fix (default: now).
-        """
-        received = self.clock.now() if received_at is None else received_at
-        return self._verdict(fix, Point.decode(anchor), received)
-
-    def elapsed_since(
-        self, fix: Fix, anchor: str | None, received_at: float | None = None
-    ) -> float | None:
-        """Return the seconds from a stored anchor to a fix as the speed checks count them
-        (see effective_time); None without an anchor."""
-        point = Point.decode(anchor)
-        if point is None:
-            return None
-        received = self.clock.now() if received_at is None else received_at
-        return self._elapsed(fix, point, received)
-
-    def _elapsed(self, fix: Fix, anchor: Point, received: float) -> float:
-        return elapsed_s(fix.recorded_at, received, anchor, self.settings.clock_slack_s)
-
-    def _verdict(self, fix: Fix, anchor: Point | None, received: float) -> str:
-        s = self.settings
-        if fix.mock:
-            return "mocked"
-        if anchor is not None:
-            dt = self._elapsed(fix, anchor, received)
-            distance = fast_distance_m(anchor.lat, anchor.lon, fix.lat, fix.lon)
-            if distance > s.jump_m and dt < s.jump_window_s:
-                return "jump"
-            # The accuracy circles are slack: GPS noise alone must not look like speed.
-            slack = min(fix.accuracy_m, s.max_accuracy_m) + min(anchor.acc, s.max_accuracy_m)
-            if dt > 0 and ground_speed_mps(distance, dt, slack) > s.max_speed_mps:
-                return "too_fast"
-        if fix.speed_mps is not None and fix.speed_mps > s.max_speed_mps:
-            return "too_fast"
-        if fix.accuracy_m > s.max_accuracy_m:
-            return "inaccurate"
-        return "ok"
-
     def _compute(
         self,
         work: _Work,
@@ -630,8 +444,6 @@ class LocationEngine:
         now: float,
     ) -> None:
         """Run the spoof checks and the state machine over one shopper's ordered fixes."""
-        if work.error is not None:
-            return
         if state.get("consent") != "1":
             work.error = DomainError(
                 "the shopper has not consented to location use",
@@ -641,7 +453,6 @@ class LocationEngine:
             )
             return
         s = self.settings
-        work.version = int(state.get("ver") or 0)
         # The writer streams its outbox right after committing; one much older than that was
         # left by a process that died in between, and this pass streams it (ids deduplicate).
         outbox_at = state.get("ob")
@@ -650,9 +461,12 @@ class LocationEngine:
         trust = int(state.get("trust") or TRUST_START)
         anchor = Point.decode(position.get("anchor"))
         last = Point.decode(position.get("last"))
-        fs = {sid: _FenceState.decode(raw) for sid, raw in fences.items()}
-        touched: set[str] = set()
-        removed: set[str] = set()
+        transition = Transition(
+            work.shopper_id,
+            self._entries,
+            s,
+            {sid: FenceState.decode(raw) for sid, raw in fences.items()},
+        )
         fix_rows: list[str] = []
         oldest = now - s.max_age_s
         for fix, found in zip(fixes, candidates, strict=True):
@@ -664,118 +478,55 @@ class LocationEngine:
             if t < oldest:
                 work.results.append(FixResult(t, "ignored", True, "too_old"))
                 continue
-            verdict = self._verdict(fix, anchor, now)
-            trust = max(0, min(100, trust + TRUST_DELTA[verdict]))
+            verdict = spoof.verdict(fix, anchor, now, s)
+            trust = spoof.next_trust(trust, verdict)
             result = FixResult(t, verdict, trust=trust)
             work.results.append(result)
             last_t = t
             last = Point(t, fix.lat, fix.lon, fix.accuracy_m, now)
-            fix_rows.append(_encode_fix(fix, verdict))
+            fix_rows.append(encode_fix(fix, verdict))
             if verdict != "ok":
                 continue  # suspicious fixes are kept with their verdict and change nothing
-            events = self._advance(work.shopper_id, fix, anchor, fs, found, touched, removed, trust)
+            events = transition.advance(fix, anchor, found, trust)
             result.events.extend(events)
             work.events.extend(events)
             anchor = last
-        work.commit_args = [
-            work.version,
-            f"{now - s.retention_s:.3f}",
-            int(s.retention_s),
-            f"{last_t:.3f}" if fix_rows else "",
-            trust,
-            last.encode() if fix_rows and last is not None else "",
-            anchor.encode() if anchor is not None else "",
-            "\n".join(f"{sid}={fs[sid].encode()}" for sid in touched - removed),
-            "\n".join(sorted(removed)),
-            "\n".join(fix_rows),
-            "\n".join(json.dumps(e, separators=(",", ":")) for e in work.events),
-            f"{now:.3f}",
-        ]
-        for sid in touched - removed:
-            if fs[sid].pending_since > 0:
-                member = f"{work.shopper_id}|{sid}"
-                work.pending_add[member] = fs[sid].pending_since + s.exit_confirm_s
-
-    def _advance(
-        self,
-        shopper_id: str,
-        fix: Fix,
-        prev: Point | None,
-        fs: dict[str, _FenceState],
-        found: set[str],
-        touched: set[str],
-        removed: set[str],
-        trust: int,
-    ) -> list[dict[str, Any]]:
-        """Move every relevant fence's state for one trusted fix; return the events."""
-        s = self.settings
-        t = fix.recorded_at
-        events: list[dict[str, Any]] = []
-        # The segment from the previous trusted fix can only cross fences whose edge is within
-        # one step of this fix: the transit test is skipped for every other candidate.
-        step = fast_distance_m(prev.lat, prev.lon, fix.lat, fix.lon) if prev is not None else 0.0
-        transit_possible = step >= s.transit_min_m
-        # Only "ok" fixes get here, so the accuracy is within the limit.
-        for sid in sorted(found | fs.keys()):
-            entry = self._entries.get(sid)
-            if entry is None:
-                if sid in fs:  # the store was deleted: forget the state quietly
-                    del fs[sid]
-                    touched.add(sid)
-                    removed.add(sid)
-                continue
-            fence = entry.fence
-            state = fs.get(sid)
-            distance = fence.signed_distance_m(fix.lat, fix.lon)
-            if state is None:
-                if (
-                    distance <= 0
-                    and entry.active_at(t)
-                    and fence.overlap_fraction(fix.lat, fix.lon, fix.accuracy_m) >= s.min_overlap
-                ):
-                    fs[sid] = _FenceState(t, False, 0.0)
-                    touched.add(sid)
-                    removed.discard(sid)
-                    events.append(_event(shopper_id, sid, "enter", t, trust))
-                elif (
-                    transit_possible
-                    and 0 < distance <= step
-                    and fence.signed_distance_m(prev.lat, prev.lon) > 0
-                    and fence.segment_crosses(prev.lat, prev.lon, fix.lat, fix.lon)
-                ):
-                    events.append(_event(shopper_id, sid, "transit", t, trust, since=prev.t))
-                continue
-            if distance > fence.hysteresis_m:
-                # Beyond the exit line: a second consecutive outside fix confirms the exit.
-                if state.pending_since > 0:
-                    events.append(
-                        _event(
-                            shopper_id,
-                            sid,
-                            "exit",
-                            state.pending_since,
-                            trust,
-                            duration_s=round(state.pending_since - state.entered_at, 3),
-                        )
-                    )
-                    del fs[sid]
-                    removed.add(sid)
-                else:
-                    state.pending_since = t
-                touched.add(sid)
-                continue
-            if state.pending_since > 0:
-                state.pending_since = 0.0
-                touched.add(sid)
-            if not state.dwelled and t - state.entered_at >= s.dwell_s and entry.active_at(t):
-                state.dwelled = True
-                touched.add(sid)
-                events.append(
-                    _event(
-                        shopper_id, sid, "dwell", t, trust, dwell_s=round(t - state.entered_at, 3)
-                    )
+        changed = transition.changed()
+        removed = transition.removed
+        wrote = bool(fix_rows)
+        new_ver = new_version()
+        work.call = CommitCall.of(
+            work.shopper_id,
+            expected_ver=state.get("ver") or "0",
+            new_ver=new_ver,
+            fixes_cutoff=f"{now - s.retention_s:.3f}",
+            ttl=int(s.retention_s),
+            last_t=f"{last_t:.3f}" if wrote else "",
+            trust=str(trust),
+            last=last.encode() if wrote and last is not None else "",
+            anchor=anchor.encode() if anchor is not None else "",
+            set_states="\n".join(f"{sid}={fstate.encode()}" for sid, fstate in changed.items()),
+            del_states="\n".join(sorted(removed)),
+            fix_rows="\n".join(fix_rows),
+            events="\n".join(json.dumps(e, separators=(",", ":")) for e in work.events),
+            outbox_at=f"{now:.3f}",
+        )
+        for sid, fstate in changed.items():
+            if fstate.pending_since > 0:
+                work.pending_add[f"{work.shopper_id}|{sid}"] = (
+                    fstate.pending_since + s.exit_confirm_s
                 )
-        return events
+        # What the commit leaves in Redis, for the next fix of this shopper in this process.
+        after_state = dict(state, ver=new_ver)
+        after_position = dict(position)
+        if wrote:
+            after_state.update(last_t=work.call.last_t, trust=work.call.trust)
+            after_position.update(last=work.call.last, anchor=work.call.anchor or None)
+        if work.events:
+            after_state["ob"] = work.call.outbox_at
+        after_fences = {sid: raw for sid, raw in fences.items() if sid not in removed}
+        after_fences.update({sid: fstate.encode() for sid, fstate in changed.items()})
+        work.after = (after_state, after_fences, after_position)
 
     def _absorb_commit(self, works: list[_Work], replies: list[Any]) -> set[str]:
         """Take a chunk's commit replies; stream and push its events; return who landed."""
@@ -785,12 +536,12 @@ class LocationEngine:
             elif isinstance(reply, Exception):
                 raise reply
         replies = replies[: len(works)]
-        committed: set[str] = set()
+        committed: list[_Work] = []
         with_events: list[_Work] = []
         stale: list[str] = []
         for work, reply in zip(works, replies, strict=True):
             if reply == 1:
-                committed.add(work.shopper_id)
+                committed.append(work)
                 if work.stale_outbox:
                     stale.append(work.shopper_id)
                 elif work.events:
@@ -802,234 +553,40 @@ class LocationEngine:
                     field="consent",
                     status=403,
                 )
-                committed.add(work.shopper_id)
-        if with_events:
-            self._append_events([(work.shopper_id, work.events) for work in with_events])
-        for work in with_events:
-            self.sink.publish(work.shopper_id, work.events)
+            elif isinstance(reply, str):
+                work.known = parse_state(reply)  # the version moved: compute again from this
+            else:
+                work.known = None  # the script was missing: read again
+        self._stream.deliver([(work.shopper_id, work.events) for work in with_events])
         if stale:
-            self.flush_outboxes(stale)
-        return committed
-
-    def _append_events(self, batches: list[tuple[str, list[dict[str, Any]]]]) -> None:
-        """Append shoppers' committed events to their stream partitions, then empty their
-        outboxes.
-
-        Two round trips: an outbox goes only once its events are in the stream. One pipeline
-        would not keep that order on Redis Cluster, where the stream and a shopper's keys are
-        on different nodes and a pipeline's commands to different nodes are not ordered.
-        A shopper's events all go to one partition, in order.
-        """
-        partitions = self.settings.event_partitions
-        maxlen = max(1, -(-self.settings.stream_maxlen // partitions))
-        pipe = self.r.pipeline(transaction=False)
-        for shopper_id, events in batches:
-            stream = keys.shopper_events(shopper_id, partitions)
-            for event in events:
-                pipe.xadd(
-                    stream,
-                    {"event": json.dumps(event, separators=(",", ":"))},
-                    maxlen=maxlen,
-                    approximate=True,
-                )
-        pipe.execute()
-        pipe = self.r.pipeline(transaction=False)
-        for shopper_id, _events in batches:
-            pipe.delete(keys.shopper_outbox(shopper_id))
-            pipe.hdel(keys.shopper_state(shopper_id), "ob")
-        pipe.execute()
+            self._stream.flush_outboxes(stale)
+        for work in committed:
+            after = work.after
+            if after is not None:
+                if work.events or work.stale_outbox:
+                    after[0]["ob"] = None  # streamed: the outbox is empty again
+                self._states.put(work.shopper_id, after)
+        return {work.shopper_id for work in committed} | {
+            work.shopper_id for work in works if work.error is not None
+        }
 
     def flush_outboxes(self, shopper_ids: Iterable[str]) -> int:
         """Append events a crashed process committed but never streamed; return how many."""
-        count = 0
-        for shopper_id in shopper_ids:
-            raw = self.r.lrange(keys.shopper_outbox(shopper_id), 0, -1)
-            if not raw:
-                continue
-            events = [json.loads(item) for item in raw]
-            self._append_events([(shopper_id, events)])
-            self.sink.publish(shopper_id, events)
-            count += len(events)
-        return count
+        return self._stream.flush_outboxes(shopper_ids)
 
     # -- the sweeper -----------------------------------------------------------------------
     def sweep(self, now: float | None = None, limit: int = 1_000) -> list[dict[str, Any]]:
-        """Confirm exits whose outside fix was not contradicted in time; return the events.
-
-        Sweeps every partition of the pending-exit index (up to `limit` due entries each) and
-        the index of releases before the partitions (keys.LEGACY_PENDING_EXITS).
-        """
-        now = self.clock.now() if now is None else now
-        partitions = self.settings.event_partitions
-        indexes = [keys.pending_exits(k, partitions) for k in range(partitions)]
-        indexes.append(keys.LEGACY_PENDING_EXITS)
-        pipe = self.r.pipeline(transaction=False)
-        for index in indexes:
-            pipe.zrangebyscore(index, "-inf", now, start=0, num=limit)
-        due_per_index = dict(zip(indexes, pipe.execute(), strict=True))
-        by_shopper: dict[str, set[str]] = {}
-        for due in due_per_index.values():
-            for member in due:
-                shopper_id, _, store_id = member.rpartition("|")
-                by_shopper.setdefault(shopper_id, set()).add(store_id)
-        emitted: list[dict[str, Any]] = []
-        not_yet: dict[str, float] = {}
-        for shopper_id, store_ids in by_shopper.items():
-            emitted += self._sweep_shopper(shopper_id, sorted(store_ids), now, not_yet)
-        if not any(due_per_index.values()):
-            return emitted
-        pipe = self.r.pipeline(transaction=False)
-        for index, due in due_per_index.items():
-            if not due:
-                continue
-            # Entries are hints: drop the due ones, and put back those whose exit is still
-            # pending with a later deadline than the index said (in the index they came from).
-            pipe.zrem(index, *due)
-            later = {m: not_yet[m] for m in due if m in not_yet}
-            if later:
-                pipe.zadd(index, later)
-        pipe.execute()
-        return emitted
-
-    def _sweep_shopper(
-        self, shopper_id: str, store_ids: list[str], now: float, not_yet: dict[str, float]
-    ) -> list[dict]:
-        s = self.settings
-        for _ in range(MAX_CAS_RETRIES):
-            pipe = self.r.pipeline(transaction=False)
-            pipe.hgetall(keys.shopper_state(shopper_id))
-            pipe.hgetall(keys.shopper_fences(shopper_id))
-            state, fences = pipe.execute()
-            if state.get("consent") != "1":
-                return []
-            trust = int(state.get("trust") or TRUST_START)
-            events, removed = [], []
-            for sid in store_ids:
-                raw = fences.get(sid)
-                if raw is None:
-                    continue
-                fstate = _FenceState.decode(raw)
-                if fstate.pending_since <= 0:
-                    continue
-                deadline = fstate.pending_since + s.exit_confirm_s
-                if deadline > now:
-                    not_yet[f"{shopper_id}|{sid}"] = deadline
-                    continue
-                removed.append(sid)
-                events.append(
-                    _event(
-                        shopper_id,
-                        sid,
-                        "exit",
-                        fstate.pending_since,
-                        trust,
-                        duration_s=round(fstate.pending_since - fstate.entered_at, 3),
-                        confirmed_by="timeout",
-                    )
-                )
-            if not events:
-                return []
-            args = [
-                int(state.get("ver") or 0),
-                f"{now - s.retention_s:.3f}",
-                int(s.retention_s),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "\n".join(removed),
-                "",
-                "\n".join(json.dumps(e, separators=(",", ":")) for e in events),
-                f"{now:.3f}",
-            ]
-            reply = self._scripts.run(
-                lambda args=args: self.r.evalsha(
-                    self._scripts.sha["commit"], 5, *_commit_keys(shopper_id), *args
-                )
-            )
-            if reply == 1:
-                self._append_events([(shopper_id, events)])
-                self.sink.publish(shopper_id, events)
-                return events
-            if reply == -1:
-                return []
-        return []
+        """Confirm exits whose outside fix was not contradicted in time; return the events
+        (geo.sweeper)."""
+        return self._sweeper.sweep(self.clock.now() if now is None else now, limit)
 
 
-def _encode_fix(fix: Fix, verdict: str) -> str:
-    """Encode a raw fix as the sorted-set member (its time first, as the script expects)."""
-    speed = "" if fix.speed_mps is None else f"{fix.speed_mps:.2f}"
-    return (
-        f"{fix.recorded_at:.3f}|{fix.lat:.7f}|{fix.lon:.7f}|{fix.accuracy_m:.1f}|"
-        f"{speed}|{int(fix.mock)}|{verdict}"
-    )
-
-
-def _decode_fix(raw: str) -> dict[str, Any]:
-    t, lat, lon, acc, speed, mock, verdict = raw.split("|")
-    return {
-        "t": float(t),
-        "lat": float(lat),
-        "lon": float(lon),
-        "accuracy_m": float(acc),
-        "speed_mps": float(speed) if speed else None,
-        "mock": mock == "1",
-        "verdict": verdict,
-    }
-
-
-def _read_keys(shopper_id: str) -> list[str]:
-    return [
-        keys.shopper_state(shopper_id),
-        keys.shopper_fences(shopper_id),
-        keys.shopper_position(shopper_id),
-    ]
-
-
-def _commit_keys(shopper_id: str) -> list[str]:
-    return [
-        keys.shopper_state(shopper_id),
-        keys.shopper_fences(shopper_id),
-        keys.shopper_fixes(shopper_id),
-        keys.shopper_outbox(shopper_id),
-        keys.shopper_position(shopper_id),
-    ]
-
-
-def _event(
-    shopper_id: str, store_id: str, kind: str, at: float, trust: int, **extra: Any
-) -> dict[str, Any]:
-    """Build an event; its id is deterministic so that consumers can deduplicate replays."""
-    event = {
-        "id": f"{shopper_id}:{store_id}:{kind}:{int(round(at * 1000))}",
-        "kind": kind,
-        "shopper_id": shopper_id,
-        "store_id": store_id,
-        "at": at,
-        "trust": trust,
-    }
-    event.update(extra)
-    return event
-
-
-SEGMENT_SEARCH_MIN_M = 50.0
-SEGMENT_SEARCH_MAX_M = 200_000.0
-
-
-def _midpoint_search(lat1: float, lon1: float, lat2: float, lon2: float):
-    """Return (lon, lat, extra radius) of a search around a long segment's midpoint, or None."""
-    length = fast_distance_m(lat1, lon1, lat2, lon2)
-    if not SEGMENT_SEARCH_MIN_M < length < SEGMENT_SEARCH_MAX_M:
-        return None
-    return ((lon1 + lon2) / 2, (lat1 + lat2) / 2, length / 2)
-
-
-def _segment_indexes(fixes: list[Fix]) -> list[int]:
-    """Return the indexes of fixes whose segment from the previous fix needs its own search."""
-    return [
-        i
-        for i in range(1, len(fixes))
-        if _midpoint_search(fixes[i - 1].lat, fixes[i - 1].lon, fixes[i].lat, fixes[i].lon)
-        is not None
-    ]
+__all__ = [
+    "TRUST_DELTA",
+    "TRUST_START",
+    "EngineSettings",
+    "EventSink",
+    "Fix",
+    "FixResult",
+    "LocationEngine",
+]

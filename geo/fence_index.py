@@ -24,9 +24,11 @@ segments of a batch, up to 100 km) walks the occupied cells instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .geometry import fast_distance_m
+from .motion import Point
 from .stores import StoreEntry, tier_of
 
 # Valkey's constants (src/geohash.h, src/geohash_helper.c).
@@ -189,3 +191,30 @@ class FenceIndex:
         for grid in self._grids:
             grid.search(lon, lat, grid.radius_m + extra_m, found)
         return found
+
+
+# -- the candidates of a shopper's fixes ---------------------------------------------------
+SEGMENT_SEARCH_MIN_M = 50.0
+SEGMENT_SEARCH_MAX_M = 200_000.0
+
+
+def midpoint_search(lat1: float, lon1: float, lat2: float, lon2: float):
+    """Return (lon, lat, extra radius) of a search around a long segment's midpoint, or None."""
+    length = fast_distance_m(lat1, lon1, lat2, lon2)
+    if not SEGMENT_SEARCH_MIN_M < length < SEGMENT_SEARCH_MAX_M:
+        return None
+    return ((lon1 + lon2) / 2, (lat1 + lat2) / 2, length / 2)
+
+
+def fix_candidates(index: FenceIndex, fixes: Sequence, anchor: Point | None) -> list[set[str]]:
+    """Return each fix's fence candidates: around the fix itself, and around the midpoint of a
+    long segment from the previous fix (from the stored anchor for the first fix)."""
+    candidates = [index.candidates(fix.lon, fix.lat) for fix in fixes]
+    prev = anchor
+    for i, fix in enumerate(fixes):
+        if prev is not None:
+            point = midpoint_search(prev.lat, prev.lon, fix.lat, fix.lon)
+            if point is not None:
+                candidates[i] |= index.candidates(*point)
+        prev = fix
+    return candidates

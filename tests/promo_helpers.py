@@ -6,7 +6,7 @@ import itertools
 import json
 
 from geo import keys as geo_keys
-from geo.engine import _event
+from geo.fsm import event as _event
 from geo.stores import StoreCatalog
 from promotions import Actor, CouponCodec, Promotions
 from promotions import keys as promo_keys

@@ -42,7 +42,12 @@ def test_geo_bench_quick_prints_figures():
         assert accepted == part["accepted"] > 0, (part, verdicts)
         assert sum(verdicts.values()) == part["accepted"] + part["ignored"], (part, verdicts)
     # Every event the engine reported went to the stream, and nothing else did.
-    reported = [prologue["events"], batched["events"], result["events"]]
+    reported = [
+        prologue["events"],
+        batched["events"],
+        single["first_contact"]["events"],
+        result["events"],
+    ]
     assert engine["stream_len_after_batched"] == sum(sum(e.values()) for e in reported[:2])
     assert engine["stream_len"] == sum(sum(e.values()) for e in reported), reported
     assert engine["stream_len"] > engine["stream_len_after_batched"]
@@ -52,3 +57,12 @@ def test_geo_bench_quick_prints_figures():
 
     fix = result["http"]["fix"]
     assert sum(fix["verdicts"].values()) == fix["statuses"].get("200", 0) > 0, fix
+
+    # Fixes over /shopper: one verdict per answered fix, no error acks.
+    sock = result["http"]["socket"]
+    assert sum(sock["verdicts"].values()) == sock["fixes"] > 0 and sock["errors"] == {}, sock
+    assert result["socket_fixes_per_s"] > 0
+    # The check rounds: one verdict per shopper per round, some of them spoofed.
+    walks = result["walk_counts"]
+    assert sum(walks["check_verdicts"].values()) == walks["check_rounds"] * result["shoppers"]
+    assert walks["check_verdicts"]["ok"] < walks["check_rounds"] * result["shoppers"], walks

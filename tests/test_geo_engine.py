@@ -559,3 +559,69 @@ def test_scripts_reload_after_the_server_lost_them(engine, catalog, shopper, clo
     clock.advance(400)
     engine.record_fixes(shopper, [fix_at(*offset(*SHANGHAI, 400, 0), t + 400)])
     assert engine.inside(shopper)[0]["exit_pending"] is True
+
+
+# -- one process's copy of a shopper's state, and concurrent calls sharing rounds -------------
+def test_a_copy_made_stale_by_another_process_is_replaced_by_the_current_state(
+    engine, redis_client, catalog, shopper, clock
+):
+    add_store(catalog)
+    other = LocationEngine(redis_client, StoreCatalog(redis_client, clock), clock)
+    t = clock.now()
+    assert kinds(engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])) == ["enter"]
+    # Another process moves the shopper out (this engine's copy still has them inside).
+    far = offset(*SHANGHAI, 400, 0)
+    other.record_fixes(shopper, [fix_at(*far, t + 10), fix_at(*far, t + 20)])
+    # This engine's commit loses its compare-and-set, and the fix is judged on the current
+    # state: older than the last processed fix, and no second exit.
+    (late,) = engine.record_fixes(shopper, [fix_at(*far, t + 15)])
+    assert (late.ignored, late.reason) == (True, "older_than_last")
+    assert kinds(engine.record_fixes(shopper, [fix_at(*far, t + 30)])) == []
+    assert [e["kind"] for e in stream_events(redis_client)] == ["enter", "exit"]
+
+
+def test_erased_places_are_not_written_back_from_a_copy(
+    engine, redis_client, catalog, shopper, clock
+):
+    add_store(catalog)
+    other = LocationEngine(redis_client, StoreCatalog(redis_client, clock), clock)
+    t = clock.now()
+    engine.record_fixes(shopper, [fix_at(*SHANGHAI, t)])
+    other.set_consent(shopper, False)  # erases the fence state this engine has a copy of
+    other.set_consent(shopper, True)
+    far = offset(*SHANGHAI, 400, 0)
+    engine.record_fixes(shopper, [fix_at(*far, t + 10)])
+    assert engine.inside(shopper) == []  # no pending exit from the erased visit
+    assert [f["t"] for f in engine.recent_fixes(shopper)] == [t + 10]
+
+
+def test_concurrent_calls_get_their_own_results(engine, catalog, clock):
+    import threading
+
+    add_store(catalog)
+    shoppers = [f"c{i}" for i in range(12)]
+    for sid in shoppers:
+        engine.set_consent(sid, True)
+    t = clock.now()
+    # Two calls per shopper at once (two fixes each): the later one waits for the next round.
+    calls = [(sid, [t + 2 * k, t + 2 * k + 1]) for sid in shoppers for k in range(2)]
+    out: dict = {}
+    barrier = threading.Barrier(len(calls))
+
+    def call(sid, times):
+        barrier.wait()
+        out[(sid, times[0])] = engine.record_fixes(sid, [fix_at(*SHANGHAI, x) for x in times])
+
+    threads = [threading.Thread(target=call, args=c) for c in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(out) == len(calls)
+    for (sid, first), results in out.items():
+        assert [r.recorded_at for r in results] == [first, first + 1], sid
+    for sid in shoppers:
+        # Every fix counted once (in whichever order the two calls landed), one enter each.
+        accepted = [r for k in range(2) for r in out[(sid, t + 2 * k)] if not r.ignored]
+        assert 2 <= len(accepted) <= 4
+        assert sum(kinds([r]) == ["enter"] for r in accepted) == 1
