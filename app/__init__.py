@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import socket
+from types import MethodType
 
 from argon2 import PasswordHasher
 from flask import current_app, g, request
@@ -26,6 +27,7 @@ from .errors import is_streamed, read_streamed_body, register_errorhandlers, val
 from .extensions import make_redis
 from .observability import configure_logging, register_observability
 from .schemas import ErrorEnvelope
+from .webpath import SocketIOPathDispatch
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None) -> O
     app.json.sort_keys = False
     configure_logging(config.LOG_LEVEL)
     register_extensions(app, config, clock or Clock())
+    register_http_path(app)
     register_proxy(app, config)
     register_observability(app)
     register_security(app)
@@ -247,6 +250,11 @@ def make_webhooks(app: OpenAPI, r, clock: Clock, config: Config):
     )
     app.extensions["webhooks"] = hooks
     return hooks
+
+
+def register_http_path(app: OpenAPI) -> None:
+    """Send requests outside the Socket.IO path straight to Flask (see app/webpath.py)."""
+    app.wsgi_app = SocketIOPathDispatch(app.wsgi_app, MethodType(type(app).wsgi_app, app))
 
 
 def register_proxy(app: OpenAPI, config: Config) -> None:
