@@ -10,6 +10,7 @@ from types import MethodType
 
 from argon2 import PasswordHasher
 from flask import current_app, g, request
+from flask.sessions import SessionInterface
 from flask_openapi3 import Info, OpenAPI
 from flask_socketio import SocketIO
 from werkzeug.exceptions import BadRequest
@@ -268,8 +269,25 @@ def register_proxy(app: OpenAPI, config: Config) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
+class NoCookieSession(SessionInterface):
+    """No cookie session: every caller sends a bearer token (never a cookie, docs/frontend.md).
+
+    Flask's default opens a signed cookie session on every request (a new signing serializer,
+    the cookie header parsed: ~16 µs of a ~250 µs /healthz, bench/README.md) that nothing in
+    this app reads. Flask then gives each request its null session, which is empty and refuses
+    writes; Socket.IO keeps its own per-connection session (Flask-SocketIO's manage_session).
+    """
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response) -> None:
+        return None
+
+
 def register_security(app: OpenAPI) -> None:
     """Authenticate the bearer token and enforce the roles every endpoint declares."""
+    app.session_interface = NoCookieSession()
 
     @app.before_request
     def _authorize() -> None:
