@@ -8,7 +8,7 @@ import secrets
 import sys
 import time
 
-from flask import Flask, g, request
+from flask import Flask, g, has_app_context, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -64,7 +64,9 @@ class Metrics:
 class JsonFormatter(logging.Formatter):
     """One JSON object per log line, with the request id when there is one."""
 
-    _skip = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+    _skip = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+    # One encoder for every line (json.dumps with `default=` builds a new one per call).
+    _encoder = json.JSONEncoder(default=str)
 
     def format(self, record: logging.LogRecord) -> str:
         out = {
@@ -73,10 +75,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        try:
-            rid = g.get("request_id")
-        except RuntimeError:
-            rid = None
+        rid = g.get("request_id") if has_app_context() else None
         if rid:
             out["request_id"] = rid
         for key, value in record.__dict__.items():
@@ -84,7 +83,7 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return self._encoder.encode(out)
 
 
 def configure_logging(level: str) -> None:
