@@ -1400,11 +1400,11 @@ def main(argv: list[str] | None = None) -> int:
         "http_fixes_per_s": round(http_fix, 1),
         "http_ceiling_per_s": round(http_ceiling, 1),
         "ratio_to_ceiling": round(http_fix / http_ceiling, 3) if http_ceiling else 0.0,
+        "p50_ms": http["fix"]["p50_ms"] if http else 0.0,
+        "p99_ms": http["fix"]["p99_ms"] if http else 0.0,
         "healthz_to_flask_hello": round(http_ceiling / http["flask_hello_per_s"], 3)
         if http and http.get("flask_hello_per_s")
         else None,
-        "p50_ms": http["fix"]["p50_ms"] if http else 0.0,
-        "p99_ms": http["fix"]["p99_ms"] if http else 0.0,
         "events": engine["single"]["events"],
         "verdicts": engine["single"]["verdicts"],
         "stores": args.stores,
