@@ -1325,6 +1325,68 @@ def sockgen_main(spec_path: str) -> int:
     return 0
 
 
+def run_healthz_only(server, tmp: Path, args, profile_dir: Path | None) -> dict:
+    """Measure a plain Flask hello, then the app's GET /healthz, same gunicorn and load generator.
+
+    The web layer's fixed cost per request (`--only healthz`): no engine part, no fixes. With
+    `--rounds N` the two alternate N times and each keeps its best round (other programs on a
+    shared machine only ever slow a round down); the ratio compares the two best rounds.
+    """
+    import psutil
+
+    from app.redis_supervisor import free_port
+
+    rounds: dict[str, list[dict]] = {"hello": [], "healthz": []}
+    for k in range(max(1, args.rounds)):
+        for name, hello in (("hello", True), ("healthz", False)):
+            port = free_port()
+            proc = start_gunicorn(tmp, server.url, port, hello=hello)
+            try:
+                procs = {"server": psutil.Process(proc.pid).children()[0]}
+                if not hello:
+                    procs["redis"] = psutil.Process(server.process.pid)
+                res = run_load(
+                    "healthz",
+                    port,
+                    tmp,
+                    args,
+                    args.http_duration,
+                    procs,
+                    profile_dir=None if profile_dir is None or k else profile_dir / name,
+                )
+            finally:
+                stop_process(proc, group=True)
+            log(
+                f"http: round {k + 1} {name}: {res['per_s']:,.0f} req/s, p50 {res['p50_ms']} ms, "
+                f"p99 {res['p99_ms']} ms, statuses {res['statuses']}, CPU % of a core "
+                f"{res['cpu']}, server CPU {res['server_cpu_ms_per_request']} ms/request"
+            )
+            rounds[name].append(res)
+    out = {name: max(runs, key=lambda res: res["per_s"]) for name, runs in rounds.items()}
+    hello_rate, healthz_rate = out["hello"]["per_s"], out["healthz"]["per_s"]
+    return {
+        "bench": "geo",
+        "only": "healthz",
+        "flask_hello_per_s": round(hello_rate, 1),
+        "http_ceiling_per_s": round(healthz_rate, 1),
+        "healthz_to_flask_hello": round(healthz_rate / hello_rate, 3) if hello_rate else 0.0,
+        "server_cpu_ms_per_request": {
+            name: res["server_cpu_ms_per_request"] for name, res in out.items()
+        },
+        "rounds_per_s": {
+            name: [round(res["per_s"], 1) for res in runs] for name, runs in rounds.items()
+        },
+        "p50_ms": {name: res["p50_ms"] for name, res in out.items()},
+        "p99_ms": {name: res["p99_ms"] for name, res in out.items()},
+        "statuses": {name: res["statuses"] for name, res in out.items()},
+        "cpu": {name: res["cpu"] for name, res in out.items()},
+        "connections": args.connections,
+        "duration_s": args.http_duration,
+        "rounds": max(1, args.rounds),
+        "quick": args.quick,
+    }
+
+
 # -- the load generator (a separate process) -------------------------------------------------
 _VERDICT_RE = re.compile(rb'"verdict": ?"(\w+)"')
 _KIND_RE = re.compile(rb'"kind": ?"(\w+)"')
@@ -1530,6 +1592,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--skip-http", action="store_true", help="run the engine part only")
     p.add_argument(
+        "--only",
+        choices=["healthz"],
+        default=None,
+        help="healthz: only GET /healthz against a plain Flask hello (the web layer's fixed "
+        "cost per request; no engine part, no fixes)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --only healthz: alternate hello and healthz this many times, best of each",
+    )
+    p.add_argument(
         "--calibrate",
         action="store_true",
         help="also measure a plain Flask hello app under the same gunicorn and load "
@@ -1600,6 +1675,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = start_redis(tmp)
         log(f"valkey on 127.0.0.1:{server.port} (AOF everysec, data in {tmp})")
+        if args.only == "healthz":
+            print(json.dumps(run_healthz_only(server, tmp, args, args.profile)))
+            return 0
         r = redis.Redis.from_url(server.url, decode_responses=True)
         stores = generate_stores(args.stores)
         t = time.perf_counter()
@@ -1644,6 +1722,9 @@ def main(argv: list[str] | None = None) -> int:
             else 0.0
         ),
         "walk_counts": engine["walk_counts"],
+        "healthz_to_flask_hello": round(http_ceiling / http["flask_hello_per_s"], 3)
+        if http and http.get("flask_hello_per_s")
+        else None,
         "events": engine["single"]["events"],
         "verdicts": engine["single"]["verdicts"],
         "stores": args.stores,

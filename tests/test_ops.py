@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
+import flask
+import pytest
+
 from app.observability import JsonFormatter
 
 from .conftest import T0
@@ -60,3 +63,23 @@ def test_logs_are_json_with_the_request_id(app):
         line = json.loads(formatter.format(record))
     assert line["msg"] == "hello world" and line["request_id"] == "rid-7"
     assert line["status"] == 200 and line["level"] == "info"
+
+
+def test_no_cookie_session(app, client):
+    # Callers authenticate with bearer tokens: no request opens, or answers with, a cookie.
+    client.set_cookie("session", "eyJ4IjoxfQ.forged.signature")
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers and "Cookie" not in response.vary
+    with app.test_request_context("/healthz", headers={"Cookie": "session=abc"}):
+        app.preprocess_request()
+        assert dict(flask.session) == {}
+        with pytest.raises(RuntimeError):
+            flask.session["user"] = "someone"
+
+
+def test_socketio_path_and_plain_http_are_both_served(app, client):
+    # The path dispatch (app/webpath.py): Socket.IO gets its path, Flask everything else.
+    assert client.get("/socket.io/?EIO=4&transport=polling").data.startswith(b"0{")
+    assert client.get("/socket.io").status_code == 404  # engine.io's own prefix test, too
+    assert client.get("/healthz").get_json() == {"status": "ok"}
