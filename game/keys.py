@@ -5,8 +5,6 @@ location state, so the catch script could read both on one slot. A campaign's ga
 configuration, leaderboards and reward ledger live under the promotions tag `{c:<id>}`.
 """
 
-from geo.keys import shopper_state  # geo owns the shopper's consent and position
-
 CAMPAIGNS = "game:campaigns"  # set: campaigns that have a game configuration
 VERSION = "game:version"  # counter bumped by every configuration change (process caches)
 
@@ -70,16 +68,3 @@ def recent(shopper_id: str) -> str:
 def strikes(shopper_id: str) -> str:
     """List: every incident with its evidence (JSON, no place), oldest first, capped."""
     return f"{shopper(shopper_id)}:strikes"
-
-
-def catch_keys(shopper_id: str) -> list[str]:
-    """The keys the catch script takes, in its order (all on the shopper's slot)."""
-    return [
-        state(shopper_id),
-        attempts(shopper_id),
-        collection(shopper_id),
-        recent(shopper_id),
-        last_catch(shopper_id),
-        boards(shopper_id),
-        shopper_state(shopper_id),
-    ]

@@ -17,6 +17,7 @@ from core.errors import DomainError
 from game import Game, GameRefused, GameSettings, cells, keys, roll_for
 from game.engine import RARE
 from game.models import CATCH_RATE, FLEE_RATE
+from game.scripts import CatchCall, RewardCall
 from game.spawns import SLOT_S, SpawnTable
 from geo import keys as geo_keys
 from geo.engine import EngineSettings, Fix, LocationEngine
@@ -690,30 +691,25 @@ def test_the_script_decides_what_roll_for_says(world, redis_client):
     pipe = redis_client.pipeline(transaction=False)
     for spawn_id, shopper, rarity in pairs:
         redis_client.hset(geo_keys.shopper_state(shopper), "consent", "1")
-        world.game.scripts.queue(
-            pipe,
-            "catch",
-            keys.catch_keys(shopper),
-            [
-                repr(T0),
-                spawn_id,
-                shopper,
-                DAY0,
-                0,
-                500,
-                CATCH_RATE[rarity],
-                FLEE_RATE[rarity],
-                "1|x",
-                60,
-                31.24,
-                121.48,
-                600,
-                "Shanghai",
-                world.game.spawn_ref(spawn_id),
-                86400,
-                f"1|shanghai|{DAY0}",
-            ],
-        )
+        CatchCall.for_shopper(
+            shopper,
+            now=T0,
+            spawn=spawn_id,
+            day=DAY0,
+            cooldown_s=0,
+            daily_cap=500,
+            catch_rate=CATCH_RATE[rarity],
+            flee_rate=FLEE_RATE[rarity],
+            species_field="1|x",
+            attempts_ttl_s=60,
+            lat=31.24,
+            lon=121.48,
+            rate_window_s=600,
+            city="Shanghai",
+            ref=world.game.spawn_ref(spawn_id),
+            last_catch_ttl_s=86400,
+            board=f"1|shanghai|{DAY0}",
+        ).queue(world.game.scripts, pipe)
     replies = pipe.execute()
     for (spawn_id, shopper, rarity), (outcome, attempt) in zip(pairs, replies, strict=True):
         roll, flee = roll_for(spawn_id, shopper, 1)
@@ -755,10 +751,18 @@ def test_the_reward_script_counts_a_catch_once(world, redis_client):
         keys.board(cid, "city:shanghai", "all"),
         keys.board(cid, "city:shanghai", DAY0),
     ]
-    args = ["0123456789abcdef01234567|u1", "u1", 50, 3600, 7200]
-    rewarded = keys.rewarded(cid, 1)
-    assert world.game.scripts.call("reward", [rewarded, *boards], args) == [1, "50"]
-    assert world.game.scripts.call("reward", [rewarded, *boards], args) == [0, "50"]
+    call = RewardCall(
+        keys.rewarded(cid, 1),
+        *boards,
+        catch_id="0123456789abcdef01234567|u1",
+        shopper="u1",
+        points=50,
+        day_board_ttl_s=3600,
+        rewarded_ttl_s=7200,
+    )
+    rewarded = call.rewarded_key
+    assert call.call(world.game.scripts) == [1, "50"]
+    assert call.call(world.game.scripts) == [0, "50"]
     assert [redis_client.zscore(b, "u1") for b in boards] == [50.0] * 4
     assert 0 < redis_client.ttl(boards[1]) <= 3600 and redis_client.ttl(boards[0]) == -1
     assert 0 < redis_client.ttl(rewarded) <= 7200  # catches are only possible while spawns live
@@ -1174,29 +1178,25 @@ def test_a_catch_after_consent_was_withdrawn_writes_no_place(world, redis_client
     shopper = world.join("u1")
     [spawn] = catchable(world, shopper, 1)
     redis_client.hset(geo_keys.shopper_state(shopper), "consent", "0")  # withdrawn meanwhile
-    reply = world.game.scripts.call(
-        "catch",
-        keys.catch_keys(shopper),
-        [
-            repr(T0),
-            spawn.id,
-            shopper,
-            DAY0,
-            0,
-            500,
-            1.0,
-            0.0,
-            "1|x",
-            60,
-            spawn.lat,
-            spawn.lon,
-            600,
-            "Shanghai",
-            world.game.spawn_ref(spawn.id),
-            86400,
-            f"1|shanghai|{DAY0}",
-        ],
-    )
+    reply = CatchCall.for_shopper(
+        shopper,
+        now=T0,
+        spawn=spawn.id,
+        day=DAY0,
+        cooldown_s=0,
+        daily_cap=500,
+        catch_rate=1.0,
+        flee_rate=0.0,
+        species_field="1|x",
+        attempts_ttl_s=60,
+        lat=spawn.lat,
+        lon=spawn.lon,
+        rate_window_s=600,
+        city="Shanghai",
+        ref=world.game.spawn_ref(spawn.id),
+        last_catch_ttl_s=86400,
+        board=f"1|shanghai|{DAY0}",
+    ).call(world.game.scripts)
     assert reply == ["no", "CONSENT"]
     assert redis_client.exists(keys.last_catch(shopper), keys.attempts(shopper)) == 0
 
