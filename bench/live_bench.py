@@ -131,6 +131,12 @@ class Load:
         self.other_events: Counter = Counter()
         self.negotiated = 0  # connections on which the server accepted per-message deflate
         self.done = False
+        # viewers' own traffic during the fan-out: comments and likes at steady rates
+        self.chat_rates = (0.0, 0.0)  # (comments/s, likes/s); (0, 0) when quiet
+        self.chat_t0 = 0.0
+        self.chat_sent = [0, 0]
+        self.chat_next = 0  # round robin over the ready viewers
+        self.chat_acks: Counter = Counter()  # "comment:ok", "comment:RATE_LIMITED", "like:ok"
 
     # -- connection lifecycle --
     def start(self, v: Viewer) -> None:
@@ -270,8 +276,14 @@ class Load:
             if not self.first_recv:
                 self.first_recv = now
             self.last_recv = now
+        elif p.startswith('42/live,["comment",'):
+            self.other_events["comment"] += 1  # counted unparsed: the most frequent event
         elif p == "2":
             self.send(v, "3")
+        elif p.startswith(("43/live,3", "43/live,4")):
+            ack = json.loads(p[9:])[0]
+            kind = "comment" if p[8] == "3" else "like"
+            self.chat_acks[f"{kind}:" + ("ok" if "error" not in ack else ack["error"]["code"])] += 1
         elif p.startswith("42/live,"):
             name, data = json.loads(p[8:])[:2]
             self.other_events[name] += 1
@@ -337,9 +349,23 @@ class Load:
                         for q, f in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
                     },
                     "other_events": dict(self.other_events),
+                    "chat_acks": dict(self.chat_acks),
+                    "ready_by_port": {
+                        str(port): n
+                        for port, n in Counter(
+                            v.port for v in self.viewers if v.state == "ready"
+                        ).items()
+                    },
                     "negotiated_deflate": self.negotiated,
                 }
             )
+        elif cmd == "chatter":  # viewers comment and like at these rates until told otherwise
+            self.chat_rates = (float(msg["comments_per_s"]), float(msg["likes_per_s"]))
+            self.chat_t0, self.chat_sent = time.monotonic(), [0, 0]
+            self.conn.send({"ok": True})
+        elif cmd == "quiet":
+            self.chat_rates = (0.0, 0.0)
+            self.conn.send({"sent": {"comments": self.chat_sent[0], "likes": self.chat_sent[1]}})
         elif cmd == "arm_claims":
             self.claiming = True
             self.outcomes.clear()
@@ -365,11 +391,38 @@ class Load:
         self.fill()
         self._waiting = (msg, t0)
 
+    def chatter(self) -> None:
+        """Send the comments and likes due by now, each from the next ready viewer."""
+        elapsed = time.monotonic() - self.chat_t0
+        for kind, rate in enumerate(self.chat_rates):
+            due = int(elapsed * rate) - self.chat_sent[kind]
+            for _ in range(max(0, due)):
+                v = self.next_ready()
+                if v is None:
+                    return
+                self.chat_sent[kind] += 1
+                if kind == 0:
+                    n = self.chat_sent[0]
+                    self.send(v, f'42/live,3["comment",{{"text":"bench comment {n}"}}]')
+                else:
+                    self.send(v, '42/live,4["like",{"count":1}]')
+
+    def next_ready(self) -> Viewer | None:
+        for _ in range(len(self.viewers)):
+            v = self.viewers[self.chat_next % len(self.viewers)]
+            self.chat_next += 1
+            if v.state == "ready":
+                return v
+        return None
+
     def run(self) -> None:
         self._waiting = None
         last_scan = time.monotonic()
         while not self.done:
-            for key, mask in self.sel.select(0.05):
+            chatting = any(self.chat_rates)
+            if chatting:
+                self.chatter()
+            for key, mask in self.sel.select(0.01 if chatting else 0.05):
                 v = key.data
                 if v is None:
                     self.command(self.conn.recv())
@@ -585,17 +638,34 @@ class Host:
 
 
 # -- the parts ---------------------------------------------------------------------------------
-def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_dir) -> dict:
-    """(a) announcements at a steady rate to every viewer: delivered/s and latency."""
+def part_fanout(
+    args,
+    load: LoadProcess,
+    host: Host,
+    procs: dict,
+    worker,
+    spy_dir,
+    *,
+    rate: float,
+    duration: float,
+    chatter: bool = True,
+    label: str = "fanout",
+) -> dict:
+    """(a) announcements at a steady rate to every viewer (on every server), while viewers
+    comment and like at their rates (`chatter`): delivered/s and host->viewer latency."""
     load.ask(cmd="reset")
-    expected_viewers = load.ask(cmd="stats")["ready"]
-    spy = (
-        start_profile(worker.pid, spy_dir / "fanout_server.txt", args.duration) if spy_dir else None
-    )
+    before_stats = load.ask(cmd="stats")
+    expected_viewers = before_stats["ready"]
+    comments_before = before_stats["other_events"].get("comment", 0)
+    spy = start_profile(worker.pid, spy_dir / f"{label}_server.txt", duration) if spy_dir else None
+    if chatter and (args.comments or args.likes):
+        load.ask(cmd="chatter", comments_per_s=args.comments, likes_per_s=args.likes)
     before = cpu_seconds(procs)
     t0 = time.perf_counter()
     wall0 = time.time()
-    sent = host.announce_at_rate(args.rate, args.duration)
+    host.ack_lat.clear()
+    sent = host.announce_at_rate(rate, duration)
+    chat_sent = load.ask(cmd="quiet")["sent"]
     expected = sent["sent"] * expected_viewers
     deadline = time.monotonic() + args.drain
     while time.monotonic() < deadline:
@@ -607,21 +677,26 @@ def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_di
     cpu = cpu_percent(before, cpu_seconds(procs), wall)
     stats = load.ask(cmd="stats")
     if spy:
-        finish_profile(spy, spy_dir / "fanout_server.txt", "server worker during the fan-out")
+        finish_profile(spy, spy_dir / f"{label}_server.txt", f"server worker A ({label})")
     span = max(1e-9, stats["last_recv"] - wall0)
     delivered_per_s = stats["received"] / span
-    server_cores = cpu.get("server_a", 0.0) / 100
+    comments_heard = stats["other_events"].get("comment", 0) - comments_before
+    # every frame the servers wrote to viewers in the window: announcements and comments
+    frames_per_s = (stats["received"] + comments_heard) / wall
+    server_cores = sum(cpu.get(k, 0.0) for k in ("server_a", "server_b")) / 100
     ack = sorted(host.ack_lat)
     return {
         "delivered_per_s": round(delivered_per_s, 1),
         "delivered_per_server_core_s": round(delivered_per_s / server_cores, 1)
         if server_cores
         else None,
+        "frames_per_server_core_s": round(frames_per_s / server_cores, 1) if server_cores else None,
         "received": stats["received"],
         "expected": expected,
         "lost": expected - stats["received"],
         "announcements": sent["sent"],
-        "rate_per_s": args.rate,
+        "rate_per_s": rate,
+        "viewers": expected_viewers,
         "send_s": sent["send_s"],
         "host_max_late_ms": sent["max_late_ms"],
         "span_s": round(span, 3),
@@ -631,7 +706,98 @@ def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_di
             "p99": round(1000 * pct(ack, 0.99), 1),
         },
         "host_errors": dict(host.errors),
+        "chatter": {
+            "sent": chat_sent if chatter else {"comments": 0, "likes": 0},
+            "acks": stats["chat_acks"],
+            "comment_events_heard": comments_heard,
+        },
         "cpu": cpu,
+    }
+
+
+def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dict) -> dict:
+    """Raise the announcement rate (doubling, no chatter) until host->viewer p99 exceeds
+    `args.p99_goal_ms`; the ceiling is the delivered/s of the last rate that kept it, per
+    server core used at that rate."""
+    steps = []
+    rate = args.rate
+    ceiling = None
+    for _ in range(args.saturation_steps):
+        rate *= 2
+        fan = part_fanout(
+            args,
+            load,
+            host,
+            procs,
+            None,
+            None,
+            rate=rate,
+            duration=args.step_s,
+            chatter=False,
+            label=f"saturation_{rate:g}",
+        )
+        step = {
+            "rate_per_s": rate,
+            "delivered_per_s": fan["delivered_per_s"],
+            "p99_ms": fan["lat_ms"]["p99"],
+            "lost": fan["lost"],
+            "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
+            "cpu": fan["cpu"],
+        }
+        steps.append(step)
+        log(f"saturation step: {step}")
+        if fan["lat_ms"]["p99"] > args.p99_goal_ms or fan["lost"]:
+            break
+        ceiling = step
+    return {
+        "p99_goal_ms": args.p99_goal_ms,
+        "ceiling": ceiling,
+        "delivered_per_core_at_saturation": ceiling["delivered_per_server_core_s"]
+        if ceiling
+        else None,
+        "steps": steps,
+    }
+
+
+def part_idle(args, load: LoadProcess, server, stream: dict, tokens: list[str]) -> dict:
+    """(d) hold `args.idle_connections` joined, idle viewers on server A (tokens reused) and
+    time `/healthz` meanwhile."""
+    import requests
+
+    have = load.ask(cmd="stats")["ready_by_port"].get(str(server.port), 0)
+    want = max(0, args.idle_connections - have)
+    t0 = time.perf_counter()
+    got = load.ask(
+        cmd="connect",
+        port=server.port,
+        stream_id=stream["id"],
+        tokens=[tokens[i % len(tokens)] for i in range(want)],
+        deflate=False,
+        timeout=120 + want / 20,
+    )
+    connect_s = time.perf_counter() - t0
+    time.sleep(args.idle)
+    on_a = load.ask(cmd="stats")["ready_by_port"].get(str(server.port), 0)
+    lat = []
+    with requests.Session() as http:
+        for _ in range(args.healthz_requests):
+            t = time.perf_counter()
+            response = http.get(server.url + "/healthz", timeout=10)
+            lat.append(time.perf_counter() - t)
+            if response.status_code != 200:
+                raise RuntimeError(f"/healthz answered {response.status_code}")
+            time.sleep(0.02)
+    lat.sort()
+    return {
+        "max_idle_per_process": on_a,
+        "asked": args.idle_connections,
+        "connect_s": round(connect_s, 1),
+        "connect_failed": got["failed"],
+        "healthz_ms": {
+            "p50": round(1000 * pct(lat, 0.5), 1),
+            "p99": round(1000 * pct(lat, 0.99), 1),
+            "max": round(1000 * pct(lat, 1.0), 1),
+        },
     }
 
 
@@ -639,10 +805,7 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
     """(c) a drop of N coupons that every viewer claims as soon as it hears `drop`."""
     from promotions import keys
 
-    moved = None
-    if len(servers) > 1:  # every second viewer moves to server B: claims land on both
-        moved = load.ask(cmd="move", offset=1, every=2, port=servers[1].port, timeout=300)
-        log(f"moved every second viewer to server B: {moved}")
+    moved = None  # the viewers are on both servers already: claims land on both
     load.ask(cmd="arm_claims")
     t0 = time.perf_counter()
     drop = host.call("drop", {"offer_id": stream["oid"], "quantity": args.drop, "window_s": 120})
@@ -717,19 +880,57 @@ def finish_profile(spy, out: Path, label: str) -> None:
 # -- main ----------------------------------------------------------------------------------------
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="smoke run: 200 viewers, 5 s, drop 20")
-    p.add_argument("--viewers", type=int, default=2000)
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 x 100 viewers, 5 s, drop 20")
+    p.add_argument(
+        "--viewers", type=int, default=2000, help="viewers per server process (two processes)"
+    )
     p.add_argument("--rate", type=float, default=10.0, help="announcements per second")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of announcements")
+    p.add_argument("--comments", type=float, default=50.0, help="viewers' comments per second")
+    p.add_argument("--likes", type=float, default=50.0, help="viewers' likes per second")
     p.add_argument("--drain", type=float, default=10.0, help="max wait for stragglers")
     p.add_argument("--idle", type=float, default=3.0, help="idle seconds before the RSS")
     p.add_argument("--drop", type=int, default=200, help="coupons in the drop")
-    p.add_argument("--one-server", action="store_true", help="claims on server A only")
+    p.add_argument("--one-server", action="store_true", help="every viewer on server A")
+    p.add_argument(
+        "--saturation-steps",
+        type=int,
+        default=6,
+        help="doublings of the announcement rate while p99 holds (0: none)",
+    )
+    p.add_argument("--step-s", type=float, default=5.0, help="seconds per saturation step")
+    p.add_argument("--p99-goal-ms", type=float, default=250.0)
+    p.add_argument(
+        "--idle-connections",
+        type=int,
+        default=0,
+        help="also hold this many idle viewers on server A and time /healthz (0: skip)",
+    )
+    p.add_argument("--healthz-requests", type=int, default=50)
     p.add_argument("--profile", type=Path, default=None, help="py-spy the worker into DIR")
     args = p.parse_args(argv)
     if args.quick:
-        args.viewers, args.duration, args.drop, args.idle, args.drain = 200, 5.0, 20, 1.0, 5.0
+        args.viewers, args.duration, args.drop, args.idle, args.drain = 100, 5.0, 20, 1.0, 5.0
+        args.comments, args.likes = min(args.comments, 10.0), min(args.likes, 10.0)
+        args.saturation_steps, args.step_s = min(args.saturation_steps, 1), 1.0
     return args
+
+
+def raise_fd_limit(wanted: int) -> tuple[int, int]:
+    """Raise this process's open-file limit (soft and, where allowed, hard) to `wanted`; the
+    servers and the load process started afterwards inherit it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:  # raising the hard limit needs privileges (CAP_SYS_RESOURCE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+        except (ValueError, OSError):
+            log(f"open-file hard limit {hard} < {wanted} and cannot be raised here")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 def main(argv=None) -> int:
@@ -745,6 +946,10 @@ def main(argv=None) -> int:
     from app.redis_supervisor import EmbeddedRedis, free_port
     from tests.servers import start_gunicorn
 
+    n_servers = 1 if args.one_server else 2
+    per_server = args.viewers if n_servers > 1 else args.viewers * 2
+    connections = max(per_server, args.idle_connections) + 500
+    fd_limit = raise_fd_limit(connections + 2000)
     tmp = Path(tempfile.mkdtemp(prefix="live-bench-"))
     server = load = host = app = None
     servers: list = []
@@ -758,9 +963,8 @@ def main(argv=None) -> int:
         )
         server.start()
         r = redis.Redis.from_url(server.url, decode_responses=True)
-        log(f"redis on {server.url}")
+        log(f"redis on {server.url}; open-file limit {fd_limit}")
         load = LoadProcess()
-        n_servers = 1 if args.one_server else 2
         with ThreadPoolExecutor(3) as bg:
             booting = [
                 bg.submit(
@@ -771,7 +975,7 @@ def main(argv=None) -> int:
                     {
                         "FOOTFALL_VAR_DIR": str(tmp / f"var{i}"),
                         # gunicorn's default (1000) would leave viewers unserved
-                        "GUNICORN_WORKER_CONNECTIONS": str(args.viewers + 500),
+                        "GUNICORN_WORKER_CONNECTIONS": str(connections),
                     },
                 )
                 for i in range(n_servers)
@@ -779,12 +983,13 @@ def main(argv=None) -> int:
             app = make_setup_app(server.url, tmp)
             t = time.perf_counter()
             host_session = make_sessions(app, "host", 1)[0]
-            viewers = make_sessions(app, "shopper", args.viewers)
+            viewers = make_sessions(app, "shopper", 2 * args.viewers)
             log(f"{len(viewers)} shopper sessions in {time.perf_counter() - t:.1f}s")
             servers = [f.result() for f in booting]
         log("gunicorn -k gevent -w 1: " + ", ".join(s.url for s in servers))
         a = servers[0]
         worker = worker_of(a)
+        workers = [worker] + [worker_of(s) for s in servers[1:]]
         procs = {
             "server_a": worker,
             "load": psutil.Process(load.proc.pid),
@@ -792,63 +997,86 @@ def main(argv=None) -> int:
             "redis": psutil.Process(server.process.pid),
         }
         if len(servers) > 1:
-            procs["server_b"] = worker_of(servers[1])
+            procs["server_b"] = workers[1]
         stream = make_stream(app, a.url, host_session, args.drop)
         host = Host(a.url, host_session["token"], stream["id"])
         if host.call("start") != {"status": "live"}:
             raise RuntimeError("the stream did not go live")
-        # (b) memory per idle connection: first the half that offers per-message deflate (the
-        # official client's default handshake), then the half that offers nothing.
+        # (b) memory per idle connection: the viewers that offer per-message deflate (the
+        # official client's default handshake) on A, then those that offer nothing (on B, or
+        # on A again with --one-server); each worker's RSS growth / its new connections.
         time.sleep(0.5)
-        half = (args.viewers + 1) // 2
-        rss = [rss_kb(worker)]
+        half = len(viewers) // 2
+        groups = [(True, viewers[:half], servers[0]), (False, viewers[half:], servers[-1])]
+        rss = {id(w): rss_kb(w) for w in workers}
+        rss_mb = []
         memory_parts = []
-        for deflate, group in ((True, viewers[:half]), (False, viewers[half:])):
+        for deflate, group, target in groups:
+            target_worker = workers[servers.index(target)]
+            before_rss = rss_kb(target_worker)
             before_ready = load.ask(cmd="stats")["ready"]
             got = load.ask(
                 cmd="connect",
-                port=a.port,
+                port=target.port,
                 stream_id=stream["id"],
                 tokens=[v["token"] for v in group],
                 deflate=deflate,
                 timeout=60 + len(group) / 20,
             )
-            log(f"connected and joined (deflate offered: {deflate}): {got}")
+            log(f"connected and joined (deflate offered: {deflate}) on {target.url}: {got}")
             time.sleep(args.idle)
-            rss.append(rss_kb(worker))
+            after_rss = rss_kb(target_worker)
+            rss_mb.append([round(before_rss / 1024, 1), round(after_rss / 1024, 1)])
             joined = got["ready"] - before_ready
             memory_parts.append(
                 {
                     "deflate_offered": deflate,
+                    "server": "A" if target is servers[0] else "B",
                     "connections": joined,
-                    "kb_per_connection": round((rss[-1] - rss[-2]) / joined, 1) if joined else 0,
+                    "kb_per_connection": round((after_rss - before_rss) / joined, 1)
+                    if joined
+                    else 0,
                     "connect_s": got["seconds"],
                     "connect_failed": got["failed"],
                 }
             )
+        del rss
         n = got["ready"]
-        if n != args.viewers:
-            log(f"WARNING: only {n} of {args.viewers} viewers are in")
+        if n != len(viewers):
+            log(f"WARNING: only {n} of {len(viewers)} viewers are in")
         negotiated = load.ask(cmd="stats")["negotiated_deflate"]
         kb_per_conn = memory_parts[0]["kb_per_connection"]
         log(
-            f"worker RSS {rss[0] / 1024:.1f} -> {rss[1] / 1024:.1f} -> {rss[2] / 1024:.1f} MB: "
-            f"{kb_per_conn:.1f} KB per connection offering deflate (negotiated on {negotiated}), "
+            f"worker RSS {rss_mb} MB: {kb_per_conn:.1f} KB per connection offering deflate "
+            f"(negotiated on {negotiated}), "
             f"{memory_parts[1]['kb_per_connection']:.1f} KB without the offer"
         )
-        # (a) fan-out
-        log(f"announcing {args.rate:g}/s for {args.duration:g}s to {n} viewers")
-        fan = part_fanout(args, load, host, procs, worker, args.profile)
+        # (a) fan-out, with the viewers' comments and likes
+        log(
+            f"announcing {args.rate:g}/s for {args.duration:g}s to {n} viewers on "
+            f"{len(servers)} servers; viewers comment {args.comments:g}/s, like {args.likes:g}/s"
+        )
+        fan = part_fanout(
+            args, load, host, procs, worker, args.profile, rate=args.rate, duration=args.duration
+        )
         log(
             f"fan-out: {fan['delivered_per_s']} delivered/s, latency {fan['lat_ms']}, "
-            f"lost {fan['lost']}, cpu {fan['cpu']}"
+            f"lost {fan['lost']}, chatter {fan['chatter']}, cpu {fan['cpu']}"
         )
+        saturation = part_saturation(args, load, host, procs, fan)
+        log(f"saturation: ceiling {saturation['ceiling']}")
         # (c) the drop
         drop = part_drop(args, load, host, r, stream, servers)
         log(
             f"drop: {drop['drop_claimed']} won, issued in Redis {drop['issued_in_redis']}, "
             f"outcomes {drop['outcomes']}"
         )
+        idle = None
+        if args.idle_connections:
+            log(f"holding {args.idle_connections} idle viewers on {a.url}")
+            idle = part_idle(args, load, a, stream, [v["token"] for v in viewers])
+            idle["rss_mb"] = round(rss_kb(worker) / 1024, 1)
+            log(f"idle: {idle}")
         result = {
             "bench": "live",
             "viewers": n,
@@ -860,10 +1088,17 @@ def main(argv=None) -> int:
             "drop_claimed": drop["drop_claimed"],
             "oversell": drop["oversell"],
             "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
+            "delivered_per_core_at_saturation": saturation["delivered_per_core_at_saturation"],
+            "max_idle_per_process": idle["max_idle_per_process"] if idle else None,
+            "healthz_p99_ms_while_idle": idle["healthz_ms"]["p99"] if idle else None,
+            "viewers_per_process": args.viewers if n_servers > 1 else n,
+            "servers": n_servers,
             "quick": args.quick,
             "fanout": fan,
+            "saturation": saturation,
+            "idle": idle,
             "memory": {
-                "rss_mb": [round(x / 1024, 1) for x in rss],
+                "rss_mb": rss_mb,
                 "connections": n,
                 "parts": memory_parts,
                 "negotiated_deflate": negotiated,
@@ -873,6 +1108,7 @@ def main(argv=None) -> int:
                 "cores": os.cpu_count(),
                 "python": platform.python_version(),
                 "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+                "open_file_limit": list(fd_limit),
             },
             "wall_s": round(time.perf_counter() - t_start, 1),
         }
