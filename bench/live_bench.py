@@ -137,6 +137,7 @@ class Load:
         self.chat_sent = [0, 0]
         self.chat_next = 0  # round robin over the ready viewers
         self.chat_acks: Counter = Counter()  # "comment:ok", "comment:RATE_LIMITED", "like:ok"
+        self.bytes_in = 0  # everything the servers wrote to the viewers
 
     # -- connection lifecycle --
     def start(self, v: Viewer) -> None:
@@ -222,6 +223,7 @@ class Load:
             self.fail(v, f"closed by server in state {v.state}")
             return
         now = time.time()
+        self.bytes_in += len(data)
         buf = v.rbuf
         buf += data
         if v.state == "http":
@@ -350,6 +352,7 @@ class Load:
                     },
                     "other_events": dict(self.other_events),
                     "chat_acks": dict(self.chat_acks),
+                    "bytes_in": self.bytes_in,
                     "ready_by_port": {
                         str(port): n
                         for port, n in Counter(
@@ -638,6 +641,20 @@ class Host:
 
 
 # -- the parts ---------------------------------------------------------------------------------
+def quiesce(load: LoadProcess, quiet_s: float = 1.0, limit_s: float = 120.0) -> float:
+    """Wait until the servers have written nothing to the viewers for `quiet_s` (a backlog of
+    the previous part still draining would count against the next); return the wait."""
+    t0 = time.monotonic()
+    last = load.ask(cmd="stats")["bytes_in"]
+    while time.monotonic() - t0 < limit_s:
+        time.sleep(quiet_s)
+        now = load.ask(cmd="stats")["bytes_in"]
+        if now == last:
+            break
+        last = now
+    return round(time.monotonic() - t0, 1)
+
+
 def part_fanout(
     args,
     load: LoadProcess,
@@ -653,6 +670,7 @@ def part_fanout(
 ) -> dict:
     """(a) announcements at a steady rate to every viewer (on every server), while viewers
     comment and like at their rates (`chatter`): delivered/s and host->viewer latency."""
+    waited = quiesce(load)
     load.ask(cmd="reset")
     before_stats = load.ask(cmd="stats")
     expected_viewers = before_stats["ready"]
@@ -706,6 +724,7 @@ def part_fanout(
             "p99": round(1000 * pct(ack, 0.99), 1),
         },
         "host_errors": dict(host.errors),
+        "quiesced_s": waited,
         "chatter": {
             "sent": chat_sent if chatter else {"comments": 0, "likes": 0},
             "acks": stats["chat_acks"],
@@ -806,6 +825,7 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
     from promotions import keys
 
     moved = None  # the viewers are on both servers already: claims land on both
+    quiesce(load)
     load.ask(cmd="arm_claims")
     t0 = time.perf_counter()
     drop = host.call("drop", {"offer_id": stream["oid"], "quantity": args.drop, "window_s": 120})
