@@ -138,6 +138,8 @@ class Load:
         self.chat_next = 0  # round robin over the ready viewers
         self.chat_acks: Counter = Counter()  # "comment:ok", "comment:RATE_LIMITED", "like:ok"
         self.bytes_in = 0  # everything the servers wrote to the viewers
+        self.tag = ""  # the part whose announcements are counted
+        self.stale = 0  # announcements of an earlier part heard later
 
     # -- connection lifecycle --
     def start(self, v: Viewer) -> None:
@@ -272,8 +274,11 @@ class Load:
     def on_packet(self, v: Viewer, p: str, now: float) -> None:
         if p.startswith('42/live,["announcement",'):
             data = json.loads(p[8:])[1]
-            sent = float(data["text"].rsplit(" ", 1)[1])
-            self.lat.append(now - sent)
+            _, tag, _, sent = data["text"].split(" ")
+            if tag != self.tag:  # a straggler of an earlier part
+                self.stale += 1
+                return
+            self.lat.append(now - float(sent))
             self.received += 1
             if not self.first_recv:
                 self.first_recv = now
@@ -334,8 +339,9 @@ class Load:
                 v.port = msg["port"]
             self.pending.extend(moved)
             self.wait_ready(msg, time.perf_counter())
-        elif cmd == "reset":
+        elif cmd == "reset":  # a new part: announcements tagged otherwise are not counted
             self.lat, self.received, self.first_recv, self.last_recv = array("d"), 0, 0.0, 0.0
+            self.tag = msg.get("tag", "")
             self.conn.send({"ok": True})
         elif cmd == "stats":
             lat = sorted(self.lat)
@@ -353,6 +359,7 @@ class Load:
                     "other_events": dict(self.other_events),
                     "chat_acks": dict(self.chat_acks),
                     "bytes_in": self.bytes_in,
+                    "stale": self.stale,
                     "ready_by_port": {
                         str(port): n
                         for port, n in Counter(
@@ -606,7 +613,7 @@ class Host:
     def call(self, event: str, data: dict | None = None) -> dict:
         return self.sio.call(event, data or {}, namespace="/host", timeout=30)
 
-    def announce_at_rate(self, rate: float, seconds: float) -> dict:
+    def announce_at_rate(self, rate: float, seconds: float, tag: str = "-") -> dict:
         """Send `announce` with a sequence number and the send time, at a steady rate."""
         n = int(rate * seconds)
         t0 = time.perf_counter()
@@ -628,7 +635,10 @@ class Host:
                         self.errors[ack[0]["error"].get("code")] += 1
 
             self.sio.emit(
-                "announce", {"text": f"bench {seq} {sent:.6f}"}, namespace="/host", callback=on_ack
+                "announce",
+                {"text": f"bench {tag} {seq} {sent:.6f}"},
+                namespace="/host",
+                callback=on_ack,
             )
         return {
             "sent": n,
@@ -641,9 +651,10 @@ class Host:
 
 
 # -- the parts ---------------------------------------------------------------------------------
-def quiesce(load: LoadProcess, quiet_s: float = 1.0, limit_s: float = 120.0) -> float:
+def quiesce(load: LoadProcess, quiet_s: float = 2.0, limit_s: float = 180.0) -> float:
     """Wait until the servers have written nothing to the viewers for `quiet_s` (a backlog of
-    the previous part still draining would count against the next); return the wait."""
+    the previous part still draining would load the next); return the wait. Announcements of
+    an earlier part that arrive later anyway are told apart by their tag (`stale`)."""
     t0 = time.monotonic()
     last = load.ask(cmd="stats")["bytes_in"]
     while time.monotonic() - t0 < limit_s:
@@ -671,7 +682,7 @@ def part_fanout(
     """(a) announcements at a steady rate to every viewer (on every server), while viewers
     comment and like at their rates (`chatter`): delivered/s and host->viewer latency."""
     waited = quiesce(load)
-    load.ask(cmd="reset")
+    load.ask(cmd="reset", tag=label)
     before_stats = load.ask(cmd="stats")
     expected_viewers = before_stats["ready"]
     comments_before = before_stats["other_events"].get("comment", 0)
@@ -682,7 +693,7 @@ def part_fanout(
     t0 = time.perf_counter()
     wall0 = time.time()
     host.ack_lat.clear()
-    sent = host.announce_at_rate(rate, duration)
+    sent = host.announce_at_rate(rate, duration, tag=label)
     chat_sent = load.ask(cmd="quiet")["sent"]
     expected = sent["sent"] * expected_viewers
     deadline = time.monotonic() + args.drain
@@ -725,6 +736,7 @@ def part_fanout(
         },
         "host_errors": dict(host.errors),
         "quiesced_s": waited,
+        "stale": stats["stale"],
         "chatter": {
             "sent": chat_sent if chatter else {"comments": 0, "likes": 0},
             "acks": stats["chat_acks"],
@@ -735,14 +747,13 @@ def part_fanout(
 
 
 def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dict) -> dict:
-    """Raise the announcement rate (doubling, no chatter) until host->viewer p99 exceeds
-    `args.p99_goal_ms`; the ceiling is the delivered/s of the last rate that kept it, per
-    server core used at that rate."""
+    """Raise the announcement rate (from `--rate`, x1.5 a step, no chatter) until
+    host->viewer p99 exceeds `args.p99_goal_ms`; the ceiling is the delivered/s of the last
+    rate that kept it, per server core used at that rate."""
     steps = []
-    rate = args.rate
     ceiling = None
-    for _ in range(args.saturation_steps):
-        rate *= 2
+    for i in range(args.saturation_steps):
+        rate = round(args.saturation_from * 1.5**i, 2)
         fan = part_fanout(
             args,
             load,
@@ -761,6 +772,7 @@ def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dic
             "p99_ms": fan["lat_ms"]["p99"],
             "lost": fan["lost"],
             "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
+            "quiesced_s": fan["quiesced_s"],
             "cpu": fan["cpu"],
         }
         steps.append(step)
@@ -916,9 +928,12 @@ def parse_args(argv):
         "--saturation-steps",
         type=int,
         default=6,
-        help="doublings of the announcement rate while p99 holds (0: none)",
+        help="announcement rates tried (--rate, then x1.5 each) while p99 holds (0: none)",
     )
     p.add_argument("--step-s", type=float, default=5.0, help="seconds per saturation step")
+    p.add_argument(
+        "--saturation-from", type=float, default=2.5, help="the first rate of the saturation ramp"
+    )
     p.add_argument("--p99-goal-ms", type=float, default=250.0)
     p.add_argument(
         "--idle-connections",
@@ -933,6 +948,7 @@ def parse_args(argv):
         args.viewers, args.duration, args.drop, args.idle, args.drain = 100, 5.0, 20, 1.0, 5.0
         args.comments, args.likes = min(args.comments, 10.0), min(args.likes, 10.0)
         args.saturation_steps, args.step_s = min(args.saturation_steps, 1), 1.0
+        args.saturation_from = args.rate
     return args
 
 
