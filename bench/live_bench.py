@@ -597,18 +597,35 @@ class Host:
     def __init__(self, url: str, token: str, stream_id: str) -> None:
         import socketio
 
+        self.url, self.token, self.stream_id = url, token, stream_id
         self.sio = socketio.Client(reconnection=False)
         self.acks = 0
         self.ack_lat: list[float] = []
         self.errors: Counter = Counter()
+        self.reconnects = 0
         self.lock = threading.Lock()
+        self.connect()
+
+    def connect(self) -> None:
         self.sio.connect(
-            url,
+            self.url,
             transports=["websocket"],
             namespaces=["/host"],
-            auth={"token": token, "stream_id": stream_id},
+            auth={"token": self.token, "stream_id": self.stream_id},
             wait_timeout=10,
         )
+
+    def ensure_connected(self) -> None:
+        """Connect again when an overloaded server dropped the console (a ping answered late)."""
+        if "/host" in self.sio.namespaces:
+            return
+        log("the host console was disconnected; connecting again")
+        try:
+            self.sio.disconnect()
+        except Exception:
+            pass
+        self.connect()
+        self.reconnects += 1
 
     def call(self, event: str, data: dict | None = None) -> dict:
         return self.sio.call(event, data or {}, namespace="/host", timeout=30)
@@ -682,6 +699,7 @@ def part_fanout(
     """(a) announcements at a steady rate to every viewer (on every server), while viewers
     comment and like at their rates (`chatter`): delivered/s and host->viewer latency."""
     waited = quiesce(load)
+    host.ensure_connected()
     load.ask(cmd="reset", tag=label)
     before_stats = load.ask(cmd="stats")
     expected_viewers = before_stats["ready"]
@@ -735,6 +753,7 @@ def part_fanout(
             "p99": round(1000 * pct(ack, 0.99), 1),
         },
         "host_errors": dict(host.errors),
+        "host_reconnects": host.reconnects,
         "quiesced_s": waited,
         "stale": stats["stale"],
         "chatter": {
@@ -838,6 +857,7 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
 
     moved = None  # the viewers are on both servers already: claims land on both
     quiesce(load)
+    host.ensure_connected()
     load.ask(cmd="arm_claims")
     t0 = time.perf_counter()
     drop = host.call("drop", {"offer_id": stream["oid"], "quantity": args.drop, "window_s": 120})
