@@ -809,40 +809,71 @@ def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dic
     }
 
 
-def part_idle(args, load: LoadProcess, server, stream: dict, tokens: list[str]) -> dict:
-    """(d) hold `args.idle_connections` joined, idle viewers on server A (tokens reused) and
-    time `/healthz` meanwhile."""
+# Connections one load process opens for the idle part (each is a file descriptor of its own).
+IDLE_PER_LOAD = 15_000
+
+
+def part_idle(
+    args, load: LoadProcess, server, stream: dict, tokens: list[str], fd_limit: int
+) -> dict:
+    """(d) hold `args.idle_connections` joined, idle viewers on server A (tokens reused, spread
+    over extra load processes of at most IDLE_PER_LOAD each) and time `/healthz` meanwhile.
+
+    The worker needs a descriptor per connection plus its reserve (core.fdlimit.FD_RESERVE):
+    past its open-file limit it can no longer accept, `/healthz` included. So no more than
+    the limit allows is asked for, and `fd_limited` says when that capped the figure."""
     import requests
 
+    from core.fdlimit import FD_RESERVE
+
+    cap = fd_limit - FD_RESERVE
+    target = min(args.idle_connections, cap)
+    if target < args.idle_connections:
+        log(f"the open-file limit {fd_limit} lets the worker hold at most {cap}: asking {target}")
     have = load.ask(cmd="stats")["ready_by_port"].get(str(server.port), 0)
-    want = max(0, args.idle_connections - have)
+    want = max(0, target - have)
+    extra = [LoadProcess() for _ in range(-(-want // IDLE_PER_LOAD))]
     t0 = time.perf_counter()
-    got = load.ask(
-        cmd="connect",
-        port=server.port,
-        stream_id=stream["id"],
-        tokens=[tokens[i % len(tokens)] for i in range(want)],
-        deflate=False,
-        timeout=120 + want / 20,
-    )
-    connect_s = time.perf_counter() - t0
-    time.sleep(args.idle)
-    on_a = load.ask(cmd="stats")["ready_by_port"].get(str(server.port), 0)
-    lat = []
-    with requests.Session() as http:
-        for _ in range(args.healthz_requests):
-            t = time.perf_counter()
-            response = http.get(server.url + "/healthz", timeout=10)
-            lat.append(time.perf_counter() - t)
-            if response.status_code != 200:
-                raise RuntimeError(f"/healthz answered {response.status_code}")
-            time.sleep(0.02)
+    failed: Counter = Counter()
+    try:
+        for i, helper in enumerate(extra):
+            n = min(IDLE_PER_LOAD, want - i * IDLE_PER_LOAD)
+            got = helper.ask(
+                cmd="connect",
+                port=server.port,
+                stream_id=stream["id"],
+                tokens=[tokens[(i * IDLE_PER_LOAD + j) % len(tokens)] for j in range(n)],
+                deflate=False,
+                timeout=120 + n / 20,
+            )
+            failed.update(got["failed"])
+            log(f"idle viewers, load process {i + 1}/{len(extra)}: {got}")
+        connect_s = time.perf_counter() - t0
+        time.sleep(args.idle)
+        on_a = sum(
+            helper.ask(cmd="stats")["ready_by_port"].get(str(server.port), 0)
+            for helper in [load, *extra]
+        )
+        lat = []
+        with requests.Session() as http:
+            for _ in range(args.healthz_requests):
+                t = time.perf_counter()
+                response = http.get(server.url + "/healthz", timeout=10)
+                lat.append(time.perf_counter() - t)
+                if response.status_code != 200:
+                    raise RuntimeError(f"/healthz answered {response.status_code}")
+                time.sleep(0.02)
+    finally:
+        for helper in extra:
+            helper.close()
     lat.sort()
     return {
         "max_idle_per_process": on_a,
         "asked": args.idle_connections,
+        "fd_limit": fd_limit,
+        "fd_limited": target < args.idle_connections,
         "connect_s": round(connect_s, 1),
-        "connect_failed": got["failed"],
+        "connect_failed": dict(failed),
         "healthz_ms": {
             "p50": round(1000 * pct(lat, 0.5), 1),
             "p99": round(1000 * pct(lat, 0.99), 1),
@@ -1130,7 +1161,7 @@ def main(argv=None) -> int:
         idle = None
         if args.idle_connections:
             log(f"holding {args.idle_connections} idle viewers on {a.url}")
-            idle = part_idle(args, load, a, stream, [v["token"] for v in viewers])
+            idle = part_idle(args, load, a, stream, [v["token"] for v in viewers], fd_limit[0])
             idle["rss_mb"] = round(rss_kb(worker) / 1024, 1)
             log(f"idle: {idle}")
         result = {
