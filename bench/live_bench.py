@@ -699,6 +699,8 @@ def part_fanout(
     """(a) announcements at a steady rate to every viewer (on every server), while viewers
     comment and like at their rates (`chatter`): delivered/s and host->viewer latency."""
     waited = quiesce(load)
+    # what the previous part's viewers received in the end, its backlog drained
+    previous_received = load.ask(cmd="stats")["received"]
     host.ensure_connected()
     load.ask(cmd="reset", tag=label)
     before_stats = load.ask(cmd="stats")
@@ -755,6 +757,7 @@ def part_fanout(
         "host_errors": dict(host.errors),
         "host_reconnects": host.reconnects,
         "quiesced_s": waited,
+        "previous_part_received_in_the_end": previous_received,
         "stale": stats["stale"],
         "chatter": {
             "sent": chat_sent if chatter else {"comments": 0, "likes": 0},
@@ -792,6 +795,7 @@ def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dic
             "lost": fan["lost"],
             "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
             "quiesced_s": fan["quiesced_s"],
+            "previous_part_received_in_the_end": fan["previous_part_received_in_the_end"],
             "cpu": fan["cpu"],
         }
         steps.append(step)
@@ -888,6 +892,7 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
 
     moved = None  # the viewers are on both servers already: claims land on both
     quiesce(load)
+    previous_received = load.ask(cmd="stats")["received"]
     host.ensure_connected()
     load.ask(cmd="arm_claims")
     t0 = time.perf_counter()
@@ -918,6 +923,7 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
         "all_answered_s": round(wall, 2),
         "servers": len(servers),
         "move": moved,
+        "previous_part_received_in_the_end": previous_received,
     }
 
 
@@ -1151,6 +1157,8 @@ def main(argv=None) -> int:
             f"lost {fan['lost']}, chatter {fan['chatter']}, cpu {fan['cpu']}"
         )
         saturation = part_saturation(args, load, host, procs, fan)
+        if saturation["steps"]:  # the fan-out's late deliveries, counted before the next reset
+            fan["received_in_the_end"] = saturation["steps"][0]["previous_part_received_in_the_end"]
         log(f"saturation: ceiling {saturation['ceiling']}")
         # (c) the drop
         drop = part_drop(args, load, host, r, stream, servers)
@@ -1158,6 +1166,8 @@ def main(argv=None) -> int:
             f"drop: {drop['drop_claimed']} won, issued in Redis {drop['issued_in_redis']}, "
             f"outcomes {drop['outcomes']}"
         )
+        fan.setdefault("received_in_the_end", drop["previous_part_received_in_the_end"])
+        fan["lost_in_the_end"] = fan["expected"] - fan["received_in_the_end"]
         idle = None
         if args.idle_connections:
             log(f"holding {args.idle_connections} idle viewers on {a.url}")
