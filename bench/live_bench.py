@@ -131,6 +131,15 @@ class Load:
         self.other_events: Counter = Counter()
         self.negotiated = 0  # connections on which the server accepted per-message deflate
         self.done = False
+        # viewers' own traffic during the fan-out: comments and likes at steady rates
+        self.chat_rates = (0.0, 0.0)  # (comments/s, likes/s); (0, 0) when quiet
+        self.chat_t0 = 0.0
+        self.chat_sent = [0, 0]
+        self.chat_next = 0  # round robin over the ready viewers
+        self.chat_acks: Counter = Counter()  # "comment:ok", "comment:RATE_LIMITED", "like:ok"
+        self.bytes_in = 0  # everything the servers wrote to the viewers
+        self.tag = ""  # the part whose announcements are counted
+        self.stale = 0  # announcements of an earlier part heard later
 
     # -- connection lifecycle --
     def start(self, v: Viewer) -> None:
@@ -216,6 +225,7 @@ class Load:
             self.fail(v, f"closed by server in state {v.state}")
             return
         now = time.time()
+        self.bytes_in += len(data)
         buf = v.rbuf
         buf += data
         if v.state == "http":
@@ -264,14 +274,23 @@ class Load:
     def on_packet(self, v: Viewer, p: str, now: float) -> None:
         if p.startswith('42/live,["announcement",'):
             data = json.loads(p[8:])[1]
-            sent = float(data["text"].rsplit(" ", 1)[1])
-            self.lat.append(now - sent)
+            _, tag, _, sent = data["text"].split(" ")
+            if tag != self.tag:  # a straggler of an earlier part
+                self.stale += 1
+                return
+            self.lat.append(now - float(sent))
             self.received += 1
             if not self.first_recv:
                 self.first_recv = now
             self.last_recv = now
+        elif p.startswith('42/live,["comment",'):
+            self.other_events["comment"] += 1  # counted unparsed: the most frequent event
         elif p == "2":
             self.send(v, "3")
+        elif p.startswith(("43/live,3", "43/live,4")):
+            ack = json.loads(p[9:])[0]
+            kind = "comment" if p[8] == "3" else "like"
+            self.chat_acks[f"{kind}:" + ("ok" if "error" not in ack else ack["error"]["code"])] += 1
         elif p.startswith("42/live,"):
             name, data = json.loads(p[8:])[:2]
             self.other_events[name] += 1
@@ -320,8 +339,9 @@ class Load:
                 v.port = msg["port"]
             self.pending.extend(moved)
             self.wait_ready(msg, time.perf_counter())
-        elif cmd == "reset":
+        elif cmd == "reset":  # a new part: announcements tagged otherwise are not counted
             self.lat, self.received, self.first_recv, self.last_recv = array("d"), 0, 0.0, 0.0
+            self.tag = msg.get("tag", "")
             self.conn.send({"ok": True})
         elif cmd == "stats":
             lat = sorted(self.lat)
@@ -337,9 +357,25 @@ class Load:
                         for q, f in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
                     },
                     "other_events": dict(self.other_events),
+                    "chat_acks": dict(self.chat_acks),
+                    "bytes_in": self.bytes_in,
+                    "stale": self.stale,
+                    "ready_by_port": {
+                        str(port): n
+                        for port, n in Counter(
+                            v.port for v in self.viewers if v.state == "ready"
+                        ).items()
+                    },
                     "negotiated_deflate": self.negotiated,
                 }
             )
+        elif cmd == "chatter":  # viewers comment and like at these rates until told otherwise
+            self.chat_rates = (float(msg["comments_per_s"]), float(msg["likes_per_s"]))
+            self.chat_t0, self.chat_sent = time.monotonic(), [0, 0]
+            self.conn.send({"ok": True})
+        elif cmd == "quiet":
+            self.chat_rates = (0.0, 0.0)
+            self.conn.send({"sent": {"comments": self.chat_sent[0], "likes": self.chat_sent[1]}})
         elif cmd == "arm_claims":
             self.claiming = True
             self.outcomes.clear()
@@ -365,11 +401,38 @@ class Load:
         self.fill()
         self._waiting = (msg, t0)
 
+    def chatter(self) -> None:
+        """Send the comments and likes due by now, each from the next ready viewer."""
+        elapsed = time.monotonic() - self.chat_t0
+        for kind, rate in enumerate(self.chat_rates):
+            due = int(elapsed * rate) - self.chat_sent[kind]
+            for _ in range(max(0, due)):
+                v = self.next_ready()
+                if v is None:
+                    return
+                self.chat_sent[kind] += 1
+                if kind == 0:
+                    n = self.chat_sent[0]
+                    self.send(v, f'42/live,3["comment",{{"text":"bench comment {n}"}}]')
+                else:
+                    self.send(v, '42/live,4["like",{"count":1}]')
+
+    def next_ready(self) -> Viewer | None:
+        for _ in range(len(self.viewers)):
+            v = self.viewers[self.chat_next % len(self.viewers)]
+            self.chat_next += 1
+            if v.state == "ready":
+                return v
+        return None
+
     def run(self) -> None:
         self._waiting = None
         last_scan = time.monotonic()
         while not self.done:
-            for key, mask in self.sel.select(0.05):
+            chatting = any(self.chat_rates)
+            if chatting:
+                self.chatter()
+            for key, mask in self.sel.select(0.01 if chatting else 0.05):
                 v = key.data
                 if v is None:
                     self.command(self.conn.recv())
@@ -534,23 +597,40 @@ class Host:
     def __init__(self, url: str, token: str, stream_id: str) -> None:
         import socketio
 
+        self.url, self.token, self.stream_id = url, token, stream_id
         self.sio = socketio.Client(reconnection=False)
         self.acks = 0
         self.ack_lat: list[float] = []
         self.errors: Counter = Counter()
+        self.reconnects = 0
         self.lock = threading.Lock()
+        self.connect()
+
+    def connect(self) -> None:
         self.sio.connect(
-            url,
+            self.url,
             transports=["websocket"],
             namespaces=["/host"],
-            auth={"token": token, "stream_id": stream_id},
+            auth={"token": self.token, "stream_id": self.stream_id},
             wait_timeout=10,
         )
+
+    def ensure_connected(self) -> None:
+        """Connect again when an overloaded server dropped the console (a ping answered late)."""
+        if "/host" in self.sio.namespaces:
+            return
+        log("the host console was disconnected; connecting again")
+        try:
+            self.sio.disconnect()
+        except Exception:
+            pass
+        self.connect()
+        self.reconnects += 1
 
     def call(self, event: str, data: dict | None = None) -> dict:
         return self.sio.call(event, data or {}, namespace="/host", timeout=30)
 
-    def announce_at_rate(self, rate: float, seconds: float) -> dict:
+    def announce_at_rate(self, rate: float, seconds: float, tag: str = "-") -> dict:
         """Send `announce` with a sequence number and the send time, at a steady rate."""
         n = int(rate * seconds)
         t0 = time.perf_counter()
@@ -572,7 +652,10 @@ class Host:
                         self.errors[ack[0]["error"].get("code")] += 1
 
             self.sio.emit(
-                "announce", {"text": f"bench {seq} {sent:.6f}"}, namespace="/host", callback=on_ack
+                "announce",
+                {"text": f"bench {tag} {seq} {sent:.6f}"},
+                namespace="/host",
+                callback=on_ack,
             )
         return {
             "sent": n,
@@ -585,17 +668,53 @@ class Host:
 
 
 # -- the parts ---------------------------------------------------------------------------------
-def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_dir) -> dict:
-    """(a) announcements at a steady rate to every viewer: delivered/s and latency."""
-    load.ask(cmd="reset")
-    expected_viewers = load.ask(cmd="stats")["ready"]
-    spy = (
-        start_profile(worker.pid, spy_dir / "fanout_server.txt", args.duration) if spy_dir else None
-    )
+def quiesce(load: LoadProcess, quiet_s: float = 2.0, limit_s: float = 180.0) -> float:
+    """Wait until the servers have written nothing to the viewers for `quiet_s` (a backlog of
+    the previous part still draining would load the next); return the wait. Announcements of
+    an earlier part that arrive later anyway are told apart by their tag (`stale`)."""
+    t0 = time.monotonic()
+    last = load.ask(cmd="stats")["bytes_in"]
+    while time.monotonic() - t0 < limit_s:
+        time.sleep(quiet_s)
+        now = load.ask(cmd="stats")["bytes_in"]
+        if now == last:
+            break
+        last = now
+    return round(time.monotonic() - t0, 1)
+
+
+def part_fanout(
+    args,
+    load: LoadProcess,
+    host: Host,
+    procs: dict,
+    worker,
+    spy_dir,
+    *,
+    rate: float,
+    duration: float,
+    chatter: bool = True,
+    label: str = "fanout",
+) -> dict:
+    """(a) announcements at a steady rate to every viewer (on every server), while viewers
+    comment and like at their rates (`chatter`): delivered/s and host->viewer latency."""
+    waited = quiesce(load)
+    # what the previous part's viewers received in the end, its backlog drained
+    previous_received = load.ask(cmd="stats")["received"]
+    host.ensure_connected()
+    load.ask(cmd="reset", tag=label)
+    before_stats = load.ask(cmd="stats")
+    expected_viewers = before_stats["ready"]
+    comments_before = before_stats["other_events"].get("comment", 0)
+    spy = start_profile(worker.pid, spy_dir / f"{label}_server.txt", duration) if spy_dir else None
+    if chatter and (args.comments or args.likes):
+        load.ask(cmd="chatter", comments_per_s=args.comments, likes_per_s=args.likes)
     before = cpu_seconds(procs)
     t0 = time.perf_counter()
     wall0 = time.time()
-    sent = host.announce_at_rate(args.rate, args.duration)
+    host.ack_lat.clear()
+    sent = host.announce_at_rate(rate, duration, tag=label)
+    chat_sent = load.ask(cmd="quiet")["sent"]
     expected = sent["sent"] * expected_viewers
     deadline = time.monotonic() + args.drain
     while time.monotonic() < deadline:
@@ -607,21 +726,26 @@ def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_di
     cpu = cpu_percent(before, cpu_seconds(procs), wall)
     stats = load.ask(cmd="stats")
     if spy:
-        finish_profile(spy, spy_dir / "fanout_server.txt", "server worker during the fan-out")
+        finish_profile(spy, spy_dir / f"{label}_server.txt", f"server worker A ({label})")
     span = max(1e-9, stats["last_recv"] - wall0)
     delivered_per_s = stats["received"] / span
-    server_cores = cpu.get("server_a", 0.0) / 100
+    comments_heard = stats["other_events"].get("comment", 0) - comments_before
+    # every frame the servers wrote to viewers in the window: announcements and comments
+    frames_per_s = (stats["received"] + comments_heard) / wall
+    server_cores = sum(cpu.get(k, 0.0) for k in ("server_a", "server_b")) / 100
     ack = sorted(host.ack_lat)
     return {
         "delivered_per_s": round(delivered_per_s, 1),
         "delivered_per_server_core_s": round(delivered_per_s / server_cores, 1)
         if server_cores
         else None,
+        "frames_per_server_core_s": round(frames_per_s / server_cores, 1) if server_cores else None,
         "received": stats["received"],
         "expected": expected,
         "lost": expected - stats["received"],
         "announcements": sent["sent"],
-        "rate_per_s": args.rate,
+        "rate_per_s": rate,
+        "viewers": expected_viewers,
         "send_s": sent["send_s"],
         "host_max_late_ms": sent["max_late_ms"],
         "span_s": round(span, 3),
@@ -631,7 +755,134 @@ def part_fanout(args, load: LoadProcess, host: Host, procs: dict, worker, spy_di
             "p99": round(1000 * pct(ack, 0.99), 1),
         },
         "host_errors": dict(host.errors),
+        "host_reconnects": host.reconnects,
+        "quiesced_s": waited,
+        "previous_part_received_in_the_end": previous_received,
+        "stale": stats["stale"],
+        "chatter": {
+            "sent": chat_sent if chatter else {"comments": 0, "likes": 0},
+            "acks": stats["chat_acks"],
+            "comment_events_heard": comments_heard,
+        },
         "cpu": cpu,
+    }
+
+
+def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dict) -> dict:
+    """Raise the announcement rate (from `--rate`, x1.5 a step, no chatter) until
+    host->viewer p99 exceeds `args.p99_goal_ms`; the ceiling is the delivered/s of the last
+    rate that kept it, per server core used at that rate."""
+    steps = []
+    ceiling = None
+    for i in range(args.saturation_steps):
+        rate = round(args.saturation_from * 1.5**i, 2)
+        fan = part_fanout(
+            args,
+            load,
+            host,
+            procs,
+            None,
+            None,
+            rate=rate,
+            duration=args.step_s,
+            chatter=False,
+            label=f"saturation_{rate:g}",
+        )
+        step = {
+            "rate_per_s": rate,
+            "delivered_per_s": fan["delivered_per_s"],
+            "p99_ms": fan["lat_ms"]["p99"],
+            "lost": fan["lost"],
+            "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
+            "quiesced_s": fan["quiesced_s"],
+            "previous_part_received_in_the_end": fan["previous_part_received_in_the_end"],
+            "cpu": fan["cpu"],
+        }
+        steps.append(step)
+        log(f"saturation step: {step}")
+        if fan["lat_ms"]["p99"] > args.p99_goal_ms or fan["lost"]:
+            break
+        ceiling = step
+    return {
+        "p99_goal_ms": args.p99_goal_ms,
+        "ceiling": ceiling,
+        "delivered_per_core_at_saturation": ceiling["delivered_per_server_core_s"]
+        if ceiling
+        else None,
+        "steps": steps,
+    }
+
+
+# Connections one load process opens for the idle part (each is a file descriptor of its own).
+IDLE_PER_LOAD = 15_000
+
+
+def part_idle(
+    args, load: LoadProcess, server, stream: dict, tokens: list[str], fd_limit: int
+) -> dict:
+    """(d) hold `args.idle_connections` joined, idle viewers on server A (tokens reused, spread
+    over extra load processes of at most IDLE_PER_LOAD each) and time `/healthz` meanwhile.
+
+    The worker needs a descriptor per connection plus its reserve (core.fdlimit.FD_RESERVE):
+    past its open-file limit it can no longer accept, `/healthz` included. So no more than
+    the limit allows is asked for, and `fd_limited` says when that capped the figure."""
+    import requests
+
+    from core.fdlimit import FD_RESERVE
+
+    cap = fd_limit - FD_RESERVE
+    target = min(args.idle_connections, cap)
+    if target < args.idle_connections:
+        log(f"the open-file limit {fd_limit} lets the worker hold at most {cap}: asking {target}")
+    have = load.ask(cmd="stats")["ready_by_port"].get(str(server.port), 0)
+    want = max(0, target - have)
+    extra = [LoadProcess() for _ in range(-(-want // IDLE_PER_LOAD))]
+    t0 = time.perf_counter()
+    failed: Counter = Counter()
+    try:
+        for i, helper in enumerate(extra):
+            n = min(IDLE_PER_LOAD, want - i * IDLE_PER_LOAD)
+            got = helper.ask(
+                cmd="connect",
+                port=server.port,
+                stream_id=stream["id"],
+                tokens=[tokens[(i * IDLE_PER_LOAD + j) % len(tokens)] for j in range(n)],
+                deflate=False,
+                timeout=120 + n / 20,
+            )
+            failed.update(got["failed"])
+            log(f"idle viewers, load process {i + 1}/{len(extra)}: {got}")
+        connect_s = time.perf_counter() - t0
+        time.sleep(args.idle)
+        on_a = sum(
+            helper.ask(cmd="stats")["ready_by_port"].get(str(server.port), 0)
+            for helper in [load, *extra]
+        )
+        lat = []
+        with requests.Session() as http:
+            for _ in range(args.healthz_requests):
+                t = time.perf_counter()
+                response = http.get(server.url + "/healthz", timeout=10)
+                lat.append(time.perf_counter() - t)
+                if response.status_code != 200:
+                    raise RuntimeError(f"/healthz answered {response.status_code}")
+                time.sleep(0.02)
+    finally:
+        for helper in extra:
+            helper.close()
+    lat.sort()
+    return {
+        "max_idle_per_process": on_a,
+        "asked": args.idle_connections,
+        "fd_limit": fd_limit,
+        "fd_limited": target < args.idle_connections,
+        "connect_s": round(connect_s, 1),
+        "connect_failed": dict(failed),
+        "healthz_ms": {
+            "p50": round(1000 * pct(lat, 0.5), 1),
+            "p99": round(1000 * pct(lat, 0.99), 1),
+            "max": round(1000 * pct(lat, 1.0), 1),
+        },
     }
 
 
@@ -639,10 +890,10 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
     """(c) a drop of N coupons that every viewer claims as soon as it hears `drop`."""
     from promotions import keys
 
-    moved = None
-    if len(servers) > 1:  # every second viewer moves to server B: claims land on both
-        moved = load.ask(cmd="move", offset=1, every=2, port=servers[1].port, timeout=300)
-        log(f"moved every second viewer to server B: {moved}")
+    moved = None  # the viewers are on both servers already: claims land on both
+    quiesce(load)
+    previous_received = load.ask(cmd="stats")["received"]
+    host.ensure_connected()
     load.ask(cmd="arm_claims")
     t0 = time.perf_counter()
     drop = host.call("drop", {"offer_id": stream["oid"], "quantity": args.drop, "window_s": 120})
@@ -672,6 +923,7 @@ def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: lis
         "all_answered_s": round(wall, 2),
         "servers": len(servers),
         "move": moved,
+        "previous_part_received_in_the_end": previous_received,
     }
 
 
@@ -717,19 +969,61 @@ def finish_profile(spy, out: Path, label: str) -> None:
 # -- main ----------------------------------------------------------------------------------------
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="smoke run: 200 viewers, 5 s, drop 20")
-    p.add_argument("--viewers", type=int, default=2000)
+    p.add_argument("--quick", action="store_true", help="smoke run: 2 x 100 viewers, 5 s, drop 20")
+    p.add_argument(
+        "--viewers", type=int, default=2000, help="viewers per server process (two processes)"
+    )
     p.add_argument("--rate", type=float, default=10.0, help="announcements per second")
     p.add_argument("--duration", type=float, default=20.0, help="seconds of announcements")
+    p.add_argument("--comments", type=float, default=50.0, help="viewers' comments per second")
+    p.add_argument("--likes", type=float, default=50.0, help="viewers' likes per second")
     p.add_argument("--drain", type=float, default=10.0, help="max wait for stragglers")
     p.add_argument("--idle", type=float, default=3.0, help="idle seconds before the RSS")
     p.add_argument("--drop", type=int, default=200, help="coupons in the drop")
-    p.add_argument("--one-server", action="store_true", help="claims on server A only")
+    p.add_argument("--one-server", action="store_true", help="every viewer on server A")
+    p.add_argument(
+        "--saturation-steps",
+        type=int,
+        default=6,
+        help="announcement rates tried (--rate, then x1.5 each) while p99 holds (0: none)",
+    )
+    p.add_argument("--step-s", type=float, default=5.0, help="seconds per saturation step")
+    p.add_argument(
+        "--saturation-from", type=float, default=2.5, help="the first rate of the saturation ramp"
+    )
+    p.add_argument("--p99-goal-ms", type=float, default=250.0)
+    p.add_argument(
+        "--idle-connections",
+        type=int,
+        default=0,
+        help="also hold this many idle viewers on server A and time /healthz (0: skip)",
+    )
+    p.add_argument("--healthz-requests", type=int, default=50)
     p.add_argument("--profile", type=Path, default=None, help="py-spy the worker into DIR")
     args = p.parse_args(argv)
     if args.quick:
-        args.viewers, args.duration, args.drop, args.idle, args.drain = 200, 5.0, 20, 1.0, 5.0
+        args.viewers, args.duration, args.drop, args.idle, args.drain = 100, 5.0, 20, 1.0, 5.0
+        args.comments, args.likes = min(args.comments, 10.0), min(args.likes, 10.0)
+        args.saturation_steps, args.step_s = min(args.saturation_steps, 1), 1.0
+        args.saturation_from = args.rate
     return args
+
+
+def raise_fd_limit(wanted: int) -> tuple[int, int]:
+    """Raise this process's open-file limit (soft and, where allowed, hard) to `wanted`; the
+    servers and the load process started afterwards inherit it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        try:  # raising the hard limit needs privileges (CAP_SYS_RESOURCE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+        except (ValueError, OSError):
+            log(f"open-file hard limit {hard} < {wanted} and cannot be raised here")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 def main(argv=None) -> int:
@@ -745,6 +1039,10 @@ def main(argv=None) -> int:
     from app.redis_supervisor import EmbeddedRedis, free_port
     from tests.servers import start_gunicorn
 
+    n_servers = 1 if args.one_server else 2
+    per_server = args.viewers if n_servers > 1 else args.viewers * 2
+    connections = max(per_server, args.idle_connections) + 500
+    fd_limit = raise_fd_limit(connections + 2000)
     tmp = Path(tempfile.mkdtemp(prefix="live-bench-"))
     server = load = host = app = None
     servers: list = []
@@ -758,9 +1056,8 @@ def main(argv=None) -> int:
         )
         server.start()
         r = redis.Redis.from_url(server.url, decode_responses=True)
-        log(f"redis on {server.url}")
+        log(f"redis on {server.url}; open-file limit {fd_limit}")
         load = LoadProcess()
-        n_servers = 1 if args.one_server else 2
         with ThreadPoolExecutor(3) as bg:
             booting = [
                 bg.submit(
@@ -771,7 +1068,7 @@ def main(argv=None) -> int:
                     {
                         "FOOTFALL_VAR_DIR": str(tmp / f"var{i}"),
                         # gunicorn's default (1000) would leave viewers unserved
-                        "GUNICORN_WORKER_CONNECTIONS": str(args.viewers + 500),
+                        "GUNICORN_WORKER_CONNECTIONS": str(connections),
                     },
                 )
                 for i in range(n_servers)
@@ -779,12 +1076,13 @@ def main(argv=None) -> int:
             app = make_setup_app(server.url, tmp)
             t = time.perf_counter()
             host_session = make_sessions(app, "host", 1)[0]
-            viewers = make_sessions(app, "shopper", args.viewers)
+            viewers = make_sessions(app, "shopper", 2 * args.viewers)
             log(f"{len(viewers)} shopper sessions in {time.perf_counter() - t:.1f}s")
             servers = [f.result() for f in booting]
         log("gunicorn -k gevent -w 1: " + ", ".join(s.url for s in servers))
         a = servers[0]
         worker = worker_of(a)
+        workers = [worker] + [worker_of(s) for s in servers[1:]]
         procs = {
             "server_a": worker,
             "load": psutil.Process(load.proc.pid),
@@ -792,63 +1090,90 @@ def main(argv=None) -> int:
             "redis": psutil.Process(server.process.pid),
         }
         if len(servers) > 1:
-            procs["server_b"] = worker_of(servers[1])
+            procs["server_b"] = workers[1]
         stream = make_stream(app, a.url, host_session, args.drop)
         host = Host(a.url, host_session["token"], stream["id"])
         if host.call("start") != {"status": "live"}:
             raise RuntimeError("the stream did not go live")
-        # (b) memory per idle connection: first the half that offers per-message deflate (the
-        # official client's default handshake), then the half that offers nothing.
+        # (b) memory per idle connection: the viewers that offer per-message deflate (the
+        # official client's default handshake) on A, then those that offer nothing (on B, or
+        # on A again with --one-server); each worker's RSS growth / its new connections.
         time.sleep(0.5)
-        half = (args.viewers + 1) // 2
-        rss = [rss_kb(worker)]
+        half = len(viewers) // 2
+        groups = [(True, viewers[:half], servers[0]), (False, viewers[half:], servers[-1])]
+        rss = {id(w): rss_kb(w) for w in workers}
+        rss_mb = []
         memory_parts = []
-        for deflate, group in ((True, viewers[:half]), (False, viewers[half:])):
+        for deflate, group, target in groups:
+            target_worker = workers[servers.index(target)]
+            before_rss = rss_kb(target_worker)
             before_ready = load.ask(cmd="stats")["ready"]
             got = load.ask(
                 cmd="connect",
-                port=a.port,
+                port=target.port,
                 stream_id=stream["id"],
                 tokens=[v["token"] for v in group],
                 deflate=deflate,
                 timeout=60 + len(group) / 20,
             )
-            log(f"connected and joined (deflate offered: {deflate}): {got}")
+            log(f"connected and joined (deflate offered: {deflate}) on {target.url}: {got}")
             time.sleep(args.idle)
-            rss.append(rss_kb(worker))
+            after_rss = rss_kb(target_worker)
+            rss_mb.append([round(before_rss / 1024, 1), round(after_rss / 1024, 1)])
             joined = got["ready"] - before_ready
             memory_parts.append(
                 {
                     "deflate_offered": deflate,
+                    "server": "A" if target is servers[0] else "B",
                     "connections": joined,
-                    "kb_per_connection": round((rss[-1] - rss[-2]) / joined, 1) if joined else 0,
+                    "kb_per_connection": round((after_rss - before_rss) / joined, 1)
+                    if joined
+                    else 0,
                     "connect_s": got["seconds"],
                     "connect_failed": got["failed"],
                 }
             )
+        del rss
         n = got["ready"]
-        if n != args.viewers:
-            log(f"WARNING: only {n} of {args.viewers} viewers are in")
+        if n != len(viewers):
+            log(f"WARNING: only {n} of {len(viewers)} viewers are in")
         negotiated = load.ask(cmd="stats")["negotiated_deflate"]
         kb_per_conn = memory_parts[0]["kb_per_connection"]
         log(
-            f"worker RSS {rss[0] / 1024:.1f} -> {rss[1] / 1024:.1f} -> {rss[2] / 1024:.1f} MB: "
-            f"{kb_per_conn:.1f} KB per connection offering deflate (negotiated on {negotiated}), "
+            f"worker RSS {rss_mb} MB: {kb_per_conn:.1f} KB per connection offering deflate "
+            f"(negotiated on {negotiated}), "
             f"{memory_parts[1]['kb_per_connection']:.1f} KB without the offer"
         )
-        # (a) fan-out
-        log(f"announcing {args.rate:g}/s for {args.duration:g}s to {n} viewers")
-        fan = part_fanout(args, load, host, procs, worker, args.profile)
+        # (a) fan-out, with the viewers' comments and likes
+        log(
+            f"announcing {args.rate:g}/s for {args.duration:g}s to {n} viewers on "
+            f"{len(servers)} servers; viewers comment {args.comments:g}/s, like {args.likes:g}/s"
+        )
+        fan = part_fanout(
+            args, load, host, procs, worker, args.profile, rate=args.rate, duration=args.duration
+        )
         log(
             f"fan-out: {fan['delivered_per_s']} delivered/s, latency {fan['lat_ms']}, "
-            f"lost {fan['lost']}, cpu {fan['cpu']}"
+            f"lost {fan['lost']}, chatter {fan['chatter']}, cpu {fan['cpu']}"
         )
+        saturation = part_saturation(args, load, host, procs, fan)
+        if saturation["steps"]:  # the fan-out's late deliveries, counted before the next reset
+            fan["received_in_the_end"] = saturation["steps"][0]["previous_part_received_in_the_end"]
+        log(f"saturation: ceiling {saturation['ceiling']}")
         # (c) the drop
         drop = part_drop(args, load, host, r, stream, servers)
         log(
             f"drop: {drop['drop_claimed']} won, issued in Redis {drop['issued_in_redis']}, "
             f"outcomes {drop['outcomes']}"
         )
+        fan.setdefault("received_in_the_end", drop["previous_part_received_in_the_end"])
+        fan["lost_in_the_end"] = fan["expected"] - fan["received_in_the_end"]
+        idle = None
+        if args.idle_connections:
+            log(f"holding {args.idle_connections} idle viewers on {a.url}")
+            idle = part_idle(args, load, a, stream, [v["token"] for v in viewers], fd_limit[0])
+            idle["rss_mb"] = round(rss_kb(worker) / 1024, 1)
+            log(f"idle: {idle}")
         result = {
             "bench": "live",
             "viewers": n,
@@ -860,10 +1185,17 @@ def main(argv=None) -> int:
             "drop_claimed": drop["drop_claimed"],
             "oversell": drop["oversell"],
             "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
+            "delivered_per_core_at_saturation": saturation["delivered_per_core_at_saturation"],
+            "max_idle_per_process": idle["max_idle_per_process"] if idle else None,
+            "healthz_p99_ms_while_idle": idle["healthz_ms"]["p99"] if idle else None,
+            "viewers_per_process": args.viewers if n_servers > 1 else n,
+            "servers": n_servers,
             "quick": args.quick,
             "fanout": fan,
+            "saturation": saturation,
+            "idle": idle,
             "memory": {
-                "rss_mb": [round(x / 1024, 1) for x in rss],
+                "rss_mb": rss_mb,
                 "connections": n,
                 "parts": memory_parts,
                 "negotiated_deflate": negotiated,
@@ -873,6 +1205,7 @@ def main(argv=None) -> int:
                 "cores": os.cpu_count(),
                 "python": platform.python_version(),
                 "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+                "open_file_limit": list(fd_limit),
             },
             "wall_s": round(time.perf_counter() - t_start, 1),
         }

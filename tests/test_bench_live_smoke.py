@@ -50,6 +50,14 @@ def test_live_bench_quick_prints_figures():
     assert memory["negotiated_deflate"] == 0  # offered by 100 viewers, never negotiated
     assert result["kb_per_connection"] == parts[0]["kb_per_connection"]
 
+    # two processes, half the viewers each; the saturation ramp ran (one step in --quick)
+    assert result["servers"] == 2 and result["viewers_per_process"] * 2 == result["viewers"]
+    steps = result["saturation"]["steps"]
+    assert len(steps) == 1 and steps[0]["rate_per_s"] == fan["rate_per_s"], steps
+    ceiling = result["delivered_per_core_at_saturation"]
+    assert ceiling is None or ceiling == steps[0]["delivered_per_server_core_s"], result
+    assert result["max_idle_per_process"] is None  # --idle-connections not asked
+
     drop = result["drop"]
     assert drop["claimants"] == result["viewers"]
     assert sum(drop["outcomes"].values()) == drop["claimants"], drop
