@@ -3,6 +3,11 @@
 Tokens are `v1.<payload>.<signature>`: the payload (user id, role, store, session id, expiry) is
 HMAC-SHA256 signed with a key derived from SECRET_KEY. A token is valid while its signature
 checks, it has not expired and its session key still exists in Redis: logout deletes that key.
+
+The session key carries the account's shopper hash tag (geo.keys.shopper_tag), so that the
+location engine's commit script checks it in the same script that writes a fix (one round trip
+per fix, and a revoked session's fix is never written). Tokens issued before that (no "sk" in
+the payload) name the older key, `auth:session:<id>`, until they expire.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from core.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from core.throttle import Rule, Throttle
+from geo.keys import shopper_tag
 
 # A guest watches live streams without an account: it may join rooms but not write in them.
 ROLES = ("shopper", "staff", "marketer", "host", "admin", "guest")
@@ -37,6 +43,7 @@ class Principal:
     role: str
     store_id: str | None
     session_id: str
+    session_key: str = ""  # the Redis key that exists while the session is open
 
 
 def roles(*allowed: str) -> Callable:
@@ -117,8 +124,12 @@ def _user_key(user_id: str) -> str:
     return f"user:{{u:{user_id}}}"
 
 
-def _session_key(session_id: str) -> str:
-    return f"auth:session:{session_id}"
+def _session_key(session_id: str, user_id: str | None = None) -> str:
+    """The key of an open session: under the account's shopper hash tag (tokens carrying
+    "sk"), or the older untagged key (tokens issued before)."""
+    if user_id is None:
+        return f"auth:session:{session_id}"
+    return f"auth:session:{shopper_tag(user_id)}:{session_id}"
 
 
 def _sockets_key(session_id: str) -> str:
@@ -268,7 +279,8 @@ class Accounts:
         pipe.delete(f"auth:user_sessions:{{u:{user_id}}}")
         pipe.delete(_email_key(record["email"]))
         for sid in sessions:
-            pipe.delete(_session_key(sid))
+            pipe.delete(_session_key(sid, user_id))
+            pipe.delete(_session_key(sid))  # a session opened before the tagged keys
         pipe.execute()
         return self._take_sockets(sessions)
 
@@ -310,9 +322,10 @@ class Accounts:
             "sid": session_id,
             "iat": int(now),
             "exp": int(now) + self.token_ttl_s,
+            "sk": 1,  # the session key is under the account's tag (_session_key)
         }
         pipe = self.r.pipeline(transaction=False)
-        pipe.set(_session_key(session_id), record["id"], ex=self.token_ttl_s)
+        pipe.set(_session_key(session_id, record["id"]), record["id"], ex=self.token_ttl_s)
         pipe.sadd(f"auth:user_sessions:{{u:{record['id']}}}", session_id)
         pipe.expire(f"auth:user_sessions:{{u:{record['id']}}}", self.token_ttl_s)
         pipe.execute()
@@ -333,22 +346,28 @@ class Accounts:
         session_id = payload.get("sid")
         if not session_id:
             raise Unauthorized("malformed token", code="invalid_token")
-        if check_session and not self.r.exists(_session_key(session_id)):
+        user_id = payload["u"]
+        key = _session_key(session_id, user_id if payload.get("sk") == 1 else None)
+        if check_session and not self.r.exists(key):
             raise Unauthorized("session ended, sign in again", code="session_revoked")
-        return Principal(payload["u"], payload["r"], payload.get("s"), session_id)
+        return Principal(user_id, payload["r"], payload.get("s"), session_id, key)
 
     @staticmethod
     def session_guard(principal: Principal) -> tuple[str, Unauthorized]:
-        """Return the key that must exist for the principal's session, and the error if not."""
+        """Return the key that must exist for the principal's session, and the error if not.
+
+        For a token with a tagged session key, the location engine checks it inside its commit
+        script (geo.keys.under_shopper_tag); for an older token, in its first round trip.
+        """
         return (
-            _session_key(principal.session_id),
+            principal.session_key or _session_key(principal.session_id),
             Unauthorized("session ended, sign in again", code="session_revoked"),
         )
 
     def logout(self, principal: Principal) -> list[tuple[str, str]]:
         """Revoke the caller's session; return its sockets (namespace, id) to disconnect."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.delete(_session_key(principal.session_id))
+        pipe.delete(principal.session_key or _session_key(principal.session_id))
         pipe.srem(f"auth:user_sessions:{{u:{principal.user_id}}}", principal.session_id)
         pipe.execute()
         return self._take_sockets([principal.session_id])

@@ -1107,20 +1107,26 @@ def run_http(
             f"{fixes['cpu']}, server CPU {fixes['server_cpu_ms_per_request']} ms/request"
         )
         log(f"http: verdicts {fixes['verdicts']}; events {fixes['events']}")
-        sock = run_sockets(
-            port,
-            tmp,
-            args,
-            procs,
-            [[tok, w.to_list()] for tok, w in zip(sock_tokens, sock_walkers, strict=True)],
-            profile_dir,
+        sock = (
+            None
+            if args.only == "http"
+            else run_sockets(
+                port,
+                tmp,
+                args,
+                procs,
+                [[tok, w.to_list()] for tok, w in zip(sock_tokens, sock_walkers, strict=True)],
+                profile_dir,
+            )
         )
-        log(
-            f"socket /shopper: {sock['per_s']:,.0f} fixes/s from {sock['clients']} python-socketio "
-            f"clients, p50 {sock['p50_ms']} ms, p99 {sock['p99_ms']} ms, errors {sock['errors']}, "
-            f"CPU % of a core {sock['cpu']}, server CPU {sock['server_cpu_ms_per_fix']} ms/fix"
-        )
-        log(f"socket: verdicts {sock['verdicts']}; events {sock['events']}")
+        if sock is not None:
+            log(
+                f"socket /shopper: {sock['per_s']:,.0f} fixes/s from {sock['clients']} "
+                f"python-socketio clients, p50 {sock['p50_ms']} ms, p99 {sock['p99_ms']} ms, "
+                f"errors {sock['errors']}, CPU % of a core {sock['cpu']}, "
+                f"server CPU {sock['server_cpu_ms_per_fix']} ms/fix"
+            )
+            log(f"socket: verdicts {sock['verdicts']}; events {sock['events']}")
         for name, res in (("healthz", ceiling), ("fix", fixes)):
             bad = res["requests"] - res["ok"]
             if bad > 0.01 * max(1, res["requests"]):
@@ -1593,10 +1599,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-http", action="store_true", help="run the engine part only")
     p.add_argument(
         "--only",
-        choices=["healthz"],
+        choices=["healthz", "http"],
         default=None,
         help="healthz: only GET /healthz against a plain Flask hello (the web layer's fixed "
-        "cost per request; no engine part, no fixes)",
+        "cost per request; no engine part, no fixes); http: only /healthz then POST "
+        "/api/location/fix through gunicorn, in the same run (no engine part, no sockets: "
+        "ratio_to_ceiling and the server CPU per request of each)",
     )
     p.add_argument(
         "--rounds",
@@ -1650,6 +1658,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def http_only_result(http: dict, args) -> dict:
+    """The last line of --only http: fixes over HTTP against /healthz, in the same run."""
+    fix, ceiling = http["fix"], http["ceiling"]
+    return {
+        "bench": "geo",
+        "only": "http",
+        "http_fixes_per_s": round(fix["per_s"], 1),
+        "http_ceiling_per_s": round(ceiling["per_s"], 1),
+        "ratio_to_ceiling": round(fix["per_s"] / ceiling["per_s"], 3) if ceiling["per_s"] else 0.0,
+        "server_cpu_ms_per_request": {
+            "healthz": ceiling["server_cpu_ms_per_request"],
+            "fix": fix["server_cpu_ms_per_request"],
+        },
+        "ratio_cpu_normalized": (
+            round(ceiling["server_cpu_ms_per_request"] / fix["server_cpu_ms_per_request"], 3)
+            if fix["server_cpu_ms_per_request"] and ceiling["server_cpu_ms_per_request"]
+            else None
+        ),
+        "p50_ms": fix["p50_ms"],
+        "p99_ms": fix["p99_ms"],
+        "statuses": {"healthz": ceiling["statuses"], "fix": fix["statuses"]},
+        "verdicts": fix["verdicts"],
+        "events": fix["events"],
+        "cpu": {"http_ceiling": ceiling["cpu"], "http_fix": fix["cpu"]},
+        "stores": args.stores,
+        "shoppers": http["shoppers"],
+        "connections": args.connections,
+        "duration_s": args.http_duration,
+        "quick": args.quick,
+        "profiled": str(args.profile) if args.profile is not None else None,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args._loadgen:
@@ -1691,6 +1732,11 @@ def main(argv: list[str] | None = None) -> int:
             f"imported {report.written} stores in {import_s:.2f}s "
             f"({sum(NANJING_MARK in s['address'] for s in stores)} on East Nanjing Road)"
         )
+        if args.only == "http":
+            http = run_http(r, server, tmp, stores, args, rng, args.profile)
+            r.close()
+            print(json.dumps(http_only_result(http, args)))
+            return 0
         engine = run_engine(r, server.process.pid, stores, args, rng, args.profile)
         http = None
         if not args.skip_http:

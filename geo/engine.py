@@ -77,6 +77,8 @@ class _Work:
     call: CommitCall | None = None
     after: Known | None = None  # the state the commit writes (for the cache)
     stale_outbox: bool = False  # a crashed process left events that never reached the stream
+    # A guard under the shopper's hash tag, checked by the commit script itself (no read).
+    guard: tuple[str, DomainError] | None = None
 
     def restart(self) -> None:
         """Forget a computation whose commit lost its compare-and-set."""
@@ -363,7 +365,15 @@ class LocationEngine:
             if work.known is None and work.error is None:
                 work.known = self._states.take(work.shopper_id)
         reads = [work for work, _ in plans if work.known is None and work.error is None]
-        guarded = [work for work, _ in plans if work.shopper_id in guards]
+        guarded = []
+        for work, _ in plans:
+            guard = guards.get(work.shopper_id)
+            if guard is None:
+                continue
+            if keys.under_shopper_tag(guard[0], work.shopper_id):
+                work.guard = guard  # the commit checks it, in the same script as the write
+            else:
+                guarded.append(work)  # another slot: checked in this first round trip
         due = self._check_due()
         commands = [READ.command(ReadCall.of(work.shopper_id)) for work in reads]
         commands += [("EXISTS", guards[work.shopper_id][0]) for work in guarded]
@@ -388,6 +398,14 @@ class LocationEngine:
             self._compute(
                 work, state, fences, position, fixes, fix_candidates(index, fixes, anchor), now
             )
+        # A refusal before the commit (no consent, a fix from the future) must not answer a
+        # caller whose guard is gone with anything but the guard's error: check it (rare).
+        refused = [work for work, _ in plans if work.guard is not None and work.error is not None]
+        if refused:
+            gone = self._execute([("EXISTS", work.guard[0]) for work in refused])
+            for work, exists in zip(refused, gone, strict=True):
+                if not exists:
+                    work.error = work.guard[1]
 
     def _execute(self, commands: list[tuple], raise_on_error: bool = True) -> list[Any]:
         """Run commands in one round trip (on one connection, given back after): one command
@@ -497,6 +515,7 @@ class LocationEngine:
         new_ver = new_version()
         work.call = CommitCall.of(
             work.shopper_id,
+            guard=work.guard[0] if work.guard is not None else None,
             expected_ver=state.get("ver") or "0",
             new_ver=new_ver,
             fixes_cutoff=f"{now - s.retention_s:.3f}",
@@ -546,6 +565,8 @@ class LocationEngine:
                     stale.append(work.shopper_id)
                 elif work.events:
                     with_events.append(work)
+            elif reply == -2 and work.guard is not None:
+                work.error = work.guard[1]  # the guard key is gone: nothing was written
             elif reply == -1:
                 work.error = DomainError(
                     "the shopper has not consented to location use",

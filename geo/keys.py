@@ -83,9 +83,24 @@ def by_brand(brand: str) -> str:
     return f"{CATALOG}:brand:{brand.lower()}"
 
 
+def shopper_tag(shopper_id: str) -> str:
+    """Return the hash tag of one shopper's keys. A key of another package that carries it
+    (e.g. the account's session, app.auth) can be checked by the commit script
+    (CommitCall.guard)."""
+    return f"{{s:{shopper_id}}}"
+
+
+def under_shopper_tag(key: str, shopper_id: str) -> bool:
+    """Tell whether a key's hash tag (its first {...}, as Redis Cluster reads it) is the
+    shopper's, so that a script on the shopper's keys may touch it too."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return end > start + 1 and key[start : end + 1] == shopper_tag(shopper_id)
+
+
 def shopper(shopper_id: str) -> str:
     """Return the hash-tagged prefix of one shopper's keys."""
-    return f"geo:{{s:{shopper_id}}}"
+    return f"geo:{shopper_tag(shopper_id)}"
 
 
 def shopper_state(shopper_id: str) -> str:

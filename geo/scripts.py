@@ -62,17 +62,20 @@ class CommitCall:
     """Write one shopper's state transition if their state is still the one it was computed
     from (compare-and-set on `ver`).
 
-    Replies 1 when written, -1 without consent, and otherwise (the version moved) the current
-    state as the read script gives it, so that the caller recomputes without reading again.
+    Replies 1 when written, -1 without consent, -2 when the guard key (a key under the
+    shopper's hash tag that must exist for the fixes to count, e.g. the caller's session) is
+    gone, and otherwise (the version moved) the current state as the read script gives it, so
+    that the caller recomputes without reading again. Nothing is written unless it replies 1.
     Few large arguments keep the client's packing cost low; empty strings mean "unchanged".
     """
 
-    KEYS: ClassVar[tuple[str, ...]] = ("state", "fences", "fixes", "outbox", "position")
+    KEYS: ClassVar[tuple[str, ...]] = ("state", "fences", "fixes", "outbox", "position", "guard")
     state: str
     fences: str
     fixes: str
     outbox: str
     position: str
+    guard: str  # the guard key; the state key itself when unguarded (see `guarded`)
     expected_ver: str  # the version the transition was computed from
     new_ver: str  # a fresh random version (a state once lost to a failover is not reused)
     fixes_cutoff: str  # raw fixes recorded before this are dropped
@@ -86,15 +89,20 @@ class CommitCall:
     fix_rows: str  # raw fixes: lines, each starting with its time before the first "|"
     events: str  # events for the outbox: JSON lines
     outbox_at: str  # when the outbox was written (a stale outbox is a crashed writer's)
+    guarded: str = ""  # '1': refuse (-2) unless the guard key exists
 
     @classmethod
-    def of(cls, shopper_id: str, **argv: Any) -> CommitCall:
+    def of(cls, shopper_id: str, guard: str | None = None, **argv: Any) -> CommitCall:
+        """guard: a key under keys.shopper_tag(shopper_id) that must exist, or None."""
+        state = keys.shopper_state(shopper_id)
         return cls(
-            keys.shopper_state(shopper_id),
+            state,
             keys.shopper_fences(shopper_id),
             keys.shopper_fixes(shopper_id),
             keys.shopper_outbox(shopper_id),
             keys.shopper_position(shopper_id),
+            guard or state,
+            guarded="1" if guard else "",
             **argv,
         )
 
@@ -102,6 +110,7 @@ class CommitCall:
 COMMIT_BODY = (
     _STATE_REPLY
     + """
+if guarded == '1' and redis.call('EXISTS', guard) == 0 then return -2 end
 if (redis.call('HGET', state, 'ver') or '0') ~= expected_ver then return state_reply() end
 if redis.call('HGET', state, 'consent') ~= '1' then return -1 end
 ttl = tonumber(ttl)

@@ -26,16 +26,16 @@ def bearer(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def run_bench_quick(name: str, timeout: float = 120) -> dict:
-    """Run `bench/<name>_bench.py --quick` as the README says (no REDIS_URL: it starts its own
-    servers) and return the JSON object of its last line."""
+def run_bench_quick(name: str, timeout: float = 120, args: tuple[str, ...] = ()) -> dict:
+    """Run `bench/<name>_bench.py --quick` (plus args) as the README says (no REDIS_URL: it
+    starts its own servers) and return the JSON object of its last line."""
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in {"REDIS_URL", "GUNICORN_CMD_ARGS", "FOOTFALL_VAR_DIR"}
     }
     proc = subprocess.run(
-        [sys.executable, f"bench/{name}_bench.py", "--quick"],
+        [sys.executable, f"bench/{name}_bench.py", "--quick", *args],
         cwd=Path(__file__).resolve().parent.parent,
         env=env,
         capture_output=True,

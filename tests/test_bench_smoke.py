@@ -66,3 +66,18 @@ def test_geo_bench_quick_prints_figures():
     walks = result["walk_counts"]
     assert sum(walks["check_verdicts"].values()) == walks["check_rounds"] * result["shoppers"]
     assert walks["check_verdicts"]["ok"] < walks["check_rounds"] * result["shoppers"], walks
+
+
+def test_geo_bench_only_http():
+    # /healthz then fixes through one gunicorn worker, nothing else: one verdict per 200 answer.
+    result = run_bench_quick("geo", args=("--only", "http"))
+    assert result["only"] == "http"
+    assert (
+        0
+        < result["ratio_to_ceiling"]
+        == round(result["http_fixes_per_s"] / result["http_ceiling_per_s"], 3)
+    )
+    assert result["statuses"]["healthz"].get("200", 0) > 0
+    assert sum(result["verdicts"].values()) == result["statuses"]["fix"].get("200", 0) > 0
+    cpu = result["server_cpu_ms_per_request"]
+    assert cpu["healthz"] > 0 and cpu["fix"] > 0

@@ -10,6 +10,7 @@ import requests
 
 from app import create_app
 from config import TestConfig
+from geo import keys
 from tests.servers import SECRET_KEY, start_gunicorn
 
 from .conftest import T0
@@ -104,6 +105,49 @@ def test_fix_after_logout_is_refused(client, shopper):
     assert response.get_json()["error"]["code"] == "session_revoked"
     batch = client.post("/api/location/fixes", json={"fixes": [FIX]}, headers=shopper)
     assert batch.status_code == 401
+
+
+def test_fix_after_logout_is_refused_when_the_state_is_cached(app, client, shopper, redis_client):
+    # The session key is under the shopper's hash tag: the commit script checks it (one round
+    # trip for a shopper this process has seen) and writes nothing for an ended session.
+    assert client.post("/api/location/fix", json=FIX, headers=shopper).status_code == 200
+    user_id = client.get("/api/me", headers=shopper).get_json()["id"]
+    assert client.post("/api/auth/logout", headers=shopper).status_code == 200
+    later = {**FIX, "recorded_at": T0 + 30}
+    response = client.post("/api/location/fix", json=later, headers=shopper)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "session_revoked"
+    assert redis_client.zcard(keys.shopper_fixes(user_id)) == 1
+
+
+def test_ended_session_is_told_so_before_anything_else(client, auth):
+    # A refusal that comes before the commit (no consent, a fix from the future) still answers
+    # an ended session with session_revoked, not with what it would have learnt otherwise.
+    headers, _ = auth.headers("shopper", consent=False)
+    assert client.post("/api/auth/logout", headers=headers).status_code == 200
+    response = client.post("/api/location/fix", json=FIX, headers=headers)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "session_revoked"
+    future = {**FIX, "recorded_at": T0 + 3_600}
+    response = client.post("/api/location/fix", json=future, headers=headers)
+    assert response.get_json()["error"]["code"] == "session_revoked"
+
+
+def test_token_from_before_the_tagged_session_keys(app, client, shopper, redis_client, clock):
+    # A token issued before session keys carried the account's tag names the older key: it
+    # keeps working until it expires, and logout still ends it.
+    user_id = client.get("/api/me", headers=shopper).get_json()["id"]
+    accounts = app.extensions["accounts"]
+    redis_client.set("auth:session:old-sid", user_id, ex=3_600)
+    payload = {"u": user_id, "r": "shopper", "s": None, "sid": "old-sid", "iat": int(T0)}
+    old = {"Authorization": "Bearer " + accounts.signer.sign({**payload, "exp": int(T0) + 3_600})}
+    assert client.post("/api/location/fix", json=FIX, headers=old).status_code == 200
+    assert client.post("/api/auth/logout", headers=old).status_code == 200
+    assert redis_client.exists("auth:session:old-sid") == 0
+    later = {**FIX, "recorded_at": T0 + 30}
+    response = client.post("/api/location/fix", json=later, headers=old)
+    assert response.get_json()["error"]["code"] == "session_revoked"
+    assert client.post("/api/location/fix", json=later, headers=shopper).status_code == 200
 
 
 @pytest.mark.parametrize("lat", [89.0, -90.0, 85.06])
