@@ -136,10 +136,13 @@ class Load:
         self.chat_t0 = 0.0
         self.chat_sent = [0, 0]
         self.chat_next = 0  # round robin over the ready viewers
+        self.chat_who = ""  # this load process in a pool: comments' texts differ
         self.chat_acks: Counter = Counter()  # "comment:ok", "comment:RATE_LIMITED", "like:ok"
         self.bytes_in = 0  # everything the servers wrote to the viewers
         self.tag = ""  # the part whose announcements are counted
         self.stale = 0  # announcements of an earlier part heard later
+        # per announcement of the part: [sent, first heard, last heard] (wall clock)
+        self.bursts: dict[int, list[float]] = {}
 
     # -- connection lifecycle --
     def start(self, v: Viewer) -> None:
@@ -274,11 +277,16 @@ class Load:
     def on_packet(self, v: Viewer, p: str, now: float) -> None:
         if p.startswith('42/live,["announcement",'):
             data = json.loads(p[8:])[1]
-            _, tag, _, sent = data["text"].split(" ")
+            _, tag, seq, sent = data["text"].split(" ")
             if tag != self.tag:  # a straggler of an earlier part
                 self.stale += 1
                 return
             self.lat.append(now - float(sent))
+            burst = self.bursts.get(seq)
+            if burst is None:
+                self.bursts[seq] = [float(sent), now, now]
+            else:
+                burst[2] = now
             self.received += 1
             if not self.first_recv:
                 self.first_recv = now
@@ -342,9 +350,9 @@ class Load:
         elif cmd == "reset":  # a new part: announcements tagged otherwise are not counted
             self.lat, self.received, self.first_recv, self.last_recv = array("d"), 0, 0.0, 0.0
             self.tag = msg.get("tag", "")
+            self.bursts = {}
             self.conn.send({"ok": True})
-        elif cmd == "stats":
-            lat = sorted(self.lat)
+        elif cmd == "stats":  # latencies raw, for LoadPool to merge
             self.conn.send(
                 {
                     "received": self.received,
@@ -352,10 +360,6 @@ class Load:
                     "last_recv": self.last_recv,
                     "ready": self.ready,
                     "failed": dict(self.failed),
-                    "lat_ms": {
-                        q: round(1000 * pct(lat, f), 2)
-                        for q, f in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
-                    },
                     "other_events": dict(self.other_events),
                     "chat_acks": dict(self.chat_acks),
                     "bytes_in": self.bytes_in,
@@ -367,10 +371,14 @@ class Load:
                         ).items()
                     },
                     "negotiated_deflate": self.negotiated,
+                    # for a pool of load processes, which merges them (LoadPool)
+                    "lat_raw": self.lat.tobytes() if msg.get("raw") else None,
+                    "bursts": self.bursts if msg.get("raw") else None,
                 }
             )
         elif cmd == "chatter":  # viewers comment and like at these rates until told otherwise
             self.chat_rates = (float(msg["comments_per_s"]), float(msg["likes_per_s"]))
+            self.chat_who = msg.get("who", "")
             self.chat_t0, self.chat_sent = time.monotonic(), [0, 0]
             self.conn.send({"ok": True})
         elif cmd == "quiet":
@@ -389,6 +397,7 @@ class Load:
                     "p50_ms": round(1000 * pct(lat, 0.5), 2),
                     "p99_ms": round(1000 * pct(lat, 0.99), 1),
                     "max_ms": round(1000 * pct(lat, 1.0), 1),
+                    "lat_raw": self.claim_lat.tobytes() if msg.get("raw") else None,
                 }
             )
         elif cmd == "stop":
@@ -412,8 +421,8 @@ class Load:
                     return
                 self.chat_sent[kind] += 1
                 if kind == 0:
-                    n = self.chat_sent[0]
-                    self.send(v, f'42/live,3["comment",{{"text":"bench comment {n}"}}]')
+                    text = f"bench comment {self.chat_who}{self.chat_sent[0]}"
+                    self.send(v, f'42/live,3["comment",{{"text":"{text}"}}]')
                 else:
                     self.send(v, '42/live,4["like",{"count":1}]')
 
@@ -504,6 +513,145 @@ class LoadProcess:
         if self.proc.is_alive():
             self.proc.terminate()
             self.proc.join(5)
+
+
+class LoadPool:
+    """Several load processes as one (`--load-processes`): viewers, comments and likes are
+    spread over them, and their answers merged, latencies from the raw samples.
+
+    One process reads the frames of a burst one after another, so with thousands of viewers
+    its own queue adds to the latency it measures; more processes read a burst in parallel
+    (as far as the machine's cores allow)."""
+
+    def __init__(self, n: int) -> None:
+        self.members = [LoadProcess() for _ in range(max(1, n))]
+
+    @property
+    def pids(self) -> list[int]:
+        return [m.proc.pid for m in self.members]
+
+    def each(self, msgs: list[dict], timeout: float) -> list[dict]:
+        for member, msg in zip(self.members, msgs, strict=True):
+            member.conn.send(msg)
+        answers = []
+        for member, msg in zip(self.members, msgs, strict=True):
+            if not member.conn.poll(timeout):
+                raise RuntimeError(f"load process did not answer {msg['cmd']} in {timeout} s")
+            answers.append(member.conn.recv())
+        return answers
+
+    def ask(self, timeout: float = 120.0, **msg) -> dict:
+        n = len(self.members)
+        cmd = msg["cmd"]
+        if cmd == "connect":
+            tokens = msg["tokens"]
+            msgs = [{**msg, "tokens": tokens[i::n]} for i in range(n)]
+            got = self.each(msgs, timeout)
+            failed: Counter = Counter()
+            for g in got:
+                failed.update(g["failed"])
+            return {
+                "ready": sum(g["ready"] for g in got),
+                "failed": dict(failed),
+                "seconds": max(g["seconds"] for g in got),
+            }
+        if cmd == "chatter":
+            msgs = [
+                {
+                    **msg,
+                    "comments_per_s": msg["comments_per_s"] / n,
+                    "likes_per_s": msg["likes_per_s"] / n,
+                    "who": f"{i}-",
+                }
+                for i in range(n)
+            ]
+            self.each(msgs, timeout)
+            return {"ok": True}
+        if cmd == "quiet":
+            got = self.each([msg] * n, timeout)
+            return {"sent": {k: sum(g["sent"][k] for g in got) for k in ("comments", "likes")}}
+        if cmd == "stats":  # latencies and bursts only when asked for (raw=True): bulky
+            return self.stats(self.each([msg] * n, timeout))
+        if cmd == "claims":
+            return self.claims(self.each([{**msg, "raw": True}] * n, timeout))
+        if cmd in {"reset", "arm_claims", "stop"}:
+            self.each([msg] * n, timeout)
+            return {"ok": True}
+        raise ValueError(f"a pool of load processes does not do {cmd!r}")
+
+    @staticmethod
+    def merged(answers: list[dict], field: str) -> list[float]:
+        samples = array("d")
+        for a in answers:
+            samples.frombytes(a[field] or b"")
+        return sorted(samples)
+
+    def stats(self, got: list[dict]) -> dict:
+        lat = self.merged(got, "lat_raw")
+        counters = {k: Counter() for k in ("failed", "other_events", "chat_acks", "ready_by_port")}
+        bursts: dict[str, list[float]] = {}
+        for g in got:
+            for k, c in counters.items():
+                c.update(g[k])
+            for seq, (sent, first, last) in (g["bursts"] or {}).items():
+                have = bursts.setdefault(seq, [sent, first, last])
+                have[1], have[2] = min(have[1], first), max(have[2], last)
+        firsts = [g["first_recv"] for g in got if g["first_recv"]]
+        out = {
+            k: sum(g[k] for g in got)
+            for k in ("received", "ready", "bytes_in", "stale", "negotiated_deflate")
+        }
+        out.update({k: dict(c) for k, c in counters.items()})
+        out["first_recv"] = min(firsts) if firsts else 0.0
+        out["last_recv"] = max(g["last_recv"] for g in got)
+        out["lat_ms"] = (
+            {
+                q: round(1000 * pct(lat, f), 2)
+                for q, f in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+            }
+            if got[0]["lat_raw"] is not None
+            else None
+        )
+        out["bursts"] = bursts
+        return out
+
+    def claims(self, got: list[dict]) -> dict:
+        lat = self.merged(got, "lat_raw")
+        outcomes: Counter = Counter()
+        for g in got:
+            outcomes.update(g["outcomes"])
+        return {
+            "outcomes": dict(outcomes),
+            "unanswered": sum(g["unanswered"] for g in got),
+            "p50_ms": round(1000 * pct(lat, 0.5), 2),
+            "p99_ms": round(1000 * pct(lat, 0.99), 1),
+            "max_ms": round(1000 * pct(lat, 1.0), 1),
+        }
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+
+
+def burst_figures(bursts: dict) -> dict:
+    """Per announcement of a part: when its first viewer heard it (after the host sent it),
+    and how long the burst took from its first viewer to its last (p50 and p90, ms). A spread
+    that shrinks with more load processes was the readers' queue, not the servers'."""
+    if not bursts:
+        return {}
+    first = sorted(f - s for s, f, _ in bursts.values())
+    spread = sorted(last - f for _, f, last in bursts.values())
+    return {
+        "announcements": len(bursts),
+        "first_heard_ms": {
+            "p50": round(1000 * pct(first, 0.5), 1),
+            "p90": round(1000 * pct(first, 0.9), 1),
+        },
+        "first_to_last_ms": {
+            "p50": round(1000 * pct(spread, 0.5), 1),
+            "p90": round(1000 * pct(spread, 0.9), 1),
+        },
+    }
 
 
 # -- setup ---------------------------------------------------------------------------------------
@@ -668,7 +816,7 @@ class Host:
 
 
 # -- the parts ---------------------------------------------------------------------------------
-def quiesce(load: LoadProcess, quiet_s: float = 2.0, limit_s: float = 180.0) -> float:
+def quiesce(load: LoadPool, quiet_s: float = 2.0, limit_s: float = 180.0) -> float:
     """Wait until the servers have written nothing to the viewers for `quiet_s` (a backlog of
     the previous part still draining would load the next); return the wait. Announcements of
     an earlier part that arrive later anyway are told apart by their tag (`stale`)."""
@@ -685,7 +833,7 @@ def quiesce(load: LoadProcess, quiet_s: float = 2.0, limit_s: float = 180.0) -> 
 
 def part_fanout(
     args,
-    load: LoadProcess,
+    load: LoadPool,
     host: Host,
     procs: dict,
     worker,
@@ -724,7 +872,7 @@ def part_fanout(
         time.sleep(0.1)
     wall = time.perf_counter() - t0
     cpu = cpu_percent(before, cpu_seconds(procs), wall)
-    stats = load.ask(cmd="stats")
+    stats = load.ask(cmd="stats", raw=True)
     if spy:
         finish_profile(spy, spy_dir / f"{label}_server.txt", f"server worker A ({label})")
     span = max(1e-9, stats["last_recv"] - wall0)
@@ -750,6 +898,7 @@ def part_fanout(
         "host_max_late_ms": sent["max_late_ms"],
         "span_s": round(span, 3),
         "lat_ms": stats["lat_ms"],
+        "bursts": burst_figures(stats["bursts"]),
         "announce_ack_ms": {
             "p50": round(1000 * pct(ack, 0.5), 1),
             "p99": round(1000 * pct(ack, 0.99), 1),
@@ -768,7 +917,7 @@ def part_fanout(
     }
 
 
-def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dict) -> dict:
+def part_saturation(args, load: LoadPool, host: Host, procs: dict, first: dict) -> dict:
     """Raise the announcement rate (from `--rate`, x1.5 a step, no chatter) until
     host->viewer p99 exceeds `args.p99_goal_ms`; the ceiling is the delivered/s of the last
     rate that kept it, per server core used at that rate."""
@@ -792,6 +941,7 @@ def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dic
             "rate_per_s": rate,
             "delivered_per_s": fan["delivered_per_s"],
             "p99_ms": fan["lat_ms"]["p99"],
+            "bursts": fan["bursts"],
             "lost": fan["lost"],
             "delivered_per_server_core_s": fan["delivered_per_server_core_s"],
             "quiesced_s": fan["quiesced_s"],
@@ -817,9 +967,7 @@ def part_saturation(args, load: LoadProcess, host: Host, procs: dict, first: dic
 IDLE_PER_LOAD = 15_000
 
 
-def part_idle(
-    args, load: LoadProcess, server, stream: dict, tokens: list[str], fd_limit: int
-) -> dict:
+def part_idle(args, load: LoadPool, server, stream: dict, tokens: list[str], fd_limit: int) -> dict:
     """(d) hold `args.idle_connections` joined, idle viewers on server A (tokens reused, spread
     over extra load processes of at most IDLE_PER_LOAD each) and time `/healthz` meanwhile.
 
@@ -886,7 +1034,7 @@ def part_idle(
     }
 
 
-def part_drop(args, load: LoadProcess, host: Host, r, stream: dict, servers: list) -> dict:
+def part_drop(args, load: LoadPool, host: Host, r, stream: dict, servers: list) -> dict:
     """(c) a drop of N coupons that every viewer claims as soon as it hears `drop`."""
     from promotions import keys
 
@@ -999,6 +1147,12 @@ def parse_args(argv):
         help="also hold this many idle viewers on server A and time /healthz (0: skip)",
     )
     p.add_argument("--healthz-requests", type=int, default=50)
+    p.add_argument(
+        "--load-processes",
+        type=int,
+        default=1,
+        help="viewers, comments and likes spread over this many load processes",
+    )
     p.add_argument("--profile", type=Path, default=None, help="py-spy the worker into DIR")
     args = p.parse_args(argv)
     if args.quick:
@@ -1057,7 +1211,7 @@ def main(argv=None) -> int:
         server.start()
         r = redis.Redis.from_url(server.url, decode_responses=True)
         log(f"redis on {server.url}; open-file limit {fd_limit}")
-        load = LoadProcess()
+        load = LoadPool(args.load_processes)
         with ThreadPoolExecutor(3) as bg:
             booting = [
                 bg.submit(
@@ -1085,7 +1239,10 @@ def main(argv=None) -> int:
         workers = [worker] + [worker_of(s) for s in servers[1:]]
         procs = {
             "server_a": worker,
-            "load": psutil.Process(load.proc.pid),
+            **{
+                "load" if i == 0 else f"load_{i + 1}": psutil.Process(pid)
+                for i, pid in enumerate(load.pids)
+            },
             "bench": psutil.Process(),
             "redis": psutil.Process(server.process.pid),
         }
@@ -1189,6 +1346,7 @@ def main(argv=None) -> int:
             "max_idle_per_process": idle["max_idle_per_process"] if idle else None,
             "healthz_p99_ms_while_idle": idle["healthz_ms"]["p99"] if idle else None,
             "viewers_per_process": args.viewers if n_servers > 1 else n,
+            "load_processes": args.load_processes,
             "servers": n_servers,
             "quick": args.quick,
             "fanout": fan,
