@@ -46,6 +46,9 @@ class BoundedSocket:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = sock
+        # Bound once: the writer sends every frame through these (no __getattr__ per frame).
+        self.send = sock.send
+        self.sendall = sock.sendall
         self.max_message_bytes = max_message_bytes
         self.rate_bytes_s = rate_bytes_s
         self.burst_bytes = burst_bytes
