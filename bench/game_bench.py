@@ -5,6 +5,7 @@ Run from the repository root (see bench/README.md)::
     python bench/game_bench.py                # full run, about 1 min 45 s
     python -m bench.game_bench --quick        # smoke run, about 10 s (figures meaningless)
     python bench/game_bench.py --profile var/game-profile   # also py-spy both domain loops
+    python bench/game_bench.py --skip-http --catch-processes 4   # then 4 callers throwing at once
 
 Everything runs against real parts started here: a Valkey server (temp dir, free port,
 127.0.0.1, AOF on with fsync every second as in production), 5,000 demo stores imported through
@@ -212,11 +213,13 @@ class Meter:
         self.wall = 0.0
         self.commands: Counter = Counter()
         self.usec: Counter = Counter()
+        self.valkey: Counter = Counter()  # INFO cpu: the server's own count of its CPU
         self._mark = None
 
     def start(self) -> None:
         self._mark = (
             _commandstats(self.r),
+            _valkey_cpu(self.r),
             cpu_seconds(self.procs),
             time.process_time(),
             time.perf_counter(),
@@ -226,9 +229,12 @@ class Meter:
         wall = time.perf_counter()
         me = time.process_time()
         cpu = cpu_seconds(self.procs)
+        valkey = _valkey_cpu(self.r)
         stats = _commandstats(self.r)
-        stats0, cpu0, me0, wall0 = self._mark
+        stats0, valkey0, cpu0, me0, wall0 = self._mark
         self.wall += wall - wall0
+        for name, v in valkey.items():
+            self.valkey[name] += v - valkey0.get(name, v)
         self.cpu["bench_process"] += me - me0
         for name, v in cpu.items():
             self.cpu[name] += v - cpu0.get(name, v)
@@ -243,9 +249,7 @@ class Meter:
         wall = self.wall or 1e-9
         out = {name: round(100.0 * v / wall, 1) for name, v in self.cpu.items()}
         out["others"] = round(
-            max(
-                0.0, out.get("machine", 0.0) - out.get("bench_process", 0.0) - out.get("redis", 0.0)
-            ),
+            max(0.0, out.get("machine", 0.0) - sum(v for k, v in out.items() if k != "machine")),
             1,
         )
         n = max(1, calls)
@@ -258,9 +262,28 @@ class Meter:
         return {
             "cpu": out,
             "cpu_us_per_call": per_call,
+            "valkey_cpu": {
+                # used_cpu_sys + used_cpu_user (all threads) and the main thread's alone, which
+                # runs every command: near 100 % of a core, the server is saturated.
+                "us_per_call": round(self.valkey["all"] / n * 1e6, 1),
+                "utilisation_pct": round(100.0 * self.valkey["all"] / wall, 1),
+                "main_thread_us_per_call": round(self.valkey["main"] / n * 1e6, 1),
+                "main_thread_utilisation_pct": round(100.0 * self.valkey["main"] / wall, 1),
+            },
             "redis_commands_per_call": commands,
             "redis_usec_per_call_by_command": redis_us,
         }
+
+
+def _valkey_cpu(r) -> dict[str, float]:
+    """Return the server's CPU seconds (INFO cpu): all threads, and its main thread."""
+    info = r.info("cpu")
+    out = {"all": float(info["used_cpu_sys"]) + float(info["used_cpu_user"])}
+    if "used_cpu_sys_main_thread" in info:
+        out["main"] = float(info["used_cpu_sys_main_thread"]) + float(
+            info["used_cpu_user_main_thread"]
+        )
+    return out
 
 
 def _commandstats(r) -> dict[str, tuple[int, int]]:
@@ -735,7 +758,8 @@ def run_catches(ctx: dict, args) -> dict:
     meter = Meter(ctx["r"], ctx["redis_proc"])
     order = list(range(len(ids)))
     rng.shuffle(order)
-    done: list[set] = [set() for _ in ids]
+    # Spawns each shopper caught or saw flee (kept for the caller processes of (b'')).
+    done: list[set] = ctx.setdefault("done", [set() for _ in ids])
     lat: list[float] = []
     outcomes: Counter = Counter()
     by_kind: Counter = Counter()
@@ -858,6 +882,322 @@ def run_catches(ctx: dict, args) -> dict:
         f"{res['redis_commands_per_call']}"
     )
     return res
+
+
+# -- (b'') catches from several caller processes at once ------------------------------------
+def _catch_caller(k: int, spec: dict, shared: dict) -> None:
+    """One caller process of `--catch-processes`: its own Redis client, Game and clock, its own
+    shoppers; round by round it walks them and lists their spawns (untimed), then throws with
+    the others between two barriers (timed by the parent)."""
+    import threading
+
+    from app.extensions import make_redis
+    from core.clock import FrozenClock
+    from core.errors import DomainError
+    from game import Game, GameRefused, GameSettings
+    from geo.engine import EngineSettings, Fix, LocationEngine
+    from geo.stores import StoreCatalog
+    from promotions import CouponCodec, Promotions
+
+    barrier, go, round_over, out = (
+        shared["barrier"],
+        shared["go"],
+        shared["round_over"],
+        shared["out"],
+    )
+    try:
+        r = make_redis(spec["url"])  # not the parent's client: one of its own
+        clock = FrozenClock(spec["now"])
+        catalog = StoreCatalog(r, clock)
+        promos = Promotions(r, clock, catalog, CouponCodec(COUPON_KEYS))
+        engine = LocationEngine(r, catalog, clock, EngineSettings())
+        game = Game(r, clock, promos, engine, GameSettings(cooldown_s=spec["cooldown"]))
+        rng = random.Random(spec["seed"])
+        ids, walkers, positions = spec["ids"], spec["walkers"], spec["positions"]
+        seen, done = spec["seen"], spec["done"]
+        step, batch = spec["catch_step"], spec["batch"]
+        order = list(range(len(ids)))
+        lat: list[float] = []
+        outcomes: Counter = Counter()
+        by_kind: Counter = Counter()
+        refusals: Counter = Counter()
+        errors: Counter = Counter()
+        coupons = points = no_target = rounds = 0
+        in_call = cpu = 0.0
+        perf = time.perf_counter
+        fresh = True  # a new Game: list every shopper's spawns once (fills its caches)
+        while True:
+            record_round(engine, clock, ids, walkers, positions, rng, step, batch)
+            now = clock.now()
+            throws = []
+            rng.shuffle(order)  # a round may end before the last shoppers threw
+            for i in order:
+                if fresh or seen[i] is None or now - seen[i][0] > REFRESH_S:
+                    try:
+                        seen[i] = (now, _targets(game.visible(ids[i])["spawns"]))
+                    except GameRefused:
+                        seen[i] = (now, ())
+                fix = positions[i]
+                targets = [
+                    sid
+                    for sid, y, x, expires in seen[i][1]
+                    if sid not in done[i]
+                    and expires > now + 5.0
+                    and fast_m(fix.lat, fix.lon, y, x) <= REACH_M
+                ]
+                if not targets:
+                    no_target += 1
+                    continue
+                sid = rng.choice(targets)
+                throw = Fix(
+                    fix.lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
+                    fix.lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855),
+                    fix.accuracy_m,
+                    now,
+                    fix.speed_mps,
+                )
+                throws.append((i, sid, throw))
+            fresh = False
+            barrier.wait()  # every caller is ready; the parent marks the start between
+            barrier.wait()  # the two waits
+            if not go.value:
+                break
+            rounds += 1
+            cpu0 = time.process_time()
+            for i, sid, throw in throws:
+                if round_over.is_set():  # another caller ran out of throws: end together
+                    break
+                code = None
+                t = perf()
+                try:
+                    result = game.catch(ids[i], sid, throw)
+                except GameRefused as exc:
+                    result, code = None, exc.code
+                except DomainError as exc:
+                    result = None
+                    errors[exc.code] += 1
+                dt = perf() - t
+                in_call += dt
+                lat.append(dt * 1000.0)
+                if result is not None:
+                    outcome = result["outcome"]
+                    outcomes[outcome] += 1
+                    by_kind[f"{'store' if sid.startswith('s:') else 'wild'}:{outcome}"] += 1
+                    if outcome in ("caught", "fled"):
+                        done[i].add(sid)
+                    if result.get("coupon"):
+                        coupons += 1
+                    points += result.get("points") or 0
+                elif code is not None:
+                    refusals[code] += 1
+                    if code in _NEXT_SPAWN:
+                        done[i].add(sid)
+            round_over.set()
+            cpu += time.process_time() - cpu0
+            barrier.wait()  # every caller stopped; the parent marks the end
+        r.close()
+        lat.sort()
+        out.put(
+            {
+                "k": k,
+                "shoppers": len(ids),
+                "calls": len(lat),
+                "in_call_s": in_call,
+                "cpu_s": cpu,
+                "rounds": rounds,
+                "lat": lat,
+                "outcomes": dict(outcomes),
+                "by_kind": dict(by_kind),
+                "refusals": dict(refusals),
+                "errors": dict(errors),
+                "coupons": coupons,
+                "points": points,
+                "no_target": no_target,
+            }
+        )
+    except threading.BrokenBarrierError:
+        out.put({"k": k, "error": "barrier broken (another caller failed)"})
+    except BaseException as exc:  # tell the parent, and free the others from the barrier
+        import traceback
+
+        barrier.abort()
+        out.put({"k": k, "error": f"{exc!r}\n{traceback.format_exc()[-3000:]}"})
+
+
+def _ledger_totals(r, cid: str) -> tuple[int, float]:
+    """Return (coupons in the campaign's book, points on its overall board): the ledger side of
+    what the callers were told."""
+    from game import keys as game_keys
+    from promotions import keys as promo_keys
+
+    board = r.zrange(game_keys.board(cid, "campaign", "all"), 0, -1, withscores=True)
+    return r.hlen(promo_keys.coupons(cid)), sum(score for _, score in board)
+
+
+def run_catch_processes(ctx: dict, args) -> dict:
+    """Throws from `--catch-processes` caller processes at once, each on its own shoppers.
+
+    Each caller is a forked process with its own Redis client, Game and FrozenClock (all at
+    the same simulated time) and a disjoint share of the shoppers, throwing as in (b). Round
+    by round every caller walks its shoppers and picks their targets (untimed), then all
+    throw together between two barriers; the round ends for all when the first caller has
+    thrown at every shopper of its share. The figure = throws of all callers / wall time of
+    those windows. Valkey's CPU comes from INFO cpu over the same windows.
+    """
+    import multiprocessing as mp
+
+    n = args.catch_processes
+    fork = mp.get_context("fork")  # the callers start from this process's walkers and lists
+    barrier = fork.Barrier(n + 1, timeout=600)
+    shared = {
+        "barrier": barrier,
+        "go": fork.Value("b", 1, lock=False),
+        "round_over": fork.Event(),
+        "out": fork.Queue(),
+    }
+    ids, walkers, positions, seen = ctx["ids"], ctx["walkers"], ctx["positions"], ctx["seen"]
+    order = list(range(len(ids)))
+    ctx["rng"].shuffle(order)
+    now = ctx["clock"].now()
+    coupons0, points0 = _ledger_totals(ctx["r"], ctx["cid"])
+    procs = []
+    for k in range(n):
+        part = order[k::n]
+        spec = {
+            "url": ctx["url"],
+            "now": now,
+            "cooldown": args.cooldown,
+            "seed": args.seed * 1000 + k,
+            "catch_step": args.catch_step,
+            "batch": args.batch,
+            "ids": [ids[i] for i in part],
+            "walkers": [walkers[i] for i in part],
+            "positions": [positions[i] for i in part],
+            "seen": [seen[i] for i in part],
+            "done": [ctx["done"][i] for i in part],
+        }
+        proc = fork.Process(target=_catch_caller, args=(k, spec, shared), daemon=True)
+        proc.start()
+        procs.append(proc)
+    meter = Meter(ctx["r"], ctx["redis_proc"])
+    children = {f"caller{k}": psutil_process(p.pid) for k, p in enumerate(procs)}
+    meter.procs.update(children)
+    windows = 0
+    try:
+        while True:
+            barrier.wait()  # the callers have their round's throws ready
+            go = meter.wall < args.duration
+            shared["go"].value = 1 if go else 0
+            if go:
+                meter.start()
+            barrier.wait()  # ... and throw from now on
+            if not go:
+                break
+            barrier.wait()  # the callers all stopped throwing
+            meter.stop()
+            shared["round_over"].clear()
+            windows += 1
+        results = [shared["out"].get(timeout=600) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
+    failed = [res["error"] for res in results if "error" in res]
+    if failed:
+        raise RuntimeError("a caller process failed:\n" + "\n".join(failed))
+    results.sort(key=lambda res: res["k"])
+    # Where the callers' clocks are: they walked once more before the last barrier.
+    ctx["clock"].advance(args.catch_step * (results[0]["rounds"] + 1))
+    coupons1, points1 = _ledger_totals(ctx["r"], ctx["cid"])
+    wall = meter.wall
+    calls = sum(res["calls"] for res in results)
+    outcomes: Counter = Counter()
+    by_kind: Counter = Counter()
+    refusals: Counter = Counter()
+    errors: Counter = Counter()
+    for res in results:
+        outcomes.update(res["outcomes"])
+        by_kind.update(res["by_kind"])
+        refusals.update(res["refusals"])
+        errors.update(res["errors"])
+    lat = sorted(x for res in results for x in res["lat"])
+    coupons = sum(res["coupons"] for res in results)
+    points = sum(res["points"] for res in results)
+    thrown = sum(outcomes.values())
+    fig = meter.figures(calls)
+    per_process = [
+        {
+            "shoppers": res["shoppers"],
+            "calls": res["calls"],
+            "per_s": round(res["calls"] / wall, 1) if wall else 0.0,
+            "in_call_per_s": round(res["calls"] / res["in_call_s"], 1) if res["in_call_s"] else 0.0,
+            "in_call_s": round(res["in_call_s"], 3),
+            "cpu_us_per_call": round(res["cpu_s"] / max(1, res["calls"]) * 1e6, 1),
+            "cpu_pct": round(100.0 * res["cpu_s"] / wall, 1) if wall else 0.0,
+            "p50_ms": pct(res["lat"], 0.5),
+            "p99_ms": pct(res["lat"], 0.99),
+        }
+        for res in results
+    ]
+    res = {
+        "per_s": calls / wall if wall else 0.0,
+        "calls": calls,
+        "caught_per_s": round(outcomes.get("caught", 0) / wall, 1) if wall else 0.0,
+        # The time the rates are per: the wall time of the windows, all callers inside.
+        "in_call_s": round(wall, 3),
+        "loop_wall_s": round(wall, 2),
+        "rounds": windows,
+        "p50_ms": pct(lat, 0.50),
+        "p90_ms": pct(lat, 0.90),
+        "p99_ms": pct(lat, 0.99),
+        "max_ms": pct(lat, 1.0),
+        "outcomes": dict(outcomes),
+        "by_kind": dict(by_kind),
+        "refusals": dict(refusals),
+        "errors": dict(errors),
+        "refusal_share": round(sum(refusals.values()) / max(1, calls), 4),
+        "coupons_issued": coupons,
+        "points": points,
+        "caught_share": round(outcomes.get("caught", 0) / max(1, thrown), 3),
+        "shoppers_without_target": sum(r["no_target"] for r in results),
+        "spawn_lists_refreshed": None,
+        "fix_verdicts": None,
+        "gc_during_loop": None,
+        "processes": n,
+        "per_process": per_process,
+        # What the callers were told against the books: one coupon per store catch, and
+        # every point on the campaign's board, with all callers at once.
+        "ledger": {
+            "coupons_in_book": coupons1 - coupons0,
+            "coupons_told": coupons,
+            "points_on_board": points1 - points0,
+            "points_told": points,
+            "agree": coupons1 - coupons0 == coupons and points1 - points0 == points,
+        },
+        **fig,
+    }
+    callers_cpu = sum(v for k, v in fig["cpu"].items() if k.startswith("caller"))
+    log(
+        f"catch, {n} caller processes: {calls} throws in {wall:.2f}s of wall = "
+        f"{res['per_s']:,.0f}/s ({windows} windows); per process "
+        f"{[p['per_s'] for p in per_process]}/s, in-call "
+        f"{[p['in_call_per_s'] for p in per_process]}/s, "
+        f"CPU us/throw {[p['cpu_us_per_call'] for p in per_process]}; p50 {res['p50_ms']} ms "
+        f"p99 {res['p99_ms']} ms; outcomes {dict(outcomes)}; refusals {dict(refusals)}; "
+        f"errors {dict(errors)}; Valkey {fig['valkey_cpu']}; CPU % of a core {fig['cpu']} "
+        f"(callers together {callers_cpu:.0f} %); ledger {res['ledger']}"
+    )
+    if not res["ledger"]["agree"]:
+        log("WARNING: the books do not agree with what the callers were told")
+    return res
+
+
+def psutil_process(pid: int):
+    """Return a psutil handle on a process (for its CPU times)."""
+    import psutil
+
+    return psutil.Process(pid)
 
 
 # -- (c) HTTP --------------------------------------------------------------------------------
@@ -1388,6 +1728,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1,
         help="concurrent callers in the one process for the second pass (1: skip)",
     )
+    p.add_argument(
+        "--catch-processes",
+        type=int,
+        default=1,
+        help="caller processes throwing at once after the one-caller catch part; above 1, "
+        "catches_per_s is theirs together (1: the one caller only)",
+    )
     p.add_argument("--skip-http", action="store_true", help="run the domain part only")
     p.add_argument(
         "--profile",
@@ -1413,7 +1760,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.http_warmup = min(args.http_warmup, 0.2)
         args.connections = min(args.connections, 4)
         args.batch = min(args.batch, 250)
-    if min(args.shoppers, args.stores, args.http_shoppers, args.connections, args.batch) < 1:
+    if (
+        min(
+            args.shoppers,
+            args.stores,
+            args.http_shoppers,
+            args.connections,
+            args.batch,
+            args.catch_processes,
+        )
+        < 1
+    ):
         p.error("sizes must be positive")
     if args.catch_step <= 10.0:
         log("note: --catch-step is not above the 10 s cooldown; expect COOLDOWN refusals")
@@ -1495,6 +1852,7 @@ def main(argv: list[str] | None = None) -> int:
         engine = LocationEngine(r, catalog, clock, EngineSettings())
         game = Game(r, clock, promos, engine, GameSettings(cooldown_s=args.cooldown))
         cid, oid = make_campaign(promos, game, t0)
+        url = server.url
         log(
             f"campaign {cid} live on the Shanghai stores, game with {len(SPECIES)} species, "
             f"offer {oid} for store catches; simulated time starts "
@@ -1522,12 +1880,19 @@ def main(argv: list[str] | None = None) -> int:
             "walkers": walkers,
             "positions": positions,
             "seen": [None] * len(ids),
+            "url": url,
+            "cid": cid,
         }
         first = first_look(ctx)
         slot0 = int(clock.now() // SLOT_S)
         visible = run_spawn_queries(ctx, args)
         catches = run_catches(ctx, args)
         concurrent = run_concurrent(ctx, args) if args.threads > 1 else None
+        one_caller = None
+        if args.catch_processes > 1:
+            # The sequential figure of this run stays as the baseline; the headline figures
+            # and the outcomes become those of all the callers together.
+            one_caller, catches = catches, run_catch_processes(ctx, args)
         slots_crossed = int(clock.now() // SLOT_S) - slot0
         http = None
         if not args.skip_http:
@@ -1549,6 +1914,7 @@ def main(argv: list[str] | None = None) -> int:
         "p90_ms",
         "max_ms",
         "cpu_us_per_call",
+        "valkey_cpu",
         "redis_commands_per_call",
         "redis_usec_per_call_by_command",
     )
@@ -1566,6 +1932,11 @@ def main(argv: list[str] | None = None) -> int:
         "caught_per_s": catches["caught_per_s"],
         "coupons_issued": catches["coupons_issued"],
         "spawns_per_query": visible["spawns_per_query"],
+        "catch_processes": args.catch_processes,
+        "catches_per_s_one_caller": round(one_caller["per_s"], 1) if one_caller else None,
+        "catch_per_process": catches.get("per_process"),
+        "catch_valkey_cpu": catches["valkey_cpu"],
+        "catch_ledger": catches.get("ledger"),
         "threads": args.threads,
         "spawn_queries_per_s_threads": round(concurrent["spawns"]["per_s"], 1)
         if concurrent
@@ -1640,6 +2011,12 @@ def main(argv: list[str] | None = None) -> int:
                     "reconnects",
                 )
             },
+        },
+        "catch_one_caller": None
+        if one_caller is None
+        else {
+            k: one_caller[k]
+            for k in (*detail_keys, "per_s", "p50_ms", "p99_ms", "outcomes", "refusals", "cpu")
         },
         "cpu": {
             "visible": visible["cpu"],

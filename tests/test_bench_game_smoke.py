@@ -1,7 +1,8 @@
 """The game benchmark runs end to end (--quick) and prints its figures as JSON.
 
-No speed is asserted: only that every part ran, that the figures are positive numbers, and
-that the throws in process caught at least one creature.
+No speed is asserted: only that every part ran, that the figures are positive numbers, that
+the throws in process caught at least one creature, and that with two caller processes every
+throw is accounted for and the books agree with what the callers were told.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ FIGURES = (
 
 
 def test_game_bench_quick_prints_figures():
-    result = run_bench_quick("game")
+    # Two caller processes after the one caller: the headline catch figures are theirs.
+    result = run_bench_quick("game", args=("--catch-processes", "2"))
     assert list(result)[:4] == FIRST_KEYS
     assert result["bench"] == "game"
     for key in FIGURES:
@@ -38,3 +40,19 @@ def test_game_bench_quick_prints_figures():
     caught_rate = result["outcomes"]["caught"] / result["catch"]["in_call_s"]
     assert math.isclose(result["caught_per_s"], caught_rate, rel_tol=0.01), result["caught_per_s"]
     assert result["p99_ms"] == max(result["spawn_p99_ms"], result["catch_p99_ms"])
+    # The two callers: their throws add up, and the coupons and points they were told of are
+    # exactly those in the campaign's book and on its board.
+    assert result["catch_processes"] == 2
+    per_process = result["catch_per_process"]
+    assert len(per_process) == 2
+    assert sum(p["calls"] for p in per_process) == result["catch"]["calls"]
+    ledger = result["catch_ledger"]
+    assert ledger["coupons_in_book"] == ledger["coupons_told"] == result["coupons_issued"]
+    assert ledger["points_on_board"] == ledger["points_told"] and ledger["agree"] is True
+    # The one caller before them, in the same run.
+    one = result["catch_one_caller"]
+    answered = sum(one["outcomes"].values()) + sum(one["refusals"].values())
+    assert answered == one["calls"] >= 1, one
+    assert math.isclose(
+        result["catches_per_s_one_caller"], one["calls"] / one["in_call_s"], rel_tol=0.01
+    )
