@@ -747,11 +747,118 @@ def run_concurrent(ctx: dict, args) -> dict:
 
 
 # -- (b) catches in process ------------------------------------------------------------------
+class Throws:
+    """What a catch loop's throws gave: outcomes, refusals, coupons, points, latencies. Shared
+    by the one-caller part and each caller process of `--catch-processes`."""
+
+    def __init__(self) -> None:
+        self.lat: list[float] = []
+        self.outcomes: Counter = Counter()
+        self.by_kind: Counter = Counter()
+        self.refusals: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.coupons = self.points = self.no_target = 0
+        self.in_call = 0.0
+
+    def add(self, other: dict) -> None:
+        """Add a caller process's tally (its `as_dict`)."""
+        self.lat.extend(other["lat"])
+        for name in ("outcomes", "by_kind", "refusals", "errors"):
+            getattr(self, name).update(other[name])
+        self.coupons += other["coupons"]
+        self.points += other["points"]
+        self.no_target += other["no_target"]
+        self.in_call += other["in_call_s"]
+
+    def as_dict(self) -> dict:
+        return {
+            "calls": len(self.lat),
+            "in_call_s": self.in_call,
+            "lat": sorted(self.lat),
+            **{n: dict(getattr(self, n)) for n in ("outcomes", "by_kind", "refusals", "errors")},
+            "coupons": self.coupons,
+            "points": self.points,
+            "no_target": self.no_target,
+        }
+
+    def figures(self, seconds: float) -> dict:
+        """The part's figures, rates per `seconds` (time inside the calls, or the wall time of
+        the windows when callers overlap)."""
+        lat = sorted(self.lat)
+        calls, caught = len(lat), self.outcomes.get("caught", 0)
+        return {
+            "per_s": calls / seconds if seconds else 0.0,
+            "calls": calls,
+            "caught_per_s": round(caught / seconds, 1) if seconds else 0.0,
+            "in_call_s": round(seconds, 3),
+            "p50_ms": pct(lat, 0.50),
+            "p90_ms": pct(lat, 0.90),
+            "p99_ms": pct(lat, 0.99),
+            "max_ms": pct(lat, 1.0),
+            **{n: dict(getattr(self, n)) for n in ("outcomes", "by_kind", "refusals", "errors")},
+            "refusal_share": round(sum(self.refusals.values()) / max(1, calls), 4),
+            "coupons_issued": self.coupons,
+            "points": self.points,
+            "caught_share": round(caught / max(1, sum(self.outcomes.values())), 3),
+            "shoppers_without_target": self.no_target,
+        }
+
+    def pick(self, rng, fix, seen, done: set, now: float):
+        """Return (spawn id, throw fix) aimed at a spawn in reach, or None (counted)."""
+        from geo.engine import Fix
+
+        targets = [
+            sid
+            for sid, y, x, expires in seen
+            if sid not in done and expires > now + 5.0 and fast_m(fix.lat, fix.lon, y, x) <= REACH_M
+        ]
+        if not targets:
+            self.no_target += 1
+            return None
+        sid = rng.choice(targets)
+        throw = Fix(
+            fix.lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
+            fix.lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855),
+            fix.accuracy_m,
+            now,
+            fix.speed_mps,
+        )
+        return sid, throw
+
+    def throw(self, game, shopper: str, sid: str, fix, done: set) -> None:
+        """Throw once through `Game.catch`, timed; tally what it gave."""
+        from core.errors import DomainError
+        from game import GameRefused
+
+        code = result = None
+        t = time.perf_counter()
+        try:
+            result = game.catch(shopper, sid, fix)
+        except GameRefused as exc:
+            code = exc.code
+        except DomainError as exc:
+            self.errors[exc.code] += 1
+        dt = time.perf_counter() - t
+        self.in_call += dt
+        self.lat.append(dt * 1000.0)
+        if result is not None:
+            outcome = result["outcome"]
+            self.outcomes[outcome] += 1
+            self.by_kind[f"{'store' if sid.startswith('s:') else 'wild'}:{outcome}"] += 1
+            if outcome in ("caught", "fled"):
+                done.add(sid)
+            if result.get("coupon"):
+                self.coupons += 1
+            self.points += result.get("points") or 0
+        elif code is not None:
+            self.refusals[code] += 1
+            if code in _NEXT_SPAWN:
+                done.add(sid)
+
+
 def run_catches(ctx: dict, args) -> dict:
     """Throw at spawns within reach, shopper after shopper, until `duration` s inside catch."""
-    from core.errors import DomainError
     from game import GameRefused
-    from geo.engine import Fix
 
     game, clock, rng = ctx["game"], ctx["clock"], ctx["rng"]
     ids, walkers, positions, seen = ctx["ids"], ctx["walkers"], ctx["positions"], ctx["seen"]
@@ -760,20 +867,14 @@ def run_catches(ctx: dict, args) -> dict:
     rng.shuffle(order)
     # Spawns each shopper caught or saw flee (kept for the caller processes of (b'')).
     done: list[set] = ctx.setdefault("done", [set() for _ in ids])
-    lat: list[float] = []
-    outcomes: Counter = Counter()
-    by_kind: Counter = Counter()
-    refusals: Counter = Counter()
-    errors: Counter = Counter()
+    tally = Throws()
     verdicts: Counter = Counter()
-    coupons = points = no_target = refreshed = 0
-    in_call = 0.0
-    rounds = 0
+    refreshed = rounds = 0
     perf = time.perf_counter
     profile = Profile(args.profile / "catch.txt" if args.profile else None)
     gcw = GcWatch()
     loop0 = perf()
-    while in_call < args.duration:
+    while tally.in_call < args.duration:
         # More than the 10 s cooldown per round: a shopper throws at most once per round.
         verdicts.update(
             record_round(
@@ -793,92 +894,36 @@ def run_catches(ctx: dict, args) -> dict:
                 refreshed += 1
         meter.start()
         for i in order:
-            fix = positions[i]
-            targets = [
-                sid
-                for sid, y, x, expires in seen[i][1]
-                if sid not in done[i]
-                and expires > now + 5.0
-                and fast_m(fix.lat, fix.lon, y, x) <= REACH_M
-            ]
-            if not targets:
-                no_target += 1
-                continue
-            sid = rng.choice(targets)
-            throw = Fix(
-                fix.lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
-                fix.lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855),
-                fix.accuracy_m,
-                now,
-                fix.speed_mps,
-            )
-            code = None
-            t = perf()
-            try:
-                result = game.catch(ids[i], sid, throw)
-            except GameRefused as exc:
-                result, code = None, exc.code
-            except DomainError as exc:
-                result = None
-                errors[exc.code] += 1
-            dt = perf() - t
-            in_call += dt
-            lat.append(dt * 1000.0)
-            if result is not None:
-                outcome = result["outcome"]
-                outcomes[outcome] += 1
-                by_kind[f"{'store' if sid.startswith('s:') else 'wild'}:{outcome}"] += 1
-                if outcome in ("caught", "fled"):
-                    done[i].add(sid)
-                if result.get("coupon"):
-                    coupons += 1
-                points += result.get("points") or 0
-            elif code is not None:
-                refusals[code] += 1
-                if code in _NEXT_SPAWN:
-                    done[i].add(sid)
-            if in_call >= args.duration:
+            aimed = tally.pick(rng, positions[i], seen[i][1], done[i], now)
+            if aimed is not None:
+                tally.throw(game, ids[i], *aimed, done[i])
+            if tally.in_call >= args.duration:
                 break
         meter.stop()
     loop_wall = perf() - loop0
     gc_pauses = gcw.stop()
     prof = profile.stop(("Game.catch", "game/engine.py"))
-    calls = len(lat)
-    lat.sort()
-    thrown = sum(outcomes.values())
-    res = {
-        "per_s": calls / in_call if in_call else 0.0,
-        "calls": calls,
-        "caught_per_s": round(outcomes.get("caught", 0) / in_call, 1) if in_call else 0.0,
-        "in_call_s": round(in_call, 3),
-        "loop_wall_s": round(loop_wall, 2),
-        "rounds": rounds,
-        "p50_ms": pct(lat, 0.50),
-        "p90_ms": pct(lat, 0.90),
-        "p99_ms": pct(lat, 0.99),
-        "max_ms": pct(lat, 1.0),
-        "outcomes": dict(outcomes),
-        "by_kind": dict(by_kind),
-        "refusals": dict(refusals),
-        "errors": dict(errors),
-        "refusal_share": round(sum(refusals.values()) / max(1, calls), 4),
-        "coupons_issued": coupons,
-        "points": points,
-        "caught_share": round(outcomes.get("caught", 0) / max(1, thrown), 3),
-        "shoppers_without_target": no_target,
-        "spawn_lists_refreshed": refreshed,
-        "fix_verdicts": dict(verdicts),
-        "gc_during_loop": gc_pauses,
-        **meter.figures(calls),
-    }
+    res = tally.figures(tally.in_call)
+    calls = res["calls"]
+    res.update(
+        {
+            "loop_wall_s": round(loop_wall, 2),
+            "rounds": rounds,
+            "spawn_lists_refreshed": refreshed,
+            "fix_verdicts": dict(verdicts),
+            "gc_during_loop": gc_pauses,
+            **meter.figures(calls),
+        }
+    )
     if prof is not None:
         res["profile"] = prof
     log(
-        f"catch: {calls} throws in {in_call:.2f}s inside Game.catch = {res['per_s']:,.0f}/s "
-        f"(loop {loop_wall:.1f}s, {rounds} rounds); p50 {res['p50_ms']} ms p99 "
-        f"{res['p99_ms']} ms; outcomes {dict(outcomes)} {dict(by_kind)}; coupons {coupons}; "
-        f"refusals {dict(refusals)}; errors {dict(errors)}; no target {no_target}; CPU % of a "
-        f"core {res['cpu']}; CPU us/throw {res['cpu_us_per_call']}; Redis commands/throw "
+        f"catch: {calls} throws in {tally.in_call:.2f}s inside Game.catch = "
+        f"{res['per_s']:,.0f}/s (loop {loop_wall:.1f}s, {rounds} rounds); p50 {res['p50_ms']} ms "
+        f"p99 {res['p99_ms']} ms; outcomes {res['outcomes']} {res['by_kind']}; coupons "
+        f"{tally.coupons}; refusals {res['refusals']}; errors {res['errors']}; no target "
+        f"{tally.no_target}; CPU % of a core {res['cpu']}; CPU us/throw {res['cpu_us_per_call']}; "
+        f"Redis commands/throw "
         f"{res['redis_commands_per_call']}"
     )
     return res
@@ -893,9 +938,8 @@ def _catch_caller(k: int, spec: dict, shared: dict) -> None:
 
     from app.extensions import make_redis
     from core.clock import FrozenClock
-    from core.errors import DomainError
     from game import Game, GameRefused, GameSettings
-    from geo.engine import EngineSettings, Fix, LocationEngine
+    from geo.engine import EngineSettings, LocationEngine
     from geo.stores import StoreCatalog
     from promotions import CouponCodec, Promotions
 
@@ -917,14 +961,9 @@ def _catch_caller(k: int, spec: dict, shared: dict) -> None:
         seen, done = spec["seen"], spec["done"]
         step, batch = spec["catch_step"], spec["batch"]
         order = list(range(len(ids)))
-        lat: list[float] = []
-        outcomes: Counter = Counter()
-        by_kind: Counter = Counter()
-        refusals: Counter = Counter()
-        errors: Counter = Counter()
-        coupons = points = no_target = rounds = 0
-        in_call = cpu = 0.0
-        perf = time.perf_counter
+        tally = Throws()
+        rounds = 0
+        cpu = 0.0
         fresh = True  # a new Game: list every shopper's spawns once (fills its caches)
         while True:
             record_round(engine, clock, ids, walkers, positions, rng, step, batch)
@@ -937,26 +976,9 @@ def _catch_caller(k: int, spec: dict, shared: dict) -> None:
                         seen[i] = (now, _targets(game.visible(ids[i])["spawns"]))
                     except GameRefused:
                         seen[i] = (now, ())
-                fix = positions[i]
-                targets = [
-                    sid
-                    for sid, y, x, expires in seen[i][1]
-                    if sid not in done[i]
-                    and expires > now + 5.0
-                    and fast_m(fix.lat, fix.lon, y, x) <= REACH_M
-                ]
-                if not targets:
-                    no_target += 1
-                    continue
-                sid = rng.choice(targets)
-                throw = Fix(
-                    fix.lat + rng.gauss(0.0, 2.0) / M_PER_DEG,
-                    fix.lon + rng.gauss(0.0, 2.0) / (M_PER_DEG * 0.855),
-                    fix.accuracy_m,
-                    now,
-                    fix.speed_mps,
-                )
-                throws.append((i, sid, throw))
+                aimed = tally.pick(rng, positions[i], seen[i][1], done[i], now)
+                if aimed is not None:
+                    throws.append((i, *aimed))
             fresh = False
             barrier.wait()  # every caller is ready; the parent marks the start between
             barrier.wait()  # the two waits
@@ -967,54 +989,12 @@ def _catch_caller(k: int, spec: dict, shared: dict) -> None:
             for i, sid, throw in throws:
                 if round_over.is_set():  # another caller ran out of throws: end together
                     break
-                code = None
-                t = perf()
-                try:
-                    result = game.catch(ids[i], sid, throw)
-                except GameRefused as exc:
-                    result, code = None, exc.code
-                except DomainError as exc:
-                    result = None
-                    errors[exc.code] += 1
-                dt = perf() - t
-                in_call += dt
-                lat.append(dt * 1000.0)
-                if result is not None:
-                    outcome = result["outcome"]
-                    outcomes[outcome] += 1
-                    by_kind[f"{'store' if sid.startswith('s:') else 'wild'}:{outcome}"] += 1
-                    if outcome in ("caught", "fled"):
-                        done[i].add(sid)
-                    if result.get("coupon"):
-                        coupons += 1
-                    points += result.get("points") or 0
-                elif code is not None:
-                    refusals[code] += 1
-                    if code in _NEXT_SPAWN:
-                        done[i].add(sid)
+                tally.throw(game, ids[i], sid, throw, done[i])
             round_over.set()
             cpu += time.process_time() - cpu0
             barrier.wait()  # every caller stopped; the parent marks the end
         r.close()
-        lat.sort()
-        out.put(
-            {
-                "k": k,
-                "shoppers": len(ids),
-                "calls": len(lat),
-                "in_call_s": in_call,
-                "cpu_s": cpu,
-                "rounds": rounds,
-                "lat": lat,
-                "outcomes": dict(outcomes),
-                "by_kind": dict(by_kind),
-                "refusals": dict(refusals),
-                "errors": dict(errors),
-                "coupons": coupons,
-                "points": points,
-                "no_target": no_target,
-            }
-        )
+        out.put({"k": k, "shoppers": len(ids), "cpu_s": cpu, "rounds": rounds, **tally.as_dict()})
     except threading.BrokenBarrierError:
         out.put({"k": k, "error": "barrier broken (another caller failed)"})
     except BaseException as exc:  # tell the parent, and free the others from the barrier
@@ -1111,20 +1091,10 @@ def run_catch_processes(ctx: dict, args) -> dict:
     ctx["clock"].advance(args.catch_step * (results[0]["rounds"] + 1))
     coupons1, points1 = _ledger_totals(ctx["r"], ctx["cid"])
     wall = meter.wall
-    calls = sum(res["calls"] for res in results)
-    outcomes: Counter = Counter()
-    by_kind: Counter = Counter()
-    refusals: Counter = Counter()
-    errors: Counter = Counter()
+    tally = Throws()
     for res in results:
-        outcomes.update(res["outcomes"])
-        by_kind.update(res["by_kind"])
-        refusals.update(res["refusals"])
-        errors.update(res["errors"])
-    lat = sorted(x for res in results for x in res["lat"])
-    coupons = sum(res["coupons"] for res in results)
-    points = sum(res["points"] for res in results)
-    thrown = sum(outcomes.values())
+        tally.add(res)
+    calls = len(tally.lat)
     fig = meter.figures(calls)
     per_process = [
         {
@@ -1140,43 +1110,30 @@ def run_catch_processes(ctx: dict, args) -> dict:
         }
         for res in results
     ]
-    res = {
-        "per_s": calls / wall if wall else 0.0,
-        "calls": calls,
-        "caught_per_s": round(outcomes.get("caught", 0) / wall, 1) if wall else 0.0,
-        # The time the rates are per: the wall time of the windows, all callers inside.
-        "in_call_s": round(wall, 3),
-        "loop_wall_s": round(wall, 2),
-        "rounds": windows,
-        "p50_ms": pct(lat, 0.50),
-        "p90_ms": pct(lat, 0.90),
-        "p99_ms": pct(lat, 0.99),
-        "max_ms": pct(lat, 1.0),
-        "outcomes": dict(outcomes),
-        "by_kind": dict(by_kind),
-        "refusals": dict(refusals),
-        "errors": dict(errors),
-        "refusal_share": round(sum(refusals.values()) / max(1, calls), 4),
-        "coupons_issued": coupons,
-        "points": points,
-        "caught_share": round(outcomes.get("caught", 0) / max(1, thrown), 3),
-        "shoppers_without_target": sum(r["no_target"] for r in results),
-        "spawn_lists_refreshed": None,
-        "fix_verdicts": None,
-        "gc_during_loop": None,
-        "processes": n,
-        "per_process": per_process,
-        # What the callers were told against the books: one coupon per store catch, and
-        # every point on the campaign's board, with all callers at once.
-        "ledger": {
-            "coupons_in_book": coupons1 - coupons0,
-            "coupons_told": coupons,
-            "points_on_board": points1 - points0,
-            "points_told": points,
-            "agree": coupons1 - coupons0 == coupons and points1 - points0 == points,
-        },
-        **fig,
-    }
+    # The rates are per the wall time of the windows, all callers inside.
+    res = tally.figures(wall)
+    coupons, points = tally.coupons, tally.points
+    res.update(
+        {
+            "loop_wall_s": round(wall, 2),
+            "rounds": windows,
+            "spawn_lists_refreshed": None,
+            "fix_verdicts": None,
+            "gc_during_loop": None,
+            "processes": n,
+            "per_process": per_process,
+            # What the callers were told against the books: one coupon per store catch, and
+            # every point on the campaign's board, with all callers at once.
+            "ledger": {
+                "coupons_in_book": coupons1 - coupons0,
+                "coupons_told": coupons,
+                "points_on_board": points1 - points0,
+                "points_told": points,
+                "agree": coupons1 - coupons0 == coupons and points1 - points0 == points,
+            },
+            **fig,
+        }
+    )
     callers_cpu = sum(v for k, v in fig["cpu"].items() if k.startswith("caller"))
     log(
         f"catch, {n} caller processes: {calls} throws in {wall:.2f}s of wall = "
@@ -1184,8 +1141,8 @@ def run_catch_processes(ctx: dict, args) -> dict:
         f"{[p['per_s'] for p in per_process]}/s, in-call "
         f"{[p['in_call_per_s'] for p in per_process]}/s, "
         f"CPU us/throw {[p['cpu_us_per_call'] for p in per_process]}; p50 {res['p50_ms']} ms "
-        f"p99 {res['p99_ms']} ms; outcomes {dict(outcomes)}; refusals {dict(refusals)}; "
-        f"errors {dict(errors)}; Valkey {fig['valkey_cpu']}; CPU % of a core {fig['cpu']} "
+        f"p99 {res['p99_ms']} ms; outcomes {res['outcomes']}; refusals {res['refusals']}; "
+        f"errors {res['errors']}; Valkey {fig['valkey_cpu']}; CPU % of a core {fig['cpu']} "
         f"(callers together {callers_cpu:.0f} %); ledger {res['ledger']}"
     )
     if not res["ledger"]["agree"]:
