@@ -48,6 +48,8 @@ from bench.geo_bench import cpu_percent, cpu_seconds, find_py_spy, summarize_col
 _STARTED = time.monotonic()
 NS = "/live"
 HANDSHAKE_S = 20.0
+# The servers' gunicorn worker class unless --worker-class says otherwise (gunicorn.conf.py's).
+WORKER_CLASS = "gunicorn_worker.EnvelopeGeventWorker"
 
 
 def log(message: str) -> None:
@@ -1154,6 +1156,12 @@ def parse_args(argv):
         help="viewers, comments and likes spread over this many load processes",
     )
     p.add_argument("--profile", type=Path, default=None, help="py-spy the worker into DIR")
+    p.add_argument(
+        "--worker-class",
+        default=WORKER_CLASS,
+        help="gunicorn worker class of the servers (default: gunicorn.conf.py's); e.g. "
+        "geventwebsocket.gunicorn.workers.GeventWebSocketWorker with gevent-websocket installed",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.viewers, args.duration, args.drop, args.idle, args.drain = 100, 5.0, 20, 1.0, 5.0
@@ -1224,6 +1232,7 @@ def main(argv=None) -> int:
                         # gunicorn's default (1000) would leave viewers unserved
                         "GUNICORN_WORKER_CONNECTIONS": str(connections),
                     },
+                    worker_class=args.worker_class,
                 )
                 for i in range(n_servers)
             ]
@@ -1233,7 +1242,7 @@ def main(argv=None) -> int:
             viewers = make_sessions(app, "shopper", 2 * args.viewers)
             log(f"{len(viewers)} shopper sessions in {time.perf_counter() - t:.1f}s")
             servers = [f.result() for f in booting]
-        log("gunicorn -k gevent -w 1: " + ", ".join(s.url for s in servers))
+        log(f"gunicorn -k {args.worker_class} -w 1: " + ", ".join(s.url for s in servers))
         a = servers[0]
         worker = worker_of(a)
         workers = [worker] + [worker_of(s) for s in servers[1:]]
@@ -1349,6 +1358,7 @@ def main(argv=None) -> int:
             "load_processes": args.load_processes,
             "servers": n_servers,
             "quick": args.quick,
+            "worker_class": args.worker_class,
             "fanout": fan,
             "saturation": saturation,
             "idle": idle,

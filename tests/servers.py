@@ -284,15 +284,17 @@ def start_gunicorn(
     extra_env: Mapping[str, str] | None = None,
     *,
     timeout: float = 30.0,
+    worker_class: str = "gunicorn_worker.EnvelopeGeventWorker",
 ) -> ServerProcess:
-    """Start gunicorn (the worker of gunicorn.conf.py) on 127.0.0.1:<port>; wait until healthy."""
+    """Start gunicorn (by default the worker of gunicorn.conf.py) on 127.0.0.1:<port>; wait
+    until healthy."""
     port = port or free_port()
     args = [
         sys.executable,
         "-m",
         "gunicorn",
         "-k",
-        "gunicorn_worker.EnvelopeGeventWorker",
+        worker_class,
         "-w",
         str(workers),
         "-b",
