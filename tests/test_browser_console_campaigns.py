@@ -426,6 +426,8 @@ def test_the_list_and_the_editor_are_accessible_in_both_languages(open_page, des
     zh.goto(f"{zh.url.split('#')[0]}#campaigns/{campaign['id']}")
     expect(zh.locator("#offers")).to_contain_text("立减¥20.00")
     assert_glyphs_render(zh, "#campaign-form")
+    # The game settings load after the campaign (their own request): wait for them.
+    expect(zh.locator("#game-form")).to_contain_text("保存游戏设置")
     assert_glyphs_render(zh, "#game-form")
     assert_accessible(zh)
 
