@@ -390,16 +390,12 @@ class Load:
             self.claiming = True
             self.outcomes.clear()
             self.conn.send({"ok": True})
-        elif cmd == "claims":
-            lat = sorted(self.claim_lat)
+        elif cmd == "claims":  # latencies raw, for LoadPool to merge
             self.conn.send(
                 {
                     "outcomes": dict(self.outcomes),
                     "unanswered": len(self.claim_sent),
-                    "p50_ms": round(1000 * pct(lat, 0.5), 2),
-                    "p99_ms": round(1000 * pct(lat, 0.99), 1),
-                    "max_ms": round(1000 * pct(lat, 1.0), 1),
-                    "lat_raw": self.claim_lat.tobytes() if msg.get("raw") else None,
+                    "lat_raw": self.claim_lat.tobytes(),
                 }
             )
         elif cmd == "stop":
@@ -575,7 +571,7 @@ class LoadPool:
         if cmd == "stats":  # latencies and bursts only when asked for (raw=True): bulky
             return self.stats(self.each([msg] * n, timeout))
         if cmd == "claims":
-            return self.claims(self.each([{**msg, "raw": True}] * n, timeout))
+            return self.claims(self.each([msg] * n, timeout))
         if cmd in {"reset", "arm_claims", "stop"}:
             self.each([msg] * n, timeout)
             return {"ok": True}
